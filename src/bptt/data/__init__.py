@@ -1,0 +1,1 @@
+"""Vocabularies, text reading, batching (padding, masks, TBPTT windows)."""

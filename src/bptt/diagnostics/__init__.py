@@ -1,0 +1,1 @@
+"""Gradient checking and, later, gradient flow through time."""

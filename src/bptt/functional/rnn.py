@@ -1,0 +1,152 @@
+"""The lecture's recurrent network over a whole sequence, and its BPTT.
+
+Forward, for t = 1..T (the lecture's equations, with biases):
+
+    s_t = tanh(U x_t + W s_{t-1} + b)        U ≡ weight_ih (H, D)
+                                             W ≡ weight_hh (H, H)
+                                             b ≡ bias_ih + bias_hh (H,)
+                                             s_t ≡ h_t, the hidden state
+
+The output layer ŷ_t = softmax(V s_t + c) is a separate Linear plus a loss.
+
+Backward (BPTT). With a_t = U x_t + W s_{t-1} + b the pre-activation and
+g_t = ∂E/∂s_t the gradient arriving at s_t (from the output at t and from s_{t+1}):
+
+    ∂E/∂a_t     = g_t * (1 - s_t²)                tanh' (relu: [a_t > 0])
+    g_{t-1}    += W^T ∂E/∂a_t                      the lecture's ∂s_t/∂s_{t-1} chain
+    ∂E/∂U       = Σ_t ∂E/∂a_t x_t^T                one product over all steps
+    ∂E/∂W       = Σ_t ∂E/∂a_t s_{t-1}^T            one product over all steps
+    ∂E/∂b       = Σ_t ∂E/∂a_t
+    ∂E/∂x_t     = U^T ∂E/∂a_t
+
+Masks: where mask[b, t] is False the step is padding: the state is carried
+unchanged (s_t = s_{t-1}), the output is zero, and nothing there receives
+gradient. So a padded batch gives what each sequence gives alone.
+
+Shapes: B batch, T time steps, D input features, H hidden units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def rnn_forward(
+    x: np.ndarray,
+    state: tuple[np.ndarray],
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray | None = None,
+    bias_hh: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    nonlinearity: str = "tanh",
+) -> tuple[np.ndarray, tuple[np.ndarray], dict]:
+    """Run s_t = tanh(U x_t + W s_{t-1} + b) over all T steps.
+
+    Args:
+        x: inputs (B, T, D).
+        state: ``(s_0,)`` with s_0 of shape (B, H).
+        weight_ih, weight_hh: U (H, D) and W (H, H).
+        bias_ih, bias_hh: (H,) each, or None for no bias.
+        mask: (B, T) booleans, True at real steps; None means all real.
+        nonlinearity: "tanh" (the lecture's) or "relu".
+
+    Returns:
+        outputs (B, T, H) (zero at padded steps), ``(s_T,)`` the final state
+        (the state after each sequence's last real step), and the cache for
+        :func:`rnn_backward`.
+    """
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    (h0,) = state
+    B, T, D = x.shape
+    H = weight_hh.shape[0]
+
+    # U x_t + b for every step in one product, time-major so each step is contiguous.
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+    a = (x_tm.reshape(T * B, D) @ weight_ih.T).reshape(T, B, H)  # (T, B, H)
+    if bias_ih is not None:
+        a += bias_ih + bias_hh
+    m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
+
+    s = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) s_0 .. s_T
+    s[0] = h0
+    for t in range(T):
+        a_t = a[t]  # (B, H)
+        a_t += s[t] @ weight_hh.T  # + W s_{t-1}
+        if nonlinearity == "tanh":
+            np.tanh(a_t, out=s[t + 1])
+        else:
+            np.maximum(a_t, 0, out=s[t + 1])
+        if m is not None:
+            np.copyto(s[t + 1], s[t], where=~m[t])  # padding carries the state
+
+    out_tm = s[1:] if m is None else s[1:] * m  # (T, B, H) zero at padding
+    outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
+    cache = {
+        "x_tm": x_tm,
+        "s": s,
+        "m": m,
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+        "has_bias": bias_ih is not None,
+        "nonlinearity": nonlinearity,
+    }
+    return outputs, (s[T].copy(),), cache
+
+
+def rnn_backward(
+    d_outputs: np.ndarray,
+    d_final_state: tuple[np.ndarray | None] | None,
+    cache: dict,
+) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
+    """BPTT for :func:`rnn_forward`.
+
+    Args:
+        d_outputs: ∂E/∂outputs (B, T, H).
+        d_final_state: ``(∂E/∂s_T,)`` or None (zero).
+        cache: from :func:`rnn_forward`.
+
+    Returns:
+        ∂E/∂x (B, T, D), ``(∂E/∂s_0,)``, and the weight gradients
+        {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
+    """
+    s, m, x_tm = cache["s"], cache["m"], cache["x_tm"]
+    weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
+    T, B, D = x_tm.shape
+    H = weight_hh.shape[0]
+
+    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view
+    g = np.zeros((B, H), dtype=s.dtype)  # (B, H) ∂E/∂s_t
+    if d_final_state is not None and d_final_state[0] is not None:
+        g += d_final_state[0]
+    da = np.empty((T, B, H), dtype=s.dtype)  # (T, B, H) ∂E/∂a_t
+    for t in range(T - 1, -1, -1):
+        if m is None:
+            g += d_out_tm[t]
+            if cache["nonlinearity"] == "tanh":
+                np.multiply(g, 1 - s[t + 1] ** 2, out=da[t])
+            else:
+                np.multiply(g, s[t + 1] > 0, out=da[t])
+            g = da[t] @ weight_hh  # (B, H) flows to s_{t-1}
+        else:
+            real = m[t]  # (B, 1)
+            g_real = (g + d_out_tm[t]) * real  # (B, H) only real steps go through the cell
+            if cache["nonlinearity"] == "tanh":
+                np.multiply(g_real, 1 - s[t + 1] ** 2, out=da[t])
+            else:
+                np.multiply(g_real, s[t + 1] > 0, out=da[t])
+            g = da[t] @ weight_hh + g * ~real  # padding passes g straight back
+
+    da_flat = da.reshape(T * B, H)  # (T*B, H)
+    d_x = (da_flat @ weight_ih).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)
+    grads = {
+        "weight_ih": da_flat.T @ x_tm.reshape(T * B, D),  # (H, D)
+        "weight_hh": da_flat.T @ s[:-1].reshape(T * B, H),  # (H, H)
+    }
+    if cache["has_bias"]:
+        grads["bias_ih"] = da_flat.sum(axis=0)  # (H,)
+        grads["bias_hh"] = grads["bias_ih"].copy()  # (H,)
+    return np.ascontiguousarray(d_x), (g,), grads

@@ -1,0 +1,1 @@
+"""One module per application: data loading, model preset, metric."""
