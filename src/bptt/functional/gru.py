@@ -1,0 +1,200 @@
+"""The gated recurrent unit (GRU) over a whole sequence, and its BPTT.
+
+Forward, for t = 1..T, in PyTorch's convention (gate order r, z, n):
+
+    r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)          reset gate
+    z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)          update gate
+    n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))   candidate
+    h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    weight_ih = [W_ir; W_iz; W_in] (3H, D)     the lecture's U, fused
+    weight_hh = [W_hr; W_hz; W_hn] (3H, H)     the lecture's W, fused
+    bias_ih = [b_ir; b_iz; b_in], bias_hh = [b_hr; b_hz; b_hn] (3H,) each
+    h_t ≡ the lecture's s_t
+
+The reset gate multiplies the hidden product *after* it is taken,
+r_t * (W_hn h_{t-1} + b_hn), as PyTorch (and cuDNN) do. Cho et al. (2014)
+apply it before the product, W_hn (r_t * h_{t-1}); the two are different
+functions, and only this one loads PyTorch's weights. It is also why b_hn
+cannot be folded into b_in: b_hn sits inside the r_t product.
+
+Backward (BPTT). Write the pre-activations
+
+    a_t = W_i x_t + b_i        (3H,)  the input part of all three gates
+    c_t = W_h h_{t-1} + b_h    (3H,)  the hidden part; c_t^n ≡ W_hn h_{t-1} + b_hn
+
+and g_t = ∂E/∂h_t, the gradient arriving at h_t (from the output at t and
+from h_{t+1}). Then, line for line in :func:`gru_backward`:
+
+    ∂E/∂n̂_t    = g_t * (1 - z_t) * (1 - n_t²)        n̂_t: n_t's pre-activation
+    ∂E/∂r̂_t    = ∂E/∂n̂_t * c_t^n * r_t (1 - r_t)
+    ∂E/∂ẑ_t    = g_t * (h_{t-1} - n_t) * z_t (1 - z_t)
+    ∂E/∂a_t     = [∂E/∂r̂_t; ∂E/∂ẑ_t; ∂E/∂n̂_t]
+    ∂E/∂c_t     = [∂E/∂r̂_t; ∂E/∂ẑ_t; ∂E/∂n̂_t * r_t]   r_t scales the hidden n part
+    g_{t-1}     = W_h^T ∂E/∂c_t + g_t * z_t            through the gates, and directly
+    ∂E/∂W_i     = Σ_t ∂E/∂a_t x_t^T                     one product over all steps
+    ∂E/∂W_h     = Σ_t ∂E/∂c_t h_{t-1}^T                 one product over all steps
+    ∂E/∂b_i     = Σ_t ∂E/∂a_t,   ∂E/∂b_h = Σ_t ∂E/∂c_t (they differ in the n part)
+    ∂E/∂x_t     = W_i^T ∂E/∂a_t
+
+Masks: where mask[b, t] is False the step is padding: the state is carried
+unchanged (h_t = h_{t-1}), the output is zero, and nothing there receives
+gradient. So a padded batch gives what each sequence gives alone.
+
+Shapes: B batch, T time steps, D input features, H hidden units, 3H the
+three gates r, z, n stacked in that order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptt.functional.activations import sigmoid
+
+
+def gru_forward(
+    x: np.ndarray,
+    state: tuple[np.ndarray],
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray | None = None,
+    bias_hh: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, tuple[np.ndarray], dict]:
+    """Run the GRU (r, z, n gates; reset after the hidden product) over all T steps.
+
+    Args:
+        x: inputs (B, T, D).
+        state: ``(h_0,)`` with h_0 of shape (B, H).
+        weight_ih, weight_hh: W_i = [W_ir; W_iz; W_in] (3H, D) and
+            W_h = [W_hr; W_hz; W_hn] (3H, H).
+        bias_ih, bias_hh: (3H,) each, or None for no bias.
+        mask: (B, T) booleans, True at real steps; None means all real.
+
+    Returns:
+        outputs (B, T, H) (zero at padded steps), ``(h_T,)`` the final state
+        (the state after each sequence's last real step), and the cache for
+        :func:`gru_backward`. The cache holds, time-major, ``cache["h"]``
+        (T+1, B, H) the states h_0 .. h_T and ``cache["gates"]`` (T, B, 3H)
+        the gate values r_t, z_t, n_t after their activations.
+    """
+    (h0,) = state
+    B, T, D = x.shape
+    H = weight_hh.shape[1]
+    if weight_hh.shape != (3 * H, H) or weight_ih.shape != (3 * H, D):
+        raise ValueError(
+            f"GRU weights must be weight_ih (3H, D) = {(3 * H, D)} and weight_hh (3H, H) = "
+            f"{(3 * H, H)}, got {weight_ih.shape} and {weight_hh.shape}"
+        )
+
+    # W_i x_t + b_i for every step in one product, time-major so each step is contiguous.
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+    a = (x_tm.reshape(T * B, D) @ weight_ih.T).reshape(T, B, 3 * H)  # (T, B, 3H)
+    if bias_ih is not None:
+        a += bias_ih
+    m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
+
+    h = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) h_0 .. h_T
+    h[0] = h0
+    gates = np.empty((T, B, 3 * H), dtype=x.dtype)  # (T, B, 3H) r_t, z_t, n_t
+    hn = np.empty((T, B, H), dtype=x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
+    c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
+    for t in range(T):
+        np.matmul(h[t], weight_hh.T, out=c)  # the only per-step product
+        if bias_hh is not None:
+            c += bias_hh
+        rz = gates[t, :, : 2 * H]  # (B, 2H) view: r_t and z_t together
+        np.add(a[t, :, : 2 * H], c[:, : 2 * H], out=rz)
+        sigmoid(rz, out=rz)  # r_t, z_t = σ(a + c)
+        r, z, n = gates[t, :, :H], gates[t, :, H : 2 * H], gates[t, :, 2 * H :]
+        hn[t] = c[:, 2 * H :]
+        np.multiply(r, hn[t], out=n)  # r_t * (W_hn h_{t-1} + b_hn)
+        n += a[t, :, 2 * H :]  # + W_in x_t + b_in
+        np.tanh(n, out=n)  # n_t
+        # h_t = (1 - z_t) n_t + z_t h_{t-1}, written n_t + z_t (h_{t-1} - n_t) as PyTorch does
+        np.subtract(h[t], n, out=h[t + 1])
+        h[t + 1] *= z
+        h[t + 1] += n
+        if m is not None:
+            np.copyto(h[t + 1], h[t], where=~m[t])  # padding carries the state
+
+    out_tm = h[1:] if m is None else h[1:] * m  # (T, B, H) zero at padding
+    outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
+    cache = {
+        "x_tm": x_tm,
+        "h": h,
+        "gates": gates,
+        "hn": hn,
+        "m": m,
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+        "has_bias_ih": bias_ih is not None,
+        "has_bias_hh": bias_hh is not None,
+    }
+    return outputs, (h[T].copy(),), cache
+
+
+def gru_backward(
+    d_outputs: np.ndarray,
+    d_final_state: tuple[np.ndarray | None] | None,
+    cache: dict,
+) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
+    """BPTT for :func:`gru_forward` (equations in the module docstring).
+
+    Args:
+        d_outputs: ∂E/∂outputs (B, T, H).
+        d_final_state: ``(∂E/∂h_T,)`` or None (zero).
+        cache: from :func:`gru_forward`.
+
+    Returns:
+        ∂E/∂x (B, T, D), ``(∂E/∂h_0,)``, and the weight gradients
+        {"weight_ih" (3H, D), "weight_hh" (3H, H), "bias_ih" (3H,), "bias_hh" (3H,)}
+        (each bias only if it was used).
+    """
+    h, gates, hn, m, x_tm = cache["h"], cache["gates"], cache["hn"], cache["m"], cache["x_tm"]
+    weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
+    T, B, D = x_tm.shape
+    H = weight_hh.shape[1]
+
+    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view
+    g = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂h_t
+    if d_final_state is not None and d_final_state[0] is not None:
+        g += d_final_state[0]
+    da = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂a_t
+    dc = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂c_t
+    for t in range(T - 1, -1, -1):
+        if m is None:
+            g += d_out_tm[t]
+            dh = g  # (B, H) alias: the gradient that enters the cell at step t
+        else:
+            real = m[t]  # (B, 1)
+            dh = (g + d_out_tm[t]) * real  # (B, H) only real steps go through the cell
+        r, z, n = gates[t, :, :H], gates[t, :, H : 2 * H], gates[t, :, 2 * H :]
+        dr, dz, dn = dc[t, :, :H], dc[t, :, H : 2 * H], da[t, :, 2 * H :]  # views
+        np.multiply(dh, 1 - z, out=dn)
+        dn *= 1 - n * n  # ∂E/∂n̂_t = g (1 - z) (1 - n²)
+        np.multiply(dn, hn[t], out=dr)
+        dr *= r * (1 - r)  # ∂E/∂r̂_t = ∂E/∂n̂_t c^n r (1 - r)
+        np.subtract(h[t], n, out=dz)
+        dz *= dh
+        dz *= z * (1 - z)  # ∂E/∂ẑ_t = g (h_{t-1} - n) z (1 - z)
+        np.multiply(dn, r, out=dc[t, :, 2 * H :])  # ∂E/∂c_t^n = ∂E/∂n̂_t r
+        g_prev = dc[t] @ weight_hh  # (B, H) through the gates to h_{t-1}
+        g_prev += dh * z  # and straight through z_t h_{t-1}
+        if m is not None:
+            g_prev += g * ~real  # padding passes g straight back
+        g = g_prev
+    da[:, :, : 2 * H] = dc[:, :, : 2 * H]  # r and z: input and hidden parts share a gradient
+
+    da_flat = da.reshape(T * B, 3 * H)  # (T*B, 3H)
+    dc_flat = dc.reshape(T * B, 3 * H)  # (T*B, 3H)
+    d_x = (da_flat @ weight_ih).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)
+    grads = {
+        "weight_ih": da_flat.T @ x_tm.reshape(T * B, D),  # (3H, D)
+        "weight_hh": dc_flat.T @ h[:-1].reshape(T * B, H),  # (3H, H)
+    }
+    if cache["has_bias_ih"]:
+        grads["bias_ih"] = da_flat.sum(axis=0)  # (3H,)
+    if cache["has_bias_hh"]:
+        grads["bias_hh"] = dc_flat.sum(axis=0)  # (3H,)
+    return np.ascontiguousarray(d_x), (g,), grads
