@@ -1,0 +1,254 @@
+"""The lecture's LSTM over a whole sequence, and its BPTT.
+
+The lecture writes each gate with its own matrix over the joined vector
+[h_{t-1}, x_t]:
+
+    f_t  = σ(W_f · [h_{t-1}, x_t] + b_f)        forget gate
+    i_t  = σ(W_i · [h_{t-1}, x_t] + b_i)        input gate
+    C~_t = tanh(W_C · [h_{t-1}, x_t] + b_C)     candidate values
+    C_t  = f_t * C_{t-1} + i_t * C~_t           update the old cell state
+    o_t  = σ(W_o · [h_{t-1}, x_t] + b_o)        output gate
+    h_t  = o_t * tanh(C_t)
+
+Splitting each W_k (H, H+D) by columns into its h part and its x part and
+stacking the four gates by rows, in PyTorch's order i, f, g (≡ C~), o, gives
+the two fused matrices used here:
+
+    weight_ih (4H, D) = [W_i[:, H:]; W_f[:, H:]; W_C[:, H:]; W_o[:, H:]]   U in the lecture's RNN
+    weight_hh (4H, H) = [W_i[:, :H]; W_f[:, :H]; W_C[:, :H]; W_o[:, :H]]   W in the lecture's RNN
+    bias_ih + bias_hh (4H,) = [b_i; b_f; b_C; b_o]
+
+so one step is, for t = 1..T:
+
+    z_t  = weight_ih x_t + bias_ih + weight_hh h_{t-1} + bias_hh     (B, 4H)
+    i_t, f_t, g_t, o_t = σ(z_i), σ(z_f), tanh(z_g), σ(z_o)          z_t split in 4
+    C_t  = f_t * C_{t-1} + i_t * g_t
+    h_t  = o_t * tanh(C_t)
+
+Backward (BPTT). With dh = ∂E/∂h_t (from the output at t and from step t+1)
+and dC = ∂E/∂C_t (from step t+1, the cell state's conveyor belt):
+
+    ∂E/∂o_t     = dh * tanh(C_t)
+    dC         += dh * o_t * (1 - tanh²(C_t))
+    ∂E/∂i_t     = dC * g_t
+    ∂E/∂f_t     = dC * C_{t-1}
+    ∂E/∂g_t     = dC * i_t
+    ∂E/∂C_{t-1} = dC * f_t                         the belt: only a gate in the way
+    ∂E/∂z_t     = [∂E/∂i_t i_t(1-i_t); ∂E/∂f_t f_t(1-f_t);
+                   ∂E/∂g_t (1-g_t²);   ∂E/∂o_t o_t(1-o_t)]           (B, 4H)
+    ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
+    ∂E/∂x_t     = weight_ih^T ∂E/∂z_t
+    ∂E/∂weight_ih = Σ_t ∂E/∂z_t x_t^T             one product over all steps
+    ∂E/∂weight_hh = Σ_t ∂E/∂z_t h_{t-1}^T         one product over all steps
+    ∂E/∂bias_ih   = ∂E/∂bias_hh = Σ_t ∂E/∂z_t
+
+Masks: where mask[b, t] is False the step is padding: h and C are both
+carried unchanged (h_t = h_{t-1}, C_t = C_{t-1}), the output is zero, and
+nothing there receives gradient (the padded inputs are zeroed in the
+working copy, so whatever fills them, even NaN, cannot leak in). So a padded
+batch gives what each sequence gives alone, and the final state is the state
+after each sequence's last real step.
+
+Shapes: B batch, T time steps, D input features, H hidden units; 4H is the
+four gates i, f, g, o stacked in that order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptt.errors import BpttError
+from bptt.functional.activations import sigmoid
+
+
+def _check_shapes(
+    x: np.ndarray,
+    h0: np.ndarray,
+    c0: np.ndarray,
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray | None,
+    bias_hh: np.ndarray | None,
+    mask: np.ndarray | None,
+) -> None:
+    """Raise a BpttError that names the expected and the received shape."""
+    if x.ndim != 3:
+        raise BpttError(f"input must be (B, T, D), got an array with shape {x.shape}")
+    B, T, D = x.shape
+    if weight_hh.ndim != 2 or weight_hh.shape[0] != 4 * weight_hh.shape[1]:
+        raise BpttError(f"weight_hh must be (4H, H), got {weight_hh.shape}")
+    H = weight_hh.shape[1]
+    if weight_ih.shape != (4 * H, D):
+        if weight_ih.ndim == 2 and weight_ih.shape[0] == 4 * H:
+            raise BpttError(f"input has {D} features, the layer expects {weight_ih.shape[1]}")
+        raise BpttError(f"weight_ih must be (4H, D) = {(4 * H, D)}, got {weight_ih.shape}")
+    for name, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if b is not None and b.shape != (4 * H,):
+            raise BpttError(f"{name} must be (4H,) = {(4 * H,)}, got {b.shape}")
+    for name, s in (("h0", h0), ("c0", c0)):
+        if s.shape != (B, H):
+            raise BpttError(f"{name} must be (B, H) = {(B, H)}, got {s.shape}")
+    if mask is not None and mask.shape != (B, T):
+        raise BpttError(f"mask must be (B, T) = {(B, T)}, got {mask.shape}")
+
+
+def lstm_forward(
+    x: np.ndarray,
+    state: tuple[np.ndarray, np.ndarray],
+    weight_ih: np.ndarray,
+    weight_hh: np.ndarray,
+    bias_ih: np.ndarray | None = None,
+    bias_hh: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict]:
+    """Run the LSTM step (i, f, g, o gates; C_t = f_t * C_{t-1} + i_t * g_t) over all T steps.
+
+    Args:
+        x: inputs (B, T, D).
+        state: ``(h_0, C_0)``, each (B, H).
+        weight_ih, weight_hh: (4H, D) and (4H, H), gate rows in order i, f, g, o.
+        bias_ih, bias_hh: (4H,) each, or None for no bias.
+        mask: (B, T) booleans, True at real steps; None means all real.
+
+    Returns:
+        outputs (B, T, H) (zero at padded steps), ``(h_T, C_T)`` the final state
+        (the state after each sequence's last real step), and the cache for
+        :func:`lstm_backward`. The cache holds, time-major, ``"h"`` (T+1, B, H)
+        and ``"c"`` (T+1, B, H) with h_0 and C_0 at index 0, ``"gates"``
+        (T, B, 4H) the post-activation i, f, g, o, and ``"tanh_c"`` (T, B, H);
+        at padded steps (``"m"`` (T, B, 1) False) h and c hold the carried
+        state while gates and tanh_c hold values the step computed and threw away.
+    """
+    h0, c0 = state
+    _check_shapes(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask)
+    B, T, D = x.shape
+    H = weight_hh.shape[1]
+
+    # weight_ih x_t + biases for every step in one product, time-major so each step is contiguous.
+    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+    m = None if mask is None else np.asarray(mask, dtype=bool).T[:, :, None]  # (T, B, 1)
+    if m is not None:
+        np.copyto(x_tm, 0, where=~m)  # padding must not reach the sums over steps
+    gates = (x_tm.reshape(T * B, D) @ weight_ih.T).reshape(T, B, 4 * H)  # (T, B, 4H) z, then gates
+    if bias_ih is not None:
+        gates += bias_ih
+    if bias_hh is not None:
+        gates += bias_hh
+
+    h = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) h_0 .. h_T
+    c = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) C_0 .. C_T
+    tanh_c = np.empty((T, B, H), dtype=x.dtype)  # (T, B, H) tanh(C_t), reused by backward
+    ig = np.empty((B, H), dtype=x.dtype)  # (B, H) scratch for i_t * g_t
+    h[0] = h0
+    c[0] = c0
+    for t in range(T):
+        z = gates[t]  # (B, 4H) a view; activated in place
+        z += h[t] @ weight_hh.T  # + weight_hh h_{t-1}
+        sigmoid(z[:, : 2 * H], out=z[:, : 2 * H])  # i_t, f_t = σ(z_i), σ(z_f)
+        np.tanh(z[:, 2 * H : 3 * H], out=z[:, 2 * H : 3 * H])  # g_t = C~_t = tanh(z_g)
+        sigmoid(z[:, 3 * H :], out=z[:, 3 * H :])  # o_t = σ(z_o)
+        i, f, g, o = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
+
+        np.multiply(f, c[t], out=c[t + 1])  # C_t = f_t * C_{t-1}
+        c[t + 1] += np.multiply(i, g, out=ig)  #     + i_t * C~_t
+        np.tanh(c[t + 1], out=tanh_c[t])
+        np.multiply(o, tanh_c[t], out=h[t + 1])  # h_t = o_t * tanh(C_t)
+        if m is not None:
+            np.copyto(c[t + 1], c[t], where=~m[t])  # padding carries both states
+            np.copyto(h[t + 1], h[t], where=~m[t])
+
+    out_tm = h[1:] if m is None else h[1:] * m  # (T, B, H) zero at padding
+    outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
+    cache = {
+        "x_tm": x_tm,
+        "h": h,
+        "c": c,
+        "gates": gates,
+        "tanh_c": tanh_c,
+        "m": m,
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+        "has_bias_ih": bias_ih is not None,
+        "has_bias_hh": bias_hh is not None,
+    }
+    return outputs, (h[T].copy(), c[T].copy()), cache
+
+
+def lstm_backward(
+    d_outputs: np.ndarray,
+    d_final_state: tuple[np.ndarray | None, np.ndarray | None] | None,
+    cache: dict,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
+    """BPTT for :func:`lstm_forward` (the backward equations in the module docstring).
+
+    Args:
+        d_outputs: ∂E/∂outputs (B, T, H).
+        d_final_state: ``(∂E/∂h_T, ∂E/∂C_T)``, either may be None (zero), or None.
+        cache: from :func:`lstm_forward`.
+
+    Returns:
+        ∂E/∂x (B, T, D), ``(∂E/∂h_0, ∂E/∂C_0)``, and the weight gradients
+        {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
+    """
+    h, c, gates, tanh_c = cache["h"], cache["c"], cache["gates"], cache["tanh_c"]
+    m, x_tm = cache["m"], cache["x_tm"]
+    weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
+    T, B, D = x_tm.shape
+    H = weight_hh.shape[1]
+    if d_outputs.shape != (B, T, H):
+        raise BpttError(f"d_outputs must be (B, T, H) = {(B, T, H)}, got {d_outputs.shape}")
+
+    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view
+    if m is not None:
+        d_out_tm = np.where(m, d_out_tm, 0)  # (T, B, H) padded outputs are constant zeros
+    dh = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂h_t
+    dc = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂C_t
+    if d_final_state is not None:
+        if d_final_state[0] is not None:
+            dh += d_final_state[0]
+        if d_final_state[1] is not None:
+            dc += d_final_state[1]
+    dz = np.empty((T, B, 4 * H), dtype=h.dtype)  # (T, B, 4H) ∂E/∂z_t for all steps
+    for t in range(T - 1, -1, -1):
+        a = gates[t]  # (B, 4H)
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        d = dz[t]  # (B, 4H) a view; filled gate by gate
+        d_i, d_f, d_g, d_o = d[:, :H], d[:, H : 2 * H], d[:, 2 * H : 3 * H], d[:, 3 * H :]
+
+        dh += d_out_tm[t]
+        if m is not None:
+            real = m[t]  # (B, 1)
+            dh_pad, dc_pad = dh * ~real, dc * ~real  # (B, H) each; padding passes them back
+            dh *= real  # only real steps go through the cell
+            dc *= real
+        # h_t = o_t * tanh(C_t)
+        np.multiply(dh, tanh_c[t], out=d_o)  # ∂E/∂o_t
+        dc += dh * o * (1 - tanh_c[t] * tanh_c[t])  # ∂E/∂C_t
+        # C_t = f_t * C_{t-1} + i_t * C~_t
+        np.multiply(dc, g, out=d_i)  # ∂E/∂i_t
+        np.multiply(dc, c[t], out=d_f)  # ∂E/∂f_t
+        np.multiply(dc, i, out=d_g)  # ∂E/∂C~_t
+        dc *= f  # ∂E/∂C_{t-1}
+        # through the activations: σ' = σ(1 - σ), tanh' = 1 - tanh²
+        d_i *= i * (1 - i)
+        d_f *= f * (1 - f)
+        d_g *= 1 - g * g
+        d_o *= o * (1 - o)
+        dh = d @ weight_hh  # (B, H) ∂E/∂h_{t-1}
+        if m is not None:
+            dh += dh_pad
+            dc += dc_pad
+
+    dz_flat = dz.reshape(T * B, 4 * H)  # (T*B, 4H)
+    d_x = (dz_flat @ weight_ih).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)
+    grads = {
+        "weight_ih": dz_flat.T @ x_tm.reshape(T * B, D),  # (4H, D)
+        "weight_hh": dz_flat.T @ h[:-1].reshape(T * B, H),  # (4H, H)
+    }
+    if cache["has_bias_ih"] or cache["has_bias_hh"]:
+        d_bias = dz_flat.sum(axis=0)  # (4H,)
+        if cache["has_bias_ih"]:
+            grads["bias_ih"] = d_bias
+        if cache["has_bias_hh"]:
+            grads["bias_hh"] = d_bias.copy()  # (4H,)
+    return np.ascontiguousarray(d_x), (dh, dc), grads
