@@ -1,1 +1,34 @@
-"""Parameter holders over ``bptt.functional``: params and grads are dicts with the same keys."""
+"""Parameter holders over ``bptt.functional``: params and grads are dicts with the same keys.
+
+Every layer has ``params`` and ``grads`` (same keys, PyTorch's names),
+``forward(...)`` that keeps what ``backward(...)`` needs, ``backward(d_out)``
+that returns the input gradient and replaces ``grads``, and
+``state_dict()``/``load_state_dict()``.
+"""
+
+from bptt.nn.init import (
+    forget_bias_,
+    orthogonal,
+    orthogonal_recurrent_,
+    uniform,
+    uniform_default,
+    xavier_uniform,
+)
+from bptt.nn.linear import Dropout, Embedding, Linear
+from bptt.nn.recurrent import GRU, LSTM, RNN, Recurrent
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "Dropout",
+    "Embedding",
+    "Linear",
+    "Recurrent",
+    "forget_bias_",
+    "orthogonal",
+    "orthogonal_recurrent_",
+    "uniform",
+    "uniform_default",
+    "xavier_uniform",
+]

@@ -1,0 +1,458 @@
+"""Recurrent layers: RNN, LSTM and GRU, stacked, one- or two-directional, masked.
+
+One base class, :class:`Recurrent`, holds everything that is the same for all
+three cells — stacking, direction, masks, inter-layer dropout, parameters,
+validation, state dicts — once. The subclasses only name their functional
+forward/backward (``bptt.functional.rnn``/``lstm``/``gru``), their gate count G
+and the number of state arrays (1: h; 2 for the LSTM: h and C).
+
+Stacking (layer l = 0..L-1, direction k = 0 forward, 1 reverse):
+
+    y^(0)      = x                                             (B, T, D)
+    h^(l,0)    = cell_l,0(y^(l))                               forward in time
+    h^(l,1)    = flip(cell_l,1(flip(y^(l))))                   reverse in time
+    y^(l+1)    = dropout([h^(l,0), h^(l,1)])                   (B, T, K*H)
+    outputs    = [h^(L-1,0), h^(L-1,1)]                        no dropout after the last layer
+
+flip reverses the time axis of the inputs *and* the mask. A sequence padded at
+the end is padded at the start once flipped; padded steps carry the state
+unchanged, so the reverse direction starts from h0 at each sequence's last real
+step — what PyTorch's packed sequences compute.
+
+In the lecture's symbols, per layer and direction: U ≡ ``weight_ih``,
+W ≡ ``weight_hh``, s_t ≡ h_t; the output layer's V is a separate ``Linear``.
+
+Parameters follow PyTorch's names and layouts exactly, so ``state_dict()``
+loads into ``torch.nn.RNN/LSTM/GRU`` and back without renaming:
+
+    weight_ih_l{l}[_reverse]   (G*H, D_in)   D_in = D for l = 0, K*H above
+    weight_hh_l{l}[_reverse]   (G*H, H)
+    bias_ih_l{l}[_reverse]     (G*H,)
+    bias_hh_l{l}[_reverse]     (G*H,)
+
+States are PyTorch's too: (L*K, B, H), row l*K + k for layer l, direction k.
+
+Shapes: B batch, T time steps, D input features, H hidden units, L layers,
+K directions, G gates (RNN 1, LSTM 4 in order i, f, g, o, GRU 3 in order r, z, n).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from bptt.errors import BpttError
+from bptt.functional.linear import dropout_backward, dropout_forward
+from bptt.functional.rnn import NONLINEARITIES, rnn_backward, rnn_forward
+from bptt.nn.init import uniform_default
+from bptt.nn.linear import (
+    Layer,
+    as_layer_dtype,
+    check_count,
+    check_probability,
+    check_rng,
+    layer_dtype,
+)
+
+State = np.ndarray | tuple[np.ndarray, ...]
+
+
+class Recurrent(Layer):
+    """A stacked, optionally bidirectional recurrent layer over a functional cell.
+
+    Subclasses set ``gates`` (G), ``state_names`` (("h0",) or ("h0", "c0")) and
+    ``_cell`` (the functional forward and backward).
+
+    Args:
+        input_size: D, features per time step.
+        hidden_size: H, units per direction.
+        num_layers: L, layers stacked; layer l > 0 reads the K*H outputs of l - 1.
+        bidirectional: K = 2 if True (a forward and a reverse cell per layer).
+        dropout: p in [0, 1), inverted dropout on the outputs of every layer but
+            the last, only when ``forward(..., training=True)``. With one layer
+            it has no effect (as in PyTorch).
+        bias: whether the layer has ``bias_ih``/``bias_hh``.
+        dtype: float32 (default) or float64; params, grads and outputs use it.
+        rng: Generator for the initialisation U(-1/√H, 1/√H) (PyTorch's). None
+            means a fresh unseeded ``np.random.default_rng()``: not reproducible.
+
+    Attributes:
+        params: {name: array} with PyTorch's names and shapes.
+        grads: same keys; replaced (not accumulated) by every :meth:`backward`.
+        d_initial_state: ∂E/∂(initial state), same structure as the state,
+            set by :meth:`backward`.
+    """
+
+    gates: int = 1
+    state_names: tuple[str, ...] = ("h0",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.input_size = check_count("input_size", input_size)
+        self.hidden_size = check_count("hidden_size", hidden_size)
+        self.num_layers = check_count("num_layers", num_layers)
+        if not isinstance(bidirectional, bool | np.bool_):
+            raise BpttError(f"bidirectional must be True or False, got {bidirectional!r}")
+        self.bidirectional = bool(bidirectional)
+        self.num_directions = 2 if self.bidirectional else 1
+        self.dropout = check_probability("dropout", dropout)
+        self.bias = bool(bias)
+        self.dtype = layer_dtype(dtype)
+        rng = check_rng(rng)
+
+        G, H, K = self.gates, self.hidden_size, self.num_directions
+        self.params: dict[str, np.ndarray] = {}
+        for l in range(self.num_layers):
+            d_in = self.input_size if l == 0 else K * H
+            for k in range(K):
+                sfx = self._suffix(l, k)
+                # Drawn in PyTorch's order, every tensor U(-1/√H, 1/√H).
+                self.params[f"weight_ih{sfx}"] = uniform_default((G * H, d_in), H, rng, self.dtype)
+                self.params[f"weight_hh{sfx}"] = uniform_default((G * H, H), H, rng, self.dtype)
+                if self.bias:
+                    self.params[f"bias_ih{sfx}"] = uniform_default((G * H,), H, rng, self.dtype)
+                    self.params[f"bias_hh{sfx}"] = uniform_default((G * H,), H, rng, self.dtype)
+        self.grads: dict[str, np.ndarray] = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.d_initial_state: State | None = None
+        self._cache: dict | None = None
+
+    # -- what a subclass provides ------------------------------------------------
+
+    def _cell(self) -> tuple[Callable, Callable]:
+        """(forward, backward) of the functional cell."""
+        raise NotImplementedError
+
+    def _cell_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments of the functional forward (the RNN's nonlinearity)."""
+        return {}
+
+    # -- helpers -----------------------------------------------------------------
+
+    @staticmethod
+    def _suffix(l: int, k: int) -> str:
+        return f"_l{l}" + ("_reverse" if k == 1 else "")
+
+    @property
+    def state_arity(self) -> int:
+        """Number of state arrays: 1 (h) for RNN and GRU, 2 (h, C) for the LSTM."""
+        return len(self.state_names)
+
+    def initial_state(self, batch_size: int) -> State:
+        """Zeros in the state's structure: (L*K, B, H), or a tuple of two for the LSTM."""
+        return self._pack(self._zeros(batch_size))
+
+    def _zeros(self, B: int) -> tuple[np.ndarray, ...]:
+        shape = self._state_shape(B)
+        return tuple(np.zeros(shape, dtype=self.dtype) for _ in self.state_names)  # (L*K, B, H)
+
+    def _pack(self, arrays: tuple[np.ndarray, ...]) -> State:
+        return arrays[0] if self.state_arity == 1 else tuple(arrays)
+
+    def _state_shape(self, B: int) -> tuple[int, int, int]:
+        return (self.num_layers * self.num_directions, B, self.hidden_size)
+
+    def _unpack(self, state: Any, B: int, what: str, allow_none_pieces: bool) -> tuple:
+        """Validate a state-like structure; return a tuple of arrays (or None pieces)."""
+        name = type(self).__name__
+        prefix = "d_" if what == "d_final_state" else ""
+        if self.state_arity == 1:
+            if isinstance(state, tuple | list):
+                raise BpttError(
+                    f"{name} takes {what} as one array {self._state_shape(B)}, "
+                    f"got a {type(state).__name__}"
+                )
+            pieces = (state,)
+        else:
+            if not isinstance(state, tuple | list) or len(state) != self.state_arity:
+                got = (
+                    f"a {type(state).__name__} of length {len(state)}"
+                    if isinstance(state, tuple | list)
+                    else type(state).__name__
+                )
+                names = ", ".join(prefix + n for n in self.state_names)
+                raise BpttError(f"{name} takes {what} as a tuple ({names}), got {got}")
+            pieces = tuple(state)
+        out = []
+        for piece_name, piece in zip(self.state_names, pieces, strict=True):
+            piece_name = prefix + piece_name
+            if piece is None:
+                if not allow_none_pieces:
+                    raise BpttError(f"{piece_name} is None; pass an array or state=None for zeros")
+                out.append(None)
+                continue
+            piece = as_layer_dtype(piece_name, piece, self.dtype)
+            if piece.shape != self._state_shape(B):
+                raise BpttError(
+                    f"{piece_name} has shape {piece.shape}, expected {self._state_shape(B)} "
+                    f"(L*K, B, H)"
+                )
+            out.append(np.ascontiguousarray(piece))
+        return tuple(out)
+
+    def _check_input(self, x: Any) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != 3:
+            raise BpttError(f"input must be 3-D (B, T, D), got shape {x.shape}")
+        B, T, D = x.shape
+        if D != self.input_size:
+            raise BpttError(f"input has {D} features, the layer expects {self.input_size}")
+        if B == 0:
+            raise BpttError(f"empty batch: input has shape {x.shape}, need B >= 1")
+        if T == 0:
+            raise BpttError(f"zero-length sequences: input has shape {x.shape}, need T >= 1")
+        return as_layer_dtype("input", x, self.dtype)
+
+    @staticmethod
+    def _check_mask(mask: Any, B: int, T: int) -> np.ndarray | None:
+        if mask is None:
+            return None
+        mask = np.asarray(mask)
+        if mask.shape != (B, T):
+            raise BpttError(f"mask has shape {mask.shape}, expected (B, T) = {(B, T)}")
+        if mask.dtype != np.bool_:
+            raise BpttError(
+                f"mask must be boolean (True at real steps), got dtype {mask.dtype}; "
+                f"use mask.astype(bool)"
+            )
+        empty = np.flatnonzero(~mask.any(axis=1))
+        if empty.size:
+            raise BpttError(
+                f"sequence(s) {empty.tolist()} have no real step (mask row all False); "
+                f"every sequence needs at least one"
+            )
+        return mask
+
+    # -- the layer ---------------------------------------------------------------
+
+    def forward(
+        self,
+        x: np.ndarray,
+        state: State | None = None,
+        mask: np.ndarray | None = None,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[np.ndarray, State]:
+        """Run every layer and direction over the whole sequence.
+
+        Args:
+            x: inputs (B, T, D), batch-first. Integer/bool/float16 inputs are
+                cast to the layer's dtype; the other float precision is refused.
+            state: initial state, (L*K, B, H) for RNN/GRU, (h0, c0) for the
+                LSTM; None means zeros.
+            mask: (B, T) booleans, True at real steps; None means all real.
+                Every sequence needs at least one real step.
+            training: apply inter-layer dropout (if ``dropout > 0``).
+            rng: Generator for the dropout masks; required when dropout acts.
+
+        Returns:
+            outputs (B, T, K*H) (zero at padded steps; forward direction in
+            [..., :H], reverse in [..., H:]) and the final state in the
+            structure of ``state``, row l*K + k.
+
+        The activations :meth:`backward` needs are kept in ``self._cache``,
+        replaced by each call: call ``backward`` after the forward it belongs to.
+        """
+        x = self._check_input(x)
+        B, T, _ = x.shape
+        mask = self._check_mask(mask, B, T)
+        if state is None:
+            states = self._zeros(B)
+        else:
+            states = self._unpack(state, B, "state", allow_none_pieces=False)
+        drop = training and self.dropout > 0 and self.num_layers > 1
+        if drop and not isinstance(rng, np.random.Generator):
+            raise BpttError(
+                f"training with dropout={self.dropout} needs rng=np.random.Generator, "
+                f"got {type(rng).__name__}"
+            )
+
+        cell_forward, _ = self._cell()
+        kwargs = self._cell_kwargs()
+        L, K, H = self.num_layers, self.num_directions, self.hidden_size
+        finals = self._zeros(B)  # (L*K, B, H) each
+        mask_rev = None if mask is None else np.ascontiguousarray(mask[:, ::-1])  # (B, T)
+        caches: list[dict] = []
+        drop_masks: list[np.ndarray | None] = []
+        layer_in = x  # (B, T, D) then (B, T, K*H)
+        for l in range(L):
+            outputs = np.empty((B, T, K * H), dtype=self.dtype)  # (B, T, K*H)
+            for k in range(K):
+                idx, sfx = l * K + k, self._suffix(l, k)
+                x_k = (
+                    layer_in if k == 0 else np.ascontiguousarray(layer_in[:, ::-1])
+                )  # (B, T, D_in)
+                out, final, cache = cell_forward(
+                    x_k,
+                    tuple(s[idx] for s in states),
+                    self.params[f"weight_ih{sfx}"],
+                    self.params[f"weight_hh{sfx}"],
+                    self.params.get(f"bias_ih{sfx}"),
+                    self.params.get(f"bias_hh{sfx}"),
+                    mask=mask if k == 0 else mask_rev,
+                    **kwargs,
+                )
+                outputs[:, :, k * H : (k + 1) * H] = out if k == 0 else out[:, ::-1]
+                for f_all, f in zip(finals, final, strict=True):
+                    f_all[idx] = f
+                caches.append(cache)
+            dm = None
+            if drop and l < L - 1:  # between layers only, never after the last
+                outputs, dm = dropout_forward(outputs, self.dropout, rng)  # (B, T, K*H)
+            drop_masks.append(dm)
+            layer_in = outputs
+        self._cache = {"caches": caches, "drop_masks": drop_masks, "B": B, "T": T}
+        return layer_in, self._pack(finals)
+
+    def backward(self, d_outputs: np.ndarray, d_final_state: State | None = None) -> np.ndarray:
+        """BPTT through every layer and direction of the last :meth:`forward`.
+
+        Args:
+            d_outputs: ∂E/∂outputs (B, T, K*H); values at padded steps are ignored.
+            d_final_state: ∂E/∂(final state) in the state's structure, or None
+                (zero); for the LSTM either piece of the tuple may be None.
+
+        Returns:
+            ∂E/∂x (B, T, D), exactly zero at padded steps. Also sets ``grads``
+            (fresh arrays, not accumulated over calls) and ``d_initial_state``.
+        """
+        cache = self._cache_or_raise()
+        B, T = cache["B"], cache["T"]
+        L, K, H = self.num_layers, self.num_directions, self.hidden_size
+        d_outputs = as_layer_dtype("d_outputs", d_outputs, self.dtype)
+        if d_outputs.shape != (B, T, K * H):
+            raise BpttError(
+                f"d_outputs has shape {d_outputs.shape}, expected (B, T, K*H) = {(B, T, K * H)}"
+            )
+        d_final = (
+            None
+            if d_final_state is None
+            else self._unpack(d_final_state, B, "d_final_state", allow_none_pieces=True)
+        )
+
+        _, cell_backward = self._cell()
+        caches, drop_masks = cache["caches"], cache["drop_masks"]
+        grads: dict[str, np.ndarray] = {}
+        d_init = self._zeros(B)  # (L*K, B, H) each
+        d_layer = d_outputs  # (B, T, K*H) ∂E/∂(outputs of layer l)
+        for l in range(L - 1, -1, -1):
+            if drop_masks[l] is not None:
+                d_layer = dropout_backward(d_layer, drop_masks[l])  # (B, T, K*H)
+            d_in_size = self.input_size if l == 0 else K * H
+            d_in = np.zeros((B, T, d_in_size), dtype=self.dtype)  # (B, T, D_in) sum over k
+            for k in range(K):
+                idx, sfx = l * K + k, self._suffix(l, k)
+                d_out_k = d_layer[:, :, k * H : (k + 1) * H]  # (B, T, H) a view
+                if k == 1:
+                    d_out_k = d_out_k[:, ::-1]  # back into the reversed cell's time order
+                d_fin_k = (
+                    None
+                    if d_final is None
+                    else tuple(None if d is None else d[idx] for d in d_final)
+                )
+                d_x_k, d_s0, g = cell_backward(np.ascontiguousarray(d_out_k), d_fin_k, caches[idx])
+                d_in += d_x_k if k == 0 else d_x_k[:, ::-1]
+                for d_all, d in zip(d_init, d_s0, strict=True):
+                    d_all[idx] = d
+                for name, value in g.items():
+                    grads[f"{name}{sfx}"] = value
+            d_layer = d_in
+        self.grads = grads
+        self.d_initial_state = self._pack(d_init)
+        return d_layer
+
+    __call__ = forward
+
+    def __repr__(self) -> str:
+        extra = "".join(
+            [
+                f", num_layers={self.num_layers}" if self.num_layers != 1 else "",
+                ", bidirectional=True" if self.bidirectional else "",
+                f", dropout={self.dropout}" if self.dropout else "",
+                ", bias=False" if not self.bias else "",
+            ]
+        )
+        return (
+            f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}, "
+            f"dtype={self.dtype.name})"
+        )
+
+
+class RNN(Recurrent):
+    """The lecture's RNN, s_t = tanh(U x_t + W s_{t-1} + b) (or relu), stacked.
+
+    See :class:`Recurrent` for the arguments; ``nonlinearity`` is "tanh" or "relu".
+    """
+
+    gates = 1
+    state_names = ("h0",)
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | None = None,
+        nonlinearity: str = "tanh",
+    ) -> None:
+        if nonlinearity not in NONLINEARITIES:
+            raise BpttError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        super().__init__(
+            input_size, hidden_size, num_layers, bidirectional, dropout, bias, dtype, rng
+        )
+
+    def _cell(self) -> tuple[Callable, Callable]:
+        return rnn_forward, rnn_backward
+
+    def _cell_kwargs(self) -> dict[str, Any]:
+        return {"nonlinearity": self.nonlinearity}
+
+
+class LSTM(Recurrent):
+    """Long short-term memory, gates i, f, g, o; state (h, C), passed as (h0, c0).
+
+        C_t = f_t * C_{t-1} + i_t * C~_t,   h_t = o_t * tanh(C_t)
+
+    See :class:`Recurrent` for the arguments and ``bptt.functional.lstm`` for the cell.
+    """
+
+    gates = 4
+    state_names = ("h0", "c0")
+
+    def _cell(self) -> tuple[Callable, Callable]:
+        from bptt.functional.lstm import lstm_backward, lstm_forward  # TEMP until it lands
+
+        return lstm_forward, lstm_backward
+
+
+class GRU(Recurrent):
+    """Gated recurrent unit, gates r, z, n, reset applied after the hidden product.
+
+        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
+        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+
+    See :class:`Recurrent` for the arguments and ``bptt.functional.gru`` for the cell.
+    """
+
+    gates = 3
+    state_names = ("h0",)
+
+    def _cell(self) -> tuple[Callable, Callable]:
+        from bptt.functional.gru import gru_backward, gru_forward  # TEMP until it lands
+
+        return gru_forward, gru_backward
