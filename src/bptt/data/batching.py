@@ -86,8 +86,7 @@ def _check_window(window: int, B: int, L: int) -> None:
     if L < window + 1:
         raise BpttError(
             f"streams have {L} steps, a window of {window} needs at least {window + 1} "
-            f"(the corpus needs at least B*(window+1) = {B}*{window + 1} = {B * (window + 1)} ids, "
-            f"it has about {B * L})"
+            f"(a corpus of at least B*(window+1) = {B * (window + 1)} ids)"
         )
 
 
