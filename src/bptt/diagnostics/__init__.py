@@ -1,1 +1,5 @@
 """Gradient checking and, later, gradient flow through time."""
+
+from bptt.diagnostics.gradcheck import format_report, gradcheck, gradcheck_layer, gradcheck_model
+
+__all__ = ["format_report", "gradcheck", "gradcheck_layer", "gradcheck_model"]
