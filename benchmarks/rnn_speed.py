@@ -1,0 +1,536 @@
+"""Speed of bptt's recurrent layers against PyTorch's, on this CPU, in one run.
+
+Each configuration is timed two ways:
+
+    train   forward + backward w.r.t. every parameter and the input, from a
+            fixed random upstream gradient G on the outputs
+            (torch: ``out.backward(G)`` with ``x.requires_grad``);
+    infer   forward only (torch under ``torch.inference_mode()``).
+
+Each library runs in its own subprocess (two thread pools in one process fight
+over the cores), and the runs alternate between the libraries round by round,
+so slow drift of the machine falls on both. Both sides use the same number of
+threads: ``torch.set_num_threads(n)`` and ``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set
+before NumPy is imported. Both build the same weights and inputs from one seed,
+so the table's last column checks that they computed the same numbers.
+
+Usage (from the repository root):
+
+    python benchmarks/rnn_speed.py                      # default configs, ~3 min on 2 cores
+    python benchmarks/rnn_speed.py --quick              # smoke test, seconds
+    python benchmarks/rnn_speed.py --configs lstm-b --modes train --rounds 5
+    python benchmarks/rnn_speed.py --configs a          # every cell at size a
+    python benchmarks/rnn_speed.py --unset-coretype     # drop OPENBLAS_CORETYPE/_L2_SIZE
+    python benchmarks/rnn_speed.py --list               # the config table
+
+A worker can be run alone; it prints one JSON object:
+
+    python benchmarks/rnn_speed.py --worker bptt --config lstm-tiny --mode train --quick
+
+Shapes: B batch, T time steps, D input features, H hidden units, L layers,
+K directions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+CORETYPE_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+LIBS = ("bptt", "torch")
+MODES = ("train", "infer")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One benchmark shape. ``size`` groups configs so ``--configs a`` picks all cells at a."""
+
+    name: str
+    cell: str  # "lstm", "gru" or "rnn"
+    T: int
+    B: int
+    D: int
+    H: int
+    L: int = 1
+    bidirectional: bool = False
+    mask: bool = False  # random lengths in [1, T]; torch packs the batch
+    size: str = ""
+    default: bool = True  # run when --configs is not given
+
+
+# One line per configuration. Add a row to benchmark a new shape.
+CONFIGS = [
+    Config("lstm-a", "lstm", T=100, B=32, D=128, H=128, size="a"),
+    Config("lstm-b", "lstm", T=100, B=64, D=512, H=512, size="b"),
+    Config("gru-a", "gru", T=100, B=32, D=128, H=128, size="a"),
+    Config("gru-b", "gru", T=100, B=64, D=512, H=512, size="b"),
+    Config("rnn-a", "rnn", T=100, B=32, D=128, H=128, size="a"),
+    Config("rnn-b", "rnn", T=100, B=64, D=512, H=512, size="b"),
+    # Not in the default run; ask by name.
+    Config("lstm-a-L2", "lstm", T=100, B=32, D=128, H=128, L=2, default=False),
+    Config("lstm-bi-mask", "lstm", 100, 32, 128, 128, bidirectional=True, mask=True, default=False),
+    Config("lstm-tiny", "lstm", T=5, B=2, D=3, H=4, default=False),  # smoke tests
+]
+CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def make_problem(cfg: Config, param_shapes: dict[str, tuple[int, ...]], seed: int) -> dict:
+    """The same weights, input, mask and upstream gradient for either library.
+
+    Each parameter is drawn from its own stream, seeded by its PyTorch name, so the
+    values do not depend on the order in which a library lists its parameters.
+    PyTorch's init range U(-1/√H, 1/√H) keeps the gates out of saturation.
+    """
+    import numpy as np
+
+    bound = 1.0 / np.sqrt(cfg.H)
+    params = {}
+    for name, shape in param_shapes.items():
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+        params[name] = rng.uniform(-bound, bound, size=shape).astype(np.float32)  # shape
+    rng = np.random.default_rng(seed)
+    K = 2 if cfg.bidirectional else 1
+    x = rng.standard_normal((cfg.B, cfg.T, cfg.D)).astype(np.float32)  # (B, T, D)
+    G = rng.standard_normal((cfg.B, cfg.T, K * cfg.H)).astype(np.float32)  # (B, T, K*H)
+    mask = None
+    if cfg.mask:
+        lengths = rng.integers(1, cfg.T + 1, size=cfg.B)  # (B,)
+        lengths[0] = cfg.T  # one full row, so the padded output keeps T steps
+        mask = np.arange(cfg.T)[None, :] < lengths[:, None]  # (B, T)
+    return {"params": params, "x": x, "G": G, "mask": mask}
+
+
+def _bptt_setup(cfg: Config, mode: str, seed: int):
+    """Build a bptt layer on the shared problem; return the step to time and a checksum."""
+    import numpy as np
+
+    import bptt.nn
+
+    layer_cls = {"lstm": bptt.nn.LSTM, "gru": bptt.nn.GRU, "rnn": bptt.nn.RNN}[cfg.cell]
+    layer = layer_cls(
+        cfg.D, cfg.H, num_layers=cfg.L, bidirectional=cfg.bidirectional, dtype=np.float32,
+        rng=np.random.default_rng(seed),
+    )  # fmt: skip
+    problem = make_problem(cfg, {k: v.shape for k, v in layer.params.items()}, seed)
+    for name, value in problem["params"].items():
+        layer.params[name][...] = value
+    x, G, mask = problem["x"], problem["G"], problem["mask"]
+
+    if mode == "train":
+
+        def step():
+            out, _ = layer.forward(x, mask=mask, training=True)  # (B, T, K*H)
+            d_x = layer.backward(G)  # (B, T, D)
+            return out, d_x, layer.grads
+
+    else:
+
+        def step():
+            out, _ = layer.forward(x, mask=mask, training=False)  # (B, T, K*H)
+            return out, None, None
+
+    return step, {"bptt": _bptt_version()}
+
+
+def _bptt_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bptt")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _torch_setup(cfg: Config, mode: str, seed: int, threads: int):
+    """Build a torch layer on the shared problem; return the step to time."""
+    import torch
+
+    torch.set_num_threads(threads)
+    layer_cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cfg.cell]
+    layer = layer_cls(
+        cfg.D, cfg.H, num_layers=cfg.L, bidirectional=cfg.bidirectional, batch_first=True,
+        dtype=torch.float32,
+    )  # fmt: skip
+    shapes = {k: tuple(v.shape) for k, v in layer.named_parameters()}
+    problem = make_problem(cfg, shapes, seed)
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            p.copy_(torch.from_numpy(problem["params"][name]))
+    x = torch.from_numpy(problem["x"])  # (B, T, D)
+    G = torch.from_numpy(problem["G"])  # (B, T, K*H)
+    lengths = None
+    if problem["mask"] is not None:
+        lengths = torch.from_numpy(problem["mask"].sum(axis=1))  # (B,)
+    pack = torch.nn.utils.rnn.pack_padded_sequence
+    unpack = torch.nn.utils.rnn.pad_packed_sequence
+
+    def run(inp):
+        if lengths is None:
+            return layer(inp)[0]  # (B, T, K*H)
+        packed = pack(inp, lengths, batch_first=True, enforce_sorted=False)
+        return unpack(layer(packed)[0], batch_first=True, total_length=cfg.T)[0]  # (B, T, K*H)
+
+    if mode == "train":
+        layer.train()
+        x.requires_grad_(True)
+
+        def step():
+            layer.zero_grad(set_to_none=True)
+            x.grad = None
+            out = run(x)
+            out.backward(G)
+            return out, x.grad, {k: p.grad for k, p in layer.named_parameters()}
+
+    else:
+        layer.eval()
+
+        def step():
+            with torch.inference_mode():
+                return run(x), None, None
+
+    info = {
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "torch_mkl": torch.backends.mkl.is_available(),
+        "torch_mkldnn": torch.backends.mkldnn.is_available(),
+    }
+    return step, info
+
+
+def _checksum(out, d_x, grads) -> dict[str, float]:
+    """Sums of squares (positive, so a relative difference means something)."""
+    import numpy as np
+
+    def sq(a) -> float:
+        a = np.asarray(a.detach() if hasattr(a, "detach") else a, dtype=np.float64)
+        return float(np.sum(a * a))
+
+    result = {"out_sq": sq(out)}
+    if d_x is not None:
+        result["dx_sq"] = sq(d_x)
+        result["grads_sq"] = sum(sq(g) for g in grads.values())
+    return result
+
+
+def blas_info() -> dict[str, Any]:
+    """NumPy's BLAS: the build's name and version, and the kernel chosen at run time."""
+    import ctypes
+
+    import numpy as np
+
+    info: dict[str, Any] = {"numpy": np.__version__}
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        info["blas"] = f"{blas.get('name')} {blas.get('version')}"
+    except Exception:  # older NumPy: no dict mode; the rest still works
+        info["blas"] = "unknown"
+    try:
+        from threadpoolctl import threadpool_info
+
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        if pools:
+            info["blas_corename"] = pools[0].get("architecture")
+            info["blas_threads"] = pools[0].get("num_threads")
+            return info
+    except ImportError:
+        pass
+    # Without threadpoolctl: ask the OpenBLAS that NumPy already loaded.
+    with open("/proc/self/maps") as maps:
+        libs = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    for path in libs:
+        lib = ctypes.CDLL(path)
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                fn = getattr(lib, f"{prefix}_get_corename{suffix}", None)
+                nt = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                if fn is not None:
+                    fn.restype = ctypes.c_char_p
+                    info["blas_corename"] = fn().decode()
+                    if nt is not None:
+                        info["blas_threads"] = nt()
+                    return info
+    return info
+
+
+def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """Time one (library, config, mode); the result is what the parent combines."""
+    cfg = CONFIG_BY_NAME[args.config]
+    if args.worker == "bptt":
+        step, info = _bptt_setup(cfg, args.mode, args.seed)
+    else:
+        step, info = _torch_setup(cfg, args.mode, args.seed, args.threads)
+    rss_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    # Warm up (thread pools, allocator, first-touch pages) for >= 1 step and >= 0.2 s.
+    min_iters, max_iters, min_time, warm_time = 3, 200, args.min_time, 0.2
+    if args.quick:
+        min_iters, max_iters, min_time, warm_time = 2, 2, 0.0, 0.0
+    if args.iters:
+        min_iters = max_iters = args.iters
+    check = _checksum(*step())
+    warmup, start = 1, time.perf_counter()
+    while warmup < 10 and time.perf_counter() - start < warm_time:
+        step()
+        warmup += 1
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < max_iters and (
+        len(times) < min_iters or time.perf_counter() - start < min_time
+    ):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+
+    q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
+    return {
+        "lib": args.worker,
+        "config": cfg.name,
+        "mode": args.mode,
+        "threads": args.threads,
+        "warmup": warmup,
+        "n": len(times),
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "max_s": max(times),
+        "q1_s": q1,
+        "q3_s": q3,
+        "iqr_s": q3 - q1,
+        "times_s": times,
+        "rss_setup_mb": rss_setup,
+        "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "check": check,
+        "env": {k: os.environ.get(k) for k in THREAD_VARS + CORETYPE_VARS},
+        "loadavg_1min": os.getloadavg()[0],  # other work on the machine skews the times
+        **info,
+        **blas_info(),
+    }
+
+
+# --------------------------------------------------------------------------- parent
+
+
+def worker_env(threads: int, unset_coretype: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    if unset_coretype:
+        for var in CORETYPE_VARS:
+            env.pop(var, None)
+    return env
+
+
+def spawn(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker failed ({' '.join(argv)}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def select_configs(spec: str | None) -> list[Config]:
+    if not spec:
+        return [c for c in CONFIGS if c.default]
+    chosen: list[Config] = []
+    for token in spec.split(","):
+        token = token.strip()
+        match = [c for c in CONFIGS if token in (c.name, c.size)]
+        if not match:
+            names = ", ".join(c.name for c in CONFIGS)
+            raise SystemExit(f"unknown config {token!r}; expected a size (a, b) or one of {names}")
+        chosen += [c for c in match if c not in chosen]
+    return chosen
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Pool the per-iteration times of every round for one (lib, config, mode)."""
+    times = [t for r in results for t in r["times_s"]]
+    q1, med, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
+    return {
+        "median_s": statistics.median(times),
+        "iqr_rel": (q3 - q1) / med if med else 0.0,
+        "round_medians_s": [r["median_s"] for r in results],
+        "min_s": min(times),
+        "max_s": max(times),
+        "n": len(times),
+        "rss_peak_mb": max(r["rss_peak_mb"] for r in results),
+        "check": results[0]["check"],
+    }
+
+
+def check_column(a: dict | None, b: dict | None) -> str:
+    if a is None or b is None:
+        return "-"
+    rel = max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-30) for k in a)
+    return "ok" if rel < 1e-3 else f"DIFF {rel:.1e}"
+
+
+def run_parent(args: argparse.Namespace) -> None:
+    configs = select_configs(args.configs)
+    modes = [m.strip() for m in args.modes.split(",")]
+    for m in modes:
+        if m not in MODES:
+            raise SystemExit(f"unknown mode {m!r}; expected one of {MODES}")
+    env = worker_env(args.threads, args.unset_coretype)
+    probe = spawn(["--worker", "probe", "--threads", str(args.threads)], env)
+
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    if args.unset_coretype:
+        core_note = f"removed by --unset-coretype (parent had {coretype or 'none'})"
+    else:
+        core_note = f"{coretype} (inherited)" if coretype else "unset (inherited)"
+    header = [
+        f"rnn_speed  {datetime.datetime.now():%Y-%m-%d %H:%M}  {platform.processor() or ''} "
+        f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}",
+        f"threads={args.threads} (torch.set_num_threads, {'/'.join(THREAD_VARS)})  "
+        f"rounds={args.rounds}  iters/worker="
+        f"{'2 (--quick)' if args.quick else args.iters or f'auto (>=3, >={args.min_time}s)'}",
+        f"numpy {probe['numpy']}, BLAS {probe['blas']}, runtime core "
+        f"{probe.get('blas_corename')}, {probe.get('blas_threads')} threads; "
+        f"OPENBLAS_CORETYPE: {core_note}",
+        f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+        f"(1, 5, 15 min; above ~0 other processes share the {os.cpu_count()} cpus)",
+    ]
+    print("\n".join(header), flush=True)
+
+    runs: list[dict[str, Any]] = []
+    common = ["--threads", str(args.threads), "--seed", str(args.seed)]
+    common += ["--min-time", str(args.min_time)]
+    if args.quick:
+        common.append("--quick")
+    if args.iters:
+        common += ["--iters", str(args.iters)]
+    t_start = time.perf_counter()
+    for rnd in range(args.rounds):
+        order = LIBS if rnd % 2 == 0 else LIBS[::-1]  # alternate who goes first
+        for cfg in configs:
+            for mode in modes:
+                for lib in order:
+                    argv = ["--worker", lib, "--config", cfg.name, "--mode", mode, *common]
+                    result = spawn(argv, env)
+                    result["round"] = rnd
+                    runs.append(result)
+                    if args.verbose:
+                        print(
+                            f"  round {rnd} {lib:5s} {cfg.name:14s} {mode:5s} "
+                            f"{result['median_s'] * 1e3:9.2f} ms (n={result['n']})",
+                            flush=True,
+                        )
+
+    rows = []
+    for cfg in configs:
+        for mode in modes:
+            row: dict[str, Any] = {"config": cfg.name, "mode": mode}
+            for lib in LIBS:
+                key = (lib, cfg.name, mode)
+                mine = [r for r in runs if (r["lib"], r["config"], r["mode"]) == key]
+                row[lib] = combine(mine)
+            row["ratio"] = row["torch"]["median_s"] / row["bptt"]["median_s"]
+            row["check"] = check_column(row["bptt"]["check"], row["torch"]["check"])
+            rows.append(row)
+
+    print()
+    print(
+        f"{'config':15s} {'cell':4s} {'T':>4s} {'B':>4s} {'D':>4s} {'H':>4s} {'L':>2s} {'K':>2s} "
+        f"{'mask':4s} {'mode':5s} {'bptt ms':>9s} {'torch ms':>9s} {'torch/bptt':>10s}  "
+        f"{'spread bptt/torch':>17s}  {'RSS MB b/t':>10s}  check"
+    )
+    for row in rows:
+        cfg = CONFIG_BY_NAME[row["config"]]
+        b, t = row["bptt"], row["torch"]
+        spread = f"±{b['iqr_rel'] * 50:.0f}%/±{t['iqr_rel'] * 50:.0f}%"
+        rss = f"{b['rss_peak_mb']:.0f}/{t['rss_peak_mb']:.0f}"
+        print(
+            f"{cfg.name:15s} {cfg.cell:4s} {cfg.T:4d} {cfg.B:4d} {cfg.D:4d} {cfg.H:4d} {cfg.L:2d} "
+            f"{2 if cfg.bidirectional else 1:2d} {'yes' if cfg.mask else 'no':4s} "
+            f"{row['mode']:5s} {b['median_s'] * 1e3:9.2f} {t['median_s'] * 1e3:9.2f} "
+            f"{row['ratio']:10.2f}  {spread:>17s}  {rss:>10s}  {row['check']}"
+        )
+    torch_run = next(r for r in runs if r["lib"] == "torch")
+    print(
+        f"\nmedian over all rounds' iterations; spread = ±half the IQR relative to the median; "
+        f"ratio > 1 means bptt is faster.\ntorch {torch_run['torch']} (MKL "
+        f"{torch_run['torch_mkl']}, oneDNN {torch_run['torch_mkldnn']}, "
+        f"{torch_run['torch_threads']} threads); RSS is each worker's peak including imports; "
+        f"wall {time.perf_counter() - t_start:.0f} s.\nload average after: "
+        f"{' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
+
+    path = Path(args.json) if args.json else (
+        HERE / "results" / f"rnn_speed-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
+    )  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "header": header,
+        "args": vars(args),
+        "probe": probe,
+        "configs": [dataclasses.asdict(c) for c in configs],
+        "rows": rows,
+        "runs": runs,
+    }
+    path.write_text(json.dumps(record, indent=1))
+    print(f"results: {path}")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", help="comma list of config names or sizes (a, b); see --list")
+    p.add_argument("--modes", default="train,infer", help="comma list of train, infer")
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds per library")
+    p.add_argument("--iters", type=int, default=0, help="timed iterations per worker (0: auto)")
+    p.add_argument("--min-time", type=float, default=1.0, help="auto iters: seconds per worker")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--unset-coretype", action="store_true", help="drop " + "/".join(CORETYPE_VARS))
+    p.add_argument("--quick", action="store_true", help="1 warm-up, 2 iterations: a smoke test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="where to write results (default benchmarks/results/...)")
+    p.add_argument("--list", action="store_true", help="print the config table and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every worker's median")
+    p.add_argument("--worker", choices=[*LIBS, "probe"], help=argparse.SUPPRESS)
+    p.add_argument("--config", help=argparse.SUPPRESS)
+    p.add_argument("--mode", choices=MODES, default="train", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick and args.rounds == 3 and "--rounds" not in (argv or sys.argv):
+        args.rounds = 1
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.list:
+        for c in CONFIGS:
+            print(dataclasses.asdict(c))
+        return
+    if args.worker:
+        # Thread counts must be in the environment before NumPy loads its BLAS.
+        for var in THREAD_VARS:
+            os.environ[var] = str(args.threads)
+        if args.worker == "probe":
+            print(json.dumps(blas_info()))
+            return
+        if args.config not in CONFIG_BY_NAME:
+            names = list(CONFIG_BY_NAME)
+            raise SystemExit(f"unknown config {args.config!r}; expected one of {names}")
+        print(json.dumps(run_worker(args)))
+        return
+    run_parent(args)
+
+
+if __name__ == "__main__":
+    main()

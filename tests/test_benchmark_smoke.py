@@ -1,0 +1,42 @@
+"""The speed benchmark's bptt worker runs and speaks JSON (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "rnn_speed.py"
+
+
+def run_worker(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPT), "--worker", "bptt", "--threads", "1", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize("mode", ["train", "infer"])
+def test_bptt_worker_quick_emits_valid_json(mode: str) -> None:
+    proc = run_worker("--config", "lstm-tiny", "--mode", mode, "--quick")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    assert (result["lib"], result["config"], result["mode"]) == ("bptt", "lstm-tiny", mode)
+    assert result["n"] == len(result["times_s"]) == 2
+    assert all(t > 0 for t in result["times_s"])
+    assert result["min_s"] <= result["median_s"] <= result["max_s"]
+    assert result["rss_peak_mb"] > 0
+    assert result["env"]["OPENBLAS_NUM_THREADS"] == "1"
+    # The checksums the parent compares with torch: finite, and gradients only when training.
+    expected = {"out_sq", "dx_sq", "grads_sq"} if mode == "train" else {"out_sq"}
+    assert set(result["check"]) == expected
+    assert all(math.isfinite(v) and v > 0 for v in result["check"].values())
+
+
+def test_worker_rejects_an_unknown_config() -> None:
+    proc = run_worker("--config", "lstm-nope", "--mode", "train", "--quick")
+    assert proc.returncode != 0
+    assert "lstm-nope" in proc.stderr and "lstm-a" in proc.stderr
