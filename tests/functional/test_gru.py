@@ -230,3 +230,19 @@ def test_wrong_weight_shape_names_expected_and_received() -> None:
     params["weight_ih"] = np.zeros((4 * H, D))  # LSTM-sized by mistake
     with pytest.raises(ValueError, match=r"\(15, 4\).*\(20, 4\)"):
         gru_forward(np.zeros((1, 2, D)), (np.zeros((1, H)),), **params)
+
+
+@pytest.mark.parametrize("d_final_state", [None, (None,)])
+def test_missing_final_state_gradient_means_zero(d_final_state) -> None:
+    rng = np.random.default_rng(9)
+    params = make_params(rng)
+    x = rng.standard_normal((2, 3, D))  # (B, T, D)
+    h0 = rng.standard_normal((2, H))  # (B, H)
+    d_out = rng.standard_normal((2, 3, H))  # (B, T, H)
+    _, _, _, d_x, d_h0, grads = run(x, h0, params, None, d_out, np.zeros((2, H)))
+    _, _, cache = gru_forward(x, (h0,), **params)
+    d_x_none, (d_h0_none,), grads_none = gru_backward(d_out, d_final_state, cache)
+    np.testing.assert_array_equal(d_x_none, d_x)
+    np.testing.assert_array_equal(d_h0_none, d_h0)
+    for name in grads:
+        np.testing.assert_array_equal(grads_none[name], grads[name], err_msg=name)
