@@ -1,0 +1,7 @@
+"""``python -m bptt`` is the ``bptt`` command."""
+
+import sys
+
+from bptt.cli import main
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""The main job: a character (or word) language model on any text.
+
+Prepares the data (vocabulary from the training split, held-out tail for
+validation), cuts it into truncated-BPTT streams, builds the model from the
+config, and says what it did. Everything task-specific lives here; the loop is
+:mod:`bptt.train`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bptt.config import Config
+from bptt.data import TBPTTBatches, Vocabulary, builtin_corpus, read_text, split_text
+from bptt.data.vocabulary import UNK
+from bptt.models.language_model import LanguageModel, LMBatch
+
+BUILTIN = "the built-in corpus (Python's documentation topics, pydoc_data)"
+
+
+class LMBatches:
+    """TBPTT windows as :class:`LMBatch` es, endless over epochs, resumable.
+
+    A window continues the previous one (``carry_state``) except at the start
+    of an epoch, where the streams start over from a zero state.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, window: int):
+        self.windows = TBPTTBatches(ids, batch_size, window)
+        self._it = iter(self.windows)
+
+    def next_batch(self) -> LMBatch:
+        fresh = self.windows.window == 0
+        try:
+            inputs, targets = next(self._it)
+        except StopIteration:  # an epoch ended: the next one starts over
+            self._it = iter(self.windows)
+            inputs, targets = next(self._it)
+        return LMBatch(inputs, targets, carry_state=not fresh)
+
+    def state_dict(self) -> dict:
+        return self.windows.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.windows.load_state_dict(state)
+        self._it = iter(self.windows)
+
+
+@dataclass
+class LMData:
+    vocab: Vocabulary
+    train_ids: np.ndarray
+    val_ids: np.ndarray
+    source: str
+
+
+def prepare_data(config: Config) -> LMData:
+    """Read the text, split off the validation tail, build the vocabulary of the training part."""
+    text = builtin_corpus() if config.text is None else read_text(config.text)
+    train, val = split_text(text, config.val_fraction)
+    # <unk> lets `bptt eval` score any text; sampling refuses unknown prompt symbols itself.
+    vocab = Vocabulary.from_text(train, level=config.level, specials=(UNK,))
+    source = BUILTIN if config.text is None else config.text
+    return LMData(vocab, vocab.encode(train), vocab.encode(val), source)
+
+
+def build_model(config: Config, vocab_size: int, rng: np.random.Generator) -> LanguageModel:
+    return LanguageModel(
+        vocab_size,
+        config.embed_size,
+        config.hidden_size,
+        config.num_layers,
+        cell=config.cell,
+        dropout=config.dropout,
+        dtype=np.dtype(config.dtype),
+        rng=rng,
+    )
+
+
+def evaluate_ids(model: LanguageModel, ids: np.ndarray, batch_size: int = 16, window: int = 256):
+    """Mean loss per symbol (nats) of ``model`` on ``ids``, reading them as one long text.
+
+    The text is cut into ``batch_size`` streams read window by window with the
+    state carried, so every symbol but the first of each stream is predicted
+    from all that came before it in its stream.
+    """
+    B = max(1, min(batch_size, (len(ids) - 1) // 2))
+    windows = TBPTTBatches(ids, B, min(window, len(ids) // B - 1))
+    total, count, state = 0.0, 0, None
+    for inputs, targets in windows:
+        loss, state = model.loss(LMBatch(inputs, targets), state)
+        total, count = total + loss, count + targets.size
+    return {"loss": total / count, "bits_per_symbol": total / count / math.log(2)}
+
+
+def load_model(path) -> tuple[LanguageModel, Vocabulary, Config, dict]:
+    """Rebuild a language model from a checkpoint alone: weights, vocabulary, config."""
+    from bptt.checkpoint import load_checkpoint
+    from bptt.errors import CheckpointError
+
+    tensors, meta = load_checkpoint(path)
+    if meta.get("task") != "lm":
+        raise CheckpointError(
+            f"checkpoint '{path}' is for task {meta.get('task')!r}, not a language model ('lm')"
+        )
+    try:
+        config = Config.from_dict(meta["config"])
+        vocab = Vocabulary.from_dict(meta["vocab"])
+    except KeyError as e:
+        raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
+    model = build_model(config, len(vocab), np.random.default_rng(0))
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except Exception as e:
+        raise CheckpointError(f"checkpoint '{path}': {e}") from None
+    return model, vocab, config, meta

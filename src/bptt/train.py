@@ -1,0 +1,237 @@
+"""The one training loop. It knows no task.
+
+Its contract with the rest of the house:
+
+- ``model``: ``.params`` (name -> array), ``.state_dict()``, ``.load_state_dict()``,
+  and ``loss_and_grads(batch, state, rng) -> (loss, grads, final_state)``, the
+  loss a mean per token and the grads keyed like the params;
+- ``batches``: an endless, resumable source: ``next_batch()``, ``state_dict()``
+  (its position, a JSON-able dict) and ``load_state_dict()``; each batch has ``num_tokens``
+  and ``carry_state`` (True: it continues the previous batch, so the previous
+  final state is passed in, as truncated BPTT needs; no gradient crosses);
+- ``evaluate(model) -> dict`` with at least ``"loss"`` (mean per token, nats);
+- ``optimizer`` and ``schedule`` (``lr = schedule(step, base_lr)``) from :mod:`bptt.optim`.
+
+Everything a run needs to continue bit for bit (parameters, optimizer moments,
+schedule position, RNG state, data position, carried state) is saved in the
+checkpoint, so stopping and resuming gives the parameters an uninterrupted run
+would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from bptt.checkpoint import load_checkpoint, save_checkpoint
+from bptt.errors import BpttError
+from bptt.optim import clip_grad_norm
+
+LATEST, BEST = "latest.safetensors", "best.safetensors"
+LN2 = math.log(2.0)
+
+
+@dataclass
+class Progress:
+    """Where a run stands; saved in every checkpoint."""
+
+    step: int = 0
+    best_loss: float = math.inf
+    best_step: int = 0
+    evals_without_improvement: int = 0
+    history: list = field(default_factory=list)
+
+
+def _state_tensors(state) -> dict[str, np.ndarray]:
+    if state is None:
+        return {}
+    parts = state if isinstance(state, tuple) else (state,)
+    return {f"carry.{i}": p for i, p in enumerate(parts)}
+
+
+def _state_from_tensors(tensors: dict) -> object:
+    parts = [tensors[f"carry.{i}"] for i in range(len(tensors)) if f"carry.{i}" in tensors]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+class Trainer:
+    """Runs updates, evaluates, keeps the best and the latest checkpoint, logs metrics.
+
+    ``metadata`` (for example the config and the vocabulary) is stored in every
+    checkpoint unchanged, so a checkpoint alone can rebuild the model.
+    """
+
+    def __init__(
+        self,
+        model,
+        optimizer,
+        schedule,
+        batches,
+        evaluate,
+        *,
+        steps: int,
+        out_dir: str | Path,
+        rng: np.random.Generator,
+        clip: float = 0.0,
+        eval_every: int = 100,
+        patience: int = 0,
+        metadata: dict | None = None,
+        progress_bar: bool = True,
+    ):
+        self.model, self.optimizer, self.schedule = model, optimizer, schedule
+        self.batches, self.evaluate = batches, evaluate
+        self.steps, self.rng, self.clip = steps, rng, clip
+        self.eval_every, self.patience = eval_every, patience
+        self.out_dir = Path(out_dir)
+        self.metadata = metadata or {}
+        self.progress_bar = progress_bar
+        self.progress = Progress()
+        self.base_lr = optimizer.lr
+        self.carry = None  # the final state of the last batch, for TBPTT
+
+    # -- checkpoints ---------------------------------------------------------
+
+    def save(self, name: str) -> Path:
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optim_state = self.optimizer.state_dict()
+        tensors |= {f"optim.{k}": v for k, v in optim_state.items() if isinstance(v, np.ndarray)}
+        optim_scalars = {k: v for k, v in optim_state.items() if not isinstance(v, np.ndarray)}
+        tensors |= _state_tensors(self.carry)
+        meta = {
+            **self.metadata,
+            "progress": {k: v for k, v in vars(self.progress).items()},
+            "optimizer": optim_scalars,
+            "rng": self.rng.bit_generator.state,
+            "data_position": self.batches.state_dict(),
+        }
+        path = self.out_dir / name
+        save_checkpoint(path, tensors, meta)
+        return path
+
+    def resume(self, path: str | Path) -> None:
+        """Continue exactly where the checkpoint at ``path`` stopped."""
+        tensors, meta = load_checkpoint(path)
+        self.model.load_state_dict(
+            {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        )
+        arrays = {k[len("optim.") :]: v for k, v in tensors.items() if k.startswith("optim.")}
+        self.optimizer.load_state_dict({**meta["optimizer"], **arrays})
+        self.carry = _state_from_tensors(
+            {k: v for k, v in tensors.items() if k.startswith("carry.")}
+        )
+        self.progress = Progress(**meta["progress"])
+        self.rng.bit_generator.state = meta["rng"]
+        self.batches.load_state_dict(meta["data_position"])
+
+    # -- the loop ------------------------------------------------------------
+
+    def update(self) -> tuple[float, float, int]:
+        """One parameter update: loss, gradient norm before clipping, tokens seen."""
+        batch = self.batches.next_batch()
+        state = self.carry if batch.carry_state else None
+        loss, grads, self.carry = self.model.loss_and_grads(batch, state, self.rng)
+        norm = clip_grad_norm(grads, self.clip) if self.clip > 0 else _global_norm(grads)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            bad = [k for k, g in grads.items() if not np.isfinite(g).all()]
+            raise BpttError(
+                f"training diverged at update {self.progress.step + 1}: loss {loss}, "
+                f"non-finite gradients in {bad or 'none'}; the last good checkpoint is kept "
+                f"(try a lower --lr or --clip)"
+            )
+        self.optimizer.lr = self.schedule(self.progress.step, self.base_lr)
+        self.optimizer.step(self.model.params, grads)
+        self.progress.step += 1
+        return loss, norm, batch.num_tokens
+
+    def run(self) -> Progress:
+        """Train until ``steps`` updates, early stopping, or Ctrl-C (which saves first)."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        log = (self.out_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        bar = tqdm(
+            total=self.steps,
+            initial=self.progress.step,
+            disable=not self.progress_bar,
+            unit="upd",
+            dynamic_ncols=True,
+        )
+        tokens, started = 0, time.perf_counter()
+        try:
+            while self.progress.step < self.steps:
+                loss, norm, n = self.update()
+                tokens += n
+                rate = tokens / (time.perf_counter() - started)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", tok_s=f"{rate:,.0f}")
+                record = {"step": self.progress.step, "loss": loss, "grad_norm": norm}
+                record |= {"lr": self.optimizer.lr, "tokens_per_s": rate}
+                at_end = self.progress.step == self.steps
+                if self.progress.step % self.eval_every == 0 or at_end:
+                    record |= self._evaluate(bar)
+                    self.save(LATEST)
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                if self.patience and self.progress.evals_without_improvement >= self.patience:
+                    bar.write(f"early stop: no better validation loss in {self.patience} evals")
+                    break
+        except KeyboardInterrupt:
+            bar.write(f"interrupted at update {self.progress.step}: saving {LATEST}")
+            self.save(LATEST)
+            raise
+        finally:
+            bar.close()
+            log.close()
+        return self.progress
+
+    def _evaluate(self, bar) -> dict:
+        metrics = {f"val_{k}": v for k, v in self.evaluate(self.model).items()}
+        p = self.progress
+        p.history.append({"step": p.step, **metrics})
+        if metrics["val_loss"] < p.best_loss:
+            p.best_loss, p.best_step, p.evals_without_improvement = metrics["val_loss"], p.step, 0
+            self.save(BEST)
+        else:
+            p.evals_without_improvement += 1
+        bar.write(
+            f"step {p.step:>6}  val loss {metrics['val_loss']:.4f}  "
+            f"val bits/symbol {metrics['val_loss'] / LN2:.4f}"
+        )
+        return metrics
+
+
+def _global_norm(grads: dict[str, np.ndarray]) -> float:
+    return float(math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+
+
+def plot_history(metrics_path: str | Path, out_png: str | Path) -> Path | None:
+    """Training and validation loss (bits per symbol) against updates, as a PNG.
+
+    Returns None when matplotlib (the ``plot`` extra) is not installed.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] / LN2 for r in rows], lw=0.8, label="train")
+    val = [r for r in rows if "val_loss" in r]
+    ax.plot([r["step"] for r in val], [r["val_loss"] / LN2 for r in val], "o-", label="validation")
+    ax.set_xlabel("update")
+    ax.set_ylabel("bits per symbol")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return Path(out_png)
