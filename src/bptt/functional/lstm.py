@@ -208,10 +208,16 @@ def lstm_backward(
             dh += d_final_state[0]
         if d_final_state[1] is not None:
             dc += d_final_state[1]
+    # The activations' slopes for all steps at once: σ' = σ(1 - σ), tanh' = 1 - tanh².
+    slope = gates * (1 - gates)  # (T, B, 4H) σ'(z) of i, f, o
+    g_all = gates[:, :, 2 * H : 3 * H]  # (T, B, H) a view
+    slope[:, :, 2 * H : 3 * H] = 1 - g_all * g_all  # tanh'(z_g)
+    dh_dc = gates[:, :, 3 * H :] * (1 - tanh_c * tanh_c)  # (T, B, H) ∂h_t/∂C_t = o_t tanh'(C_t)
+
     dz = np.empty((T, B, 4 * H), dtype=h.dtype)  # (T, B, 4H) ∂E/∂z_t for all steps
     for t in range(T - 1, -1, -1):
         a = gates[t]  # (B, 4H)
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
         d = dz[t]  # (B, 4H) a view; filled gate by gate
         d_i, d_f, d_g, d_o = d[:, :H], d[:, H : 2 * H], d[:, 2 * H : 3 * H], d[:, 3 * H :]
 
@@ -223,17 +229,13 @@ def lstm_backward(
             dc *= real
         # h_t = o_t * tanh(C_t)
         np.multiply(dh, tanh_c[t], out=d_o)  # ∂E/∂o_t
-        dc += dh * o * (1 - tanh_c[t] * tanh_c[t])  # ∂E/∂C_t
+        dc += dh * dh_dc[t]  # ∂E/∂C_t = dh * o_t * (1 - tanh²(C_t)) + the belt's
         # C_t = f_t * C_{t-1} + i_t * C~_t
         np.multiply(dc, g, out=d_i)  # ∂E/∂i_t
         np.multiply(dc, c[t], out=d_f)  # ∂E/∂f_t
         np.multiply(dc, i, out=d_g)  # ∂E/∂C~_t
         dc *= f  # ∂E/∂C_{t-1}
-        # through the activations: σ' = σ(1 - σ), tanh' = 1 - tanh²
-        d_i *= i * (1 - i)
-        d_f *= f * (1 - f)
-        d_g *= 1 - g * g
-        d_o *= o * (1 - o)
+        d *= slope[t]  # through σ and tanh: ∂E/∂z_t
         dh = d @ weight_hh  # (B, H) ∂E/∂h_{t-1}
         if m is not None:
             dh += dh_pad
