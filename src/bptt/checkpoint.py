@@ -156,7 +156,8 @@ def _check_tensors(path: Path, tensors: Any) -> dict[str, np.ndarray]:
                 f"checkpoint '{path}': tensor {name!r} has dtype {a.dtype}, "
                 "expected a bool, integer or float dtype"
             )
-        arrays[name] = np.ascontiguousarray(a)
+        # ascontiguousarray would turn a 0-d array into (1,); require keeps the shape.
+        arrays[name] = np.require(a, requirements="C")
     return arrays
 
 

@@ -1,0 +1,254 @@
+"""Checkpoints: exact round trips, clear errors, atomic writes, survival of SIGKILL."""
+
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import bptt.checkpoint as ckpt
+from bptt.checkpoint import load_checkpoint, save_checkpoint
+from bptt.data import Vocabulary
+from bptt.errors import CheckpointError
+
+
+def _example(seed=0):
+    rng = np.random.default_rng(seed)
+    tensors = {
+        "rnn.weight_ih_l0": rng.standard_normal((12, 5)).astype(np.float32),
+        "rnn.weight_hh_l0": rng.standard_normal((12, 3)),  # float64
+        "rnn.bias_ih_l0": rng.standard_normal(12).astype(np.float32),
+        "optim.m.rnn.weight_ih_l0": rng.standard_normal((12, 5)).astype(np.float32),
+        "state.h": rng.standard_normal((1, 4, 3)).astype(np.float32),
+        "counts": rng.integers(-(2**40), 2**40, size=7),  # int64
+        "scalar": np.array(3.5, dtype=np.float64),
+        "empty": np.zeros((0, 3), dtype=np.float32),
+    }
+    gen = np.random.default_rng(seed + 1)
+    metadata = {
+        "config": {"hidden": 3, "cell": "lstm", "lr": 1e-3, "layers": [1, 2]},
+        "vocabulary": Vocabulary.from_text("hello world").to_dict(),
+        "step": 41,
+        "optimizer": {"name": "adam", "t": 41, "beta1": 0.9},
+        "rng": gen.bit_generator.state,
+        "data": {"epoch": 1, "window": 7},
+        "text": "naïve — ünïcode",
+    }
+    return tensors, metadata
+
+
+def test_round_trip_is_exact(tmp_path):
+    tensors, metadata = _example()
+    path = tmp_path / "latest.safetensors"
+    save_checkpoint(path, tensors, metadata)
+    got, meta = load_checkpoint(path)
+    assert set(got) == set(tensors)
+    for name, a in tensors.items():
+        assert got[name].dtype == a.dtype, name
+        assert got[name].shape == a.shape, name
+        assert np.array_equal(got[name], a), name
+    assert meta == metadata
+    # The RNG state restores a Generator that continues exactly where the saved one was.
+    g = np.random.default_rng()
+    g.bit_generator.state = meta["rng"]
+    assert np.array_equal(g.standard_normal(5), np.random.default_rng(1).standard_normal(5))
+    assert Vocabulary.from_dict(meta["vocabulary"]) == Vocabulary.from_text("hello world")
+
+
+def test_file_is_plain_safetensors_with_versioned_metadata(tmp_path):
+    from safetensors import safe_open
+
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"w": np.ones((2, 2), np.float32)}, {"step": 1})
+    with safe_open(str(path), framework="numpy") as f:
+        assert list(f.keys()) == ["w"]
+        header = f.metadata()
+    assert header["format"] == "bptt" and header["format_version"] == "1"
+    assert json.loads(header["bptt"]) == {"step": 1}
+
+
+def test_non_contiguous_arrays_and_numpy_scalars_in_metadata(tmp_path):
+    a = np.arange(24, dtype=np.float64).reshape(4, 6)[:, ::2]  # a strided view
+    path = tmp_path / "c.safetensors"
+    save_checkpoint(path, {"a": a}, {"step": np.int64(3), "loss": np.float32(0.5)})
+    got, meta = load_checkpoint(path)
+    assert np.array_equal(got["a"], a)
+    assert meta == {"step": 3, "loss": 0.5}
+
+
+def test_save_errors_name_the_problem(tmp_path):
+    path = tmp_path / "c.safetensors"
+    with pytest.raises(CheckpointError, match="tensor 'w' must be a numpy array, got list"):
+        save_checkpoint(path, {"w": [1.0]}, {})
+    with pytest.raises(CheckpointError, match="tensor 'w' has dtype object"):
+        save_checkpoint(path, {"w": np.array([None])}, {})
+    with pytest.raises(CheckpointError, match="metadata is not JSON-able"):
+        save_checkpoint(path, {}, {"f": object()})
+    with pytest.raises(CheckpointError, match="metadata must be a dict, got list"):
+        save_checkpoint(path, {}, [])
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def _write_raw(path, header: dict | bytes, body: bytes = b""):
+    h = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(h)) + h + body)
+
+
+def test_load_errors_name_the_file_and_the_problem(tmp_path):
+    p = tmp_path / "bad.safetensors"
+    with pytest.raises(CheckpointError, match=r"'.*bad\.safetensors' does not exist"):
+        load_checkpoint(p)
+    with pytest.raises(CheckpointError, match="is a directory"):
+        load_checkpoint(tmp_path)
+    p.write_bytes(b"abc")
+    with pytest.raises(CheckpointError, match=r"not a safetensors file \(3 bytes, too short"):
+        load_checkpoint(p)
+    p.write_bytes(b"this is a plain text file, not a checkpoint at all")
+    with pytest.raises(CheckpointError, match=r"header length \d+ does not fit"):
+        load_checkpoint(p)
+    _write_raw(p, b"{garbage")
+    with pytest.raises(CheckpointError, match="its header is not JSON"):
+        load_checkpoint(p)
+    _write_raw(p, b"[1, 2]")
+    with pytest.raises(CheckpointError, match="its header is not a JSON object"):
+        load_checkpoint(p)
+    _write_raw(p, {"__metadata__": {"other": "x"}})
+    with pytest.raises(CheckpointError, match="without bptt metadata"):
+        load_checkpoint(p)
+    _write_raw(p, {"__metadata__": {"format": "bptt", "format_version": "1", "bptt": "[1]"}})
+    with pytest.raises(CheckpointError, match="metadata must be a JSON object, got list"):
+        load_checkpoint(p)
+    _write_raw(p, {"__metadata__": {"format": "bptt", "format_version": "1", "bptt": "{x"}})
+    with pytest.raises(CheckpointError, match="metadata is not valid JSON"):
+        load_checkpoint(p)
+    _write_raw(p, {"__metadata__": {"format": "bptt", "format_version": "9", "bptt": "{}"}})
+    with pytest.raises(CheckpointError, match="version '9', this bptt reads 'bptt' version 1"):
+        load_checkpoint(p)
+
+
+def test_truncated_file_is_refused(tmp_path):
+    p = tmp_path / "c.safetensors"
+    save_checkpoint(p, {"w": np.ones(1000, np.float32)}, {"step": 1})
+    data = p.read_bytes()
+    p.write_bytes(data[:-10])
+    with pytest.raises(CheckpointError, match="damaged tensor data"):
+        load_checkpoint(p)
+
+
+def test_failed_write_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "latest.safetensors"
+    save_checkpoint(path, {"w": np.zeros(3, np.float32)}, {"step": 1})
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt.os, "replace", broken_replace)
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoint '.*latest\.safetensors'"):
+        save_checkpoint(path, {"w": np.ones(3, np.float32)}, {"step": 2})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["latest.safetensors"]
+    assert load_checkpoint(path)[1] == {"step": 1}
+
+
+def test_write_into_a_path_whose_parent_is_a_file(tmp_path):
+    parent = tmp_path / "not_a_dir"
+    parent.write_text("x")
+    with pytest.raises(CheckpointError, match=r"cannot write checkpoint '.*not_a_dir/c'"):
+        save_checkpoint(parent / "c", {"w": np.zeros(1)}, {})
+    assert parent.read_text() == "x"
+
+
+# Imports once, then forks a fresh writer for each "go <step>" line: each kill costs a
+# fork, not a Python start-up. The writer saves 4 MB checkpoints in a loop until killed.
+_SPAWNER = textwrap.dedent(
+    """
+    import os
+    import sys
+    import numpy as np
+    from bptt.checkpoint import save_checkpoint
+
+    path = sys.argv[1]
+    for line in sys.stdin:
+        step = int(line.split()[1])
+        pid = os.fork()
+        if pid == 0:
+            while True:
+                w = np.full(1_000_000, step, dtype=np.float32)  # 4 MB
+                save_checkpoint(path, {"w": w, "ids": np.arange(10) + step}, {"step": step})
+                step += 1
+        print(pid, flush=True)
+        _, status = os.waitpid(pid, 0)
+        print(os.WTERMSIG(status) if os.WIFSIGNALED(status) else -1, flush=True)
+    """
+)
+
+
+def _check_consistent(path):
+    tensors, meta = load_checkpoint(path)
+    step = meta["step"]
+    assert tensors["w"].shape == (1_000_000,) and tensors["w"].dtype == np.float32
+    assert np.all(tensors["w"] == step)
+    assert np.array_equal(tensors["ids"], np.arange(10) + step)
+    return step
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork and SIGKILL (POSIX)")
+def test_killing_the_writer_never_leaves_an_unloadable_checkpoint(tmp_path):
+    """SIGKILL a process saving checkpoints in a loop, 20 times at random moments."""
+    script = tmp_path / "spawner.py"
+    script.write_text(_SPAWNER)
+    path = tmp_path / "latest.safetensors"
+    save_checkpoint(path, {"w": np.zeros(1_000_000, np.float32), "ids": np.arange(10)}, {"step": 0})
+    # Kill within the first few writes: delays scale with how long a save takes here.
+    t0 = time.perf_counter()
+    for _ in range(2):
+        save_checkpoint(
+            path, {"w": np.zeros(1_000_000, np.float32), "ids": np.arange(10)}, {"step": 0}
+        )
+    max_delay = max(1.5 * (time.perf_counter() - t0), 0.02)
+    rng = np.random.default_rng(12345)
+    spawner = subprocess.Popen(
+        [sys.executable, str(script), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    step = 0
+    try:
+        for i in range(20):
+            spawner.stdin.write(f"go {step + 1}\n")
+            spawner.stdin.flush()
+            writer = int(spawner.stdout.readline())
+            if i < 19:
+                time.sleep(rng.uniform(0.0, max_delay))
+            else:  # the last writer surely writes: wait until its checkpoint appears
+                deadline = time.monotonic() + 10
+                while _check_consistent(path) == step and time.monotonic() < deadline:
+                    time.sleep(0.002)
+            os.kill(writer, signal.SIGKILL)
+            assert int(spawner.stdout.readline()) == signal.SIGKILL  # the writer is gone
+            new_step = _check_consistent(path)  # it loads, and is one complete checkpoint
+            assert new_step >= step  # the old one or a newer one, never older
+            step = new_step
+    finally:
+        spawner.kill()
+        spawner.wait()
+        spawner.stdin.close()
+        spawner.stdout.close()
+    assert step > 0  # the writers did write
+    # Killed writers may leave temporary files; their names say what they are.
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    for name in leftovers:
+        assert name in ("spawner.py", "latest.safetensors") or name.startswith(
+            ".latest.safetensors.tmp-"
+        )
+    print(f"final step {step}, {len(leftovers) - 2} kills landed mid-write")
