@@ -44,7 +44,9 @@ from typing import Any
 import numpy as np
 
 from bptt.errors import BpttError
+from bptt.functional.gru import gru_backward, gru_forward
 from bptt.functional.linear import dropout_backward, dropout_forward
+from bptt.functional.lstm import lstm_backward, lstm_forward
 from bptt.functional.rnn import NONLINEARITIES, rnn_backward, rnn_forward
 from bptt.nn.init import uniform_default
 from bptt.nn.linear import (
@@ -165,7 +167,10 @@ class Recurrent(Layer):
     def _unpack(self, state: Any, B: int, what: str, allow_none_pieces: bool) -> tuple:
         """Validate a state-like structure; return a tuple of arrays (or None pieces)."""
         name = type(self).__name__
-        prefix = "d_" if what == "d_final_state" else ""
+        # pieces are named like torch's: h0, c0 for the state; d_hn, d_cn for its gradient
+        names = self.state_names
+        if what == "d_final_state":
+            names = tuple("d_" + n.replace("0", "n") for n in names)
         if self.state_arity == 1:
             if isinstance(state, tuple | list):
                 raise BpttError(
@@ -180,12 +185,10 @@ class Recurrent(Layer):
                     if isinstance(state, tuple | list)
                     else type(state).__name__
                 )
-                names = ", ".join(prefix + n for n in self.state_names)
-                raise BpttError(f"{name} takes {what} as a tuple ({names}), got {got}")
+                raise BpttError(f"{name} takes {what} as a tuple ({', '.join(names)}), got {got}")
             pieces = tuple(state)
         out = []
-        for piece_name, piece in zip(self.state_names, pieces, strict=True):
-            piece_name = prefix + piece_name
+        for piece_name, piece in zip(names, pieces, strict=True):
             if piece is None:
                 if not allow_none_pieces:
                     raise BpttError(f"{piece_name} is None; pass an array or state=None for zeros")
@@ -435,8 +438,6 @@ class LSTM(Recurrent):
     state_names = ("h0", "c0")
 
     def _cell(self) -> tuple[Callable, Callable]:
-        from bptt.functional.lstm import lstm_backward, lstm_forward  # TEMP until it lands
-
         return lstm_forward, lstm_backward
 
 
@@ -453,6 +454,4 @@ class GRU(Recurrent):
     state_names = ("h0",)
 
     def _cell(self) -> tuple[Callable, Callable]:
-        from bptt.functional.gru import gru_backward, gru_forward  # TEMP until it lands
-
         return gru_forward, gru_backward
