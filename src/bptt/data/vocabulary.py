@@ -26,7 +26,7 @@ Shapes: V vocabulary size; ``...`` any leading shape of ids.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -151,7 +151,7 @@ class Vocabulary:
     def __contains__(self, token: object) -> bool:
         return token in self._index
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[str]:
         return iter(self._tokens)
 
     def __eq__(self, other: object) -> bool:
@@ -262,7 +262,7 @@ class Vocabulary:
         return out
 
     def _check_ids(self, ids: Iterable[int] | np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids))
+        ids = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids))  # (...)
         if ids.size == 0:
             return ids.astype(np.int64)
         if not np.issubdtype(ids.dtype, np.integer):
