@@ -1,0 +1,102 @@
+"""Where one bptt training step spends its time: cProfile, and the matrix products alone.
+
+    python benchmarks/profile_step.py --config lstm-b --threads 2
+
+Prints (1) the step's median time, (2) cProfile's top functions by own time,
+(3) the "GEMM floor": the same matrix products as the step, timed alone with the
+same shapes and threads, so step - floor is what elementwise work, copies and
+Python cost. The floor's shapes follow DESIGN.md's plan for every cell: one
+input projection over all steps, one recurrent product per step, and in the
+backward one per step plus three over all steps (d_x, d_weight_ih, d_weight_hh).
+
+Shapes: B batch, T time steps, D input features, H hidden units, G gates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import sys
+import time
+from pathlib import Path
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def timed(fn, reps: int) -> float:
+    """Median seconds of ``fn()`` over ``reps`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", default="lstm-b")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--top", type=int, default=15)
+    args = p.parse_args()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)  # before NumPy loads its BLAS
+
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from rnn_speed import CONFIG_BY_NAME, _bptt_setup
+
+    cfg = CONFIG_BY_NAME[args.config]
+    step, _ = _bptt_setup(cfg, "train", seed=0)
+    total = timed(step, args.reps)
+    print(f"{cfg}\nthreads={args.threads}  train step median {total * 1e3:.1f} ms\n")
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(args.reps):
+        step()
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(args.top)
+    print(f"cProfile over {args.reps} steps, by own time:")
+    print("\n".join(buf.getvalue().splitlines()[3:]))
+
+    B, T, D, H = cfg.B, cfg.T, cfg.D, cfg.H
+    GH = GATES[cfg.cell] * H
+    rng = np.random.default_rng(0)
+
+    def rand(*shape):
+        return rng.standard_normal(shape).astype(np.float32)  # shape
+
+    x, dz, w_ih, w_hh = rand(T * B, D), rand(T * B, GH), rand(GH, D), rand(GH, H)
+    hs = rand(T * B, H)  # (T*B, H)
+    h_t, dz_t = rand(B, H), rand(B, GH)  # (B, H), (B, G*H)
+    parts = {
+        "fwd input projection (T*B, D) @ (D, G*H)": timed(lambda: x @ w_ih.T, args.reps),
+        "fwd recurrent (B, H) @ (H, G*H), x T": T * timed(lambda: h_t @ w_hh.T, args.reps * 10),
+        "bwd recurrent (B, G*H) @ (G*H, H), x T": T * timed(lambda: dz_t @ w_hh, args.reps * 10),
+        "bwd d_x (T*B, G*H) @ (G*H, D)": timed(lambda: dz @ w_ih, args.reps),
+        "bwd d_weight_ih (G*H, T*B) @ (T*B, D)": timed(lambda: dz.T @ x, args.reps),
+        "bwd d_weight_hh (G*H, T*B) @ (T*B, H)": timed(lambda: dz.T @ hs, args.reps),
+    }
+    floor = sum(parts.values())
+    flops = 2 * T * B * GH * (D + H) * 3  # forward 1x, backward 2x
+    print(f"GEMM floor (the step's matrix products alone, median of {args.reps}):")
+    for name, sec in parts.items():
+        print(f"  {name:42s} {sec * 1e3:9.1f} ms")
+    print(
+        f"  {'sum':42s} {floor * 1e3:9.1f} ms = {floor / total:.0%} of the step; "
+        f"{flops / floor / 1e9:.0f} GFLOP/s\n"
+        f"  everything else (elementwise, copies, Python): {(total - floor) * 1e3:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
