@@ -389,9 +389,12 @@ def test_state_dict_is_a_copy_and_load_casts():
     sd = layer.state_dict()
     sd["weight_hh_l0"][:] = 7
     assert not np.any(layer.params["weight_hh_l0"] == 7)
+    held = layer.params["weight_hh_l0"]  # as a model or an optimizer would hold it
     layer.load_state_dict({k: v.astype(np.float64) for k, v in sd.items()})
-    assert layer.params["weight_hh_l0"].dtype == np.float32
-    assert np.all(layer.params["weight_hh_l0"] == 7)
+    assert layer.params["weight_hh_l0"] is held  # loaded in place
+    assert held.dtype == np.float32 and np.all(held == 7)
+    sd["weight_hh_l0"][:] = 8
+    assert np.all(held == 7)  # a copy, not a view of the dict
 
 
 def test_load_state_dict_errors():
@@ -402,10 +405,13 @@ def test_load_state_dict_errors():
     expected = r"missing keys \['bias_hh_l1'\], unexpected keys \['weight_ih_l2'\]"
     with pytest.raises(BpttError, match=expected):
         layer.load_state_dict(sd)
-    sd = layer.state_dict()
+    sd = {k: v + 1 for k, v in layer.state_dict().items()}
     sd["weight_hh_l0"] = np.zeros((4 * H, H + 1))
+    before = layer.state_dict()
     with pytest.raises(BpttError, match=r"weight_hh_l0 has shape \(16, 5\), expected \(16, 4\)"):
         layer.load_state_dict(sd)
+    for k, v in before.items():  # all or nothing
+        np.testing.assert_array_equal(layer.params[k], v)
 
 
 @pytest.mark.parametrize("kind", list(KINDS))

@@ -111,10 +111,12 @@ class Layer:
         return {k: v.copy() for k, v in self.params.items()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Replace the parameters by copies cast to the layer's dtype.
+        """Copy ``state_dict``'s values into the parameters, cast to the layer's dtype.
 
         Keys must match exactly (missing and unexpected ones are listed), and
-        every shape must match.
+        every shape must match; nothing changes unless all do. The copy is in
+        place, so references to ``params``' arrays (a model's or an
+        optimizer's) stay valid.
         """
         missing = sorted(set(self.params) - set(state_dict))
         unexpected = sorted(set(state_dict) - set(self.params))
@@ -123,13 +125,12 @@ class Layer:
                 f"state_dict does not fit {type(self).__name__}: missing keys {missing}, "
                 f"unexpected keys {unexpected}"
             )
-        new = {}
-        for key, ref in self.params.items():
-            value = np.asarray(state_dict[key])
-            if value.shape != ref.shape:
-                raise BpttError(f"{key} has shape {value.shape}, expected {ref.shape}")
-            new[key] = np.array(value, dtype=self.dtype)  # a copy
-        self.params.update(new)
+        values = {key: np.asarray(state_dict[key]) for key in self.params}
+        for key, value in values.items():
+            if value.shape != self.params[key].shape:
+                raise BpttError(f"{key} has shape {value.shape}, expected {self.params[key].shape}")
+        for key, value in values.items():
+            np.copyto(self.params[key], value, casting="unsafe")  # e.g. float64 -> float32
 
     def _cache_or_raise(self) -> dict:
         cache = getattr(self, "_cache", None)
@@ -321,6 +322,8 @@ class Dropout(Layer):
     ) -> np.ndarray:
         """x (...) -> y (...); ``rng`` (a Generator) is required when training with p > 0."""
         x = np.asarray(x)
+        if x.dtype.kind != "f":
+            raise BpttError(f"Dropout needs a float array, got dtype {x.dtype}")
         if not training or self.p == 0.0:
             self._cache = {"mask": None}
             return x
