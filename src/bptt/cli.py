@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sample", help="write text with a trained language model")
     p.add_argument("checkpoint")
-    p.add_argument("--prompt", default="The ", help="text to start from (default: 'The ')")
+    p.add_argument("--prompt", default=None, help="text to start from (default: 'The ')")
     p.add_argument("--length", type=int, default=300, help="symbols to write (default: 300)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy (default: 0.8)")
     p.add_argument("--top-k", type=int, default=None, help="draw only from the k most likely")
@@ -79,7 +79,7 @@ def _given(args: argparse.Namespace) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     from bptt.tasks import lm
-    from bptt.train import BEST, LATEST, Trainer, plot_history
+    from bptt.train import BEST, LATEST, plot_history
 
     given = _given(args)
     if args.resume:
@@ -98,9 +98,8 @@ def _train(args: argparse.Namespace) -> int:
         config = Config(task=args.task, **{**PRESETS[args.task], **given})
         out = _fresh_folder(Path(config.out))
 
-    data = lm.prepare_data(config)
-    rng = np.random.default_rng(config.seed)
-    model = lm.build_model(config, len(data.vocab), rng)
+    trainer, data = lm.build_trainer(config, out, progress_bar=not args.quiet)
+    model = trainer.model
     print(f"data: {data.source}")
     print(
         f"vocabulary: {len(data.vocab)} symbols | train {len(data.train_ids):,} symbols, "
@@ -109,27 +108,6 @@ def _train(args: argparse.Namespace) -> int:
     print(
         f"model: {config.cell.upper()} {config.num_layers}x{config.hidden_size}, "
         f"embedding {config.embed_size}, {model.num_parameters():,} parameters, {config.dtype}"
-    )
-    from bptt.optim import OPTIMIZERS, SCHEDULES
-
-    opt_kwargs = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
-    optimizer = OPTIMIZERS[config.optimizer](lr=config.lr, **opt_kwargs)
-    schedule = SCHEDULES[config.schedule](config.steps) if config.schedule == "cosine" else None
-    schedule = schedule or SCHEDULES["constant"]()
-    trainer = Trainer(
-        model,
-        optimizer,
-        schedule,
-        lm.LMBatches(data.train_ids, config.batch_size, config.window),
-        lambda m: lm.evaluate_ids(m, data.val_ids),
-        steps=config.steps,
-        out_dir=out,
-        rng=rng,
-        clip=config.clip,
-        eval_every=config.eval_every,
-        patience=config.patience,
-        metadata={"task": "lm", "config": config.to_dict(), "vocab": data.vocab.to_dict()},
-        progress_bar=not args.quiet,
     )
     if args.resume:
         trainer.resume(args.resume)
@@ -147,7 +125,8 @@ def _train(args: argparse.Namespace) -> int:
     png = plot_history(out / "metrics.jsonl", out / "training.png")
     print(f"metrics: {out / 'metrics.jsonl'}" + (f", plot: {png}" if png else ""))
     best, vocab, _, _ = lm.load_model(out / BEST)
-    for prompt in ("The ", "def "):
+    prompts = [p for p in ("The ", "def ") if _writable(vocab, p)] or [_default_prompt(vocab)]
+    for prompt in prompts:
         text = _write(best, vocab, prompt, config.sample_length, 0.8, None, config.seed)
         print(f"\n--- sample (prompt {prompt!r}, temperature 0.8) ---\n{prompt}{text}")
     return 0
@@ -164,6 +143,15 @@ def _fresh_folder(out: Path) -> Path:
     return candidate
 
 
+def _writable(vocab, text: str) -> bool:
+    return all(s in vocab for s in vocab.split(text))
+
+
+def _default_prompt(vocab) -> str:
+    """'The ' where the vocabulary has its letters, else its first ordinary symbol."""
+    return "The " if _writable(vocab, "The ") else next(t for t in vocab if t not in vocab.specials)
+
+
 def _write(model, vocab, prompt, length, temperature, top_k, seed) -> str:
     from bptt.decode import generate
 
@@ -171,9 +159,9 @@ def _write(model, vocab, prompt, length, temperature, top_k, seed) -> str:
     if unknown:
         listed = ", ".join(repr(s) for s in unknown)
         raise BpttError(f"the prompt has symbols not in the vocabulary: {listed}")
-    ids = generate(
-        model, vocab.encode(prompt), length, temperature, top_k, np.random.default_rng(seed)
-    )
+    rng = np.random.default_rng(seed)
+    never = () if vocab.unk_id is None else (vocab.unk_id,)  # <unk> is no symbol to write
+    ids = generate(model, vocab.encode(prompt), length, temperature, top_k, rng, exclude=never)
     return vocab.decode(ids)
 
 
@@ -181,8 +169,9 @@ def _sample(args: argparse.Namespace) -> int:
     from bptt.tasks import lm
 
     model, vocab, _, _ = lm.load_model(args.checkpoint)
-    text = _write(model, vocab, args.prompt, args.length, args.temperature, args.top_k, args.seed)
-    print(args.prompt + text)
+    prompt = _default_prompt(vocab) if args.prompt is None else args.prompt
+    text = _write(model, vocab, prompt, args.length, args.temperature, args.top_k, args.seed)
+    print(prompt + text)
     return 0
 
 

@@ -43,10 +43,12 @@ def generate(
     top_k: int | None = None,
     rng: np.random.Generator | None = None,
     state=None,
+    exclude: tuple[int, ...] = (),
 ) -> np.ndarray:
     """Continue ``prompt`` (a 1-D array of ids, at least one) by ``n`` sampled ids.
 
     Returns the ``n`` new ids. ``rng`` is required unless ``temperature`` is 0.
+    Ids in ``exclude`` (such as ``<unk>``) are never produced.
     """
     if not (isinstance(temperature, (int, float)) and math.isfinite(temperature)):
         raise BpttError(f"temperature must be a finite number >= 0; got {temperature!r}")
@@ -63,8 +65,12 @@ def generate(
         raise BpttError("sampling needs rng (a numpy.random.Generator) unless temperature is 0")
     logits, state = model.forward(prompt[None, :], state)  # (1, P, V) the prompt in one pass
     logits = logits[:, -1]  # (1, V)
+    banned = list(exclude)
     out = np.empty(n, dtype=np.int64)
     for t in range(n):
+        if banned:
+            logits = logits.copy()
+            logits[:, banned] = -np.inf
         nxt = sample_next(logits, temperature, top_k, rng)  # (1,)
         out[t] = nxt[0]
         logits, state = model.step(nxt, state)

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from bptt.checkpoint import load_checkpoint, save_checkpoint
 from bptt.errors import BpttError
-from bptt.optim import clip_grad_norm
+from bptt.optim import OPTIMIZERS, SCHEDULES, clip_grad_norm
 
 LATEST, BEST = "latest.safetensors", "best.safetensors"
 LN2 = math.log(2.0)
@@ -204,6 +204,15 @@ class Trainer:
             f"val bits/symbol {metrics['val_loss'] / LN2:.4f}"
         )
         return metrics
+
+
+def build_optimizer(config) -> tuple:
+    """The optimizer and learning-rate schedule a config names (looked up in fixed tables)."""
+    kwargs = {"momentum": config.momentum} if config.optimizer == "sgd" else {}
+    optimizer = OPTIMIZERS[config.optimizer](lr=config.lr, **kwargs)
+    if config.schedule == "cosine":
+        return optimizer, SCHEDULES["cosine"](config.steps, min_lr=config.lr / 10)
+    return optimizer, SCHEDULES["constant"]()
 
 
 def _global_norm(grads: dict[str, np.ndarray]) -> float:

@@ -1,5 +1,17 @@
 """Gradient checking and, later, gradient flow through time."""
 
-from bptt.diagnostics.gradcheck import format_report, gradcheck, gradcheck_layer, gradcheck_model
+from bptt.diagnostics.gradcheck import (
+    format_report,
+    gradcheck,
+    gradcheck_directions,
+    gradcheck_layer,
+    gradcheck_model,
+)
 
-__all__ = ["format_report", "gradcheck", "gradcheck_layer", "gradcheck_model"]
+__all__ = [
+    "format_report",
+    "gradcheck",
+    "gradcheck_directions",
+    "gradcheck_layer",
+    "gradcheck_model",
+]

@@ -17,6 +17,7 @@ from bptt.config import Config
 from bptt.data import TBPTTBatches, Vocabulary, builtin_corpus, read_text, split_text
 from bptt.data.vocabulary import UNK
 from bptt.models.language_model import LanguageModel, LMBatch
+from bptt.train import Trainer, build_optimizer
 
 BUILTIN = "the built-in corpus (Python's documentation topics, pydoc_data)"
 
@@ -118,3 +119,27 @@ def load_model(path) -> tuple[LanguageModel, Vocabulary, Config, dict]:
     except Exception as e:
         raise CheckpointError(f"checkpoint '{path}': {e}") from None
     return model, vocab, config, meta
+
+
+def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[Trainer, LMData]:
+    """Data, model, optimizer and loop for ``config``, ready to ``run()`` (or ``resume()``)."""
+    data = prepare_data(config)
+    rng = np.random.default_rng(config.seed)
+    model = build_model(config, len(data.vocab), rng)
+    optimizer, schedule = build_optimizer(config)
+    trainer = Trainer(
+        model,
+        optimizer,
+        schedule,
+        LMBatches(data.train_ids, config.batch_size, config.window),
+        lambda m: evaluate_ids(m, data.val_ids),
+        steps=config.steps,
+        out_dir=out_dir,
+        rng=rng,
+        clip=config.clip,
+        eval_every=config.eval_every,
+        patience=config.patience,
+        metadata={"task": "lm", "config": config.to_dict(), "vocab": data.vocab.to_dict()},
+        progress_bar=progress_bar,
+    )
+    return trainer, data
