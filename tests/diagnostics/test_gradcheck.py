@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bptt.diagnostics import format_report, gradcheck, gradcheck_layer, gradcheck_model
+from bptt.diagnostics import (
+    format_report,
+    gradcheck,
+    gradcheck_directions,
+    gradcheck_layer,
+    gradcheck_model,
+)
 from bptt.errors import BpttError
 from bptt.functional.rnn import rnn_backward, rnn_forward
 from bptt.losses import cross_entropy
@@ -66,7 +72,7 @@ def test_sampling_checks_at_most_n_elements_deterministically():
     analytic = {"p": 2 * p}
     analytic["p"][::2] += 1.0  # half the elements are wrong
     e1 = gradcheck(f, {"p": p}, analytic, max_checks_per_param=10)
-    assert len(calls) == 2 * 10
+    assert len(calls) == 4 * 10  # four loss evaluations per element
     e2 = gradcheck(f, {"p": p}, analytic, max_checks_per_param=10)
     assert e1 == e2  # the same elements every run without an rng
     e3 = gradcheck(f, {"p": p}, analytic, max_checks_per_param=10, rng=np.random.default_rng(5))
@@ -82,6 +88,32 @@ def test_refuses_float32_and_mismatched_gradients():
         gradcheck(lambda: 0.0, {"w": q}, {"w": np.ones(4)})
     with pytest.raises(BpttError, match="keys"):
         gradcheck(lambda: 0.0, {"w": q}, {"u": q})
+
+
+def test_tiny_elements_beside_large_ones_pass():
+    """A gradient element of 1e-9 next to one of 1: the differences cannot resolve it alone."""
+    theta = np.array([0.3, -1.2, 0.7])  # (3,)
+    c = np.array([1.0, 1e-9, 1e-5])  # (3,)
+
+    def f():
+        return float(np.sum(c * np.sin(theta)) + 2.0)
+
+    errors = gradcheck(f, {"theta": theta}, {"theta": c * np.cos(theta)})
+    assert errors["theta"] < 1e-8
+    wrong = c * np.cos(theta)  # (3,)
+    wrong[2] *= 2.0  # an error of 1e-5 on the small element is still caught
+    assert gradcheck(f, {"theta": theta}, {"theta": wrong})["theta"] > 1e-4
+
+
+def test_directions_pass_and_catch():
+    f, params, analytic = _quadratic(np.random.default_rng(3))
+    before = {k: v.copy() for k, v in params.items()}
+    errors = gradcheck_directions(f, params, analytic, num_directions=4)
+    assert max(errors.values()) < 1e-9, errors
+    for k in params:
+        assert np.array_equal(params[k], before[k])
+    analytic["W"] = 1.1 * analytic["W"]
+    assert gradcheck_directions(f, params, analytic)["W"] > 1e-2
 
 
 def test_zero_gradients_give_zero_error():
