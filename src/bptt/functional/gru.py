@@ -138,6 +138,7 @@ def gru_backward(
     d_outputs: np.ndarray,
     d_final_state: tuple[np.ndarray | None] | None,
     cache: dict,
+    state_grads: dict | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
     """BPTT for :func:`gru_forward` (equations in the module docstring).
 
@@ -145,6 +146,8 @@ def gru_backward(
         d_outputs: ∂E/∂outputs (B, T, H).
         d_final_state: ``(∂E/∂h_T,)`` or None (zero).
         cache: from :func:`gru_forward`.
+        state_grads: if a dict, BPTT's per-step gradients are kept in it:
+            ``"h"`` (T+1, B, H), ∂E/∂h_t for t = 0..T.
 
     Returns:
         ∂E/∂x (B, T, D), ``(∂E/∂h_0,)``, and the weight gradients
@@ -162,6 +165,7 @@ def gru_backward(
         g += d_final_state[0]
     da = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂a_t
     dc = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂c_t
+    keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
     for t in range(T - 1, -1, -1):
         if m is None:
             g += d_out_tm[t]
@@ -169,6 +173,8 @@ def gru_backward(
         else:
             real = m[t]  # (B, 1)
             dh = (g + d_out_tm[t]) * real  # (B, H) only real steps go through the cell
+        if keep is not None:
+            keep[t + 1] = dh if m is None else dh + g * ~real
         r, z, n = gates[t, :, :H], gates[t, :, H : 2 * H], gates[t, :, 2 * H :]
         dr, dz, dn = dc[t, :, :H], dc[t, :, H : 2 * H], da[t, :, 2 * H :]  # views
         np.multiply(dh, 1 - z, out=dn)
@@ -184,6 +190,9 @@ def gru_backward(
         if m is not None:
             g_prev += g * ~real  # padding passes g straight back
         g = g_prev
+    if keep is not None:
+        keep[0] = g
+        state_grads["h"] = keep
     da[:, :, : 2 * H] = dc[:, :, : 2 * H]  # r and z: input and hidden parts share a gradient
 
     da_flat = da.reshape(T * B, 3 * H)  # (T*B, 3H)

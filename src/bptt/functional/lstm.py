@@ -178,6 +178,7 @@ def lstm_backward(
     d_outputs: np.ndarray,
     d_final_state: tuple[np.ndarray | None, np.ndarray | None] | None,
     cache: dict,
+    state_grads: dict | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
     """BPTT for :func:`lstm_forward` (the backward equations in the module docstring).
 
@@ -185,6 +186,8 @@ def lstm_backward(
         d_outputs: ∂E/∂outputs (B, T, H).
         d_final_state: ``(∂E/∂h_T, ∂E/∂C_T)``, either may be None (zero), or None.
         cache: from :func:`lstm_forward`.
+        state_grads: if a dict, BPTT's per-step gradients are kept in it:
+            ``"h"`` and ``"c"``, (T+1, B, H) each, ∂E/∂h_t and ∂E/∂C_t for t = 0..T.
 
     Returns:
         ∂E/∂x (B, T, D), ``(∂E/∂h_0, ∂E/∂C_0)``, and the weight gradients
@@ -215,6 +218,9 @@ def lstm_backward(
     dh_dc = gates[:, :, 3 * H :] * (1 - tanh_c * tanh_c)  # (T, B, H) ∂h_t/∂C_t = o_t tanh'(C_t)
 
     dz = np.empty((T, B, 4 * H), dtype=h.dtype)  # (T, B, 4H) ∂E/∂z_t for all steps
+    if state_grads is not None:
+        keep_h = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂h_t
+        keep_c = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂C_t
     for t in range(T - 1, -1, -1):
         a = gates[t]  # (B, 4H)
         i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
@@ -222,6 +228,8 @@ def lstm_backward(
         d_i, d_f, d_g, d_o = d[:, :H], d[:, H : 2 * H], d[:, 2 * H : 3 * H], d[:, 3 * H :]
 
         dh += d_out_tm[t]
+        if state_grads is not None:
+            keep_h[t + 1] = dh
         if m is not None:
             real = m[t]  # (B, 1)
             dh_pad, dc_pad = dh * ~real, dc * ~real  # (B, H) each; padding passes them back
@@ -230,6 +238,8 @@ def lstm_backward(
         # h_t = o_t * tanh(C_t)
         np.multiply(dh, tanh_c[t], out=d_o)  # ∂E/∂o_t
         dc += dh * dh_dc[t]  # ∂E/∂C_t = dh * o_t * (1 - tanh²(C_t)) + the belt's
+        if state_grads is not None:
+            keep_c[t + 1] = dc if m is None else dc + dc_pad
         # C_t = f_t * C_{t-1} + i_t * C~_t
         np.multiply(dc, g, out=d_i)  # ∂E/∂i_t
         np.multiply(dc, c[t], out=d_f)  # ∂E/∂f_t
@@ -240,6 +250,10 @@ def lstm_backward(
         if m is not None:
             dh += dh_pad
             dc += dc_pad
+
+    if state_grads is not None:
+        keep_h[0], keep_c[0] = dh, dc
+        state_grads["h"], state_grads["c"] = keep_h, keep_c
 
     dz_flat = dz.reshape(T * B, 4 * H)  # (T*B, 4H)
     d_x = (dz_flat @ weight_ih).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)

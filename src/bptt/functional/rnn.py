@@ -101,6 +101,7 @@ def rnn_backward(
     d_outputs: np.ndarray,
     d_final_state: tuple[np.ndarray | None] | None,
     cache: dict,
+    state_grads: dict | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
     """BPTT for :func:`rnn_forward`.
 
@@ -108,6 +109,9 @@ def rnn_backward(
         d_outputs: ∂E/∂outputs (B, T, H).
         d_final_state: ``(∂E/∂s_T,)`` or None (zero).
         cache: from :func:`rnn_forward`.
+        state_grads: if a dict, BPTT's per-step gradients are kept in it:
+            ``"h"`` (T+1, B, H), ∂E/∂s_t for t = 0..T (what flows back through
+            time; the vanishing-gradient diagnostics read it).
 
     Returns:
         ∂E/∂x (B, T, D), ``(∂E/∂s_0,)``, and the weight gradients
@@ -123,9 +127,12 @@ def rnn_backward(
     if d_final_state is not None and d_final_state[0] is not None:
         g += d_final_state[0]
     da = np.empty((T, B, H), dtype=s.dtype)  # (T, B, H) ∂E/∂a_t
+    keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
     for t in range(T - 1, -1, -1):
         if m is None:
             g += d_out_tm[t]
+            if keep is not None:
+                keep[t + 1] = g
             if cache["nonlinearity"] == "tanh":
                 np.multiply(g, 1 - s[t + 1] ** 2, out=da[t])
             else:
@@ -134,11 +141,17 @@ def rnn_backward(
         else:
             real = m[t]  # (B, 1)
             g_real = (g + d_out_tm[t]) * real  # (B, H) only real steps go through the cell
+            if keep is not None:
+                keep[t + 1] = g_real + g * ~real
             if cache["nonlinearity"] == "tanh":
                 np.multiply(g_real, 1 - s[t + 1] ** 2, out=da[t])
             else:
                 np.multiply(g_real, s[t + 1] > 0, out=da[t])
             g = da[t] @ weight_hh + g * ~real  # padding passes g straight back
+
+    if keep is not None:
+        keep[0] = g
+        state_grads["h"] = keep
 
     da_flat = da.reshape(T * B, H)  # (T*B, H)
     d_x = (da_flat @ weight_ih).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)
