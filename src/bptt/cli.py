@@ -13,8 +13,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from bptt.config import PRESETS, Config
 from bptt.errors import BpttError
 
@@ -78,12 +76,12 @@ def _given(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from bptt.tasks import lm
+    from bptt.tasks import task_module
     from bptt.train import BEST, LATEST, plot_history
 
     given = _given(args)
     if args.resume:
-        _, _, config, _ = lm.load_model(args.resume)
+        config = _saved_config(args.resume)
         fixed = sorted(
             k for k, v in given.items() if k not in _RESUMABLE and v != getattr(config, k)
         )
@@ -98,38 +96,31 @@ def _train(args: argparse.Namespace) -> int:
         config = Config(task=args.task, **{**PRESETS[args.task], **given})
         out = _fresh_folder(Path(config.out))
 
-    trainer, data = lm.build_trainer(config, out, progress_bar=not args.quiet)
-    model = trainer.model
-    print(f"data: {data.source}")
-    print(
-        f"vocabulary: {len(data.vocab)} symbols | train {len(data.train_ids):,} symbols, "
-        f"validation {len(data.val_ids):,}"
-    )
-    print(
-        f"model: {config.cell.upper()} {config.num_layers}x{config.hidden_size}, "
-        f"embedding {config.embed_size}, {model.num_parameters():,} parameters, {config.dtype}"
-    )
+    task = task_module(config.task)
+    trainer, summary = task.build_trainer(config, out, progress_bar=not args.quiet)
+    print("\n".join(summary))
     if args.resume:
         trainer.resume(args.resume)
         print(f"resumed from {args.resume} at update {trainer.progress.step}")
-    print(
-        f"training: {config.steps} updates of {config.batch_size} streams x {config.window} steps "
-        f"(truncated BPTT), {config.optimizer} lr {config.lr}, clip {config.clip}"
-    )
     progress = trainer.run()
-    print(
-        f"best validation: {progress.best_loss / np.log(2):.3f} bits per symbol "
-        f"at update {progress.best_step}"
-    )
+    best = next(h for h in progress.history if h["step"] == progress.best_step)
+    shown = ", ".join(f"{k[4:]} {v:.4f}" for k, v in best.items() if k.startswith("val_"))
+    print(f"best validation (update {progress.best_step}): {shown}")
     print(f"checkpoints: {out / BEST} (best), {out / LATEST} (latest)")
     png = plot_history(out / "metrics.jsonl", out / "training.png")
     print(f"metrics: {out / 'metrics.jsonl'}" + (f", plot: {png}" if png else ""))
-    best, vocab, _, _ = lm.load_model(out / BEST)
-    prompts = [p for p in ("The ", "def ") if _writable(vocab, p)] or [_default_prompt(vocab)]
-    for prompt in prompts:
-        text = _write(best, vocab, prompt, config.sample_length, 0.8, None, config.seed)
-        print(f"\n--- sample (prompt {prompt!r}, temperature 0.8) ---\n{prompt}{text}")
+    task.after_training(config, out / BEST)
     return 0
+
+
+def _saved_config(path) -> Config:
+    from bptt.checkpoint import load_checkpoint
+
+    _, meta = load_checkpoint(path)
+    try:
+        return Config.from_dict(meta["config"])
+    except KeyError:
+        raise BpttError(f"checkpoint '{path}' has no config in its metadata") from None
 
 
 def _fresh_folder(out: Path) -> Path:
@@ -143,62 +134,19 @@ def _fresh_folder(out: Path) -> Path:
     return candidate
 
 
-def _writable(vocab, text: str) -> bool:
-    return all(s in vocab for s in vocab.split(text))
-
-
-def _default_prompt(vocab) -> str:
-    """'The ' where the vocabulary has its letters, else its first ordinary symbol."""
-    return "The " if _writable(vocab, "The ") else next(t for t in vocab if t not in vocab.specials)
-
-
-def _write(model, vocab, prompt, length, temperature, top_k, seed) -> str:
-    from bptt.decode import generate
-
-    unknown = sorted({s for s in vocab.split(prompt) if s not in vocab})
-    if unknown:
-        listed = ", ".join(repr(s) for s in unknown)
-        raise BpttError(f"the prompt has symbols not in the vocabulary: {listed}")
-    rng = np.random.default_rng(seed)
-    never = () if vocab.unk_id is None else (vocab.unk_id,)  # <unk> is no symbol to write
-    ids = generate(model, vocab.encode(prompt), length, temperature, top_k, rng, exclude=never)
-    return vocab.decode(ids)
-
-
 def _sample(args: argparse.Namespace) -> int:
     from bptt.tasks import lm
 
-    model, vocab, _, _ = lm.load_model(args.checkpoint)
-    prompt = _default_prompt(vocab) if args.prompt is None else args.prompt
-    text = _write(model, vocab, prompt, args.length, args.temperature, args.top_k, args.seed)
-    print(prompt + text)
+    print(lm.sample_checkpoint(args.checkpoint, args.prompt, args.length, args.temperature,
+                               args.top_k, args.seed))  # fmt: skip
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from bptt.data import read_text, split_text
-    from bptt.tasks import lm
+    from bptt.tasks import task_module
 
-    model, vocab, config, _ = lm.load_model(args.checkpoint)
-    if args.text is None:
-        text = split_text(_corpus(config), config.val_fraction)[1]
-        what = "the run's validation text"
-    else:
-        text, what = read_text(args.text), args.text
-    ids = vocab.encode(text)
-    unknown = int((ids == vocab.unk_id).sum())
-    metrics = lm.evaluate_ids(model, ids)
-    print(
-        f"{what}: {len(ids):,} symbols ({unknown} not in the vocabulary), "
-        f"{metrics['bits_per_symbol']:.4f} bits per symbol"
-    )
+    print(task_module(_saved_config(args.checkpoint).task).evaluate_checkpoint(args))
     return 0
-
-
-def _corpus(config: Config) -> str:
-    from bptt.data import builtin_corpus, read_text
-
-    return builtin_corpus() if config.text is None else read_text(config.text)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field, fields
 
 from bptt.errors import BpttError
+from bptt.tasks import TASK_MODULES
 
 CELLS = ("rnn", "lstm", "gru")
 DTYPES = ("float32", "float64")
@@ -24,7 +25,7 @@ def _flag(default, help: str, **choices):
 @dataclass
 class Config:
     # What to learn.
-    task: str = _flag("lm", "the application to train", choices=("lm",))
+    task: str = _flag("lm", "the application to train", choices=tuple(TASK_MODULES))
     text: str | None = _flag(None, "a UTF-8 text file to train on (default: the built-in corpus)")
     level: str = _flag("char", "character or word language model", choices=("char", "word"))
     val_fraction: float = _flag(0.1, "share of the text held out for validation (its tail)")

@@ -1,1 +1,25 @@
-"""One module per application: data loading, model preset, metric."""
+"""One module per application: data loading, model preset, metric.
+
+Each task module offers ``build_trainer(config, out_dir, progress_bar) ->
+(trainer, summary lines)``, ``after_training(config, best_checkpoint)`` and
+``evaluate_checkpoint(args) -> str``. Tasks are found in a fixed table, never
+imported by a name read from a file.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from bptt.errors import BpttError
+
+# name -> module; a fixed table (a checkpoint's "task" is looked up here, never imported).
+TASK_MODULES = {
+    "lm": "bptt.tasks.lm",
+}
+
+
+def task_module(name: str) -> ModuleType:
+    if name not in TASK_MODULES:
+        raise BpttError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_MODULES))}")
+    return importlib.import_module(TASK_MODULES[name])

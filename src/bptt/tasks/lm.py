@@ -16,6 +16,8 @@ import numpy as np
 from bptt.config import Config
 from bptt.data import TBPTTBatches, Vocabulary, builtin_corpus, read_text, split_text
 from bptt.data.vocabulary import UNK
+from bptt.decode import generate
+from bptt.errors import BpttError, CheckpointError
 from bptt.models.language_model import LanguageModel, LMBatch
 from bptt.train import Trainer, build_optimizer
 
@@ -100,7 +102,6 @@ def evaluate_ids(model: LanguageModel, ids: np.ndarray, batch_size: int = 16, wi
 def load_model(path) -> tuple[LanguageModel, Vocabulary, Config, dict]:
     """Rebuild a language model from a checkpoint alone: weights, vocabulary, config."""
     from bptt.checkpoint import load_checkpoint
-    from bptt.errors import CheckpointError
 
     tensors, meta = load_checkpoint(path)
     if meta.get("task") != "lm":
@@ -121,8 +122,9 @@ def load_model(path) -> tuple[LanguageModel, Vocabulary, Config, dict]:
     return model, vocab, config, meta
 
 
-def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[Trainer, LMData]:
-    """Data, model, optimizer and loop for ``config``, ready to ``run()`` (or ``resume()``)."""
+def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[Trainer, list[str]]:
+    """Data, model, optimizer and loop for ``config``, ready to ``run()`` (or ``resume()``),
+    and the lines that say what was prepared."""
     data = prepare_data(config)
     rng = np.random.default_rng(config.seed)
     model = build_model(config, len(data.vocab), rng)
@@ -142,4 +144,67 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
         metadata={"task": "lm", "config": config.to_dict(), "vocab": data.vocab.to_dict()},
         progress_bar=progress_bar,
     )
-    return trainer, data
+    summary = [
+        f"data: {data.source}",
+        f"vocabulary: {len(data.vocab)} symbols | train {len(data.train_ids):,} symbols, "
+        f"validation {len(data.val_ids):,}",
+        f"model: {config.cell.upper()} {config.num_layers}x{config.hidden_size}, "
+        f"embedding {config.embed_size}, {model.num_parameters():,} parameters, {config.dtype}",
+        f"training: {config.steps} updates of {config.batch_size} streams x {config.window} "
+        f"steps (truncated BPTT), {config.optimizer} lr {config.lr}, clip {config.clip}",
+    ]
+    return trainer, summary
+
+
+def after_training(config: Config, checkpoint) -> None:
+    """Print samples of the best model, from prompts its vocabulary can read."""
+    model, vocab, _, _ = load_model(checkpoint)
+    prompts = [p for p in ("The ", "def ") if _writable(vocab, p)] or [_default_prompt(vocab)]
+    for prompt in prompts:
+        text = write(model, vocab, prompt, config.sample_length, 0.8, None, config.seed)
+        print(f"\n--- sample (prompt {prompt!r}, temperature 0.8) ---\n{prompt}{text}")
+
+
+def _writable(vocab: Vocabulary, text: str) -> bool:
+    return all(s in vocab for s in vocab.split(text))
+
+
+def _default_prompt(vocab: Vocabulary) -> str:
+    """'The ' where the vocabulary has its letters, else its first ordinary symbol."""
+    return "The " if _writable(vocab, "The ") else next(t for t in vocab if t not in vocab.specials)
+
+
+def write(model, vocab, prompt, length, temperature=0.8, top_k=None, seed=0) -> str:
+    """Continue ``prompt`` by ``length`` sampled symbols (never ``<unk>``)."""
+    unknown = sorted({s for s in vocab.split(prompt) if s not in vocab})
+    if unknown:
+        listed = ", ".join(repr(s) for s in unknown)
+        raise BpttError(f"the prompt has symbols not in the vocabulary: {listed}")
+    rng = np.random.default_rng(seed)
+    never = () if vocab.unk_id is None else (vocab.unk_id,)  # <unk> is no symbol to write
+    ids = generate(model, vocab.encode(prompt), length, temperature, top_k, rng, exclude=never)
+    return vocab.decode(ids)
+
+
+def sample_checkpoint(path, prompt=None, length=300, temperature=0.8, top_k=None, seed=0) -> str:
+    """The prompt and its sampled continuation, from the model saved at ``path``."""
+    model, vocab, _, _ = load_model(path)
+    prompt = _default_prompt(vocab) if prompt is None else prompt
+    return prompt + write(model, vocab, prompt, length, temperature, top_k, seed)
+
+
+def evaluate_checkpoint(args) -> str:
+    """``bptt eval``: bits per symbol on ``args.text``, or on the run's validation text."""
+    model, vocab, config, _ = load_model(args.checkpoint)
+    if args.text is None:
+        corpus = builtin_corpus() if config.text is None else read_text(config.text)
+        text, what = split_text(corpus, config.val_fraction)[1], "the run's validation text"
+    else:
+        text, what = read_text(args.text), args.text
+    ids = vocab.encode(text)
+    unknown = int((ids == vocab.unk_id).sum())
+    metrics = evaluate_ids(model, ids)
+    return (
+        f"{what}: {len(ids):,} symbols ({unknown} not in the vocabulary), "
+        f"{metrics['bits_per_symbol']:.4f} bits per symbol"
+    )
