@@ -199,10 +199,8 @@ class Trainer:
             self.save(BEST)
         else:
             p.evals_without_improvement += 1
-        bar.write(
-            f"step {p.step:>6}  val loss {metrics['val_loss']:.4f}  "
-            f"val bits/symbol {metrics['val_loss'] / LN2:.4f}"
-        )
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        bar.write(f"step {p.step:>6}  {shown}")
         return metrics
 
 
