@@ -1,5 +1,6 @@
 """Checkpoints: exact round trips, clear errors, atomic writes, survival of SIGKILL."""
 
+import hashlib
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 
 import bptt.checkpoint as ckpt
-from bptt.checkpoint import load_checkpoint, save_checkpoint
+from bptt.checkpoint import load_checkpoint, parse_checkpoint, save_checkpoint
 from bptt.data import Vocabulary
 from bptt.errors import CheckpointError
 
@@ -69,7 +70,7 @@ def test_file_is_plain_safetensors_with_versioned_metadata(tmp_path):
     with safe_open(str(path), framework="numpy") as f:
         assert list(f.keys()) == ["w"]
         header = f.metadata()
-    assert header["format"] == "bptt" and header["format_version"] == "1"
+    assert header["format"] == "bptt" and header["format_version"] == "2"
     assert json.loads(header["bptt"]) == {"step": 1}
 
 
@@ -101,12 +102,35 @@ def _write_raw(path, header: dict | bytes, body: bytes = b""):
     path.write_bytes(struct.pack("<Q", len(h)) + h + body)
 
 
+def _sha(b) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def _craft(path, meta_json="{}", entries=None, body=b"", digests=None, **meta_overrides):
+    """A hand-made file: valid bptt metadata and digests unless overridden."""
+    entries = {} if entries is None else entries
+    if digests is None:
+        tensor_digests = {}
+        for name, e in entries.items():
+            offsets = e.get("data_offsets") if isinstance(e, dict) else None
+            begin, end = offsets if isinstance(offsets, list) and len(offsets) == 2 else (0, 0)
+            tensor_digests[name] = _sha(body[begin:end])
+        digests = {"metadata": _sha(meta_json.encode()), "tensors": tensor_digests}
+    meta = {"format": "bptt", "format_version": "2", "bptt": meta_json}
+    meta["sha256"] = json.dumps(digests)
+    meta.update(meta_overrides)
+    meta = {k: v for k, v in meta.items() if v is not None}
+    _write_raw(path, {"__metadata__": meta, **entries}, body)
+
+
 def test_load_errors_name_the_file_and_the_problem(tmp_path):
     p = tmp_path / "bad.safetensors"
     with pytest.raises(CheckpointError, match=r"'.*bad\.safetensors' does not exist"):
         load_checkpoint(p)
     with pytest.raises(CheckpointError, match="is a directory"):
         load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_checkpoint("/dev/zero")  # would never end if read
     p.write_bytes(b"abc")
     with pytest.raises(CheckpointError, match=r"not a safetensors file \(3 bytes, too short"):
         load_checkpoint(p)
@@ -116,30 +140,166 @@ def test_load_errors_name_the_file_and_the_problem(tmp_path):
     _write_raw(p, b"{garbage")
     with pytest.raises(CheckpointError, match="its header is not JSON"):
         load_checkpoint(p)
+    _write_raw(p, b"\xff\xfe{}")
+    with pytest.raises(CheckpointError, match="its header is not JSON"):
+        load_checkpoint(p)
     _write_raw(p, b"[1, 2]")
     with pytest.raises(CheckpointError, match="its header is not a JSON object"):
+        load_checkpoint(p)
+    _write_raw(p, b"[" * 100_000 + b"]" * 100_000)  # deep nesting: no RecursionError escapes
+    with pytest.raises(CheckpointError, match="not JSON"):
         load_checkpoint(p)
     _write_raw(p, {"__metadata__": {"other": "x"}})
     with pytest.raises(CheckpointError, match="without bptt metadata"):
         load_checkpoint(p)
-    _write_raw(p, {"__metadata__": {"format": "bptt", "format_version": "1", "bptt": "[1]"}})
+    _write_raw(p, {"__metadata__": {"format": "bptt", "format_version": "9", "bptt": "{}"}})
+    with pytest.raises(CheckpointError, match="version '9', this bptt reads 'bptt' version 2"):
+        load_checkpoint(p)
+    _craft(p, "[1]")
     with pytest.raises(CheckpointError, match="metadata must be a JSON object, got list"):
         load_checkpoint(p)
-    _write_raw(p, {"__metadata__": {"format": "bptt", "format_version": "1", "bptt": "{x"}})
+    _craft(p, "{x")
     with pytest.raises(CheckpointError, match="metadata is not valid JSON"):
         load_checkpoint(p)
-    _write_raw(p, {"__metadata__": {"format": "bptt", "format_version": "9", "bptt": "{}"}})
-    with pytest.raises(CheckpointError, match="version '9', this bptt reads 'bptt' version 1"):
+    _craft(p, "{}")
+    assert load_checkpoint(p) == ({}, {})  # the crafting itself is right
+
+
+_F32x2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        # header fields
+        (dict(sha256=None), r"exactly \['bptt', 'format', 'format_version', 'sha256'\]"),
+        (dict(extra="x"), r"exactly \['bptt', 'format', 'format_version', 'sha256'\] to strings"),
+        (dict(sha256="{}"), "the sha256 field must be"),
+        (dict(sha256="NaN"), "holds NaN"),
+        (dict(digests={"metadata": "AB" * 32, "tensors": {}}), "the sha256 field must be"),
+        (dict(digests={"metadata": "0" * 64, "tensors": {}}), "metadata fails its SHA-256"),
+        # tensor entries
+        (dict(entries={"w": [1]}, body=b"x" * 8), r"tensor 'w' must have exactly the fields"),
+        (dict(entries={"w": {**_F32x2, "x": 1}}, body=b"x" * 8), "exactly the fields"),
+        (dict(entries={"w": {**_F32x2, "dtype": "O"}}, body=b"x" * 8), "dtype 'O'; this bptt"),
+        (dict(entries={"w": {**_F32x2, "dtype": "BF16"}}, body=b"x" * 8), "dtype 'BF16'"),
+        (dict(entries={"w": {**_F32x2, "shape": [-2]}}, body=b"x" * 8), r"shape \[-2\]"),
+        (dict(entries={"w": {**_F32x2, "shape": [2.0]}}, body=b"x" * 8), r"shape \[2.0\]"),
+        (dict(entries={"w": {**_F32x2, "shape": [True]}}, body=b"x" * 8), r"shape \[True\]"),
+        (dict(entries={"w": {**_F32x2, "shape": [1] * 33}}, body=b"x" * 8), "at most 32"),
+        (dict(entries={"w": {**_F32x2, "shape": "2"}}, body=b"x" * 8), "shape '2'"),
+        # a shape whose product overflows 64 bits is compared exactly, never wrapped
+        (
+            dict(entries={"w": {**_F32x2, "shape": [2**32, 2**32, 2**32]}}, body=b"x" * 8),
+            "needs 79228162514264337593543950336 x 4 bytes",
+        ),
+        (dict(entries={"w": {**_F32x2, "shape": [3]}}, body=b"x" * 8), "needs 3 x 4 bytes"),
+        (dict(entries={"w": {**_F32x2, "data_offsets": [0, 16]}}, body=b"x" * 8), "<= 8"),
+        (dict(entries={"w": {**_F32x2, "data_offsets": [8, 0]}}, body=b"x" * 8), r"\[8, 0\]"),
+        (dict(entries={"w": {**_F32x2, "data_offsets": [-8, 0]}}, body=b"x" * 8), r"\[-8, 0\]"),
+        (dict(entries={"w": {**_F32x2, "data_offsets": [0]}}, body=b"x" * 8), r"\[0\]"),
+        (dict(entries={"w": _F32x2, "v": _F32x2}, body=b"x" * 8), "overlaps the tensor before"),
+        (dict(entries={"w": {**_F32x2, "data_offsets": [4, 12]}}, body=b"x" * 12), "leaves a gap"),
+        (dict(entries={"w": _F32x2}, body=b"x" * 12), "cover 8 bytes of data, the file holds 12"),
+        (
+            dict(
+                entries={"w": _F32x2},
+                body=b"x" * 8,
+                digests={"metadata": _sha(b"{}"), "tensors": {}},
+            ),
+            "name different tensors",
+        ),
+        (
+            dict(
+                entries={"w": _F32x2},
+                body=b"x" * 8,
+                digests={"metadata": _sha(b"{}"), "tensors": {"w": "0" * 64}},
+            ),
+            "tensor 'w' fails its SHA-256",
+        ),
+    ],
+)
+def test_every_field_is_checked_and_named(tmp_path, kwargs, message):
+    p = tmp_path / "crafted.safetensors"
+    _craft(p, **kwargs)
+    with pytest.raises(CheckpointError, match=message) as e:
         load_checkpoint(p)
+    assert "crafted.safetensors" in str(e.value)
+
+
+def test_duplicate_header_keys_are_refused(tmp_path):
+    p = tmp_path / "dup.safetensors"
+    h = b'{"__metadata__": {"format": "bptt"}, "w": {}, "w": {}}'
+    _write_raw(p, h)
+    with pytest.raises(CheckpointError, match="repeats the key 'w'"):
+        load_checkpoint(p)
+
+
+def test_every_flipped_bit_is_detected(tmp_path):
+    """Flip each bit of a small checkpoint in turn: every one of them is refused."""
+    p = tmp_path / "c.safetensors"
+    tensors = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "ids": np.arange(3)}
+    save_checkpoint(p, tensors, {"step": 7, "vocab": ["a", "b"]})
+    data = p.read_bytes()
+    missed = []
+    for bit in range(8 * len(data)):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        try:
+            parse_checkpoint(bytes(flipped), "flipped")
+        except CheckpointError:
+            continue
+        missed.append(bit)
+    assert not missed, f"{len(missed)} of {8 * len(data)} flips loaded, e.g. bit {missed[:5]}"
+    p.write_bytes(data)
+    assert load_checkpoint(p)[1]["step"] == 7  # the unflipped file still loads
+
+
+def test_a_flip_in_the_data_names_the_tensor(tmp_path):
+    p = tmp_path / "c.safetensors"
+    save_checkpoint(p, {"a": np.zeros(4, np.float32), "b": np.ones(4, np.float32)}, {})
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 0x01  # the last byte belongs to the last tensor in the file
+    p.write_bytes(data)
+    with pytest.raises(CheckpointError, match=r"tensor '[ab]' fails its SHA-256 check"):
+        load_checkpoint(p)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_weights_need_an_explicit_flag(tmp_path, bad):
+    p = tmp_path / "c.safetensors"
+    w = np.zeros((2, 3), np.float32)
+    w[1, 2] = bad
+    with pytest.raises(CheckpointError, match=r"tensor 'w' has 1 non-finite values .* \(1, 2\)"):
+        save_checkpoint(p, {"w": w}, {})
+    assert not p.exists()
+    save_checkpoint(p, {"w": w}, {}, allow_non_finite=True)
+    with pytest.raises(CheckpointError, match="allow_non_finite=True"):
+        load_checkpoint(p)
+    got, _ = load_checkpoint(p, allow_non_finite=True)
+    assert np.array_equal(got["w"], w, equal_nan=True)
+
+
+def test_loaded_arrays_are_views_of_one_buffer_of_the_file_size(tmp_path):
+    p = tmp_path / "c.safetensors"
+    save_checkpoint(p, {"a": np.ones(1000, np.float32), "b": np.ones((10, 10))}, {})
+    got, _ = load_checkpoint(p)
+    for a in got.values():
+        assert not a.flags.owndata and a.flags.writeable and a.flags.aligned
+        root = a
+        while isinstance(root, np.ndarray):
+            root = root.base
+        assert len(root.obj) == p.stat().st_size  # a memoryview of the file's one buffer
 
 
 def test_truncated_file_is_refused(tmp_path):
     p = tmp_path / "c.safetensors"
     save_checkpoint(p, {"w": np.ones(1000, np.float32)}, {"step": 1})
     data = p.read_bytes()
-    p.write_bytes(data[:-10])
-    with pytest.raises(CheckpointError, match="damaged tensor data"):
-        load_checkpoint(p)
+    for cut in (1, 10, 3999, len(data) - 9):
+        p.write_bytes(data[:-cut])
+        with pytest.raises(CheckpointError, match=r"c\.safetensors"):
+            load_checkpoint(p)
 
 
 def test_failed_write_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, monkeypatch):

@@ -9,24 +9,35 @@ A checkpoint holds
               optimizer scalars, RNG state (``Generator.bit_generator.state``),
               data position (``TBPTTBatches.state_dict()``)
 
-The file is plain safetensors (it loads with any safetensors reader and can
-never run code: no pickle anywhere). Its string metadata holds
+The file is plain safetensors (any safetensors reader loads it). Its string
+metadata holds exactly
 
-    "format": "bptt"   "format_version": "1"   "bptt": <the metadata as JSON>
+    "format": "bptt"   "format_version": "2"   "bptt": <the metadata as JSON>
+    "sha256": {"metadata": <hex of the "bptt" string>, "tensors": {name: <hex of its bytes>}}
+
+Trust. Loading never runs code: no pickle anywhere, and nothing read from a
+file is ever imported or called; callers look names (cell, task, optimizer)
+up in fixed tables. The reader is our own (:mod:`bptt.checkpoint_reader`): it
+checks every field of the header before any array is made, allocates no more
+than the file's size, verifies the SHA-256 of the metadata and of every tensor
+(a flipped bit anywhere is detected and named), and refuses NaN or Inf in
+floating-point tensors unless ``allow_non_finite=True`` (saving refuses them too).
 
 Writes are atomic: the bytes go to a temporary file beside the target
 (``.<name>.tmp-<random>``), which is flushed and fsynced, then renamed onto the
 target with ``os.replace``, and the directory is fsynced. A crash or kill at
 any moment leaves the target either the previous complete checkpoint or the
-new one, never a torn file; a killed writer may leave its temporary file behind
-(it is never read, and the name says what it is).
+new one, never a torn file; a failed write (full disk, read-only folder)
+removes its temporary file and leaves the previous checkpoint as it was. Only
+a killed writer may leave its temporary file behind (it is never read, and the
+name says what it is).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import struct
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,26 +45,41 @@ from typing import Any
 import numpy as np
 import safetensors.numpy
 
+from bptt.checkpoint_reader import (
+    DTYPES,
+    FORMAT,
+    FORMAT_VERSION,
+    HASH_KEY,
+    META_KEY,
+    check_finite,
+    parse_checkpoint,
+    sha256,
+)
 from bptt.errors import CheckpointError
 
-FORMAT = "bptt"
-FORMAT_VERSION = 1
-_META_KEY = "bptt"
-_MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header, in bytes
+__all__ = ["load_checkpoint", "parse_checkpoint", "require_fields", "save_checkpoint"]
 
 
 def save_checkpoint(
-    path: str | os.PathLike[str], tensors: dict[str, np.ndarray], metadata: dict[str, Any]
+    path: str | os.PathLike[str],
+    tensors: dict[str, np.ndarray],
+    metadata: dict[str, Any],
+    *,
+    allow_non_finite: bool = False,
 ) -> None:
     """Write ``tensors`` and ``metadata`` to ``path`` atomically (see the module doc).
 
     ``metadata`` must be JSON-able; NumPy scalars and arrays in it are written as
-    plain numbers and lists. On any failure the temporary file is removed, the
-    previous checkpoint at ``path`` is untouched, and a CheckpointError names
-    the path.
+    plain numbers and lists. Floating-point tensors holding NaN or Inf are
+    refused unless ``allow_non_finite``. On any failure the temporary file is
+    removed, the previous checkpoint at ``path`` is untouched, and a
+    CheckpointError names the path.
     """
     path = Path(path)
     arrays = _check_tensors(path, tensors)
+    if not allow_non_finite:
+        for name, a in arrays.items():
+            check_finite(path, name, a)
     if not isinstance(metadata, dict):
         raise CheckpointError(
             f"checkpoint '{path}': metadata must be a dict, got {type(metadata).__name__}"
@@ -62,79 +88,68 @@ def save_checkpoint(
         meta_json = json.dumps(metadata, default=_json_default, sort_keys=True)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint '{path}': metadata is not JSON-able: {e}") from None
-    header = {"format": FORMAT, "format_version": str(FORMAT_VERSION), _META_KEY: meta_json}
+    digests = {
+        "metadata": sha256(meta_json.encode("utf-8")),
+        "tensors": {name: sha256(a) for name, a in arrays.items()},
+    }
+    header = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        META_KEY: meta_json,
+        HASH_KEY: json.dumps(digests, sort_keys=True),
+    }
     try:
         data = safetensors.numpy.save(arrays, metadata=header)
     except Exception as e:  # safetensors raises its own types for bad arrays
         raise CheckpointError(f"checkpoint '{path}': cannot serialize the tensors: {e}") from None
-
-    tmp = None
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)
-    except OSError as e:
-        raise CheckpointError(f"cannot write checkpoint '{path}': {e}") from None
-    finally:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+    _write_atomically(path, data)
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_checkpoint`.
+def load_checkpoint(
+    path: str | os.PathLike[str], *, allow_non_finite: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read and verify a checkpoint written by :func:`save_checkpoint`.
 
     Returns:
         (tensors, metadata): the arrays with their saved names, shapes and
-        dtypes, and the metadata as JSON reads it back.
+        dtypes (writable), and the metadata as JSON reads it back.
 
     Raises:
-        CheckpointError: naming the file and what is wrong: missing, not a
-            safetensors file, a damaged header or data, no bptt metadata,
-            metadata that is not a JSON object, or another format version.
+        CheckpointError: naming the file and the field that is wrong: missing,
+            not a regular file, not safetensors, a header out of bounds, a
+            tensor entry that does not fit the data, a failed SHA-256 check,
+            missing or invalid bptt metadata, another format version, or
+            non-finite weights (unless ``allow_non_finite``).
     """
     path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"checkpoint '{path}' does not exist")
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint '{path}' is a directory, expected a file")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise CheckpointError(f"cannot read checkpoint '{path}': {e.strerror or e}") from None
+    data = _read_file(path)
+    return parse_checkpoint(data, str(path), allow_non_finite=allow_non_finite)
 
-    header = _read_header(path, data)
-    meta = header.get("__metadata__")
-    if not isinstance(meta, dict) or _META_KEY not in meta:
-        raise CheckpointError(
-            f"checkpoint '{path}' is a safetensors file without bptt metadata "
-            f"(no {_META_KEY!r} key in its metadata)"
-        )
-    if meta.get("format") != FORMAT or meta.get("format_version") != str(FORMAT_VERSION):
-        raise CheckpointError(
-            f"checkpoint '{path}' has format {meta.get('format')!r} version "
-            f"{meta.get('format_version')!r}, this bptt reads {FORMAT!r} version {FORMAT_VERSION}"
-        )
-    try:
-        metadata = json.loads(meta[_META_KEY])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"checkpoint '{path}': metadata is not valid JSON: {e}") from None
-    if not isinstance(metadata, dict):
-        raise CheckpointError(
-            f"checkpoint '{path}': metadata must be a JSON object, got {type(metadata).__name__}"
-        )
-    try:
-        tensors = safetensors.numpy.load(data)
-    except Exception as e:  # SafetensorError and friends: damaged or truncated data
-        raise CheckpointError(f"checkpoint '{path}' has damaged tensor data: {e}") from None
-    return tensors, metadata
+
+def require_fields(source: str | os.PathLike[str], metadata: dict, fields: dict) -> None:
+    """Check that ``metadata`` has each of ``fields`` (name -> type or tuple of types).
+
+    Raises:
+        CheckpointError: naming the file, the field, the type expected and received.
+    """
+    for name, kind in fields.items():
+        if name not in metadata:
+            raise CheckpointError(f"checkpoint '{source}' lacks the metadata field {name!r}")
+        value = metadata[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            expected = " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
+            raise CheckpointError(
+                f"checkpoint '{source}': metadata field {name!r} must be {expected}, "
+                f"got {_JSON_NAMES.get(type(value), type(value).__name__)}"
+            )
+
+
+_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
+               float: "a number", bool: "true or false", type(None): "null"}  # fmt: skip
+
+
+# -- writing -------------------------------------------------------------------
 
 
 def _check_tensors(path: Path, tensors: Any) -> dict[str, np.ndarray]:
@@ -151,39 +166,41 @@ def _check_tensors(path: Path, tensors: Any) -> dict[str, np.ndarray]:
                 f"checkpoint '{path}': tensor {name!r} must be a numpy array, got "
                 f"{type(a).__name__}"
             )
-        if a.dtype.kind not in "biuf":
+        if a.dtype.kind not in "biuf" or a.dtype.newbyteorder("<") not in DTYPES.values():
             raise CheckpointError(
                 f"checkpoint '{path}': tensor {name!r} has dtype {a.dtype}, "
                 "expected a bool, integer or float dtype"
             )
-        # ascontiguousarray would turn a 0-d array into (1,); require keeps the shape.
+        # Little-endian, C order: the bytes safetensors writes and the digest covers.
+        # (ascontiguousarray would turn a 0-d array into (1,); require keeps the shape.)
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
         arrays[name] = np.require(a, requirements="C")
     return arrays
 
 
-def _read_header(path: Path, data: bytes) -> dict[str, Any]:
-    """The safetensors JSON header: 8 bytes little-endian length, then JSON."""
-    if len(data) < 8:
-        raise CheckpointError(
-            f"checkpoint '{path}' is not a safetensors file ({len(data)} bytes, too short)"
-        )
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > _MAX_HEADER or 8 + n > len(data):
-        raise CheckpointError(
-            f"checkpoint '{path}' is not a safetensors file (header length {n} "
-            f"does not fit a file of {len(data)} bytes)"
-        )
+def _write_atomically(path: Path, data: bytes) -> None:
+    tmp = None
     try:
-        header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)
+    except OSError as e:
+        kept = "the previous checkpoint is kept" if path.is_file() else "nothing was written"
         raise CheckpointError(
-            f"checkpoint '{path}' is not a safetensors file (its header is not JSON)"
+            f"cannot write checkpoint '{path}': {e.strerror or e} ({kept}; free some space "
+            "or choose a writable folder with --out)"
         ) from None
-    if not isinstance(header, dict):
-        raise CheckpointError(
-            f"checkpoint '{path}' is not a safetensors file (its header is not a JSON object)"
-        )
-    return header
+    finally:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def _json_default(x: Any) -> Any:
@@ -207,3 +224,32 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def _read_file(path: Path) -> bytearray:
+    """The file's bytes in one buffer of exactly its size (a FIFO or device is refused)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint '{path}' does not exist") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint '{path}': {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CheckpointError(f"checkpoint '{path}' is a directory, expected a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"checkpoint '{path}' is not a regular file (a pipe or a device?)")
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            buf = bytearray(size)  # the only large allocation of a load
+            n = f.readinto(buf)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint '{path}': {e.strerror or e}") from None
+    if n != size:
+        raise CheckpointError(
+            f"checkpoint '{path}' changed while it was read ({n} of {size} bytes)"
+        )
+    return buf
