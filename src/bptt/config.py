@@ -9,6 +9,7 @@ and what the checkpoint records can never drift apart. Task presets
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 
 from bptt.errors import BpttError
@@ -56,11 +57,16 @@ class Config:
         for f in fields(self):
             allowed = f.metadata.get("choices")
             value = getattr(self, f.name)
+            _check_type(f.name, value, type(f.default))  # a checkpoint's config is untrusted JSON
             if allowed and value not in allowed:
                 raise BpttError(f"{f.name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("embed_size", "hidden_size", "num_layers", "batch_size", "window", "steps"):
+        for name in ("embed_size", "hidden_size", "num_layers", "batch_size", "window", "steps",
+                     "eval_every"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise BpttError(f"{name} must be at least 1; got {getattr(self, name)}")
+        for name in ("patience", "seed", "sample_length"):
+            if getattr(self, name) < 0:
+                raise BpttError(f"{name} must be 0 or more; got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise BpttError(f"dropout must be in [0, 1); got {self.dropout}")
         if not 0.0 < self.val_fraction < 1.0:
@@ -83,6 +89,22 @@ class Config:
         if unknown:
             raise BpttError(f"config has unknown fields: {', '.join(unknown)}")
         return cls(**d)
+
+
+def _check_type(name: str, value, kind: type) -> None:
+    """ints are ints (not bools), floats are finite numbers, strings strings (text may be null)."""
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        expected = "an integer"
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+        expected = "a finite number"
+    else:  # str, or None for an optional path
+        ok = isinstance(value, str) or (value is None and kind is type(None))
+        expected = "a string" if kind is str else "a string or null"
+    if not ok:
+        raise BpttError(f"{name} must be {expected}; got {value!r}")
 
 
 # Per-task defaults; flags given on the command line override them.
