@@ -6,6 +6,7 @@ that returns the input gradient and replaces ``grads``, and
 ``state_dict()``/``load_state_dict()``.
 """
 
+from bptt.nn.attention import Attention
 from bptt.nn.init import (
     forget_bias_,
     orthogonal,
@@ -21,6 +22,7 @@ __all__ = [
     "GRU",
     "LSTM",
     "RNN",
+    "Attention",
     "Dropout",
     "Embedding",
     "Linear",
