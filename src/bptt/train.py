@@ -22,15 +22,18 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from bptt.checkpoint import load_checkpoint, save_checkpoint
-from bptt.errors import BpttError
+from bptt.checkpoint import load_checkpoint, require_fields, save_checkpoint
+from bptt.errors import BpttError, CheckpointError
 from bptt.optim import OPTIMIZERS, SCHEDULES, clip_grad_norm
 
 LATEST, BEST = "latest.safetensors", "best.safetensors"
@@ -62,6 +65,20 @@ def _state_from_tensors(tensors: dict) -> object:
     return parts[0] if len(parts) == 1 else tuple(parts)
 
 
+_RESUME_FIELDS = {"progress": dict, "optimizer": dict, "rng": dict, "data_position": dict}
+_PROGRESS_FIELDS = {"step": int, "best_loss": (int, float), "best_step": int,
+                    "evals_without_improvement": int, "history": list}  # fmt: skip
+
+
+@contextmanager
+def _field(path, name: str):
+    """Turn any complaint about one piece of a checkpoint into a CheckpointError naming it."""
+    try:
+        yield
+    except (BpttError, TypeError, ValueError, KeyError, OverflowError) as e:
+        raise CheckpointError(f"checkpoint '{path}': field {name!r} does not fit: {e}") from None
+
+
 class Trainer:
     """Runs updates, evaluates, keeps the best and the latest checkpoint, logs metrics.
 
@@ -85,6 +102,7 @@ class Trainer:
         patience: int = 0,
         metadata: dict | None = None,
         progress_bar: bool = True,
+        skip_non_finite: int = 0,
     ):
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.batches, self.evaluate = batches, evaluate
@@ -96,6 +114,9 @@ class Trainer:
         self.progress = Progress()
         self.base_lr = optimizer.lr
         self.carry = None  # the final state of the last batch, for TBPTT
+        # Non-finite updates skipped in a row before training stops (0: stop at the first).
+        self.skip_non_finite, self.skipped = skip_non_finite, 0
+        self._mid_update = False
 
     # -- checkpoints ---------------------------------------------------------
 
@@ -117,38 +138,61 @@ class Trainer:
         return path
 
     def resume(self, path: str | Path) -> None:
-        """Continue exactly where the checkpoint at ``path`` stopped."""
+        """Continue exactly where the checkpoint at ``path`` stopped.
+
+        Every piece is checked before use; a piece that does not fit raises a
+        CheckpointError naming the file and the field (the trainer is then not
+        to be used: build a fresh one).
+        """
         tensors, meta = load_checkpoint(path)
-        self.model.load_state_dict(
-            {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        )
+        require_fields(path, meta, _RESUME_FIELDS)
+        require_fields(path, meta["progress"], _PROGRESS_FIELDS)
+        extra = sorted(set(meta["progress"]) - set(_PROGRESS_FIELDS))
+        if extra:
+            raise CheckpointError(f"checkpoint '{path}': unknown progress fields {extra}")
+        model = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         arrays = {k[len("optim.") :]: v for k, v in tensors.items() if k.startswith("optim.")}
-        self.optimizer.load_state_dict({**meta["optimizer"], **arrays})
-        self.carry = _state_from_tensors(
-            {k: v for k, v in tensors.items() if k.startswith("carry.")}
-        )
+        carry = {k: v for k, v in tensors.items() if k.startswith("carry.")}
+        with _field(path, "model weights"):
+            self.model.load_state_dict(model)
+        with _field(path, "optimizer"):
+            self.optimizer.load_state_dict({**meta["optimizer"], **arrays})
+        self.carry = _state_from_tensors(carry)
         self.progress = Progress(**meta["progress"])
-        self.rng.bit_generator.state = meta["rng"]
-        self.batches.load_state_dict(meta["data_position"])
+        with _field(path, "rng"):
+            self.rng.bit_generator.state = meta["rng"]
+        with _field(path, "data_position"):
+            self.batches.load_state_dict(meta["data_position"])
 
     # -- the loop ------------------------------------------------------------
 
     def update(self) -> tuple[float, float, int]:
         """One parameter update: loss, gradient norm before clipping, tokens seen."""
+        self._mid_update = True  # Ctrl-C now would leave a torn update: never saved
         batch = self.batches.next_batch()
         state = self.carry if batch.carry_state else None
         loss, grads, self.carry = self.model.loss_and_grads(batch, state, self.rng)
         norm = clip_grad_norm(grads, self.clip) if self.clip > 0 else _global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             bad = [k for k, g in grads.items() if not np.isfinite(g).all()]
-            raise BpttError(
-                f"training diverged at update {self.progress.step + 1}: loss {loss}, "
-                f"non-finite gradients in {bad or 'none'}; the last good checkpoint is kept "
-                f"(try a lower --lr or --clip)"
-            )
+            what = f"loss {loss}, non-finite gradients in {bad or 'none'}"
+            self.skipped += 1
+            if self.skipped > self.skip_non_finite:
+                raise BpttError(
+                    f"training diverged at update {self.progress.step + 1}: {what}; the last "
+                    f"good checkpoint is kept (try a lower --lr or --clip)"
+                )
+            # Skip: no parameter or moment changes; the streams start over from zeros.
+            tqdm.write(f"update {self.progress.step + 1} skipped: {what}")
+            self.carry = None
+            self.progress.step += 1
+            self._mid_update = False
+            return loss, norm, batch.num_tokens
+        self.skipped = 0
         self.optimizer.lr = self.schedule(self.progress.step, self.base_lr)
         self.optimizer.step(self.model.params, grads)
         self.progress.step += 1
+        self._mid_update = False
         return loss, norm, batch.num_tokens
 
     def run(self) -> Progress:
@@ -162,33 +206,45 @@ class Trainer:
             unit="upd",
             dynamic_ncols=True,
         )
-        tokens, started = 0, time.perf_counter()
+        ctrl_c = _GracefulInterrupt()
         try:
-            while self.progress.step < self.steps:
-                loss, norm, n = self.update()
-                tokens += n
-                rate = tokens / (time.perf_counter() - started)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", tok_s=f"{rate:,.0f}")
-                record = {"step": self.progress.step, "loss": loss, "grad_norm": norm}
-                record |= {"lr": self.optimizer.lr, "tokens_per_s": rate}
-                at_end = self.progress.step == self.steps
-                if self.progress.step % self.eval_every == 0 or at_end:
-                    record |= self._evaluate(bar)
-                    self.save(LATEST)
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                if self.patience and self.progress.evals_without_improvement >= self.patience:
-                    bar.write(f"early stop: no better validation loss in {self.patience} evals")
-                    break
+            with ctrl_c:
+                self._loop(bar, log, ctrl_c)
         except KeyboardInterrupt:
-            bar.write(f"interrupted at update {self.progress.step}: saving {LATEST}")
-            self.save(LATEST)
+            if self._mid_update:  # a second Ctrl-C tore an update: keep the last whole save
+                bar.write(f"interrupted during update {self.progress.step + 1}: not saved")
+            else:
+                bar.write(f"interrupted after update {self.progress.step}: saving {LATEST}")
+                self.save(LATEST)
             raise
         finally:
             bar.close()
             log.close()
         return self.progress
+
+    def _loop(self, bar, log, ctrl_c: _GracefulInterrupt) -> None:
+        tokens, started = 0, time.perf_counter()
+        while self.progress.step < self.steps:
+            if ctrl_c.count:  # Ctrl-C came: the last update is whole, stop here
+                raise KeyboardInterrupt
+            loss, norm, n = self.update()
+            tokens += n
+            rate = tokens / (time.perf_counter() - started)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", tok_s=f"{rate:,.0f}")
+            record = {"step": self.progress.step, "loss": loss, "grad_norm": norm}
+            record |= {"lr": self.optimizer.lr, "tokens_per_s": rate}
+            at_end = self.progress.step == self.steps
+            if self.progress.step % self.eval_every == 0 or at_end:
+                record |= self._evaluate(bar)
+                self.save(LATEST)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            if self.patience and self.progress.evals_without_improvement >= self.patience:
+                bar.write(f"early stop: no better validation loss in {self.patience} evals")
+                break
+        if ctrl_c.count:
+            raise KeyboardInterrupt
 
     def _evaluate(self, bar) -> dict:
         metrics = {f"val_{k}": v for k, v in self.evaluate(self.model).items()}
@@ -202,6 +258,27 @@ class Trainer:
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         bar.write(f"step {p.step:>6}  {shown}")
         return metrics
+
+
+class _GracefulInterrupt:
+    """Ctrl-C once: the update in progress finishes, then training stops and saves.
+    Twice: stop at once (nothing half-done is saved). Only the main thread gets signals."""
+
+    def __enter__(self):
+        self.count, self.previous = 0, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> bool:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 def build_optimizer(config) -> tuple:
