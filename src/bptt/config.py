@@ -45,6 +45,9 @@ class Config:
     momentum: float = _flag(0.0, "SGD momentum")
     schedule: str = _flag("cosine", "learning-rate schedule", choices=("constant", "cosine"))
     clip: float = _flag(5.0, "global gradient-norm clipping threshold (0: off)")
+    skip_non_finite: int = _flag(
+        0, "updates with a NaN/Inf loss or gradient to skip in a row before stopping (0: stop)"
+    )
     steps: int = _flag(800, "parameter updates to run")
     # Evaluation, early stopping, output.
     eval_every: int = _flag(100, "updates between validation passes")
@@ -64,7 +67,7 @@ class Config:
                      "eval_every"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise BpttError(f"{name} must be at least 1; got {getattr(self, name)}")
-        for name in ("patience", "seed", "sample_length"):
+        for name in ("patience", "seed", "sample_length", "skip_non_finite"):
             if getattr(self, name) < 0:
                 raise BpttError(f"{name} must be 0 or more; got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:

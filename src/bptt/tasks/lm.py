@@ -139,6 +139,7 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
         out_dir=out_dir,
         rng=rng,
         clip=config.clip,
+        skip_non_finite=config.skip_non_finite,
         eval_every=config.eval_every,
         patience=config.patience,
         metadata={"task": "lm", "config": config.to_dict(), "vocab": data.vocab.to_dict()},
