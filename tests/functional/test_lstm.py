@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from bptt.diagnostics import numeric_gradient, relative_error
 from bptt.errors import BpttError
 from bptt.functional.lstm import lstm_backward, lstm_forward
 
@@ -55,27 +56,6 @@ def loss_of(x, h0, c0, params, mask, d_out, d_hT, d_cT) -> float:
     return float(np.sum(out * d_out) + np.sum(hT * d_hT) + np.sum(cT * d_cT))
 
 
-def numeric_grad(f, arr: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Centered differences (f(a + ε) - f(a - ε)) / 2ε of a scalar f, one entry at a time."""
-    grad = np.zeros_like(arr)  # same shape as arr
-    flat, gflat = arr.reshape(-1), grad.reshape(-1)  # views
-    for k in range(flat.size):
-        keep = flat[k]
-        flat[k] = keep + eps
-        plus = f()
-        flat[k] = keep - eps
-        minus = f()
-        flat[k] = keep
-        gflat[k] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def rel_err(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """‖a - n‖ / max(‖a‖, ‖n‖): one number per array, safe where entries are exactly zero."""
-    scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-12)
-    return float(np.linalg.norm(analytic - numeric) / scale)
-
-
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("T", [1, 2, 7])
@@ -95,8 +75,8 @@ def test_gradients_match_finite_differences(T: int, B: int, masked: bool) -> Non
     checks = {k: (params[k], grads[k]) for k in WEIGHTS}
     checks.update(x=(x, d_x), h0=(h0, d_h0), c0=(c0, d_c0))
     for name, (arr, analytic) in checks.items():
-        numeric = numeric_grad(f, arr)
-        err = rel_err(analytic, numeric)
+        numeric = numeric_gradient(f, arr)
+        err = relative_error(analytic, numeric)
         assert err < 1e-6, f"{name}: relative error {err:.2e} (T={T}, B={B}, masked={masked})"
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from bptt.diagnostics import numeric_gradient, relative_error
 from bptt.functional.rnn import rnn_backward, rnn_forward
 
 D, H = 4, 5
@@ -54,27 +55,6 @@ def pre_activations(x, h0, params, mask, nonlinearity) -> np.ndarray:
     return a if mask is None else a[mask.T]
 
 
-def numeric_grad(f, arr: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Centered differences (f(a + ε) - f(a - ε)) / 2ε of a scalar f, one entry at a time."""
-    grad = np.zeros_like(arr)  # same shape as arr
-    flat, gflat = arr.reshape(-1), grad.reshape(-1)  # views
-    for i in range(flat.size):
-        keep = flat[i]
-        flat[i] = keep + eps
-        plus = f()
-        flat[i] = keep - eps
-        minus = f()
-        flat[i] = keep
-        gflat[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def rel_err(analytic: np.ndarray, numeric: np.ndarray) -> float:
-    """‖a - n‖ / max(‖a‖, ‖n‖): one number per array, safe where entries are exactly zero."""
-    scale = max(np.linalg.norm(analytic), np.linalg.norm(numeric), 1e-12)
-    return float(np.linalg.norm(analytic - numeric) / scale)
-
-
 @pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("B", [1, 3])
@@ -107,7 +87,7 @@ def test_gradients_match_finite_differences(T: int, B: int, masked: bool, nonlin
     analytic = {"x": d_x, "h0": d_h0, **grads}
     arrays = {"x": x, "h0": h0, **params}
     for name, arr in arrays.items():
-        err = rel_err(analytic[name], numeric_grad(loss, arr))
+        err = relative_error(analytic[name], numeric_gradient(loss, arr))
         assert err < 1e-6, (
             f"{name}: relative error {err:.2e} (T={T}, B={B}, mask={masked}, {nonlinearity})"
         )
@@ -132,7 +112,7 @@ def test_gradients_without_bias_match_finite_differences(nonlinearity: str) -> N
 
     analytic = {"x": d_x, "h0": d_h0, **grads}
     for name, arr in {"x": x, "h0": h0, **params}.items():
-        err = rel_err(analytic[name], numeric_grad(loss, arr))
+        err = relative_error(analytic[name], numeric_gradient(loss, arr))
         assert err < 1e-6, f"{name}: relative error {err:.2e} ({nonlinearity})"
 
 

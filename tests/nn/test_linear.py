@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from bptt.diagnostics import numeric_gradient, relative_error
 from bptt.errors import BpttError
 from bptt.functional.linear import (
     embedding_backward,
@@ -21,24 +22,6 @@ from bptt.functional.linear import (
 from bptt.nn import Dropout, Embedding, Linear
 
 B, T, D, O, V, E = 3, 4, 5, 6, 7, 2
-
-
-def numeric_grad(f, arr: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """Centered differences (f(a + ε) - f(a - ε)) / 2ε, one entry at a time, in place."""
-    grad = np.zeros_like(arr)  # same shape as arr
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + eps
-        plus = f()
-        arr[i] = old - eps
-        minus = f()
-        arr[i] = old
-        grad[i] = (plus - minus) / (2 * eps)
-    return grad
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(a) + np.linalg.norm(b), 1e-12))
 
 
 # -- Linear ----------------------------------------------------------------------------
@@ -78,8 +61,8 @@ def test_linear_gradients_finite_differences():
     d_x = layer.backward(d_y)
     grads = dict(layer.grads)
     for k in layer.params:
-        assert rel_err(grads[k], numeric_grad(loss, layer.params[k])) < 1e-8, k
-    assert rel_err(d_x, numeric_grad(loss, x)) < 1e-8
+        assert relative_error(grads[k], numeric_gradient(loss, layer.params[k])) < 1e-8, k
+    assert relative_error(d_x, numeric_gradient(loss, x)) < 1e-8
 
 
 def test_linear_time_distributed_equals_per_step():
@@ -156,10 +139,12 @@ def test_embedding_one_hot_equals_indices_and_has_input_gradient():
     def loss() -> float:
         return float(np.sum(layer.forward(x) * d_y))
 
-    assert rel_err(d_x, numeric_grad(loss, x)) < 1e-8
+    assert relative_error(d_x, numeric_gradient(loss, x)) < 1e-8
     layer.forward(x)
     layer.backward(d_y)
-    assert rel_err(layer.grads["weight"], numeric_grad(loss, layer.params["weight"])) < 1e-8
+    assert (
+        relative_error(layer.grads["weight"], numeric_gradient(loss, layer.params["weight"])) < 1e-8
+    )
 
 
 def test_embedding_init_and_padding_idx():

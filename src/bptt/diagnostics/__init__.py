@@ -6,6 +6,8 @@ from bptt.diagnostics.gradcheck import (
     gradcheck_directions,
     gradcheck_layer,
     gradcheck_model,
+    numeric_gradient,
+    relative_error,
 )
 
 __all__ = [
@@ -14,4 +16,6 @@ __all__ = [
     "gradcheck_directions",
     "gradcheck_layer",
     "gradcheck_model",
+    "numeric_gradient",
+    "relative_error",
 ]

@@ -76,6 +76,31 @@ def _central_difference(e: dict[int, float], eps: float) -> float:
     return (8.0 * (e[1] - e[-1]) - (e[2] - e[-2])) / (12.0 * eps)
 
 
+def numeric_gradient(f: Callable[[], float], arr: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """∂f/∂arr by centered differences (f(a + ε) - f(a - ε)) / 2ε, one entry at a time.
+
+    ``arr`` is perturbed in place and restored exactly; ``f()`` must read it.
+    """
+    grad = np.zeros_like(arr)  # like arr
+    for i in np.ndindex(arr.shape):
+        orig = arr[i]
+        try:
+            arr[i] = orig + eps
+            plus = float(f())
+            arr[i] = orig - eps
+            minus = float(f())
+        finally:
+            arr[i] = orig
+        grad[i] = (plus - minus) / (2.0 * eps)
+    return grad
+
+
+def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
+    """‖a - n‖ / max(‖a‖, ‖n‖): one number per array, safe where entries are exactly zero."""
+    scale = max(float(np.linalg.norm(analytic)), float(np.linalg.norm(numeric)), 1e-12)
+    return float(np.linalg.norm(analytic - numeric)) / scale
+
+
 def gradcheck(
     f: Callable[[], float],
     params: dict[str, np.ndarray],
