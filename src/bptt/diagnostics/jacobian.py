@@ -1,0 +1,147 @@
+"""The lecture's Jacobian product ∏_{j=k+1}^{T} ∂s_j/∂s_{j-1}, built from a forward cache.
+
+The lecture's vanishing-gradient argument reads, for the tanh RNN,
+
+    ∂E_T/∂s_k = (∏_{j=k+1}^{T} ∂s_j/∂s_{j-1})^T ∂E_T/∂s_T,
+    ∂s_j/∂s_{j-1} = diag(1 - s_j²) W                         (H, H)
+
+so the norm of the product bounds how much of the loss at step T reaches step
+k. This module builds each step's Jacobian from the activations the forward
+pass already cached, per example, and multiplies them from T down to k:
+
+    P_T = I,    P_k = P_{k+1} ∂s_{k+1}/∂s_k        (B, S, S), S the state size
+
+RNN (S = H):   ∂s_j/∂s_{j-1} = diag(1 - s_j²) W          (relu: diag([s_j > 0]) W)
+
+LSTM (S = 2H, the state is (h, C); W_i, W_f, W_g, W_o the (H, H) blocks of weight_hh):
+
+    ∂C_j/∂h_{j-1} = diag(C_{j-1} f(1-f)) W_f + diag(g i(1-i)) W_i + diag(i (1-g²)) W_g
+    ∂C_j/∂C_{j-1} = diag(f_j)                                 the belt: only the forget gate
+    ∂h_j/∂h_{j-1} = diag(tanh(C_j) o(1-o)) W_o + diag(o (1-tanh²C_j)) ∂C_j/∂h_{j-1}
+    ∂h_j/∂C_{j-1} = diag(o (1-tanh²C_j) f_j)
+
+GRU (S = H; W_r, W_z, W_n the blocks of weight_hh, c^n = W_hn h_{j-1} + b_hn):
+
+    ∂h_j/∂h_{j-1} = diag(z) + diag((h_{j-1} - n) z(1-z)) W_z
+                    + diag((1-z)(1-n²)) (diag(c^n r(1-r)) W_r + diag(r) W_n)
+
+The spectral norm ‖P_k‖_2 is exact (an SVD per example) or estimated by power
+iteration on P_k^T P_k, warm-started from step k+1's vector.
+
+Shapes: B batch, T time steps, H hidden units, S state size (H, or 2H for the LSTM).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from bptt.errors import BpttError
+
+METHODS = ("exact", "power")
+
+
+def step_jacobian(cell: str, cache: dict, j: int) -> np.ndarray:
+    """∂s_j/∂s_{j-1} for step j = 1..T, per example, from a functional forward's cache.
+
+    Args:
+        cell: "rnn", "lstm" or "gru" (which functional forward made ``cache``).
+        cache: the cache of ``rnn_forward``/``lstm_forward``/``gru_forward`` (no mask).
+        j: the step, 1..T (it maps s_{j-1} to s_j).
+
+    Returns:
+        (B, S, S); for the LSTM the state is [h; C], so rows and columns are
+        h_j, C_j and h_{j-1}, C_{j-1} in that order.
+    """
+    W = cache["weight_hh"]  # (G*H, H)
+    if cell == "rnn":
+        s = cache["s"][j]  # (B, H)
+        slope = 1 - s * s if cache["nonlinearity"] == "tanh" else (s > 0).astype(s.dtype)  # (B, H)
+        return slope[:, :, None] * W[None]  # (B, H, H)
+    H = W.shape[1]
+    if cell == "lstm":
+        a = cache["gates"][j - 1]  # (B, 4H) i, f, g, o
+        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+        Wi, Wf, Wg, Wo = W[:H], W[H : 2 * H], W[2 * H : 3 * H], W[3 * H :]
+        c_prev = cache["c"][j - 1]  # (B, H)
+        tc = cache["tanh_c"][j - 1]  # (B, H)
+        k = o * (1 - tc * tc)  # (B, H) ∂h_j/∂C_j
+        dc_dh = (
+            (c_prev * f * (1 - f))[:, :, None] * Wf
+            + (g * i * (1 - i))[:, :, None] * Wi
+            + (i * (1 - g * g))[:, :, None] * Wg
+        )  # (B, H, H)
+        J = np.zeros((a.shape[0], 2 * H, 2 * H), dtype=a.dtype)  # (B, 2H, 2H)
+        J[:, :H, :H] = (tc * o * (1 - o))[:, :, None] * Wo + k[:, :, None] * dc_dh
+        J[:, H:, :H] = dc_dh
+        diag = np.arange(H)
+        J[:, diag, H + diag] = k * f  # ∂h_j/∂C_{j-1}
+        J[:, H + diag, H + diag] = f  # ∂C_j/∂C_{j-1}
+        return J
+    if cell == "gru":
+        a = cache["gates"][j - 1]  # (B, 3H) r, z, n
+        r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+        Wr, Wz, Wn = W[:H], W[H : 2 * H], W[2 * H :]
+        hn = cache["hn"][j - 1]  # (B, H)
+        h_prev = cache["h"][j - 1]  # (B, H)
+        dn_dh = (hn * r * (1 - r))[:, :, None] * Wr + r[:, :, None] * Wn  # (B, H, H)
+        J = ((h_prev - n) * z * (1 - z))[:, :, None] * Wz  # (B, H, H)
+        J += ((1 - z) * (1 - n * n))[:, :, None] * dn_dh
+        diag = np.arange(H)
+        J[:, diag, diag] += z
+        return J
+    raise BpttError(f"cell must be one of rnn, lstm, gru; got {cell!r}")
+
+
+def jacobian_products(cell: str, cache: dict) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (k, P_k) for k = T, T-1, ..., 0, with P_k = ∏_{j=k+1}^{T} ∂s_j/∂s_{j-1} (B, S, S).
+
+    Only one product is held at a time (memory B S², not T B S²).
+    """
+    h = cache["s"] if cell == "rnn" else cache["h"]  # (T+1, B, H)
+    T, B, H = h.shape[0] - 1, h.shape[1], h.shape[2]
+    S = 2 * H if cell == "lstm" else H
+    P = np.broadcast_to(np.eye(S, dtype=h.dtype), (B, S, S)).copy()  # (B, S, S) P_T = I
+    yield T, P
+    for k in range(T - 1, -1, -1):
+        P = P @ step_jacobian(cell, cache, k + 1)  # (B, S, S) P_k = P_{k+1} ∂s_{k+1}/∂s_k
+        yield k, P
+
+
+def spectral_norms(
+    cell: str,
+    cache: dict,
+    method: str = "exact",
+    iterations: int = 30,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """‖P_k‖_2 for k = 0..T, per example: (T+1, B).
+
+    Args:
+        cell, cache: as for :func:`step_jacobian`.
+        method: "exact" (SVD of each P_k) or "power" (power iteration on
+            P_k^T P_k, ``iterations`` steps, warm-started from P_{k+1}'s vector).
+        rng: Generator for the power iteration's start vector (default seed 0).
+    """
+    if method not in METHODS:
+        raise BpttError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    norms = None
+    v = None
+    for k, P in jacobian_products(cell, cache):
+        if norms is None:
+            norms = np.empty((k + 1, P.shape[0]), dtype=np.float64)  # (T+1, B)
+        if method == "exact":
+            norms[k] = np.linalg.norm(P, ord=2, axis=(1, 2))
+            continue
+        if v is None:
+            rng = np.random.default_rng(0) if rng is None else rng
+            v = rng.standard_normal(P.shape[:2])  # (B, S)
+            v /= np.linalg.norm(v, axis=1, keepdims=True)
+        Pv = np.einsum("bij,bj->bi", P, v)  # (B, S)
+        for _ in range(iterations):
+            v = np.einsum("bij,bi->bj", P, Pv)  # (B, S) P^T P v
+            v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), np.finfo(v.dtype).tiny)
+            Pv = np.einsum("bij,bj->bi", P, v)  # (B, S)
+        norms[k] = np.linalg.norm(Pv, axis=1)
+    return norms
