@@ -3,7 +3,8 @@
 bptt train [lm] [--flags]          train (default: the character LM on the built-in corpus)
 bptt train --resume CHECKPOINT     continue a run exactly where it stopped
 bptt sample CHECKPOINT --prompt "The " --length 300 --temperature 0.8
-bptt eval CHECKPOINT --text FILE   bits per character on any text
+bptt eval CHECKPOINT --text FILE   bits per character on any text (seq2seq: test metrics)
+bptt translate CHECKPOINT "tuesday 25 september 1984" --beam 5 [--plot-attention out.png]
 """
 
 from __future__ import annotations
@@ -55,13 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="bits per symbol of a trained language model on a text")
     p.add_argument("checkpoint")
     p.add_argument("--text", default=None, help="UTF-8 file (default: the run's validation text)")
+
+    p = sub.add_parser("translate", help="run a trained encoder-decoder (dates, g2p, de-en)")
+    p.add_argument("checkpoint")
+    p.add_argument("text", help='the input, e.g. "tuesday 25 september 1984"')
+    p.add_argument("--beam", type=int, default=5, help="beam width; 1 is greedy (default: 5)")
+    p.add_argument("--max-length", type=int, default=None, help="longest output (default: run's)")
+    p.add_argument("--plot-attention", metavar="PNG", default=None,
+                   help="draw the attention weights (source across, output down)")  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
+        commands = {"train": _train, "sample": _sample, "eval": _eval, "translate": _translate}
+        return commands[args.command](args)
     except BpttError as e:
         print(f"bptt: error: {e}", file=sys.stderr)
         return 2
@@ -117,10 +127,12 @@ def _saved_config(path) -> Config:
     from bptt.checkpoint import load_checkpoint
 
     _, meta = load_checkpoint(path)
+    if "config" not in meta:
+        raise BpttError(f"checkpoint '{path}' has no config in its metadata")
     try:
-        return Config.from_dict(meta["config"])
-    except KeyError:
-        raise BpttError(f"checkpoint '{path}' has no config in its metadata") from None
+        return Config.from_dict(meta["config"])  # names are looked up in fixed tables
+    except BpttError as e:
+        raise BpttError(f"checkpoint '{path}': metadata field 'config': {e}") from None
 
 
 def _fresh_folder(out: Path) -> Path:
@@ -139,6 +151,18 @@ def _sample(args: argparse.Namespace) -> int:
 
     print(lm.sample_checkpoint(args.checkpoint, args.prompt, args.length, args.temperature,
                                args.top_k, args.seed))  # fmt: skip
+    return 0
+
+
+def _translate(args: argparse.Namespace) -> int:
+    from bptt.tasks import task_module
+
+    task = task_module(_saved_config(args.checkpoint).task)
+    if not hasattr(task, "translate"):
+        raise BpttError(f"checkpoint '{args.checkpoint}' is a {task.__name__} model; "
+                        f"translate needs an encoder-decoder (dates, g2p, de-en)")  # fmt: skip
+    print(task.translate(args.checkpoint, args.text, args.beam, args.max_length,
+                         args.plot_attention))  # fmt: skip
     return 0
 
 

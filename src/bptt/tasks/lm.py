@@ -101,18 +101,22 @@ def evaluate_ids(model: LanguageModel, ids: np.ndarray, batch_size: int = 16, wi
 
 def load_model(path) -> tuple[LanguageModel, Vocabulary, Config, dict]:
     """Rebuild a language model from a checkpoint alone: weights, vocabulary, config."""
-    from bptt.checkpoint import load_checkpoint
+    from bptt.checkpoint import load_checkpoint, require_fields
 
     tensors, meta = load_checkpoint(path)
     if meta.get("task") != "lm":
         raise CheckpointError(
             f"checkpoint '{path}' is for task {meta.get('task')!r}, not a language model ('lm')"
         )
+    require_fields(path, meta, {"config": dict, "vocab": dict})
     try:
-        config = Config.from_dict(meta["config"])
+        config = Config.from_dict(meta["config"])  # names are looked up in fixed tables
+    except BpttError as e:
+        raise CheckpointError(f"checkpoint '{path}': metadata field 'config': {e}") from None
+    try:
         vocab = Vocabulary.from_dict(meta["vocab"])
-    except KeyError as e:
-        raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
+    except BpttError as e:
+        raise CheckpointError(f"checkpoint '{path}': metadata field 'vocab': {e}") from None
     model = build_model(config, len(vocab), np.random.default_rng(0))
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
