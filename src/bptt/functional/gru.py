@@ -49,7 +49,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional.activations import sigmoid
+from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
 
 
 def gru_forward(
@@ -93,30 +93,20 @@ def gru_forward(
     if bias_ih is not None:
         a += bias_ih
     m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
+    real = real_steps(mask, T, B)  # (T, B)
 
     h = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) h_0 .. h_T
     h[0] = h0
     gates = np.empty((T, B, 3 * H), dtype=x.dtype)  # (T, B, 3H) r_t, z_t, n_t
     hn = np.empty((T, B, H), dtype=x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
     c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
+    w_hh_t = weight_hh.T  # (H, 3H) a view; BLAS reads it transposed, no copy
     for t in range(T):
-        np.matmul(h[t], weight_hh.T, out=c)  # the only per-step product
+        np.matmul(h[t], w_hh_t, out=c)  # the only per-step product
         if bias_hh is not None:
             c += bias_hh
-        rz = gates[t, :, : 2 * H]  # (B, 2H) view: r_t and z_t together
-        np.add(a[t, :, : 2 * H], c[:, : 2 * H], out=rz)
-        sigmoid(rz, out=rz)  # r_t, z_t = σ(a + c)
-        r, z, n = gates[t, :, :H], gates[t, :, H : 2 * H], gates[t, :, 2 * H :]
-        hn[t] = c[:, 2 * H :]
-        np.multiply(r, hn[t], out=n)  # r_t * (W_hn h_{t-1} + b_hn)
-        n += a[t, :, 2 * H :]  # + W_in x_t + b_in
-        np.tanh(n, out=n)  # n_t
-        # h_t = (1 - z_t) n_t + z_t h_{t-1}, written n_t + z_t (h_{t-1} - n_t) as PyTorch does
-        np.subtract(h[t], n, out=h[t + 1])
-        h[t + 1] *= z
-        h[t + 1] += n
-        if m is not None:
-            np.copyto(h[t + 1], h[t], where=~m[t])  # padding carries the state
+        # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t): one pass
+        gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
 
     out_tm = h[1:] if m is None else h[1:] * m  # (T, B, H) zero at padding
     outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
@@ -126,6 +116,7 @@ def gru_forward(
         "gates": gates,
         "hn": hn,
         "m": m,
+        "real": real,
         "weight_ih": weight_ih,
         "weight_hh": weight_hh,
         "has_bias_ih": bias_ih is not None,
@@ -154,46 +145,31 @@ def gru_backward(
         {"weight_ih" (3H, D), "weight_hh" (3H, H), "bias_ih" (3H,), "bias_hh" (3H,)}
         (each bias only if it was used).
     """
-    h, gates, hn, m, x_tm = cache["h"], cache["gates"], cache["hn"], cache["m"], cache["x_tm"]
+    h, gates, hn, x_tm = cache["h"], cache["gates"], cache["hn"], cache["x_tm"]
     weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
     T, B, D = x_tm.shape
     H = weight_hh.shape[1]
 
-    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view
-    g = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂h_t
+    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
+    real = cache["real"]  # (T, B)
+    g_rec = np.zeros((B, H), dtype=h.dtype)  # (B, H) W_h^T ∂E/∂c_{t+1}
     if d_final_state is not None and d_final_state[0] is not None:
-        g += d_final_state[0]
+        g_rec += d_final_state[0]
+    carry = np.zeros((B, H), dtype=h.dtype)  # (B, H) g_{t+1} z_{t+1}, or g through padding
     da = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂a_t
     dc = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂c_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
     for t in range(T - 1, -1, -1):
-        if m is None:
-            g += d_out_tm[t]
-            dh = g  # (B, H) alias: the gradient that enters the cell at step t
-        else:
-            real = m[t]  # (B, 1)
-            dh = (g + d_out_tm[t]) * real  # (B, H) only real steps go through the cell
-        if keep is not None:
-            keep[t + 1] = dh if m is None else dh + g * ~real
-        r, z, n = gates[t, :, :H], gates[t, :, H : 2 * H], gates[t, :, 2 * H :]
-        dr, dz, dn = dc[t, :, :H], dc[t, :, H : 2 * H], da[t, :, 2 * H :]  # views
-        np.multiply(dh, 1 - z, out=dn)
-        dn *= 1 - n * n  # ∂E/∂n̂_t = g (1 - z) (1 - n²)
-        np.multiply(dn, hn[t], out=dr)
-        dr *= r * (1 - r)  # ∂E/∂r̂_t = ∂E/∂n̂_t c^n r (1 - r)
-        np.subtract(h[t], n, out=dz)
-        dz *= dh
-        dz *= z * (1 - z)  # ∂E/∂ẑ_t = g (h_{t-1} - n) z (1 - z)
-        np.multiply(dn, r, out=dc[t, :, 2 * H :])  # ∂E/∂c_t^n = ∂E/∂n̂_t r
-        g_prev = dc[t] @ weight_hh  # (B, H) through the gates to h_{t-1}
-        g_prev += dh * z  # and straight through z_t h_{t-1}
-        if m is not None:
-            g_prev += g * ~real  # padding passes g straight back
-        g = g_prev
+        # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
+        gru_step_backward(
+            gates[t], hn[t], h[t], d_out_tm[t], g_rec, carry, real[t], da[t], dc[t],
+            None if keep is None else keep[t + 1],
+        )  # fmt: skip
+        np.matmul(dc[t], weight_hh, out=g_rec)  # through the gates to h_{t-1}
+    g = g_rec + carry  # (B, H) ∂E/∂h_0
     if keep is not None:
         keep[0] = g
         state_grads["h"] = keep
-    da[:, :, : 2 * H] = dc[:, :, : 2 * H]  # r and z: input and hidden parts share a gradient
 
     da_flat = da.reshape(T * B, 3 * H)  # (T*B, 3H)
     dc_flat = dc.reshape(T * B, 3 * H)  # (T*B, 3H)

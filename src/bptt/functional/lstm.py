@@ -58,7 +58,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional.activations import sigmoid
+from bptt.functional._fused import lstm_step_backward, lstm_step_forward, real_steps
 
 
 def _check_shapes(
@@ -127,6 +127,7 @@ def lstm_forward(
     # weight_ih x_t + biases for every step in one product, time-major so each step is contiguous.
     x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
     m = None if mask is None else np.asarray(mask, dtype=bool).T[:, :, None]  # (T, B, 1)
+    real = real_steps(mask, T, B)  # (T, B)
     if m is not None:
         np.copyto(x_tm, 0, where=~m)  # padding must not reach the sums over steps
     gates = (x_tm.reshape(T * B, D) @ weight_ih.T).reshape(T, B, 4 * H)  # (T, B, 4H) z, then gates
@@ -138,24 +139,14 @@ def lstm_forward(
     h = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) h_0 .. h_T
     c = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) C_0 .. C_T
     tanh_c = np.empty((T, B, H), dtype=x.dtype)  # (T, B, H) tanh(C_t), reused by backward
-    ig = np.empty((B, H), dtype=x.dtype)  # (B, H) scratch for i_t * g_t
+    rec = np.empty((B, 4 * H), dtype=x.dtype)  # (B, 4H) weight_hh h_{t-1}, reused
     h[0] = h0
     c[0] = c0
+    w_hh_t = weight_hh.T  # (H, 4H) a view; BLAS reads it transposed, no copy
     for t in range(T):
-        z = gates[t]  # (B, 4H) a view; activated in place
-        z += h[t] @ weight_hh.T  # + weight_hh h_{t-1}
-        sigmoid(z[:, : 2 * H], out=z[:, : 2 * H])  # i_t, f_t = σ(z_i), σ(z_f)
-        np.tanh(z[:, 2 * H : 3 * H], out=z[:, 2 * H : 3 * H])  # g_t = C~_t = tanh(z_g)
-        sigmoid(z[:, 3 * H :], out=z[:, 3 * H :])  # o_t = σ(z_o)
-        i, f, g, o = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
-
-        np.multiply(f, c[t], out=c[t + 1])  # C_t = f_t * C_{t-1}
-        c[t + 1] += np.multiply(i, g, out=ig)  #     + i_t * C~_t
-        np.tanh(c[t + 1], out=tanh_c[t])
-        np.multiply(o, tanh_c[t], out=h[t + 1])  # h_t = o_t * tanh(C_t)
-        if m is not None:
-            np.copyto(c[t + 1], c[t], where=~m[t])  # padding carries both states
-            np.copyto(h[t + 1], h[t], where=~m[t])
+        np.matmul(h[t], w_hh_t, out=rec)  # the only per-step product
+        # z_t = gates[t] + rec; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one fused pass
+        lstm_step_forward(gates[t], rec, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1])
 
     out_tm = h[1:] if m is None else h[1:] * m  # (T, B, H) zero at padding
     outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
@@ -166,6 +157,7 @@ def lstm_forward(
         "gates": gates,
         "tanh_c": tanh_c,
         "m": m,
+        "real": real,
         "weight_ih": weight_ih,
         "weight_hh": weight_hh,
         "has_bias_ih": bias_ih is not None,
@@ -194,62 +186,37 @@ def lstm_backward(
         {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
     """
     h, c, gates, tanh_c = cache["h"], cache["c"], cache["gates"], cache["tanh_c"]
-    m, x_tm = cache["m"], cache["x_tm"]
+    x_tm = cache["x_tm"]
     weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
     T, B, D = x_tm.shape
     H = weight_hh.shape[1]
     if d_outputs.shape != (B, T, H):
         raise BpttError(f"d_outputs must be (B, T, H) = {(B, T, H)}, got {d_outputs.shape}")
 
-    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view
-    if m is not None:
-        d_out_tm = np.where(m, d_out_tm, 0)  # (T, B, H) padded outputs are constant zeros
-    dh = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂h_t
-    dc = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂C_t
+    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
+    real = cache["real"]  # (T, B)
+    dh_rec = np.zeros((B, H), dtype=h.dtype)  # (B, H) weight_hh^T ∂E/∂z_{t+1}
+    carry = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂h_t passed through padding
+    dc = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂C_t, the belt
     if d_final_state is not None:
         if d_final_state[0] is not None:
-            dh += d_final_state[0]
+            dh_rec += d_final_state[0]
         if d_final_state[1] is not None:
             dc += d_final_state[1]
-    # The activations' slopes for all steps at once: σ' = σ(1 - σ), tanh' = 1 - tanh².
-    slope = gates * (1 - gates)  # (T, B, 4H) σ'(z) of i, f, o
-    g_all = gates[:, :, 2 * H : 3 * H]  # (T, B, H) a view
-    slope[:, :, 2 * H : 3 * H] = 1 - g_all * g_all  # tanh'(z_g)
-    dh_dc = gates[:, :, 3 * H :] * (1 - tanh_c * tanh_c)  # (T, B, H) ∂h_t/∂C_t = o_t tanh'(C_t)
-
     dz = np.empty((T, B, 4 * H), dtype=h.dtype)  # (T, B, 4H) ∂E/∂z_t for all steps
+    keep_h = keep_c = None
     if state_grads is not None:
         keep_h = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂h_t
         keep_c = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂C_t
     for t in range(T - 1, -1, -1):
-        a = gates[t]  # (B, 4H)
-        i, f, g = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H]
-        d = dz[t]  # (B, 4H) a view; filled gate by gate
-        d_i, d_f, d_g, d_o = d[:, :H], d[:, H : 2 * H], d[:, 2 * H : 3 * H], d[:, 3 * H :]
-
-        dh += d_out_tm[t]
-        if state_grads is not None:
-            keep_h[t + 1] = dh
-        if m is not None:
-            real = m[t]  # (B, 1)
-            dh_pad, dc_pad = dh * ~real, dc * ~real  # (B, H) each; padding passes them back
-            dh *= real  # only real steps go through the cell
-            dc *= real
-        # h_t = o_t * tanh(C_t)
-        np.multiply(dh, tanh_c[t], out=d_o)  # ∂E/∂o_t
-        dc += dh * dh_dc[t]  # ∂E/∂C_t = dh * o_t * (1 - tanh²(C_t)) + the belt's
-        if state_grads is not None:
-            keep_c[t + 1] = dc if m is None else dc + dc_pad
-        # C_t = f_t * C_{t-1} + i_t * C~_t
-        np.multiply(dc, g, out=d_i)  # ∂E/∂i_t
-        np.multiply(dc, c[t], out=d_f)  # ∂E/∂f_t
-        np.multiply(dc, i, out=d_g)  # ∂E/∂C~_t
-        dc *= f  # ∂E/∂C_{t-1}
-        d *= slope[t]  # through σ and tanh: ∂E/∂z_t
-        dh = d @ weight_hh  # (B, H) ∂E/∂h_{t-1}
-        if m is not None:
-            dh += dh_pad
-            dc += dc_pad
+        # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, and the belt: one pass
+        lstm_step_backward(
+            gates[t], c[t], tanh_c[t], d_out_tm[t], dh_rec, carry, dc, real[t], dz[t],
+            None if keep_h is None else keep_h[t + 1],
+            None if keep_c is None else keep_c[t + 1],
+        )  # fmt: skip
+        np.matmul(dz[t], weight_hh, out=dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
+    dh = dh_rec + carry  # (B, H) ∂E/∂h_0
 
     if state_grads is not None:
         keep_h[0], keep_c[0] = dh, dc

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
+
 NONLINEARITIES = ("tanh", "relu")
 
 
@@ -70,18 +72,18 @@ def rnn_forward(
     if bias_ih is not None:
         a += bias_ih + bias_hh
     m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
+    real = real_steps(mask, T, B)  # (T, B)
+    relu = nonlinearity == "relu"
 
     s = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) s_0 .. s_T
     s[0] = h0
+    rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
+    w_hh_t = weight_hh.T  # (H, H) a view; BLAS reads it transposed, no copy
     for t in range(T):
-        a_t = a[t]  # (B, H)
-        a_t += s[t] @ weight_hh.T  # + W s_{t-1}
-        if nonlinearity == "tanh":
-            np.tanh(a_t, out=s[t + 1])
-        else:
-            np.maximum(a_t, 0, out=s[t + 1])
-        if m is not None:
-            np.copyto(s[t + 1], s[t], where=~m[t])  # padding carries the state
+        np.matmul(s[t], w_hh_t, out=rec)  # W s_{t-1}
+        rnn_step_forward(
+            a[t], rec, s[t], real[t], relu, s[t + 1]
+        )  # s_t = tanh(a_t), padding carries
 
     out_tm = s[1:] if m is None else s[1:] * m  # (T, B, H) zero at padding
     outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
@@ -89,6 +91,7 @@ def rnn_forward(
         "x_tm": x_tm,
         "s": s,
         "m": m,
+        "real": real,
         "weight_ih": weight_ih,
         "weight_hh": weight_hh,
         "has_bias": bias_ih is not None,
@@ -117,37 +120,27 @@ def rnn_backward(
         ∂E/∂x (B, T, D), ``(∂E/∂s_0,)``, and the weight gradients
         {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
     """
-    s, m, x_tm = cache["s"], cache["m"], cache["x_tm"]
+    s, x_tm = cache["s"], cache["x_tm"]
     weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
     T, B, D = x_tm.shape
     H = weight_hh.shape[0]
 
-    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view
-    g = np.zeros((B, H), dtype=s.dtype)  # (B, H) ∂E/∂s_t
+    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
+    real, relu = cache["real"], cache["nonlinearity"] == "relu"
+    g_rec = np.zeros((B, H), dtype=s.dtype)  # (B, H) W^T ∂E/∂a_{t+1}
     if d_final_state is not None and d_final_state[0] is not None:
-        g += d_final_state[0]
+        g_rec += d_final_state[0]
+    carry = np.zeros((B, H), dtype=s.dtype)  # (B, H) ∂E/∂s_t passed through padding
     da = np.empty((T, B, H), dtype=s.dtype)  # (T, B, H) ∂E/∂a_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
     for t in range(T - 1, -1, -1):
-        if m is None:
-            g += d_out_tm[t]
-            if keep is not None:
-                keep[t + 1] = g
-            if cache["nonlinearity"] == "tanh":
-                np.multiply(g, 1 - s[t + 1] ** 2, out=da[t])
-            else:
-                np.multiply(g, s[t + 1] > 0, out=da[t])
-            g = da[t] @ weight_hh  # (B, H) flows to s_{t-1}
-        else:
-            real = m[t]  # (B, 1)
-            g_real = (g + d_out_tm[t]) * real  # (B, H) only real steps go through the cell
-            if keep is not None:
-                keep[t + 1] = g_real + g * ~real
-            if cache["nonlinearity"] == "tanh":
-                np.multiply(g_real, 1 - s[t + 1] ** 2, out=da[t])
-            else:
-                np.multiply(g_real, s[t + 1] > 0, out=da[t])
-            g = da[t] @ weight_hh + g * ~real  # padding passes g straight back
+        # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
+        rnn_step_backward(
+            s[t + 1], d_out_tm[t], g_rec, carry, real[t], relu, da[t],
+            None if keep is None else keep[t + 1],
+        )  # fmt: skip
+        np.matmul(da[t], weight_hh, out=g_rec)  # g_{t-1} = W^T ∂E/∂a_t
+    g = g_rec + carry  # (B, H) ∂E/∂s_0
 
     if keep is not None:
         keep[0] = g

@@ -1,0 +1,397 @@
+"""One time step's elementwise gate math, fused into a single pass per step.
+
+The cells (``rnn.py``, ``lstm.py``, ``gru.py``) run the time loop and the
+matrix products; everything between two products — adding the input
+projection, the activations, the state update, the mask, and in the backward
+the gate gradients — is one call here. Each kernel is written twice from the
+same equations:
+
+- compiled with numba (the optional ``fast`` extra) as one loop over (b, j),
+  so no temporaries are made and the gates stay in registers; ``cache=True``
+  stores the machine code, so a new process does not wait for the compiler;
+- in plain NumPy, used when numba is absent or ``BPTT_NO_JIT=1`` is set.
+
+The two agree to float32 rounding: the compiled float32 tanh is a rational
+approximation (Eigen's, a few ulp; LLVM has no vector tanh here), float64
+uses the C library's tanh. σ(x) = (1 + tanh(x/2)) / 2 everywhere, as in
+``activations.sigmoid``.
+
+Every kernel takes ``real`` (B,) booleans (all True without a mask). A padded
+row carries the state unchanged and gets zero gate gradient; the gradient that
+reaches a padded row passes straight back through ``carry`` (B, H), which the
+next (earlier) step adds to its incoming gradient.
+
+Shapes: B batch, H hidden units; rows of a gate block (B, G*H) hold the gates
+in PyTorch's order (LSTM i, f, g, o; GRU r, z, n).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from bptt.functional.activations import sigmoid
+
+try:  # the optional ``fast`` extra
+    import numba
+except ImportError:  # pragma: no cover - depends on the environment
+    numba = None
+
+#: True when the compiled kernels are in use (numba importable and BPTT_NO_JIT unset).
+JIT = numba is not None and os.environ.get("BPTT_NO_JIT", "") in ("", "0")
+
+
+# --------------------------------------------------------------------------- NumPy
+
+
+def _lstm_forward_np(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out):
+    """z (B, 4H) holds x_t's projection plus biases; on return the gates i, f, g, o."""
+    H = c_prev.shape[1]
+    z += rec  # + weight_hh h_{t-1}
+    sigmoid(z[:, : 2 * H], out=z[:, : 2 * H])  # i_t, f_t
+    np.tanh(z[:, 2 * H : 3 * H], out=z[:, 2 * H : 3 * H])  # g_t = C~_t
+    sigmoid(z[:, 3 * H :], out=z[:, 3 * H :])  # o_t
+    i, f, g, o = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
+    np.multiply(f, c_prev, out=c_out)  # C_t = f_t * C_{t-1} + i_t * C~_t
+    c_out += i * g
+    np.tanh(c_out, out=tanh_c_out)
+    np.multiply(o, tanh_c_out, out=h_out)  # h_t = o_t * tanh(C_t)
+    if not real.all():
+        pad = ~real
+        c_out[pad] = c_prev[pad]  # padding carries both states
+        h_out[pad] = h_prev[pad]
+
+
+def _lstm_backward_np(gates, c_prev, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c):
+    """dz (B, 4H) = ∂E/∂z_t; dc becomes ∂E/∂C_{t-1}; carry the padded rows' ∂E/∂h."""
+    H = dc.shape[1]
+    dh = (
+        dh_rec + carry + np.where(real[:, None], d_out, 0)
+    )  # (B, H) ∂E/∂h_t; padded outputs are constants
+    if keep_h is not None:
+        keep_h[...] = dh
+    r = real[:, None]  # (B, 1)
+    i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    dc_t = dc + dh * o * (1 - tanh_c * tanh_c)  # (B, H) ∂E/∂C_t
+    if keep_c is not None:
+        keep_c[...] = np.where(r, dc_t, dc)
+    dc_t *= r  # only real steps go through the cell
+    dh_r = dh * r  # (B, H)
+    np.multiply(dc_t * g, i * (1 - i), out=dz[:, :H])  # ∂E/∂i_t σ'
+    np.multiply(dc_t * c_prev, f * (1 - f), out=dz[:, H : 2 * H])  # ∂E/∂f_t σ'
+    np.multiply(dc_t * i, 1 - g * g, out=dz[:, 2 * H : 3 * H])  # ∂E/∂C~_t tanh'
+    np.multiply(dh_r * tanh_c, o * (1 - o), out=dz[:, 3 * H :])  # ∂E/∂o_t σ'
+    np.copyto(dc, np.where(r, dc_t * f, dc))  # ∂E/∂C_{t-1}: the belt
+    np.copyto(carry, np.where(r, 0, dh))  # padding passes ∂E/∂h_t straight back
+
+
+def _gru_forward_np(a, c, h_prev, real, gates, hn, h_out):
+    """a (B, 3H) = W_i x_t + b_i, c (B, 3H) = W_h h_{t-1} + b_h; writes r, z, n and h_t."""
+    H = h_prev.shape[1]
+    rz = gates[:, : 2 * H]  # (B, 2H) view
+    np.add(a[:, : 2 * H], c[:, : 2 * H], out=rz)
+    sigmoid(rz, out=rz)  # r_t, z_t
+    r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+    hn[...] = c[:, 2 * H :]  # c_t^n = W_hn h_{t-1} + b_hn
+    np.multiply(r, hn, out=n)
+    n += a[:, 2 * H :]
+    np.tanh(n, out=n)  # n_t
+    np.subtract(h_prev, n, out=h_out)  # h_t = n_t + z_t (h_{t-1} - n_t), as PyTorch
+    h_out *= z
+    h_out += n
+    if not real.all():
+        pad = ~real
+        h_out[pad] = h_prev[pad]
+
+
+def _gru_backward_np(gates, hn, h_prev, d_out, g_rec, carry, real, da, dc, keep_h):
+    """da, dc (B, 3H) = ∂E/∂a_t, ∂E/∂c_t; carry = the direct path g z_t (or g at padding)."""
+    H = h_prev.shape[1]
+    g = (
+        g_rec + carry + np.where(real[:, None], d_out, 0)
+    )  # (B, H) ∂E/∂h_t; padded outputs are constants
+    if keep_h is not None:
+        keep_h[...] = g
+    r_ = real[:, None]  # (B, 1)
+    dh = g * r_  # (B, H) only real steps go through the cell
+    r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+    dn = dh * (1 - z) * (1 - n * n)  # (B, H) ∂E/∂n̂_t
+    dr = dn * hn * r * (1 - r)  # (B, H) ∂E/∂r̂_t
+    dzz = dh * (h_prev - n) * z * (1 - z)  # (B, H) ∂E/∂ẑ_t
+    da[:, :H], da[:, H : 2 * H], da[:, 2 * H :] = dr, dzz, dn
+    dc[:, :H], dc[:, H : 2 * H] = dr, dzz
+    np.multiply(dn, r, out=dc[:, 2 * H :])  # ∂E/∂c_t^n
+    np.copyto(carry, np.where(r_, dh * z, g))  # straight through z_t h_{t-1}, or padding
+
+
+def _rnn_forward_np(a, rec, s_prev, real, relu, s_out):
+    """s_t = tanh(a + rec) (or relu), a = U x_t + b, rec = W s_{t-1}."""
+    a += rec
+    if relu:
+        np.maximum(a, 0, out=s_out)
+    else:
+        np.tanh(a, out=s_out)
+    if not real.all():
+        pad = ~real
+        s_out[pad] = s_prev[pad]
+
+
+def _rnn_backward_np(s, d_out, g_rec, carry, real, relu, da, keep_h):
+    """da (B, H) = ∂E/∂a_t = g (1 - s_t²) (relu: g [s_t > 0]); carry the padded rows' g."""
+    g = (
+        g_rec + carry + np.where(real[:, None], d_out, 0)
+    )  # (B, H) ∂E/∂s_t; padded outputs are constants
+    if keep_h is not None:
+        keep_h[...] = g
+    r = real[:, None]  # (B, 1)
+    slope = (s > 0) if relu else 1 - s * s  # (B, H)
+    np.multiply(g * r, slope, out=da)
+    np.copyto(carry, np.where(r, 0, g))
+
+
+# --------------------------------------------------------------------------- numba
+
+if numba is not None:
+    _jit = numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+
+    def _tanh_approx(x):  # pragma: no cover - the overload below replaces it
+        return math.tanh(x)
+
+    @numba.extending.overload(_tanh_approx, jit_options={"error_model": "numpy"})
+    def _tanh_approx_impl(x):
+        """float32: Eigen's rational tanh (vectorises; a few ulp); float64: libm."""
+        if x == numba.float32:
+            a1, a3, a5 = (
+                np.float32(4.89352455891786e-03),
+                np.float32(6.37261928875436e-04),
+                np.float32(1.48572235717979e-05),
+            )
+            a7, a9 = np.float32(5.12229709037114e-08), np.float32(-8.60467152213735e-11)
+            a11, a13 = np.float32(2.00018790482477e-13), np.float32(-2.76076847742355e-16)
+            b0, b2 = np.float32(4.89352518554385e-03), np.float32(2.26843463243900e-03)
+            b4, b6 = np.float32(1.18534705686654e-04), np.float32(1.19825839466702e-06)
+            clamp = np.float32(7.90531110763549805)
+
+            def tanh32(x):
+                y = min(max(x, -clamp), clamp)
+                y2 = y * y
+                p = ((((((a13 * y2 + a11) * y2 + a9) * y2 + a7) * y2 + a5) * y2 + a3) * y2 + a1) * y
+                q = ((b6 * y2 + b4) * y2 + b2) * y2 + b0
+                return p / q
+
+            return tanh32
+        return lambda x: math.tanh(x)
+
+    def _sigmoid_approx(x):  # pragma: no cover - the overload below replaces it
+        return 0.5 + 0.5 * math.tanh(0.5 * x)
+
+    @numba.extending.overload(_sigmoid_approx, jit_options={"error_model": "numpy"})
+    def _sigmoid_approx_impl(x):
+        """σ(x) = (1 + tanh(x/2)) / 2, constants in x's dtype so float32 stays float32."""
+        half = np.float32(0.5) if x == numba.float32 else 0.5
+        return lambda x: half + half * _tanh_approx(half * x)
+
+    @_jit
+    def _lstm_forward_jit(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out):
+        B, H = c_prev.shape
+        for b in range(B):
+            for j in range(H):
+                i = _sigmoid_approx(z[b, j] + rec[b, j])
+                f = _sigmoid_approx(z[b, H + j] + rec[b, H + j])
+                g = _tanh_approx(z[b, 2 * H + j] + rec[b, 2 * H + j])
+                o = _sigmoid_approx(z[b, 3 * H + j] + rec[b, 3 * H + j])
+                z[b, j], z[b, H + j], z[b, 2 * H + j], z[b, 3 * H + j] = i, f, g, o
+                c = f * c_prev[b, j] + i * g  # C_t = f_t * C_{t-1} + i_t * C~_t
+                tc = _tanh_approx(c)
+                h = o * tc  # h_t = o_t * tanh(C_t)
+                if not real[b]:  # padding carries both states
+                    c, h = c_prev[b, j], h_prev[b, j]
+                c_out[b, j], tanh_c_out[b, j], h_out[b, j] = c, tc, h
+
+    @_jit
+    def _lstm_backward_jit(
+        gates, c_prev, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c, keep
+    ):
+        B, H = dc.shape
+        one = dc.dtype.type(1)
+        zero = dc.dtype.type(0)
+        for b in range(B):
+            for j in range(H):
+                dh = dh_rec[b, j] + carry[b, j]  # ∂E/∂h_t from step t+1
+                if real[b]:
+                    dh += d_out[b, j]  # and from the output (a constant at padding)
+                if keep:
+                    keep_h[b, j] = dh
+                if real[b]:
+                    i, f = gates[b, j], gates[b, H + j]
+                    g, o = gates[b, 2 * H + j], gates[b, 3 * H + j]
+                    tc = tanh_c[b, j]
+                    dct = dc[b, j] + dh * o * (one - tc * tc)  # ∂E/∂C_t
+                    if keep:
+                        keep_c[b, j] = dct
+                    dz[b, j] = dct * g * i * (one - i)  # ∂E/∂i_t σ'(z_i)
+                    dz[b, H + j] = dct * c_prev[b, j] * f * (one - f)  # ∂E/∂f_t σ'(z_f)
+                    dz[b, 2 * H + j] = dct * i * (one - g * g)  # ∂E/∂C~_t tanh'(z_g)
+                    dz[b, 3 * H + j] = dh * tc * o * (one - o)  # ∂E/∂o_t σ'(z_o)
+                    dc[b, j] = dct * f  # ∂E/∂C_{t-1}: the belt
+                    carry[b, j] = zero
+                else:  # padding: no gate gradient, both gradients pass straight back
+                    if keep:
+                        keep_c[b, j] = dc[b, j]
+                    dz[b, j] = dz[b, H + j] = dz[b, 2 * H + j] = dz[b, 3 * H + j] = zero
+                    carry[b, j] = dh
+
+    @_jit
+    def _gru_forward_jit(a, c, h_prev, real, gates, hn, h_out):
+        B, H = h_prev.shape
+        for b in range(B):
+            for j in range(H):
+                r = _sigmoid_approx(a[b, j] + c[b, j])
+                z = _sigmoid_approx(a[b, H + j] + c[b, H + j])
+                cn = c[b, 2 * H + j]  # W_hn h_{t-1} + b_hn
+                n = _tanh_approx(r * cn + a[b, 2 * H + j])
+                gates[b, j], gates[b, H + j], gates[b, 2 * H + j] = r, z, n
+                hn[b, j] = cn
+                h = n + z * (h_prev[b, j] - n)  # (1 - z_t) n_t + z_t h_{t-1}, as PyTorch
+                h_out[b, j] = h if real[b] else h_prev[b, j]
+
+    @_jit
+    def _gru_backward_jit(gates, hn, h_prev, d_out, g_rec, carry, real, da, dc, keep_h, keep):
+        B, H = h_prev.shape
+        one = h_prev.dtype.type(1)
+        zero = h_prev.dtype.type(0)
+        for b in range(B):
+            for j in range(H):
+                g = g_rec[b, j] + carry[b, j]  # ∂E/∂h_t from step t+1
+                if real[b]:
+                    g += d_out[b, j]  # and from the output (a constant at padding)
+                if keep:
+                    keep_h[b, j] = g
+                if real[b]:
+                    r, z, n = gates[b, j], gates[b, H + j], gates[b, 2 * H + j]
+                    dn = g * (one - z) * (one - n * n)  # ∂E/∂n̂_t
+                    dr = dn * hn[b, j] * r * (one - r)  # ∂E/∂r̂_t
+                    dzz = g * (h_prev[b, j] - n) * z * (one - z)  # ∂E/∂ẑ_t
+                    da[b, j], da[b, H + j], da[b, 2 * H + j] = dr, dzz, dn
+                    dc[b, j], dc[b, H + j], dc[b, 2 * H + j] = dr, dzz, dn * r
+                    carry[b, j] = g * z  # straight through z_t h_{t-1}
+                else:
+                    da[b, j] = da[b, H + j] = da[b, 2 * H + j] = zero
+                    dc[b, j] = dc[b, H + j] = dc[b, 2 * H + j] = zero
+                    carry[b, j] = g
+
+    @_jit
+    def _rnn_forward_jit(a, rec, s_prev, real, relu, s_out):
+        B, H = s_prev.shape
+        zero = s_prev.dtype.type(0)
+        for b in range(B):
+            for j in range(H):
+                v = a[b, j] + rec[b, j]
+                s = max(v, zero) if relu else _tanh_approx(v)
+                s_out[b, j] = s if real[b] else s_prev[b, j]
+
+    @_jit
+    def _rnn_backward_jit(s, d_out, g_rec, carry, real, relu, da, keep_h, keep):
+        B, H = s.shape
+        one = s.dtype.type(1)
+        zero = s.dtype.type(0)
+        for b in range(B):
+            for j in range(H):
+                g = g_rec[b, j] + carry[b, j]  # ∂E/∂s_t from step t+1
+                if real[b]:
+                    g += d_out[b, j]  # and from the output (a constant at padding)
+                if keep:
+                    keep_h[b, j] = g
+                if real[b]:
+                    sv = s[b, j]
+                    slope = (one if sv > zero else zero) if relu else one - sv * sv
+                    da[b, j] = g * slope
+                    carry[b, j] = zero
+                else:
+                    da[b, j] = zero
+                    carry[b, j] = g
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+def real_steps(mask: np.ndarray | None, T: int, B: int) -> np.ndarray:
+    """(T, B) booleans, True at real steps: the mask time-major, or all True."""
+    if mask is None:
+        return np.ones((T, B), dtype=bool)  # (T, B)
+    return np.ascontiguousarray(np.asarray(mask, dtype=bool).T)  # (T, B)
+
+
+def lstm_step_forward(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out) -> None:
+    """One LSTM step: z (B, 4H) in: x_t's projection + biases; out: i, f, g, o.
+
+    rec (B, 4H) = weight_hh h_{t-1}; writes C_t, tanh(C_t), h_t (B, H) each.
+    """
+    if JIT:
+        _lstm_forward_jit(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
+    else:
+        _lstm_forward_np(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
+
+
+def lstm_step_backward(
+    gates, c_prev, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h=None, keep_c=None
+) -> None:
+    """One LSTM BPTT step: ∂E/∂h_t = dh_rec + carry + d_out in; dz (B, 4H) out.
+
+    dc (B, H) enters as the belt's ∂E/∂C_t from step t+1 and leaves as ∂E/∂C_{t-1}.
+    keep_h, keep_c (B, H): where to store ∂E/∂h_t and ∂E/∂C_t, or None.
+    """
+    if JIT:
+        if keep_h is None:
+            keep_h = keep_c = np.empty((1, 1), dtype=dc.dtype)  # (1, 1) never written
+            keep = False
+        else:
+            keep = True
+        _lstm_backward_jit(
+            gates, c_prev, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c, keep
+        )
+    else:
+        _lstm_backward_np(gates, c_prev, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c)
+
+
+def gru_step_forward(a, c, h_prev, real, gates, hn, h_out) -> None:
+    """One GRU step: a, c (B, 3H) input and hidden parts; writes r, z, n, c_t^n and h_t."""
+    if JIT:
+        _gru_forward_jit(a, c, h_prev, real, gates, hn, h_out)
+    else:
+        _gru_forward_np(a, c, h_prev, real, gates, hn, h_out)
+
+
+def gru_step_backward(gates, hn, h_prev, d_out, g_rec, carry, real, da, dc, keep_h=None) -> None:
+    """One GRU BPTT step: ∂E/∂h_t = g_rec + carry + d_out in; da, dc (B, 3H) out.
+
+    carry (B, H) leaves holding the direct path g z_t to h_{t-1} (g at padding).
+    """
+    if JIT:
+        keep = keep_h is not None
+        if not keep:
+            keep_h = np.empty((1, 1), dtype=h_prev.dtype)  # (1, 1) never written
+        _gru_backward_jit(gates, hn, h_prev, d_out, g_rec, carry, real, da, dc, keep_h, keep)
+    else:
+        _gru_backward_np(gates, hn, h_prev, d_out, g_rec, carry, real, da, dc, keep_h)
+
+
+def rnn_step_forward(a, rec, s_prev, real, relu: bool, s_out) -> None:
+    """One RNN step: s_t = tanh(a + rec) (relu if asked), padding carries s_{t-1}."""
+    if JIT:
+        _rnn_forward_jit(a, rec, s_prev, real, relu, s_out)
+    else:
+        _rnn_forward_np(a, rec, s_prev, real, relu, s_out)
+
+
+def rnn_step_backward(s, d_out, g_rec, carry, real, relu: bool, da, keep_h=None) -> None:
+    """One RNN BPTT step: ∂E/∂s_t = g_rec + carry + d_out in; da (B, H) = ∂E/∂a_t out."""
+    if JIT:
+        keep = keep_h is not None
+        if not keep:
+            keep_h = np.empty((1, 1), dtype=s.dtype)  # (1, 1) never written
+        _rnn_backward_jit(s, d_out, g_rec, carry, real, relu, da, keep_h, keep)
+    else:
+        _rnn_backward_np(s, d_out, g_rec, carry, real, relu, da, keep_h)
