@@ -146,6 +146,14 @@ class Trainer:
         """
         tensors, meta = load_checkpoint(path)
         require_fields(path, meta, _RESUME_FIELDS)
+        for key, mine in self.metadata.items():  # task, vocabulary...: what the run is about
+            if key != "config" and meta.get(key) != mine:
+                saved, want = repr(meta.get(key)), repr(mine)
+                shown = f" ({saved}, this run has {want})" if len(saved + want) < 80 else ""
+                raise CheckpointError(
+                    f"checkpoint '{path}' was saved with another {key!r} than this run has"
+                    f"{shown}: a checkpoint of another task, vocabulary or data?"
+                )
         require_fields(path, meta["progress"], _PROGRESS_FIELDS)
         extra = sorted(set(meta["progress"]) - set(_PROGRESS_FIELDS))
         if extra:
