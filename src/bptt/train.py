@@ -205,8 +205,14 @@ class Trainer:
 
     def run(self) -> Progress:
         """Train until ``steps`` updates, early stopping, or Ctrl-C (which saves first)."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.out_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            log = (self.out_dir / "metrics.jsonl").open("a", encoding="utf-8")
+        except OSError as e:
+            raise BpttError(
+                f"cannot write to the output folder '{self.out_dir}': {e.strerror or e} "
+                "(choose a writable folder with --out)"
+            ) from None
         bar = tqdm(
             total=self.steps,
             initial=self.progress.step,

@@ -21,6 +21,7 @@ from bptt.errors import BpttError, CheckpointError
 from bptt.models.language_model import LanguageModel, LMBatch
 from bptt.train import Trainer, build_optimizer
 
+MAX_LENGTH = 10_000_000  # symbols one `bptt sample` may write (80 MB of ids)
 BUILTIN = "the built-in corpus (Python's documentation topics, pydoc_data)"
 
 
@@ -185,6 +186,10 @@ def write(model, vocab, prompt, length, temperature=0.8, top_k=None, seed=0) -> 
     if unknown:
         listed = ", ".join(repr(s) for s in unknown)
         raise BpttError(f"the prompt has symbols not in the vocabulary: {listed}")
+    if not 0 <= length <= MAX_LENGTH:
+        raise BpttError(f"length must be in 0..{MAX_LENGTH:,} symbols; got {length}")
+    if not 0 <= seed < 2**63:
+        raise BpttError(f"seed must be an integer >= 0; got {seed}")
     rng = np.random.default_rng(seed)
     never = () if vocab.unk_id is None else (vocab.unk_id,)  # <unk> is no symbol to write
     ids = generate(model, vocab.encode(prompt), length, temperature, top_k, rng, exclude=never)
