@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except BpttError as e:
         print(f"bptt: error: {e}", file=sys.stderr)
         return 2
+    except MemoryError:  # sizes from the command line too large for this machine
+        print("bptt: error: not enough memory for these sizes; choose smaller ones "
+              "(--hidden-size, --batch-size, --window, --length)", file=sys.stderr)  # fmt: skip
+        return 2
     except KeyboardInterrupt:
         print("bptt: interrupted", file=sys.stderr)
         return 130
