@@ -5,6 +5,8 @@ bptt train --resume CHECKPOINT     continue a run exactly where it stopped
 bptt sample CHECKPOINT --prompt "The " --length 300 --temperature 0.8
 bptt eval CHECKPOINT --text FILE   bits per character on any text (seq2seq: test metrics)
 bptt translate CHECKPOINT "tuesday 25 september 1984" --beam 5 [--plot-attention out.png]
+bptt gradients [CHECKPOINT] --cells rnn,lstm,gru   gradient flow through time: numbers and PNGs
+bptt memory --lags 5,10,20,50,100  long-range memory sweep: the longest lag each cell learns
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None, help="longest output (default: run's)")
     p.add_argument("--plot-attention", metavar="PNG", default=None,
                    help="draw the attention weights (source across, output down)")  # fmt: skip
+    from bptt import cli_memory
+
+    cli_memory.add_parsers(sub)  # gradients, memory
     return parser
 
 
@@ -71,13 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"train": _train, "sample": _sample, "eval": _eval, "translate": _translate}
+        from bptt import cli_memory
+
+        commands |= {"gradients": cli_memory.gradients, "memory": cli_memory.memory}
         return commands[args.command](args)
     except BpttError as e:
         print(f"bptt: error: {e}", file=sys.stderr)
-        return 2
-    except MemoryError:  # sizes from the command line too large for this machine
-        print("bptt: error: not enough memory for these sizes; choose smaller ones "
-              "(--hidden-size, --batch-size, --window, --length)", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         print("bptt: interrupted", file=sys.stderr)

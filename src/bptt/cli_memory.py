@@ -1,0 +1,261 @@
+"""``bptt gradients`` and ``bptt memory``: the vanishing gradient, measured and shown.
+
+bptt gradients [CHECKPOINT] --cells rnn,lstm,gru --lag 50 [--train]   gradient flow report + PNGs
+bptt memory --cells rnn,lstm,gru --lags 5,10,20,50,100 --seeds 0,1,2  the long-range memory sweep
+
+Parses, builds, calls; the numbers come from :mod:`bptt.diagnostics` and
+:mod:`bptt.tasks.memory`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bptt.errors import BpttError
+
+SWEEP_DEFAULTS = {"budget": 2500, "steps": 1000, "batch_size": 32, "lr": 1e-2, "clip": 1.0}
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative integers, got {text!r}")
+    return values
+
+
+def _cells(text: str) -> list[str]:
+    cells = [c.strip() for c in text.split(",") if c.strip()]
+    bad = [c for c in cells if c not in ("rnn", "lstm", "gru")]
+    if bad or not cells:
+        raise argparse.ArgumentTypeError(f"cells must be among rnn, lstm, gru; got {text!r}")
+    return cells
+
+
+def _training_flags(p: argparse.ArgumentParser) -> None:
+    d = SWEEP_DEFAULTS
+    p.add_argument("--task", default="first", choices=("first", "adding", "copy"),
+                   help="memory task (default: first, 'remember the first symbol')")  # fmt: skip
+    p.add_argument("--budget", type=int, default=d["budget"],
+                   help=f"parameters per model, all cells (default: {d['budget']})")  # fmt: skip
+    p.add_argument("--steps", type=int, default=d["steps"], help="most updates per run")
+    p.add_argument("--batch-size", type=int, default=d["batch_size"])
+    p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
+    p.add_argument("--clip", type=float, default=d["clip"], help="global-norm clipping (0: off)")
+    p.add_argument("--threshold", type=float, default=0.95,
+                   help="held-out accuracy that counts as learned (default: 0.95)")  # fmt: skip
+
+
+def add_parsers(sub) -> None:
+    """Add ``gradients`` and ``memory`` to the ``bptt`` command's subparsers."""
+    p = sub.add_parser("gradients", help="gradient flow through time: JSON/CSV numbers and PNGs")
+    p.add_argument("checkpoint", nargs="?", help="a language-model checkpoint (default: fresh "
+                   "models of --cells on the memory task)")  # fmt: skip
+    p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"])
+    p.add_argument("--lag", type=int, default=50, help="lag of the memory task (T = lag + 1)")
+    p.add_argument("--train", action="store_true", help="train each model on the task first")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--examples", type=int, default=16, help="batch B the flow is measured on")
+    p.add_argument("--method", choices=("exact", "power"), default="exact",
+                   help="spectral norm of the Jacobian products")  # fmt: skip
+    p.add_argument("--windows", type=_ints, default=[1, 2, 5, 10, 20],
+                   help="truncation windows k for the truncation bias")  # fmt: skip
+    p.add_argument("--exploding", type=float, default=0.0, metavar="RADIUS",
+                   help="also run the exploding case: a tanh RNN with this spectral radius, "
+                   "trained with and without clipping")  # fmt: skip
+    p.add_argument("--exploding-lag", type=int, default=20, help="lag of the exploding runs")
+    p.add_argument("--format", choices=("json", "csv"), default="json")
+    p.add_argument("--out", default="runs/gradients", help="folder for the report and PNGs")
+    _training_flags(p)
+
+    p = sub.add_parser("memory", help="long-range memory sweep: longest lag learned per cell")
+    p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"])
+    p.add_argument("--lags", type=_ints, default=[5, 10, 20, 50, 100])
+    p.add_argument("--seeds", type=_ints, default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
+    p.add_argument("--out", default="runs/memory", help="folder for results.json, table.md, PNG")
+    _training_flags(p)
+
+
+def _train_kwargs(args) -> dict:
+    return {k: getattr(args, k) for k in ("budget", "steps", "batch_size", "lr", "clip")} | {
+        "threshold": args.threshold
+    }
+
+
+def memory(args: argparse.Namespace) -> int:
+    from bptt.diagnostics.plots import plot_memory_sweep
+    from bptt.tasks.memory import chance_accuracy
+    from bptt.tasks.memory_sweep import markdown_table, results_to_json, sweep
+
+    if any(lag < 1 for lag in args.lags):
+        raise BpttError(f"lags must be at least 1; got {args.lags}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kwargs = _train_kwargs(args)
+    n = len(args.cells) * len(args.lags) * len(args.seeds)
+    print(f"memory sweep: task {args.task}, {n} runs ({', '.join(args.cells)} x lags "
+          f"{args.lags} x seeds {args.seeds}), {args.jobs} at a time; {kwargs}")  # fmt: skip
+    started, done = time.perf_counter(), []
+
+    def report(r):
+        done.append(r)
+        print(f"[{len(done)}/{n}] {r.cell:4s} lag {r.lag:4d} seed {r.seed}: accuracy "
+              f"{r.accuracy:.3f} after {r.updates} updates ({r.seconds:.1f} s)",
+              flush=True)  # fmt: skip
+
+    results = sweep(args.task, args.cells, args.lags, args.seeds, jobs=args.jobs,
+                    progress=report, **kwargs)  # fmt: skip
+    elapsed = time.perf_counter() - started
+    settings = {"task": args.task, **kwargs, "seeds": args.seeds, "seconds": round(elapsed, 1)}
+    (out / "results.json").write_text(json.dumps(results_to_json(results, args.threshold, settings),
+                                                 indent=1))  # fmt: skip
+    table = markdown_table(results, args.threshold)
+    (out / "table.md").write_text(table + "\n")
+    png = plot_memory_sweep(results, args.threshold, chance_accuracy(args.task), out / "memory.png")
+    print(f"\n{table}\n\nwall time {elapsed:.0f} s; wrote {out / 'results.json'}, "
+          f"{out / 'table.md'}" + (f", {png}" if png else ""))  # fmt: skip
+    return 0
+
+
+def _flows_for_models(models: dict, batch, args) -> tuple[dict, dict, dict]:
+    from bptt.diagnostics.flow import gradient_flow, recurrent_io
+    from bptt.diagnostics.gates import gate_stats
+    from bptt.diagnostics.truncation import truncation_bias
+
+    flows, gates, trunc = {}, {}, {}
+    for label, model in models.items():
+        layer, x, d, state = recurrent_io(model, batch)
+        flows[label] = gradient_flow(layer, x, d, state, method=args.method)
+        if flows[label].cell != "rnn":
+            gates[label] = gate_stats(layer, x, state)
+        windows = [k for k in args.windows if k <= x.shape[1]]
+        trunc[label] = truncation_bias(layer, x, d, windows, state)
+    return flows, gates, trunc
+
+
+def _fresh_models(args) -> tuple[dict, object]:
+    from bptt.tasks.memory import MemoryModel, hidden_for_budget, make_batch, train_run
+
+    models = {}
+    for cell in args.cells:
+        if args.train:
+            result, model = train_run(args.task, cell, args.lag, args.seed, **_train_kwargs(args))
+            label = f"{cell.upper()} trained (acc {result.accuracy:.2f})"
+            print(
+                f"{cell}: trained {result.updates} updates, held-out accuracy {result.accuracy:.3f}"
+            )
+        else:
+            H = hidden_for_budget(cell, args.task, args.budget)
+            model = MemoryModel(args.task, cell, H, dtype=np.float64,
+                                rng=np.random.default_rng(args.seed))  # fmt: skip
+            label = f"{cell.upper()} untrained"
+        models[label] = model
+    batch = make_batch(args.task, args.lag, args.examples, np.random.default_rng(args.seed + 7))
+    return models, batch
+
+
+def _lm_model(args) -> tuple[dict, object]:
+    from bptt.data import TBPTTBatches, builtin_corpus, read_text, split_text
+    from bptt.models.language_model import LMBatch
+    from bptt.tasks.lm import load_model
+
+    model, vocab, config, _ = load_model(args.checkpoint)
+    corpus = builtin_corpus() if config.text is None else read_text(config.text)
+    ids = vocab.encode(split_text(corpus, config.val_fraction)[1])
+    inputs, targets = next(iter(TBPTTBatches(ids, args.examples, args.lag)))
+    return {f"{config.cell.upper()} {Path(args.checkpoint).name}": model}, LMBatch(inputs, targets)
+
+
+def gradients(args: argparse.Namespace) -> int:
+    from bptt.diagnostics.plots import plot_gradient_flow, plot_truncation
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    models, batch = _lm_model(args) if args.checkpoint else _fresh_models(args)
+    flows, gates, trunc = _flows_for_models(models, batch, args)
+    report = {
+        label: {
+            **flows[label].to_dict(),
+            "gates": gates[label].to_dict() if label in gates else None,
+            "truncation": trunc[label].rows(),
+        }
+        for label in flows
+    }
+    written = [_write_report(report, out, args.format)]
+    written.append(plot_gradient_flow(flows, out / "gradient_flow.png"))
+    written.append(plot_truncation(trunc, out / "truncation.png"))
+    print(_summary(flows, gates))
+    if args.exploding:
+        written.append(_exploding(args, out))
+    print("wrote " + ", ".join(str(p) for p in written if p))
+    return 0
+
+
+def _summary(flows: dict, gates: dict) -> str:
+    lines = [f"{'model':32s} {'lag':>4s} {'|dE_T/dh_k| ratio':>18s} {'|dE_T/dC_k| ratio':>18s} "
+             f"{'|Jacobian prod|':>16s} {'half-life':>9s}"]  # fmt: skip
+    for label, f in flows.items():
+        ratio_h = f.last_h[0] / f.last_h[-1] if f.last_h[-1] else float("nan")
+        ratio_c = "" if f.last_c is None else f"{f.last_c[0] / f.last_c[-1]:.3g}"
+        half = "" if label not in gates else str(gates[label].half_life or f"> {f.T}")
+        lines.append(f"{label:32s} {f.T:4d} {ratio_h:18.3g} {ratio_c:>18s} "
+                     f"{f.jacobian[0]:16.3g} {half:>9s}")  # fmt: skip
+    lines.append("ratio: the norm at lag T over the norm at lag 0 (1: nothing lost)")
+    return "\n".join(lines)
+
+
+def _write_report(report: dict, out: Path, fmt: str) -> Path:
+    if fmt == "json":
+        path = out / "flow.json"
+        path.write_text(json.dumps(report, indent=1))
+        return path
+    path = out / "flow.csv"
+    rows = [{"model": label, **row} for label, r in report.items() for row in r["steps"]]
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _exploding(args, out: Path) -> Path | None:
+    from bptt.diagnostics.flow import gradient_flow, recurrent_io
+    from bptt.diagnostics.plots import plot_exploding
+    from bptt.tasks.memory import MemoryModel, make_batch
+    from bptt.tasks.memory_sweep import exploding_runs, set_spectral_radius
+
+    clip = args.clip or 1.0
+    lag = args.exploding_lag
+    batch = make_batch("first", lag, args.examples, np.random.default_rng(args.seed + 7),
+                       dtype=np.float64)  # fmt: skip
+    flows = {}
+    for radius in (0.5, args.exploding):
+        rng = np.random.default_rng(args.seed)
+        model = MemoryModel("first", "rnn", 32, dtype=np.float64, rng=rng)
+        set_spectral_radius(model, radius, rng)
+        flows[radius] = gradient_flow(*recurrent_io(model, batch)[:3], lags=False)
+    logs = exploding_runs(
+        radius=args.exploding, lag=args.lag, seed=args.seed, clip=args.clip or 1.0
+    )
+    for label, log in logs.items():
+        if log["diverged_at"]:
+            end = f"diverged at update {log['diverged_at']}: {log['reason']}"
+        else:
+            end = f"trained {log['updates']} updates, held-out accuracy {log['accuracy']:.3f}"
+        print(f"exploding RNN (radius {args.exploding}), {label}: {end}")
+    (out / "exploding.json").write_text(json.dumps(logs, indent=1))
+    return plot_exploding({"RNN radius 0.5": flows[0.5]},
+                          {f"RNN radius {args.exploding}": flows[args.exploding]},
+                          logs, out / "exploding.png", clip=clip)  # fmt: skip
