@@ -193,22 +193,29 @@ if numba is not None:
         half = np.float32(0.5) if x == numba.float32 else 0.5
         return lambda x: half + half * _tanh_approx(half * x)
 
+    # Each inner loop runs over j with one output offset, so LLVM vectorises it;
+    # a row's padding branch sits outside the loops.
+
     @_jit
     def _lstm_forward_jit(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out):
         B, H = c_prev.shape
         for b in range(B):
+            for j in range(H):  # i_t = σ(z_i)
+                z[b, j] = _sigmoid_approx(z[b, j] + rec[b, j])
+            for j in range(H):  # f_t = σ(z_f)
+                z[b, H + j] = _sigmoid_approx(z[b, H + j] + rec[b, H + j])
+            for j in range(H):  # g_t = C~_t = tanh(z_g)
+                z[b, 2 * H + j] = _tanh_approx(z[b, 2 * H + j] + rec[b, 2 * H + j])
+            for j in range(H):  # o_t = σ(z_o)
+                z[b, 3 * H + j] = _sigmoid_approx(z[b, 3 * H + j] + rec[b, 3 * H + j])
             for j in range(H):
-                i = _sigmoid_approx(z[b, j] + rec[b, j])
-                f = _sigmoid_approx(z[b, H + j] + rec[b, H + j])
-                g = _tanh_approx(z[b, 2 * H + j] + rec[b, 2 * H + j])
-                o = _sigmoid_approx(z[b, 3 * H + j] + rec[b, 3 * H + j])
-                z[b, j], z[b, H + j], z[b, 2 * H + j], z[b, 3 * H + j] = i, f, g, o
-                c = f * c_prev[b, j] + i * g  # C_t = f_t * C_{t-1} + i_t * C~_t
+                c = z[b, H + j] * c_prev[b, j] + z[b, j] * z[b, 2 * H + j]  # C_t = f C_{t-1} + i C~
                 tc = _tanh_approx(c)
-                h = o * tc  # h_t = o_t * tanh(C_t)
-                if not real[b]:  # padding carries both states
-                    c, h = c_prev[b, j], h_prev[b, j]
-                c_out[b, j], tanh_c_out[b, j], h_out[b, j] = c, tc, h
+                c_out[b, j], tanh_c_out[b, j] = c, tc
+                h_out[b, j] = z[b, 3 * H + j] * tc  # h_t = o_t * tanh(C_t)
+            if not real[b]:  # padding carries both states (the gates are computed, unused)
+                for j in range(H):
+                    c_out[b, j], h_out[b, j] = c_prev[b, j], h_prev[b, j]
 
     @_jit
     def _lstm_backward_jit(
@@ -218,44 +225,56 @@ if numba is not None:
         one = dc.dtype.type(1)
         zero = dc.dtype.type(0)
         for b in range(B):
+            if not real[b]:  # padding: no gate gradient, both gradients pass straight back
+                for j in range(H):
+                    carry[b, j] += dh_rec[b, j]
+                    if keep:
+                        keep_h[b, j], keep_c[b, j] = carry[b, j], dc[b, j]
+                for j in range(4 * H):
+                    dz[b, j] = zero
+                continue
             for j in range(H):
-                dh = dh_rec[b, j] + carry[b, j]  # ∂E/∂h_t from step t+1
-                if real[b]:
-                    dh += d_out[b, j]  # and from the output (a constant at padding)
+                dh = dh_rec[b, j] + carry[b, j] + d_out[b, j]  # ∂E/∂h_t
+                o, tc = gates[b, 3 * H + j], tanh_c[b, j]
+                dct = dc[b, j] + dh * o * (one - tc * tc)  # ∂E/∂C_t
+                dz[b, 3 * H + j] = dh * tc * o * (one - o)  # ∂E/∂o_t σ'(z_o)
+                dc[b, j] = dct
+                carry[b, j] = zero
                 if keep:
-                    keep_h[b, j] = dh
-                if real[b]:
-                    i, f = gates[b, j], gates[b, H + j]
-                    g, o = gates[b, 2 * H + j], gates[b, 3 * H + j]
-                    tc = tanh_c[b, j]
-                    dct = dc[b, j] + dh * o * (one - tc * tc)  # ∂E/∂C_t
-                    if keep:
-                        keep_c[b, j] = dct
-                    dz[b, j] = dct * g * i * (one - i)  # ∂E/∂i_t σ'(z_i)
-                    dz[b, H + j] = dct * c_prev[b, j] * f * (one - f)  # ∂E/∂f_t σ'(z_f)
-                    dz[b, 2 * H + j] = dct * i * (one - g * g)  # ∂E/∂C~_t tanh'(z_g)
-                    dz[b, 3 * H + j] = dh * tc * o * (one - o)  # ∂E/∂o_t σ'(z_o)
-                    dc[b, j] = dct * f  # ∂E/∂C_{t-1}: the belt
-                    carry[b, j] = zero
-                else:  # padding: no gate gradient, both gradients pass straight back
-                    if keep:
-                        keep_c[b, j] = dc[b, j]
-                    dz[b, j] = dz[b, H + j] = dz[b, 2 * H + j] = dz[b, 3 * H + j] = zero
-                    carry[b, j] = dh
+                    keep_h[b, j], keep_c[b, j] = dh, dct
+            for j in range(H):  # ∂E/∂i_t σ'(z_i) = dC g i (1 - i)
+                i = gates[b, j]
+                dz[b, j] = dc[b, j] * gates[b, 2 * H + j] * i * (one - i)
+            for j in range(H):  # ∂E/∂f_t σ'(z_f) = dC C_{t-1} f (1 - f)
+                f = gates[b, H + j]
+                dz[b, H + j] = dc[b, j] * c_prev[b, j] * f * (one - f)
+            for j in range(H):  # ∂E/∂C~_t tanh'(z_g) = dC i (1 - g²)
+                g = gates[b, 2 * H + j]
+                dz[b, 2 * H + j] = dc[b, j] * gates[b, j] * (one - g * g)
+            for j in range(H):  # ∂E/∂C_{t-1} = dC f: the belt
+                dc[b, j] *= gates[b, H + j]
 
     @_jit
     def _gru_forward_jit(a, c, h_prev, real, gates, hn, h_out):
         B, H = h_prev.shape
         for b in range(B):
+            for j in range(H):  # r_t = σ(a^r + c^r)
+                gates[b, j] = _sigmoid_approx(a[b, j] + c[b, j])
+            for j in range(H):  # z_t = σ(a^z + c^z)
+                gates[b, H + j] = _sigmoid_approx(a[b, H + j] + c[b, H + j])
+            for j in range(H):  # c_t^n = W_hn h_{t-1} + b_hn, kept for the backward
+                hn[b, j] = c[b, 2 * H + j]
+            for j in range(H):  # n_t = tanh(a^n + r_t c^n), first into h_out
+                h_out[b, j] = _tanh_approx(gates[b, j] * hn[b, j] + a[b, 2 * H + j])
             for j in range(H):
-                r = _sigmoid_approx(a[b, j] + c[b, j])
-                z = _sigmoid_approx(a[b, H + j] + c[b, H + j])
-                cn = c[b, 2 * H + j]  # W_hn h_{t-1} + b_hn
-                n = _tanh_approx(r * cn + a[b, 2 * H + j])
-                gates[b, j], gates[b, H + j], gates[b, 2 * H + j] = r, z, n
-                hn[b, j] = cn
-                h = n + z * (h_prev[b, j] - n)  # (1 - z_t) n_t + z_t h_{t-1}, as PyTorch
-                h_out[b, j] = h if real[b] else h_prev[b, j]
+                gates[b, 2 * H + j] = h_out[b, j]
+            if real[b]:
+                for j in range(H):  # h_t = n_t + z_t (h_{t-1} - n_t), as PyTorch
+                    n = h_out[b, j]
+                    h_out[b, j] = n + gates[b, H + j] * (h_prev[b, j] - n)
+            else:  # padding carries the state
+                for j in range(H):
+                    h_out[b, j] = h_prev[b, j]
 
     @_jit
     def _gru_backward_jit(gates, hn, h_prev, d_out, g_rec, carry, real, da, dc, keep_h, keep):
@@ -263,34 +282,50 @@ if numba is not None:
         one = h_prev.dtype.type(1)
         zero = h_prev.dtype.type(0)
         for b in range(B):
-            for j in range(H):
-                g = g_rec[b, j] + carry[b, j]  # ∂E/∂h_t from step t+1
-                if real[b]:
-                    g += d_out[b, j]  # and from the output (a constant at padding)
+            if not real[b]:  # padding: no gate gradient, g passes straight back
+                for j in range(H):
+                    carry[b, j] += g_rec[b, j]
+                    if keep:
+                        keep_h[b, j] = carry[b, j]
+                for j in range(3 * H):
+                    da[b, j] = zero
+                    dc[b, j] = zero
+                continue
+            for j in range(H):  # ∂E/∂n̂_t = g (1 - z) (1 - n²); carry = g z, straight to h_{t-1}
+                g = g_rec[b, j] + carry[b, j] + d_out[b, j]  # ∂E/∂h_t
+                z, n = gates[b, H + j], gates[b, 2 * H + j]
+                da[b, 2 * H + j] = g * (one - z) * (one - n * n)
+                dc[b, H + j] = g  # kept for the next loop
+                carry[b, j] = g * z
                 if keep:
                     keep_h[b, j] = g
-                if real[b]:
-                    r, z, n = gates[b, j], gates[b, H + j], gates[b, 2 * H + j]
-                    dn = g * (one - z) * (one - n * n)  # ∂E/∂n̂_t
-                    dr = dn * hn[b, j] * r * (one - r)  # ∂E/∂r̂_t
-                    dzz = g * (h_prev[b, j] - n) * z * (one - z)  # ∂E/∂ẑ_t
-                    da[b, j], da[b, H + j], da[b, 2 * H + j] = dr, dzz, dn
-                    dc[b, j], dc[b, H + j], dc[b, 2 * H + j] = dr, dzz, dn * r
-                    carry[b, j] = g * z  # straight through z_t h_{t-1}
-                else:
-                    da[b, j] = da[b, H + j] = da[b, 2 * H + j] = zero
-                    dc[b, j] = dc[b, H + j] = dc[b, 2 * H + j] = zero
-                    carry[b, j] = g
+            for j in range(H):  # ∂E/∂ẑ_t = g (h_{t-1} - n) z (1 - z)
+                z, n = gates[b, H + j], gates[b, 2 * H + j]
+                da[b, H + j] = dc[b, H + j] * (h_prev[b, j] - n) * z * (one - z)
+            for j in range(H):  # ∂E/∂r̂_t = ∂E/∂n̂_t c^n r (1 - r)
+                r = gates[b, j]
+                da[b, j] = da[b, 2 * H + j] * hn[b, j] * r * (one - r)
+            for j in range(H):  # r and z: the input and hidden parts share a gradient
+                dc[b, j] = da[b, j]
+            for j in range(H):
+                dc[b, H + j] = da[b, H + j]
+            for j in range(H):  # ∂E/∂c_t^n = ∂E/∂n̂_t r_t
+                dc[b, 2 * H + j] = da[b, 2 * H + j] * gates[b, j]
 
     @_jit
     def _rnn_forward_jit(a, rec, s_prev, real, relu, s_out):
         B, H = s_prev.shape
         zero = s_prev.dtype.type(0)
         for b in range(B):
-            for j in range(H):
-                v = a[b, j] + rec[b, j]
-                s = max(v, zero) if relu else _tanh_approx(v)
-                s_out[b, j] = s if real[b] else s_prev[b, j]
+            if not real[b]:  # padding carries the state
+                for j in range(H):
+                    s_out[b, j] = s_prev[b, j]
+            elif relu:
+                for j in range(H):
+                    s_out[b, j] = max(a[b, j] + rec[b, j], zero)
+            else:
+                for j in range(H):  # s_t = tanh(U x_t + W s_{t-1} + b)
+                    s_out[b, j] = _tanh_approx(a[b, j] + rec[b, j])
 
     @_jit
     def _rnn_backward_jit(s, d_out, g_rec, carry, real, relu, da, keep_h, keep):
@@ -298,20 +333,21 @@ if numba is not None:
         one = s.dtype.type(1)
         zero = s.dtype.type(0)
         for b in range(B):
+            if not real[b]:  # padding: g passes straight back
+                for j in range(H):
+                    carry[b, j] += g_rec[b, j]
+                    da[b, j] = zero
+                    if keep:
+                        keep_h[b, j] = carry[b, j]
+                continue
             for j in range(H):
-                g = g_rec[b, j] + carry[b, j]  # ∂E/∂s_t from step t+1
-                if real[b]:
-                    g += d_out[b, j]  # and from the output (a constant at padding)
+                g = g_rec[b, j] + carry[b, j] + d_out[b, j]  # ∂E/∂s_t
+                sv = s[b, j]
+                slope = (one if sv > zero else zero) if relu else one - sv * sv
+                da[b, j] = g * slope  # ∂E/∂a_t
+                carry[b, j] = zero
                 if keep:
                     keep_h[b, j] = g
-                if real[b]:
-                    sv = s[b, j]
-                    slope = (one if sv > zero else zero) if relu else one - sv * sv
-                    da[b, j] = g * slope
-                    carry[b, j] = zero
-                else:
-                    da[b, j] = zero
-                    carry[b, j] = g
 
 
 # --------------------------------------------------------------------------- dispatch
