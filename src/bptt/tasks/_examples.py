@@ -1,0 +1,312 @@
+"""What the example tasks share (sentiment, ner, dna, activity): splits of examples,
+bucketed padded batches, the model a config names, the trainer, and checkpoints.
+
+An example is one sequence, token ids (T_i,) or features (T_i, D), with one
+class (many-to-one) or one tag per step (many-to-many). Batches group examples
+of similar length (:func:`bptt.data.bucket_batches`), pad them at the end and
+mask the padding, so little work is spent on padding and none changes a result.
+
+Each task module supplies ``prepare_data(config) -> TaskData`` and
+``metrics(model, split, data) -> dict`` (with "loss"); the rest is here.
+
+Shapes: B batch, T time steps, D features, C classes or tags.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bptt.data import Vocabulary, bucket_batches, pad_sequences
+from bptt.errors import BpttError, CheckpointError
+from bptt.models.classifier import SequenceClassifier
+from bptt.models.sequence import SequenceBatch
+from bptt.models.tagger import SequenceTagger
+from bptt.train import Trainer, build_optimizer
+
+HEADS = ("class", "tags")
+
+
+@dataclass
+class Split:
+    """Examples: ``inputs[i]`` (T_i,) ids or (T_i, D) features; ``targets[i]`` a class
+    index or (T_i,) tag indices."""
+
+    inputs: list[np.ndarray]
+    targets: list
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def lengths(self) -> np.ndarray:
+        return np.array([len(x) for x in self.inputs], dtype=np.int64)  # (N,)
+
+    def subset(self, idx) -> Split:
+        return Split([self.inputs[i] for i in idx], [self.targets[i] for i in idx])
+
+
+@dataclass
+class TaskData:
+    """A task's prepared data; ``extra`` (JSON-able) is stored in the checkpoint, ``raw``
+    (the examples before encoding, per split) serves baselines."""
+
+    train: Split
+    val: Split
+    test: Split
+    labels: list[str]
+    head: str
+    vocab: Vocabulary | None = None
+    input_size: int | None = None
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+
+def require_package(package: str, extra: str, purpose: str) -> Path:
+    """The folder of an installed data package, found without importing it.
+
+    Raises:
+        BpttError: naming the extra to install when the package is missing.
+    """
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise BpttError(
+            f"{purpose} needs the package '{package}', which is not installed; "
+            f"install the extra: pip install 'bptt[{extra}]'"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def split_indices(n: int, val_fraction: float, test_fraction: float, seed: int):
+    """A fixed shuffle of range(n) cut into train, validation and test index arrays."""
+    if val_fraction + test_fraction >= 1.0:
+        raise BpttError(
+            f"val_fraction + test_fraction must leave examples to train on; "
+            f"got {val_fraction} + {test_fraction}"
+        )
+    order = np.random.default_rng(seed).permutation(n)  # (N,)
+    n_test, n_val = (max(1, round(n * f)) if f > 0 else 0 for f in (test_fraction, val_fraction))
+    if n - n_test - n_val < 1:
+        raise BpttError(f"{n} examples are too few to split into train, validation and test")
+    return order[n_test + n_val :], order[n_test : n_test + n_val], order[:n_test]
+
+
+def make_batch(split: Split, idx: np.ndarray) -> SequenceBatch:
+    """The examples ``idx`` of ``split``, padded at the end, with their mask."""
+    inputs, mask = pad_sequences([split.inputs[i] for i in idx])  # (B, T[, D]), (B, T)
+    first = split.targets[idx[0]]
+    if np.ndim(first) == 0:
+        targets = np.array([split.targets[i] for i in idx], dtype=np.int64)  # (B,)
+    else:
+        targets, _ = pad_sequences([np.asarray(split.targets[i]) for i in idx])  # (B, T)
+    return SequenceBatch(inputs, mask, targets)
+
+
+def in_order(split: Split, batch_size: int) -> Iterator[tuple[np.ndarray, SequenceBatch]]:
+    """Every example once, in batches of similar length: (indices, batch) pairs."""
+    order = np.argsort(split.lengths(), kind="stable")  # (N,)
+    for i in range(0, len(split), batch_size):
+        idx = order[i : i + batch_size]
+        yield idx, make_batch(split, idx)
+
+
+class ExampleBatches:
+    """Endless bucketed batches of a split, in a new order each epoch, resumable.
+
+    The order of epoch e is :func:`bptt.data.bucket_batches` with the Generator
+    seeded by (seed, e), so a position (epoch, batch) alone restores it.
+    """
+
+    def __init__(self, split: Split, batch_size: int, seed: int):
+        if len(split) == 0:
+            raise BpttError("the training split has no examples")
+        self.split, self.batch_size, self.seed = split, batch_size, seed
+        self.epoch, self.position = 0, 0
+        self._order = self._epoch_order()
+
+    def _epoch_order(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        return bucket_batches(self.split.lengths(), self.batch_size, rng)
+
+    def next_batch(self) -> SequenceBatch:
+        if self.position == len(self._order):
+            self.epoch, self.position = self.epoch + 1, 0
+            self._order = self._epoch_order()
+        idx = self._order[self.position]
+        self.position += 1
+        return make_batch(self.split, idx)
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "position": self.position,
+            "num_examples": len(self.split),
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        mine = self.state_dict()
+        for key in ("num_examples", "batch_size", "seed"):
+            if state.get(key) != mine[key]:
+                raise BpttError(
+                    f"batches state was saved with {key}={state.get(key)!r}, "
+                    f"these batches have {key}={mine[key]!r}"
+                )
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._order = self._epoch_order()
+
+
+def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
+    """Probabilities for every example of ``split``, in its order: (C,) each for a
+    classifier, (T_i, C) for a tagger."""
+    out: list = [None] * len(split)
+    for idx, batch in in_order(split, batch_size):
+        probs = model.predict_proba(batch.inputs, batch.mask)  # (B, C) or (B, T, C)
+        for row, i in enumerate(idx):
+            out[i] = probs[row] if probs.ndim == 2 else probs[row, : len(split.inputs[i])]
+    return out
+
+
+def mean_loss(probs: list[np.ndarray], split: Split) -> float:
+    """Mean cross-entropy (nats) per example (classes) or per real step (tags)."""
+    total, count = 0.0, 0
+    for p, y in zip(probs, split.targets, strict=True):
+        y = np.atleast_1d(y)  # (T_i,) or (1,)
+        p = p.reshape(len(y), -1)  # (T_i, C)
+        total -= float(np.log(np.maximum(p[np.arange(len(y)), y], 1e-300)).sum())
+        count += len(y)
+    return total / max(count, 1)
+
+
+def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=None, rng=None):
+    """The classifier (head "class") or tagger ("tags") that ``config`` describes."""
+    common = {
+        "vocab_size": vocab_size,
+        "input_size": input_size,
+        "embed_size": config.embed_size,
+        "hidden_size": config.hidden_size,
+        "num_layers": config.num_layers,
+        "cell": config.cell,
+        "bidirectional": config.bidirectional,
+        "dropout": config.dropout,
+        "dtype": np.dtype(config.dtype),
+        "rng": np.random.default_rng(config.seed) if rng is None else rng,
+    }
+    if head == "class":
+        return SequenceClassifier(num_labels, config.pooling, **common)
+    if head == "tags":
+        return SequenceTagger(num_labels, **common)
+    raise BpttError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
+
+
+def describe(data: TaskData) -> list[str]:
+    """What was prepared: the source, split sizes, vocabulary or features, labels."""
+    sizes = f"train {len(data.train):,}, validation {len(data.val):,}, test {len(data.test):,}"
+    lengths = data.train.lengths()
+    inputs = (
+        f"vocabulary {len(data.vocab):,} symbols"
+        if data.vocab is not None
+        else f"{data.input_size} features per step"
+    )
+    return [
+        f"data: {data.source}",
+        f"examples: {sizes} | {inputs} | length mean {lengths.mean():.0f}, max {lengths.max()}",
+        f"{'classes' if data.head == 'class' else 'tags'}: {', '.join(data.labels)}",
+    ]
+
+
+def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -> tuple:
+    """Model, optimizer, batches and loop for ``config`` on ``data``; ``metrics(model, split)
+    -> dict`` (with "loss") scores the validation split. Returns (trainer, summary lines)."""
+    rng = np.random.default_rng(config.seed)
+    vocab_size = None if data.vocab is None else len(data.vocab)
+    model = build_model(config, data.head, len(data.labels), vocab_size, data.input_size, rng)
+    if config.vectors:
+        _load_vectors(model, config.vectors, data.vocab)
+    optimizer, schedule = build_optimizer(config)
+    metadata = {
+        "task": config.task,
+        "config": config.to_dict(),
+        "vocab": None if data.vocab is None else data.vocab.to_dict(),
+        "labels": list(data.labels),
+        "head": data.head,
+        "input_size": data.input_size,
+        "extra": data.extra,
+    }
+    trainer = Trainer(
+        model,
+        optimizer,
+        schedule,
+        ExampleBatches(data.train, config.batch_size, config.seed),
+        lambda m: metrics(m, data.val),
+        steps=config.steps,
+        out_dir=out_dir,
+        rng=rng,
+        clip=config.clip,
+        eval_every=config.eval_every,
+        patience=config.patience,
+        metadata=metadata,
+        progress_bar=progress_bar,
+    )
+    kind = "classifier" if data.head == "class" else "tagger"
+    way = "bidirectional " if config.bidirectional else ""
+    pool = f", {config.pooling} pooling" if data.head == "class" else ""
+    epochs = config.steps * config.batch_size / len(data.train)
+    summary = [
+        *describe(data),
+        f"model: {kind}, {way}{config.cell.upper()} {config.num_layers}x{config.hidden_size}"
+        f"{pool}, {model.num_parameters():,} parameters, {config.dtype}",
+        f"training: {config.steps} updates of {config.batch_size} examples ({epochs:.1f} epochs), "
+        f"{config.optimizer} lr {config.lr}, clip {config.clip}",
+    ]
+    return trainer, summary
+
+
+def _load_vectors(model, path, vocab) -> None:
+    from bptt.data.words import load_word_vectors
+
+    if vocab is None:
+        raise BpttError("--vectors needs a task with word inputs; this one reads features")
+    found, width = load_word_vectors(path, vocab, model.dtype)
+    table = model.embedding.params["weight"]  # (V, E)
+    if width != table.shape[1]:
+        raise BpttError(f"the vectors in '{path}' have {width} numbers, --embed-size is "
+                        f"{table.shape[1]}; pass --embed-size {width}")  # fmt: skip
+    for i, v in found.items():
+        table[i] = v
+    print(f"word vectors: {len(found):,} of {len(vocab):,} words found in {path}")
+
+
+def load_model(path, task: str):
+    """Rebuild a task's model from a checkpoint alone: (model, config, metadata, vocab)."""
+    from bptt.checkpoint import load_checkpoint
+    from bptt.config import Config
+
+    tensors, meta = load_checkpoint(path)
+    if meta.get("task") != task:
+        raise CheckpointError(f"checkpoint '{path}' is for task {meta.get('task')!r}, not {task!r}")
+    try:
+        config = Config.from_dict(meta["config"])
+        vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
+        vocab_size = None if vocab is None else len(vocab)
+        model = build_model(
+            config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"]
+        )
+    except KeyError as e:
+        raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except BpttError as e:
+        raise CheckpointError(f"checkpoint '{path}': {e}") from None
+    return model, config, meta, vocab
+
+
+def format_metrics(metrics: dict) -> str:
+    """'accuracy 0.8712, loss 0.3110': the metrics on one line."""
+    return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
