@@ -3,6 +3,7 @@
 bptt train [lm] [--flags]          train (default: the character LM on the built-in corpus)
 bptt train --resume CHECKPOINT     continue a run exactly where it stopped
 bptt sample CHECKPOINT --prompt "The " --length 300 --temperature 0.8
+bptt predict CHECKPOINT "a sentence"  the class and its probability, or a tag per word
 bptt eval CHECKPOINT --text FILE   bits per character on any text (seq2seq: test metrics)
 bptt translate CHECKPOINT "tuesday 25 september 1984" --beam 5 [--plot-attention out.png]
 bptt gradients [CHECKPOINT] --cells rnn,lstm,gru   gradient flow through time: numbers and PNGs
@@ -22,11 +23,19 @@ from bptt.errors import BpttError
 _RESUMABLE = {"steps", "eval_every", "patience", "sample_length"}  # may change on --resume
 
 
+def _yes_no(text: str) -> bool:
+    """A boolean flag's value: true/yes/1 or false/no/0."""
+    value = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in value:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value[text.lower()]
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Config):
         if f.name == "task":
             continue
-        kind = {int: int, float: float}.get(type(f.default), str)
+        kind = {bool: _yes_no, int: int, float: float}.get(type(f.default), str)
         p.add_argument(
             "--" + f.name.replace("_", "-"),
             dest=f.name,
@@ -59,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint")
     p.add_argument("--text", default=None, help="UTF-8 file (default: the run's validation text)")
 
+    p = sub.add_parser("predict", help="classify a sentence, or tag each of its words")
+    p.add_argument("checkpoint")
+    p.add_argument("text", help='e.g. "There is nothing to like in this movie."')
+
     p = sub.add_parser("translate", help="run a trained encoder-decoder (dates, g2p, de-en)")
     p.add_argument("checkpoint")
     p.add_argument("text", help='the input, e.g. "tuesday 25 september 1984"')
@@ -75,13 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        commands = {"train": _train, "sample": _sample, "eval": _eval, "translate": _translate}
+        commands = {"train": _train, "sample": _sample, "eval": _eval, "translate": _translate,
+                    "predict": _predict}  # fmt: skip
         from bptt import cli_memory
 
         commands |= {"gradients": cli_memory.gradients, "memory": cli_memory.memory}
         return commands[args.command](args)
     except BpttError as e:
         print(f"bptt: error: {e}", file=sys.stderr)
+        return 2
+    except MemoryError:  # sizes from the command line too large for this machine
+        print("bptt: error: not enough memory for these sizes; choose smaller ones "
+              "(--hidden-size, --batch-size, --window, --length)", file=sys.stderr)  # fmt: skip
         return 2
     except KeyboardInterrupt:
         print("bptt: interrupted", file=sys.stderr)
@@ -171,6 +189,19 @@ def _translate(args: argparse.Namespace) -> int:
                         f"translate needs an encoder-decoder (dates, g2p, de-en)")  # fmt: skip
     print(task.translate(args.checkpoint, args.text, args.beam, args.max_length,
                          args.plot_attention))  # fmt: skip
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from bptt.tasks import task_module
+
+    task = task_module(_saved_config(args.checkpoint).task)
+    if not hasattr(task, "predict_checkpoint"):
+        raise BpttError(
+            f"checkpoint '{args.checkpoint}' is a {task.__name__} model; predict "
+            f"needs a classifier or tagger (sentiment, ner, dna, activity)"
+        )
+    print(task.predict_checkpoint(args.checkpoint, args.text))
     return 0
 
 
