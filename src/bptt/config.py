@@ -55,6 +55,21 @@ class Config:
     seed: int = _flag(0, "seed of every random choice (init, dropout, sampling)")
     out: str = _flag("runs/lm", "folder for checkpoints, the metrics log and the plot")
     sample_length: int = _flag(300, "characters sampled at the end of training")
+    # Sequence tasks: sentiment, ner, dna, activity (many-to-one and many-to-many).
+    dataset: str = _flag("default", "sentiment: imdb or rotten_tomatoes; ner: wnut16 or templates "
+                         "(default: the first)")  # fmt: skip
+    head: str = _flag("auto", "one class per sequence or a tag per step (auto: the task's own; "
+                      "dna takes either)", choices=("auto", "class", "tags"))  # fmt: skip
+    bidirectional: bool = _flag(False, "read each sequence both ways (K = 2 directions)")
+    pooling: str = _flag("last", "classifier: the sequence as the final state, or the mean or "
+                         "max over real steps", choices=("last", "mean", "max"))  # fmt: skip
+    truncate: int = _flag(0, "keep at most this many steps of an example (0: all)")
+    vocab_size: int = _flag(0, "keep the most frequent words only, specials included (0: all)")
+    min_freq: int = _flag(1, "words seen fewer times in training read as <unk>")
+    max_examples: int = _flag(0, "examples to use (0: all); generated data: training examples made")
+    test_fraction: float = _flag(0.1, "share of the examples held out for the test (never trained "
+                                 "on, never used to pick a model)")  # fmt: skip
+    vectors: str | None = _flag(None, "word vectors (GloVe text format) for the embedding")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -74,6 +89,13 @@ class Config:
             raise BpttError(f"dropout must be in [0, 1); got {self.dropout}")
         if not 0.0 < self.val_fraction < 1.0:
             raise BpttError(f"val_fraction must be in (0, 1); got {self.val_fraction}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise BpttError(f"test_fraction must be in (0, 1); got {self.test_fraction}")
+        for name in ("truncate", "vocab_size", "max_examples"):
+            if getattr(self, name) < 0:
+                raise BpttError(f"{name} must be 0 or more; got {getattr(self, name)}")
+        if self.min_freq < 1:
+            raise BpttError(f"min_freq must be at least 1; got {self.min_freq}")
         if not self.lr > 0:
             raise BpttError(f"lr must be positive; got {self.lr}")
         if self.clip < 0:
@@ -96,7 +118,9 @@ class Config:
 
 def _check_type(name: str, value, kind: type) -> None:
     """ints are ints (not bools), floats are finite numbers, strings strings (text may be null)."""
-    if kind is int:
+    if kind is bool:
+        ok, expected = isinstance(value, bool), "true or false"
+    elif kind is int:
         ok = isinstance(value, int) and not isinstance(value, bool)
         expected = "an integer"
     elif kind is float:
@@ -113,4 +137,51 @@ def _check_type(name: str, value, kind: type) -> None:
 # Per-task defaults; flags given on the command line override them.
 PRESETS: dict[str, dict] = {
     "lm": {},  # the defaults above are the character LM's: ~3 minutes on 2 cores
+    "sentiment": {
+        "out": "runs/sentiment",
+        "embed_size": 64,  # random start (no vectors offline); 64 learns the polar words
+        "hidden_size": 64,  # per direction: K*H = 128 features for the head
+        "bidirectional": True,  # the verdict may come first or last
+        "pooling": "mean",  # a review's evidence is spread over it; the last state forgets
+        "truncate": 300,  # the last 300 words: covers 3 of 4 IMDB reviews whole, bounds the cost
+        "vocab_size": 20000,  # the most frequent training words; the long tail reads as <unk>
+        "batch_size": 32,  # reviews per update, bucketed by length
+        "lr": 3e-3,  # Adam; the cosine schedule decays it to a tenth
+        "steps": 1800,  # ~2.9 epochs of 20,000 reviews: ~25 minutes on 2 busy cores
+        "eval_every": 300,  # each evaluation reads the 2,500 validation reviews
+    },
+    "ner": {
+        "out": "runs/ner",
+        "embed_size": 64,
+        "hidden_size": 64,  # per direction
+        "bidirectional": True,  # "Teddy" needs the next word: Roosevelt or bears
+        "min_freq": 2,  # words seen once train <unk>, which unseen names then read as
+        "batch_size": 16,  # sentences per update
+        "lr": 3e-3,
+        "steps": 1500,  # ~12 epochs of WNUT-16's ~1,900 training tweets
+        "eval_every": 250,
+    },
+    "dna": {
+        "out": "runs/dna",
+        "head": "tags",  # the tagger marks the motif's bases; its peak also says "present"
+        "embed_size": 8,  # 4 bases (and <unk>) need no wide embedding
+        "hidden_size": 32,  # per direction
+        "bidirectional": True,  # a base belongs to a motif by what lies on both sides
+        "pooling": "max",  # classifier: presence is "somewhere", a max over positions
+        "max_examples": 4000,  # generated training sequences of 100 bases
+        "batch_size": 32,
+        "lr": 1e-2,
+        "steps": 1000,  # 8 epochs
+        "eval_every": 250,
+    },
+    "activity": {
+        "out": "runs/activity",
+        "hidden_size": 32,  # 40 training clips only: a small model
+        "bidirectional": True,
+        "pooling": "mean",  # an activity is a texture over the clip, not its last instant
+        "batch_size": 8,
+        "lr": 5e-3,
+        "steps": 300,  # ~75 epochs of 32 clips
+        "eval_every": 25,
+    },
 }

@@ -16,6 +16,10 @@ from bptt.errors import BpttError
 # name -> module; a fixed table (a checkpoint's "task" is looked up here, never imported).
 TASK_MODULES = {
     "lm": "bptt.tasks.lm",
+    "sentiment": "bptt.tasks.sentiment",
+    "ner": "bptt.tasks.ner",
+    "dna": "bptt.tasks.dna",
+    "activity": "bptt.tasks.activity",
 }
 
 
