@@ -1,0 +1,95 @@
+"""The many-to-many tagger: full-loss gradients, torch parity, padding, seeing the future."""
+
+import numpy as np
+import pytest
+
+from bptt.data import pad_sequences
+from bptt.diagnostics import gradcheck_model
+from bptt.models.sequence import SequenceBatch
+from bptt.models.tagger import SequenceTagger
+
+LENGTHS = (5, 2, 4)
+
+
+def _model(cell="lstm", layers=2, bidirectional=True, seed=0):
+    return SequenceTagger(4, bidirectional, vocab_size=9, embed_size=4, hidden_size=5,
+                          num_layers=layers, cell=cell, dtype=np.float64,
+                          rng=np.random.default_rng(seed))  # fmt: skip
+
+
+def _batch(seed=1):
+    rng = np.random.default_rng(seed)
+    inputs, mask = pad_sequences([rng.integers(0, 9, size=n) for n in LENGTHS])  # (B, T)
+    targets = np.where(mask, rng.integers(0, 4, size=mask.shape), 0)  # (B, T)
+    return SequenceBatch(inputs, mask, targets)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_full_loss_gradients_match_finite_differences(cell, bidirectional):
+    """Embedding -> 2-layer cell (masked) -> Linear per step -> CE over real steps."""
+    model = _model(cell, bidirectional=bidirectional)
+    errors = gradcheck_model(model, _batch(), eps=1e-4, directions=4)
+    assert set(errors) == set(model.params)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-5, f"{worst}: relative error {errors[worst]:.2e}"
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_loss_and_gradients_equal_torch_packed_sequences(cell):
+    torch = pytest.importorskip("torch")
+    pack = torch.nn.utils.rnn
+    model, batch = _model(cell), _batch()
+    loss, grads, _ = model.loss_and_grads(batch)
+
+    cls = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell]
+    layers = {
+        "embedding": torch.nn.Embedding(9, 4),
+        "rnn": cls(4, 5, 2, batch_first=True, bidirectional=True),
+        "head": torch.nn.Linear(10, 4),
+    }
+    for name, layer in layers.items():
+        layer.double().load_state_dict(
+            {k.split(".", 1)[1]: torch.from_numpy(v) for k, v in model.state_dict().items()
+             if k.startswith(name + ".")}
+        )  # fmt: skip
+    x = layers["embedding"](torch.from_numpy(batch.inputs))
+    packed = pack.pack_padded_sequence(x, torch.tensor(LENGTHS), True, enforce_sorted=False)
+    out, _ = pack.pad_packed_sequence(layers["rnn"](packed)[0], batch_first=True)
+    targets = torch.from_numpy(np.where(batch.mask, batch.targets, -100))  # -100: ignored
+    expected = torch.nn.functional.cross_entropy(
+        layers["head"](out).reshape(-1, 4), targets.reshape(-1), ignore_index=-100
+    )
+    expected.backward()
+    assert abs(loss - expected.item()) < 1e-12
+    for name, layer in layers.items():
+        for k, p in layer.named_parameters():
+            np.testing.assert_allclose(grads[f"{name}.{k}"], p.grad.numpy(), rtol=0, atol=1e-12)
+
+
+def test_padding_does_not_change_the_tags():
+    model, batch = _model("gru"), _batch()
+    together = model.forward(batch.inputs, batch.mask)  # (B, T, C)
+    for b, n in enumerate(LENGTHS):
+        alone = model.forward(batch.inputs[b : b + 1, :n], batch.mask[b : b + 1, :n])
+        np.testing.assert_allclose(together[b, :n], alone[0], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_only_a_bidirectional_tagger_sees_the_words_after(bidirectional):
+    """'Teddy Roosevelt' vs 'Teddy bears': the tag of word 1 may depend on word 2 only
+    when the tagger reads right to left too."""
+    model = _model("lstm", layers=1, bidirectional=bidirectional)
+    mask = np.ones((1, 3), dtype=bool)
+    roosevelt = model.forward(np.array([[3, 5, 1]]), mask)  # (1, T, C)
+    bears = model.forward(np.array([[3, 6, 1]]), mask)
+    differs = not np.allclose(roosevelt[0, 0], bears[0, 0], rtol=0, atol=1e-12)
+    assert differs == bidirectional
+
+
+def test_padded_steps_add_no_loss():
+    model, batch = _model("rnn"), _batch()
+    loss, _, _ = model.loss_and_grads(batch)
+    batch.targets[~batch.mask] = 3  # other targets at padded steps change nothing
+    assert model.loss_and_grads(batch)[0] == loss
+    assert model.loss(batch) == pytest.approx(loss * batch.num_tokens, rel=1e-12)
