@@ -4,8 +4,20 @@ Each configuration is timed two ways:
 
     train   forward + backward w.r.t. every parameter and the input, from a
             fixed random upstream gradient G on the outputs
-            (torch: ``out.backward(G)`` with ``x.requires_grad``);
-    infer   forward only (torch under ``torch.inference_mode()``).
+            (torch: ``out.backward(G)`` with ``x.requires_grad``), then one Adam
+            update of every parameter (bptt.optim.Adam, torch.optim.Adam);
+    infer   forward only (torch under ``torch.inference_mode()``);
+
+and the generation config (d) a third way:
+
+    gen     T single steps: the layer's forward with T = 1 and the carried
+            state, as a language model generates (``LanguageModel.step``).
+
+Next to the times: GFLOP/s of each library (the matrix-product FLOPs the step
+must do: 2·T·B·G·H·(D_in + H) per layer and direction forward, three times
+that for a training step; masked steps counted as real) and that rate as a
+fraction of the machine's matrix-product peak, measured at start (an
+(N, N) @ (N, N) float32 product with the same threads).
 
 Each library runs in its own subprocess (two thread pools in one process fight
 over the cores), and the runs alternate between the libraries round by round,
@@ -52,7 +64,8 @@ HERE = Path(__file__).resolve().parent
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CORETYPE_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 LIBS = ("bptt", "torch")
-MODES = ("train", "infer")
+MODES = ("train", "infer", "gen")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,23 +80,44 @@ class Config:
     H: int
     L: int = 1
     bidirectional: bool = False
-    mask: bool = False  # random lengths in [1, T]; torch packs the batch
+    mask: bool = False  # random lengths in [T/4, T]; torch packs the batch
     size: str = ""
     default: bool = True  # run when --configs is not given
+    generate: bool = False  # T single steps of B sequences ("gen" mode only)
+
+    def modes(self, asked: list[str]) -> list[str]:
+        """The asked modes this config runs: "gen" for generation configs, else the others."""
+        return [m for m in asked if (m == "gen") == self.generate]
+
+    def flops(self, mode: str) -> float:
+        """Product FLOPs of one timed call: forward 2·T·B·G·H·(D_in + H) per cell, x3 train."""
+        K = 2 if self.bidirectional else 1
+        G = GATES[self.cell]
+        fwd = sum(
+            2 * self.T * self.B * G * self.H * ((self.D if l == 0 else K * self.H) + self.H) * K
+            for l in range(self.L)
+        )
+        return 3 * fwd if mode == "train" else fwd
 
 
-# One line per configuration. Add a row to benchmark a new shape.
+# One line per configuration (issue 4's a-f). Add a row to benchmark a new shape.
 CONFIGS = [
     Config("lstm-a", "lstm", T=100, B=32, D=128, H=128, size="a"),
     Config("lstm-b", "lstm", T=100, B=64, D=512, H=512, size="b"),
+    # (c) the char-LM shape: 65 symbols embedded in D=64 (the LM preset), 2 layers of 256
+    Config("lstm-c", "lstm", T=200, B=16, D=64, H=256, L=2, size="c"),
+    # (d) generation: 1,000 single steps of one sequence
+    Config("lstm-d-gen", "lstm", T=1000, B=1, D=512, H=512, size="d", generate=True),
     Config("gru-a", "gru", T=100, B=32, D=128, H=128, size="a"),
     Config("gru-b", "gru", T=100, B=64, D=512, H=512, size="b"),
     Config("rnn-a", "rnn", T=100, B=32, D=128, H=128, size="a"),
     Config("rnn-b", "rnn", T=100, B=64, D=512, H=512, size="b"),
+    # (f) bidirectional at size a, lengths from T/4 to T
+    Config("lstm-f", "lstm", 100, 32, 128, 128, bidirectional=True, mask=True, size="f"),
     # Not in the default run; ask by name.
     Config("lstm-a-L2", "lstm", T=100, B=32, D=128, H=128, L=2, default=False),
-    Config("lstm-bi-mask", "lstm", 100, 32, 128, 128, bidirectional=True, mask=True, default=False),
     Config("lstm-tiny", "lstm", T=5, B=2, D=3, H=4, default=False),  # smoke tests
+    Config("lstm-tiny-gen", "lstm", T=5, B=2, D=3, H=4, default=False, generate=True),
 ]
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 
@@ -111,7 +145,7 @@ def make_problem(cfg: Config, param_shapes: dict[str, tuple[int, ...]], seed: in
     G = rng.standard_normal((cfg.B, cfg.T, K * cfg.H)).astype(np.float32)  # (B, T, K*H)
     mask = None
     if cfg.mask:
-        lengths = rng.integers(1, cfg.T + 1, size=cfg.B)  # (B,)
+        lengths = rng.integers(max(1, cfg.T // 4), cfg.T + 1, size=cfg.B)  # (B,)
         lengths[0] = cfg.T  # one full row, so the padded output keeps T steps
         mask = np.arange(cfg.T)[None, :] < lengths[:, None]  # (B, T)
     return {"params": params, "x": x, "G": G, "mask": mask}
@@ -122,6 +156,7 @@ def _bptt_setup(cfg: Config, mode: str, seed: int):
     import numpy as np
 
     import bptt.nn
+    import bptt.optim
 
     layer_cls = {"lstm": bptt.nn.LSTM, "gru": bptt.nn.GRU, "rnn": bptt.nn.RNN}[cfg.cell]
     layer = layer_cls(
@@ -134,11 +169,22 @@ def _bptt_setup(cfg: Config, mode: str, seed: int):
     x, G, mask = problem["x"], problem["G"], problem["mask"]
 
     if mode == "train":
+        opt = bptt.optim.Adam(lr=1e-3)
 
         def step():
             out, _ = layer.forward(x, mask=mask, training=True)  # (B, T, K*H)
             d_x = layer.backward(G)  # (B, T, D)
+            opt.step(layer.params, layer.grads)
             return out, d_x, layer.grads
+
+    elif mode == "gen":
+
+        def step():
+            state, outs = None, []
+            for t in range(cfg.T):
+                out, state = layer.forward(x[:, t : t + 1], state)  # (B, 1, H)
+                outs.append(out)
+            return np.concatenate(outs, axis=1), None, None  # (B, T, H)
 
     else:
 
@@ -146,7 +192,36 @@ def _bptt_setup(cfg: Config, mode: str, seed: int):
             out, _ = layer.forward(x, mask=mask, training=False)  # (B, T, K*H)
             return out, None, None
 
-    return step, {"bptt": _bptt_version()}
+    step.layer = layer  # run_worker reads the cache's size after the first step
+    return step, {"bptt": _bptt_version(), "jit": _bptt_jit()}
+
+
+def _nbytes(obj) -> int:
+    """Bytes of every distinct NumPy array in a nest of dicts, lists and tuples."""
+    import numpy as np
+
+    seen: dict[int, int] = {}
+
+    def walk(o):
+        if isinstance(o, np.ndarray):
+            base = o if o.base is None else o.base
+            if isinstance(base, np.ndarray):
+                seen[id(base)] = base.nbytes
+        elif isinstance(o, dict):
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list | tuple):
+            for v in o:
+                walk(v)
+
+    walk(obj)
+    return sum(seen.values())
+
+
+def _bptt_jit() -> bool:
+    from bptt.functional import _fused
+
+    return _fused.JIT
 
 
 def _bptt_version() -> str:
@@ -190,13 +265,26 @@ def _torch_setup(cfg: Config, mode: str, seed: int, threads: int):
     if mode == "train":
         layer.train()
         x.requires_grad_(True)
+        opt = torch.optim.Adam(layer.parameters(), lr=1e-3)
 
         def step():
-            layer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             x.grad = None
             out = run(x)
             out.backward(G)
+            opt.step()
             return out, x.grad, {k: p.grad for k, p in layer.named_parameters()}
+
+    elif mode == "gen":
+        layer.eval()
+
+        def step():
+            state, outs = None, []
+            with torch.inference_mode():
+                for t in range(cfg.T):
+                    out, state = layer(x[:, t : t + 1], state)  # (B, 1, H)
+                    outs.append(out)
+            return torch.cat(outs, dim=1), None, None  # (B, T, H)
 
     else:
         layer.eval()
@@ -269,6 +357,27 @@ def blas_info() -> dict[str, Any]:
     return info
 
 
+def matmul_peak(n: int = 1024, reps: int = 15) -> dict[str, float]:
+    """The machine's float32 matrix-product rate: (n, n) @ (n, n), best and median of reps."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(np.float32)  # (n, n)
+    out = np.empty((n, n), dtype=np.float32)  # (n, n)
+    np.matmul(a, a, out=out)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        np.matmul(a, a, out=out)
+        times.append(time.perf_counter() - t0)
+    flops = 2.0 * n**3
+    return {
+        "peak_gflops": flops / min(times) / 1e9,
+        "median_gflops": flops / statistics.median(times) / 1e9,
+        "n": n,
+    }
+
+
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     """Time one (library, config, mode); the result is what the parent combines."""
     cfg = CONFIG_BY_NAME[args.config]
@@ -285,6 +394,9 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     if args.iters:
         min_iters = max_iters = args.iters
     check = _checksum(*step())
+    layer = getattr(step, "layer", None)
+    if layer is not None and args.mode == "train":
+        info["cache_mb"] = _nbytes(layer._cache) / 2**20  # what backward keeps: T x B x H per layer
     warmup, start = 1, time.perf_counter()
     while warmup < 10 and time.perf_counter() - start < warm_time:
         step()
@@ -374,6 +486,7 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
         "max_s": max(times),
         "n": len(times),
         "rss_peak_mb": max(r["rss_peak_mb"] for r in results),
+        "cache_mb": results[0].get("cache_mb"),
         "check": results[0]["check"],
     }
 
@@ -390,7 +503,8 @@ def format_table(rows: list[dict[str, Any]]) -> list[str]:
     header = (
         f"{'config':14s} {'cell':4s} {'T':>4s} {'B':>4s} {'D':>4s} {'H':>4s} {'L':>2s} {'K':>2s} "
         f"{'mask':4s} {'mode':5s} {'bptt ms':>9s} {'torch ms':>9s} {'torch/bptt':>10s} "
-        f"{'(min)':>5s} {'spread b/t':>11s} {'RSS MB b/t':>10s}  check"
+        f"{'(min)':>5s} {'spread b/t':>11s} {'GF/s b/t':>9s} {'%peak':>5s} {'RSS MB b/t':>10s}"
+        f" {'cache':>5s}  check"
     )
     lines = [header]
     for row in rows:
@@ -398,12 +512,14 @@ def format_table(rows: list[dict[str, Any]]) -> list[str]:
         b, t = row["bptt"], row["torch"]
         spread = f"±{b['iqr_rel'] * 50:.0f}%/±{t['iqr_rel'] * 50:.0f}%"
         rss = f"{b['rss_peak_mb']:.0f}/{t['rss_peak_mb']:.0f}"
+        gf = f"{row['gflops_bptt']:.0f}/{row['gflops_torch']:.0f}"
+        cache = "-" if b.get("cache_mb") is None else f"{b['cache_mb']:.0f}"
         lines.append(
             f"{cfg.name:14s} {cfg.cell:4s} {cfg.T:4d} {cfg.B:4d} {cfg.D:4d} {cfg.H:4d} {cfg.L:2d} "
             f"{2 if cfg.bidirectional else 1:2d} {'yes' if cfg.mask else 'no':4s} "
             f"{row['mode']:5s} {b['median_s'] * 1e3:9.2f} {t['median_s'] * 1e3:9.2f} "
-            f"{row['ratio']:10.2f} {row['ratio_min']:5.2f} {spread:>11s} {rss:>10s}  "
-            f"{row['check']}"
+            f"{row['ratio']:10.2f} {row['ratio_min']:5.2f} {spread:>11s} {gf:>9s} "
+            f"{row['peak_frac_bptt']:5.0%} {rss:>10s} {cache:>5s}  {row['check']}"
         )
     return lines
 
@@ -431,6 +547,8 @@ def run_parent(args: argparse.Namespace) -> None:
         f"numpy {probe['numpy']}, BLAS {probe['blas']}, runtime core "
         f"{probe.get('blas_corename')}, {probe.get('blas_threads')} threads; "
         f"OPENBLAS_CORETYPE: {core_note}",
+        f"matrix-product peak ({probe['n']}^3 float32, {args.threads} threads): "
+        f"{probe['peak_gflops']:.0f} GFLOP/s best, {probe['median_gflops']:.0f} median",
         f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
         f"(1, 5, 15 min; above ~0 other processes share the {os.cpu_count()} cpus)",
     ]
@@ -447,7 +565,7 @@ def run_parent(args: argparse.Namespace) -> None:
     for rnd in range(args.rounds):
         order = LIBS if rnd % 2 == 0 else LIBS[::-1]  # alternate who goes first
         for cfg in configs:
-            for mode in modes:
+            for mode in cfg.modes(modes):
                 for lib in order:
                     argv = ["--worker", lib, "--config", cfg.name, "--mode", mode, *common]
                     result = spawn(argv, env)
@@ -462,7 +580,7 @@ def run_parent(args: argparse.Namespace) -> None:
 
     rows = []
     for cfg in configs:
-        for mode in modes:
+        for mode in cfg.modes(modes):
             row: dict[str, Any] = {"config": cfg.name, "mode": mode}
             for lib in LIBS:
                 key = (lib, cfg.name, mode)
@@ -472,6 +590,9 @@ def run_parent(args: argparse.Namespace) -> None:
             # The fastest step is least disturbed by other processes: a second opinion.
             row["ratio_min"] = row["torch"]["min_s"] / row["bptt"]["min_s"]
             row["check"] = check_column(row["bptt"]["check"], row["torch"]["check"])
+            for lib in LIBS:
+                row[f"gflops_{lib}"] = cfg.flops(mode) / row[lib]["median_s"] / 1e9
+            row["peak_frac_bptt"] = row["gflops_bptt"] / probe["peak_gflops"]
             rows.append(row)
 
     print()
@@ -481,6 +602,8 @@ def run_parent(args: argparse.Namespace) -> None:
     print(
         "\nmedian over all rounds' iterations; (min): the ratio of the fastest steps; "
         "spread: ±half the IQR relative to the median; ratio > 1 means bptt is faster.\n"
+        "GF/s: matrix-product FLOPs / median time; %peak: bptt's GF/s over the measured peak; "
+        f"cache: MB bptt keeps for backward; bptt JIT: {runs[0].get('jit', '-')}.\n"
         f"torch {torch_run['torch']} (MKL {torch_run['torch_mkl']}, oneDNN "
         f"{torch_run['torch_mkldnn']}, {torch_run['torch_threads']} threads); RSS is each "
         f"worker's peak including imports; wall {time.perf_counter() - t_start:.0f} s.\n"
@@ -506,7 +629,7 @@ def run_parent(args: argparse.Namespace) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", help="comma list of config names or sizes (a, b); see --list")
-    p.add_argument("--modes", default="train,infer", help="comma list of train, infer")
+    p.add_argument("--modes", default="train,infer,gen", help="comma list of train, infer, gen")
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds per library")
     p.add_argument("--iters", type=int, default=0, help="timed iterations per worker (0: auto)")
     p.add_argument("--min-time", type=float, default=1.0, help="auto iters: seconds per worker")
@@ -538,7 +661,7 @@ def main(argv: list[str] | None = None) -> None:
         for var in THREAD_VARS:
             os.environ[var] = str(args.threads)
         if args.worker == "probe":
-            print(json.dumps(blas_info()))
+            print(json.dumps({**blas_info(), **matmul_peak()}))
             return
         if args.config not in CONFIG_BY_NAME:
             names = list(CONFIG_BY_NAME)
