@@ -70,6 +70,13 @@ class Config:
     test_fraction: float = _flag(0.1, "share of the examples held out for the test (never trained "
                                  "on, never used to pick a model)")  # fmt: skip
     vectors: str | None = _flag(None, "word vectors (GloVe text format) for the embedding")
+    # Encoder-decoder tasks (dates, g2p, de-en).
+    attention: str = _flag("additive", "seq2seq: attention over the encoder's outputs",
+                           choices=("additive", "dot", "none"))  # fmt: skip
+    attention_size: int = _flag(64, "seq2seq: units A of the additive attention's score")
+    beam: int = _flag(5, "seq2seq: beam width of the test metrics, beside greedy (1: greedy only)")
+    length_penalty: float = _flag(1.0, "seq2seq: beam search ranks by log p / length^this")
+    max_length: int = _flag(0, "seq2seq: longest output decoded (0: longest training target + 10)")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -82,6 +89,13 @@ class Config:
                      "eval_every"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise BpttError(f"{name} must be at least 1; got {getattr(self, name)}")
+        for name in ("attention_size", "beam"):
+            if getattr(self, name) < 1:
+                raise BpttError(f"{name} must be at least 1; got {getattr(self, name)}")
+        if self.max_length < 0:
+            raise BpttError(f"max_length must be 0 or more; got {self.max_length}")
+        if self.length_penalty < 0:
+            raise BpttError(f"length_penalty must be 0 or more; got {self.length_penalty}")
         for name in ("patience", "seed", "sample_length", "skip_non_finite"):
             if getattr(self, name) < 0:
                 raise BpttError(f"{name} must be 0 or more; got {getattr(self, name)}")
@@ -183,5 +197,44 @@ PRESETS: dict[str, dict] = {
         "lr": 5e-3,
         "steps": 300,  # ~75 epochs of 32 clips
         "eval_every": 25,
+    },
+    "dates": {
+        "out": "runs/dates",
+        "cell": "lstm",  # gates keep the day, month and year apart over ~40 characters
+        "bidirectional": True,  # the encoder reads the source both ways (bridged to the decoder)
+        "embed_size": 32,  # ~60 characters in, 15 symbols out: a small embedding suffices
+        "hidden_size": 64,  # per direction; the decoder has 64 too, the context 128
+        "batch_size": 64,  # sentences per update, bucketed by length
+        "lr": 5e-3,  # Adam; the cosine schedule decays it to a tenth
+        "max_examples": 30000,  # generated training dates
+        "steps": 3000,  # ~6 epochs of 30,000 generated dates
+        "eval_every": 250,  # each evaluation decodes 500 validation dates
+        "max_length": 20,  # an ISO date is 10 characters plus <eos>
+    },
+    "g2p": {
+        "out": "runs/g2p",
+        "cell": "lstm",
+        "bidirectional": True,  # the encoder reads the source both ways (bridged to the decoder)
+        "embed_size": 32,  # 26 letters and a few marks in, 39 phonemes out
+        "hidden_size": 128,  # spelling is irregular: more memory than for dates
+        "batch_size": 64,
+        "lr": 3e-3,
+        "steps": 4000,  # ~2 epochs of the ~115,000 training words: ~20 minutes on 2 busy cores
+        "eval_every": 500,  # each evaluation decodes 500 validation words
+        "max_length": 30,  # the longest pronunciations have ~20 phonemes
+    },
+    "de-en": {
+        "out": "runs/de-en",
+        "level": "word",  # phrase pairs read word by word
+        "cell": "lstm",
+        "bidirectional": True,  # the encoder reads the source both ways (bridged to the decoder)
+        "min_freq": 5,  # pairs whose every word occurs 5+ times: ~22,000, ~7,000 words a side
+        "embed_size": 128,  # a few thousand words on each side
+        "hidden_size": 128,
+        "batch_size": 64,
+        "lr": 3e-3,
+        "steps": 4000,  # ~13 epochs of ~19,000 training phrases
+        "eval_every": 500,
+        "max_length": 20,  # phrases are at most 8 words
     },
 }

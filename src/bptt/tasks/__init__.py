@@ -20,6 +20,9 @@ TASK_MODULES = {
     "ner": "bptt.tasks.ner",
     "dna": "bptt.tasks.dna",
     "activity": "bptt.tasks.activity",
+    "dates": "bptt.tasks.dates",
+    "g2p": "bptt.tasks.g2p",
+    "de-en": "bptt.tasks.de_en",
 }
 
 
