@@ -82,7 +82,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"])
     p.add_argument("--lags", type=_ints, default=[5, 10, 20, 50, 100])
     p.add_argument("--seeds", type=_ints, default=[0, 1, 2])
-    p.add_argument("--jobs", type=int, default=1, help="runs at once, one process each")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="runs at once, a process each (0: one by one in this process)")  # fmt: skip
     p.add_argument("--out", default="runs/memory", help="folder for results.json, table.md, PNG")
     _training_flags(p)
 
@@ -161,7 +162,9 @@ def _fresh_models(args) -> tuple[dict, object]:
                                 rng=np.random.default_rng(args.seed))  # fmt: skip
             label = f"{cell.upper()} untrained"
         models[label] = model
-    batch = make_batch(args.task, args.lag, args.examples, np.random.default_rng(args.seed + 7))
+    dtype = next(iter(models.values())).rnn.dtype
+    batch = make_batch(args.task, args.lag, args.examples, np.random.default_rng(args.seed + 7),
+                       dtype=dtype)  # fmt: skip
     return models, batch
 
 
@@ -234,7 +237,7 @@ def _exploding(args, out: Path) -> Path | None:
     from bptt.diagnostics.flow import gradient_flow, recurrent_io
     from bptt.diagnostics.plots import plot_exploding
     from bptt.tasks.memory import MemoryModel, make_batch
-    from bptt.tasks.memory_sweep import exploding_runs, set_spectral_radius
+    from bptt.tasks.memory_sweep import exploding_runs, set_spectral_radius, single_threaded
 
     clip = args.clip or 1.0
     lag = args.exploding_lag
@@ -246,15 +249,17 @@ def _exploding(args, out: Path) -> Path | None:
         model = MemoryModel("first", "rnn", 32, dtype=np.float64, rng=rng)
         set_spectral_radius(model, radius, rng)
         flows[radius] = gradient_flow(*recurrent_io(model, batch)[:3], lags=False)
-    logs = exploding_runs(
-        radius=args.exploding, lag=args.lag, seed=args.seed, clip=args.clip or 1.0
-    )
+    logs = single_threaded(exploding_runs, radius=args.exploding, lag=lag, seed=args.seed,
+                           clip=clip)  # fmt: skip
     for label, log in logs.items():
         if log["diverged_at"]:
             end = f"diverged at update {log['diverged_at']}: {log['reason']}"
         else:
             end = f"trained {log['updates']} updates, held-out accuracy {log['accuracy']:.3f}"
         print(f"exploding RNN (radius {args.exploding}), {label}: {end}")
+    for log in logs.values():  # JSON has no NaN: a non-finite value is written as null
+        for key in ("loss", "grad_norm"):
+            log[key] = [v if np.isfinite(v) else None for v in log[key]]
     (out / "exploding.json").write_text(json.dumps(logs, indent=1))
     return plot_exploding({"RNN radius 0.5": flows[0.5]},
                           {f"RNN radius {args.exploding}": flows[args.exploding]},

@@ -96,7 +96,7 @@ def plot_exploding(
     _flow_axes(axes[1], exploding, "Exploding: spectral radius > 1")
     ax = axes[2]
     for (label, log), color in zip(logs.items(), ("tab:purple", "tab:orange"), strict=False):
-        norms = np.asarray(log["grad_norm"], dtype=np.float64)
+        norms = np.array([np.nan if v is None else v for v in log["grad_norm"]], dtype=np.float64)
         steps = np.arange(1, len(norms) + 1)
         ax.semilogy(steps, norms, color=color, lw=0.8, label=f"{label}: gradient norm")
         if log.get("clipped"):

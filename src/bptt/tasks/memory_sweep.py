@@ -6,7 +6,7 @@ held-out accuracy reached the threshold; the table reports its mean over seeds.
 
 Runs go to worker processes started with one BLAS thread each (small matrix
 products on a busy machine are many times slower with a thread pool), ``jobs``
-at a time.
+at a time (``jobs=0``: one after the other in this process).
 
 ``exploding_runs`` trains a tanh RNN whose recurrent matrix has spectral radius
 > 1 twice, with :class:`bptt.train.Trainer`'s update: without clipping (the log
@@ -20,6 +20,7 @@ import math
 import multiprocessing
 import os
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import numpy as np
@@ -50,8 +51,8 @@ def sweep(
     ``train_kwargs`` go to :func:`bptt.tasks.memory.train_run` (budget, steps, lr, ...).
     Longest lags are started first, so the slowest runs do not finish last alone.
     """
-    if jobs < 1:
-        raise BpttError(f"jobs must be at least 1; got {jobs}")
+    if jobs < 0:
+        raise BpttError(f"jobs must be 0 (in this process) or more; got {jobs}")
     plan = [
         {"task": task, "cell": c, "lag": lag, "seed": s, **train_kwargs}
         for c in cells
@@ -59,24 +60,42 @@ def sweep(
         for s in seeds
     ]
     order = sorted(range(len(plan)), key=lambda i: -plan[i]["lag"])
+    results: dict[int, RunResult] = {}
+    if jobs == 0:  # in this process, one after the other
+        for i in order:
+            results[i] = _run(plan[i])
+            if progress is not None:
+                progress(results[i])
+        return [results[i] for i in range(len(plan))]
+    with _one_thread_pool(jobs) as pool:
+        for i, result in pool.imap_unordered(_indexed, [(i, plan[i]) for i in order]):
+            results[i] = result
+            if progress is not None:
+                progress(result)
+    return [results[i] for i in range(len(plan))]
+
+
+@contextmanager
+def _one_thread_pool(jobs: int):
+    """A pool of ``jobs`` fresh processes whose NumPy uses one BLAS thread each."""
     saved = {v: os.environ.get(v) for v in THREAD_VARS}
     os.environ.update({v: "1" for v in THREAD_VARS})  # read by the workers' NumPy at import
     try:
-        ctx = multiprocessing.get_context("spawn")
-        with ctx.Pool(jobs) as pool:
-            results: dict[int, RunResult] = {}
-            done = pool.imap_unordered(_indexed, [(i, plan[i]) for i in order])
-            for i, result in done:
-                results[i] = result
-                if progress is not None:
-                    progress(result)
+        with multiprocessing.get_context("spawn").Pool(jobs) as pool:
+            yield pool
     finally:
         for v, old in saved.items():
             if old is None:
                 os.environ.pop(v, None)
             else:
                 os.environ[v] = old
-    return [results[i] for i in range(len(plan))]
+
+
+def single_threaded(fn: Callable, **kwargs):
+    """``fn(**kwargs)`` in a fresh one-BLAS-thread process: the same sums in the same order on
+    any machine, which matters for chaotic (exploding) dynamics."""
+    with _one_thread_pool(1) as pool:
+        return pool.apply(fn, (), kwargs)
 
 
 def _indexed(item: tuple[int, dict]) -> tuple[int, RunResult]:
