@@ -99,24 +99,19 @@ def plot_exploding(
         norms = np.array([np.nan if v is None else v for v in log["grad_norm"]], dtype=np.float64)
         steps = np.arange(1, len(norms) + 1)
         ax.semilogy(steps, norms, color=color, lw=0.8, label=f"{label}: gradient norm")
-        if log.get("clipped"):
+        if any(log.get("clipped", [])):
             fired = np.flatnonzero(log["clipped"]) + 1
-            ax.plot(fired, norms[fired - 1], "|", color=color, ms=6, label=f"{label}: clipped")
+            ax.plot(fired, norms[fired - 1], ".", color=color, ms=3, label=f"{label}: clipped")
         if log.get("diverged_at"):
             ax.axvline(log["diverged_at"], color=color, ls="--", lw=1)
-            ax.annotate(
-                f"diverged at update {log['diverged_at']}",
-                (log["diverged_at"], np.nanmax(norms[np.isfinite(norms)], initial=1.0)),
-                fontsize=8,
-                color=color,
-                ha="right",
-            )
+            ax.text(log["diverged_at"], 0.02, f" diverged at update {log['diverged_at']}",
+                    transform=ax.get_xaxis_transform(), fontsize=8, color=color)  # fmt: skip
     ax.axhline(clip, color="k", ls=":", lw=1, label=f"clip threshold {clip}")
     ax.set_xlabel("update")
     ax.set_ylabel("global gradient norm (before clipping)")
     ax.set_title("Clipping log")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     out = _save(fig, path)
     plt.close(fig)
     return out
