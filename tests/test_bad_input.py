@@ -133,7 +133,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0][:3]) for c in CASES])
+@pytest.mark.parametrize("argv, message", CASES, ids=[c[1] for c in CASES])
 def test_every_bad_input_is_one_line_and_exit_2(ws, capsys, argv, message):
     ckpt = ws / "run" / "best.safetensors"
     argv = [a.format(ckpt=ckpt, root=ws) for a in argv]

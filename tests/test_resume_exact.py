@@ -168,6 +168,26 @@ def test_ctrl_c_in_process_raises_after_saving(corpus, tmp_path, monkeypatch):
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
+def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_half_done(corpus, tmp_path):
+    """Two SIGINTs inside update 5: it stops there; latest stays the whole save of update 3."""
+    trainer = _trainer(_config(corpus, eval_every=3), tmp_path)
+    real = trainer.model.loss_and_grads
+    calls = []
+
+    def loss_and_grads(batch, state, rng):
+        calls.append(1)
+        if len(calls) == 5:
+            os.kill(os.getpid(), signal.SIGINT)  # the first: finish the update, then stop
+            os.kill(os.getpid(), signal.SIGINT)  # the second: stop now, mid-update
+        return real(batch, state, rng)
+
+    trainer.model.loss_and_grads = loss_and_grads
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    _, meta = load_checkpoint(tmp_path / LATEST)
+    assert meta["progress"]["step"] == 3 and meta["data_position"]["window"] == 3
+
+
 def _make_nan(trainer, at_updates):
     real = trainer.model.loss_and_grads
     count = []
