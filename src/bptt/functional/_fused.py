@@ -128,11 +128,11 @@ def _gru_backward_np(gates, hn, h_prev, d_out, g_rec, carry, real, da, dc, keep_
 
 def _rnn_forward_np(a, rec, s_prev, real, relu, s_out):
     """s_t = tanh(a + rec) (or relu), a = U x_t + b, rec = W s_{t-1}."""
-    a += rec
+    np.add(a, rec, out=s_out)
     if relu:
-        np.maximum(a, 0, out=s_out)
+        np.maximum(s_out, 0, out=s_out)
     else:
-        np.tanh(a, out=s_out)
+        np.tanh(s_out, out=s_out)
     if not real.all():
         pad = ~real
         s_out[pad] = s_prev[pad]

@@ -39,11 +39,13 @@ K directions, G gates (RNN 1, LSTM 4 in order i, f, g, o, GRU 3 in order r, z, n
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from bptt.errors import BpttError
+from bptt.functional.checkpoint import checkpointed_backward, checkpointed_forward
 from bptt.functional.gru import gru_backward, gru_forward
 from bptt.functional.linear import dropout_backward, dropout_forward
 from bptt.functional.lstm import lstm_backward, lstm_forward
@@ -81,6 +83,10 @@ class Recurrent(Layer):
             means a fresh unseeded ``np.random.default_rng()``: not reproducible.
 
     Attributes:
+        checkpoint_steps: None (default) keeps every step's activations for
+            backward, T × B × H per layer; an int k keeps one state per k steps
+            and recomputes the rest during backward (``functional.checkpoint``):
+            memory / (T / k) for about a third more training time.
         params: {name: array} with PyTorch's names and shapes.
         grads: same keys; replaced (not accumulated) by every :meth:`backward`.
         d_initial_state: ∂E/∂(initial state), same structure as the state,
@@ -127,6 +133,7 @@ class Recurrent(Layer):
                     self.params[f"bias_hh{sfx}"] = uniform_default((G * H,), H, rng, self.dtype)
         self.grads: dict[str, np.ndarray] = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.d_initial_state: State | None = None
+        self.checkpoint_steps: int | None = None
         self._cache: dict | None = None
 
     # -- what a subclass provides ------------------------------------------------
@@ -281,6 +288,8 @@ class Recurrent(Layer):
             )
 
         cell_forward, _ = self._cell()
+        if self.checkpoint_steps is not None:
+            cell_forward = partial(checkpointed_forward, cell_forward, chunk=self.checkpoint_steps)
         kwargs = self._cell_kwargs()
         L, K, H = self.num_layers, self.num_directions, self.hidden_size
         finals = self._zeros(B)  # (L*K, B, H) each
@@ -343,7 +352,7 @@ class Recurrent(Layer):
             else self._unpack(d_final_state, B, "d_final_state", allow_none_pieces=True)
         )
 
-        _, cell_backward = self._cell()
+        cell_forward, cell_backward = self._cell()
         caches, drop_masks = cache["caches"], cache["drop_masks"]
         grads: dict[str, np.ndarray] = {}
         d_init = self._zeros(B)  # (L*K, B, H) each
@@ -363,7 +372,13 @@ class Recurrent(Layer):
                     if d_final is None
                     else tuple(None if d is None else d[idx] for d in d_final)
                 )
-                d_x_k, d_s0, g = cell_backward(np.ascontiguousarray(d_out_k), d_fin_k, caches[idx])
+                d_out_k = np.ascontiguousarray(d_out_k)  # (B, T, H)
+                if caches[idx].get("checkpointed"):  # recompute the activations chunk by chunk
+                    d_x_k, d_s0, g = checkpointed_backward(
+                        cell_forward, cell_backward, d_out_k, d_fin_k, caches[idx]
+                    )
+                else:
+                    d_x_k, d_s0, g = cell_backward(d_out_k, d_fin_k, caches[idx])
                 d_in += d_x_k if k == 0 else d_x_k[:, ::-1]
                 for d_all, d in zip(d_init, d_s0, strict=True):
                     d_all[idx] = d
