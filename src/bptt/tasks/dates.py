@@ -69,20 +69,26 @@ def clean(text: str) -> str:
     return " ".join(text.lower().replace(",", " ").split())
 
 
-def generate(n: int, seed: int) -> list[tuple[str, str]]:
-    """``n`` (human-readable, ISO) pairs with distinct inputs, reproducible from ``seed``."""
+def samples(n: int, seed: int):
+    """``n`` draws of (human-readable, ISO) pairs, repeats included, reproducible from ``seed``."""
     faker, format_date = _libraries()
     fake = faker.Faker()
     fake.seed_instance(seed)
     choose = random.Random(seed)
-    pairs: dict[str, str] = {}
-    for _ in range(20 * n):  # distinct inputs run out only for absurd n
-        if len(pairs) == n:
-            break
+    for _ in range(n):
         date = fake.date_between_dates(FIRST, LAST)
         locale = choose.choice(LOCALES)
         pattern = choose.choice(PATTERNS + (("short",) if locale in SHORT_LOCALES else ()))
-        pairs.setdefault(clean(format_date(date, pattern, locale=locale)), date.isoformat())
+        yield clean(format_date(date, pattern, locale=locale)), date.isoformat()
+
+
+def generate(n: int, seed: int) -> list[tuple[str, str]]:
+    """``n`` (human-readable, ISO) pairs with distinct inputs, reproducible from ``seed``."""
+    pairs: dict[str, str] = {}
+    for text, iso in samples(20 * n, seed):  # distinct inputs run out only for absurd n
+        pairs.setdefault(text, iso)
+        if len(pairs) == n:
+            break
     return list(pairs.items())
 
 

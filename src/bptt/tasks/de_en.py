@@ -42,8 +42,9 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(_NOTES.sub(" ", text).lower())
 
 
-def read_pairs(path: Path = DICTIONARY, min_freq: int = 5) -> list[Pair]:
-    """Aligned phrase pairs of a Ding-format dictionary (see the module docstring)."""
+def read_pairs(path: Path | None = None, min_freq: int = 5) -> list[Pair]:
+    """Aligned phrase pairs of a Ding-format dictionary (default: Debian's; see above)."""
+    path = DICTIONARY if path is None else path
     if not Path(path).exists():
         raise DataError(
             f"the de-en task reads {path}, which is missing: apt-get install trans-de-en"
@@ -70,7 +71,7 @@ def read_pairs(path: Path = DICTIONARY, min_freq: int = 5) -> list[Pair]:
     ]
 
 
-def prepare(config: Config, path: Path = DICTIONARY) -> PairData:
+def prepare(config: Config, path: Path | None = None) -> PairData:
     """Phrase pairs split into train/validation/test, and word vocabularies."""
     pairs = read_pairs(path, config.min_freq)
     n_val, n_test = min(N_VAL, len(pairs) // 10), min(N_TEST, len(pairs) // 10)
@@ -78,7 +79,8 @@ def prepare(config: Config, path: Path = DICTIONARY) -> PairData:
     if config.max_examples:
         train = train[: config.max_examples]
     sv, tv = translation.make_vocabularies(train, "word")
-    where = f"{path}: {len(pairs):,} phrase pairs (tokens seen >= {config.min_freq} times)"
+    where = f"{path or DICTIONARY}: {len(pairs):,} phrase pairs"
+    where += f" (every token seen >= {config.min_freq} times)"
     return PairData(sv, tv, train, val, test, where)
 
 
