@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
+from bptt.functional._threads import step_threads
 
 
 def gru_forward(
@@ -101,12 +102,13 @@ def gru_forward(
     hn = np.empty((T, B, H), dtype=x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
     c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
     w_hh_t = weight_hh.T  # (H, 3H) a view; BLAS reads it transposed, no copy
-    for t in range(T):
-        np.matmul(h[t], w_hh_t, out=c)  # the only per-step product
-        if bias_hh is not None:
-            c += bias_hh
-        # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t): one pass
-        gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
+    with step_threads():  # small per-step products: one BLAS thread
+        for t in range(T):
+            np.matmul(h[t], w_hh_t, out=c)  # the only per-step product
+            if bias_hh is not None:
+                c += bias_hh
+            # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
+            gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
 
     out_tm = h[1:] if m is None else h[1:] * m  # (T, B, H) zero at padding
     outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
@@ -159,13 +161,14 @@ def gru_backward(
     da = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂a_t
     dc = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂c_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
-    for t in range(T - 1, -1, -1):
-        # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
-        gru_step_backward(
-            gates[t], hn[t], h[t], d_out_tm[t], g_rec, carry, real[t], da[t], dc[t],
-            None if keep is None else keep[t + 1],
-        )  # fmt: skip
-        np.matmul(dc[t], weight_hh, out=g_rec)  # through the gates to h_{t-1}
+    with step_threads():  # small per-step products: one BLAS thread
+        for t in range(T - 1, -1, -1):
+            # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
+            gru_step_backward(
+                gates[t], hn[t], h[t], d_out_tm[t], g_rec, carry, real[t], da[t], dc[t],
+                None if keep is None else keep[t + 1],
+            )  # fmt: skip
+            np.matmul(dc[t], weight_hh, out=g_rec)  # through the gates to h_{t-1}
     g = g_rec + carry  # (B, H) ∂E/∂h_0
     if keep is not None:
         keep[0] = g

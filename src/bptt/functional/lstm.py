@@ -59,6 +59,7 @@ import numpy as np
 
 from bptt.errors import BpttError
 from bptt.functional._fused import lstm_step_backward, lstm_step_forward, real_steps
+from bptt.functional._threads import step_threads
 
 
 def _check_shapes(
@@ -143,10 +144,11 @@ def lstm_forward(
     h[0] = h0
     c[0] = c0
     w_hh_t = weight_hh.T  # (H, 4H) a view; BLAS reads it transposed, no copy
-    for t in range(T):
-        np.matmul(h[t], w_hh_t, out=rec)  # the only per-step product
-        # z_t = gates[t] + rec; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one fused pass
-        lstm_step_forward(gates[t], rec, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1])
+    with step_threads():  # small per-step products: one BLAS thread
+        for t in range(T):
+            np.matmul(h[t], w_hh_t, out=rec)  # the only per-step product
+            # z_t = gates[t] + rec; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one fused pass
+            lstm_step_forward(gates[t], rec, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1])
 
     out_tm = h[1:] if m is None else h[1:] * m  # (T, B, H) zero at padding
     outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
@@ -208,14 +210,15 @@ def lstm_backward(
     if state_grads is not None:
         keep_h = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂h_t
         keep_c = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂C_t
-    for t in range(T - 1, -1, -1):
-        # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, and the belt: one pass
-        lstm_step_backward(
-            gates[t], c[t], tanh_c[t], d_out_tm[t], dh_rec, carry, dc, real[t], dz[t],
-            None if keep_h is None else keep_h[t + 1],
-            None if keep_c is None else keep_c[t + 1],
-        )  # fmt: skip
-        np.matmul(dz[t], weight_hh, out=dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
+    with step_threads():  # small per-step products: one BLAS thread
+        for t in range(T - 1, -1, -1):
+            # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt
+            lstm_step_backward(
+                gates[t], c[t], tanh_c[t], d_out_tm[t], dh_rec, carry, dc, real[t], dz[t],
+                None if keep_h is None else keep_h[t + 1],
+                None if keep_c is None else keep_c[t + 1],
+            )  # fmt: skip
+            np.matmul(dz[t], weight_hh, out=dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
     dh = dh_rec + carry  # (B, H) ∂E/∂h_0
 
     if state_grads is not None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
+from bptt.functional._threads import step_threads
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -79,11 +80,12 @@ def rnn_forward(
     s[0] = h0
     rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
     w_hh_t = weight_hh.T  # (H, H) a view; BLAS reads it transposed, no copy
-    for t in range(T):
-        np.matmul(s[t], w_hh_t, out=rec)  # W s_{t-1}
-        rnn_step_forward(
-            a[t], rec, s[t], real[t], relu, s[t + 1]
-        )  # s_t = tanh(a_t), padding carries
+    with step_threads():  # small per-step products: one BLAS thread
+        for t in range(T):
+            np.matmul(s[t], w_hh_t, out=rec)  # W s_{t-1}
+            rnn_step_forward(
+                a[t], rec, s[t], real[t], relu, s[t + 1]
+            )  # s_t = tanh(a_t), padding carries
 
     out_tm = s[1:] if m is None else s[1:] * m  # (T, B, H) zero at padding
     outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
@@ -133,13 +135,14 @@ def rnn_backward(
     carry = np.zeros((B, H), dtype=s.dtype)  # (B, H) ∂E/∂s_t passed through padding
     da = np.empty((T, B, H), dtype=s.dtype)  # (T, B, H) ∂E/∂a_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
-    for t in range(T - 1, -1, -1):
-        # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
-        rnn_step_backward(
-            s[t + 1], d_out_tm[t], g_rec, carry, real[t], relu, da[t],
-            None if keep is None else keep[t + 1],
-        )  # fmt: skip
-        np.matmul(da[t], weight_hh, out=g_rec)  # g_{t-1} = W^T ∂E/∂a_t
+    with step_threads():  # small per-step products: one BLAS thread
+        for t in range(T - 1, -1, -1):
+            # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
+            rnn_step_backward(
+                s[t + 1], d_out_tm[t], g_rec, carry, real[t], relu, da[t],
+                None if keep is None else keep[t + 1],
+            )  # fmt: skip
+            np.matmul(da[t], weight_hh, out=g_rec)  # g_{t-1} = W^T ∂E/∂a_t
     g = g_rec + carry  # (B, H) ∂E/∂s_0
 
     if keep is not None:
