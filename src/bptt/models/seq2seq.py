@@ -79,6 +79,7 @@ class Memory:
     values: np.ndarray  # (B, S, C) h_1..h_S
     keys: np.ndarray | None  # (B, S, A) W_k h_s, None without attention
     mask: np.ndarray  # (B, S) True at real source positions
+    cache: dict | None = None  # what the backward pass needs of the key projection and bridge
 
     def take(self, rows: np.ndarray) -> Memory:
         """The memory of the sources ``rows`` (R,), e.g. each one repeated per beam."""
@@ -159,10 +160,12 @@ class Seq2Seq(Model):
         e = self.layers["source_embedding"].forward(source)  # (B, S, E)
         values, final = self.encoder.forward(e, None, source_mask, training=training, rng=rng)
         final = final if isinstance(final, tuple) else (final,)  # each (L*K, B, H)
-        keys = None
+        keys, cache = None, {}
         if "attention" in self.layers:
-            keys, self._key_cache = self.layers["attention"].project_keys(values)  # (B, S, A)
-        return Memory(values, keys, source_mask), self._bridge(final)
+            keys, cache["keys"] = self.layers["attention"].project_keys(values)  # (B, S, A)
+        state = self._bridge(final)
+        cache["bridged"] = state
+        return Memory(values, keys, source_mask, cache), state
 
     def _bridge(self, final: State) -> State:
         """The encoder's final state (L*K, B, H) -> the decoder's first state (L, B, H)."""
@@ -174,16 +177,15 @@ class Seq2Seq(Model):
             joined = f.reshape(L, 2, -1, H).transpose(0, 2, 1, 3).reshape(L, -1, 2 * H)  # (L,B,2H)
             s = self.layers[name].forward(joined)  # (L, B, H)
             out.append(np.tanh(s) if name == "bridge_h" else s)  # h in (-1, 1) like a cell's
-        self._bridged = out
         return tuple(out)
 
-    def _bridge_backward(self, d_state: State) -> State:
+    def _bridge_backward(self, d_state: State, bridged: State) -> State:
         """∂E/∂s_0 (L, B, H) each -> ∂E/∂(encoder final state) (L*K, B, H) each."""
         if self.num_directions == 1:
             return d_state
         L, H = self.num_layers, self.hidden_size
         out = []
-        for name, d, s in zip(("bridge_h", "bridge_c"), d_state, self._bridged, strict=False):
+        for name, d, s in zip(("bridge_h", "bridge_c"), d_state, bridged, strict=False):
             if name == "bridge_h":
                 d = d * (1.0 - s * s)  # (L, B, H) through the tanh
             d_joined = self.layers[name].backward(d)  # (L, B, 2H)
@@ -322,10 +324,10 @@ class Seq2Seq(Model):
         d_enc_out = np.zeros_like(memory.values)  # (B, S, C)
         if "attention" in self.layers:
             att = self.layers["attention"]
-            d_through_keys, g = att.project_keys_backward(d_keys, self._key_cache)
+            d_through_keys, g = att.project_keys_backward(d_keys, memory.cache["keys"])
             att.grads = {**grads["attention"], "weight_key": g["weight"]}
             d_enc_out += d_values + d_through_keys
-        d_final = self._bridge_backward(d_state)
+        d_final = self._bridge_backward(d_state, memory.cache["bridged"])
         d_src = self.encoder.backward(d_enc_out, d_final if len(d_final) > 1 else d_final[0])
         self.layers["source_embedding"].backward(d_src)
 
