@@ -62,3 +62,19 @@ def test_a_missing_extra_names_it(monkeypatch, tmp_path, capsys):
 def test_the_real_package_reads():
     texts, labels, source = sentiment.read_reviews("imdb", limit=40)
     assert len(texts) == 40 and set(np.unique(labels)) == {0, 1} and "imdb" in source
+
+
+def test_vectors_start_the_embedding(reviews, tmp_path, capsys):
+    from bptt.checkpoint import load_checkpoint
+
+    glove = tmp_path / "glove.txt"
+    glove.write_text("wonderful 0.5 0.5 0.5 0.5\nawful -0.5 -0.5 -0.5 -0.5\n")
+    out = tmp_path / "run"
+    flags = [*FLAGS, "--embed-size", "4", "--steps", "1", "--lr", "1e-9", "--vectors", str(glove)]
+    assert main(["train", "sentiment", *flags, "--out", str(out)]) == 0
+    assert "word vectors: 2 of" in capsys.readouterr().out
+    tensors, meta = load_checkpoint(out / "best.safetensors")
+    row = meta["vocab"]["tokens"].index("wonderful")
+    np.testing.assert_allclose(tensors["model.embedding.weight"][row], 0.5, atol=1e-6)
+    assert main(["train", "sentiment", *FLAGS, "--vectors", str(glove), "--out", str(out)]) == 2
+    assert "--embed-size 4" in capsys.readouterr().err
