@@ -160,6 +160,22 @@ def _attention_rows(alphas: list, ids: list[np.ndarray], source_mask: np.ndarray
     return [a[b, : len(ids[b]) + 1, : S_b[b]] for b in range(len(ids))]
 
 
+def _top_k(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of each row's k largest values (B, k), largest first, ties by lower index.
+
+    One partition and a sort of k values per row, not a sort of the whole row
+    (a beam of 5 over 6,000 words is 30,000 candidates per source).
+    """
+    if k == 1:
+        return x.argmax(axis=1)[:, None]  # (B, 1) the first maximum, as greedy takes it
+    if k >= x.shape[1]:
+        return np.argsort(-x, axis=1, kind="stable")[:, :k]  # (B, k)
+    part = np.argpartition(-x, k - 1, axis=1)[:, :k]  # (B, k) the k largest, unordered
+    vals = np.take_along_axis(x, part, axis=1)  # (B, k)
+    order = np.lexsort((part, -vals), axis=1)  # (B, k) by value, then by index
+    return np.take_along_axis(part, order, axis=1)
+
+
 def beam_search(
     model,
     source: np.ndarray,
@@ -213,7 +229,7 @@ def beam_search(
         cand[finished] = -np.inf  # a finished hypothesis has one extension: itself
         cand[finished, eos_id] = scores[finished]
         flat = cand.reshape(B, W * V)  # (B, W*V)
-        top = np.argsort(-flat, axis=1, kind="stable")[:, :W]  # (B, W) best first, ties by index
+        top = _top_k(flat, W)  # (B, W) best first, ties by index
         beam, token = top // V, top % V  # (B, W) each
         scores = np.take_along_axis(flat, top, axis=1)  # (B, W)
         was_finished = np.take_along_axis(finished, beam, axis=1)  # (B, W)
