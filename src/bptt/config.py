@@ -219,7 +219,7 @@ PRESETS: dict[str, dict] = {
         "hidden_size": 128,  # spelling is irregular: more memory than for dates
         "batch_size": 64,
         "lr": 3e-3,
-        "steps": 4000,  # ~2 epochs of the ~115,000 training words: ~20 minutes on 2 busy cores
+        "steps": 4000,  # ~2 epochs of the 121,073 training words: ~20 minutes on 2 busy cores
         "eval_every": 500,  # each evaluation decodes 500 validation words
         "max_length": 30,  # the longest pronunciations have ~20 phonemes
     },
