@@ -179,14 +179,15 @@ PRESETS: dict[str, dict] = {
         "out": "runs/dna",
         "head": "tags",  # the tagger marks the motif's bases; its peak also says "present"
         "embed_size": 8,  # 4 bases (and <unk>) need no wide embedding
-        "hidden_size": 32,  # per direction
+        "hidden_size": 48,  # per direction
+        "num_layers": 2,  # layer 2 combines both directions: "motif on my left AND right"
         "bidirectional": True,  # a base belongs to a motif by what lies on both sides
         "pooling": "max",  # classifier: presence is "somewhere", a max over positions
-        "max_examples": 4000,  # generated training sequences of 100 bases
-        "batch_size": 32,
-        "lr": 1e-2,
-        "steps": 1000,  # 8 epochs
-        "eval_every": 250,
+        "max_examples": 100000,  # fresh sequences are cheap: 1 layer overfit 20,000
+        "batch_size": 64,
+        "lr": 5e-3,
+        "steps": 3000,  # ~2 epochs: test base F1 0.94 in ~8 minutes on 2 busy cores
+        "eval_every": 500,  # each evaluation reads 1,000 validation sequences
     },
     "activity": {
         "out": "runs/activity",
