@@ -1,5 +1,6 @@
 """The ``bptt`` command: parses, builds, calls. No logic of its own.
 
+bptt train [lm|sentiment|ner|dna|activity|dates|g2p|de-en] [--flags]
 bptt train [lm] [--flags]          train (default: the character LM on the built-in corpus)
 bptt train --resume CHECKPOINT     continue a run exactly where it stopped
 bptt sample CHECKPOINT --prompt "The " --length 300 --temperature 0.8
@@ -47,7 +48,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bptt", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="bptt", description="Recurrent networks with hand-written BPTT."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train a model")
@@ -64,7 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=None, help="draw only from the k most likely")
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
 
-    p = sub.add_parser("eval", help="bits per symbol of a trained language model on a text")
+    p = sub.add_parser(
+        "eval", help="a trained model's held-out metrics (language model: bits per symbol)"
+    )
     p.add_argument("checkpoint")
     p.add_argument("--text", default=None, help="UTF-8 file (default: the run's validation text)")
 

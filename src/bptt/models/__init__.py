@@ -1,1 +1,14 @@
-"""The lecture's architecture types as models; each exposes ``loss_and_grads(batch)``."""
+"""The lecture's architecture types as models; each exposes ``loss_and_grads(batch)``.
+
+- many-to-many, Tx = Ty, one symbol ahead: :class:`LanguageModel`
+- many-to-one: :class:`SequenceClassifier`
+- many-to-many, Tx = Ty, a label per step: :class:`SequenceTagger`
+- many-to-many, Tx ≠ Ty, encoder-decoder with attention: :class:`Seq2Seq`
+"""
+
+from bptt.models.classifier import SequenceClassifier
+from bptt.models.language_model import LanguageModel
+from bptt.models.seq2seq import Seq2Seq
+from bptt.models.tagger import SequenceTagger
+
+__all__ = ["LanguageModel", "Seq2Seq", "SequenceClassifier", "SequenceTagger"]
