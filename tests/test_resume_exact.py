@@ -162,10 +162,15 @@ def test_ctrl_c_in_process_raises_after_saving(corpus, tmp_path, monkeypatch):
         return real()
 
     monkeypatch.setattr(trainer, "update", update)
-    with pytest.raises(KeyboardInterrupt):
-        trainer.run()
-    assert load_checkpoint(tmp_path / LATEST)[1]["progress"]["step"] == 5
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    # Python's own handler, as an interactive run has; CI may start with SIGINT ignored.
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            trainer.run()
+        assert load_checkpoint(tmp_path / LATEST)[1]["progress"]["step"] == 5
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_half_done(corpus, tmp_path):
