@@ -139,6 +139,11 @@ def _train(args: argparse.Namespace) -> int:
 
     task = task_module(config.task)
     trainer, summary = task.build_trainer(config, out, progress_bar=not args.quiet)
+    if not trainer.comm.is_root:  # data parallel (mpirun): rank 0 alone prints and samples
+        if args.resume:
+            trainer.resume(args.resume)
+        trainer.run()
+        return 0
     print("\n".join(summary))
     if args.resume:
         trainer.resume(args.resume)

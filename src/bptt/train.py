@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import threading
 import time
@@ -33,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bptt.checkpoint import load_checkpoint, require_fields, save_checkpoint
+from bptt.distributed import LocalComm
 from bptt.errors import BpttError, CheckpointError
 from bptt.optim import OPTIMIZERS, SCHEDULES, clip_grad_norm
 
@@ -103,6 +105,7 @@ class Trainer:
         metadata: dict | None = None,
         progress_bar: bool = True,
         skip_non_finite: int = 0,
+        comm=None,
     ):
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.batches, self.evaluate = batches, evaluate
@@ -117,10 +120,17 @@ class Trainer:
         # Non-finite updates skipped in a row before training stops (0: stop at the first).
         self.skip_non_finite, self.skipped = skip_non_finite, 0
         self._mid_update = False
+        # Data parallel (bptt.distributed): gradients averaged over ranks before clipping;
+        # every rank starts from rank 0's parameters; only rank 0 writes.
+        self.comm = LocalComm() if comm is None else comm
+        self.comm.broadcast_params(model.params)
+        self.progress_bar = progress_bar and self.comm.is_root
 
     # -- checkpoints ---------------------------------------------------------
 
     def save(self, name: str) -> Path:
+        if not self.comm.is_root:  # the ranks hold the same parameters: one writer
+            return self.out_dir / name
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         optim_state = self.optimizer.state_dict()
         tensors |= {f"optim.{k}": v for k, v in optim_state.items() if isinstance(v, np.ndarray)}
@@ -171,6 +181,8 @@ class Trainer:
             self.rng.bit_generator.state = meta["rng"]
         with _field(path, "data_position"):
             self.batches.load_state_dict(meta["data_position"])
+        if self.comm.size > 1 or getattr(self.batches, "resharded", False):
+            self.carry = None  # the saved state is rank 0's streams': the others start at zero
 
     # -- the loop ------------------------------------------------------------
 
@@ -180,6 +192,7 @@ class Trainer:
         batch = self.batches.next_batch()
         state = self.carry if batch.carry_state else None
         loss, grads, self.carry = self.model.loss_and_grads(batch, state, self.rng)
+        grads, loss = self.comm.allreduce_mean(grads, loss)
         norm = clip_grad_norm(grads, self.clip) if self.clip > 0 else _global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             bad = [k for k, g in grads.items() if not np.isfinite(g).all()]
@@ -200,6 +213,7 @@ class Trainer:
         self.optimizer.lr = self.schedule(self.progress.step, self.base_lr)
         self.optimizer.step(self.model.params, grads)
         self.progress.step += 1
+        self.comm.check_params(self.model.params, self.progress.step)
         self._mid_update = False
         return loss, norm, batch.num_tokens
 
@@ -207,7 +221,8 @@ class Trainer:
         """Train until ``steps`` updates, early stopping, or Ctrl-C (which saves first)."""
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            log = (self.out_dir / "metrics.jsonl").open("a", encoding="utf-8")
+            name = "metrics.jsonl" if self.comm.is_root else os.devnull
+            log = (self.out_dir / name).open("a", encoding="utf-8")
         except OSError as e:
             raise BpttError(
                 f"cannot write to the output folder '{self.out_dir}': {e.strerror or e} "
@@ -270,7 +285,8 @@ class Trainer:
         else:
             p.evals_without_improvement += 1
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        bar.write(f"step {p.step:>6}  {shown}")
+        if self.comm.is_root:
+            bar.write(f"step {p.step:>6}  {shown}")
         return metrics
 
 

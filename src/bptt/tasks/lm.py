@@ -17,11 +17,13 @@ from bptt.config import Config
 from bptt.data import TBPTTBatches, Vocabulary, builtin_corpus, read_text, split_text
 from bptt.data.vocabulary import UNK
 from bptt.decode import generate
+from bptt.distributed import get_comm
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.language_model import LanguageModel, LMBatch
 from bptt.train import Trainer, build_optimizer
 
 MAX_LENGTH = 10_000_000  # symbols one `bptt sample` may write (80 MB of ids)
+LM_TASKS = ("lm", "names")  # tasks whose checkpoints `bptt sample` reads
 BUILTIN = "the built-in corpus (Python's documentation topics, pydoc_data)"
 
 
@@ -30,10 +32,16 @@ class LMBatches:
 
     A window continues the previous one (``carry_state``) except at the start
     of an epoch, where the streams start over from a zero state.
+
+    ``shard = (r, W)``: data-parallel rank r of W reads streams r*B..(r+1)*B of
+    the W*B streams, so W ranks with B streams each see what one process with
+    W*B streams sees.
     """
 
-    def __init__(self, ids: np.ndarray, batch_size: int, window: int):
-        self.windows = TBPTTBatches(ids, batch_size, window)
+    def __init__(self, ids: np.ndarray, batch_size: int, window: int, shard=(0, 1)):
+        rank, world = shard
+        self.windows = TBPTTBatches(ids, batch_size * world, window)
+        self.rows = slice(rank * batch_size, (rank + 1) * batch_size)
         self._it = iter(self.windows)
 
     def next_batch(self) -> LMBatch:
@@ -43,12 +51,24 @@ class LMBatches:
         except StopIteration:  # an epoch ended: the next one starts over
             self._it = iter(self.windows)
             inputs, targets = next(self._it)
+        inputs, targets = inputs[self.rows], targets[self.rows]  # (B, k), (B, k): this rank's
         return LMBatch(inputs, targets, carry_state=not fresh)
 
     def state_dict(self) -> dict:
         return self.windows.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
+        """The saved position; saved with another number of ranks (so other streams), the
+        same fraction of the epoch on this run's streams (``self.resharded`` is then True)."""
+        mine = self.windows.state_dict()
+        self.resharded = False
+        if isinstance(state, dict) and state.get("batch_streams") != mine["batch_streams"]:
+            old_windows, window = state.get("num_windows"), state.get("window")
+            if isinstance(old_windows, int) and isinstance(window, int) and old_windows > 0:
+                moved = min(window * mine["num_windows"] // old_windows, mine["num_windows"] - 1)
+                keep = ("batch_streams", "num_windows")
+                state = {**state, **{k: mine[k] for k in keep}, "window": moved}
+                self.resharded = True
         self.windows.load_state_dict(state)
         self._it = iter(self.windows)
 
@@ -105,9 +125,10 @@ def load_model(path) -> tuple[LanguageModel, Vocabulary, Config, dict]:
     from bptt.checkpoint import load_checkpoint, require_fields
 
     tensors, meta = load_checkpoint(path)
-    if meta.get("task") != "lm":
+    if meta.get("task") not in LM_TASKS:  # names trains the same model on one name per line
         raise CheckpointError(
-            f"checkpoint '{path}' is for task {meta.get('task')!r}, not a language model ('lm')"
+            f"checkpoint '{path}' is for task {meta.get('task')!r}, not a language model "
+            f"({', '.join(LM_TASKS)})"
         )
     require_fields(path, meta, {"config": dict, "vocab": dict})
     try:
@@ -127,9 +148,13 @@ def load_model(path) -> tuple[LanguageModel, Vocabulary, Config, dict]:
     return model, vocab, config, meta
 
 
-def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[Trainer, list[str]]:
+def build_trainer(
+    config: Config, out_dir, progress_bar: bool = True, comm=None
+) -> tuple[Trainer, list[str]]:
     """Data, model, optimizer and loop for ``config``, ready to ``run()`` (or ``resume()``),
-    and the lines that say what was prepared."""
+    and the lines that say what was prepared. Under ``mpirun`` (or with ``comm``) each
+    rank trains on its own shard of the streams (:mod:`bptt.distributed`)."""
+    comm = get_comm() if comm is None else comm
     data = prepare_data(config)
     rng = np.random.default_rng(config.seed)
     model = build_model(config, len(data.vocab), rng)
@@ -138,7 +163,7 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
         model,
         optimizer,
         schedule,
-        LMBatches(data.train_ids, config.batch_size, config.window),
+        LMBatches(data.train_ids, config.batch_size, config.window, (comm.rank, comm.size)),
         lambda m: evaluate_ids(m, data.val_ids),
         steps=config.steps,
         out_dir=out_dir,
@@ -149,6 +174,7 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
         patience=config.patience,
         metadata={"task": "lm", "config": config.to_dict(), "vocab": data.vocab.to_dict()},
         progress_bar=progress_bar,
+        comm=comm,
     )
     summary = [
         f"data: {data.source}",
@@ -159,6 +185,8 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
         f"training: {config.steps} updates of {config.batch_size} streams x {config.window} "
         f"steps (truncated BPTT), {config.optimizer} lr {config.lr}, clip {config.clip}",
     ]
+    if comm.size > 1:
+        summary.append(f"data parallel: {comm.size} MPI ranks x {config.batch_size} streams")
     return trainer, summary
 
 
