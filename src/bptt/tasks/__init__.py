@@ -23,6 +23,7 @@ TASK_MODULES = {
     "dates": "bptt.tasks.dates",
     "g2p": "bptt.tasks.g2p",
     "de-en": "bptt.tasks.de_en",
+    "names": "bptt.tasks.names",
 }
 
 

