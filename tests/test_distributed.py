@@ -206,3 +206,27 @@ def test_a_world_size_slurm_did_not_promise_stops_the_run(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("MPI world has 2 ranks but Slurm promised SLURM_NTASKS=3") == 2
+
+
+@needs_mpi
+def test_mpirun_bptt_train_then_resume_on_one_rank(tmp_path, capsys):
+    from bptt.cli import main
+
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT + "abc", encoding="utf-8")  # 4 and 2 streams cut it differently
+    flags = "--quiet --window 8 --hidden-size 12 --embed-size 8 --batch-size 2 --sample-length 3"
+    result = _mpirun(
+        f"""
+        import sys
+        from bptt.cli import main
+        sys.exit(main("train --text {text} --steps 4 --eval-every 2 --out run {flags}".split()))
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("data parallel: 2 MPI ranks x 2 streams") == 1  # rank 0 only
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # one writer
+    latest = tmp_path / "run" / "latest.safetensors"
+    assert main(f"train --resume {latest} --steps 6 --sample-length 3 --quiet".split()) == 0
+    assert "resumed from" in capsys.readouterr().out

@@ -23,7 +23,7 @@ from bptt.models.language_model import LanguageModel, LMBatch
 from bptt.train import Trainer, build_optimizer
 
 MAX_LENGTH = 10_000_000  # symbols one `bptt sample` may write (80 MB of ids)
-LM_TASKS = ("lm", "names")  # tasks whose checkpoints `bptt sample` reads
+LM_TASKS = ("lm", "names", "music")  # tasks whose checkpoints `bptt sample` reads
 BUILTIN = "the built-in corpus (Python's documentation topics, pydoc_data)"
 
 
@@ -66,7 +66,9 @@ class LMBatches:
             old_windows, window = state.get("num_windows"), state.get("window")
             if isinstance(old_windows, int) and isinstance(window, int) and old_windows > 0:
                 moved = min(window * mine["num_windows"] // old_windows, mine["num_windows"] - 1)
-                keep = ("batch_streams", "num_windows")
+                # other streams are another cut of the corpus (its checksum too): the
+                # run's text itself is checked by the config and vocabulary in the metadata
+                keep = ("batch_streams", "num_windows", "data_crc32")
                 state = {**state, **{k: mine[k] for k in keep}, "window": moved}
                 self.resharded = True
         self.windows.load_state_dict(state)
