@@ -230,3 +230,18 @@ def test_mpirun_bptt_train_then_resume_on_one_rank(tmp_path, capsys):
     latest = tmp_path / "run" / "latest.safetensors"
     assert main(f"train --resume {latest} --steps 6 --sample-length 3 --quiet".split()) == 0
     assert "resumed from" in capsys.readouterr().out
+
+
+@needs_mpi
+def test_a_task_without_sharding_refuses_several_ranks(tmp_path):
+    result = _mpirun(
+        """
+        import sys
+        from bptt.cli import main
+        sys.exit(main("train sentiment --steps 1 --out run".split()))
+        """,
+        tmp_path,
+    )
+    assert result.returncode != 0
+    assert "data-parallel training supports task 'lm' only" in result.stdout + result.stderr
+    assert not (tmp_path / "run").exists()
