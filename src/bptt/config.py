@@ -248,4 +248,14 @@ PRESETS: dict[str, dict] = {
         "steps": 1500,  # ~4.6 epochs of the 87,579 training names' ~660,000 characters
         "eval_every": 250,  # each evaluation reads the 9,731 held-out names
     },
+    "music": {
+        "out": "runs/music",
+        "embed_size": 32,  # ~90 ABC characters
+        "hidden_size": 256,  # a tune's bars, repeats and key span hundreds of characters
+        "window": 128,  # two or three lines of ABC per window, the state carried on
+        "batch_size": 32,
+        "lr": 3e-3,
+        "steps": 1200,  # ~2 epochs of the 11,644 training tunes' ~2.2 million characters
+        "eval_every": 300,  # each evaluation reads the 1,294 held-out tunes
+    },
 }

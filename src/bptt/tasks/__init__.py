@@ -24,6 +24,7 @@ TASK_MODULES = {
     "g2p": "bptt.tasks.g2p",
     "de-en": "bptt.tasks.de_en",
     "names": "bptt.tasks.names",
+    "music": "bptt.tasks.music",
 }
 
 
