@@ -150,23 +150,22 @@ def load_model(path) -> tuple[LanguageModel, Vocabulary, Config, dict]:
     return model, vocab, config, meta
 
 
-def build_trainer(
-    config: Config, out_dir, progress_bar: bool = True, comm=None
+def text_trainer(
+    config: Config, out_dir, task: str, vocab, train_ids, val_ids, progress_bar=True, comm=None
 ) -> tuple[Trainer, list[str]]:
-    """Data, model, optimizer and loop for ``config``, ready to ``run()`` (or ``resume()``),
-    and the lines that say what was prepared. Under ``mpirun`` (or with ``comm``) each
-    rank trains on its own shard of the streams (:mod:`bptt.distributed`)."""
+    """A character (or word) LM on ``train_ids``, validated on ``val_ids``: the wiring the
+    text tasks (lm, names, music) share, and the lines that describe the model and the loop.
+    Under ``mpirun`` (or with ``comm``) each rank trains on its own shard of the streams."""
     comm = get_comm() if comm is None else comm
-    data = prepare_data(config)
     rng = np.random.default_rng(config.seed)
-    model = build_model(config, len(data.vocab), rng)
+    model = build_model(config, len(vocab), rng)
     optimizer, schedule = build_optimizer(config)
     trainer = Trainer(
         model,
         optimizer,
         schedule,
-        LMBatches(data.train_ids, config.batch_size, config.window, (comm.rank, comm.size)),
-        lambda m: evaluate_ids(m, data.val_ids),
+        LMBatches(train_ids, config.batch_size, config.window, (comm.rank, comm.size)),
+        lambda m: evaluate_ids(m, val_ids),
         steps=config.steps,
         out_dir=out_dir,
         rng=rng,
@@ -174,14 +173,11 @@ def build_trainer(
         skip_non_finite=config.skip_non_finite,
         eval_every=config.eval_every,
         patience=config.patience,
-        metadata={"task": "lm", "config": config.to_dict(), "vocab": data.vocab.to_dict()},
+        metadata={"task": task, "config": config.to_dict(), "vocab": vocab.to_dict()},
         progress_bar=progress_bar,
         comm=comm,
     )
     summary = [
-        f"data: {data.source}",
-        f"vocabulary: {len(data.vocab)} symbols | train {len(data.train_ids):,} symbols, "
-        f"validation {len(data.val_ids):,}",
         f"model: {config.cell.upper()} {config.num_layers}x{config.hidden_size}, "
         f"embedding {config.embed_size}, {model.num_parameters():,} parameters, {config.dtype}",
         f"training: {config.steps} updates of {config.batch_size} streams x {config.window} "
@@ -190,6 +186,23 @@ def build_trainer(
     if comm.size > 1:
         summary.append(f"data parallel: {comm.size} MPI ranks x {config.batch_size} streams")
     return trainer, summary
+
+
+def build_trainer(
+    config: Config, out_dir, progress_bar: bool = True, comm=None
+) -> tuple[Trainer, list[str]]:
+    """Data, model, optimizer and loop for ``config``, ready to ``run()`` (or ``resume()``),
+    and the lines that say what was prepared."""
+    data = prepare_data(config)
+    trainer, summary = text_trainer(
+        config, out_dir, "lm", data.vocab, data.train_ids, data.val_ids, progress_bar, comm
+    )
+    data_lines = [
+        f"data: {data.source}",
+        f"vocabulary: {len(data.vocab)} symbols | train {len(data.train_ids):,} symbols, "
+        f"validation {len(data.val_ids):,}",
+    ]
+    return trainer, data_lines + summary
 
 
 def after_training(config: Config, checkpoint) -> None:

