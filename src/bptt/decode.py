@@ -1,5 +1,6 @@
 """Turning a trained model into sequences: sampling with temperature and top-k, greedy,
-and, for encoder-decoders, batched greedy/sampled decoding and beam search.
+for encoder-decoders batched greedy/sampled decoding and beam search, and for CTC
+models best-path (greedy) and prefix beam search decoding.
 
 The model keeps its recurrent state and runs one step per symbol through the
 same forward code as training (``model.step``), so the prompt is read once and
@@ -255,3 +256,125 @@ def beam_search(
         S_b = source_mask.sum(axis=1)  # (B,)
         att = [att_hist[b, best[b], : len(ids[b]) + 1, : S_b[b]] for b in range(B)]
     return ids, att, normed[np.arange(B), best]
+
+
+# -- CTC (connectionist temporal classification) -------------------------------------
+#
+# A CTC model gives log-probabilities lp (B, T, C) over C classes per frame, one of
+# them the blank ∅; a labelling is read from a path by merging repeats, then
+# dropping blanks. Shapes: B utterances, T frames, C classes, W beam width.
+
+
+def _check_ctc_args(log_probs, lengths, blank: int) -> tuple[np.ndarray, np.ndarray]:
+    lp = np.asarray(log_probs)
+    if lp.ndim != 3:
+        raise BpttError(f"log_probs must be (B, T, C); got shape {lp.shape}")
+    B, T, C = lp.shape
+    if not (isinstance(blank, int | np.integer) and 0 <= blank < C):
+        raise BpttError(f"blank must be a class index in [0, {C}); got {blank!r}")
+    lengths = np.full(B, T) if lengths is None else np.asarray(lengths)  # (B,)
+    if lengths.shape != (B,) or (lengths.size and ((lengths < 1) | (lengths > T)).any()):
+        raise BpttError(f"lengths must be {B} frame counts in [1, {T}]; got {lengths!r}")
+    return lp, lengths.astype(np.int64)
+
+
+def ctc_greedy(log_probs, lengths=None, blank: int = 0) -> list[np.ndarray]:
+    """Best-path decoding: the most likely class at every frame, repeats merged, blanks dropped.
+
+        π*_t = argmax_c lp_t(c),   ŷ = B(π*)            (B(a a ∅ a b b) = a a b)
+
+    ŷ is the labelling of the single most likely path, which is not always the
+    most likely labelling (that sums over all its paths; see
+    :func:`ctc_prefix_beam_search`).
+
+    Args:
+        log_probs: (B, T, C) log-probabilities (or logits: the argmax is the same).
+        lengths: (B,) real frames per utterance (None: all T).
+        blank: the blank's class index.
+
+    Returns:
+        per utterance the label ids (L_b,) int64.
+    """
+    lp, lengths = _check_ctc_args(log_probs, lengths, blank)
+    best = lp.argmax(axis=-1)  # (B, T)
+    out = []
+    for b, n in enumerate(lengths):
+        path = best[b, :n]  # (T_b,)
+        new = np.ones(n, dtype=bool)  # (T_b,) differs from the frame before
+        new[1:] = path[1:] != path[:-1]
+        out.append(path[new & (path != blank)].astype(np.int64))
+    return out
+
+
+def _logaddexp(a: float, b: float) -> float:
+    """log(e^a + e^b) for Python floats (-inf allowed), faster than numpy on scalars."""
+    if a < b:
+        a, b = b, a
+    if b == -math.inf:
+        return a
+    return a + math.log1p(math.exp(b - a))
+
+
+def ctc_prefix_beam_search(
+    log_probs, lengths=None, beam_width: int = 8, blank: int = 0
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Prefix beam search: the most likely labelling, summing over its paths, in log space.
+
+    Each kept prefix ℓ carries two log-probabilities of the frames so far:
+    p_∅(ℓ), of the paths that read as ℓ and end in a blank, and p_+(ℓ), of those
+    that end in ℓ's last label. At frame t, with p(ℓ) = p_∅(ℓ) ⊕ p_+(ℓ)
+    (⊕ is log-add):
+
+        ℓ stays by a blank:           p_∅'(ℓ)   ⊕= p(ℓ) + lp_t(∅)
+        ℓ stays by its last label a:  p_+'(ℓ)   ⊕= p_+(ℓ) + lp_t(a)      (a a merges)
+        ℓ grows by c ≠ last label:    p_+'(ℓc)  ⊕= p(ℓ) + lp_t(c)
+        ℓ grows by c = last label:    p_+'(ℓc)  ⊕= p_∅(ℓ) + lp_t(c)      (a ∅ a)
+
+    and the W prefixes with the largest p' are kept. Without pruning (W at
+    least the number of prefixes) p(ℓ) at the last frame is exactly log P(ℓ | x),
+    the CTC likelihood; width 1 is close to, but not always, best path.
+
+    Args:
+        log_probs: (B, T, C) log-probabilities (normalised per frame).
+        lengths: (B,) real frames per utterance (None: all T).
+        beam_width: W, prefixes kept per frame.
+        blank: the blank's class index.
+
+    Returns:
+        per utterance the best labelling's ids (L_b,) int64, and its
+        log-probabilities log P(ŷ | x) as found by the search (B,).
+    """
+    lp, lengths = _check_ctc_args(log_probs, lengths, blank)
+    if (
+        isinstance(beam_width, bool)
+        or not isinstance(beam_width, int | np.integer)
+        or beam_width < 1
+    ):
+        raise BpttError(f"beam width must be an integer >= 1; got {beam_width!r}")
+    C = lp.shape[2]
+    labels = [c for c in range(C) if c != blank]
+    ids, scores = [], np.empty(lp.shape[0])  # (B,)
+    neg = -math.inf
+    for b, n in enumerate(lengths):
+        frames = lp[b, :n].astype(np.float64).tolist()  # T_b lists of C floats
+        beams: dict[tuple, tuple[float, float]] = {(): (0.0, neg)}  # ℓ -> (p_∅, p_+)
+        for row in frames:
+            nxt: dict[tuple, list[float]] = {}
+            for prefix, (p_blank, p_label) in beams.items():
+                total = _logaddexp(p_blank, p_label)
+                entry = nxt.setdefault(prefix, [neg, neg])
+                entry[0] = _logaddexp(entry[0], total + row[blank])
+                last = prefix[-1] if prefix else None
+                for c in labels:
+                    grown = nxt.setdefault((*prefix, c), [neg, neg])
+                    if c == last:
+                        entry[1] = _logaddexp(entry[1], p_label + row[c])
+                        grown[1] = _logaddexp(grown[1], p_blank + row[c])
+                    else:
+                        grown[1] = _logaddexp(grown[1], total + row[c])
+            ranked = sorted(nxt.items(), key=lambda kv: (-_logaddexp(*kv[1]), kv[0]))
+            beams = {k: (v[0], v[1]) for k, v in ranked[: int(beam_width)]}
+        best, (p_blank, p_label) = next(iter(beams.items()))
+        ids.append(np.array(best, dtype=np.int64))
+        scores[b] = _logaddexp(p_blank, p_label)
+    return ids, scores
