@@ -1,0 +1,217 @@
+"""Audio in: WAV files, resampling, and the features a recurrent network reads.
+
+WAV files are 16-bit PCM (written) or 8/16/32-bit PCM and 32/64-bit float
+(read), mono or mixed down to mono. The reader walks the RIFF chunks itself so
+that streamed files whose header still holds a placeholder size (``espeak-ng
+--stdout`` writes one) read as the samples actually present.
+
+Features follow the usual speech front end, with python_speech_features (extra
+``speech``) doing the signal processing:
+
+    emphasis s'[n] = s[n] - 0.97 s[n-1]
+    frames   x_t = w ⊙ s'[t·hop : t·hop + win]       win 25 ms, hop 10 ms, w Hamming
+    power    P_t = |FFT_512(x_t)|² / 512
+    log-mel  m_t = log(M P_t)                          M: n_mels triangular mel filters
+    MFCC     c_t = DCT-II(log(M P_t))[:n_ceps]         lifted; c_t[0] ← log frame energy
+    deltas   Δc_t = Σ_{n=1..2} n (c_{t+n} - c_{t-n}) / (2 Σ n²)
+    norm     f_t ← (f_t - mean_t f) / (std_t f + ε)  per utterance and per feature
+
+Shapes: N samples, T frames, D features per frame.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import wave
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+
+from bptt.errors import BpttError, DataError
+
+SAMPLE_RATE = 16_000  # every clip of the speech tasks
+WIN_SECONDS, HOP_SECONDS = 0.025, 0.010
+FEATURES = ("logmel", "mfcc")
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+
+
+def decode_wav(data: bytes, name: str = "WAV data") -> tuple[np.ndarray, int]:
+    """Samples (N,) float32 in [-1, 1] and the sample rate of a RIFF/WAVE byte string.
+
+    Raises:
+        DataError: not a WAV file, no ``fmt``/``data`` chunk, or an encoding other
+            than 8/16/32-bit PCM or 32/64-bit float.
+    """
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise DataError(f"{name} is not a WAV file (expected a RIFF/WAVE header)")
+    fmt, pos = None, 12
+    while pos + 8 <= len(data):
+        chunk, size = data[pos : pos + 4], struct.unpack("<I", data[pos + 4 : pos + 8])[0]
+        body = data[pos + 8 : pos + 8 + size]  # a streamed file's placeholder size is clipped
+        if chunk == b"fmt ":
+            if len(body) < 16:
+                raise DataError(f"{name}: its fmt chunk has {len(body)} bytes, expected 16+")
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+            if tag == _EXTENSIBLE and len(body) >= 26:
+                tag = struct.unpack("<H", body[24:26])[0]  # the sub-format's first field
+            fmt = (tag, channels, rate, bits)
+        elif chunk == b"data":
+            if fmt is None:
+                raise DataError(f"{name}: the data chunk comes before any fmt chunk")
+            return _samples(body, *fmt, name), fmt[2]
+        pos += 8 + size + (size & 1)
+    raise DataError(f"{name} has no {'data' if fmt else 'fmt'} chunk")
+
+
+def _samples(body: bytes, tag: int, channels: int, rate: int, bits: int, name: str):
+    kinds = {(_PCM, 8): "u1", (_PCM, 16): "<i2", (_PCM, 32): "<i4", (_FLOAT, 32): "<f4",
+             (_FLOAT, 64): "<f8"}  # fmt: skip
+    if (tag, bits) not in kinds or channels < 1 or rate < 1:
+        raise DataError(
+            f"{name}: expected 8/16/32-bit PCM or 32/64-bit float WAV; got format tag {tag}, "
+            f"{bits} bits, {channels} channels at {rate} Hz"
+        )
+    kind = np.dtype(kinds[tag, bits])
+    usable = len(body) // (kind.itemsize * channels) * kind.itemsize * channels
+    raw = np.frombuffer(body[:usable], dtype=kind).reshape(-1, channels)  # (N, channels)
+    x = raw.astype(np.float64)  # (N, channels)
+    if kind.kind == "u":
+        x = (x - 128.0) / 128.0
+    elif kind.kind == "i":
+        x /= float(2 ** (bits - 1))
+    return x.mean(axis=1).astype(np.float32)  # (N,) mixed down to mono
+
+
+def read_wav(path) -> tuple[np.ndarray, int]:
+    """Samples (N,) float32 and the sample rate of the WAV file at ``path``."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read '{path}': {e.strerror}") from None
+    return decode_wav(data, f"'{path}'")
+
+
+def encode_wav(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    """A 16-bit PCM mono WAV file of ``samples`` (N,), clipped to [-1, 1]."""
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != 1:
+        raise BpttError(f"a WAV file holds one channel of samples (N,); got shape {x.shape}")
+    pcm = np.clip(np.round(x * 32768.0), -32768, 32767).astype("<i2")  # (N,) x = pcm / 2¹⁵
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(rate))
+        w.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
+def write_wav(path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> Path:
+    """Write ``samples`` as a 16-bit mono WAV at ``path``, atomically (temp file + rename)."""
+    path = Path(path)
+    data = encode_wav(samples, rate)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise BpttError(f"cannot write '{path}': {e.strerror}") from None
+    return path
+
+
+def _scipy_signal():
+    try:
+        import scipy.signal
+    except ImportError:
+        raise BpttError(
+            "resampling audio needs scipy; install the extra: pip install 'bptt[speech]'"
+        ) from None
+    return scipy.signal
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int = SAMPLE_RATE) -> np.ndarray:
+    """``samples`` (N,) at ``rate_in`` Hz -> (N·rate_out/rate_in,) float32 at ``rate_out`` Hz,
+    by polyphase filtering (scipy.signal.resample_poly: anti-aliased, exact ratio)."""
+    if rate_in < 1 or rate_out < 1:
+        raise BpttError(f"sample rates must be positive; got {rate_in} -> {rate_out}")
+    x = np.asarray(samples, dtype=np.float32)  # (N,)
+    if rate_in == rate_out:
+        return x
+    g = gcd(rate_in, rate_out)
+    y = _scipy_signal().resample_poly(x, rate_out // g, rate_in // g)  # (N·out/in,)
+    return y.astype(np.float32)
+
+
+def _psf():
+    try:
+        import python_speech_features
+    except ImportError:
+        raise BpttError(
+            "speech features need the package 'python_speech_features', which is not "
+            "installed; install the extra: pip install 'bptt[speech]'"
+        ) from None
+    return python_speech_features
+
+
+def _check_audio(samples, rate: int) -> np.ndarray:
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != 1:
+        raise BpttError(f"features read one channel of samples (N,); got shape {x.shape}")
+    if len(x) < int(WIN_SECONDS * rate):
+        raise BpttError(
+            f"a clip needs at least one {WIN_SECONDS * 1000:.0f} ms window "
+            f"({int(WIN_SECONDS * rate)} samples at {rate} Hz); got {len(x)} samples"
+        )
+    return x
+
+
+def log_mel(samples, rate: int = SAMPLE_RATE, n_mels: int = 40) -> np.ndarray:
+    """Log mel filterbank energies (T, n_mels) of ``samples`` (N,): 25 ms windows, 10 ms hop,
+    T = 1 + ceil((N - win) / hop)."""
+    x = _check_audio(samples, rate)
+    nfft = 1 << (int(WIN_SECONDS * rate) - 1).bit_length()  # 512 at 16 kHz
+    energies, _ = _psf().fbank(
+        x, rate, WIN_SECONDS, HOP_SECONDS, n_mels, nfft, winfunc=np.hamming
+    )  # (T, n_mels), zero energies raised to machine eps
+    return np.log(energies)  # (T, n_mels)
+
+
+def mfcc(samples, rate: int = SAMPLE_RATE, n_ceps: int = 13, deltas: bool = True) -> np.ndarray:
+    """MFCCs (T, n_ceps), with their first and second deltas (T, 3·n_ceps) if ``deltas``;
+    26 mel filters, 25 ms windows, 10 ms hop, coefficient 0 replaced by the log energy."""
+    x = _check_audio(samples, rate)
+    psf = _psf()
+    nfft = 1 << (int(WIN_SECONDS * rate) - 1).bit_length()
+    c = psf.mfcc(
+        x, rate, WIN_SECONDS, HOP_SECONDS, numcep=n_ceps, nfilt=26, nfft=nfft, winfunc=np.hamming
+    )  # (T, n_ceps)
+    if not deltas:
+        return c  # (T, n_ceps)
+    d1 = psf.delta(c, 2)  # (T, n_ceps)
+    return np.concatenate([c, d1, psf.delta(d1, 2)], axis=1)  # (T, 3·n_ceps)
+
+
+def normalise(features: np.ndarray, eps: float = 1e-5) -> np.ndarray:
+    """Per-utterance mean and variance normalisation: each column of (T, D) to mean 0, std 1."""
+    f = np.asarray(features, dtype=np.float64)  # (T, D)
+    return (f - f.mean(axis=0)) / (f.std(axis=0) + eps)  # (T, D)
+
+
+def features(samples, kind: str = "logmel", rate: int = SAMPLE_RATE) -> np.ndarray:
+    """The normalised features (T, D) float32 of ``samples`` (N,): "logmel" (D = 40) or
+    "mfcc" with deltas (D = 39)."""
+    if kind not in FEATURES:
+        raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
+    raw = log_mel(samples, rate) if kind == "logmel" else mfcc(samples, rate)  # (T, D)
+    return normalise(raw).astype(np.float32)  # (T, D)
+
+
+def feature_size(kind: str) -> int:
+    """D of :func:`features` of that kind."""
+    if kind not in FEATURES:
+        raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
+    return 40 if kind == "logmel" else 39

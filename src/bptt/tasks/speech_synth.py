@@ -1,0 +1,527 @@
+"""Spoken audio made on the spot: real speech engines, many voices, a split by voice.
+
+No speech corpus can be downloaded here, so the speech tasks speak their own:
+Debian's ``espeak-ng`` (formant synthesis) and, optionally, ``flite`` (diphone
+synthesis) say any text, which is resampled to 16 kHz mono float32
+(:func:`bptt.data.audio.resample`) and mixed with white or pink noise at a given
+signal-to-noise ratio.
+
+Voices. An espeak-ng voice is an accent (a language file: ``en-us``,
+``en-gb-scotland``...) with a variant (a speaker: formants, pitch range,
+breath, roughness: ``m3``, ``f2``, ``whisper``, ``klatt4``...), named
+``en-us+m3``; a flite voice is ``flite:slt``. Every clip draws a speaking rate
+and a pitch as well, so even one voice never says a word twice the same way.
+
+The split by voice (fixed, documented, the same on every machine). The speaker
+is what must never be heard in training, so the split is made per *speaker
+family*: the variant's name without a trailing number (``robosoft3`` ->
+``robosoft``, ``klatt4`` -> ``klatt``: numbered variants are near copies of
+one voice), except ``m1``..``m8`` and ``f1``..``f5``, which are eight and five
+different speakers. A family goes to
+
+    test        if crc32(family) mod 20 ∈ {0, 1, 2}     (~15%)
+    validation  if crc32(family) mod 20 ∈ {3, 4}        (~10%)
+    train       otherwise
+
+(flite speakers as ``flite:<speaker>``, with ``kal`` and ``kal16`` one
+speaker). With espeak-ng 1.51's 101 variants this puts 19 variants (including
+the female f1, f2, f3) in test, 9 in validation and 73 in train; a hash keeps
+each family's split when a new espeak-ng adds variants. Accents are not
+speakers and are shared by all splits: a test voice is an accent the model has
+heard, spoken by a speaker it has never heard under any accent.
+
+Corpora. :func:`make_corpus` turns a list of :class:`ClipSpec` (text, voice,
+rate, pitch, noise, seed: everything that fixes a clip) into a folder of 16 kHz
+WAV files and a ``transcripts.tsv``, under a cache folder keyed by a hash of
+the specs, the generator's version and the engine's version, so a second run
+reads instead of re-synthesising. The folder is built under a temporary name
+and renamed into place in one step.
+
+Shapes: N samples (16 kHz).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from bptt.data.audio import SAMPLE_RATE, decode_wav, read_wav, resample, write_wav
+from bptt.errors import BpttError, DataError
+
+GENERATOR_VERSION = 1  # bump when a change makes the same spec sound different
+ENGINES = ("espeak-ng", "flite")
+SPLITS = ("train", "validation", "test")
+# espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
+ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
+           "en-029", "en-us-nyc")  # fmt: skip
+# flite's general-domain voices (awb_time speaks only clock times; kal is kal16 at 8 kHz).
+FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
+RATE_RANGE = (130, 220)  # espeak-ng -s: words per minute (its default 175)
+PITCH_RANGE = (25, 75)  # espeak-ng -p: 0..99 (its default 50)
+SNR_RANGE = (10.0, 30.0)  # dB of speech over the added noise
+NOISES = ("white", "pink")
+GAP_RANGE = (0.05, 0.35)  # seconds of silence between words spoken one by one
+DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+APT_HINT = {"espeak-ng": "apt-get install espeak-ng", "flite": "apt-get install flite"}
+
+
+# ---------------------------------------------------------------- engines and voices
+def require_engine(engine: str) -> str:
+    """The path of the program ``engine`` ("espeak-ng" or "flite").
+
+    Raises:
+        BpttError: naming the Debian/Ubuntu package when it is not on PATH.
+    """
+    if engine not in ENGINES:
+        raise BpttError(f"speech engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    path = shutil.which(engine)
+    if path is None:
+        raise BpttError(
+            f"speech synthesis needs the program '{engine}', which is not on PATH; "
+            f"install it (Debian/Ubuntu): {APT_HINT[engine]}"
+        )
+    return path
+
+
+def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BpttError(f"{what} failed: {e}") from None
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()
+        raise BpttError(f"{what} failed (exit {done.returncode}): {err}")
+    return done
+
+
+@cache
+def engine_version(engine: str) -> str:
+    """The engine's own version line (part of a corpus's cache key)."""
+    exe = require_engine(engine)
+    flag = "--version" if engine == "espeak-ng" else "-version"
+    return _run([exe, flag], f"{engine} {flag}").stdout.decode(errors="replace").strip()
+
+
+@cache
+def _espeak_variants() -> tuple[str, ...]:
+    listing = _run([require_engine("espeak-ng"), "--voices=variant"], "espeak-ng --voices")
+    found = re.findall(r"!v/(.*\S)\s*$", listing.stdout.decode(errors="replace"), re.MULTILINE)
+    return tuple(sorted(set(found)))
+
+
+@cache
+def _espeak_accents() -> tuple[str, ...]:
+    listing = _run([require_engine("espeak-ng"), "--voices=en"], "espeak-ng --voices")
+    files = re.findall(r"\sgmw/(\S+)", listing.stdout.decode(errors="replace"))
+    installed = {f.lower() for f in files}  # gmw/en-GB-scotland is -v en-gb-scotland
+    return tuple(a for a in ACCENTS if a in installed)
+
+
+@cache
+def _flite_voices() -> tuple[str, ...]:
+    listing = _run([require_engine("flite"), "-lv"], "flite -lv").stdout.decode(errors="replace")
+    installed = set(listing.split(":", 1)[-1].split())
+    return tuple(v for v in FLITE_VOICES if v in installed)
+
+
+def speaker_of(engine: str, variant: str) -> str:
+    """The speaker family a voice belongs to (the unit of the train/validation/test split)."""
+    if engine == "flite":
+        return "flite:" + ("kal" if variant.startswith("kal") else variant)
+    if not variant:
+        return "espeak-ng:default"  # an accent's own voice (never in voices())
+    if re.fullmatch(r"[mf]\d+", variant):
+        return variant  # m1..m8, f1..f5: different speakers
+    return variant.rstrip("0123456789").lower()  # robosoft3 -> robosoft: near copies
+
+
+def split_of(speaker: str) -> str:
+    """ "train", "validation" or "test": fixed by crc32 of the speaker family (see above)."""
+    bucket = zlib.crc32(speaker.encode("utf-8")) % 20
+    return "test" if bucket < 3 else "validation" if bucket < 5 else "train"
+
+
+@dataclass(frozen=True, order=True)
+class Voice:
+    """An engine's voice: espeak-ng ``accent+variant`` or flite ``variant`` (accent "")."""
+
+    engine: str
+    accent: str
+    variant: str
+
+    @property
+    def name(self) -> str:
+        if self.engine == "flite":
+            return f"flite:{self.variant}"
+        return f"{self.accent}+{self.variant}" if self.variant else self.accent
+
+    @property
+    def speaker(self) -> str:
+        return speaker_of(self.engine, self.variant)
+
+    @property
+    def split(self) -> str:
+        return split_of(self.speaker)
+
+
+def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) -> list[Voice]:
+    """The installed voices of ``engines`` in ``split`` ("train", "validation", "test";
+    None: all), sorted. espeak-ng gives every accent with every variant."""
+    if split is not None and split not in SPLITS:
+        raise BpttError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    found = []
+    for engine in engines:
+        if engine == "espeak-ng":
+            found += [Voice(engine, a, v) for a in _espeak_accents() for v in _espeak_variants()]
+        elif engine == "flite":
+            found += [Voice(engine, "", v) for v in _flite_voices()]
+        else:
+            raise BpttError(f"speech engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    return sorted(v for v in found if split is None or v.split == split)
+
+
+def parse_voice(name: str) -> Voice:
+    """``"en-us+m3"`` (espeak-ng accent and variant), ``"en-us"`` (the accent's own
+    default voice) or ``"flite:slt"`` -> a :class:`Voice`, checked against what is
+    installed."""
+    if name.startswith("flite:"):
+        variant = name.split(":", 1)[1]
+        if variant not in _flite_voices():
+            raise BpttError(
+                f"flite voice must be one of {', '.join(_flite_voices())}; got {variant!r}"
+            )
+        return Voice("flite", "", variant)
+    accent, _, variant = name.partition("+")
+    if accent not in _espeak_accents():
+        raise BpttError(
+            f"voice {name!r}: the accent must be one of "
+            f"{', '.join(_espeak_accents())}; got {accent!r}"
+        )
+    if variant and variant not in _espeak_variants():
+        raise BpttError(
+            f"voice {name!r}: no espeak-ng variant {variant!r} is installed "
+            f"(espeak-ng --voices=variant lists them)"
+        )
+    return Voice("espeak-ng", accent, variant)
+
+
+# ---------------------------------------------------------------- one clip
+def digits_to_words(text: str) -> str:
+    """Numerals spoken digit by digit: ``"3 1 4"`` and ``"314"`` -> "three one four"."""
+    spaced = re.sub(r"\d", lambda m: f" {DIGIT_WORDS[int(m.group())]} ", text)
+    return " ".join(spaced.split())
+
+
+def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.ndarray:
+    """``voice`` saying ``text``, clean: (N,) float32 at 16 kHz.
+
+    rate: words per minute (espeak-ng ``-s``; flite: duration stretch 175 / rate);
+    pitch: 0..99 (espeak-ng ``-p``; flite: mean f0 80 + 1.6·pitch Hz).
+    """
+    if not text.strip():
+        raise BpttError("there is no text to speak (got an empty string)")
+    if not 80 <= rate <= 450 or not 0 <= pitch <= 99:
+        raise BpttError(f"rate must be in 80..450 and pitch in 0..99; got {rate}, {pitch}")
+    exe = require_engine(voice.engine)
+    if voice.engine == "espeak-ng":
+        cmd = [exe, "--stdout", "-v", voice.name, "-s", str(rate), "-p", str(pitch), "--", text]
+        data = _run(cmd, f"espeak-ng ({voice.name})").stdout
+    else:
+        with tempfile.TemporaryDirectory(prefix="bptt-flite-") as tmp:
+            out = Path(tmp) / "clip.wav"
+            cmd = [exe, "-voice", voice.variant, "--setf", f"duration_stretch={175 / rate:.4f}",
+                   "--setf", f"int_f0_target_mean={80 + 1.6 * pitch:.1f}", "-t", text,
+                   "-o", str(out)]  # fmt: skip
+            _run(cmd, f"flite ({voice.variant})")
+            data = out.read_bytes()
+    samples, rate_in = decode_wav(data, f"{voice.engine}'s output")
+    if len(samples) == 0:
+        raise BpttError(f"{voice.engine} ({voice.name}) produced no audio for {text!r}")
+    return resample(samples, rate_in, SAMPLE_RATE)  # (N,)
+
+
+def add_noise(
+    samples: np.ndarray, snr_db: float, rng: np.random.Generator, colour: str = "white"
+) -> np.ndarray:
+    """``samples`` (N,) plus noise n scaled so that 10 log10(mean x² / mean n²) = snr_db.
+
+    "white": flat spectrum; "pink": power ∝ 1/f (the rfft of white noise scaled by
+    1/√f), which masks speech's low formants more.
+    """
+    if colour not in NOISES:
+        raise BpttError(f"noise must be one of {', '.join(NOISES)}; got {colour!r}")
+    x = np.asarray(samples, dtype=np.float64)  # (N,)
+    noise = rng.standard_normal(len(x))  # (N,)
+    if colour == "pink" and len(x) > 1:
+        spectrum = np.fft.rfft(noise)  # (N//2+1,)
+        f = np.arange(len(spectrum), dtype=np.float64)  # (N//2+1,)
+        spectrum[1:] /= np.sqrt(f[1:])
+        spectrum[0] = 0.0
+        noise = np.fft.irfft(spectrum, n=len(x))  # (N,)
+    power = float(np.mean(x**2))
+    scale = np.sqrt(power / 10 ** (snr_db / 10) / max(float(np.mean(noise**2)), 1e-30))
+    return (x + scale * noise).astype(np.float32)  # (N,)
+
+
+def trim(samples: np.ndarray, threshold: float = 0.03) -> np.ndarray:
+    """``samples`` without the leading and trailing 10 ms frames whose RMS is below
+    ``threshold`` times the loudest frame's (the engines' silence around a word)."""
+    hop = SAMPLE_RATE // 100
+    n = len(samples) // hop
+    if n == 0:
+        return samples
+    frames = np.asarray(samples[: n * hop], dtype=np.float64).reshape(n, hop)  # (F, hop)
+    rms = np.sqrt((frames**2).mean(axis=1))  # (F,)
+    loud = np.flatnonzero(rms >= threshold * rms.max())
+    if len(loud) == 0:
+        return samples[:0]
+    return samples[loud[0] * hop : (loud[-1] + 1) * hop]
+
+
+def speak_words(
+    words: list[str],
+    voice: Voice,
+    rate: int,
+    pitch: int,
+    rng: np.random.Generator,
+    gap: tuple[float, float] = GAP_RANGE,
+) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """Each word said on its own, trimmed of silence and joined by random gaps (drawn
+    uniformly from ``gap`` seconds, also before the first and after the last word).
+
+    Returns:
+        (samples (N,) float32 at 16 kHz, [(word, start, end)] sample offsets: the
+        word is samples[start:end], exactly).
+    """
+    if not words:
+        raise BpttError("speak_words needs at least one word; got none")
+    pieces, bounds, at = [], [], 0
+    for word in words:
+        silence = np.zeros(int(rng.uniform(*gap) * SAMPLE_RATE), dtype=np.float32)
+        spoken = trim(synthesize(word, voice, rate, pitch))  # (N_w,)
+        pieces += [silence, spoken]
+        bounds.append((word, at + len(silence), at + len(silence) + len(spoken)))
+        at += len(silence) + len(spoken)
+    pieces.append(np.zeros(int(rng.uniform(*gap) * SAMPLE_RATE), dtype=np.float32))
+    return np.concatenate(pieces), bounds  # (N,)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Everything that fixes one clip: the same spec always gives the same samples.
+
+    ``snr_db`` None: no noise. ``by_word``: each word said alone and joined by
+    random gaps (:func:`speak_words`), which gives exact word boundaries.
+    """
+
+    text: str
+    voice: str  # Voice.name: "en-us+m3" or "flite:slt"
+    rate: int = 175
+    pitch: int = 50
+    snr_db: float | None = None
+    noise: str = "white"
+    seed: int = 0
+    by_word: bool = False
+
+
+def draw_spec(
+    text: str,
+    voice: Voice,
+    rng: np.random.Generator,
+    by_word: bool = False,
+    snr_range: tuple[float, float] | None = SNR_RANGE,
+) -> ClipSpec:
+    """A spec with a random rate (RATE_RANGE), pitch (PITCH_RANGE), SNR (``snr_range``;
+    None: clean), noise colour and noise seed."""
+    rate = int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1))
+    pitch = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
+    snr = None if snr_range is None else round(float(rng.uniform(*snr_range)), 2)
+    noise = NOISES[int(rng.integers(len(NOISES)))]
+    seed = int(rng.integers(2**31))
+    return ClipSpec(text, voice.name, rate, pitch, snr, noise, seed, by_word)
+
+
+def render(spec: ClipSpec) -> tuple[np.ndarray, list[tuple[str, int, int]]]:
+    """The clip a spec describes: (samples (N,) float32 at 16 kHz, word boundaries, [] unless
+    ``spec.by_word``)."""
+    voice, rng = parse_voice(spec.voice), np.random.default_rng(spec.seed)
+    if spec.by_word:
+        samples, bounds = speak_words(spec.text.split(), voice, spec.rate, spec.pitch, rng)
+    else:
+        samples, bounds = synthesize(spec.text, voice, spec.rate, spec.pitch), []
+    if spec.snr_db is not None:
+        samples = add_noise(samples, spec.snr_db, rng, spec.noise)
+    return samples, bounds
+
+
+def speak(
+    text: str,
+    voice: Voice | str,
+    rng: np.random.Generator,
+    by_word: bool = False,
+    snr_range: tuple[float, float] | None = SNR_RANGE,
+):
+    """``voice`` saying ``text`` at a random rate, pitch and noise: (samples (N,) float32 at
+    16 kHz, word boundaries [(word, start, end)] or [], the :class:`ClipSpec` used)."""
+    voice = parse_voice(voice) if isinstance(voice, str) else voice
+    spec = draw_spec(text, voice, rng, by_word, snr_range)
+    samples, bounds = render(spec)
+    return samples, bounds, spec
+
+
+# ---------------------------------------------------------------- corpora, cached
+@dataclass
+class Clip:
+    """One clip of a corpus: its WAV file, transcript and how it was made."""
+
+    path: Path
+    spec: ClipSpec
+    words: list[tuple[str, int, int]] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.spec.text
+
+    def audio(self) -> np.ndarray:
+        samples, rate = read_wav(self.path)
+        if rate != SAMPLE_RATE:
+            raise DataError(f"'{self.path}' is at {rate} Hz; the corpus is at {SAMPLE_RATE} Hz")
+        return samples  # (N,)
+
+
+def cache_root(folder=None) -> Path:
+    """Where corpora are kept: ``folder``, else $BPTT_CACHE/speech, else
+    $XDG_CACHE_HOME/bptt/speech, else ~/.cache/bptt/speech."""
+    if folder:
+        return Path(folder).expanduser()
+    if os.environ.get("BPTT_CACHE"):
+        return Path(os.environ["BPTT_CACHE"]).expanduser() / "speech"
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bptt" / "speech"
+
+
+def corpus_key(specs: list[ClipSpec]) -> str:
+    """A hash of the specs, the generator's version and the engines' versions."""
+    engines = sorted({"flite" if s.voice.startswith("flite:") else "espeak-ng" for s in specs})
+    head = {"generator": GENERATOR_VERSION, "engines": {e: engine_version(e) for e in engines}}
+    blob = json.dumps([head, [asdict(s) for s in specs]], sort_keys=True).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+TSV_FIELDS = ("file", "text", "voice", "rate", "pitch", "snr_db", "noise", "seed", "by_word",
+              "words")  # fmt: skip
+
+
+def _row(name: str, spec: ClipSpec, words) -> str:
+    bounds = " ".join(f"{w}:{a}:{b}" for w, a, b in words)
+    snr = "" if spec.snr_db is None else repr(spec.snr_db)
+    cells = [name, spec.text, spec.voice, str(spec.rate), str(spec.pitch), snr, spec.noise,
+             str(spec.seed), str(int(spec.by_word)), bounds]  # fmt: skip
+    return "\t".join(cells)
+
+
+def read_corpus(folder) -> list[Clip]:
+    """The clips listed in ``folder``/transcripts.tsv (as :func:`make_corpus` writes it)."""
+    folder = Path(folder)
+    path = folder / "transcripts.tsv"
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise DataError(f"cannot read '{path}': {e.strerror}") from None
+    if not lines or tuple(lines[0].split("\t")) != TSV_FIELDS:
+        raise DataError(f"'{path}' must start with the header {' '.join(TSV_FIELDS)}")
+    clips = []
+    for n, line in enumerate(lines[1:], 2):
+        cells = line.split("\t")
+        if len(cells) != len(TSV_FIELDS):
+            raise DataError(
+                f"{path}:{n}: expected {len(TSV_FIELDS)} tab-separated fields, got {len(cells)}"
+            )
+        name, text, voice, rate, pitch, snr, noise, seed, by_word, bounds = cells
+        try:
+            spec = ClipSpec(
+                text,
+                voice,
+                int(rate),
+                int(pitch),
+                float(snr) if snr else None,
+                noise,
+                int(seed),
+                bool(int(by_word)),
+            )
+            words = [(w, int(a), int(b)) for w, a, b in (t.rsplit(":", 2) for t in bounds.split())]
+        except ValueError:
+            raise DataError(f"{path}:{n}: a number field does not parse") from None
+        clips.append(Clip(folder / name, spec, words))
+    return clips
+
+
+def make_corpus(
+    specs: list[ClipSpec], folder=None, workers: int = 2, progress: bool = False
+) -> tuple[list[Clip], Path, bool]:
+    """The clips of ``specs`` as 16 kHz WAV files with ``transcripts.tsv``, synthesised once.
+
+    Args:
+        specs: what to say, in order; clip i is ``clips/{i:06d}.wav``.
+        folder: the cache root (default :func:`cache_root`); the corpus is its
+            subfolder named by :func:`corpus_key`.
+        workers: synthesis threads (each clip is an engine process; 2 suit 2 cores).
+        progress: show a progress bar while synthesising.
+
+    Returns:
+        (clips, the corpus folder, whether it was read from the cache).
+    """
+    if not specs:
+        raise BpttError("a corpus needs at least one clip spec; got none")
+    bad = next((s.text for s in specs if re.search(r"[\t\n\r]", s.text)), None)
+    if bad is not None:
+        raise BpttError(f"a corpus text must be one line without tabs; got {bad!r}")
+    root = cache_root(folder)
+    final = root / corpus_key(specs)
+    if (final / "transcripts.tsv").is_file():
+        return read_corpus(final), final, True
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
+    except OSError as e:
+        raise BpttError(f"cannot create the speech cache folder '{root}': {e.strerror}") from None
+    try:
+        (tmp / "clips").mkdir()
+        names = [f"clips/{i:06d}.wav" for i in range(len(specs))]
+
+        def one(i: int):
+            samples, words = render(specs[i])
+            write_wav(tmp / names[i], samples)
+            return words
+
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            results = pool.map(one, range(len(specs)))
+            if progress:
+                from tqdm import tqdm
+
+                results = tqdm(results, total=len(specs), desc="synthesising", unit="clip")
+            bounds = list(results)
+        rows = [_row(n, s, w) for n, s, w in zip(names, specs, bounds, strict=True)]
+        (tmp / "transcripts.tsv").write_text(
+            "\t".join(TSV_FIELDS) + "\n" + "\n".join(rows) + "\n", encoding="utf-8"
+        )
+        try:
+            os.rename(tmp, final)  # atomic: the corpus appears whole or not at all
+        except OSError:
+            if not (final / "transcripts.tsv").is_file():  # not a racing writer's finished copy
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return read_corpus(final), final, False

@@ -1,0 +1,120 @@
+"""The speech generator: real espeak-ng clips (16 kHz WAV, plausible durations), the fixed
+split by speaker, noise at a given SNR, word boundaries, the cache, and a clear error
+when the engine is missing."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from bptt.data.audio import SAMPLE_RATE, read_wav
+from bptt.errors import BpttError
+from bptt.tasks import speech_synth as synth
+
+pytest.importorskip("scipy", reason="extra 'speech'")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (apt-get install espeak-ng; .ci/run installs it)",
+)
+
+
+def test_split_by_speaker_is_fixed_and_numbered_variants_stay_together():
+    assert synth.speaker_of("espeak-ng", "robosoft3") == synth.speaker_of("espeak-ng", "robosoft")
+    assert synth.speaker_of("espeak-ng", "m3") != synth.speaker_of("espeak-ng", "m4")
+    assert synth.speaker_of("flite", "kal16") == synth.speaker_of("flite", "kal") == "flite:kal"
+    # Golden assignments: a change here would silently move voices between splits.
+    speakers = ("f1", "f2", "f3", "robosoft", "whisper", "m3", "klatt")
+    expected = ["test", "test", "test", "test", "validation", "train", "train"]
+    assert [synth.split_of(s) for s in speakers] == expected
+
+
+@needs_espeak
+def test_voice_splits_are_disjoint_by_speaker_and_cover_every_voice():
+    by_split = {s: synth.voices(s) for s in synth.SPLITS}
+    speakers = {s: {v.speaker for v in vs} for s, vs in by_split.items()}
+    assert all(by_split.values())
+    assert not speakers["train"] & speakers["test"]
+    assert not speakers["train"] & speakers["validation"]
+    assert not speakers["validation"] & speakers["test"]
+    assert sum(map(len, by_split.values())) == len(synth.voices())
+    assert len(synth.voices("test")) >= 40  # several speakers times the accents
+
+
+@needs_espeak
+def test_a_clip_is_16_khz_float32_of_plausible_duration(tmp_path):
+    clean = synth.synthesize("seven", synth.parse_voice("en-us+m3"), rate=175, pitch=50)
+    assert clean.dtype == np.float32 and clean.ndim == 1
+    assert 0.3 < len(clean) / SAMPLE_RATE < 1.5  # one word, with the engine's silence
+    slow = synth.synthesize("seven", synth.parse_voice("en-us+m3"), rate=100, pitch=50)
+    assert len(slow) > 1.3 * len(clean)
+    long = synth.synthesize("three one four one five nine two six", synth.parse_voice("en"))
+    assert len(long) > 3 * len(clean)
+
+
+@needs_espeak
+def test_noise_is_added_at_the_requested_snr():
+    clean = synth.synthesize("four", synth.parse_voice("en-us+f2"))
+    for colour in synth.NOISES:
+        noisy = synth.add_noise(clean, 10.0, np.random.default_rng(0), colour)
+        noise = noisy.astype(np.float64) - clean
+        snr = 10 * np.log10(np.mean(clean.astype(np.float64) ** 2) / np.mean(noise**2))
+        assert abs(snr - 10.0) < 0.01, (colour, snr)
+
+
+@needs_espeak
+def test_words_spoken_one_by_one_have_exact_boundaries():
+    rng = np.random.default_rng(1)
+    samples, bounds, spec = synth.speak("three one four", "en-gb-x-rp+m2", rng, by_word=True)
+    assert [w for w, _, _ in bounds] == ["three", "one", "four"] and spec.by_word
+    starts, ends = np.array([b[1] for b in bounds]), np.array([b[2] for b in bounds])
+    assert (ends > starts).all() and (starts[1:] >= ends[:-1]).all() and ends[-1] < len(samples)
+    clean, _ = synth.render(synth.ClipSpec(spec.text, spec.voice, spec.rate, spec.pitch,
+                                           seed=spec.seed, by_word=True))  # fmt: skip
+    loud = [np.abs(clean[a:b]).max() for _, a, b in bounds]
+    assert min(loud) > 0.05  # each word is where its bounds say
+    assert np.abs(clean[: starts[0]]).max() == 0.0  # silence before the first word
+
+
+@needs_espeak
+def test_corpus_writes_wavs_and_transcripts_once(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    voices = synth.voices("train")
+    specs = [synth.draw_spec(w, voices[i * 37], rng) for i, w in enumerate(["one", "two", "oh"])]
+    clips, folder, cached = synth.make_corpus(specs, tmp_path)
+    assert not cached and folder.parent == tmp_path and len(clips) == 3
+    for clip, spec in zip(clips, specs, strict=True):
+        samples, rate = read_wav(clip.path)
+        assert rate == SAMPLE_RATE and 0.2 < len(samples) / rate < 1.5
+        assert clip.spec == spec
+    assert (folder / "transcripts.tsv").read_text().splitlines()[1].split("\t")[1] == "one"
+    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary folder left
+
+    def no_synthesis(*args, **kwargs):
+        raise AssertionError("a cached corpus was synthesised again")
+
+    monkeypatch.setattr(synth, "render", no_synthesis)
+    again, folder2, cached2 = synth.make_corpus(specs, tmp_path)
+    assert cached2 and folder2 == folder and [c.spec for c in again] == specs
+    np.testing.assert_array_equal(again[1].audio(), clips[1].audio())
+
+
+def test_a_missing_engine_names_the_apt_package(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no espeak-ng, no flite
+    with pytest.raises(BpttError, match=r"'espeak-ng', which is not on PATH.*apt-get install"):
+        synth.synthesize("one", synth.Voice("espeak-ng", "en-us", "m3"))
+    with pytest.raises(BpttError, match="apt-get install flite"):
+        synth.synthesize("one", synth.Voice("flite", "", "slt"))
+
+
+@needs_espeak
+def test_unknown_voices_are_refused_with_the_choices():
+    with pytest.raises(BpttError, match="the accent must be one of en, en-us"):
+        synth.parse_voice("fr+m3")
+    with pytest.raises(BpttError, match="no espeak-ng variant 'nosuch'"):
+        synth.parse_voice("en-us+nosuch")
+    assert synth.parse_voice("en-us").name == "en-us"
+
+
+def test_numerals_are_spoken_digit_by_digit():
+    assert synth.digits_to_words("3 1 4 1 5") == "three one four one five"
+    assert synth.digits_to_words("call 911") == "call nine one one"
