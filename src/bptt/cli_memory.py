@@ -13,6 +13,7 @@ import argparse
 import csv
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -146,25 +147,29 @@ def _flows_for_models(models: dict, batch, args) -> tuple[dict, dict, dict]:
 
 
 def _fresh_models(args) -> tuple[dict, object]:
+    """Models of --cells on the memory task; with --train each is also kept as it started.
+
+    The trained model and its starting point share the seed, so the plot shows what
+    training did to the flow beside what the architecture gives at initialisation.
+    """
     from bptt.tasks.memory import MemoryModel, hidden_for_budget, make_batch, train_run
 
     models = {}
     for cell in args.cells:
+        H = hidden_for_budget(cell, args.task, args.budget)
+        # The draw train_run starts from, in float64 so that tiny norms stay above zero.
+        fresh = partial(MemoryModel, args.task, cell, H, dtype=np.float64)
+        models[f"{cell.upper()} at init"] = fresh(rng=np.random.default_rng(args.seed))
         if args.train:
-            result, model = train_run(args.task, cell, args.lag, args.seed, **_train_kwargs(args))
+            result, trained = train_run(args.task, cell, args.lag, args.seed, **_train_kwargs(args))
             label = f"{cell.upper()} trained (acc {result.accuracy:.2f})"
+            models[label] = fresh(rng=np.random.default_rng(args.seed))
+            models[label].load_state_dict(trained.state_dict())  # trained in float32
             print(
                 f"{cell}: trained {result.updates} updates, held-out accuracy {result.accuracy:.3f}"
             )
-        else:
-            H = hidden_for_budget(cell, args.task, args.budget)
-            model = MemoryModel(args.task, cell, H, dtype=np.float64,
-                                rng=np.random.default_rng(args.seed))  # fmt: skip
-            label = f"{cell.upper()} untrained"
-        models[label] = model
-    dtype = next(iter(models.values())).rnn.dtype
     batch = make_batch(args.task, args.lag, args.examples, np.random.default_rng(args.seed + 7),
-                       dtype=dtype)  # fmt: skip
+                       dtype=np.float64)  # fmt: skip
     return models, batch
 
 
@@ -205,16 +210,26 @@ def gradients(args: argparse.Namespace) -> int:
     return 0
 
 
+def _relative_range(norms) -> str:
+    """'ratio [min, max]': the norm at lag T, and its extremes over all lags, over lag 0's."""
+    v = np.asarray(norms, dtype=np.float64)  # (T+1,) indexed by k; lag 0 is k = T
+    if not v[-1]:
+        return "nan"
+    r = v / v[-1]
+    return f"{r[0]:.3g} [{r.min():.3g}, {r.max():.3g}]"
+
+
 def _summary(flows: dict, gates: dict) -> str:
-    lines = [f"{'model':32s} {'lag':>4s} {'|dE_T/dh_k| ratio':>18s} {'|dE_T/dC_k| ratio':>18s} "
-             f"{'|Jacobian prod|':>16s} {'half-life':>9s}"]  # fmt: skip
+    lines = [f"{'model':24s} {'lag':>4s} {'|dE_T/dh_k| at lag T [min, max]':>32s} "
+             f"{'|dE_T/dC_k| at lag T [min, max]':>32s} {'|Jacobian prod|':>15s} "
+             f"{'half-life':>9s}"]  # fmt: skip
     for label, f in flows.items():
-        ratio_h = f.last_h[0] / f.last_h[-1] if f.last_h[-1] else float("nan")
-        ratio_c = "" if f.last_c is None else f"{f.last_c[0] / f.last_c[-1]:.3g}"
+        ratio_c = "" if f.last_c is None else _relative_range(f.last_c)
         half = "" if label not in gates else str(gates[label].half_life or f"> {f.T}")
-        lines.append(f"{label:32s} {f.T:4d} {ratio_h:18.3g} {ratio_c:>18s} "
-                     f"{f.jacobian[0]:16.3g} {half:>9s}")  # fmt: skip
-    lines.append("ratio: the norm at lag T over the norm at lag 0 (1: nothing lost)")
+        lines.append(f"{label:24s} {f.T:4d} {_relative_range(f.last_h):>32s} {ratio_c:>32s} "
+                     f"{f.jacobian[0]:15.3g} {half:>9s}")  # fmt: skip
+    lines.append("each norm over its value at lag 0 (1: nothing lost), at lag T and its least and "
+                 "greatest over all lags")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -56,13 +56,40 @@ def test_bptt_gradients_writes_numbers_and_pngs(tmp_path, capsys):
     assert (out / "gradient_flow.png").stat().st_size > 1000
     assert (out / "truncation.png").exists()
     printed = capsys.readouterr().out
-    assert "RNN untrained" in printed and "LSTM untrained" in printed
+    assert "RNN at init" in printed and "LSTM at init" in printed
 
     assert main([*argv, "--out", str(out)]) == 0
     report = json.loads((out / "flow.json").read_text())
-    lstm = report["LSTM untrained"]
+    lstm = report["LSTM at init"]
     assert lstm["gates"]["carry_gate"] == "forget" and lstm["T"] == 5
     assert [r["k"] for r in lstm["truncation"]] == [1, 2, 5]  # windows longer than T are dropped
+
+
+def test_bptt_gradients_train_keeps_the_starting_model_beside_the_trained_one(tmp_path, capsys):
+    out = tmp_path / "g"
+    argv = ["gradients", "--cells", "lstm", "--lag", "3", "--examples", "2", "--train"]
+    assert main([*argv, "--steps", "3", "--budget", "200", "--out", str(out)]) == 0
+    report = json.loads((out / "flow.json").read_text())
+    init, trained = report["LSTM at init"], next(v for k, v in report.items() if "trained" in k)
+    # Same architecture, different weights: training moved the flow.
+    assert init["T"] == trained["T"] == 4
+    assert [r["last_c"] for r in init["steps"]] != [r["last_c"] for r in trained["steps"]]
+    assert "[" in capsys.readouterr().out  # the summary's [min, max] over lags
+
+
+def test_bptt_gradients_reads_a_language_model_checkpoint(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text("the cat sat on the mat. " * 40, encoding="utf-8")
+    run = tmp_path / "lm"
+    flags = ["--text", str(text), "--steps", "2", "--hidden-size", "8", "--embed-size", "4"]
+    flags += ["--batch-size", "2", "--window", "8", "--eval-every", "2", "--sample-length", "5"]
+    assert main(["train", *flags, "--out", str(run)]) == 0
+    out = tmp_path / "g"
+    assert main(["gradients", str(run / "best.safetensors"), "--lag", "6", "--examples", "2",
+                 "--out", str(out)]) == 0  # fmt: skip
+    ((label, flow),) = json.loads((out / "flow.json").read_text()).items()
+    assert label == "LSTM best.safetensors" and flow["T"] == 6
+    assert all(r["last_h"] > 0 for r in flow["steps"]) and flow["gates"]["carry_gate"] == "forget"
 
 
 def test_bptt_memory_writes_the_table(tmp_path, capsys):

@@ -12,6 +12,12 @@ from typing import Any
 import numpy as np
 
 COLORS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green"}
+AT_INIT = "at init"  # a label ending so is a model before training: drawn thin and faded
+
+
+def _line_style(label: str, cell: str) -> dict:
+    faded = label.endswith(AT_INIT)
+    return {"color": COLORS.get(cell), "lw": 0.9 if faded else 1.6, "alpha": 0.45 if faded else 1}
 
 
 def _pyplot():
@@ -39,12 +45,12 @@ def _relative(v: np.ndarray) -> np.ndarray:
 
 def _flow_axes(ax, flows: dict[str, Any], title: str) -> None:
     for label, flow in flows.items():
-        color = COLORS.get(flow.cell, None)
+        style = _line_style(label, flow.cell)
         lags = np.arange(flow.T + 1)
-        ax.semilogy(lags, _relative(flow.last_h), color=color, label=f"{label}: ‖∂E_T/∂h_k‖")
+        ax.semilogy(lags, _relative(flow.last_h), **style, label=f"{label}: ‖∂E_T/∂h_k‖")
         if flow.last_c is not None:
             ax.semilogy(
-                lags, _relative(flow.last_c), color=color, ls="--", label=f"{label}: ‖∂E_T/∂C_k‖"
+                lags, _relative(flow.last_c), **style, ls="--", label=f"{label}: ‖∂E_T/∂C_k‖"
             )
     ax.set_xlabel("lag T - k (steps back from the loss)")
     ax.set_ylabel("gradient norm / its value at lag 0")
@@ -64,12 +70,12 @@ def plot_gradient_flow(flows: dict[str, Any], path, title: str | None = None) ->
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.2))
     _flow_axes(a, flows, title or "How much of the last step's loss reaches step k")
     for label, flow in flows.items():
-        color = COLORS.get(flow.cell, None)
+        style = _line_style(label, flow.cell)
         lags = np.arange(flow.T + 1)
-        b.semilogy(lags, flow.jacobian[::-1], color=color, label=f"{label}: ‖∏ ∂s_j/∂s_j-1‖₂")
+        b.semilogy(lags, flow.jacobian[::-1], **style, label=f"{label}: ‖∏ ∂s_j/∂s_j-1‖₂")
         if flow.gate_path is not None:
             gate = "∏ f_j" if flow.cell == "lstm" else "∏ z_j"
-            b.semilogy(lags, flow.gate_path[::-1], color=color, ls=":", label=f"{label}: {gate}")
+            b.semilogy(lags, flow.gate_path[::-1], **style, ls=":", label=f"{label}: {gate}")
     b.set_xlabel("lag T - k")
     b.set_ylabel("norm (mean over the batch)")
     b.set_title("Jacobian product and gate path")
