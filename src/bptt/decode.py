@@ -15,6 +15,7 @@ import numpy as np
 
 from bptt.errors import BpttError
 from bptt.functional.activations import log_softmax, softmax
+from bptt.functional.ctc import ctc_collapse
 
 
 def sample_next(
@@ -297,13 +298,7 @@ def ctc_greedy(log_probs, lengths=None, blank: int = 0) -> list[np.ndarray]:
     """
     lp, lengths = _check_ctc_args(log_probs, lengths, blank)
     best = lp.argmax(axis=-1)  # (B, T)
-    out = []
-    for b, n in enumerate(lengths):
-        path = best[b, :n]  # (T_b,)
-        new = np.ones(n, dtype=bool)  # (T_b,) differs from the frame before
-        new[1:] = path[1:] != path[:-1]
-        out.append(path[new & (path != blank)].astype(np.int64))
-    return out
+    return [ctc_collapse(best[b, :n], blank) for b, n in enumerate(lengths)]
 
 
 def _logaddexp(a: float, b: float) -> float:
@@ -378,3 +373,17 @@ def ctc_prefix_beam_search(
         ids.append(np.array(best, dtype=np.int64))
         scores[b] = _logaddexp(p_blank, p_label)
     return ids, scores
+
+
+def ctc_decode(model, inputs, mask, beam_width: int = 1) -> list[np.ndarray]:
+    """Label ids per utterance from a CTC model: best path (width 1) or prefix beam search.
+
+    The model offers ``log_probs(inputs, mask) -> (B, T, C)`` and ``blank``
+    (:class:`bptt.models.ctc.CTCRecognizer`); ``mask`` (B, T) is True at each
+    utterance's real frames, which come first.
+    """
+    lp = model.log_probs(inputs, mask)  # (B, T, C)
+    lengths = np.asarray(mask).sum(axis=1)  # (B,)
+    if beam_width == 1:
+        return ctc_greedy(lp, lengths, model.blank)
+    return ctc_prefix_beam_search(lp, lengths, beam_width, model.blank)[0]

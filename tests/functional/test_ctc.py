@@ -9,7 +9,13 @@ import pytest
 from bptt.diagnostics import gradcheck
 from bptt.errors import BpttError
 from bptt.functional.activations import log_softmax
-from bptt.functional.ctc import ctc_backward, ctc_forward, ctc_loss, ctc_min_frames
+from bptt.functional.ctc import (
+    ctc_backward,
+    ctc_collapse,
+    ctc_forward,
+    ctc_loss,
+    ctc_min_frames,
+)
 
 # Targets (padded with 0) chosen to cover repeats, a blank forced between repeats,
 # one label, an empty target and a run of three: with their input lengths.
@@ -144,6 +150,16 @@ def test_occupancy_sums_to_one_at_real_frames_and_padding_is_ignored():
     again, grad2 = ctc_loss(lp, targets, T_b, L_b, reduction="none")
     np.testing.assert_array_equal(again, nll)
     np.testing.assert_array_equal(grad2, grad)
+
+
+def test_collapse_merges_repeats_then_drops_blanks():
+    """B(a a ∅ a b b) = a a b; with another blank index the 0s are labels."""
+    assert ctc_collapse([1, 1, 0, 1, 2, 2]).tolist() == [1, 1, 2]
+    assert ctc_collapse([0, 0]).tolist() == []
+    assert ctc_collapse([1, 1, 0, 1, 2, 2], blank=2).tolist() == [1, 0, 1]
+    assert ctc_collapse(np.zeros(0, dtype=int)).tolist() == []
+    with pytest.raises(BpttError, match=r"one class per frame \(T,\)"):
+        ctc_collapse(np.zeros((2, 2), dtype=int))
 
 
 def test_min_frames_counts_a_blank_between_repeats():

@@ -122,6 +122,19 @@ def _lengths(name: str, lengths, B: int, low: int, high: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def ctc_collapse(path, blank: int = 0) -> np.ndarray:
+    """B(π): the labelling a path reads as, repeats merged, then blanks dropped, (L,) int64.
+
+    B(a a ∅ a b b) = a a b: a repeat counts twice only with a blank between.
+    """
+    path = np.asarray(path)
+    if path.ndim != 1:
+        raise BpttError(f"a path is one class per frame (T,); got shape {path.shape}")
+    new = np.ones(path.shape[0], dtype=bool)  # (T,) differs from the frame before
+    new[1:] = path[1:] != path[:-1]
+    return path[new & (path != blank)].astype(np.int64)
+
+
 def ctc_min_frames(targets, target_lengths) -> np.ndarray:
     """Fewest frames each target can be read from: L_b + R_b (R_b repeats), (B,) ints."""
     target_lengths = np.asarray(target_lengths, dtype=np.int64)  # (B,)
