@@ -9,6 +9,7 @@ bptt eval CHECKPOINT --text FILE   bits per character on any text (seq2seq: test
 bptt translate CHECKPOINT "tuesday 25 september 1984" --beam 5 [--plot-attention out.png]
 bptt gradients [CHECKPOINT] --cells rnn,lstm,gru   gradient flow through time: numbers and PNGs
 bptt memory --lags 5,10,20,50,100  long-range memory sweep: the longest lag each cell learns
+bptt synth "3 1 4 1 5" --voice en-us+f2 --out pi.wav   speak a text into a 16 kHz WAV file
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bptt import cli_memory
 
     cli_memory.add_parsers(sub)  # gradients, memory
+    from bptt import cli_speech
+
+    cli_speech.add_parsers(sub)  # synth
     return parser
 
 
@@ -98,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         from bptt import cli_memory
 
         commands |= {"gradients": cli_memory.gradients, "memory": cli_memory.memory}
+        from bptt import cli_speech
+
+        commands["synth"] = cli_speech.synth
         return commands[args.command](args)
     except BpttError as e:
         print(f"bptt: error: {e}", file=sys.stderr)

@@ -70,6 +70,11 @@ class Config:
     test_fraction: float = _flag(0.1, "share of the examples held out for the test (never trained "
                                  "on, never used to pick a model)")  # fmt: skip
     vectors: str | None = _flag(None, "word vectors (GloVe text format) for the embedding")
+    # Speech tasks (digits).
+    features: str = _flag("logmel", "speech: 40 log-mel filterbanks or 13 MFCCs with deltas (39) "
+                          "per 10 ms frame", choices=("logmel", "mfcc"))  # fmt: skip
+    data: str | None = _flag(None, "speech: folder of the synthesised corpora "
+                             "(default: ~/.cache/bptt/speech)")  # fmt: skip
     # Encoder-decoder tasks (dates, g2p, de-en).
     attention: str = _flag("additive", "seq2seq: attention over the encoder's outputs",
                            choices=("additive", "dot", "none"))  # fmt: skip
@@ -198,6 +203,17 @@ PRESETS: dict[str, dict] = {
         "lr": 5e-3,
         "steps": 300,  # ~75 epochs of 32 clips
         "eval_every": 25,
+    },
+    "digits": {
+        "out": "runs/digits",
+        "hidden_size": 64,  # per direction: 10 words need little memory
+        "bidirectional": True,  # a word's end ("six"/"seven") and start both tell
+        "pooling": "mean",  # the word fills the clip; its frames vote together
+        "max_examples": 6000,  # training clips: about every training voice says every digit
+        "batch_size": 32,
+        "lr": 5e-3,
+        "steps": 1500,  # 8 epochs of 6,000 clips
+        "eval_every": 250,  # each evaluation reads the 600 validation clips
     },
     "dates": {
         "out": "runs/dates",

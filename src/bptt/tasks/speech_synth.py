@@ -173,7 +173,13 @@ class Voice:
 
     @property
     def split(self) -> str:
-        return split_of(self.speaker)
+        """The voice's split; "none" for an accent's own default voice (in no corpus)."""
+        return split_of(self.speaker) if self.variant else "none"
+
+
+def installed_engines() -> tuple[str, ...]:
+    """The engines of :data:`ENGINES` whose program is on PATH."""
+    return tuple(e for e in ENGINES if shutil.which(e))
 
 
 def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) -> list[Voice]:
