@@ -14,7 +14,7 @@ blank in between. A digit said twice ("1 1") needs a blank between the two.
 
 Batch format (a :class:`~bptt.models.sequence.SequenceBatch`, as
 ``bptt.tasks._examples.make_batch`` builds it from a Split whose inputs are
-feature arrays (T_i, D) and whose targets are label arrays (L_i,)):
+feature arrays (T_i, D) and whose targets are int64 label arrays (L_i,), L_i >= 0):
 
 - ``inputs`` (B, T, D) float features (or (B, T) token ids with ``vocab_size``);
 - ``mask`` (B, T) bools, True at the first T_b frames of each row (real frames first);
