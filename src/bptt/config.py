@@ -274,4 +274,16 @@ PRESETS: dict[str, dict] = {
         "steps": 1200,  # ~2 epochs of the 11,644 training tunes' ~2.2 million characters
         "eval_every": 300,  # each evaluation reads the 1,294 held-out tunes
     },
+    "chorales": {
+        "out": "runs/chorales",
+        "embed_size": 32,  # ~60 tokens: pitches, durations, meters, pickups, the two labels
+        "hidden_size": 128,  # ~18,000 training events: a larger LSTM only overfits sooner
+        "dropout": 0.3,  # before the output layer; the corpus is small
+        "batch_size": 16,  # streams of the training melodies, one after another
+        "window": 64,  # ~30 events per window, the state carried on
+        "lr": 3e-3,
+        "steps": 1500,  # ~35 epochs
+        "eval_every": 100,  # each evaluation reads the validation melodies (whole tunes)
+        "test_fraction": 0.15,  # ~50 melodies (~2,600 events) never trained on
+    },
 }

@@ -25,6 +25,7 @@ TASK_MODULES = {
     "de-en": "bptt.tasks.de_en",
     "names": "bptt.tasks.names",
     "music": "bptt.tasks.music",
+    "chorales": "bptt.tasks.chorales",
     "digits": "bptt.tasks.digits",
 }
 

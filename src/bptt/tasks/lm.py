@@ -23,7 +23,7 @@ from bptt.models.language_model import LanguageModel, LMBatch
 from bptt.train import Trainer, build_optimizer
 
 MAX_LENGTH = 10_000_000  # symbols one `bptt sample` may write (80 MB of ids)
-LM_TASKS = ("lm", "names", "music")  # tasks whose checkpoints `bptt sample` reads
+LM_TASKS = ("lm", "names", "music", "chorales")  # tasks whose checkpoints `bptt sample` reads
 BUILTIN = "the built-in corpus (Python's documentation topics, pydoc_data)"
 
 

@@ -1,0 +1,765 @@
+"""One to many: Bach chorale melodies as events, an LSTM event language model.
+
+The corpus is the 371 four-part chorales in music21's corpus (extra ``music``;
+the iterator lists a few twice, kept once), or the scores named in ``--text FILE``
+(one music21 corpus name such as ``bach/bwv269`` or a score path per line). Of each
+we keep the soprano (the part named Soprano, else the first part):
+
+    melody  = label, meter, pickup, e_1 ... e_N
+    e_n     = (pitch or rest, duration, fermata)       one sounding note or rest
+
+**Events.** Tied notes are merged into one sounding note (a tie is how notation
+writes a note across a bar line; the bar lines come back from the meter and the
+pickup). Grace notes are dropped. The pitch is a MIDI number (the spelling,
+F# or Gb, is dropped); the duration is an exact fraction of a quarter note; a
+fermata (the end of a chorale phrase) is kept as a mark on the duration.
+
+**Dropped** (not in the encoding, so not in the round trip): lyrics, dynamics,
+ornaments and grace notes, articulations, slurs, the pitch spelling, the three
+lower voices and instruments, and meter changes (4 of the 371 chorales change
+meter; their notes still round-trip, their later bar lines are drawn in the first
+meter). **Kept exactly**: every sounding note's and rest's onset, pitch and
+duration, which notes carry a fermata, the meter, the pickup, and so the bars
+and the ties of every chorale that keeps one meter and full bars.
+
+**Tokens.** Two tokens per event, the pitch then the duration::
+
+    <eos> minor meter:4/4 pickup:1  G4 q1  G4 q1  A4 q1  B4 q3/2  C5 q1/2 ... G4 q2^ <eos>
+
+One token per event (pitch x duration) would be the same probability model
+written as one softmax, but of ~300 combinations, most seen a handful of times in
+~18,000 training events; two tokens share what a pitch does across durations and
+what a duration does across pitches, and by the chain rule the event's
+probability is exact, p(e_n) = p(pitch_n | past) p(dur_n | pitch_n, past), so
+"negative log-likelihood per event" is the sum of the two tokens' and stays
+comparable with any one-token-per-event model.
+
+**Key.** Each melody is transposed so that its tonic is C (the nearest C, within
+a tritone), as given by the key the score states (music21's key analysis where
+it states none); the label is the mode, ``major`` or ``minor``, the first token,
+so the network reads it into its state before any note (the lecture's "genre ->
+music"). Test likelihoods are of melodies in C, given their mode.
+
+**Split.** Several chorales harmonise the same hymn tune, so the split is by tune:
+two melodies are one tune when the edit distance of their interval sequences
+(rests dropped, repeated notes merged) is under :data:`SAME_TUNE` of the longer's
+length, and tunes (connected groups) are shuffled with the seed and held out
+whole: ``--test-fraction`` for the test, ``--val-fraction`` for validation (model
+choice), the rest for training.
+
+**Metric.** Negative log-likelihood per event of the held-out melodies given
+their label, meter and pickup, the end of the melody counting as one more event,
+in nats and bits, beside n-gram models of the same tokens fitted on the training
+melodies only (add-one unigram; Witten-Bell interpolated 2- to 7-grams).
+
+Shapes: B batch (melodies), T tokens, V vocabulary, N events, M melodies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from bptt.config import Config
+from bptt.data import Vocabulary, read_text
+from bptt.data.vocabulary import EOS, UNK
+from bptt.decode import sample_next
+from bptt.errors import BpttError, DataError
+from bptt.models.language_model import LMBatch
+from bptt.tasks import lm
+from bptt.train import Trainer
+
+SOURCE = "the soprano of music21's Bach chorales (corpus.chorales.Iterator)"
+ENCODING_VERSION = 1  # part of the cache key: bump when the encoding changes
+MODES = ("major", "minor")
+HEADER = 3  # tokens after <eos> before the first event: label, meter, pickup
+SAME_TUNE = 0.35  # interval edit distance / length under which two melodies are one tune
+REST = "R"
+NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")  # spelling in C
+ORDERS = (2, 3, 4, 5, 6, 7)  # n-gram baselines beside the unigram
+
+
+# ---------------------------------------------------------------- the event encoding
+
+
+@dataclass(frozen=True)
+class Event:
+    """One sounding note (``pitch`` a MIDI number) or rest (``pitch`` None)."""
+
+    pitch: int | None
+    duration: Fraction  # quarter notes, > 0
+    fermata: bool = False
+
+
+@dataclass(frozen=True)
+class Melody:
+    name: str
+    mode: str  # "major" or "minor": the label
+    tonic: int  # pitch class 0..11 of the key's tonic
+    meter: str  # the first time signature, e.g. "4/4"
+    pickup: Fraction  # quarter notes before the first full bar (0: none)
+    events: tuple[Event, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "mode": self.mode,
+            "tonic": self.tonic,
+            "meter": self.meter,
+            "pickup": str(self.pickup),
+            "events": [[e.pitch, str(e.duration), e.fermata] for e in self.events],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Melody:
+        events = tuple(Event(p, Fraction(q), bool(f)) for p, q, f in d["events"])
+        return cls(d["name"], d["mode"], int(d["tonic"]), d["meter"], Fraction(d["pickup"]),
+                   events)  # fmt: skip
+
+    def onsets(self) -> list[Fraction]:
+        """Each event's offset from the start, in quarter notes: the running sum of durations."""
+        out, t = [], Fraction(0)
+        for e in self.events:
+            out.append(t)
+            t += e.duration
+        return out
+
+    def transposed(self, semitones: int) -> Melody:
+        events = tuple(
+            Event(None if e.pitch is None else e.pitch + semitones, e.duration, e.fermata)
+            for e in self.events
+        )
+        tonic = (self.tonic + semitones) % 12
+        return Melody(self.name, self.mode, tonic, self.meter, self.pickup, events)
+
+    def in_c(self) -> Melody:
+        """Transposed so its tonic is C, by the smallest shift (-6..+5 semitones)."""
+        shift = -self.tonic % 12
+        return self.transposed(shift - 12 if shift > 5 else shift)
+
+
+def _has_fermata(n) -> bool:
+    return any(type(x).__name__ == "Fermata" for x in n.expressions)
+
+
+def soprano(score):
+    """The part named Soprano (``Soprano 1``, ``Soprano Oboe 1 Violin1``), else the first."""
+    parts = list(score.parts)
+    if not parts:
+        raise DataError("the score has no parts")
+    named = [p for p in parts if (p.partName or "").strip().lower().startswith("soprano")]
+    return (named or parts)[0]
+
+
+def score_key(score) -> tuple[int, str]:
+    """(tonic pitch class, mode) as the score states it, else music21's key analysis."""
+    from music21 import key
+
+    stated = [k for k in score.recurse().getElementsByClass(key.Key) if k.mode in MODES]
+    k = stated[0] if stated else score.analyze("key")
+    if k.mode not in MODES:
+        raise DataError(f"expected a major or minor key; music21 gives mode {k.mode!r}")
+    return k.tonic.pitchClass, k.mode
+
+
+def melody_from_score(score, name: str = "") -> Melody:
+    """The soprano's events, meter, pickup and key (see the module docstring)."""
+    from music21 import chord, meter, note, stream
+
+    part = soprano(score)
+    signatures = list(part.recurse().getElementsByClass(meter.TimeSignature))
+    if not signatures:
+        raise DataError(f"{name}: the soprano has no time signature")
+    bar = Fraction(signatures[0].barDuration.quarterLength)
+    measures = list(part.getElementsByClass(stream.Measure))
+    first = Fraction(measures[0].duration.quarterLength) if measures else bar
+    pickup = first if 0 < first < bar else Fraction(0)
+
+    events: list[Event] = []
+    end = Fraction(0)  # where the last event ends
+    tied = False  # the last event is a note whose tie continues into the next one
+    for n in part.flatten().notesAndRests:
+        if n.duration.isGrace:
+            continue  # an ornament: dropped
+        if isinstance(n, chord.Chord):
+            raise DataError(f"{name}: expected one note at a time in the soprano; got a chord")
+        onset, q = Fraction(n.offset), Fraction(n.duration.quarterLength)
+        if onset != end:
+            raise DataError(f"{name}: expected the soprano's notes back to back; a note at "
+                            f"{float(onset)} follows one ending at {float(end)}")  # fmt: skip
+        pitch = n.pitch.midi if isinstance(n, note.Note) else None
+        tie = None if n.tie is None else n.tie.type
+        if tied and pitch is not None and pitch == events[-1].pitch and tie in ("stop", "continue"):
+            last = events[-1]  # the tied continuation of the last note: one sounding note
+            events[-1] = Event(pitch, last.duration + q, last.fermata or _has_fermata(n))
+        else:
+            events.append(Event(pitch, q, pitch is not None and _has_fermata(n)))
+        tied = pitch is not None and tie in ("start", "continue")
+        end = onset + q
+    if not events:
+        raise DataError(f"{name}: the soprano has no notes")
+    tonic, mode = score_key(score)
+    return Melody(name, mode, tonic, signatures[0].ratioString, pickup, tuple(events))
+
+
+def pitch_token(pitch: int | None) -> str:
+    """MIDI 60 -> "C4", 63 -> "Eb4"; a rest -> "R"."""
+    return REST if pitch is None else f"{NAMES[pitch % 12]}{pitch // 12 - 1}"
+
+
+def duration_token(duration: Fraction, fermata: bool) -> str:
+    """1 quarter -> "q1", a dotted quarter -> "q3/2", a half under a fermata -> "q2^"."""
+    return f"q{duration}" + ("^" if fermata else "")
+
+
+def to_tokens(melody: Melody) -> list[str]:
+    """label, meter, pickup, then pitch and duration of each event (no <eos>)."""
+    out = [melody.mode, f"meter:{melody.meter}", f"pickup:{melody.pickup}"]
+    for e in melody.events:
+        out += [pitch_token(e.pitch), duration_token(e.duration, e.fermata)]
+    return out
+
+
+_PITCHES = {f"{n}{o}": 12 * (o + 1) + i for o in range(-1, 10) for i, n in enumerate(NAMES)}
+
+
+def _parse_pitch(token: str) -> int | None:
+    if token == REST:
+        return None
+    if token not in _PITCHES:
+        raise BpttError(f"expected a pitch token such as C4, Eb4 or R; got {token!r}")
+    return _PITCHES[token]
+
+
+def _parse_duration(token: str) -> tuple[Fraction, bool]:
+    fermata = token.endswith("^")
+    body = token[1:-1] if fermata else token[1:]
+    try:
+        duration = Fraction(body) if token.startswith("q") else None
+    except (ValueError, ZeroDivisionError):
+        duration = None
+    if duration is None or duration <= 0:
+        raise BpttError(f"expected a duration token such as q1, q3/2 or q2^; got {token!r}")
+    return duration, fermata
+
+
+def from_tokens(tokens: list[str], name: str = "") -> Melody:
+    """The inverse of :func:`to_tokens` (the tonic is C: tokens carry the mode only)."""
+    if len(tokens) < HEADER + 2 or (len(tokens) - HEADER) % 2:
+        raise BpttError(f"expected label, meter, pickup and (pitch, duration) pairs; got "
+                        f"{len(tokens)} tokens")  # fmt: skip
+    mode, meter_token, pickup_token = tokens[:HEADER]
+    if mode not in MODES:
+        raise BpttError(f"expected the label major or minor first; got {mode!r}")
+    if not meter_token.startswith("meter:") or not pickup_token.startswith("pickup:"):
+        raise BpttError(f"expected meter:N/D then pickup:Q; got {meter_token!r} {pickup_token!r}")
+    try:
+        pickup = Fraction(pickup_token[len("pickup:") :])
+    except (ValueError, ZeroDivisionError):
+        raise BpttError(
+            f"expected pickup:Q with Q a number of quarters; got {pickup_token!r}"
+        ) from None
+    events = []
+    for p, d in zip(tokens[HEADER::2], tokens[HEADER + 1 :: 2], strict=True):
+        duration, fermata = _parse_duration(d)
+        events.append(Event(_parse_pitch(p), duration, fermata))
+    return Melody(name, mode, 0, meter_token[len("meter:") :], pickup, tuple(events))
+
+
+def to_part(melody: Melody):
+    """A music21 Part: measures from the meter and pickup, a note that crosses a bar line
+    split into tied notes (the fermata on the first), key and time signature in bar one."""
+    from music21 import expressions, key, meter, note, stream, tie
+
+    ts = meter.TimeSignature(melody.meter)
+    bar = Fraction(ts.barDuration.quarterLength)
+    part = stream.Part()
+    number = 0 if melody.pickup else 1
+    measure = stream.Measure(number=number)
+    measure.append(ts)
+    measure.append(key.Key(NAMES[melody.tonic].replace("b", "-"), melody.mode))
+    if melody.pickup:
+        measure.paddingLeft = float(bar - melody.pickup)
+    t, bar_end = Fraction(0), melody.pickup or bar
+    for e in melody.events:
+        pieces, left, u, end = [], e.duration, t, bar_end  # the event cut at bar lines
+        while left > 0:
+            q = min(left, end - u)
+            pieces.append(q)
+            left, u = left - q, u + q
+            end = end + bar if u == end else end
+        for i, q in enumerate(pieces):
+            n = note.Rest(quarterLength=q) if e.pitch is None else note.Note(e.pitch)
+            n.duration.quarterLength = q
+            if e.pitch is not None and len(pieces) > 1:
+                kind = "start" if i == 0 else "stop" if i == len(pieces) - 1 else "continue"
+                n.tie = tie.Tie(kind)
+            if e.fermata and i == 0:
+                n.expressions.append(expressions.Fermata())
+            measure.append(n)
+            t += q
+            if t == bar_end:  # the bar is full: the next piece starts the next one
+                part.append(measure)
+                number, bar_end = number + 1, bar_end + bar
+                measure = stream.Measure(number=number)
+    if measure.notesAndRests:
+        part.append(measure)
+    return part
+
+
+# ---------------------------------------------------------------- the corpus, cached
+
+
+def cache_file() -> Path:
+    """$BPTT_CACHE/chorales, else $XDG_CACHE_HOME/bptt/chorales, else ~/.cache/bptt/chorales;
+    one JSON file per encoding version and music21 version."""
+    import music21
+
+    if os.environ.get("BPTT_CACHE"):
+        root = Path(os.environ["BPTT_CACHE"]).expanduser() / "chorales"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        root = Path(base) / "bptt" / "chorales"
+    return root / f"melodies-v{ENCODING_VERSION}-music21-{music21.__version__}.json"
+
+
+def _music21():
+    try:
+        import music21
+    except ImportError:
+        raise DataError("chorales needs the package music21 (pip install 'bptt[music]')") from None
+    return music21
+
+
+def score_names(text: str | None = None) -> list[str]:
+    """The chorales of music21's corpus (each once), or the lines of ``text``: corpus names
+    (``bach/bwv269``) or score paths; blank lines and ``#`` comments skipped."""
+    if text is None:
+        from music21 import corpus
+
+        return list(dict.fromkeys(corpus.chorales.Iterator(returnType="filename")))
+    lines = [x.strip() for x in read_text(text).splitlines()]
+    names = list(dict.fromkeys(x for x in lines if x and not x.startswith("#")))
+    if not names:
+        raise DataError(f"{text}: expected score names or paths, one per line; got none")
+    return names
+
+
+def _parse(name: str) -> Melody:
+    from music21 import converter, corpus
+
+    try:
+        score = converter.parse(name) if Path(name).is_file() else corpus.parse(name)
+    except Exception as e:  # music21 raises many kinds for a missing or unreadable score
+        raise DataError(f"cannot read the score {name!r}: expected a music21 corpus name or a "
+                        f"score file ({type(e).__name__}: {e})") from None  # fmt: skip
+    return melody_from_score(score, name)
+
+
+def load_melodies(text: str | None = None) -> list[Melody]:
+    """Melodies of the corpus (or of ``--text``), in its order; corpus scores are parsed once
+    (~0.3 s each) and kept in :func:`cache_file`."""
+    _music21()
+    names = score_names(text)
+    path = cache_file()
+    try:
+        cached = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        cached = {}
+    melodies, new = [], {}
+    for name in names:
+        if name in cached and not Path(name).is_file():
+            melodies.append(Melody.from_dict(cached[name]))
+        else:
+            melodies.append(_parse(name))
+            if not Path(name).is_file():  # a file may change; a corpus score does not
+                new[name] = melodies[-1].to_dict()
+    if new:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(json.dumps({**cached, **new}), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # no cache: the next run parses again
+    return melodies
+
+
+# ---------------------------------------------------------------- split by tune
+
+
+def interval_skeleton(melody: Melody) -> np.ndarray:
+    """The melody's steps in semitones, rests dropped and repeated notes merged (N',)."""
+    pitches = [e.pitch for e in melody.events if e.pitch is not None]
+    merged = [p for i, p in enumerate(pitches) if i == 0 or p != pitches[i - 1]]
+    return np.diff(np.asarray(merged, dtype=np.int64))  # (N',)
+
+
+def edit_distances(a: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
+    """Levenshtein distance of the int sequence ``a`` to each of ``others`` (M,).
+
+    The usual row recurrence, all M rows at once,
+
+        d_i[j] = min(d_{i-1}[j] + 1, d_i[j-1] + 1, d_{i-1}[j-1] + [a_i != b_j]),
+
+    where the left-to-right term is a running minimum,
+    d_i[j] = j + min_{k<=j} (t[k] - k) with t[k] the other two terms.
+    """
+    M = len(others)
+    lengths = np.array([len(b) for b in others])  # (M,)
+    width = int(lengths.max(initial=0)) + 1
+    padded = np.full((M, width - 1), np.iinfo(np.int64).min)  # (M, W-1), never equal to a step
+    for i, b in enumerate(others):
+        padded[i, : len(b)] = b
+    j = np.arange(width)  # (W,)
+    prev = np.broadcast_to(j, (M, width)).copy()  # (M, W)
+    for i, x in enumerate(a, 1):
+        t = np.empty_like(prev)  # (M, W)
+        t[:, 0] = i
+        t[:, 1:] = np.minimum(prev[:, 1:] + 1, prev[:, :-1] + (padded != x))
+        prev = np.minimum.accumulate(t - j, axis=1) + j  # (M, W)
+    return prev[np.arange(M), lengths]  # (M,)
+
+
+def tune_groups(melodies: list[Melody], threshold: float = SAME_TUNE) -> np.ndarray:
+    """A group id per melody (M,): melodies joined when their interval sequences are closer
+    than ``threshold`` x the longer one's length (edit distance), and groups closed under it."""
+    skeletons = [interval_skeleton(m) for m in melodies]
+    parent = list(range(len(melodies)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i in range(len(melodies) - 1):
+        rest = skeletons[i + 1 :]
+        d = edit_distances(skeletons[i], rest)  # (M-i-1,)
+        longest = np.maximum(len(skeletons[i]), [len(b) for b in rest])  # (M-i-1,)
+        for k in np.flatnonzero(d < threshold * np.maximum(longest, 1)):
+            parent[root(i + 1 + int(k))] = root(i)
+    return np.array([root(i) for i in range(len(melodies))])  # (M,)
+
+
+def split_by_tune(melodies: list[Melody], test_fraction: float, val_fraction: float, seed: int):
+    """(train, val, test): whole tunes shuffled with ``seed``, the first ones held out until
+    each held-out share is reached (at least one tune each)."""
+    groups = tune_groups(melodies)
+    tunes = sorted(set(groups.tolist()))
+    if len(tunes) < 3:
+        raise DataError(f"chorales needs at least 3 different tunes (train, validation, test); "
+                        f"got {len(tunes)} among {len(melodies)} melodies")  # fmt: skip
+    order = np.random.default_rng(seed).permutation(len(tunes))  # (G,)
+    members = {t: [i for i in range(len(melodies)) if groups[i] == t] for t in tunes}
+    held: list[list[int]] = [[], []]
+    k = 0
+    for part, share in enumerate((test_fraction, val_fraction)):
+        want = max(1, round(share * len(melodies)))
+        while len(held[part]) < want and k < len(tunes) - (2 - part):
+            held[part] += members[tunes[order[k]]]
+            k += 1
+    train = [i for g in order[k:] for i in members[tunes[g]]]
+    test, val = held
+    return [melodies[i] for i in train], [melodies[i] for i in val], [melodies[i] for i in test]
+
+
+# ---------------------------------------------------------------- n-gram baselines
+
+
+class NGram:
+    """An n-gram model of token ids with interpolated Kneser-Ney smoothing:
+
+        P_k(w | h) = max(c_k(h w) - D_k, 0) / c_k(h) + D_k u_k(h) / c_k(h) P_{k-1}(w | h')
+        P_0(w)     = 1 / V
+
+    h the last k-1 tokens, h' = h without its first token, u_k(h) the number of distinct
+    tokens seen after h, D_k = n_1 / (n_1 + 2 n_2) from the counts of k-grams seen once and
+    twice. c_n is the count in the training sequences; a lower order k < n counts the
+    distinct tokens seen before h w instead (how many contexts w follows h in). An unseen h
+    gives P_{k-1}. Every P_k sums to 1 over the V tokens; sequences are padded on the left
+    with their first token (<eos>). ``order=1`` is the add-one unigram (N tokens):
+    P(w) = (c(w) + 1) / (N + V).
+    """
+
+    def __init__(self, order: int, V: int):
+        if order < 1:
+            raise BpttError(f"an n-gram needs order >= 1; got {order}")
+        self.order, self.V = order, V
+
+    def _padded(self, seq: np.ndarray) -> list[int]:
+        return [int(seq[0])] * (self.order - 1) + [int(x) for x in seq]
+
+    def fit(self, sequences: list[np.ndarray]) -> NGram:
+        n = self.order
+        unigram = np.ones(self.V)  # (V,) add-one counts
+        grams: Counter = Counter()  # n-grams (tuples) and their counts
+        for seq in sequences:
+            np.add.at(unigram, seq[1:], 1.0)
+            s = self._padded(seq)
+            grams.update(tuple(s[i - n + 1 : i + 1]) for i in range(n, len(s)))
+        self.unigram = unigram / unigram.sum()  # (V,)
+        # tables[k]: context (k-1 tokens) -> {next token: count}, k = 1..n
+        self.tables: list[dict] = [defaultdict(Counter) for _ in range(n + 1)]
+        for g, c in grams.items():
+            self.tables[n][g[:-1]][g[-1]] += c
+        for k in range(n - 1, 0, -1):  # continuation counts: distinct tokens before
+            for ctx, nxt in self.tables[k + 1].items():
+                for w in nxt:
+                    self.tables[k][ctx[1:]][w] += 1
+        self.discount = [0.0] * (n + 1)
+        for k in range(1, n + 1):
+            counts = Counter(c for nxt in self.tables[k].values() for c in nxt.values())
+            n1, n2 = counts[1], counts[2]
+            self.discount[k] = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+        return self
+
+    def dist(self, history) -> np.ndarray:
+        """P(next | history) over the V tokens (V,); only the last order-1 tokens matter."""
+        if self.order == 1:
+            return self.unigram
+        history = tuple(int(x) for x in history)[-(self.order - 1) :]
+        p = np.full(self.V, 1.0 / self.V)  # (V,)
+        for k in range(1, self.order + 1):
+            seen = self.tables[k].get(history[len(history) - k + 1 :] if k > 1 else ())
+            if not seen:
+                break  # a longer context ending in an unseen one is unseen too
+            counts = np.zeros(self.V)  # (V,)
+            counts[list(seen)] = list(seen.values())
+            D, total = self.discount[k], counts.sum()
+            p = np.maximum(counts - D, 0.0) / total + D * len(seen) / total * p  # (V,)
+        return p
+
+    def nll(self, sequences: list[np.ndarray], start: int = HEADER) -> float:
+        """Summed -log P (nats) of the tokens after position ``start`` of each sequence."""
+        total, pad = 0.0, self.order - 1
+        for seq in sequences:
+            s = self._padded(seq)
+            for i in range(start + 1, len(seq)):
+                total -= math.log(self.dist(s[i : i + pad])[seq[i]])
+        return total
+
+
+def events_of(sequences: list[np.ndarray]) -> int:
+    """Events scored in these sequences, each melody's end counting as one: (len - 3) / 2."""
+    return sum((len(s) - HEADER) // 2 for s in sequences)
+
+
+def ngram_baselines(train, held_out, V: int) -> dict[str, list[float]]:
+    """{"unigram", "2-gram", ...: [nats per event on each sequence list of ``held_out``]} of
+    the unigram and the 2..7-gram models of the ``train`` sequences."""
+    out = {}
+    for order in (1, *ORDERS):
+        model = NGram(order, V).fit(train)
+        name = "unigram" if order == 1 else f"{order}-gram"
+        out[name] = [model.nll(seqs) / events_of(seqs) for seqs in held_out]
+    return out
+
+
+# ---------------------------------------------------------------- the data and the model
+
+
+@dataclass
+class ChoraleData:
+    vocab: Vocabulary
+    train: list[Melody]
+    val: list[Melody]
+    test: list[Melody]
+    source: str
+
+    def ids(self, melodies: list[Melody]) -> list[np.ndarray]:
+        """<eos> label meter pickup p_1 d_1 ... p_N d_N <eos> per melody, as ids (2N+5,)."""
+        return [self.vocab.encode([EOS, *to_tokens(m), EOS]) for m in melodies]
+
+    def stream(self, melodies: list[Melody]) -> np.ndarray:
+        """The melodies one after another, each between <eos> tokens (one stream of ids)."""
+        ids = self.ids(melodies)
+        return np.concatenate([s[:-1] for s in ids] + [ids[-1][-1:]])  # (T,)
+
+
+def prepare_data(config: Config) -> ChoraleData:
+    melodies = [m.in_c() for m in load_melodies(config.text)]
+    if config.max_examples:
+        melodies = melodies[: config.max_examples]
+    train, val, test = split_by_tune(melodies, config.test_fraction, config.val_fraction,
+                                     config.seed)  # fmt: skip
+    tokens = [t for m in train for t in to_tokens(m)]
+    vocab = Vocabulary.from_tokens(tokens, specials=(UNK, EOS), level="word")
+    return ChoraleData(vocab, train, val, test, SOURCE if config.text is None else config.text)
+
+
+def event_nll(model, sequences: list[np.ndarray], batch_size: int = 32) -> dict[str, float]:
+    """Nats (``loss``) and bits per event of ``model`` on whole melodies, each read from a zero
+    state after its <eos>, scored from its first event to its closing <eos>."""
+    total = 0.0
+    order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
+    for k in range(0, len(order), batch_size):
+        chunk = [sequences[i] for i in order[k : k + batch_size]]
+        T = max(len(s) for s in chunk) - 1
+        inputs = np.zeros((len(chunk), T), dtype=np.int64)  # (B, T)
+        targets = np.zeros((len(chunk), T), dtype=np.int64)  # (B, T)
+        mask = np.zeros((len(chunk), T), dtype=bool)  # (B, T) True from the first event on
+        for b, s in enumerate(chunk):
+            inputs[b, : len(s) - 1], targets[b, : len(s) - 1] = s[:-1], s[1:]
+            mask[b, HEADER : len(s) - 1] = True
+        loss, _ = model.loss(LMBatch(inputs, targets, mask))  # padding at the end: no effect
+        total += loss
+    nats = total / events_of(sequences)
+    return {"loss": nats, "bits_per_event": nats / math.log(2)}
+
+
+def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[Trainer, list[str]]:
+    """An LSTM LM on the training melodies' token stream; model choice on the validation tunes."""
+    data = prepare_data(config)
+    trainer, model_lines = lm.text_trainer(
+        config, out_dir, "chorales", data.vocab, data.stream(data.train), data.stream(data.val),
+        progress_bar,
+    )  # fmt: skip
+    val = data.ids(data.val)
+    trainer.evaluate = lambda model: event_nll(model, val)  # per event, not per token
+    train_ids = data.ids(data.train)
+    modes = Counter(m.mode for m in data.train)
+    summary = [
+        f"data: {data.source}",
+        f"melodies: {len(data.train)} training, {len(data.val)} validation, {len(data.test)} "
+        f"test (whole tunes held out) | {events_of(train_ids) - len(train_ids):,} training "
+        f"events, {modes['major']} major, {modes['minor']} minor | vocabulary {len(data.vocab)}",
+    ]
+    return trainer, summary + model_lines
+
+
+# ---------------------------------------------------------------- generation and reports
+
+
+def sample_tokens(model, vocab: Vocabulary, mode: str, n: int, temperature: float = 1.0,
+                  seed: int = 0, max_tokens: int = 600) -> list[list[str]]:  # fmt: skip
+    """``n`` melodies' tokens drawn from ``<eos> mode``, each up to its <eos> (or max_tokens),
+    all n at once, one step at a time with the state kept; <unk> is never drawn."""
+    if mode not in MODES:
+        raise BpttError(f"the label must be one of {', '.join(MODES)}; got {mode!r}")
+    rng = np.random.default_rng(seed)
+    prompt = np.tile(vocab.encode([EOS, mode]), (n, 1))  # (B, 2)
+    logits, state = model.forward(prompt)  # (B, 2, V)
+    logits = logits[:, -1]  # (B, V)
+    out: list[list[str]] = [[mode] for _ in range(n)]
+    done = np.zeros(n, dtype=bool)  # (B,)
+    for _ in range(max_tokens):
+        logits = logits.astype(np.float64)  # (B, V)
+        logits[:, vocab.unk_id] = -np.inf
+        nxt = sample_next(logits, temperature, None, rng)  # (B,)
+        for b in np.flatnonzero(~done):
+            if nxt[b] == vocab.eos_id:
+                done[b] = True
+            else:
+                out[b].append(vocab.token(int(nxt[b])))
+        if done.all():
+            break
+        logits, state = model.step(nxt, state)
+    return out
+
+
+def well_formed(tokens: list[str]) -> Melody | None:
+    """The melody these tokens spell (tonic C), or None if they spell none."""
+    try:
+        return from_tokens(tokens)
+    except BpttError:
+        return None
+
+
+def third_shares(melodies: list[Melody]) -> tuple[float, float]:
+    """Shares of notes on E (the major third of C) and on Eb (the minor third)."""
+    pcs = [e.pitch % 12 for m in melodies for e in m.events if e.pitch is not None]
+    n = max(1, len(pcs))
+    return pcs.count(4) / n, pcs.count(3) / n
+
+
+def event_list(melody: Melody) -> str:
+    """One line per event: onset and duration (quarter notes), pitch, fermata."""
+    lines = [f"# {melody.name or 'melody'}: {NAMES[melody.tonic]} {melody.mode}, "
+             f"meter {melody.meter}, pickup {melody.pickup}",
+             "# onset  duration  pitch  fermata"]  # fmt: skip
+    for t, e in zip(melody.onsets(), melody.events, strict=True):
+        mark = "fermata" if e.fermata else ""
+        lines.append(f"{t!s:>7}  {e.duration!s:>8}  {pitch_token(e.pitch):>5}  {mark}")
+    return "\n".join(lines) + "\n"
+
+
+def write_melody(melody: Melody, stem: Path) -> list[Path]:
+    """``stem.txt`` (the event list) and, through :mod:`bptt.tasks.music_render`, ``stem.mid``,
+    ``stem.wav`` and ``stem.png`` (the PNG only where matplotlib is installed)."""
+    import importlib.util
+
+    from bptt.tasks import music_render
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    text = stem.with_name(stem.name + ".txt")
+    text.write_text(event_list(melody), encoding="utf-8")
+    formats = ("mid", "wav") + (("png",) if importlib.util.find_spec("matplotlib") else ())
+    title = f"{melody.name}: {melody.mode}, {melody.meter}"
+    paths = music_render.render(to_part(melody), stem, formats, title=title, force=True)
+    return [text, *paths.values()]
+
+
+def report(model, data: ChoraleData) -> list[str]:
+    """Test nats and bits per event of ``model`` beside the n-gram baselines."""
+    train, val, test = data.ids(data.train), data.ids(data.val), data.ids(data.test)
+    nll = event_nll(model, test)
+    scores = ngram_baselines(train, (val, test), len(data.vocab))
+    best = min(scores, key=lambda k: scores[k][0])  # the order chosen on validation
+    base = {k: v[1] for k, v in scores.items()}
+    unknown = sum(int((s == data.vocab.unk_id).sum()) for s in test)
+    verdict = "beats" if nll["loss"] < base[best] else "does not beat"
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in base.items())
+    return [
+        f"test: {len(data.test)} melodies, {events_of(test):,} events (each end counted as "
+        f"one), {unknown} tokens not in the training vocabulary",
+        f"test NLL per event: LSTM {nll['loss']:.3f} nats ({nll['bits_per_event']:.3f} bits)",
+        f"n-grams (Kneser-Ney, fitted on the training melodies), nats per event: {shown}",
+        f"the LSTM {verdict} the n-gram of the best validation NLL ({best}: {base[best]:.3f} "
+        f"nats, {base[best] / math.log(2):.3f} bits per test event)",
+    ]
+
+
+def after_training(config: Config, checkpoint) -> None:
+    """The test report; 100 melodies per label (well-formed share, thirds); three of each
+    written as event lists, MIDI, WAV and PNG beside the checkpoint."""
+    model, vocab, _, _ = lm.load_model(checkpoint)
+    data = prepare_data(config)
+    print("\n" + "\n".join(report(model, data)))
+    e, eb = third_shares(data.test)
+    print(f"test melodies: {e:.1%} of notes on E (major third), {eb:.1%} on Eb (minor third)")
+    folder = Path(checkpoint).parent / "samples"
+    written = []
+    for k, mode in enumerate(MODES):
+        samples = sample_tokens(model, vocab, mode, 100, 1.0, config.seed + k)
+        melodies = [m for m in map(well_formed, samples) if m is not None]
+        e, eb = third_shares(melodies)
+        print(f"100 samples labelled {mode}: {len(melodies)} well-formed; {e:.1%} of notes on E, "
+              f"{eb:.1%} on Eb")  # fmt: skip
+        for i, m in enumerate(melodies[:3]):
+            m = Melody(f"sample {mode} {i + 1}", m.mode, 0, m.meter, m.pickup, m.events)
+            written += write_melody(m, folder / f"{mode}-{i + 1}")
+            if k == 0 and i == 0:
+                print(f"\n--- a sampled melody (label {mode}, temperature 1.0) ---\n"
+                      f"{' '.join(to_tokens(m))}")  # fmt: skip
+    if written:
+        print(f"\nwritten: {len(written)} files in {folder} (event lists, MIDI, WAV, PNG)")
+
+
+def evaluate_checkpoint(args) -> str:
+    """``bptt eval``: the test report, or the NLL per event on the scores of ``args.text``."""
+    model, vocab, config, _ = lm.load_model(args.checkpoint)
+    if args.text is None:
+        return "\n".join(report(model, prepare_data(config)))
+    melodies = [m.in_c() for m in load_melodies(args.text)]
+    ids = [vocab.encode([EOS, *to_tokens(m), EOS]) for m in melodies]
+    nll = event_nll(model, ids)
+    return (f"{args.text}: {len(melodies)} melodies, {events_of(ids):,} events, "
+            f"{nll['loss']:.3f} nats ({nll['bits_per_event']:.3f} bits) per event")  # fmt: skip
