@@ -9,6 +9,7 @@ bptt eval CHECKPOINT --text FILE   bits per character on any text (seq2seq: test
 bptt translate CHECKPOINT "tuesday 25 september 1984" --beam 5 [--plot-attention out.png]
 bptt gradients [CHECKPOINT] --cells rnn,lstm,gru   gradient flow through time: numbers and PNGs
 bptt memory --lags 5,10,20,50,100  long-range memory sweep: the longest lag each cell learns
+bptt compose CHECKPOINT --bars 16 --key G --meter 6/8 --out tune   .abc .mid .wav .png of a tune
 bptt synth "3 1 4 1 5" --voice en-us+f2 --out pi.wav   speak a text into a 16 kHz WAV file
 """
 
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bptt import cli_speech
 
     cli_speech.add_parsers(sub)  # synth
+    from bptt import cli_music
+
+    cli_music.add_parsers(sub)  # compose
     return parser
 
 
@@ -102,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         from bptt import cli_memory
 
         commands |= {"gradients": cli_memory.gradients, "memory": cli_memory.memory}
+        from bptt import cli_music
+
+        commands["compose"] = cli_music.compose
         from bptt import cli_speech
 
         commands["synth"] = cli_speech.synth

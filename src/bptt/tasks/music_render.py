@@ -27,6 +27,7 @@ Letters: N notes, S audio samples, P delay-line length.
 
 from __future__ import annotations
 
+import copy
 import re
 import wave
 from dataclasses import dataclass
@@ -95,11 +96,22 @@ def to_score(music):
 def performed(music):
     """The score as played: repeats (``|: :|``, first and second endings) written out.
     A score whose repeat signs do not pair up is played as written."""
+    m21 = _music21()
     score = to_score(music)
     try:
         return score.expandRepeats()
     except Exception:  # music21 raises several kinds on unpaired repeats
-        return score
+        pass
+    score = score.stripTies(inPlace=False)  # a copy, its repeat signs made plain barlines
+    for m in score.recurse().getElementsByClass(m21.stream.Measure):
+        if isinstance(m.leftBarline, m21.bar.Repeat):
+            m.leftBarline = None
+        if isinstance(m.rightBarline, m21.bar.Repeat):
+            m.rightBarline = m21.bar.Barline("regular")
+    for site in [score, *score.recurse().getElementsByClass(m21.stream.Stream)]:
+        for bracket in list(site.getElementsByClass(m21.spanner.RepeatBracket)):
+            site.remove(bracket)
+    return score
 
 
 def notes_of(music) -> list[Note]:
@@ -216,14 +228,30 @@ def write_wav(path, audio: np.ndarray, rate: int = 16000) -> Path:
 
 
 def write_midi(music, path, tempo: float = 120.0) -> Path:
-    """The score as played, a standard MIDI file (music21), at ``tempo`` quarter notes a minute."""
+    """The score as played, a standard MIDI file (music21) at ``tempo`` quarter notes a minute:
+    one track per part holding exactly the notes the WAV plays (:func:`notes_of`), with the
+    score's first key and time signature."""
     m21 = _music21()
-    score = performed(music).stripTies(inPlace=False)  # a copy: the caller's is left as it was
-    for mark in list(score.recurse().getElementsByClass(m21.tempo.MetronomeMark)):
-        mark.activeSite.remove(mark)
-    score.insert(0, m21.tempo.MetronomeMark(number=tempo, referent=1.0))
+    score = to_score(music)
+    notes = notes_of(score)
+    out = m21.stream.Score()
+    signatures = [
+        next(iter(score.recurse().getElementsByClass(kind)), None)
+        for kind in (m21.meter.TimeSignature, m21.key.KeySignature)
+    ]
+    for i in sorted({n.part for n in notes}):
+        part = m21.stream.Part()
+        if i == 0:
+            part.insert(0, m21.tempo.MetronomeMark(number=tempo, referent=1.0))
+        for sign in signatures:
+            if sign is not None:
+                part.insert(0, copy.deepcopy(sign))
+        for n in notes:
+            if n.part == i:
+                part.insert(n.start, m21.note.Note(n.pitch, quarterLength=n.duration))
+        out.insert(0, part)
     try:
-        score.write("midi", fp=str(path))
+        out.write("midi", fp=str(path))
     except Exception as e:
         raise BpttError(f"music21 could not write MIDI: {type(e).__name__}: {e}") from None
     return Path(path)
