@@ -11,6 +11,7 @@ bptt gradients [CHECKPOINT] --cells rnn,lstm,gru   gradient flow through time: n
 bptt memory --lags 5,10,20,50,100  long-range memory sweep: the longest lag each cell learns
 bptt compose CHECKPOINT --bars 16 --key G --meter 6/8 --out tune   .abc .mid .wav .png of a tune
 bptt synth "3 1 4 1 5" --voice en-us+f2 --out pi.wav   speak a text into a 16 kHz WAV file
+bptt transcribe CHECKPOINT pi.wav [--beam 8]   the digits a ctc-digits model hears in a WAV
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         from bptt import cli_speech
 
         commands["synth"] = cli_speech.synth
+        commands["transcribe"] = cli_speech.transcribe
         return commands[args.command](args)
     except BpttError as e:
         print(f"bptt: error: {e}", file=sys.stderr)

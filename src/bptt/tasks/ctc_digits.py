@@ -1,0 +1,320 @@
+"""Spoken digit strings with CTC, many-to-many with Tx ≠ Ty and no alignment: audio of
+"three one four one" -> "3 1 4 1".
+
+Utterances (:func:`utterance_specs`). Each says a random string of 3 to 7 digits
+(uniform length, uniform digits) in a random voice of its split, at a random rate
+(130..220 words/min) and pitch (25..75), over white or pink noise at 10..30 dB
+SNR (:mod:`bptt.tasks.speech_synth`). Half are said in one breath by espeak-ng
+(coarticulated, as ``bptt synth "3 1 4"`` says them); the other half word by word,
+joined by random gaps of 0.05..0.35 s. The split is by speaker: training
+utterances come from the training speakers, the validation ones (which pick the
+best checkpoint) from the validation speakers, and the test ones from the test
+speakers, whom the model never hears and who never choose a model. The corpora
+and their features are cached (``--data``, default ~/.cache/bptt/speech).
+
+Features. Normalised log-mel filterbanks (40 per 10 ms frame) or MFCCs with
+deltas (39), as in :mod:`bptt.tasks.digits`, then STACK = 4 frames side by side:
+
+    x_s = [f_{4s}, f_{4s+1}, f_{4s+2}, f_{4s+3}]      (T // 4, 4D): one step per 40 ms
+
+so the recurrent layers run 4 times fewer sequential steps (training is about 4
+times faster) and see the same information. A digit word lasts 6 or more steps
+even at the fastest rate, above CTC's need of one step per label (two for a repeat).
+
+Model: :class:`bptt.models.ctc.CTCRecognizer`, a bidirectional stacked LSTM, a
+Linear layer to C = 11 classes (blank ∅ = 0, digit d = class d + 1), log-softmax,
+and the CTC loss per target label E = Σ_b E_b / Σ_b L_b.
+
+Metrics (the hypothesis ŷ_n of utterance n against its reference y_n):
+
+    digit error rate   DER = Σ_n edit(ŷ_n, y_n) / Σ_n |y_n|      substitutions, insertions,
+                                                                deletions (Levenshtein)
+    sequence accuracy  SA  = (1/N) Σ_n [ŷ_n = y_n]
+
+decoded by best path (greedy) and by prefix beam search (``--beam``,
+:func:`bptt.decode.ctc_decode`).
+
+Shapes: N utterances, T frames, D features per frame, S steps (T // STACK),
+L digits, C = 11 classes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bptt.data.audio import SAMPLE_RATE, feature_size, features, read_wav, resample
+from bptt.errors import BpttError, CheckpointError, DataError
+from bptt.models.ctc import CTCRecognizer
+from bptt.tasks import speech_synth as synth
+from bptt.tasks._examples import ExampleBatches, Split, TaskData, describe, in_order
+from bptt.tasks.digits import DATASETS, clip_features
+
+LABELS = [str(d) for d in range(10)]  # label d + 1 (class d + 1) is the digit d
+LENGTHS = (3, 7)  # digits per utterance, both ends included
+STACK = 4  # feature frames per recurrent step (40 ms)
+BY_WORD_SHARE = 0.5  # utterances said word by word with gaps (the rest in one breath)
+DATA_SEED = 12  # the utterances drawn (digits, voices, rates, noise) do not follow --seed
+VAL_UTTERANCES = 300  # validation: drawn from the validation speakers
+TEST_UTTERANCES = 500  # test: drawn from the test speakers
+
+
+# ---------------------------------------------------------------- data
+def utterance_specs(split: str, count: int, engines: tuple[str, ...]) -> list[synth.ClipSpec]:
+    """``count`` utterances of ``split``'s voices: LENGTHS[0]..LENGTHS[1] random digits
+    as words, a random voice, rate, pitch and noise, said word by word (with gaps) or in
+    one breath; the same on every run."""
+    voices = synth.voices(split, engines)
+    if not voices:
+        raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
+    rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), len(engines)])
+    specs = []
+    for _ in range(count):
+        n = int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))
+        digits = rng.integers(0, 10, size=n)  # (L,)
+        text = " ".join(synth.DIGIT_WORDS[d] for d in digits)
+        voice = voices[int(rng.integers(len(voices)))]
+        by_word = bool(rng.random() < BY_WORD_SHARE)
+        specs.append(synth.draw_spec(text, voice, rng, by_word=by_word))
+    return specs
+
+
+def text_to_labels(text: str) -> np.ndarray:
+    """ "three one four" -> label ids [4, 2, 5] (L,) int64: digit d is label d + 1."""
+    try:
+        return np.array([synth.DIGIT_WORDS.index(w) + 1 for w in text.split()], dtype=np.int64)
+    except ValueError:
+        raise DataError(f"a digit string's transcript must be digit words; got {text!r}") from None
+
+
+def stack_frames(frames: np.ndarray, k: int = STACK) -> np.ndarray:
+    """Frames (T, D) -> steps (T // k, k·D): k consecutive frames side by side (the last
+    T mod k frames dropped)."""
+    s = len(frames) // k
+    return np.ascontiguousarray(frames[: s * k]).reshape(s, k * frames.shape[1])  # (S, kD)
+
+
+def utterance_inputs(samples: np.ndarray, kind: str, k: int, dtype) -> np.ndarray:
+    """16 kHz samples (N,) -> the model's input (S, k·D): normalised features, stacked."""
+    return stack_frames(features(samples, kind), k).astype(dtype)  # (S, kD)
+
+
+def prepare_data(config, progress: bool = False) -> TaskData:
+    """Train/validation/test utterances of disjoint speakers: stacked feature steps and
+    their digit labels."""
+    if config.dataset not in DATASETS:
+        raise BpttError(f"ctc-digits reads --dataset {' or '.join(list(DATASETS)[1:])}; "
+                        f"got {config.dataset!r}")  # fmt: skip
+    if config.truncate:
+        raise BpttError(f"ctc-digits reads utterances whole (cut, they would lose digits); "
+                        f"got --truncate {config.truncate}")  # fmt: skip
+    engines = DATASETS[config.dataset]
+    counts = {"train": config.max_examples or 4000, "validation": VAL_UTTERANCES,
+              "test": TEST_UTTERANCES}  # fmt: skip
+    dtype = np.dtype(config.dtype)
+    splits, folders = {}, {}
+    for name, count in counts.items():
+        specs = utterance_specs(name, count, engines)
+        clips, folders[name], _ = synth.make_corpus(specs, config.data, progress=progress)
+        feats = clip_features(clips, folders[name], config.features)  # (T_i, D) each
+        inputs = [stack_frames(f, STACK).astype(dtype) for f in feats]  # (S_i, kD) each
+        splits[name] = Split(inputs, [text_to_labels(c.text) for c in clips])
+    speakers = {s: len({v.speaker for v in synth.voices(s, engines)}) for s in counts}
+    return TaskData(
+        splits["train"],
+        splits["validation"],
+        splits["test"],
+        LABELS,
+        "ctc",
+        input_size=STACK * feature_size(config.features),
+        source=f"spoken strings of {LENGTHS[0]}..{LENGTHS[1]} digits, {' and '.join(engines)} "
+        f"({speakers['train']} training, {speakers['validation']} validation, "
+        f"{speakers['test']} test speakers), {config.features} x {STACK} frames a step, "
+        f"cached in {folders['train'].parent}",
+        extra={"features": config.features, "stack": STACK},
+    )
+
+
+# ---------------------------------------------------------------- metrics
+def edit_distance(a, b) -> int:
+    """Levenshtein distance: the fewest substitutions, insertions and deletions from a to b.
+
+    d(i, j) = min(d(i-1, j) + 1, d(i, j-1) + 1, d(i-1, j-1) + [a_i ≠ b_j])
+    """
+    a, b = list(a), list(b)
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+def error_rates(hyps, refs) -> dict:
+    """digit_error_rate Σ edit(ŷ_n, y_n) / Σ |y_n| and sequence_accuracy (share exact)."""
+    if len(hyps) != len(refs):
+        raise BpttError(f"error rates need one hypothesis per reference; got {len(hyps)} "
+                        f"hypotheses for {len(refs)} references")  # fmt: skip
+    hyps, refs = [list(h) for h in hyps], [list(r) for r in refs]
+    edits = sum(edit_distance(h, r) for h, r in zip(hyps, refs, strict=True))
+    exact = sum(h == r for h, r in zip(hyps, refs, strict=True))
+    return {
+        "digit_error_rate": float(edits) / max(sum(len(r) for r in refs), 1),
+        "sequence_accuracy": float(exact) / max(len(refs), 1),
+    }
+
+
+def decode(model, split: Split, beam: int = 1, batch_size: int = 64) -> list[np.ndarray]:
+    """Label ids (L_n,) of every utterance of ``split``, in its order: best path (beam 1)
+    or prefix beam search of width ``beam``."""
+    from bptt.decode import ctc_decode
+
+    out: list = [None] * len(split)
+    for idx, batch in in_order(split, batch_size):
+        for i, ids in zip(idx, ctc_decode(model, batch.inputs, batch.mask, beam), strict=True):
+            out[i] = ids
+    return out
+
+
+def metrics(model, split: Split, beam: int = 1) -> dict:
+    """CTC loss per target label, and the digit error rate and sequence accuracy."""
+    total = sum(model.loss(batch) for _, batch in in_order(split, 64))
+    labels = max(sum(len(t) for t in split.targets), 1)
+    return {"loss": total / labels, **error_rates(decode(model, split, beam), split.targets)}
+
+
+# ---------------------------------------------------------------- model and training
+def build_model(config, input_size: int, rng=None) -> CTCRecognizer:
+    """The recognizer ``config`` describes, reading ``input_size`` features per step."""
+    return CTCRecognizer(
+        num_labels=len(LABELS),
+        input_size=input_size,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_layers,
+        cell=config.cell,
+        bidirectional=config.bidirectional,
+        dropout=config.dropout,
+        dtype=np.dtype(config.dtype),
+        rng=np.random.default_rng(config.seed) if rng is None else rng,
+    )
+
+
+def build_trainer(config, out_dir, progress_bar: bool = True):
+    from bptt.train import Trainer, build_optimizer
+
+    if config.head != "auto":
+        raise BpttError(f"ctc-digits reads a label string per utterance (CTC): drop --head; "
+                        f"got --head {config.head}")  # fmt: skip
+    data = prepare_data(config, progress=progress_bar)
+    rng = np.random.default_rng(config.seed)
+    model = build_model(config, data.input_size, rng)
+    optimizer, schedule = build_optimizer(config)
+    metadata = {"task": config.task, "config": config.to_dict(), "vocab": None,
+                "labels": list(data.labels), "head": data.head, "input_size": data.input_size,
+                "extra": data.extra}  # fmt: skip
+    trainer = Trainer(
+        model,
+        optimizer,
+        schedule,
+        ExampleBatches(data.train, config.batch_size, config.seed),
+        lambda m: metrics(m, data.val),
+        steps=config.steps,
+        out_dir=out_dir,
+        rng=rng,
+        clip=config.clip,
+        eval_every=config.eval_every,
+        patience=config.patience,
+        metadata=metadata,
+        progress_bar=progress_bar,
+        skip_non_finite=config.skip_non_finite,
+    )
+    way = "bidirectional " if config.bidirectional else ""
+    epochs = config.steps * config.batch_size / len(data.train)
+    summary = [
+        *describe(data),
+        f"model: CTC recognizer, {way}{config.cell.upper()} {config.num_layers}x"
+        f"{config.hidden_size}, {model.num_parameters():,} parameters, {config.dtype}",
+        f"training: {config.steps} updates of {config.batch_size} utterances ({epochs:.1f} "
+        f"epochs), {config.optimizer} lr {config.lr}, clip {config.clip}",
+    ]
+    return trainer, summary
+
+
+def load_recognizer(path):
+    """Rebuild the recognizer from a ctc-digits checkpoint alone: (model, config, metadata)."""
+    from bptt.checkpoint import load_checkpoint
+    from bptt.config import Config
+
+    tensors, meta = load_checkpoint(path)
+    if meta.get("task") != "ctc-digits":
+        raise CheckpointError(f"checkpoint '{path}' is for task {meta.get('task')!r}; "
+                              f"transcribing needs a 'ctc-digits' checkpoint")  # fmt: skip
+    try:
+        config = Config.from_dict(meta["config"])
+        extra = meta["extra"]
+        if extra["features"] not in ("logmel", "mfcc") or not isinstance(extra["stack"], int):
+            raise CheckpointError(f"checkpoint '{path}': extra {extra!r} is not valid")
+        model = build_model(config, int(meta["input_size"]))
+    except KeyError as e:
+        raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(weights)
+    except BpttError as e:
+        raise CheckpointError(f"checkpoint '{path}': {e}") from None
+    return model, config, meta
+
+
+def held_out_report(path) -> str:
+    """Digit error rate and sequence accuracy on the test speakers, greedy and beam."""
+    model, config, _ = load_recognizer(path)
+    data = prepare_data(config)
+    digits = sum(len(t) for t in data.test.targets)
+    lines = [f"test ({len(data.test)} utterances, {digits} digits, unseen speakers):"]
+    for beam in dict.fromkeys((1, config.beam)):
+        m = metrics(model, data.test, beam)
+        how = "greedy (best path)" if beam == 1 else f"prefix beam search, width {beam}"
+        lines.append(f"  {how}: digit error rate {m['digit_error_rate']:.4f}, sequence "
+                     f"accuracy {m['sequence_accuracy']:.4f}, loss {m['loss']:.4f}")  # fmt: skip
+    return "\n".join(lines)
+
+
+def after_training(config, checkpoint) -> None:
+    print(held_out_report(checkpoint))
+
+
+def evaluate_checkpoint(args) -> str:
+    return held_out_report(args.checkpoint)
+
+
+# ---------------------------------------------------------------- transcribe
+def transcribe(path, wav, beam: int = 1) -> str:
+    """The digits heard in the WAV file ``wav`` by the checkpoint at ``path``, as "4 0 7 1".
+
+    Any sample rate is resampled to 16 kHz; several channels are mixed down to one.
+    """
+    if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
+        raise BpttError(f"beam width must be an integer >= 1; got {beam!r}")
+    model, config, meta = load_recognizer(path)
+    wav = Path(wav)
+    if not wav.is_file():
+        raise BpttError(f"transcribe reads a WAV file (bptt synth makes one); '{wav}' is not "
+                        f"a file")  # fmt: skip
+    try:
+        samples, rate = read_wav(wav)
+    except DataError as e:
+        raise BpttError(str(e)) from None
+    if rate != SAMPLE_RATE:
+        print(f"note: '{wav}' is at {rate} Hz; resampled to {SAMPLE_RATE} Hz", file=sys.stderr)
+        samples = resample(samples, rate, SAMPLE_RATE)  # (N',)
+    k = meta["extra"]["stack"]
+    if len(samples) < SAMPLE_RATE // 10:
+        raise BpttError(f"'{wav}' holds {len(samples) / SAMPLE_RATE:.3f} s of audio; "
+                        f"a digit string needs at least 0.1 s")  # fmt: skip
+    x = utterance_inputs(samples, meta["extra"]["features"], k, np.dtype(config.dtype))[None]
+    from bptt.decode import ctc_decode
+
+    ids = ctc_decode(model, x, np.ones(x.shape[:2], dtype=bool), beam)  # [(L,)]
+    return model.to_text(ids, LABELS, sep=" ")[0]
