@@ -27,6 +27,7 @@ TASK_MODULES = {
     "music": "bptt.tasks.music",
     "chorales": "bptt.tasks.chorales",
     "digits": "bptt.tasks.digits",
+    "ctc-digits": "bptt.tasks.ctc_digits",
 }
 
 
