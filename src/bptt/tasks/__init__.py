@@ -28,6 +28,7 @@ TASK_MODULES = {
     "chorales": "bptt.tasks.chorales",
     "digits": "bptt.tasks.digits",
     "ctc-digits": "bptt.tasks.ctc_digits",
+    "trigger": "bptt.tasks.trigger",
 }
 
 

@@ -1,0 +1,188 @@
+"""Trigger-word detection: clips place words without overlap, labels mark exactly the
+frames after each trigger, the detection metric on hand-made sequences, the live
+(causal) pipeline, and bptt train/eval/predict trigger end to end on a toy word bank
+(real espeak-ng words when the engine is installed)."""
+
+import itertools
+import shutil
+
+import numpy as np
+import pytest
+
+from bptt.cli import main
+from bptt.data.audio import SAMPLE_RATE, write_wav
+from bptt.errors import BpttError
+from bptt.tasks import speech_synth as synth
+from bptt.tasks import trigger as tr
+
+pytest.importorskip("python_speech_features", reason="extra 'speech'")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (apt-get install espeak-ng; .ci/run installs it)",
+)
+
+
+def toy_bank(seed: int = 0) -> tr.Bank:
+    """Triggers are 1 kHz tones, other words 300 Hz tones, 0.3..0.7 s long."""
+    rng = np.random.default_rng(seed)
+
+    def tone(hz):
+        t = np.arange(int(rng.uniform(0.3, 0.7) * SAMPLE_RATE)) / SAMPLE_RATE  # (N_w,)
+        return np.sin(2 * np.pi * hz * t).astype(np.float32)
+
+    return tr.Bank([tone(1000) for _ in range(5)], [(f"w{i}", tone(300)) for i in range(8)])
+
+
+def test_words_never_overlap_and_each_lies_exactly_where_its_bounds_say(monkeypatch):
+    monkeypatch.setattr(tr, "BABBLE_ODDS", 0.0)
+    monkeypatch.setattr(tr, "SNR_RANGE", (300.0, 300.0))  # background ~1e-17: words alone
+    bank, gap, n = toy_bank(), int(tr.MIN_GAP * SAMPLE_RATE), 4 * SAMPLE_RATE
+    seen = 0
+    for seed in range(30):
+        x, words = tr.compose(bank, np.random.default_rng(seed), seconds=4.0)
+        assert x.shape == (n,) and x.dtype == np.float32
+        starts = [a for _, a, _ in words]
+        assert starts == sorted(starts)
+        for (_, _, b), (_, a2, _) in itertools.pairwise(words):
+            assert a2 >= b + gap, (seed, words)  # MIN_GAP of silence between words
+        covered = np.zeros(n, dtype=bool)
+        for word, a, b in words:
+            assert 0 <= a < b <= n
+            if word == tr.TRIGGER:  # its label window stays inside the clip
+                assert b + tr.LABEL_FRAMES * tr.HOP <= n
+            pool = bank.triggers if word == tr.TRIGGER else [w for _, w in bank.others]
+            piece = x[a:b].astype(np.float64)
+            fits = [abs(np.corrcoef(piece, w)[0, 1]) for w in pool if len(w) == b - a]
+            assert fits and max(fits) > 0.999, (seed, word)  # that very word, scaled
+            covered[a:b] = True
+            seen += word == tr.TRIGGER
+        assert np.abs(x[~covered]).max() < 1e-6  # nothing else was said
+    assert seen >= 20  # triggers were placed (1.5 a clip on average)
+
+
+def test_labels_mark_exactly_the_50_frames_after_each_trigger():
+    end = 2 * SAMPLE_RATE + 5  # 2.0003 s: the first frame starting after it is 201
+    y = tr.frame_labels([end, 980 * tr.HOP], 999)
+    assert y.dtype == np.int64 and y.shape == (999,)
+    np.testing.assert_array_equal(np.flatnonzero(y), [*range(201, 251), *range(980, 999)])
+    steps = tr.step_labels(y)  # each step of 4 frames takes its last frame's label
+    assert steps.shape == (249,)
+    np.testing.assert_array_equal(np.flatnonzero(steps), [*range(50, 62), *range(245, 249)])
+    assert tr.step_time(50) == pytest.approx(2.03)  # frame 203 starts 30 ms after the end
+    frames = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)  # (T, D)
+    np.testing.assert_array_equal(tr.stack(frames, 4), [np.arange(12), np.arange(12, 24)])
+
+
+def test_labels_of_composed_clips_follow_their_triggers():
+    counts = []
+    for seed in range(6):
+        x, words = tr.compose(toy_bank(), np.random.default_rng(seed), seconds=5.0)
+        ends = [b for w, _, b in words if w == tr.TRIGGER]
+        y = tr.frame_labels(ends, len(tr.raw_features(x, "logmel")))  # (T,)
+        assert y.sum() == tr.LABEL_FRAMES * len(ends)  # windows never overlap
+        for e in ends:
+            first = -(-e // tr.HOP)
+            assert y[first - 1] == 0 and y[first : first + 50].all()
+        counts.append(len(ends))
+    assert max(counts) >= 2
+
+
+def test_detections_are_matched_once_within_the_window():
+    S = 100  # steps of 40 ms; step s is at (4s + 3) * 10 ms
+    p = np.zeros(S)
+    p[25:30] = 0.9  # 1.03 s: 0.03 s after the trigger ending at 1.0 s -> TP
+    p[31:33] = 0.8  # 1.27 s: the same trigger again -> false alarm
+    p[60:62] = 0.7  # 2.43 s: before 3.0 - 0.1 -> false alarm; the trigger at 3.0 s is missed
+    p[70] = 0.4  # below the threshold
+    assert tr.detections(p, 0.5) == pytest.approx([1.03, 1.27, 2.43])
+    assert tr.match(tr.detections(p, 0.5), [1.0, 3.0]) == (1, 2, 1)
+    assert tr.match(tr.detections(p, 0.35), [1.0, 3.0]) == (1, 3, 1)
+    assert tr.match([0.95, 1.2], [1.0]) == (1, 1, 0)  # one trigger is counted once
+    assert tr.match([0.9], [1.0]) == (1, 0, 0)  # 0.1 s early: inside
+    assert tr.match([0.89], [1.0]) == (0, 1, 1)  # earlier: outside
+    assert tr.match([1.5], [1.0]) == (1, 0, 0) and tr.match([1.51], [1.0]) == (0, 1, 1)
+    assert tr.match([1.2, 1.3], [1.0, 1.1]) == (2, 0, 0)  # each to its own trigger
+    assert tr.match([], [1.0]) == (0, 0, 1) and tr.match([2.0], []) == (0, 1, 0)
+
+    y = np.zeros(S, dtype=np.int64)
+    y[23:35] = 1  # 12 labelled steps after 1.0 s
+    y[72:84] = 1  # 12 after 3.0 s
+    split = tr.TriggerSplit([np.zeros((S, 1))], [y], [[1.0, 3.0]], [5])
+    s = tr.scores([p], split, 0.5)
+    assert (s["precision"], s["recall"], s["f1"]) == pytest.approx((1 / 3, 1 / 2, 2 / 5))
+    assert s["false_alarms_per_min"] == pytest.approx(2 / (S * 0.04 / 60))
+    # predicted on: 25..29, 31, 32, 60, 61 (9 steps), of which 25..29, 31, 32 are labelled
+    assert (s["frame_precision"], s["frame_recall"]) == pytest.approx((7 / 9, 7 / 24))
+    assert s["frame_f1"] == pytest.approx(2 * 7 / (9 + 24))
+
+
+def test_the_tagger_must_read_one_way(tmp_path, capsys):
+    flags = ["--quiet", "--out", str(tmp_path), "--bidirectional", "yes"]
+    assert main(["train", "trigger", *flags]) == 2
+    assert "drop --bidirectional" in capsys.readouterr().err
+
+
+@pytest.fixture
+def toy_data(monkeypatch, tmp_path):
+    """Small clip sets of 3 s composed from :func:`toy_bank`, cached under tmp_path."""
+    calls = []
+
+    def bank_for(split, engines, folder=None, progress=False):
+        def load():
+            calls.append(split)
+            return toy_bank(synth.SPLITS.index(split))
+
+        return f"toy-{split}", load, 1
+
+    monkeypatch.setattr(tr, "bank_for", bank_for)
+    monkeypatch.setattr(tr, "CLIP_SECONDS", 3.0)
+    monkeypatch.setattr(tr, "CLIPS", {"train": 12, "validation": 4, "test": 4})
+    return calls
+
+
+def test_end_to_end_train_eval_predict_and_the_model_runs_live(toy_data, tmp_path, capsys):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    flags = ["--quiet", "--hidden-size", "8", "--batch-size", "4", "--steps", "4"]
+    flags += ["--max-examples", "12", "--eval-every", "2", "--data", str(cache), "--out", str(out)]
+    assert main(["train", "trigger", *flags]) == 0
+    printed = capsys.readouterr().out
+    assert sorted(toy_data) == ["test", "train", "validation"]
+    assert "train 12, validation 4, test 4" in printed and "160 features per step" in printed
+    assert "tagger, GRU 1x8" in printed  # one direction
+    report = printed[printed.index("test (4 clips of 3 s") :].strip()
+    assert "threshold 0.50: detection precision" in report and "frame precision" in report
+    assert (out / "best.safetensors").is_file()
+    assert len(list((cache / "trigger").glob("*.npz"))) == 3
+
+    toy_data.clear()
+    assert main(["eval", str(out / "best.safetensors")]) == 0
+    assert capsys.readouterr().out.strip() == report
+    assert toy_data == []  # the clips came from the cache: no bank was loaded
+
+    x, _ = tr.compose(toy_bank(), np.random.default_rng(0), seconds=3.0)
+    _, p = tr.detect(out / "best.safetensors", x)
+    _, p_head = tr.detect(out / "best.safetensors", x[: 2 * SAMPLE_RATE])
+    assert p.shape == (74,) and len(p_head) == 49
+    np.testing.assert_allclose(p_head, p[:49], rtol=1e-5, atol=1e-6)  # the future is not read
+    wav = write_wav(tmp_path / "clip.wav", x)
+    assert main(["predict", str(out / "best.safetensors"), str(wav)]) == 0
+    said = capsys.readouterr().out.strip()
+    assert said.startswith("no 'activate' heard") or said.endswith("s")
+
+
+@needs_espeak
+def test_a_real_word_bank_holds_only_its_splits_speakers(monkeypatch, tmp_path):
+    monkeypatch.setattr(tr, "BANK_VOICES", {"train": 1, "validation": 1, "test": 1})
+    monkeypatch.setattr(tr, "TAKES", {**tr.TAKES, "test": (1, 2)})
+    specs = tr.bank_specs("test")
+    assert len(specs) == sum(tr.TAKES["test"])
+    assert {synth.parse_voice(s.voice).split for s in specs} == {"test"}
+    assert [s.text for s in specs].count(tr.TRIGGER) == tr.TAKES["test"][0]
+    bank = tr.load_bank("test", folder=tmp_path)
+    assert len(bank.triggers) == tr.TAKES["test"][0]
+    for audio in [*bank.triggers, *(a for _, a in bank.others)]:
+        assert 0.2 < len(audio) / SAMPLE_RATE < 1.5 and np.abs(audio).max() > 0.05
+    with pytest.raises(BpttError, match="trigger reads --dataset"):
+        from bptt.config import Config
+
+        tr.prepare_data(Config(task="trigger", dataset="imdb"))
