@@ -99,8 +99,8 @@ def compose(args: argparse.Namespace) -> int:
     print(tune)
     print(f"\ntune {pick + 1} of {len(tunes)} written; {kept} of them parse and keep their meter"
           f"{'' if checks[pick][1] else ' (this one does not keep its meter)'}")  # fmt: skip
-    labels = " ".join(f"{f}:{v}" for f, v in (("K", args.key), ("M", args.meter)) if v)
-    title = f"bptt compose {labels} seed {args.seed}".replace("  ", " ")
+    labels = [f"{w} {v}" for w, v in (("key", args.key), ("meter", args.meter)) if v]
+    title = ", ".join(["bptt compose", *labels, f"seed {args.seed}"])  # no ':' (an ABC field)
     written = music_render.render(tune, args.out, args.formats, args.tempo, args.rate, args.voice,
                                   title, args.force)  # fmt: skip
     print("wrote " + ", ".join(str(p) for p in written.values()))

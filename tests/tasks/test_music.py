@@ -1,11 +1,19 @@
-"""music (ABC, character level): tune splitting, the n-gram baselines, the meter check, and
+"""music (ABC, character level): tune splitting, the n-gram baselines, the meter check on real
+notation, labels, conditioning (the key label changes what comes next), `bptt compose`, and
 `bptt train music` / sample / eval end to end on a tiny ABC file (--text)."""
+
+import re
 
 import numpy as np
 import pytest
 
+from bptt.checkpoint import load_checkpoint, save_checkpoint
 from bptt.cli import main
-from bptt.tasks import music
+from bptt.config import Config
+from bptt.data import Vocabulary
+from bptt.data.vocabulary import UNK
+from bptt.errors import BpttError
+from bptt.tasks import lm, music
 
 ABC = """\
 % a comment
@@ -81,3 +89,135 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("M:")
     assert main(["eval", checkpoint]) == 0
     assert "2 held-out tunes" in capsys.readouterr().out
+
+
+# -- the meter check on real notation ---------------------------------------------------------
+
+
+def test_bars_keep_meter_rules():
+    full = [2.0] * 6
+    assert music.bars_keep_meter([0.5, 2, 2, 2, 2, 1.5], full)  # pickup, last bar short
+    assert music.bars_keep_meter([2, 2, 1.5, 0.5, 2, 2], full)  # an ending and a pickup
+    assert music.bars_keep_meter([2, 2, 1, 0.5, 0.5, 2], full)  # a bar cut twice
+    assert not music.bars_keep_meter([2, 2, 1, 2, 2, 2], full)  # a lone short bar
+    assert not music.bars_keep_meter([2, 2, 2.5, 2, 2, 2], full)  # a long bar
+    assert not music.bars_keep_meter([2.5, 2, 2, 2, 2, 2], full)  # a long first bar
+    assert not music.bars_keep_meter([0.5, 1, 1, 1, 1, 1], full)  # no full bar at all
+    # after a repeat sign (bar 3 starts a section) a pickup may follow a full last bar
+    assert music.bars_keep_meter([0.5, 2, 2, 0.5, 2, 2], full, sections=[3])
+    assert not music.bars_keep_meter([0.5, 2, 2, 0.5, 2, 2], full)
+
+
+def test_check_tune_real_notation():
+    _needs_music21()
+    # no L: line (ABC's default unit), a pickup after a full bar and a repeat, a triplet, a
+    # grace note, a chord and first/second endings
+    tune = "M:2/4\nK:G\n(3ABc|dcdA GFED|GEFD EDB,A,:|\n|:G|{A}G2 [GB]2|1 d4:|2 d2 G2|]"
+    assert music.check_tune(tune) == (True, True)
+    assert music.check_tune("M:none\nL:1/8\nK:G\nD2B2G2|F2A2d3|GG") == (True, False)  # no meter
+    # an overfull bar (music21 cuts it in two and would let the pieces pass)
+    assert music.check_tune("M:6/8\nL:1/8\nK:G\nGAB|dBG A2D|GAB d2e dBA|G3|]") == (True, False)
+    assert music.check_tune("M:2/4\nL:1/8\nK:G\nGAB|dBGA2D|GAB d2|G3|]") == (True, False)
+    # a meter change the text writes is kept
+    assert music.check_tune("M:2/4\nL:1/8\nK:G\nGA|BcBA|[M:3/4]GABcde|f2g2a2|]") == (True, True)
+
+
+# -- labels, conditioning, compose ---------------------------------------------------------------
+
+
+def test_labels_are_checked():
+    assert music.check_label("K", "dm") == "Dm"
+    assert music.check_label("K", "E minor") == "E minor"
+    assert music.check_label("M", "C|") == "C|"
+    for field, bad in (("K", "H"), ("K", "Gx"), ("M", "7/3"), ("M", "6-8"), ("L", "1/3")):
+        with pytest.raises(BpttError, match=f"{field}: expected"):
+            music.check_label(field, bad)
+
+
+@pytest.fixture(scope="module")
+def toy_model(tmp_path_factory):
+    """A tiny LSTM trained 150 updates (~2 s) on tunes whose key says their notes:
+    K:G tunes use G A B only, K:Dm tunes D E F only."""
+    rng = np.random.default_rng(0)
+    tunes = []
+    for i in range(60):
+        key, notes = ("G", "GAB") if i % 2 == 0 else ("Dm", "DEF")
+        bars = ["".join(rng.choice(list(notes), 4)) for _ in range(4)]
+        tunes.append(f"M:2/4\nL:1/8\nK:{key}\n" + "|".join(bars) + "|]")
+    stream = music.as_stream(tunes)
+    vocab = Vocabulary.from_text(stream, level="char", specials=(UNK,))
+    ids = vocab.encode(stream)  # (N,)
+    config = Config(task="music", hidden_size=32, embed_size=8, batch_size=8, window=32,
+                    steps=150, lr=1e-2, eval_every=150)  # fmt: skip
+    out = tmp_path_factory.mktemp("toy")
+    trainer, _ = lm.text_trainer(config, out, "music", vocab, ids, ids[:200], progress_bar=False)
+    trainer.run()
+    return trainer.model, vocab, out / "best.safetensors"
+
+
+def _next_char(model, vocab, text):
+    logits, _ = model.forward(vocab.encode(text)[None, :])  # (1, P, V)
+    z = logits[0, -1].astype(np.float64)  # (V,)
+    p = np.exp(z - z.max())  # (V,)
+    return p / p.sum()
+
+
+def test_conditioning_on_the_key_changes_the_next_note(toy_model):
+    model, vocab, _ = toy_model
+    share = {}
+    for key in ("G", "Dm"):  # the header is the label, fed as the first steps
+        p = _next_char(model, vocab, music.SEP + f"M:2/4\nL:1/8\nK:{key}\n")  # (V,)
+        share[key] = {notes: sum(p[vocab.index(c)] for c in notes) for notes in ("GAB", "DEF")}
+    assert share["G"]["GAB"] > 0.6 and share["G"]["DEF"] < 0.2, share
+    assert share["Dm"]["DEF"] > 0.6 and share["Dm"]["GAB"] < 0.2, share
+    # ... and the sampled tunes follow their label
+    for key, notes in (("G", "GAB"), ("Dm", "DEF")):
+        tunes = music.compose(model, vocab, 8, meter="2/4", key=key, unit="1/8", bars=4,
+                              rng=np.random.default_rng(0))  # fmt: skip
+        assert all(t.startswith(f"M:2/4\nL:1/8\nK:{key}\n") for t in tunes)
+        body = "".join(t.split("\n", 3)[3] for t in tunes)
+        letters = [c for c in body if c.isalpha()]
+        assert np.mean([c in notes for c in letters]) > 0.8, (key, body)
+
+
+def test_compose_bars_prompt_and_nothing(toy_model):
+    model, vocab, _ = toy_model
+    tunes = music.compose(model, vocab, 4, key="G", meter="2/4", prompt="GG", bars=3,
+                          rng=np.random.default_rng(1))  # fmt: skip
+    for t in tunes:
+        body = t.split("\n", 3)[3]
+        assert body.startswith("GG")
+        assert body.count("|") == 3 and body.endswith("|]"), body
+    free = music.compose(model, vocab, 4, rng=np.random.default_rng(2))  # from nothing
+    assert all(t.startswith("M:") for t in free)
+    sampled_unit = music.compose(model, vocab, 4, key="Dm", rng=np.random.default_rng(2))
+    assert all(re.match(r"M:[^\n]*\nL:[^\n]*\nK:Dm\n", t) for t in sampled_unit)
+    a = music.compose(model, vocab, 2, key="G", rng=np.random.default_rng(3))
+    assert a == music.compose(model, vocab, 2, key="G", rng=np.random.default_rng(3))
+    with pytest.raises(BpttError, match="never saw"):
+        music.compose(model, vocab, 1, prompt="xyz")
+
+
+def test_compose_cli_end_to_end(toy_model, tmp_path, capsys):
+    _needs_music21()
+    pytest.importorskip("matplotlib")
+    _, _, checkpoint = toy_model
+    out = tmp_path / "tune"
+    flags = ["--bars", "4", "--key", "G", "--meter", "2/4", "--rate", "8000", "--tries", "4"]
+    assert main(["compose", str(checkpoint), *flags, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "K:G" in printed and "wrote" in printed
+    for ext in ("abc", "mid", "wav", "png"):
+        assert (tmp_path / f"tune.{ext}").stat().st_size > 0
+    abc = (tmp_path / "tune.abc").read_text()
+    assert abc.startswith("X:1\nT:") and "\nM:2/4\n" in abc and "\nK:G\n" in abc
+
+    # never overwritten silently; bad labels and checkpoints of other tasks are named
+    assert main(["compose", str(checkpoint), *flags, "--out", str(out)]) == 2
+    assert "already exist" in capsys.readouterr().err
+    assert main(["compose", str(checkpoint), "--key", "H", "--out", str(tmp_path / "b")]) == 2
+    assert "K: expected a key" in capsys.readouterr().err
+    tensors, meta = load_checkpoint(checkpoint)
+    save_checkpoint(tmp_path / "lm.safetensors", tensors, {**meta, "task": "lm"})
+    assert main(["compose", str(tmp_path / "lm.safetensors"), "--out", str(tmp_path / "c")]) == 2
+    assert "compose needs a music model" in capsys.readouterr().err

@@ -30,7 +30,7 @@ import numpy as np
 from bptt.config import Config
 from bptt.data import Vocabulary, read_text
 from bptt.data.vocabulary import UNK
-from bptt.decode import generate
+from bptt.decode import sample_next
 from bptt.errors import BpttError, DataError
 from bptt.tasks import lm
 from bptt.train import Trainer
@@ -40,7 +40,7 @@ SOURCE = "ABC folk tunes of music21's corpus (" + ", ".join(FOLDERS) + ")"
 SEP = "\n\n"  # a blank line: <eos> of one tune, <bos> of the next
 KEEP = ("M", "L", "K")  # header fields kept, in this order; K ends the header in ABC
 FIELD = re.compile(r"^([A-Za-z]):\s*(.*)$")
-HEADER = re.compile(r"M:[^\n]*\nL:\d/\d+\nK:[^\n]*\n")  # the kept header, in order
+HEADER = re.compile(r"M:[^\n]*\n(L:\d+/\d+\n)?K:[^\n]*\n")  # the kept header; L: may be absent
 
 
 def split_tunes(abc: str) -> list[str]:
@@ -143,46 +143,236 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
     return trainer, summary + model_lines
 
 
-def sample_tunes(model, vocab: Vocabulary, n: int, temperature=0.8, seed=0, max_chars=600):
-    """``n`` tunes written from ``"\\n\\nM:"``, each cut at the next blank line (or max_chars)."""
-    rng = np.random.default_rng(seed)
-    never = () if vocab.unk_id is None else (vocab.unk_id,)
-    prompt = vocab.encode(SEP + "M:")  # (3,)
+METER = re.compile(r"C\|?|([1-9]\d?)/(1|2|4|8|16)")  # M: a label may give
+KEY = re.compile(
+    r"[A-G][b#]?( ?(m|min|minor|maj|major|ion|ionian|dor|dorian|phr|phrygian|lyd|lydian|mix"
+    r"|mixolydian|aeo|aeolian|loc|locrian))?",
+    re.IGNORECASE,
+)  # K: a label may give: a tonic (A-G, b or #) and a mode, as the corpus writes them
+UNIT = re.compile(r"1/(1|2|4|8|16|32)")  # L:
+BARLINE = "|:"  # characters that make a barline, with "]" inside one (|])
+
+
+def check_label(field: str, value: str) -> str:
+    """A label for a header field (M meter, K key, L unit length), checked; the clean value."""
+    rule, what = {"M": (METER, "a meter such as 6/8, 4/4, C or C|"),
+                  "K": (KEY, "a key such as G, Dm, Ador or E minor"),
+                  "L": (UNIT, "a unit length such as 1/8 or 1/16")}[field]  # fmt: skip
+    value = str(value).strip()
+    if not rule.fullmatch(value):
+        raise BpttError(f"{field}: expected {what}; got {value!r}")
+    if field == "K":  # the tonic as ABC writes it: upper case letter, then b or #
+        value = value[0].upper() + value[1:]
+    return value
+
+
+def _keep(new, old, rows: np.ndarray):
+    """The recurrent state ``new`` with the rows where ``rows`` (B,) is True put back to ``old``
+    (an LSTM's (h, c) or one (L, B, H) array)."""
+    if isinstance(new, tuple):
+        return tuple(_keep(n, o, rows) for n, o in zip(new, old, strict=True))
+    return np.where(rows[None, :, None], old, new)  # (L, B, H)
+
+
+def compose(
+    model,
+    vocab: Vocabulary,
+    n: int = 1,
+    meter: str | None = None,
+    key: str | None = None,
+    unit: str | None = None,
+    prompt: str = "",
+    bars: int | None = None,
+    temperature: float = 0.8,
+    top_k: int | None = None,
+    rng: np.random.Generator | None = None,
+    max_chars: int = 1200,
+) -> list[str]:
+    """``n`` tunes written at once (B = n rows of one batch), each ``M:..\nL:..\nK:..\nbody``.
+
+    From nothing: the model reads the blank line that starts every tune (its
+    <bos>) and writes the header and the body itself. From a label: the header
+    is the label, fed as the first steps, so it sets the state s_t the body is
+    written from; fields M, L, K come in the corpus's order, a given field is
+    fed and a missing one is written by the model up to its line's end. From
+    first notes: ``prompt`` is fed after the header and the body continues it.
+
+    A tune ends at the next blank line, or, with ``bars``, after that many
+    barlines (a pickup before the first counts as a bar; the tune may not end
+    before); a last plain ``|`` becomes ``|]``. At most ``max_chars``.
+    """
+    rng = np.random.default_rng(0) if rng is None else rng
+    labels = {"M": meter, "L": unit, "K": key}
+    labels = {f: None if v is None else check_label(f, v) for f, v in labels.items()}
+    if bars is not None and not 1 <= bars <= 256:
+        raise BpttError(f"bars must be in 1..256; got {bars}")
+    if not 1 <= n <= 10_000:
+        raise BpttError(f"n (tunes at once) must be in 1..10000; got {n}")
+    if "\n\n" in prompt:
+        raise BpttError("the prompt (first notes) may not contain a blank line: it ends a tune")
+    for text, what in [(prompt, "the prompt"), *[(v or "", f"{f}:") for f, v in labels.items()]]:
+        missing = sorted({c for c in text if c not in vocab})
+        if missing:
+            raise BpttError(f"{what} has characters the model never saw: {missing}")
+    never = [] if vocab.unk_id is None else [vocab.unk_id]
+    newline = vocab.index("\n")
+    written = [""] * n
+
+    def feed(text, state):
+        ids = np.tile(vocab.encode(text), (n, 1))  # (B, P)
+        logits, state = model.forward(ids, state)  # (B, P, V)
+        for b in range(n):
+            written[b] += text
+        return logits[:, -1], state  # (B, V)
+
+    logits, state = feed(SEP, None)
+    written[:] = [""] * n  # the blank line is the start symbol, not part of the tune
+    in_header = np.ones(n, dtype=bool)  # (B,)
+    if any(v is not None for v in labels.values()):
+        for field, value in labels.items():
+            logits, state = feed(f"{field}:" + ("" if value is None else value + "\n"), state)
+            if value is None:  # the model writes this field's line; done rows wait
+                done = np.zeros(n, dtype=bool)  # (B,)
+                for _ in range(40):
+                    z = logits.copy()  # (B, V)
+                    z[:, never] = -np.inf
+                    nxt = np.where(done, newline, sample_next(z, temperature, top_k, rng))  # (B,)
+                    new_logits, new_state = model.step(nxt, state)
+                    for b in np.flatnonzero(~done):
+                        written[b] += vocab.token(int(nxt[b]))
+                    state = _keep(new_state, state, done)
+                    logits = np.where(done[:, None], logits, new_logits)  # (B, V)
+                    done |= nxt == newline
+                    if done.all():
+                        break
+                if not done.all():  # a line too long: end it
+                    for b in np.flatnonzero(~done):
+                        written[b] += "\n"
+                    new_logits, new_state = model.step(np.full(n, newline), state)
+                    state = _keep(new_state, state, done)
+                    logits = np.where(done[:, None], logits, new_logits)  # (B, V)
+        in_header[:] = False
+    if prompt:
+        logits, state = feed(prompt, state)
+
+    count = np.zeros(n, dtype=np.int64)  # (B,) barlines written
+    in_bar = np.zeros(n, dtype=bool)  # (B,) inside a barline's characters
+    done = np.zeros(n, dtype=bool)  # (B,)
+    for _ in range(max_chars):
+        z = logits.copy()  # (B, V)
+        z[:, never] = -np.inf
+        if bars is not None:  # no blank line (the end) before the bars are written
+            ends = np.array([w.endswith("\n") for w in written]) & ~in_header  # (B,)
+            z[ends, newline] = -np.inf
+        nxt = sample_next(z, temperature, top_k, rng)  # (B,)
+        for b in np.flatnonzero(~done):
+            c = vocab.token(int(nxt[b]))
+            if in_header[b]:
+                if c == "\n" and written[b].rsplit("\n", 1)[-1].startswith("K:"):
+                    in_header[b] = False
+            elif c in BARLINE or (c == "]" and in_bar[b]):
+                in_bar[b] = True
+            else:
+                count[b] += in_bar[b]
+                in_bar[b] = False
+                if bars is not None and count[b] >= bars:
+                    done[b] = True
+                    continue  # the tune ends with its barline
+            written[b] += c
+            if written[b].endswith(SEP):
+                written[b], done[b] = written[b][: -len(SEP)], True
+        if done.all():
+            break
+        logits, state = model.step(nxt, state)
     tunes = []
-    for _ in range(n):
-        ids = generate(model, prompt, max_chars, temperature, None, rng, exclude=never)  # (n,)
-        tunes.append(("M:" + vocab.decode(ids)).split(SEP)[0])
+    for w in written:
+        head, body = w.split("\n", 3)[:3], w.split("\n", 3)[3:]
+        body = re.sub(r"(\n[A-Za-z]:[^\n]*)+\n*$", "", "\n" + "".join(body))[1:]  # no field last
+        w = "\n".join([*head, body]).rstrip("\n")
+        if bars is not None and w.endswith("|") and not w.endswith(":|"):
+            w = w[:-1] + ("|]" if not w.endswith("||") else "|")
+        tunes.append(w)
     return tunes
 
 
+def sample_tunes(model, vocab: Vocabulary, n: int, temperature=0.8, seed=0, max_chars=1200):
+    """``n`` tunes written from nothing (the blank line), each cut at the next blank line."""
+    return compose(model, vocab, n, temperature=temperature, rng=np.random.default_rng(seed),
+                   max_chars=max_chars)  # fmt: skip
+
+
+def bars_keep_meter(lengths, full, sections=(), eps: float = 1e-6) -> bool:
+    """Whether bars of these lengths keep their meter (``full``: each bar's meter length).
+
+    ``sections``: indices of the bars that begin a section (after a repeat sign or
+    a double barline; bar 0 always does). A section's first bar may be short (a
+    pickup, or anacrusis) and its last bars may be short (its end); inside a
+    section a bar lasts its meter, or a run of short bars adds up to exactly one
+    full bar (``A2 :| GA | B2B2``, or a bar cut by a barline at a line's end).
+    At least two bars must be full. Any other length breaks the meter.
+    """
+    starts = {0, *sections}
+    whole, run = 0, 0.0  # full bars; length of the run of short bars since the last full one
+    for i, (n, f) in enumerate(zip(lengths, full, strict=True)):
+        if i in starts:
+            run = 0.0  # the previous section's short last bars end here
+        if run == 0.0 and abs(n - f) < eps:
+            whole += 1
+        elif n > f + eps:
+            return False
+        elif i in starts:
+            continue  # a pickup
+        else:
+            run += n
+            if abs(run - f) < eps:
+                run = 0.0
+            elif run > f + eps:
+                return False
+    return whole >= 2  # a short run left at the end is the tune's last bar(s)
+
+
+def _section_starts(measures) -> list[int]:
+    """Indices of the measures that begin a section: after a repeat sign, a double or final
+    barline, or at a start-repeat."""
+    starts = []
+    for i in range(1, len(measures)):
+        right, left = measures[i - 1].rightBarline, measures[i].leftBarline
+        if (right is not None and right.type != "regular") or left is not None:
+            starts.append(i)
+    return starts
+
+
 def check_tune(abc: str) -> tuple[bool, bool]:
-    """(parses in music21, keeps its meter): every bar but the first and last lasts what the
-    meter says, or two short bars in a row make one full bar (a section's ending and the next
-    section's pickup, as in ``A2 :| GA | B2B2``)."""
+    """(parses in music21, keeps its meter): see :func:`bars_keep_meter`, checked in each part
+    (voice) with the meter in force in each bar. music21 cuts an overfull bar in two and
+    gives the pieces meters of their own (3/8 inside 6/8): a meter the text never wrote
+    breaks the meter. A free-meter tune (``M:none``) has no meter to keep: it parses or
+    not, but never counts as keeping its meter."""
     from music21 import converter, meter, stream
 
     if not HEADER.match(abc) or re.search(r"\d{3,}", abc):
-        return False, False  # no M/L/K header, or a note 100+ units long: music21 may hang
+        return False, False  # no M/K header, or a note 100+ units long: music21 may hang
     try:
         score = converter.parse("X:1\n" + abc, format="abc")
-        measures = list(score.recurse().getElementsByClass(stream.Measure))
+        parts = list(score.parts) or [score]
+        bars = [list(p.recurse().getElementsByClass(stream.Measure)) for p in parts]
     except Exception:  # music21 raises many kinds on bad ABC: all mean "does not parse"
         return False, False
-    full, ts = [], None
-    for m in measures:
-        found = m.getElementsByClass(meter.TimeSignature)
-        ts = found[0] if found else ts
-        full.append(None if ts is None else ts.barDuration.quarterLength)
-    if len(measures) < 3 or None in full:
-        return True, False
-    lengths = [m.duration.quarterLength for m in measures]
-    i = 1
-    while i < len(measures) - 1:
-        if abs(lengths[i] - full[i]) < 1e-6:
-            i += 1
-        elif abs(lengths[i] + lengths[i + 1] - full[i]) < 1e-6:
-            i += 2  # an ending and a pickup
-        else:
+    changes = bool(re.search(r"\[M:|\nM:", abc[HEADER.match(abc).end() :]))  # in the body
+    for measures in bars:
+        full, ts, first = [], None, None
+        for m in measures:
+            found = m.getElementsByClass(meter.TimeSignature)
+            if found and first is not None and not changes:
+                if found[0].ratioString != first.ratioString:
+                    return True, False  # music21 cut an overfull bar with a meter of its own
+            ts = found[0] if found else ts
+            first = ts if first is None else first
+            full.append(None if ts is None else float(ts.barDuration.quarterLength))
+        if not measures or None in full:
+            return True, False
+        lengths = [float(m.duration.quarterLength) for m in measures]
+        if not bars_keep_meter(lengths, full, _section_starts(measures)):
             return True, False
     return True, True
 
