@@ -143,6 +143,7 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
     return trainer, summary + model_lines
 
 
+SAMPLE_TEMPERATURE = 0.8  # of the samples `bptt train music` and `bptt eval` check
 METER = re.compile(r"C\|?|([1-9]\d?)/(1|2|4|8|16)")  # M: a label may give
 KEY = re.compile(
     r"[A-G][b#]?( ?(m|min|minor|maj|major|ion|ionian|dor|dorian|phr|phrygian|lyd|lydian|mix"
@@ -386,12 +387,32 @@ def after_training(config: Config, checkpoint) -> None:
         f"\ntest bits per character: {bits:.4f} (unigram {base['unigram']:.4f}, "
         f"bigram {base['bigram']:.4f})"
     )
-    tunes = sample_tunes(model, vocab, 100, 0.8, config.seed)
+    shares, tunes = sample_validity(model, vocab, 100, SAMPLE_TEMPERATURE, config.seed)
+    print(validity_line(shares, SAMPLE_TEMPERATURE))
+    print(f"\n--- a sampled tune (temperature {SAMPLE_TEMPERATURE}) ---\n{tunes[0]}")
+
+
+def sample_validity(model, vocab, n=100, temperature=SAMPLE_TEMPERATURE, seed=0, **labels):
+    """Shares of ``n`` tunes written from nothing (or from ``labels``: meter, key, unit) that
+    parse in music21, and that parse and keep their meter (:func:`check_tune`); the tunes."""
+    rng = np.random.default_rng(seed)
+    tunes = compose(model, vocab, n, temperature=temperature, rng=rng, **labels)
     checks = [check_tune(t) for t in tunes]
-    parse = np.mean([p for p, _ in checks])
-    metered = np.mean([p and m for p, m in checks])
-    print(f"100 samples: {parse:.0%} parse in music21, {metered:.0%} parse and keep their meter")
-    print(f"\n--- a sampled tune (temperature 0.8) ---\n{tunes[0]}")
+    shares = {
+        "parse": float(np.mean([p for p, _ in checks])),
+        "meter": float(np.mean([p and m for p, m in checks])),
+        "free": float(np.mean([t.startswith("M:none") for t in tunes])),
+        "n": n,
+    }
+    return shares, tunes
+
+
+def validity_line(shares: dict, temperature: float) -> str:
+    return (
+        f"{shares['n']} samples (temperature {temperature}): {shares['parse']:.0%} parse in "
+        f"music21, {shares['meter']:.0%} parse and keep their meter ({shares['free']:.0%} free "
+        "meter)"
+    )
 
 
 def evaluate_checkpoint(args) -> str:
