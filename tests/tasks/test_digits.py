@@ -40,7 +40,7 @@ def test_end_to_end_train_eval_and_predict_a_synthesised_wav(tmp_path, monkeypat
     printed = capsys.readouterr().out
     assert "train 10, validation 5, test 5" in printed and "40 features per step" in printed
     line = next(s for s in printed.splitlines() if s.startswith("test ("))
-    assert "unseen speakers" in line and "majority class" in line
+    assert "unseen speakers" in line and "majority class" in line and "worst speaker" in line
     assert len(list(data.iterdir())) == 3  # one cached corpus per split, with its features
     assert all((c / "features-logmel.npz").is_file() for c in data.iterdir())
     assert main(["eval", str(out / "best.safetensors")]) == 0

@@ -118,3 +118,12 @@ def test_unknown_voices_are_refused_with_the_choices():
 def test_numerals_are_spoken_digit_by_digit():
     assert synth.digits_to_words("3 1 4 1 5") == "three one four one five"
     assert synth.digits_to_words("call 911") == "call nine one one"
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (optional)")
+def test_flite_voices_speak_at_16_khz_and_follow_the_rate():
+    slt = synth.parse_voice("flite:slt")
+    assert slt.split == "train" and slt in synth.voices(engines=("flite",))
+    normal, slow = synth.synthesize("seven", slt, rate=175), synth.synthesize("seven", slt, 100)
+    assert normal.dtype == np.float32 and 0.3 < len(normal) / SAMPLE_RATE < 1.5
+    assert len(slow) > 1.3 * len(normal)

@@ -90,9 +90,10 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     n_test = TEST_CLIPS or len(LABELS) * len(synth.voices("test", engines))
     counts = {"train": config.max_examples or 6000, "validation": VAL_CLIPS, "test": n_test}
     dtype = np.dtype(config.dtype)
-    splits, folders = {}, {}
+    splits, folders, speakers_of = {}, {}, {}
     for name, count in counts.items():
         specs = clip_specs(name, count, engines)
+        speakers_of[name] = [synth.parse_voice(s.voice).speaker for s in specs]
         clips, folders[name], _ = synth.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features)
         inputs = [f.astype(dtype)[: config.truncate or None] for f in feats]
@@ -109,6 +110,7 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
         f"{speakers['validation']} validation, {speakers['test']} test speakers), "
         f"{config.features} features, cached in {folders['train'].parent}",
         extra={"features": config.features},
+        raw={"speakers": speakers_of},
     )
 
 
@@ -132,10 +134,16 @@ def held_out_report(path) -> str:
     data = prepare_data(config)
     majority = np.bincount(np.array(data.train.targets), minlength=len(data.labels)).argmax()
     baseline = float(np.mean(np.array(data.test.targets) == majority))
+    probs = predict(model, data.test)
+    hits = np.array([np.argmax(p) == y for p, y in zip(probs, data.test.targets, strict=True)])
+    speakers = np.array(data.raw["speakers"]["test"])  # (N,)
+    by_speaker = {s: float(hits[speakers == s].mean()) for s in sorted(set(speakers))}
+    worst = min(by_speaker, key=by_speaker.get)
     return (
-        f"test ({len(data.test)} clips, unseen speakers): "
+        f"test ({len(data.test)} clips, {len(by_speaker)} unseen speakers): "
         f"{format_metrics(metrics(model, data.test))} "
-        f"| majority class ({data.labels[majority]}): accuracy {baseline:.4f}"
+        f"| majority class ({data.labels[majority]}): accuracy {baseline:.4f} "
+        f"| worst speaker {worst}: accuracy {by_speaker[worst]:.4f}"
     )
 
 
