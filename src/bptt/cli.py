@@ -208,10 +208,12 @@ def _fresh_folder(out: Path) -> Path:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from bptt.tasks import lm
+    from bptt.tasks import lm, task_module
 
-    print(lm.sample_checkpoint(args.checkpoint, args.prompt, args.length, args.temperature,
-                               args.top_k, args.seed))  # fmt: skip
+    task = task_module(_saved_config(args.checkpoint).task)  # chorales: a melody from a label
+    sample = getattr(task, "sample_checkpoint", lm.sample_checkpoint)
+    print(sample(args.checkpoint, args.prompt, args.length, args.temperature, args.top_k,
+                 args.seed))  # fmt: skip
     return 0
 
 

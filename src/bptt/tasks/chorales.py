@@ -638,13 +638,33 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
 # ---------------------------------------------------------------- generation and reports
 
 
-def sample_tokens(model, vocab: Vocabulary, mode: str, n: int, temperature: float = 1.0,
-                  seed: int = 0, max_tokens: int = 600) -> list[list[str]]:  # fmt: skip
+def token_kinds(vocab: Vocabulary) -> np.ndarray:
+    """(4, V) booleans: which tokens may come next at the meter, the pickup, a pitch (or the
+    melody's <eos>), and a duration: the grammar of :func:`to_tokens`."""
+    kinds = np.zeros((4, len(vocab)), dtype=bool)  # (4, V)
+    for i, t in enumerate(vocab.tokens):
+        kinds[0, i] = t.startswith("meter:")
+        kinds[1, i] = t.startswith("pickup:")
+        kinds[2, i] = t in _PITCHES or t == REST or t == EOS
+        kinds[3, i] = t.startswith("q")
+    return kinds
+
+
+def sample_tokens(
+    model, vocab: Vocabulary, mode: str, n: int, temperature: float = 1.0, seed: int = 0,
+    max_tokens: int = 600, grammar: bool = True, top_k: int | None = None,
+) -> list[list[str]]:  # fmt: skip
     """``n`` melodies' tokens drawn from ``<eos> mode``, each up to its <eos> (or max_tokens),
-    all n at once, one step at a time with the state kept; <unk> is never drawn."""
+    all n at once, one step at a time with the state kept; <unk> is never drawn.
+
+    ``grammar``: draw each token among those of the kind its place needs (meter, pickup,
+    pitch or <eos>, duration; :func:`token_kinds`), the model's probabilities renormalised
+    over them, so every melody that ends is well-formed. Without it, the model alone decides.
+    """
     if mode not in MODES:
         raise BpttError(f"the label must be one of {', '.join(MODES)}; got {mode!r}")
     rng = np.random.default_rng(seed)
+    kinds = token_kinds(vocab)  # (4, V)
     prompt = np.tile(vocab.encode([EOS, mode]), (n, 1))  # (B, 2)
     logits, state = model.forward(prompt)  # (B, 2, V)
     logits = logits[:, -1]  # (B, V)
@@ -653,7 +673,11 @@ def sample_tokens(model, vocab: Vocabulary, mode: str, n: int, temperature: floa
     for _ in range(max_tokens):
         logits = logits.astype(np.float64)  # (B, V)
         logits[:, vocab.unk_id] = -np.inf
-        nxt = sample_next(logits, temperature, None, rng)  # (B,)
+        if grammar:  # place k in the melody: 1 meter, 2 pickup, then pitch, duration, ...
+            k = np.array([len(o) for o in out])  # (B,)
+            kind = np.where(k < HEADER, k - 1, 2 + (k - HEADER) % 2)  # (B,)
+            logits[~kinds[kind]] = -np.inf
+        nxt = sample_next(logits, temperature, top_k, rng)  # (B,)
         for b in np.flatnonzero(~done):
             if nxt[b] == vocab.eos_id:
                 done[b] = True
@@ -728,8 +752,9 @@ def report(model, data: ChoraleData) -> list[str]:
 
 
 def after_training(config: Config, checkpoint) -> None:
-    """The test report; 100 melodies per label (well-formed share, thirds); three of each
-    written as event lists, MIDI, WAV and PNG beside the checkpoint."""
+    """The test report; 100 melodies per label drawn freely (the share that is well-formed)
+    and 100 in the token grammar (their thirds); three of each written as event lists, MIDI,
+    WAV and PNG beside the checkpoint."""
     model, vocab, _, _ = lm.load_model(checkpoint)
     data = prepare_data(config)
     print("\n" + "\n".join(report(model, data)))
@@ -738,19 +763,36 @@ def after_training(config: Config, checkpoint) -> None:
     folder = Path(checkpoint).parent / "samples"
     written = []
     for k, mode in enumerate(MODES):
-        samples = sample_tokens(model, vocab, mode, 100, 1.0, config.seed + k)
-        melodies = [m for m in map(well_formed, samples) if m is not None]
+        free = sample_tokens(model, vocab, mode, 100, 1.0, config.seed + k, grammar=False)
+        formed = sum(well_formed(t) is not None for t in free)
+        ruled = sample_tokens(model, vocab, mode, 100, 1.0, config.seed + k)
+        melodies = [m for m in map(well_formed, ruled) if m is not None]
         e, eb = third_shares(melodies)
-        print(f"100 samples labelled {mode}: {len(melodies)} well-formed; {e:.1%} of notes on E, "
+        print(f"100 samples labelled {mode}: {formed} well-formed as drawn; drawn in the token "
+              f"grammar, {len(melodies)} end within 600 tokens, {e:.1%} of their notes on E, "
               f"{eb:.1%} on Eb")  # fmt: skip
         for i, m in enumerate(melodies[:3]):
             m = Melody(f"sample {mode} {i + 1}", m.mode, 0, m.meter, m.pickup, m.events)
             written += write_melody(m, folder / f"{mode}-{i + 1}")
-            if k == 0 and i == 0:
-                print(f"\n--- a sampled melody (label {mode}, temperature 1.0) ---\n"
+            if i == 0:
+                print(f"--- a sampled melody (label {mode}, temperature 1.0) ---\n"
                       f"{' '.join(to_tokens(m))}")  # fmt: skip
     if written:
         print(f"\nwritten: {len(written)} files in {folder} (event lists, MIDI, WAV, PNG)")
+
+
+def sample_checkpoint(path, prompt=None, length=600, temperature=1.0, top_k=None, seed=0) -> str:
+    """``bptt sample``: one melody drawn in the token grammar from the label ``prompt``
+    (major or minor; default major), at most ``length`` tokens, as its tokens and event list."""
+    model, vocab, _, _ = lm.load_model(path)
+    mode = "major" if prompt is None else prompt.strip()
+    if not 1 <= length <= 100_000:
+        raise BpttError(f"length must be 1..100,000 tokens; got {length}")
+    tokens = sample_tokens(model, vocab, mode, 1, temperature, seed, length, top_k=top_k)[0]
+    melody = well_formed(tokens)
+    if melody is None:
+        return " ".join(tokens) + f"\n(no <eos> within {length} tokens: not a whole melody)"
+    return " ".join(tokens) + "\n\n" + event_list(melody)
 
 
 def evaluate_checkpoint(args) -> str:
