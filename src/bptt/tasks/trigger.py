@@ -373,20 +373,19 @@ def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None
     return feats, words
 
 
-def _split(feats, words, mean, std, dtype) -> TriggerSplit:
+def _split(feats, words, mean, std, dtype, k: int = STACK) -> TriggerSplit:
     inputs, targets, ends, counts = [], [], [], []
     for f, ws in zip(feats, words, strict=True):
         trig = [e for w, _, e in ws if w == TRIGGER]
-        inputs.append(stack(((f - mean) / std).astype(dtype)))  # (S, STACK·D)
-        targets.append(step_labels(frame_labels(trig, len(f))))  # (S,)
+        inputs.append(stack(((f - mean) / std).astype(dtype), k))  # (S, k·D)
+        targets.append(step_labels(frame_labels(trig, len(f)), k))  # (S,)
         ends.append([e / SAMPLE_RATE for e in trig])
         counts.append(len(ws))
     return TriggerSplit(inputs, targets, ends, counts)
 
 
-def prepare_data(config, progress: bool = False) -> TaskData:
-    """Train/validation/test clips of disjoint speakers, normalised with the training
-    clips' statistics, stacked STACK frames a step, with step labels."""
+def raw_split(name: str, config, progress: bool = False):
+    """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count."""
     if config.dataset not in DATASETS:
         raise BpttError(f"trigger reads --dataset {' or '.join(list(DATASETS)[1:])}; "
                         f"got {config.dataset!r}")  # fmt: skip
@@ -394,16 +393,23 @@ def prepare_data(config, progress: bool = False) -> TaskData:
         raise BpttError(f"trigger reads {CLIP_SECONDS:g}-second clips whole; "
                         f"got --truncate {config.truncate}")  # fmt: skip
     engines = DATASETS[config.dataset]
-    counts = {**CLIPS, "train": config.max_examples or CLIPS["train"]}
+    count = (config.max_examples or CLIPS["train"]) if name == "train" else CLIPS[name]
+    key, bank, speakers = bank_for(name, engines, config.data, progress)
+    return clip_set(name, count, key, bank, config.features, config.data), speakers
+
+
+def prepare_data(config, progress: bool = False) -> TaskData:
+    """Train/validation/test clips of disjoint speakers, normalised with the training
+    clips' statistics, stacked STACK frames a step, with step labels."""
     raw, speakers = {}, {}
-    for name, count in counts.items():
-        key, bank, speakers[name] = bank_for(name, engines, config.data, progress)
-        raw[name] = clip_set(name, count, key, bank, config.features, config.data)
+    for name in synth.SPLITS:
+        raw[name], speakers[name] = raw_split(name, config, progress)
+    engines = DATASETS[config.dataset]
     stacked = np.concatenate(raw["train"][0])  # (ΣT_i, D)
     mean, std = stacked.mean(axis=0), stacked.std(axis=0) + 1e-5  # (D,)
     del stacked
     dtype = np.dtype(config.dtype)
-    splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in counts}
+    splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in synth.SPLITS}
     extra = {"features": config.features, "stack": STACK, "mean": mean.tolist(),
              "std": std.tolist(), "trigger": TRIGGER}  # fmt: skip
     return TaskData(
@@ -443,18 +449,20 @@ THRESHOLDS = np.round(np.arange(0.1, 0.95, 0.05), 2)
 def held_out_report(path) -> str:
     """Detection and frame scores on the test clips (unseen speakers) at threshold 0.5 and
     at the threshold with the best detection F1 on the validation clips."""
-    model, config, _, _ = load_model(path, "trigger")
-    data = prepare_data(config)
-    val = [p[:, 1] for p in predict(model, data.val)]
-    best = max(THRESHOLDS, key=lambda t: scores(val, data.val, t)["f1"])
-    test = predict(model, data.test)
-    p1 = [p[:, 1] for p in test]
-    n_trig = sum(len(e) for e in data.test.ends)
-    words = sum(data.test.num_words)
-    lines = [f"test ({len(data.test)} clips of {CLIP_SECONDS:g} s, unseen speakers, {n_trig} "
-             f"triggers among {words} words): loss {mean_loss(test, data.test):.4f}"]  # fmt: skip
+    model, config, meta, _ = load_model(path, "trigger")
+    extra, dtype = meta["extra"], np.dtype(config.dtype)
+    mean, std = np.array(extra["mean"]), np.array(extra["std"])  # (D,): the training clips'
+    val, test = (_split(*raw_split(name, config)[0], mean, std, dtype, extra["stack"])
+                 for name in ("validation", "test"))  # fmt: skip
+    p_val = [p[:, 1] for p in predict(model, val)]
+    best = max(THRESHOLDS, key=lambda t: scores(p_val, val, t)["f1"])
+    probs = predict(model, test)
+    p1 = [p[:, 1] for p in probs]
+    n_trig, words = sum(len(e) for e in test.ends), sum(test.num_words)
+    lines = [f"test ({len(test)} clips of {CLIP_SECONDS:g} s, unseen speakers, {n_trig} "
+             f"triggers among {words} words): loss {mean_loss(probs, test):.4f}"]  # fmt: skip
     for t, why in ((0.5, ""), (float(best), " (best detection F1 on validation)")):
-        s = scores(p1, data.test, t)
+        s = scores(p1, test, t)
         lines.append(
             f"  threshold {t:.2f}{why}: detection precision {s['precision']:.4f}, recall "
             f"{s['recall']:.4f}, F1 {s['f1']:.4f}, {s['false_alarms_per_min']:.2f} false "
