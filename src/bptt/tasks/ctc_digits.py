@@ -166,23 +166,29 @@ def error_rates(hyps, refs) -> dict:
     }
 
 
-def decode(model, split: Split, beam: int = 1, batch_size: int = 64) -> list[np.ndarray]:
-    """Label ids (L_n,) of every utterance of ``split``, in its order: best path (beam 1)
-    or prefix beam search of width ``beam``."""
-    from bptt.decode import ctc_decode
+def metrics(model, split: Split, beam: int = 1, batch_size: int = 64) -> dict:
+    """CTC loss per target label Σ_n E_n / Σ_n |y_n|, and the digit error rate and sequence
+    accuracy of best path (beam 1) or prefix beam search (width ``beam``), from one forward
+    pass per batch."""
+    from bptt.decode import ctc_greedy, ctc_prefix_beam_search
+    from bptt.functional.ctc import ctc_forward
 
-    out: list = [None] * len(split)
+    hyps: list = [None] * len(split)
+    total = 0.0
     for idx, batch in in_order(split, batch_size):
-        for i, ids in zip(idx, ctc_decode(model, batch.inputs, batch.mask, beam), strict=True):
-            out[i] = ids
-    return out
-
-
-def metrics(model, split: Split, beam: int = 1) -> dict:
-    """CTC loss per target label, and the digit error rate and sequence accuracy."""
-    total = sum(model.loss(batch) for _, batch in in_order(split, 64))
+        lp = model.log_probs(batch.inputs, batch.mask)  # (B, T, C)
+        T_b = batch.mask.sum(axis=1)  # (B,)
+        L_b = (batch.targets != model.blank).sum(axis=1)  # (B,)
+        nll, _ = ctc_forward(lp, batch.targets, T_b, L_b, model.blank)  # (B,)
+        total += float(nll.sum())
+        if beam == 1:
+            ids = ctc_greedy(lp, T_b, model.blank)
+        else:
+            ids = ctc_prefix_beam_search(lp, T_b, beam, model.blank)[0]
+        for i, row in zip(idx, ids, strict=True):
+            hyps[i] = row
     labels = max(sum(len(t) for t in split.targets), 1)
-    return {"loss": total / labels, **error_rates(decode(model, split, beam), split.targets)}
+    return {"loss": total / labels, **error_rates(hyps, split.targets)}
 
 
 # ---------------------------------------------------------------- model and training
@@ -233,7 +239,8 @@ def build_trainer(config, out_dir, progress_bar: bool = True):
     way = "bidirectional " if config.bidirectional else ""
     epochs = config.steps * config.batch_size / len(data.train)
     summary = [
-        *describe(data),
+        *describe(data)[:2],
+        f"labels: {' '.join(LABELS)} (classes 1..{len(LABELS)}) and the blank (class 0)",
         f"model: CTC recognizer, {way}{config.cell.upper()} {config.num_layers}x"
         f"{config.hidden_size}, {model.num_parameters():,} parameters, {config.dtype}",
         f"training: {config.steps} updates of {config.batch_size} utterances ({epochs:.1f} "
