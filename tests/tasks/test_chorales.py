@@ -303,3 +303,23 @@ def test_write_melody_writes_event_list_and_midi(tmp_path):
     lines = (tmp_path / "toy.txt").read_text().splitlines()
     assert lines[2].split() == ["0", "1", "G4"] and lines[3].split() == ["1", "4", "E4", "fermata"]
     assert (tmp_path / "toy.mid").read_bytes()[:4] == b"MThd"
+
+
+@pytest.mark.slow  # parses all 350 chorales: about 2 minutes
+def test_round_trip_over_the_whole_corpus():
+    m21 = _music21()
+    names = chorales.score_names()
+    sounding = fermatas = ties = bars = 0
+    for name in names:
+        score = m21.corpus.parse(name)
+        original = chorales.soprano(score)
+        decoded = chorales.to_part(chorales.melody_from_score(score, name))
+        sounding += _sounding(decoded) == _sounding(original)
+        fermatas += _fermata_onsets(decoded) == _fermata_onsets(original)
+        ties += _written(decoded) == _written(original)
+        bars += set(_bars(decoded)) <= set(_bars(original))
+    print(f"{len(names)} chorales: sounding notes {sounding}, fermatas {fermatas}, written ties "
+          f"{ties}, bar lines among the score's {bars}")  # fmt: skip
+    assert len(names) == 350
+    assert sounding == fermatas == 350
+    assert ties >= 337 and bars >= 340  # the rest: ties inside bars, meter changes
