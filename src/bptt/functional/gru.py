@@ -51,6 +51,7 @@ import numpy as np
 
 from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
 from bptt.functional._threads import step_threads
+from bptt.functional._workspace import scratch
 
 
 def gru_forward(
@@ -61,6 +62,7 @@ def gru_forward(
     bias_ih: np.ndarray | None = None,
     bias_hh: np.ndarray | None = None,
     mask: np.ndarray | None = None,
+    workspace: dict | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray], dict]:
     """Run the GRU (r, z, n gates; reset after the hidden product) over all T steps.
 
@@ -71,6 +73,8 @@ def gru_forward(
             W_h = [W_hr; W_hz; W_hn] (3H, H).
         bias_ih, bias_hh: (3H,) each, or None for no bias.
         mask: (B, T) booleans, True at real steps; None means all real.
+        workspace: a dict whose arrays the cache may reuse from the last call
+            (see :mod:`bptt.functional._workspace`); None: all new.
 
     Returns:
         outputs (B, T, H) (zero at padded steps), ``(h_T,)`` the final state
@@ -89,17 +93,19 @@ def gru_forward(
         )
 
     # W_i x_t + b_i for every step in one product, time-major so each step is contiguous.
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
-    a = (x_tm.reshape(T * B, D) @ weight_ih.T).reshape(T, B, 3 * H)  # (T, B, 3H)
+    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
+    np.copyto(x_tm, x.transpose(1, 0, 2))
+    a = scratch(workspace, "a", (T, B, 3 * H), x.dtype)  # (T, B, 3H)
+    np.matmul(x_tm.reshape(T * B, D), weight_ih.T, out=a.reshape(T * B, 3 * H))
     if bias_ih is not None:
         a += bias_ih
     m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
     real = real_steps(mask, T, B)  # (T, B)
 
-    h = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) h_0 .. h_T
+    h = scratch(workspace, "h", (T + 1, B, H), x.dtype)  # (T+1, B, H) h_0 .. h_T
     h[0] = h0
-    gates = np.empty((T, B, 3 * H), dtype=x.dtype)  # (T, B, 3H) r_t, z_t, n_t
-    hn = np.empty((T, B, H), dtype=x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
+    gates = scratch(workspace, "gates", (T, B, 3 * H), x.dtype)  # (T, B, 3H) r_t, z_t, n_t
+    hn = scratch(workspace, "hn", (T, B, H), x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
     c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
     w_hh_t = weight_hh.T  # (H, 3H) a view; BLAS reads it transposed, no copy
     with step_threads():  # small per-step products: one BLAS thread
@@ -123,6 +129,7 @@ def gru_forward(
         "weight_hh": weight_hh,
         "has_bias_ih": bias_ih is not None,
         "has_bias_hh": bias_hh is not None,
+        "workspace": workspace,
     }
     return outputs, (h[T].copy(),), cache
 
@@ -158,8 +165,8 @@ def gru_backward(
     if d_final_state is not None and d_final_state[0] is not None:
         g_rec += d_final_state[0]
     carry = np.zeros((B, H), dtype=h.dtype)  # (B, H) g_{t+1} z_{t+1}, or g through padding
-    da = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂a_t
-    dc = np.empty((T, B, 3 * H), dtype=h.dtype)  # (T, B, 3H) ∂E/∂c_t
+    da = scratch(cache["workspace"], "da", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂a_t
+    dc = scratch(cache["workspace"], "dc", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂c_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T - 1, -1, -1):

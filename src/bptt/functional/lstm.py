@@ -60,6 +60,7 @@ import numpy as np
 from bptt.errors import BpttError
 from bptt.functional._fused import lstm_step_backward, lstm_step_forward, real_steps
 from bptt.functional._threads import step_threads
+from bptt.functional._workspace import scratch
 
 
 def _check_shapes(
@@ -101,6 +102,7 @@ def lstm_forward(
     bias_ih: np.ndarray | None = None,
     bias_hh: np.ndarray | None = None,
     mask: np.ndarray | None = None,
+    workspace: dict | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict]:
     """Run the LSTM step (i, f, g, o gates; C_t = f_t * C_{t-1} + i_t * g_t) over all T steps.
 
@@ -110,6 +112,8 @@ def lstm_forward(
         weight_ih, weight_hh: (4H, D) and (4H, H), gate rows in order i, f, g, o.
         bias_ih, bias_hh: (4H,) each, or None for no bias.
         mask: (B, T) booleans, True at real steps; None means all real.
+        workspace: a dict whose arrays the cache may reuse from the last call
+            (see :mod:`bptt.functional._workspace`); None: all new.
 
     Returns:
         outputs (B, T, H) (zero at padded steps), ``(h_T, C_T)`` the final state
@@ -126,20 +130,22 @@ def lstm_forward(
     H = weight_hh.shape[1]
 
     # weight_ih x_t + biases for every step in one product, time-major so each step is contiguous.
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
+    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
+    np.copyto(x_tm, x.transpose(1, 0, 2))
     m = None if mask is None else np.asarray(mask, dtype=bool).T[:, :, None]  # (T, B, 1)
     real = real_steps(mask, T, B)  # (T, B)
     if m is not None:
         np.copyto(x_tm, 0, where=~m)  # padding must not reach the sums over steps
-    gates = (x_tm.reshape(T * B, D) @ weight_ih.T).reshape(T, B, 4 * H)  # (T, B, 4H) z, then gates
+    gates = scratch(workspace, "gates", (T, B, 4 * H), x.dtype)  # (T, B, 4H) z, then gates
+    np.matmul(x_tm.reshape(T * B, D), weight_ih.T, out=gates.reshape(T * B, 4 * H))
     if bias_ih is not None:
         gates += bias_ih
     if bias_hh is not None:
         gates += bias_hh
 
-    h = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) h_0 .. h_T
-    c = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) C_0 .. C_T
-    tanh_c = np.empty((T, B, H), dtype=x.dtype)  # (T, B, H) tanh(C_t), reused by backward
+    h = scratch(workspace, "h", (T + 1, B, H), x.dtype)  # (T+1, B, H) h_0 .. h_T
+    c = scratch(workspace, "c", (T + 1, B, H), x.dtype)  # (T+1, B, H) C_0 .. C_T
+    tanh_c = scratch(workspace, "tanh_c", (T, B, H), x.dtype)  # (T, B, H) reused by backward
     rec = np.empty((B, 4 * H), dtype=x.dtype)  # (B, 4H) weight_hh h_{t-1}, reused
     h[0] = h0
     c[0] = c0
@@ -164,6 +170,7 @@ def lstm_forward(
         "weight_hh": weight_hh,
         "has_bias_ih": bias_ih is not None,
         "has_bias_hh": bias_hh is not None,
+        "workspace": workspace,
     }
     return outputs, (h[T].copy(), c[T].copy()), cache
 
@@ -205,7 +212,7 @@ def lstm_backward(
             dh_rec += d_final_state[0]
         if d_final_state[1] is not None:
             dc += d_final_state[1]
-    dz = np.empty((T, B, 4 * H), dtype=h.dtype)  # (T, B, 4H) ∂E/∂z_t for all steps
+    dz = scratch(cache["workspace"], "dz", (T, B, 4 * H), h.dtype)  # (T, B, 4H) ∂E/∂z_t
     keep_h = keep_c = None
     if state_grads is not None:
         keep_h = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂h_t

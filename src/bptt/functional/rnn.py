@@ -32,6 +32,7 @@ import numpy as np
 
 from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
 from bptt.functional._threads import step_threads
+from bptt.functional._workspace import scratch
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -45,6 +46,7 @@ def rnn_forward(
     bias_hh: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     nonlinearity: str = "tanh",
+    workspace: dict | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray], dict]:
     """Run s_t = tanh(U x_t + W s_{t-1} + b) over all T steps.
 
@@ -55,6 +57,8 @@ def rnn_forward(
         bias_ih, bias_hh: (H,) each, or None for no bias.
         mask: (B, T) booleans, True at real steps; None means all real.
         nonlinearity: "tanh" (the lecture's) or "relu".
+        workspace: a dict whose arrays the cache may reuse from the last call
+            (see :mod:`bptt.functional._workspace`); None: all new.
 
     Returns:
         outputs (B, T, H) (zero at padded steps), ``(s_T,)`` the final state
@@ -68,15 +72,17 @@ def rnn_forward(
     H = weight_hh.shape[0]
 
     # U x_t + b for every step in one product, time-major so each step is contiguous.
-    x_tm = np.ascontiguousarray(x.transpose(1, 0, 2))  # (T, B, D)
-    a = (x_tm.reshape(T * B, D) @ weight_ih.T).reshape(T, B, H)  # (T, B, H)
+    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
+    np.copyto(x_tm, x.transpose(1, 0, 2))
+    a = scratch(workspace, "a", (T, B, H), x.dtype)  # (T, B, H)
+    np.matmul(x_tm.reshape(T * B, D), weight_ih.T, out=a.reshape(T * B, H))
     if bias_ih is not None:
         a += bias_ih + bias_hh
     m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
     real = real_steps(mask, T, B)  # (T, B)
     relu = nonlinearity == "relu"
 
-    s = np.empty((T + 1, B, H), dtype=x.dtype)  # (T+1, B, H) s_0 .. s_T
+    s = scratch(workspace, "s", (T + 1, B, H), x.dtype)  # (T+1, B, H) s_0 .. s_T
     s[0] = h0
     rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
     w_hh_t = weight_hh.T  # (H, H) a view; BLAS reads it transposed, no copy
@@ -98,6 +104,7 @@ def rnn_forward(
         "weight_hh": weight_hh,
         "has_bias": bias_ih is not None,
         "nonlinearity": nonlinearity,
+        "workspace": workspace,
     }
     return outputs, (s[T].copy(),), cache
 
@@ -133,7 +140,7 @@ def rnn_backward(
     if d_final_state is not None and d_final_state[0] is not None:
         g_rec += d_final_state[0]
     carry = np.zeros((B, H), dtype=s.dtype)  # (B, H) ∂E/∂s_t passed through padding
-    da = np.empty((T, B, H), dtype=s.dtype)  # (T, B, H) ∂E/∂a_t
+    da = scratch(cache["workspace"], "da", (T, B, H), s.dtype)  # (T, B, H) ∂E/∂a_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T - 1, -1, -1):

@@ -135,6 +135,8 @@ class Recurrent(Layer):
         self.d_initial_state: State | None = None
         self.checkpoint_steps: int | None = None
         self._cache: dict | None = None
+        # Per layer and direction, the memory of the last forward's cache, reused by the next.
+        self._workspaces: dict[int, dict] = {}
 
     # -- what a subclass provides ------------------------------------------------
 
@@ -291,6 +293,7 @@ class Recurrent(Layer):
         if self.checkpoint_steps is not None:
             cell_forward = partial(checkpointed_forward, cell_forward, chunk=self.checkpoint_steps)
         kwargs = self._cell_kwargs()
+        reuse = self.checkpoint_steps is None  # chunked caches are made and dropped in backward
         L, K, H = self.num_layers, self.num_directions, self.hidden_size
         finals = self._zeros(B)  # (L*K, B, H) each
         mask_rev = None if mask is None else np.ascontiguousarray(mask[:, ::-1])  # (B, T)
@@ -298,7 +301,7 @@ class Recurrent(Layer):
         drop_masks: list[np.ndarray | None] = []
         layer_in = x  # (B, T, D) then (B, T, K*H)
         for l in range(L):
-            outputs = np.empty((B, T, K * H), dtype=self.dtype)  # (B, T, K*H)
+            outputs = None if K == 1 else np.empty((B, T, K * H), dtype=self.dtype)  # (B, T, K*H)
             for k in range(K):
                 idx, sfx = l * K + k, self._suffix(l, k)
                 x_k = (
@@ -312,9 +315,13 @@ class Recurrent(Layer):
                     self.params.get(f"bias_ih{sfx}"),
                     self.params.get(f"bias_hh{sfx}"),
                     mask=mask if k == 0 else mask_rev,
+                    workspace=self._workspaces.setdefault(idx, {}) if reuse else None,
                     **kwargs,
                 )
-                outputs[:, :, k * H : (k + 1) * H] = out if k == 0 else out[:, ::-1]
+                if K == 1:
+                    outputs = out  # (B, T, H) already a fresh array of its own
+                else:
+                    outputs[:, :, k * H : (k + 1) * H] = out if k == 0 else out[:, ::-1]
                 for f_all, f in zip(finals, final, strict=True):
                     f_all[idx] = f
                 caches.append(cache)
