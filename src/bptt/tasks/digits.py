@@ -67,7 +67,7 @@ def clip_features(clips: list[synth.Clip], folder: Path, kind: str) -> list[np.n
     """Features (T_i, D) of every clip, computed once and kept beside the corpus."""
     path = folder / f"features-{kind}.npz"
     if path.is_file():
-        with np.load(path) as saved:
+        with np.load(path, allow_pickle=False) as saved:
             lengths, flat = saved["lengths"], saved["features"]  # (N,), (ΣT_i, D)
         if len(lengths) == len(clips):
             return np.split(flat, np.cumsum(lengths)[:-1])
