@@ -217,7 +217,7 @@ PRESETS: dict[str, dict] = {
     },
     "ctc-digits": {
         "out": "runs/ctc-digits",
-        "hidden_size": 64,  # per direction; wider overfits sooner (train loss 0.01, val 0.19)
+        "hidden_size": 64,  # per direction; fits the training set already (loss 0.01 vs 0.19)
         "num_layers": 2,  # layer 2 reads both directions of layer 1
         "bidirectional": True,  # a digit's class is clearest once its word has ended
         "max_examples": 4000,  # training utterances of 3..7 digits (~20,000 digits)
