@@ -20,8 +20,8 @@ needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None,
     reason="espeak-ng is not installed (apt-get install espeak-ng; .ci/run installs it)",
 )
-FLAGS = ["--quiet", "--hidden-size", "8", "--num-layers", "1", "--batch-size", "4"]
-FLAGS += ["--steps", "4", "--eval-every", "2", "--max-examples", "8", "--beam", "3"]
+FLAGS = ["--quiet", "--hidden-size", "8", "--num-layers", "1", "--batch-size", "2"]
+FLAGS += ["--steps", "4", "--eval-every", "2", "--max-examples", "4", "--beam", "3"]
 
 
 # ---------------------------------------------------------------- metrics, by hand
@@ -81,8 +81,8 @@ def test_utterances_have_3_to_7_digits_and_only_their_splits_speakers():
 # ---------------------------------------------------------------- end to end
 @pytest.fixture
 def small_corpora(monkeypatch):
-    monkeypatch.setattr(ctc_digits, "VAL_UTTERANCES", 4)
-    monkeypatch.setattr(ctc_digits, "TEST_UTTERANCES", 4)
+    monkeypatch.setattr(ctc_digits, "VAL_UTTERANCES", 2)
+    monkeypatch.setattr(ctc_digits, "TEST_UTTERANCES", 2)
 
 
 @needs_espeak
@@ -91,15 +91,15 @@ def test_train_eval_and_transcribe_end_to_end(tmp_path, small_corpora, capsys):
     out, data = tmp_path / "run", tmp_path / "speech"
     assert main(["train", "ctc-digits", *FLAGS, "--out", str(out), "--data", str(data)]) == 0
     printed = capsys.readouterr().out
-    assert "train 8, validation 4, test 4" in printed and "160 features per step" in printed
+    assert "train 4, validation 2, test 2" in printed and "160 features per step" in printed
     assert "strings of 3..7 digits" in printed and "CTC recognizer, bidirectional LSTM" in printed
-    report = printed[printed.index("test (4 utterances") :].strip()
+    report = printed[printed.index("test (2 utterances") :].strip()
     assert "unseen speakers" in report
     assert "greedy (best path): digit error rate" in report
     assert "prefix beam search, width 3: digit error rate" in report
     corpora = sorted(p for p in data.iterdir() if p.is_dir())
     clips = [c for folder in corpora for c in synth.read_corpus(folder)]
-    assert len(corpora) == 3 and len(clips) == 16  # one cached corpus per split
+    assert len(corpora) == 3 and len(clips) == 8  # one cached corpus per split
     assert {c.spec.by_word for c in clips} == {True, False}
     for clip in clips:  # what each utterance says is its label string, 3..7 digits
         labels = ctc_digits.text_to_labels(clip.text)  # (L,)
