@@ -39,7 +39,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--unit", default=None, help="label L:, e.g. 1/8 (default: the model's)")
     p.add_argument("--prompt", default="", help='first notes of the body, e.g. "D|GAB"')
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
-    p.add_argument("--temperature", type=float, default=0.8, help="(default: 0.8)")
+    p.add_argument("--temperature", type=float, default=0.5,
+                   help="lower keeps the meter more often (default: 0.5)")  # fmt: skip
     p.add_argument("--top-k", type=int, default=None, help="draw only from the k most likely")
     p.add_argument("--tries", type=int, default=1,
                    help="write this many tunes at once and keep the first that parses and keeps "

@@ -82,7 +82,7 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "tunes: 10 training, 2 held out" in printed
     assert "unigram" in printed and "bigram" in printed and "test bits per character" in printed
-    assert "100 samples:" in printed and "parse in music21" in printed
+    assert "100 samples (temperature 0.5):" in printed and "parse in music21" in printed
 
     checkpoint = str(out / "best.safetensors")
     assert main(["sample", checkpoint, "--prompt", "M:", "--length", "20"]) == 0
@@ -115,6 +115,8 @@ def test_check_tune_real_notation():
     tune = "M:2/4\nK:G\n(3ABc|dcdA GFED|GEFD EDB,A,:|\n|:G|{A}G2 [GB]2|1 d4:|2 d2 G2|]"
     assert music.check_tune(tune) == (True, True)
     assert music.check_tune("M:none\nL:1/8\nK:G\nD2B2G2|F2A2d3|GG") == (True, False)  # no meter
+    # chord symbols and annotations in quotes take no time
+    assert music.check_tune('M:2/4\nL:1/8\nK:G\nGA|">"Bc "G"dB|">"cA "D7"F2|G4|]') == (True, True)
     # an overfull bar (music21 cuts it in two and would let the pieces pass)
     assert music.check_tune("M:6/8\nL:1/8\nK:G\nGAB|dBG A2D|GAB d2e dBA|G3|]") == (True, False)
     assert music.check_tune("M:2/4\nL:1/8\nK:G\nGAB|dBGA2D|GAB d2|G3|]") == (True, False)
