@@ -351,7 +351,7 @@ def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None
     key = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     path = synth.cache_root(folder) / "trigger" / f"{split}-{key}.npz"
     if path.is_file():
-        with np.load(path) as saved:
+        with np.load(path, allow_pickle=False) as saved:
             lengths, flat = saved["lengths"], saved["features"]  # (N,), (ΣT_i, D)
             words = json.loads(str(saved["words"]))
         return np.split(flat, np.cumsum(lengths)[:-1]), [[tuple(w) for w in ws] for ws in words]
