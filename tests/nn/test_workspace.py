@@ -36,3 +36,19 @@ def test_a_second_forward_changes_neither_results_nor_gradients(cls):
     np.testing.assert_array_equal(d_x, fresh.backward(g))
     for name, grad in fresh.grads.items():
         np.testing.assert_array_equal(layer.grads[name], grad, err_msg=name)
+
+
+@pytest.mark.parametrize("cls", [RNN, LSTM, GRU])
+@pytest.mark.parametrize("B", [1, 2])
+def test_one_step_at_a_time_outputs_stay_as_they_were(cls, B):
+    # At T = 1 (generation) or B = 1 the batch-first view of the state history is
+    # contiguous: the outputs must still be copies, not workspace memory.
+    rng = np.random.default_rng(0)
+    layer = cls(3, 4, rng=rng)
+    x = rng.standard_normal((B, 5, 3)).astype(np.float32)  # (B, T, D)
+    whole, _ = layer.forward(x)
+    state, outs = None, []
+    for t in range(5):
+        out, state = layer.forward(x[:, t : t + 1], state)  # (B, 1, H)
+        outs.append(out)
+    np.testing.assert_allclose(np.concatenate(outs, axis=1), whole, rtol=1e-6, atol=1e-6)

@@ -32,3 +32,18 @@ def scratch(workspace: dict | None, name: str, shape: tuple[int, ...], dtype) ->
     if flat is None or flat.dtype != dtype or flat.size < size:
         flat = workspace[name] = np.empty(size, dtype=dtype)  # (size,) grown, kept
     return flat[:size].reshape(shape)
+
+
+def outputs_from(history: np.ndarray, m: np.ndarray | None) -> np.ndarray:
+    """The outputs (B, T, H) as a new array: states 1..T of ``history`` (T+1, B, H), batch-first.
+
+    Always a copy: at T = 1 or B = 1 the transposed view is already contiguous, and
+    ``np.ascontiguousarray`` would hand out workspace memory the next call overwrites.
+    Zero at padded steps, where ``m`` (T, B, 1) is False.
+    """
+    T, B, H = history.shape[0] - 1, history.shape[1], history.shape[2]
+    outputs = np.empty((B, T, H), dtype=history.dtype)  # (B, T, H) the caller's own
+    np.copyto(outputs, history[1:].transpose(1, 0, 2))
+    if m is not None:
+        outputs *= m.transpose(1, 0, 2)  # (B, T, 1)
+    return outputs

@@ -51,7 +51,7 @@ import numpy as np
 
 from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
 from bptt.functional._threads import step_threads
-from bptt.functional._workspace import scratch
+from bptt.functional._workspace import outputs_from, scratch
 
 
 def gru_forward(
@@ -116,8 +116,7 @@ def gru_forward(
             # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
             gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
 
-    out_tm = h[1:] if m is None else h[1:] * m  # (T, B, H) zero at padding
-    outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
+    outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
     cache = {
         "x_tm": x_tm,
         "h": h,

@@ -60,7 +60,7 @@ import numpy as np
 from bptt.errors import BpttError
 from bptt.functional._fused import lstm_step_backward, lstm_step_forward, real_steps
 from bptt.functional._threads import step_threads
-from bptt.functional._workspace import scratch
+from bptt.functional._workspace import outputs_from, scratch
 
 
 def _check_shapes(
@@ -156,8 +156,7 @@ def lstm_forward(
             # z_t = gates[t] + rec; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one fused pass
             lstm_step_forward(gates[t], rec, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1])
 
-    out_tm = h[1:] if m is None else h[1:] * m  # (T, B, H) zero at padding
-    outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
+    outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
     cache = {
         "x_tm": x_tm,
         "h": h,

@@ -32,7 +32,7 @@ import numpy as np
 
 from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
 from bptt.functional._threads import step_threads
-from bptt.functional._workspace import scratch
+from bptt.functional._workspace import outputs_from, scratch
 
 NONLINEARITIES = ("tanh", "relu")
 
@@ -93,8 +93,7 @@ def rnn_forward(
                 a[t], rec, s[t], real[t], relu, s[t + 1]
             )  # s_t = tanh(a_t), padding carries
 
-    out_tm = s[1:] if m is None else s[1:] * m  # (T, B, H) zero at padding
-    outputs = np.ascontiguousarray(out_tm.transpose(1, 0, 2))  # (B, T, H)
+    outputs = outputs_from(s, m)  # (B, T, H) a new array, zero at padding
     cache = {
         "x_tm": x_tm,
         "s": s,
