@@ -1,0 +1,86 @@
+"""Where an LSTM layer's inference time goes: the whole forward beside its parts, timed alone.
+
+    python benchmarks/infer_breakdown.py a c        # configs of rnn_speed.py: a, b, c
+
+Prints, per config, the best time of ``layer.forward(x, training=False)`` and of
+its parts with the same shapes, one BLAS thread: the input projections
+(T*B, D) @ (D, 4H) of every layer, the T per-step recurrent products
+(B, H) @ (H, 4H), and the T fused gate kernels. "rest" is the forward minus the
+parts: copies, allocation and Python.
+
+Shapes: B batch, T time steps, D input features, H hidden units, L layers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads its BLAS
+
+import numpy as np
+
+import bptt.nn
+from bptt.functional._fused import lstm_step_forward
+
+CONFIGS = {"a": (32, 100, 128, 128, 1), "b": (64, 100, 512, 512, 1), "c": (16, 200, 64, 256, 2)}
+
+
+def best_ms(fn, reps: int) -> float:
+    """Fastest of ``reps`` calls after one warm-up call, in ms."""
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times) * 1e3
+
+
+def layer_parts(B, T, d_in, H, w_ih, w_hh, reps, rng) -> dict[str, float]:
+    """ms of one layer's input projection, its T recurrent products and its T gate kernels."""
+    xs = rng.standard_normal((T * B, d_in)).astype(np.float32)  # (T*B, D_in)
+    z = np.empty((T * B, 4 * H), np.float32)  # (T*B, 4H)
+    h = 0.5 * rng.standard_normal((T + 1, B, H)).astype(np.float32)  # (T+1, B, H)
+    rec = np.empty((B, 4 * H), np.float32)  # (B, 4H)
+    gates = rng.standard_normal((T, B, 4 * H)).astype(np.float32)  # (T, B, 4H)
+    c = np.zeros((T + 1, B, H), np.float32)  # (T+1, B, H)
+    tanh_c = np.zeros((T, B, H), np.float32)  # (T, B, H)
+    real = np.ones((T, B), bool)  # (T, B)
+
+    def products():
+        for t in range(T):
+            np.matmul(h[t], w_hh.T, out=rec)
+
+    def kernels():
+        for t in range(T):
+            lstm_step_forward(gates[t], rec, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1])
+
+    return {
+        "input projections": best_ms(lambda: np.matmul(xs, w_ih.T, out=z), reps),
+        "per-step products": best_ms(products, reps),
+        "gate kernels": best_ms(kernels, reps),
+    }
+
+
+def breakdown(name: str) -> str:
+    B, T, D, H, L = CONFIGS[name]
+    reps = 5 if name == "b" else 15
+    rng = np.random.default_rng(0)
+    layer = bptt.nn.LSTM(D, H, num_layers=L, dtype=np.float32, rng=rng)
+    x = rng.standard_normal((B, T, D)).astype(np.float32)  # (B, T, D)
+    whole = best_ms(lambda: layer.forward(x, training=False), reps)
+    parts: dict[str, float] = {}
+    for l in range(L):
+        w_ih, w_hh = layer.params[f"weight_ih_l{l}"], layer.params[f"weight_hh_l{l}"]
+        for k, v in layer_parts(B, T, D if l == 0 else H, H, w_ih, w_hh, reps, rng).items():
+            parts[k] = parts.get(k, 0.0) + v
+    shown = ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+    rest = whole - sum(parts.values())
+    return f"lstm-{name} inference: forward {whole:.1f} ms = {shown}, rest {rest:.1f}"
+
+
+if __name__ == "__main__":
+    for config in sys.argv[1:] or ["a", "c"]:
+        print(breakdown(config), flush=True)
