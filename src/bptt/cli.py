@@ -133,6 +133,7 @@ def _given(args: argparse.Namespace) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from bptt import tasks
     from bptt.tasks import task_module
     from bptt.train import BEST, LATEST, plot_history
 
@@ -180,7 +181,7 @@ def _train(args: argparse.Namespace) -> int:
     print(f"checkpoints: {out / BEST} (best), {out / LATEST} (latest)")
     png = plot_history(out / "metrics.jsonl", out / "training.png")
     print(f"metrics: {out / 'metrics.jsonl'}" + (f", plot: {png}" if png else ""))
-    task.after_training(config, out / BEST)
+    tasks.after_training(task, config, out / BEST)
     return 0
 
 
@@ -243,9 +244,10 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from bptt import tasks
     from bptt.tasks import task_module
 
-    print(task_module(_saved_config(args.checkpoint).task).evaluate_checkpoint(args))
+    print(tasks.evaluate_checkpoint(task_module(_saved_config(args.checkpoint).task), args))
     return 0
 
 

@@ -1,9 +1,10 @@
 """One module per application: data loading, model preset, metric.
 
 Each task module offers ``build_trainer(config, out_dir, progress_bar) ->
-(trainer, summary lines)``, ``after_training(config, best_checkpoint)`` and
-``evaluate_checkpoint(args) -> str``. Tasks are found in a fixed table, never
-imported by a name read from a file.
+(trainer, summary lines)`` and either ``held_out_report(checkpoint) -> str`` (its
+test metrics, printed after training and by ``bptt eval``) or its own
+``after_training(config, best_checkpoint)`` and ``evaluate_checkpoint(args) -> str``.
+Tasks are found in a fixed table, never imported by a name read from a file.
 """
 
 from __future__ import annotations
@@ -36,3 +37,18 @@ def task_module(name: str) -> ModuleType:
     if name not in TASK_MODULES:
         raise BpttError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_MODULES))}")
     return importlib.import_module(TASK_MODULES[name])
+
+
+def after_training(task: ModuleType, config, checkpoint) -> None:
+    """What a task shows once training ends: its own, or its held-out report."""
+    if hasattr(task, "after_training"):
+        task.after_training(config, checkpoint)
+    else:
+        print(task.held_out_report(checkpoint))
+
+
+def evaluate_checkpoint(task: ModuleType, args) -> str:
+    """``bptt eval``: the task's own evaluation, or its held-out report."""
+    if hasattr(task, "evaluate_checkpoint"):
+        return task.evaluate_checkpoint(args)
+    return task.held_out_report(args.checkpoint)

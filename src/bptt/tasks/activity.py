@@ -112,14 +112,6 @@ def held_out_report(path) -> str:
     )
 
 
-def after_training(config, checkpoint) -> None:
-    print(held_out_report(checkpoint))
-
-
-def evaluate_checkpoint(args) -> str:
-    return held_out_report(args.checkpoint)
-
-
 def predict_checkpoint(path, text: str) -> str:
     """The activity of a clip in a CSV file (T rows of D comma-separated numbers)."""
     model, config, meta, _ = load_model(path, "activity")

@@ -288,14 +288,6 @@ def held_out_report(path) -> str:
     return "\n".join(lines)
 
 
-def after_training(config, checkpoint) -> None:
-    print(held_out_report(checkpoint))
-
-
-def evaluate_checkpoint(args) -> str:
-    return held_out_report(args.checkpoint)
-
-
 # ---------------------------------------------------------------- transcribe
 def transcribe(path, wav, beam: int = 1) -> str:
     """The digits heard in the WAV file ``wav`` by the checkpoint at ``path``, as "4 0 7 1".

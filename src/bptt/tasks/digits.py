@@ -147,14 +147,6 @@ def held_out_report(path) -> str:
     )
 
 
-def after_training(config, checkpoint) -> None:
-    print(held_out_report(checkpoint))
-
-
-def evaluate_checkpoint(args) -> str:
-    return held_out_report(args.checkpoint)
-
-
 def predict_checkpoint(path, text: str) -> str:
     """The digit spoken in a WAV file (any rate; resampled to 16 kHz) and its probability."""
     from bptt.data.audio import SAMPLE_RATE, resample

@@ -194,14 +194,6 @@ def held_out_report(path) -> str:
     )
 
 
-def after_training(config, checkpoint) -> None:
-    print(held_out_report(checkpoint))
-
-
-def evaluate_checkpoint(args) -> str:
-    return held_out_report(args.checkpoint)
-
-
 def predict_checkpoint(path, text: str) -> str:
     """Presence and, for a tagger, the sequence with the motif bases in [brackets]."""
     model, _, meta, vocab = load_model(path, "dna")

@@ -233,14 +233,6 @@ def held_out_report(path) -> str:
     )
 
 
-def after_training(config, checkpoint) -> None:
-    print(held_out_report(checkpoint))
-
-
-def evaluate_checkpoint(args) -> str:
-    return held_out_report(args.checkpoint)
-
-
 def predict_checkpoint(path, text: str) -> str:
     """Each word of ``text`` with its tag (and its probability), one per line."""
     model, _, meta, vocab = load_model(path, "ner")

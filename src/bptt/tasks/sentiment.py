@@ -112,14 +112,6 @@ def held_out_report(path) -> str:
     )
 
 
-def after_training(config, checkpoint) -> None:
-    print(held_out_report(checkpoint))
-
-
-def evaluate_checkpoint(args) -> str:
-    return held_out_report(args.checkpoint)
-
-
 def predict_checkpoint(path, text: str) -> str:
     """'positive 0.93' for a sentence, naming the words read as <unk>."""
     model, config, meta, vocab = load_model(path, "sentiment")

@@ -473,14 +473,6 @@ def held_out_report(path) -> str:
     return "\n".join(lines)
 
 
-def after_training(config, checkpoint) -> None:
-    print(held_out_report(checkpoint))
-
-
-def evaluate_checkpoint(args) -> str:
-    return held_out_report(args.checkpoint)
-
-
 def detect(path, samples, rate: int = SAMPLE_RATE, threshold: float = 0.5):
     """Run the checkpoint at ``path`` over ``samples`` (N,) left to right: (detection
     times (s), step probabilities (S,))."""
