@@ -70,7 +70,7 @@ def test_labels_mark_exactly_the_50_frames_after_each_trigger():
     np.testing.assert_array_equal(np.flatnonzero(steps), [*range(50, 62), *range(245, 249)])
     assert tr.step_time(50) == pytest.approx(2.03)  # frame 203 starts 30 ms after the end
     frames = np.arange(10 * 3, dtype=np.float32).reshape(10, 3)  # (T, D)
-    np.testing.assert_array_equal(tr.stack(frames, 4), [np.arange(12), np.arange(12, 24)])
+    np.testing.assert_array_equal(tr.stack_frames(frames, 4), [np.arange(12), np.arange(12, 24)])
 
 
 def test_labels_of_composed_clips_follow_their_triggers():

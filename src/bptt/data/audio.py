@@ -215,3 +215,10 @@ def feature_size(kind: str) -> int:
     if kind not in FEATURES:
         raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
     return 40 if kind == "logmel" else 39
+
+
+def stack_frames(frames: np.ndarray, k: int) -> np.ndarray:
+    """Frames (T, D) -> steps (T // k, k·D): k consecutive frames side by side (the last
+    T mod k frames dropped), so a recurrent layer takes k times fewer steps."""
+    s = len(frames) // k
+    return np.ascontiguousarray(frames[: s * k]).reshape(s, k * frames.shape[1])  # (S, kD)

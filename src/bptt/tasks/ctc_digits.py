@@ -45,12 +45,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.data.audio import SAMPLE_RATE, feature_size, features, read_wav, resample
+from bptt.data.audio import SAMPLE_RATE, feature_size, features, read_wav, resample, stack_frames
 from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.models.ctc import CTCRecognizer
 from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import ExampleBatches, Split, TaskData, describe, in_order
 from bptt.tasks.digits import DATASETS, clip_features
+from bptt.tasks.g2p import edit_distance
 
 LABELS = [str(d) for d in range(10)]  # label d + 1 (class d + 1) is the digit d
 LENGTHS = (3, 7)  # digits per utterance, both ends included
@@ -87,13 +88,6 @@ def text_to_labels(text: str) -> np.ndarray:
         return np.array([synth.DIGIT_WORDS.index(w) + 1 for w in text.split()], dtype=np.int64)
     except ValueError:
         raise DataError(f"a digit string's transcript must be digit words; got {text!r}") from None
-
-
-def stack_frames(frames: np.ndarray, k: int = STACK) -> np.ndarray:
-    """Frames (T, D) -> steps (T // k, k·D): k consecutive frames side by side (the last
-    T mod k frames dropped)."""
-    s = len(frames) // k
-    return np.ascontiguousarray(frames[: s * k]).reshape(s, k * frames.shape[1])  # (S, kD)
 
 
 def utterance_inputs(samples: np.ndarray, kind: str, k: int, dtype) -> np.ndarray:
@@ -138,20 +132,6 @@ def prepare_data(config, progress: bool = False) -> TaskData:
 
 
 # ---------------------------------------------------------------- metrics
-def edit_distance(a, b) -> int:
-    """Levenshtein distance: the fewest substitutions, insertions and deletions from a to b.
-
-    d(i, j) = min(d(i-1, j) + 1, d(i, j-1) + 1, d(i-1, j-1) + [a_i ≠ b_j])
-    """
-    a, b = list(a), list(b)
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
-
-
 def error_rates(hyps, refs) -> dict:
     """digit_error_rate Σ edit(ŷ_n, y_n) / Σ |y_n| and sequence_accuracy (share exact)."""
     if len(hyps) != len(refs):

@@ -64,7 +64,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.data.audio import HOP_SECONDS, SAMPLE_RATE, feature_size, log_mel, mfcc, read_wav
+from bptt.data.audio import (
+    HOP_SECONDS,
+    SAMPLE_RATE,
+    feature_size,
+    log_mel,
+    mfcc,
+    read_wav,
+    stack_frames,
+)
 from bptt.errors import BpttError, DataError
 from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import Split, TaskData, load_model, make_trainer, mean_loss, predict
@@ -262,13 +270,6 @@ def raw_features(samples, kind: str) -> np.ndarray:
     return f.astype(np.float32)
 
 
-def stack(frames: np.ndarray, k: int = STACK) -> np.ndarray:
-    """Frames (T, D) -> steps (T // k, k·D): k consecutive frames side by side (the last
-    T mod k frames dropped)."""
-    s = len(frames) // k
-    return np.ascontiguousarray(frames[: s * k]).reshape(s, k * frames.shape[1])  # (S, kD)
-
-
 def step_labels(labels: np.ndarray, k: int = STACK) -> np.ndarray:
     """Frame labels (T,) -> step labels (T // k,): the label of each step's last frame."""
     s = len(labels) // k
@@ -377,7 +378,7 @@ def _split(feats, words, mean, std, dtype, k: int = STACK) -> TriggerSplit:
     inputs, targets, ends, counts = [], [], [], []
     for f, ws in zip(feats, words, strict=True):
         trig = [e for w, _, e in ws if w == TRIGGER]
-        inputs.append(stack(((f - mean) / std).astype(dtype), k))  # (S, k·D)
+        inputs.append(stack_frames(((f - mean) / std).astype(dtype), k))  # (S, k·D)
         targets.append(step_labels(frame_labels(trig, len(f)), k))  # (S,)
         ends.append([e / SAMPLE_RATE for e in trig])
         counts.append(len(ws))
@@ -482,7 +483,7 @@ def detect(path, samples, rate: int = SAMPLE_RATE, threshold: float = 0.5):
     extra = meta["extra"]
     f = raw_features(resample(samples, rate, SAMPLE_RATE), extra["features"])  # (T, D)
     f = (f - np.array(extra["mean"])) / np.array(extra["std"])  # (T, D)
-    x = stack(f.astype(np.dtype(config.dtype)), extra["stack"])[None]  # (1, S, kD)
+    x = stack_frames(f.astype(np.dtype(config.dtype)), extra["stack"])[None]  # (1, S, kD)
     if x.shape[1] == 0:
         raise BpttError(f"the clip is too short: it needs at least {extra['stack']} frames")
     p = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0, :, 1]  # (S,)
