@@ -220,14 +220,10 @@ def describe(data: TaskData) -> list[str]:
     ]
 
 
-def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -> tuple:
-    """Model, optimizer, batches and loop for ``config`` on ``data``; ``metrics(model, split)
-    -> dict`` (with "loss") scores the validation split. Returns (trainer, summary lines)."""
-    rng = np.random.default_rng(config.seed)
-    vocab_size = None if data.vocab is None else len(data.vocab)
-    model = build_model(config, data.head, len(data.labels), vocab_size, data.input_size, rng)
-    if config.vectors:
-        _load_vectors(model, config.vectors, data.vocab)
+def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_bar: bool, rng):
+    """The training loop for ``model`` on ``data``'s training split, scored by ``metrics(model,
+    split) -> dict`` (with "loss") on its validation split; the checkpoint's metadata holds
+    what rebuilding the model needs (labels, head, input size, the task's extra)."""
     optimizer, schedule = build_optimizer(config)
     metadata = {
         "task": config.task,
@@ -238,7 +234,7 @@ def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -
         "input_size": data.input_size,
         "extra": data.extra,
     }
-    trainer = Trainer(
+    return Trainer(
         model,
         optimizer,
         schedule,
@@ -252,7 +248,19 @@ def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -
         patience=config.patience,
         metadata=metadata,
         progress_bar=progress_bar,
+        skip_non_finite=config.skip_non_finite,
     )
+
+
+def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -> tuple:
+    """Model, optimizer, batches and loop for ``config`` on ``data``; ``metrics(model, split)
+    -> dict`` (with "loss") scores the validation split. Returns (trainer, summary lines)."""
+    rng = np.random.default_rng(config.seed)
+    vocab_size = None if data.vocab is None else len(data.vocab)
+    model = build_model(config, data.head, len(data.labels), vocab_size, data.input_size, rng)
+    if config.vectors:
+        _load_vectors(model, config.vectors, data.vocab)
+    trainer = example_trainer(config, model, data, metrics, out_dir, progress_bar, rng)
     kind = "classifier" if data.head == "class" else "tagger"
     way = "bidirectional " if config.bidirectional else ""
     pool = f", {config.pooling} pooling" if data.head == "class" else ""

@@ -49,7 +49,7 @@ from bptt.data.audio import SAMPLE_RATE, feature_size, features, read_wav, resam
 from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.models.ctc import CTCRecognizer
 from bptt.tasks import speech_synth as synth
-from bptt.tasks._examples import ExampleBatches, Split, TaskData, describe, in_order
+from bptt.tasks._examples import Split, TaskData, describe, example_trainer, in_order
 from bptt.tasks.digits import DATASETS, clip_features
 from bptt.tasks.g2p import edit_distance
 
@@ -188,34 +188,13 @@ def build_model(config, input_size: int, rng=None) -> CTCRecognizer:
 
 
 def build_trainer(config, out_dir, progress_bar: bool = True):
-    from bptt.train import Trainer, build_optimizer
-
     if config.head != "auto":
         raise BpttError(f"ctc-digits reads a label string per utterance (CTC): drop --head; "
                         f"got --head {config.head}")  # fmt: skip
     data = prepare_data(config, progress=progress_bar)
     rng = np.random.default_rng(config.seed)
     model = build_model(config, data.input_size, rng)
-    optimizer, schedule = build_optimizer(config)
-    metadata = {"task": config.task, "config": config.to_dict(), "vocab": None,
-                "labels": list(data.labels), "head": data.head, "input_size": data.input_size,
-                "extra": data.extra}  # fmt: skip
-    trainer = Trainer(
-        model,
-        optimizer,
-        schedule,
-        ExampleBatches(data.train, config.batch_size, config.seed),
-        lambda m: metrics(m, data.val),
-        steps=config.steps,
-        out_dir=out_dir,
-        rng=rng,
-        clip=config.clip,
-        eval_every=config.eval_every,
-        patience=config.patience,
-        metadata=metadata,
-        progress_bar=progress_bar,
-        skip_non_finite=config.skip_non_finite,
-    )
+    trainer = example_trainer(config, model, data, metrics, out_dir, progress_bar, rng)
     way = "bidirectional " if config.bidirectional else ""
     epochs = config.steps * config.batch_size / len(data.train)
     summary = [
