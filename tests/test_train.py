@@ -80,6 +80,7 @@ def test_checkpoints_and_metrics_are_written(corpus, tmp_path):
     assert trainer.progress.best_loss == best
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # NaN on purpose
 def test_divergence_stops_with_a_named_step_and_keeps_the_last_checkpoint(corpus, tmp_path):
     trainer, _ = lm.build_trainer(_config(corpus, tmp_path, clip=0.0), tmp_path, progress_bar=False)
     trainer.run()
