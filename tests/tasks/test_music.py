@@ -70,8 +70,9 @@ def test_check_tune_parses_and_counts_bars():
     assert music.check_tune("K:C\nC|DEFG|") == (False, False)  # no meter header
 
 
-def test_train_sample_eval_end_to_end(tmp_path, capsys):
+def test_train_sample_eval_end_to_end(tmp_path, capsys, monkeypatch):
     _needs_music21()
+    monkeypatch.setenv("BPTT_CACHE", str(tmp_path / "cache"))  # the meter checks of --clean-meter
     path = tmp_path / "tunes.abc"
     path.write_text(ABC * 6, encoding="utf-8")  # 12 tunes: 10 trained, 2 held out
     out = tmp_path / "run"
@@ -80,7 +81,7 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys):
     flags += ["--test-fraction", "0.15"]
     assert main(["train", "music", "--quiet", *flags]) == 0
     printed = capsys.readouterr().out
-    assert "tunes: 10 training, 2 held out" in printed
+    assert "tunes: 10 training (0 dropped: bars off their meter), 2 held out" in printed
     assert "unigram" in printed and "bigram" in printed and "test bits per character" in printed
     assert "100 samples (temperature 0.5):" in printed and "parse in music21" in printed
 
@@ -89,6 +90,30 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("M:")
     assert main(["eval", checkpoint]) == 0
     assert "2 held-out tunes" in capsys.readouterr().out
+
+
+def test_clean_meter_drops_training_tunes_off_their_meter(tmp_path, monkeypatch):
+    _needs_music21()
+    monkeypatch.setenv("BPTT_CACHE", str(tmp_path / "cache"))
+    good = "M:2/4\nL:1/8\nK:C\nC|DEFG|A3:|B|cdef|g4|"
+    bad = "M:2/4\nL:1/8\nK:C\nC|DEFG|A2|B4|c4|"  # a lone short bar inside the tune
+    path = tmp_path / "tunes.abc"
+    path.write_text("".join(f"X:{i}\n{good if i % 2 else bad}\n\n" for i in range(20)))
+    config = Config(task="music", text=str(path), test_fraction=0.2, clean_meter=True)
+    plain = music.prepare_data(Config(task="music", text=str(path), test_fraction=0.2))
+    data = music.prepare_data(config)
+    assert data.test == plain.test and (data.test_ids == plain.test_ids).all()  # untouched
+    assert set(data.train) == {good} and data.dropped == plain.train.count(bad) > 0
+    assert len(data.train) + data.dropped == len(plain.train) == 16
+    assert data.vocab.tokens == plain.vocab.tokens  # the vocabulary of all training tunes
+
+    def no_music21(abc):
+        raise AssertionError("the cached result should be read, not checked again")
+
+    monkeypatch.setattr(music, "check_tune", no_music21)
+    again = music.prepare_data(config)
+    assert again.train == data.train and again.dropped == data.dropped
+    assert music.meter_cache_file().is_relative_to(tmp_path / "cache")
 
 
 # -- the meter check on real notation ---------------------------------------------------------
