@@ -138,10 +138,9 @@ def lstm_forward(
         np.copyto(x_tm, 0, where=~m)  # padding must not reach the sums over steps
     gates = scratch(workspace, "gates", (T, B, 4 * H), x.dtype)  # (T, B, 4H) z, then gates
     np.matmul(x_tm.reshape(T * B, D), weight_ih.T, out=gates.reshape(T * B, 4 * H))
-    if bias_ih is not None:
-        gates += bias_ih
-    if bias_hh is not None:
-        gates += bias_hh
+    biases = [b for b in (bias_ih, bias_hh) if b is not None]
+    if biases:
+        gates += sum(biases)  # (4H,) both biases in one pass over (T, B, 4H)
 
     h = scratch(workspace, "h", (T + 1, B, H), x.dtype)  # (T+1, B, H) h_0 .. h_T
     c = scratch(workspace, "c", (T + 1, B, H), x.dtype)  # (T+1, B, H) C_0 .. C_T
@@ -232,7 +231,10 @@ def lstm_backward(
         state_grads["h"], state_grads["c"] = keep_h, keep_c
 
     dz_flat = dz.reshape(T * B, 4 * H)  # (T*B, 4H)
-    d_x = (dz_flat @ weight_ih).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)
+    d_x_tm = scratch(cache["workspace"], "d_x", (T * B, D), h.dtype)  # (T*B, D)
+    np.matmul(dz_flat, weight_ih, out=d_x_tm)
+    d_x = np.empty((B, T, D), dtype=h.dtype)  # (B, T, D) the caller's own
+    np.copyto(d_x, d_x_tm.reshape(T, B, D).transpose(1, 0, 2))
     grads = {
         "weight_ih": dz_flat.T @ x_tm.reshape(T * B, D),  # (4H, D)
         "weight_hh": dz_flat.T @ h[:-1].reshape(T * B, H),  # (4H, H)
@@ -243,4 +245,4 @@ def lstm_backward(
             grads["bias_ih"] = d_bias
         if cache["has_bias_hh"]:
             grads["bias_hh"] = d_bias.copy()  # (4H,)
-    return np.ascontiguousarray(d_x), (dh, dc), grads
+    return d_x, (dh, dc), grads

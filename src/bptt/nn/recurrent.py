@@ -368,7 +368,7 @@ class Recurrent(Layer):
             if drop_masks[l] is not None:
                 d_layer = dropout_backward(d_layer, drop_masks[l])  # (B, T, K*H)
             d_in_size = self.input_size if l == 0 else K * H
-            d_in = np.zeros((B, T, d_in_size), dtype=self.dtype)  # (B, T, D_in) sum over k
+            d_in = None if K == 1 else np.zeros((B, T, d_in_size), dtype=self.dtype)  # (B, T, D_in)
             for k in range(K):
                 idx, sfx = l * K + k, self._suffix(l, k)
                 d_out_k = d_layer[:, :, k * H : (k + 1) * H]  # (B, T, H) a view
@@ -386,7 +386,10 @@ class Recurrent(Layer):
                     )
                 else:
                     d_x_k, d_s0, g = cell_backward(d_out_k, d_fin_k, caches[idx])
-                d_in += d_x_k if k == 0 else d_x_k[:, ::-1]
+                if K == 1:
+                    d_in = d_x_k  # (B, T, D_in) the cell's own array: no sum to make
+                else:
+                    d_in += d_x_k if k == 0 else d_x_k[:, ::-1]
                 for d_all, d in zip(d_init, d_s0, strict=True):
                     d_all[idx] = d
                 for name, value in g.items():
