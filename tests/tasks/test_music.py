@@ -81,7 +81,8 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys, monkeypatch):
     flags += ["--test-fraction", "0.15"]
     assert main(["train", "music", "--quiet", *flags]) == 0
     printed = capsys.readouterr().out
-    assert "tunes: 10 training (0 dropped: bars off their meter), 2 held out" in printed
+    assert "tunes: 8 training (0 dropped: bars off their meter), 2 validation" in printed
+    assert "2 test (held out)" in printed
     assert "unigram" in printed and "bigram" in printed and "test bits per character" in printed
     assert "100 samples (temperature 0.5):" in printed and "parse in music21" in printed
 
@@ -104,7 +105,8 @@ def test_clean_meter_drops_training_tunes_off_their_meter(tmp_path, monkeypatch)
     data = music.prepare_data(config)
     assert data.test == plain.test and (data.test_ids == plain.test_ids).all()  # untouched
     assert set(data.train) == {good} and data.dropped == plain.train.count(bad) > 0
-    assert len(data.train) + data.dropped == len(plain.train) == 16
+    assert len(data.train) + data.dropped == len(plain.train) == 12
+    assert not set(map(id, data.val)) & set(map(id, data.test)) and len(data.val) == 4
     assert data.vocab.tokens == plain.vocab.tokens  # the vocabulary of all training tunes
 
     def no_music21(abc):

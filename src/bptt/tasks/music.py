@@ -100,8 +100,10 @@ def as_stream(tunes: list[str]) -> str:
 class MusicData:
     vocab: Vocabulary
     train: list[str]
+    val: list[str]  # picks the best checkpoint; the test tunes are only ever reported
     test: list[str]
     train_ids: np.ndarray
+    val_ids: np.ndarray
     test_ids: np.ndarray
     source: str
     dropped: int = 0  # training tunes left out by --clean-meter
@@ -112,9 +114,10 @@ def prepare_data(config: Config) -> MusicData:
     order = np.random.default_rng(config.seed).permutation(len(tunes))  # (N,)
     tunes = [tunes[i] for i in order][: config.max_examples or None]
     n_test = min(len(tunes) - 1, max(1, round(len(tunes) * config.test_fraction)))
-    train, test = tunes[n_test:], tunes[:n_test]
-    # The vocabulary of all training tunes: the same with or without --clean-meter.
-    vocab = Vocabulary.from_text(as_stream(train), level="char", specials=(UNK,))
+    n_val = min(len(tunes) - n_test - 1, n_test)  # as many validation tunes as test tunes
+    test, val, train = tunes[:n_test], tunes[n_test : n_test + n_val], tunes[n_test + n_val :]
+    # The vocabulary of every tune but the test ones: the same with or without --clean-meter.
+    vocab = Vocabulary.from_text(as_stream(train + val), level="char", specials=(UNK,))
     dropped = 0
     if config.clean_meter:
         keep = keeps_meter(train)
@@ -126,8 +129,10 @@ def prepare_data(config: Config) -> MusicData:
     return MusicData(
         vocab,
         train,
+        val,
         test,
         vocab.encode(as_stream(train)),
+        vocab.encode(as_stream(val)),
         vocab.encode(as_stream(test)),
         source,
         dropped,
@@ -196,14 +201,15 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
         raise BpttError(f"music is a character model; expected level 'char', got {config.level!r}")
     data = prepare_data(config)
     trainer, model_lines = lm.text_trainer(
-        config, out_dir, "music", data.vocab, data.train_ids, data.test_ids, progress_bar
+        config, out_dir, "music", data.vocab, data.train_ids, data.val_ids, progress_bar
     )
     base = ngram_bits(data.train_ids, data.test_ids, len(data.vocab))
     summary = [
         f"data: {data.source}",
         f"tunes: {len(data.train):,} training"
         + (f" ({data.dropped:,} dropped: bars off their meter)" if config.clean_meter else "")
-        + f", {len(data.test):,} held out | vocabulary "
+        + f", {len(data.val):,} validation (pick the checkpoint), {len(data.test):,} test "
+        f"(held out) | vocabulary "
         f"{len(data.vocab)} symbols, {len(data.train_ids):,} training characters",
         f"baselines on the held-out tunes: unigram {base['unigram']:.4f}, bigram "
         f"{base['bigram']:.4f} bits per character",
