@@ -50,7 +50,7 @@ choice), the rest for training.
 **Metric.** Negative log-likelihood per event of the held-out melodies given
 their label, meter and pickup, the end of the melody counting as one more event,
 in nats and bits, beside n-gram models of the same tokens fitted on the training
-melodies only (add-one unigram; Witten-Bell interpolated 2- to 7-grams).
+melodies only (add-one unigram; interpolated Kneser-Ney 2- to 7-grams).
 
 Shapes: B batch (melodies), T tokens, V vocabulary, N events, M melodies.
 """
