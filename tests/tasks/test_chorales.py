@@ -12,8 +12,9 @@ from bptt.cli import main
 from bptt.config import Config
 from bptt.data import Vocabulary
 from bptt.data.vocabulary import EOS, UNK
-from bptt.tasks import chorales, lm
-from bptt.tasks.chorales import Event, Melody
+from bptt.tasks import chorale_events, chorales, lm
+from bptt.tasks.chorale_events import Event, Melody
+from bptt.tasks.ngram import NGram
 
 # Chorales that exercise the encoding: a pickup in 3/4 with fermatas (bwv269), ties across
 # bar lines and rests (bwv311, bwv8.6), a tie inside a bar (bwv183.5), 32nd notes (bwv432),
@@ -87,11 +88,11 @@ def _bars(part):
 def test_round_trip_keeps_onsets_pitches_durations_fermatas_bars(name):
     _music21()
     score = _score(name)
-    original = chorales.soprano(score)
-    melody = chorales.melody_from_score(score, name)
+    original = chorale_events.soprano(score)
+    melody = chorale_events.melody_from_score(score, name)
 
     # tokens -> melody: exact (the tokens carry no tonic; the melody is in C when trained)
-    back = chorales.from_tokens(chorales.to_tokens(melody))
+    back = chorale_events.from_tokens(chorale_events.to_tokens(melody))
     assert (back.mode, back.meter, back.pickup, back.events) == (
         melody.mode, melody.meter, melody.pickup, melody.events)  # fmt: skip
     in_c = melody.in_c()
@@ -100,7 +101,7 @@ def test_round_trip_keeps_onsets_pitches_durations_fermatas_bars(name):
     assert in_c.tonic == 0 and abs(shift) <= 6
     assert in_c.transposed(-shift) == melody  # transposing to C loses nothing
 
-    decoded = chorales.to_part(melody)
+    decoded = chorale_events.to_part(melody)
     # Kept exactly: every sounding note's and rest's onset, pitch and length ...
     assert _sounding(decoded) == _sounding(original)
     assert [(t, e.pitch, e.duration) for t, e in zip(melody.onsets(), melody.events,
@@ -119,30 +120,30 @@ def test_round_trip_keeps_onsets_pitches_durations_fermatas_bars(name):
 def test_written_ties_and_bars_come_back_where_bars_are_regular():
     _music21()
     for name in ("bach/bwv8.6", "bach/bwv197.5"):  # one meter, full bars, ties (and rests)
-        original = chorales.soprano(_score(name))
-        decoded = chorales.to_part(chorales.melody_from_score(_score(name), name))
+        original = chorale_events.soprano(_score(name))
+        decoded = chorale_events.to_part(chorale_events.melody_from_score(_score(name), name))
         assert any(tie for *_, tie in _written(original))
         assert _written(decoded) == _written(original), name
         assert _bars(decoded) == _bars(original), name
     # A tie inside a bar (a syncopation written as two tied notes) comes back as one note.
-    original = chorales.soprano(_score("bach/bwv183.5"))
-    melody = chorales.melody_from_score(_score("bach/bwv183.5"), "bwv183.5")
-    assert _written(chorales.to_part(melody)) != _written(original)
-    assert _sounding(chorales.to_part(melody)) == _sounding(original)
+    original = chorale_events.soprano(_score("bach/bwv183.5"))
+    melody = chorale_events.melody_from_score(_score("bach/bwv183.5"), "bwv183.5")
+    assert _written(chorale_events.to_part(melody)) != _written(original)
+    assert _sounding(chorale_events.to_part(melody)) == _sounding(original)
 
 
 def test_tokens_look_as_documented_and_bad_tokens_are_refused():
     events = (Event(67, Fraction(1)), Event(None, Fraction(1, 2)), Event(63, Fraction(3), True))
     m = Melody("x", "minor", 0, "4/4", Fraction(1), events)
-    assert chorales.to_tokens(m) == ["minor", "meter:4/4", "pickup:1", "G4", "q1", "R", "q1/2",
-                                     "Eb4", "q3^"]  # fmt: skip
-    assert chorales.pitch_token(60) == "C4" and chorales.pitch_token(61) == "C#4"
+    assert chorale_events.to_tokens(m) == ["minor", "meter:4/4", "pickup:1", "G4", "q1", "R",
+                                           "q1/2", "Eb4", "q3^"]  # fmt: skip
+    assert chorale_events.pitch_token(60) == "C4" and chorale_events.pitch_token(61) == "C#4"
     with pytest.raises(chorales.BpttError, match="expected a duration token"):
-        chorales.from_tokens(["major", "meter:4/4", "pickup:0", "C4", "C4"])
+        chorale_events.from_tokens(["major", "meter:4/4", "pickup:0", "C4", "C4"])
     with pytest.raises(chorales.BpttError, match="label major or minor"):
-        chorales.from_tokens(["4/4", "meter:4/4", "pickup:0", "C4", "q1"])
+        chorale_events.from_tokens(["4/4", "meter:4/4", "pickup:0", "C4", "q1"])
     with pytest.raises(chorales.BpttError, match="pairs"):
-        chorales.from_tokens(["major", "meter:4/4", "pickup:0", "C4"])
+        chorale_events.from_tokens(["major", "meter:4/4", "pickup:0", "C4"])
 
 
 def _levenshtein(a, b):
@@ -201,18 +202,18 @@ def test_ngram_probabilities_sum_to_one_and_learn():
     V = 9
     train = [np.concatenate([[1], rng.integers(2, V, size=20), [1]]) for _ in range(15)]
     for order in (1, 2, 3, 5):
-        model = chorales.NGram(order, V).fit(train)
+        model = NGram(order, V).fit(train)
         for history in ([], [1], [3, 4], [8, 8, 8, 8], rng.integers(0, V, size=6).tolist()):
             p = model.dist(history)
             assert p.shape == (V,) and np.all(p > 0)
             assert p.sum() == pytest.approx(1.0, abs=1e-12)
     # Add-one unigram: (count + 1) / (N + V).
-    uni = chorales.NGram(1, 3).fit([np.array([0, 1, 1, 2])])
+    uni = NGram(1, 3).fit([np.array([0, 1, 1, 2])])
     assert uni.dist([]).tolist() == pytest.approx([1 / 6, 3 / 6, 2 / 6])
     # A sequence where the previous token says the next: the bigram knows, the unigram not.
     cycle = [np.array([1] + [2, 3, 4] * 20 + [1])]
-    assert chorales.NGram(2, 5).fit(cycle).nll(cycle, 0) < 0.2 * (
-        chorales.NGram(1, 5).fit(cycle).nll(cycle, 0))  # fmt: skip
+    assert NGram(2, 5).fit(cycle).nll(cycle, 0) < 0.2 * (
+        NGram(1, 5).fit(cycle).nll(cycle, 0))  # fmt: skip
 
 
 def _labelled_data(n=40, length=4):
@@ -225,7 +226,7 @@ def _labelled_data(n=40, length=4):
         third = 64 if mode == "major" else 63
         pitches = [third, *rng.choice([60, 67], size=length - 1)]
         melodies.append(_melody(f"m{i}", pitches, mode))
-    tokens = [t for m in melodies for t in chorales.to_tokens(m)]
+    tokens = [t for m in melodies for t in chorale_events.to_tokens(m)]
     vocab = Vocabulary.from_tokens(tokens, specials=(UNK, EOS), level="word")
     return chorales.ChoraleData(vocab, melodies[:32], melodies[32:36], melodies[36:], "toy")
 
@@ -312,8 +313,8 @@ def test_round_trip_over_the_whole_corpus():
     sounding = fermatas = ties = bars = 0
     for name in names:
         score = m21.corpus.parse(name)
-        original = chorales.soprano(score)
-        decoded = chorales.to_part(chorales.melody_from_score(score, name))
+        original = chorale_events.soprano(score)
+        decoded = chorale_events.to_part(chorale_events.melody_from_score(score, name))
         sounding += _sounding(decoded) == _sounding(original)
         fermatas += _fermata_onsets(decoded) == _fermata_onsets(original)
         ties += _written(decoded) == _written(original)
