@@ -183,6 +183,13 @@ def mean_loss(probs: list[np.ndarray], split: Split) -> float:
     return total / max(count, 1)
 
 
+def class_metrics(model, split: Split) -> dict:
+    """Loss and accuracy of a one-class-per-example model on a split."""
+    probs = predict(model, split)
+    hits = [int(np.argmax(p) == y) for p, y in zip(probs, split.targets, strict=True)]
+    return {"loss": mean_loss(probs, split), "accuracy": float(np.mean(hits))}
+
+
 def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=None, rng=None):
     """The classifier (head "class") or tagger ("tags") that ``config`` describes."""
     common = {

@@ -20,11 +20,10 @@ from bptt.errors import BpttError, DataError
 from bptt.tasks._examples import (
     Split,
     TaskData,
+    class_metrics,
     format_metrics,
     load_model,
     make_trainer,
-    mean_loss,
-    predict,
     require_package,
     split_indices,
 )
@@ -88,10 +87,7 @@ def prepare_data(config, vocab=None) -> TaskData:
     )
 
 
-def metrics(model, split: Split) -> dict:
-    probs = predict(model, split)
-    hits = [int(np.argmax(p) == y) for p, y in zip(probs, split.targets, strict=True)]
-    return {"loss": mean_loss(probs, split), "accuracy": float(np.mean(hits))}
+metrics = class_metrics  # loss and accuracy
 
 
 def build_trainer(config, out_dir, progress_bar: bool = True):
