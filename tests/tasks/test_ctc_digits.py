@@ -14,6 +14,7 @@ from bptt.cli import main
 from bptt.data.audio import SAMPLE_RATE, read_wav, resample, write_wav
 from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.tasks import ctc_digits
+from bptt.tasks import speech_corpus as corpus
 from bptt.tasks import speech_synth as synth
 
 needs_espeak = pytest.mark.skipif(
@@ -98,7 +99,7 @@ def test_train_eval_and_transcribe_end_to_end(tmp_path, small_corpora, capsys):
     assert "greedy (best path): digit error rate" in report
     assert "prefix beam search, width 3: digit error rate" in report
     corpora = sorted(p for p in data.iterdir() if p.is_dir())
-    clips = [c for folder in corpora for c in synth.read_corpus(folder)]
+    clips = [c for folder in corpora for c in corpus.read_corpus(folder)]
     assert len(corpora) == 3 and len(clips) == 8  # one cached corpus per split
     assert {c.spec.by_word for c in clips} == {True, False}
     for clip in clips:  # what each utterance says is its label string, 3..7 digits

@@ -1,13 +1,13 @@
 """The speech generator: real espeak-ng clips (16 kHz WAV, plausible durations), the fixed
-split by speaker, noise at a given SNR, word boundaries, the cache, and a clear error
-when the engine is missing."""
+split by speaker, noise at a given SNR, word boundaries, and a clear error when the
+engine is missing."""
 
 import shutil
 
 import numpy as np
 import pytest
 
-from bptt.data.audio import SAMPLE_RATE, read_wav
+from bptt.data.audio import SAMPLE_RATE
 from bptt.errors import BpttError
 from bptt.tasks import speech_synth as synth
 
@@ -73,29 +73,6 @@ def test_words_spoken_one_by_one_have_exact_boundaries():
     loud = [np.abs(clean[a:b]).max() for _, a, b in bounds]
     assert min(loud) > 0.05  # each word is where its bounds say
     assert np.abs(clean[: starts[0]]).max() == 0.0  # silence before the first word
-
-
-@needs_espeak
-def test_corpus_writes_wavs_and_transcripts_once(tmp_path, monkeypatch):
-    rng = np.random.default_rng(0)
-    voices = synth.voices("train")
-    specs = [synth.draw_spec(w, voices[i * 37], rng) for i, w in enumerate(["one", "two", "oh"])]
-    clips, folder, cached = synth.make_corpus(specs, tmp_path)
-    assert not cached and folder.parent == tmp_path and len(clips) == 3
-    for clip, spec in zip(clips, specs, strict=True):
-        samples, rate = read_wav(clip.path)
-        assert rate == SAMPLE_RATE and 0.2 < len(samples) / rate < 1.5
-        assert clip.spec == spec
-    assert (folder / "transcripts.tsv").read_text().splitlines()[1].split("\t")[1] == "one"
-    assert [p.name for p in tmp_path.iterdir()] == [folder.name]  # no temporary folder left
-
-    def no_synthesis(*args, **kwargs):
-        raise AssertionError("a cached corpus was synthesised again")
-
-    monkeypatch.setattr(synth, "render", no_synthesis)
-    again, folder2, cached2 = synth.make_corpus(specs, tmp_path)
-    assert cached2 and folder2 == folder and [c.spec for c in again] == specs
-    np.testing.assert_array_equal(again[1].audio(), clips[1].audio())
 
 
 def test_a_missing_engine_names_the_apt_package(monkeypatch, tmp_path):

@@ -48,6 +48,7 @@ import numpy as np
 from bptt.data.audio import SAMPLE_RATE, feature_size, features, read_wav, resample, stack_frames
 from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.models.ctc import CTCRecognizer
+from bptt.tasks import speech_corpus as corpus
 from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import Split, TaskData, describe, example_trainer, in_order
 from bptt.tasks.digits import DATASETS, clip_features
@@ -111,7 +112,7 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     splits, folders = {}, {}
     for name, count in counts.items():
         specs = utterance_specs(name, count, engines)
-        clips, folders[name], _ = synth.make_corpus(specs, config.data, progress=progress)
+        clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features)  # (T_i, D) each
         inputs = [stack_frames(f, STACK).astype(dtype) for f in feats]  # (S_i, kD) each
         splits[name] = Split(inputs, [text_to_labels(c.text) for c in clips])

@@ -29,6 +29,7 @@ import numpy as np
 
 from bptt.data.audio import feature_size, features, read_wav
 from bptt.errors import BpttError, DataError
+from bptt.tasks import speech_corpus as corpus
 from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import (
     Split,
@@ -63,7 +64,7 @@ def clip_specs(split: str, count: int, engines: tuple[str, ...]) -> list[synth.C
     return specs
 
 
-def clip_features(clips: list[synth.Clip], folder: Path, kind: str) -> list[np.ndarray]:
+def clip_features(clips: list[corpus.Clip], folder: Path, kind: str) -> list[np.ndarray]:
     """Features (T_i, D) of every clip, computed once and kept beside the corpus."""
     path = folder / f"features-{kind}.npz"
     if path.is_file():
@@ -94,7 +95,7 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     for name, count in counts.items():
         specs = clip_specs(name, count, engines)
         speakers_of[name] = [synth.parse_voice(s.voice).speaker for s in specs]
-        clips, folders[name], _ = synth.make_corpus(specs, config.data, progress=progress)
+        clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features)
         inputs = [f.astype(dtype)[: config.truncate or None] for f in feats]
         splits[name] = Split(inputs, [LABELS.index(c.text) for c in clips])

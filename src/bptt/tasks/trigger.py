@@ -74,6 +74,7 @@ from bptt.data.audio import (
     stack_frames,
 )
 from bptt.errors import BpttError, DataError
+from bptt.tasks import speech_corpus as corpus
 from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import Split, TaskData, load_model, make_trainer, mean_loss, predict
 
@@ -144,8 +145,8 @@ def bank_specs(split: str, engines: tuple[str, ...] = ("espeak-ng",)) -> list[sy
 
 
 def load_bank(split: str, engines=("espeak-ng",), folder=None, progress=False) -> Bank:
-    """The bank of ``split``, synthesised once (:func:`bptt.tasks.speech_synth.make_corpus`)."""
-    clips, _, _ = synth.make_corpus(bank_specs(split, engines), folder, progress=progress)
+    """The bank of ``split``, synthesised once (:func:`bptt.tasks.speech_corpus.make_corpus`)."""
+    clips, _, _ = corpus.make_corpus(bank_specs(split, engines), folder, progress=progress)
     triggers, others = [], []
     for clip in clips:
         if len(clip.words) != 1:
@@ -163,7 +164,7 @@ def bank_for(split: str, engines, folder=None, progress=False):
     the clips of a split are cached under the key, so the bank is read only to compose."""
     specs = bank_specs(split, engines)
     speakers = len({synth.parse_voice(s.voice).speaker for s in specs})
-    return synth.corpus_key(specs), lambda: load_bank(split, engines, folder, progress), speakers
+    return corpus.corpus_key(specs), lambda: load_bank(split, engines, folder, progress), speakers
 
 
 # ---------------------------------------------------------------- composing a clip
@@ -350,7 +351,7 @@ def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None
     head = {"version": COMPOSE_VERSION, "bank": bank_key, "split": split, "count": count,
             "seconds": CLIP_SECONDS, "features": kind, "label_frames": LABEL_FRAMES}  # fmt: skip
     key = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8")).hexdigest()[:16]
-    path = synth.cache_root(folder) / "trigger" / f"{split}-{key}.npz"
+    path = corpus.cache_root(folder) / "trigger" / f"{split}-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as saved:
             lengths, flat = saved["lengths"], saved["features"]  # (N,), (ΣT_i, D)
