@@ -14,6 +14,7 @@ from bptt.data.audio import SAMPLE_RATE, write_wav
 from bptt.errors import BpttError
 from bptt.tasks import speech_synth as synth
 from bptt.tasks import trigger as tr
+from bptt.tasks import trigger_clips as clips
 
 pytest.importorskip("python_speech_features", reason="extra 'speech'")
 needs_espeak = pytest.mark.skipif(
@@ -22,7 +23,7 @@ needs_espeak = pytest.mark.skipif(
 )
 
 
-def toy_bank(seed: int = 0) -> tr.Bank:
+def toy_bank(seed: int = 0) -> clips.Bank:
     """Triggers are 1 kHz tones, other words 300 Hz tones, 0.3..0.7 s long."""
     rng = np.random.default_rng(seed)
 
@@ -30,16 +31,16 @@ def toy_bank(seed: int = 0) -> tr.Bank:
         t = np.arange(int(rng.uniform(0.3, 0.7) * SAMPLE_RATE)) / SAMPLE_RATE  # (N_w,)
         return np.sin(2 * np.pi * hz * t).astype(np.float32)
 
-    return tr.Bank([tone(1000) for _ in range(5)], [(f"w{i}", tone(300)) for i in range(8)])
+    return clips.Bank([tone(1000) for _ in range(5)], [(f"w{i}", tone(300)) for i in range(8)])
 
 
 def test_words_never_overlap_and_each_lies_exactly_where_its_bounds_say(monkeypatch):
-    monkeypatch.setattr(tr, "BABBLE_ODDS", 0.0)
-    monkeypatch.setattr(tr, "SNR_RANGE", (300.0, 300.0))  # background ~1e-17: words alone
-    bank, gap, n = toy_bank(), int(tr.MIN_GAP * SAMPLE_RATE), 4 * SAMPLE_RATE
+    monkeypatch.setattr(clips, "BABBLE_ODDS", 0.0)
+    monkeypatch.setattr(clips, "SNR_RANGE", (300.0, 300.0))  # background ~1e-17: words alone
+    bank, gap, n = toy_bank(), int(clips.MIN_GAP * SAMPLE_RATE), 4 * SAMPLE_RATE
     seen = 0
     for seed in range(30):
-        x, words = tr.compose(bank, np.random.default_rng(seed), seconds=4.0)
+        x, words = clips.compose(bank, np.random.default_rng(seed), seconds=4.0)
         assert x.shape == (n,) and x.dtype == np.float32
         starts = [a for _, a, _ in words]
         assert starts == sorted(starts)
@@ -48,21 +49,21 @@ def test_words_never_overlap_and_each_lies_exactly_where_its_bounds_say(monkeypa
         covered = np.zeros(n, dtype=bool)
         for word, a, b in words:
             assert 0 <= a < b <= n
-            if word == tr.TRIGGER:  # its label window stays inside the clip
-                assert b + tr.LABEL_FRAMES * tr.HOP <= n
-            pool = bank.triggers if word == tr.TRIGGER else [w for _, w in bank.others]
+            if word == clips.TRIGGER:  # its label window stays inside the clip
+                assert b + clips.LABEL_FRAMES * clips.HOP <= n
+            pool = bank.triggers if word == clips.TRIGGER else [w for _, w in bank.others]
             piece = x[a:b].astype(np.float64)
             fits = [abs(np.corrcoef(piece, w)[0, 1]) for w in pool if len(w) == b - a]
             assert fits and max(fits) > 0.999, (seed, word)  # that very word, scaled
             covered[a:b] = True
-            seen += word == tr.TRIGGER
+            seen += word == clips.TRIGGER
         assert np.abs(x[~covered]).max() < 1e-6  # nothing else was said
     assert seen >= 20  # triggers were placed (1.5 a clip on average)
 
 
 def test_labels_mark_exactly_the_50_frames_after_each_trigger():
     end = 2 * SAMPLE_RATE + 5  # 2.0003 s: the first frame starting after it is 201
-    y = tr.frame_labels([end, 980 * tr.HOP], 999)
+    y = clips.frame_labels([end, 980 * clips.HOP], 999)
     assert y.dtype == np.int64 and y.shape == (999,)
     np.testing.assert_array_equal(np.flatnonzero(y), [*range(201, 251), *range(980, 999)])
     steps = tr.step_labels(y)  # each step of 4 frames takes its last frame's label
@@ -76,12 +77,12 @@ def test_labels_mark_exactly_the_50_frames_after_each_trigger():
 def test_labels_of_composed_clips_follow_their_triggers():
     counts = []
     for seed in range(6):
-        x, words = tr.compose(toy_bank(), np.random.default_rng(seed), seconds=5.0)
-        ends = [b for w, _, b in words if w == tr.TRIGGER]
-        y = tr.frame_labels(ends, len(tr.raw_features(x, "logmel")))  # (T,)
-        assert y.sum() == tr.LABEL_FRAMES * len(ends)  # windows never overlap
+        x, words = clips.compose(toy_bank(), np.random.default_rng(seed), seconds=5.0)
+        ends = [b for w, _, b in words if w == clips.TRIGGER]
+        y = clips.frame_labels(ends, len(tr.raw_features(x, "logmel")))  # (T,)
+        assert y.sum() == clips.LABEL_FRAMES * len(ends)  # windows never overlap
         for e in ends:
-            first = -(-e // tr.HOP)
+            first = -(-e // clips.HOP)
             assert y[first - 1] == 0 and y[first : first + 50].all()
         counts.append(len(ends))
     assert max(counts) >= 2
@@ -134,8 +135,8 @@ def toy_data(monkeypatch, tmp_path):
 
         return f"toy-{split}", load, 1
 
-    monkeypatch.setattr(tr, "bank_for", bank_for)
-    monkeypatch.setattr(tr, "CLIP_SECONDS", 3.0)
+    monkeypatch.setattr(clips, "bank_for", bank_for)
+    monkeypatch.setattr(clips, "CLIP_SECONDS", 3.0)
     monkeypatch.setattr(tr, "CLIPS", {"train": 12, "validation": 4, "test": 4})
     return calls
 
@@ -159,7 +160,7 @@ def test_end_to_end_train_eval_predict_and_the_model_runs_live(toy_data, tmp_pat
     assert capsys.readouterr().out.strip() == report
     assert toy_data == []  # the clips came from the cache: no bank was loaded
 
-    x, _ = tr.compose(toy_bank(), np.random.default_rng(0), seconds=3.0)
+    x, _ = clips.compose(toy_bank(), np.random.default_rng(0), seconds=3.0)
     _, p = tr.detect(out / "best.safetensors", x)
     _, p_head = tr.detect(out / "best.safetensors", x[: 2 * SAMPLE_RATE])
     assert p.shape == (74,) and len(p_head) == 49
@@ -172,14 +173,14 @@ def test_end_to_end_train_eval_predict_and_the_model_runs_live(toy_data, tmp_pat
 
 @needs_espeak
 def test_a_real_word_bank_holds_only_its_splits_speakers(monkeypatch, tmp_path):
-    monkeypatch.setattr(tr, "BANK_VOICES", {"train": 1, "validation": 1, "test": 1})
-    monkeypatch.setattr(tr, "TAKES", {**tr.TAKES, "test": (1, 2)})
-    specs = tr.bank_specs("test")
-    assert len(specs) == sum(tr.TAKES["test"])
+    monkeypatch.setattr(clips, "BANK_VOICES", {"train": 1, "validation": 1, "test": 1})
+    monkeypatch.setattr(clips, "TAKES", {**clips.TAKES, "test": (1, 2)})
+    specs = clips.bank_specs("test")
+    assert len(specs) == sum(clips.TAKES["test"])
     assert {synth.parse_voice(s.voice).split for s in specs} == {"test"}
-    assert [s.text for s in specs].count(tr.TRIGGER) == tr.TAKES["test"][0]
-    bank = tr.load_bank("test", folder=tmp_path)
-    assert len(bank.triggers) == tr.TAKES["test"][0]
+    assert [s.text for s in specs].count(clips.TRIGGER) == clips.TAKES["test"][0]
+    bank = clips.load_bank("test", folder=tmp_path)
+    assert len(bank.triggers) == clips.TAKES["test"][0]
     for audio in [*bank.triggers, *(a for _, a in bank.others)]:
         assert 0.2 < len(audio) / SAMPLE_RATE < 1.5 and np.abs(audio).max() > 0.05
     with pytest.raises(BpttError, match="trigger reads --dataset"):

@@ -5,26 +5,10 @@ the trigger word and other words said at random, non-overlapping times; a
 UNIDIRECTIONAL recurrent tagger reads the clip frame by frame and says, at
 every step, whether the trigger word has just ended, so it can run live.
 
-Words. :mod:`bptt.tasks.speech_synth` says each word once per take (espeak-ng,
-a random rate and pitch, no noise, trimmed of silence, exact boundaries) into a
-*word bank* per split, cached as a corpus like any other. A split's bank uses
-only that split's voices, so test clips hold only speakers never heard in
-training. The distractors are ordinary words and words that sound like the
-trigger ("activity", "captivate", "motivate"...).
-
-Clips, composed from a bank with NumPy (fixed by a seed per clip):
-
-    background   white, pink or brown noise, level so the words stand
-                 SNR_RANGE dB above it; half the clips add babble (a stream of
-                 distractor words from other voices of the split, 12..20 dB down)
-    words        0..3 triggers and 0..4 distractors, each at a random start,
-                 none overlapping another (MIN_GAP apart), each word scaled to
-                 the same RMS times a random gain (GAIN_DB)
-
-Labels (the assignment's): with hop = 10 ms and a trigger ending at sample e,
-
-    y_t = 1  if  ceil(e / hop) <= t < ceil(e / hop) + 50     (the 0.5 s after it)
-    y_t = 0  otherwise                                       t: feature frame
+Data (:mod:`bptt.tasks.trigger_clips`): a word bank per split, spoken only by
+that split's voices, so test clips hold only speakers never heard in training;
+clips composed from it over noise, the words at random free places; and frame
+labels, 1 for the 50 frames (0.5 s) after each trigger ends and 0 elsewhere (y_t).
 
 Features: 40 log-mel filterbanks (or 39 MFCCs) per 10 ms frame
 (:mod:`bptt.data.audio`), normalised with the TRAINING clips' mean and spread
@@ -76,193 +60,19 @@ from bptt.data.audio import (
 from bptt.errors import BpttError, DataError
 from bptt.tasks import speech_corpus as corpus
 from bptt.tasks import speech_synth as synth
+from bptt.tasks import trigger_clips as clips
 from bptt.tasks._examples import Split, TaskData, load_model, make_trainer, mean_loss, predict
 
-TRIGGER = "activate"
-# Words that share the trigger's sounds: the model must hear the whole word.
-SIMILAR = ("activity", "active", "captivate", "cultivate", "motivate", "activist", "elevate",
-           "relative", "navigate", "vacate")  # fmt: skip
-OTHER = ("hello", "computer", "window", "music", "weather", "lights", "kitchen", "tomorrow",
-         "banana", "station", "coffee", "seven", "yellow", "morning", "please", "garden",
-         "evening", "number", "open", "water")  # fmt: skip
-DISTRACTORS = SIMILAR + OTHER
 LABELS = ["background", "after-trigger"]
 DATASETS = {"default": ("espeak-ng",), "espeak": ("espeak-ng",),
             "espeak+flite": ("espeak-ng", "flite")}  # fmt: skip
 
-HOP = round(HOP_SECONDS * SAMPLE_RATE)  # 160 samples per feature frame
-CLIP_SECONDS = 10.0  # every clip, training included
-LABEL_FRAMES = 50  # frames (0.5 s) labelled 1 after a trigger ends
 STACK = 4  # feature frames per recurrent step
 EARLY, LATE = 0.1, 0.5  # a detection may start this long before / after a trigger's end (s)
-
-DATA_SEED = 11  # the banks and clips do not follow --seed
-COMPOSE_VERSION = 1  # bump when a change makes the same seed compose another clip
 CLIPS = {"train": 2000, "validation": 200, "test": 300}  # train: --max-examples overrides
-TAKES = {"train": (2, 4), "validation": (3, 6), "test": (3, 6)}  # per voice: triggers, others
-BANK_VOICES: dict[str, int | None] = {"train": None, "validation": None, "test": None}  # None: all
-TRIGGER_COUNTS, TRIGGER_ODDS = (0, 1, 2, 3), (0.15, 0.4, 0.3, 0.15)  # triggers per clip
-MAX_DISTRACTORS = 4  # 0..4 distractor words per clip, uniformly
-SNR_RANGE = (8.0, 30.0)  # dB of a full-level word over the background
-GAIN_DB = (-6.0, 0.0)  # each word's level below full
-BABBLE_ODDS, BABBLE_DB = 0.5, (-20.0, -12.0)  # share of clips with babble, its level
-MIN_GAP = 0.1  # seconds between two placed words
-BACKGROUNDS = ("white", "pink", "brown")
-WORD_RMS = 0.05  # a full-level word's RMS (clips stay well inside [-1, 1])
 
 
-# ---------------------------------------------------------------- the word bank
-@dataclass
-class Bank:
-    """A split's spoken words: ``triggers`` (N_i,) each, ``others`` (word, (N_i,)) pairs."""
-
-    triggers: list[np.ndarray]
-    others: list[tuple[str, np.ndarray]]
-
-    def __post_init__(self):
-        if not self.triggers or not self.others:
-            raise DataError(
-                f"a word bank needs triggers and other words; got {len(self.triggers)} "
-                f"triggers and {len(self.others)} other words"
-            )
-
-
-def bank_specs(split: str, engines: tuple[str, ...] = ("espeak-ng",)) -> list[synth.ClipSpec]:
-    """Per voice of ``split`` (BANK_VOICES[split] of them, a fixed shuffle; None: all):
-    TAKES[split] triggers and distractors, each a single word with exact bounds."""
-    voices = synth.voices(split, engines)
-    if not voices:
-        raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
-    rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), len(engines)])
-    order = rng.permutation(len(voices))[: BANK_VOICES[split]]  # (V',)
-    n_trigger, n_other = TAKES[split]
-    specs = []
-    for v in order:
-        words = [TRIGGER] * n_trigger + list(rng.choice(DISTRACTORS, n_other, replace=False))
-        specs += [synth.draw_spec(str(w), voices[v], rng, by_word=True, snr_range=None)
-                  for w in words]  # fmt: skip
-    return specs
-
-
-def load_bank(split: str, engines=("espeak-ng",), folder=None, progress=False) -> Bank:
-    """The bank of ``split``, synthesised once (:func:`bptt.tasks.speech_corpus.make_corpus`)."""
-    clips, _, _ = corpus.make_corpus(bank_specs(split, engines), folder, progress=progress)
-    triggers, others = [], []
-    for clip in clips:
-        if len(clip.words) != 1:
-            raise DataError(f"'{clip.path}': a bank clip holds one word, found {len(clip.words)}")
-        word, a, b = clip.words[0]
-        audio = clip.audio()[a:b]  # (N_w,) the word exactly
-        if len(audio) < HOP:
-            continue  # an engine said nothing audible
-        (triggers.append(audio) if word == TRIGGER else others.append((word, audio)))
-    return Bank(triggers, others)
-
-
-def bank_for(split: str, engines, folder=None, progress=False):
-    """(the bank's cache key, a function that loads the bank, how many speakers it has):
-    the clips of a split are cached under the key, so the bank is read only to compose."""
-    specs = bank_specs(split, engines)
-    speakers = len({synth.parse_voice(s.voice).speaker for s in specs})
-    return corpus.corpus_key(specs), lambda: load_bank(split, engines, folder, progress), speakers
-
-
-# ---------------------------------------------------------------- composing a clip
-def background(n: int, rng: np.random.Generator, kind: str) -> np.ndarray:
-    """Noise (n,) of RMS 1: "white" (flat), "pink" (power ∝ 1/f) or "brown" (∝ 1/f²)."""
-    if kind not in BACKGROUNDS:
-        raise BpttError(f"background must be one of {', '.join(BACKGROUNDS)}; got {kind!r}")
-    noise = rng.standard_normal(n)  # (n,)
-    if kind != "white":
-        spectrum = np.fft.rfft(noise)  # (n//2+1,)
-        f = np.arange(1, len(spectrum), dtype=np.float64)  # (n//2,)
-        spectrum[1:] /= np.sqrt(f) if kind == "pink" else f
-        spectrum[0] = 0.0
-        noise = np.fft.irfft(spectrum, n=n)  # (n,)
-    return noise / max(float(np.sqrt(np.mean(noise**2))), 1e-30)  # (n,)
-
-
-def place(lengths, n_samples: int, rng: np.random.Generator, tail=None) -> list[int | None]:
-    """Random starts for words of ``lengths`` samples in a clip of ``n_samples``, no two
-    closer than MIN_GAP; word i must end ``tail[i]`` samples before the clip's end.
-    A word that does not fit after 50 tries gets None (it is left out)."""
-    tail = [0] * len(lengths) if tail is None else tail
-    gap = int(MIN_GAP * SAMPLE_RATE)
-    taken: list[tuple[int, int]] = []
-    starts: list[int | None] = []
-    for length, after in zip(lengths, tail, strict=True):
-        latest = n_samples - length - after
-        start = None
-        for _ in range(50 if latest >= 0 else 0):
-            s = int(rng.integers(0, latest + 1))
-            if all(s + length + gap <= a or s >= b + gap for a, b in taken):
-                start = s
-                break
-        if start is not None:
-            taken.append((start, start + length))
-        starts.append(start)
-    return starts
-
-
-def compose(bank: Bank, rng: np.random.Generator, seconds: float = CLIP_SECONDS):
-    """A clip: background, babble (sometimes) and words at random free places.
-
-    Returns:
-        (samples (N,) float32, words [(word, start, end)] sorted by start: the word is
-        at samples[start:end]).
-    """
-    n = round(seconds * SAMPLE_RATE)
-    n_trigger = int(rng.choice(TRIGGER_COUNTS, p=TRIGGER_ODDS))
-    n_other = int(rng.integers(0, MAX_DISTRACTORS + 1))
-    chosen = [(TRIGGER, bank.triggers[i]) for i in rng.integers(len(bank.triggers), size=n_trigger)]
-    chosen += [bank.others[i] for i in rng.integers(len(bank.others), size=n_other)]
-    order = rng.permutation(len(chosen))  # triggers and others in random turn
-    chosen = [chosen[i] for i in order]
-    label = LABEL_FRAMES * HOP  # a trigger's label window stays inside the clip
-    tail = [label if w == TRIGGER else 0 for w, _ in chosen]
-    starts = place([len(a) for _, a in chosen], n, rng, tail)
-
-    snr = rng.uniform(*SNR_RANGE)
-    clip = background(n, rng, BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))])  # (N,)
-    clip *= WORD_RMS * 10 ** (-snr / 20)
-    if rng.random() < BABBLE_ODDS:
-        clip += _babble(bank, n, rng) * (WORD_RMS * 10 ** (rng.uniform(*BABBLE_DB) / 20))
-    words = []
-    for (word, audio), start in zip(chosen, starts, strict=True):
-        if start is None:
-            continue
-        gain = WORD_RMS * 10 ** (rng.uniform(*GAIN_DB) / 20) / _rms(audio)
-        clip[start : start + len(audio)] += gain * audio
-        words.append((word, start, start + len(audio)))
-    return clip.astype(np.float32), sorted(words, key=lambda w: w[1])
-
-
-def _rms(x: np.ndarray) -> float:
-    return max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-12)
-
-
-def _babble(bank: Bank, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Distractor words one after another (gaps of 0..0.3 s) over the clip, each RMS 1."""
-    out, at = np.zeros(n), int(rng.integers(0, SAMPLE_RATE // 2))  # (N,)
-    while at < n:
-        _, audio = bank.others[int(rng.integers(len(bank.others)))]
-        piece = audio[: n - at] / _rms(audio)  # (≤ N_w,)
-        out[at : at + len(piece)] += piece
-        at += len(audio) + int(rng.uniform(0.0, 0.3) * SAMPLE_RATE)
-    return out  # (N,)
-
-
-# ---------------------------------------------------------------- labels and features
-def frame_labels(trigger_ends, num_frames: int) -> np.ndarray:
-    """(T,) int64: 1 at the LABEL_FRAMES frames from ceil(e / hop) on, for each trigger end
-    e (samples), 0 elsewhere (see the module docstring)."""
-    y = np.zeros(num_frames, dtype=np.int64)  # (T,)
-    for e in trigger_ends:
-        first = -(-int(e) // HOP)  # ceil(e / hop)
-        y[first : first + LABEL_FRAMES] = 1
-    return y
-
-
+# ---------------------------------------------------------------- features and steps
 def raw_features(samples, kind: str) -> np.ndarray:
     """Unnormalised features (T, D) float32: log-mel (D = 40) or MFCCs with deltas (39)."""
     if kind not in ("logmel", "mfcc"):
@@ -341,15 +151,17 @@ class TriggerSplit(Split):
 def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None):
     """``count`` composed clips of ``split`` as raw features, cached beside the corpora.
 
-    ``bank`` is a :class:`Bank` or a function returning one (called only when the clips
-    are not cached). Clip i is :func:`compose` with the Generator seeded by (DATA_SEED,
+    ``bank`` is a :class:`~bptt.tasks.trigger_clips.Bank` or a function returning one
+    (called only when the clips are not cached). Clip i is
+    :func:`~bptt.tasks.trigger_clips.compose` with the Generator seeded by (DATA_SEED,
     split, i), so a clip does not depend on how many are made.
 
     Returns:
         (features [(T_i, D)], words [[(word, start, end)]]).
     """
-    head = {"version": COMPOSE_VERSION, "bank": bank_key, "split": split, "count": count,
-            "seconds": CLIP_SECONDS, "features": kind, "label_frames": LABEL_FRAMES}  # fmt: skip
+    head = {"version": clips.COMPOSE_VERSION, "bank": bank_key, "split": split,
+            "count": count, "seconds": clips.CLIP_SECONDS, "features": kind,
+            "label_frames": clips.LABEL_FRAMES}  # fmt: skip
     key = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     path = corpus.cache_root(folder) / "trigger" / f"{split}-{key}.npz"
     if path.is_file():
@@ -360,8 +172,8 @@ def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None
     bank = bank() if callable(bank) else bank
     feats, words = [], []
     for i in range(count):
-        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), i])
-        samples, placed = compose(bank, rng, CLIP_SECONDS)  # (N,)
+        rng = np.random.default_rng([clips.DATA_SEED, synth.SPLITS.index(split), i])
+        samples, placed = clips.compose(bank, rng, clips.CLIP_SECONDS)  # (N,)
         feats.append(raw_features(samples, kind))  # (T_i, D)
         words.append(placed)
     try:
@@ -378,9 +190,9 @@ def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None
 def _split(feats, words, mean, std, dtype, k: int = STACK) -> TriggerSplit:
     inputs, targets, ends, counts = [], [], [], []
     for f, ws in zip(feats, words, strict=True):
-        trig = [e for w, _, e in ws if w == TRIGGER]
+        trig = [e for w, _, e in ws if w == clips.TRIGGER]
         inputs.append(stack_frames(((f - mean) / std).astype(dtype), k))  # (S, k·D)
-        targets.append(step_labels(frame_labels(trig, len(f)), k))  # (S,)
+        targets.append(step_labels(clips.frame_labels(trig, len(f)), k))  # (S,)
         ends.append([e / SAMPLE_RATE for e in trig])
         counts.append(len(ws))
     return TriggerSplit(inputs, targets, ends, counts)
@@ -392,11 +204,11 @@ def raw_split(name: str, config, progress: bool = False):
         raise BpttError(f"trigger reads --dataset {' or '.join(list(DATASETS)[1:])}; "
                         f"got {config.dataset!r}")  # fmt: skip
     if config.truncate:
-        raise BpttError(f"trigger reads {CLIP_SECONDS:g}-second clips whole; "
+        raise BpttError(f"trigger reads {clips.CLIP_SECONDS:g}-second clips whole; "
                         f"got --truncate {config.truncate}")  # fmt: skip
     engines = DATASETS[config.dataset]
     count = (config.max_examples or CLIPS["train"]) if name == "train" else CLIPS[name]
-    key, bank, speakers = bank_for(name, engines, config.data, progress)
+    key, bank, speakers = clips.bank_for(name, engines, config.data, progress)
     return clip_set(name, count, key, bank, config.features, config.data), speakers
 
 
@@ -413,7 +225,7 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     dtype = np.dtype(config.dtype)
     splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in synth.SPLITS}
     extra = {"features": config.features, "stack": STACK, "mean": mean.tolist(),
-             "std": std.tolist(), "trigger": TRIGGER}  # fmt: skip
+             "std": std.tolist(), "trigger": clips.TRIGGER}  # fmt: skip
     return TaskData(
         splits["train"],
         splits["validation"],
@@ -421,8 +233,9 @@ def prepare_data(config, progress: bool = False) -> TaskData:
         LABELS,
         "tags",
         input_size=STACK * feature_size(config.features),
-        source=f"{CLIP_SECONDS:g}-second clips: {TRIGGER!r} and {len(DISTRACTORS)} other words "
-        f"over noise, {' and '.join(engines)} ({speakers['train']} training, "
+        source=f"{clips.CLIP_SECONDS:g}-second clips: {clips.TRIGGER!r} and "
+        f"{len(clips.DISTRACTORS)} other words over noise, {' and '.join(engines)} "
+        f"({speakers['train']} training, "
         f"{speakers['validation']} validation, {speakers['test']} test speakers), "
         f"{config.features} x {STACK} frames a step",
         extra=extra,
@@ -461,7 +274,7 @@ def held_out_report(path) -> str:
     probs = predict(model, test)
     p1 = [p[:, 1] for p in probs]
     n_trig, words = sum(len(e) for e in test.ends), sum(test.num_words)
-    lines = [f"test ({len(test)} clips of {CLIP_SECONDS:g} s, unseen speakers, {n_trig} "
+    lines = [f"test ({len(test)} clips of {clips.CLIP_SECONDS:g} s, unseen speakers, {n_trig} "
              f"triggers among {words} words): loss {mean_loss(probs, test):.4f}"]  # fmt: skip
     for t, why in ((0.5, ""), (float(best), " (best detection F1 on validation)")):
         s = scores(p1, test, t)
@@ -501,5 +314,5 @@ def predict_checkpoint(path, text: str) -> str:
         raise BpttError(str(e)) from None
     found, p = detect(path, samples, rate)
     if not found:
-        return f"no {TRIGGER!r} heard (highest probability {p.max():.2f})"
+        return f"no {clips.TRIGGER!r} heard (highest probability {p.max():.2f})"
     return " ".join(f"{t:.2f}s" for t in found)
