@@ -48,6 +48,7 @@ def layer_parts(B, T, d_in, H, w_ih, w_hh, reps, rng) -> dict[str, float]:
     c = np.zeros((T + 1, B, H), np.float32)  # (T+1, B, H)
     tanh_c = np.zeros((T, B, H), np.float32)  # (T, B, H)
     real = np.ones((T, B), bool)  # (T, B)
+    bias = np.zeros(4 * H, np.float32)  # (4H,)
 
     def products():
         for t in range(T):
@@ -55,7 +56,9 @@ def layer_parts(B, T, d_in, H, w_ih, w_hh, reps, rng) -> dict[str, float]:
 
     def kernels():
         for t in range(T):
-            lstm_step_forward(gates[t], rec, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1])
+            lstm_step_forward(
+                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
+            )  # fmt: skip
 
     return {
         "input projections": best_ms(lambda: np.matmul(xs, w_ih.T, out=z), reps),

@@ -52,9 +52,9 @@ REAL = [np.ones(B, dtype=bool), np.array([True, False, True, False, True])]
 def test_lstm_kernels_agree(dtype, real) -> None:
     def fwd_args():
         rng = np.random.default_rng(0)
-        z, rec = arrays(rng, dtype, (B, 4 * H), (B, 4 * H))
+        z, rec, bias = arrays(rng, dtype, (B, 4 * H), (B, 4 * H), (4 * H,))
         c, h, co, tco, ho = arrays(rng, dtype, *[(B, H)] * 5)
-        return [z, rec, c, h, real, co, tco, ho]
+        return [z, rec, bias, c, h, real, co, tco, ho]
 
     both(_fused._lstm_forward_jit, _fused._lstm_forward_np, fwd_args, dtype)
 

@@ -46,10 +46,11 @@ JIT = numba is not None and os.environ.get("BPTT_NO_JIT", "") in ("", "0")
 # --------------------------------------------------------------------------- NumPy
 
 
-def _lstm_forward_np(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out):
-    """z (B, 4H) holds x_t's projection plus biases; on return the gates i, f, g, o."""
+def _lstm_forward_np(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out):
+    """z (B, 4H) holds x_t's projection; on return the gates i, f, g, o."""
     H = c_prev.shape[1]
     z += rec  # + weight_hh h_{t-1}
+    z += bias  # + bias_ih + bias_hh
     sigmoid(z[:, : 2 * H], out=z[:, : 2 * H])  # i_t, f_t
     np.tanh(z[:, 2 * H : 3 * H], out=z[:, 2 * H : 3 * H])  # g_t = C~_t
     sigmoid(z[:, 3 * H :], out=z[:, 3 * H :])  # o_t
@@ -197,17 +198,19 @@ if numba is not None:
     # a row's padding branch sits outside the loops.
 
     @_jit
-    def _lstm_forward_jit(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out):
+    def _lstm_forward_jit(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out):
         B, H = c_prev.shape
         for b in range(B):
             for j in range(H):  # i_t = σ(z_i)
-                z[b, j] = _sigmoid_approx(z[b, j] + rec[b, j])
+                z[b, j] = _sigmoid_approx((z[b, j] + rec[b, j]) + bias[j])
             for j in range(H):  # f_t = σ(z_f)
-                z[b, H + j] = _sigmoid_approx(z[b, H + j] + rec[b, H + j])
+                z[b, H + j] = _sigmoid_approx((z[b, H + j] + rec[b, H + j]) + bias[H + j])
             for j in range(H):  # g_t = C~_t = tanh(z_g)
-                z[b, 2 * H + j] = _tanh_approx(z[b, 2 * H + j] + rec[b, 2 * H + j])
+                g = (z[b, 2 * H + j] + rec[b, 2 * H + j]) + bias[2 * H + j]
+                z[b, 2 * H + j] = _tanh_approx(g)
             for j in range(H):  # o_t = σ(z_o)
-                z[b, 3 * H + j] = _sigmoid_approx(z[b, 3 * H + j] + rec[b, 3 * H + j])
+                o = (z[b, 3 * H + j] + rec[b, 3 * H + j]) + bias[3 * H + j]
+                z[b, 3 * H + j] = _sigmoid_approx(o)
             for j in range(H):
                 c = z[b, H + j] * c_prev[b, j] + z[b, j] * z[b, 2 * H + j]  # C_t = f C_{t-1} + i C~
                 tc = _tanh_approx(c)
@@ -360,15 +363,17 @@ def real_steps(mask: np.ndarray | None, T: int, B: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(mask, dtype=bool).T)  # (T, B)
 
 
-def lstm_step_forward(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out) -> None:
-    """One LSTM step: z (B, 4H) in: x_t's projection + biases; out: i, f, g, o.
+def lstm_step_forward(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out) -> None:
+    """One LSTM step: z (B, 4H) in: x_t's projection; out: i, f, g, o.
 
-    rec (B, 4H) = weight_hh h_{t-1}; writes C_t, tanh(C_t), h_t (B, H) each.
+    rec (B, 4H) = weight_hh h_{t-1}; bias (4H,) = bias_ih + bias_hh, added here
+    rather than in a pass of its own over all steps; writes C_t, tanh(C_t), h_t
+    (B, H) each.
     """
     if JIT:
-        _lstm_forward_jit(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
+        _lstm_forward_jit(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
     else:
-        _lstm_forward_np(z, rec, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
+        _lstm_forward_np(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
 
 
 def lstm_step_backward(

@@ -129,8 +129,11 @@ def lstm_forward(
     B, T, D = x.shape
     H = weight_hh.shape[1]
 
-    # weight_ih x_t + biases for every step in one product, time-major so each step is contiguous.
-    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
+    # weight_ih x_t for every step in one product, time-major so each step is contiguous.
+    # x_t sits beside h_t in one (T, B, D+H) buffer, so the backward gets both weight
+    # gradients from one product (fewer, larger products run closer to the BLAS peak).
+    xh = scratch(workspace, "xh", (T, B, D + H), x.dtype)  # (T, B, D+H) [x_t | h_t]
+    x_tm = xh[:, :, :D]  # (T, B, D) a view
     np.copyto(x_tm, x.transpose(1, 0, 2))
     m = None if mask is None else np.asarray(mask, dtype=bool).T[:, :, None]  # (T, B, 1)
     real = real_steps(mask, T, B)  # (T, B)
@@ -138,9 +141,10 @@ def lstm_forward(
         np.copyto(x_tm, 0, where=~m)  # padding must not reach the sums over steps
     gates = scratch(workspace, "gates", (T, B, 4 * H), x.dtype)  # (T, B, 4H) z, then gates
     np.matmul(x_tm.reshape(T * B, D), weight_ih.T, out=gates.reshape(T * B, 4 * H))
-    biases = [b for b in (bias_ih, bias_hh) if b is not None]
-    if biases:
-        gates += sum(biases)  # (4H,) both biases in one pass over (T, B, 4H)
+    bias = np.zeros(4 * H, dtype=x.dtype)  # (4H,) both biases, added inside the step kernel
+    for b in (bias_ih, bias_hh):
+        if b is not None:
+            bias += b
 
     h = scratch(workspace, "h", (T + 1, B, H), x.dtype)  # (T+1, B, H) h_0 .. h_T
     c = scratch(workspace, "c", (T + 1, B, H), x.dtype)  # (T+1, B, H) C_0 .. C_T
@@ -152,12 +156,14 @@ def lstm_forward(
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T):
             np.matmul(h[t], w_hh_t, out=rec)  # the only per-step product
-            # z_t = gates[t] + rec; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one fused pass
-            lstm_step_forward(gates[t], rec, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1])
+            # z_t = gates[t] + rec + bias; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one pass
+            lstm_step_forward(
+                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
+            )  # fmt: skip
 
     outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
     cache = {
-        "x_tm": x_tm,
+        "xh": xh,
         "h": h,
         "c": c,
         "gates": gates,
@@ -193,10 +199,10 @@ def lstm_backward(
         {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
     """
     h, c, gates, tanh_c = cache["h"], cache["c"], cache["gates"], cache["tanh_c"]
-    x_tm = cache["x_tm"]
+    xh = cache["xh"]  # (T, B, D+H), x_t filled in by the forward
     weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
-    T, B, D = x_tm.shape
     H = weight_hh.shape[1]
+    T, B, D = xh.shape[0], xh.shape[1], xh.shape[2] - H
     if d_outputs.shape != (B, T, H):
         raise BpttError(f"d_outputs must be (B, T, H) = {(B, T, H)}, got {d_outputs.shape}")
 
@@ -235,9 +241,11 @@ def lstm_backward(
     np.matmul(dz_flat, weight_ih, out=d_x_tm)
     d_x = np.empty((B, T, D), dtype=h.dtype)  # (B, T, D) the caller's own
     np.copyto(d_x, d_x_tm.reshape(T, B, D).transpose(1, 0, 2))
+    np.copyto(xh[:, :, D:], h[:-1])  # h_{t-1} beside x_t: [x_t | h_{t-1}]
+    d_w = dz_flat.T @ xh.reshape(T * B, D + H)  # (4H, D+H) [∂E/∂weight_ih | ∂E/∂weight_hh]
     grads = {
-        "weight_ih": dz_flat.T @ x_tm.reshape(T * B, D),  # (4H, D)
-        "weight_hh": dz_flat.T @ h[:-1].reshape(T * B, H),  # (4H, H)
+        "weight_ih": np.ascontiguousarray(d_w[:, :D]),  # (4H, D)
+        "weight_hh": np.ascontiguousarray(d_w[:, D:]),  # (4H, H)
     }
     if cache["has_bias_ih"] or cache["has_bias_hh"]:
         d_bias = dz_flat.sum(axis=0)  # (4H,)
