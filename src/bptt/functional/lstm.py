@@ -59,6 +59,7 @@ import numpy as np
 
 from bptt.errors import BpttError
 from bptt.functional._fused import lstm_step_backward, lstm_step_forward, real_steps
+from bptt.functional._gemm import StepProduct
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -152,10 +153,10 @@ def lstm_forward(
     rec = np.empty((B, 4 * H), dtype=x.dtype)  # (B, 4H) weight_hh h_{t-1}, reused
     h[0] = h0
     c[0] = c0
-    w_hh_t = weight_hh.T  # (H, 4H) a view; BLAS reads it transposed, no copy
+    recurrent = StepProduct(weight_hh, B, T)  # rec = h_{t-1} @ weight_hhᵀ
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T):
-            np.matmul(h[t], w_hh_t, out=rec)  # the only per-step product
+            recurrent(h[t], rec)  # the only per-step product
             # z_t = gates[t] + rec + bias; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one pass
             lstm_step_forward(
                 gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
@@ -221,6 +222,7 @@ def lstm_backward(
     if state_grads is not None:
         keep_h = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂h_t
         keep_c = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂C_t
+    recurrent_t = StepProduct(weight_hh.T, B, T)  # dh_rec = ∂E/∂z_t @ weight_hh
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T - 1, -1, -1):
             # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt
@@ -229,7 +231,7 @@ def lstm_backward(
                 None if keep_h is None else keep_h[t + 1],
                 None if keep_c is None else keep_c[t + 1],
             )  # fmt: skip
-            np.matmul(dz[t], weight_hh, out=dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
+            recurrent_t(dz[t], dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
     dh = dh_rec + carry  # (B, H) ∂E/∂h_0
 
     if state_grads is not None:

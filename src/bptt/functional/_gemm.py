@@ -1,0 +1,183 @@
+"""The per-step product ``a @ wᵀ`` with ``w`` packed once per sequence (float32, compiled).
+
+Why: a recurrent layer multiplies a small (B, K) state by the same (N, K)
+weight at every one of T steps. OpenBLAS repacks the weight into its own
+panel layout on every call, and at small B that copy costs as much as the
+arithmetic: measured here ((16, 256) @ (256, 1024), one thread) OpenBLAS
+reaches 57 GFLOP/s; the kernel below, reading a weight packed once, 91
+(`python benchmarks/gemm_step.py`). oneDNN's LSTM, which PyTorch uses, also
+packs its weights once; this is how we match it.
+
+Layout: :func:`pack` turns w (N, K) into panels (N/16, K, 16): panel p holds
+columns 16p .. 16p+15 of wᵀ, one row of 16 per k, so the kernel reads each
+panel front to back. :func:`matmul_packed` walks the panels; for each it
+multiplies tiles of up to 6 rows of ``a`` by the panel, keeping the 6 × 16
+block of ``out`` in twelve 8-wide vector registers (the classic AVX2 tile:
+12 accumulators + 2 weight vectors + 1 broadcast fill the 16 registers) and
+storing it once at the end. Each k adds a[r, k] · panel[k, :] with
+``llvm.fmuladd``, which becomes an FMA where the CPU has one.
+
+The sums run over k in order, so results differ from BLAS only by float32
+rounding (BLAS splits k into blocks). Used only for float32 with N a multiple
+of 16 and numba present (:func:`usable`); everything else takes ``np.matmul``.
+
+Shapes: a (M, K) C-contiguous, w (N, K), out (M, N) C-contiguous.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptt.functional._fused import JIT, numba
+
+PANEL = 16  # columns per panel: two 8-wide float32 vectors
+MIN_STEPS = 8  # packing costs about two products; below this many steps BLAS is as fast
+
+
+def usable(dtype, n_columns: int, rows: int) -> bool:
+    """True when the compiled product applies: float32, N a multiple of 16, a few rows.
+
+    With fewer than 4 rows a tile has too few independent sums to hide the FMA
+    latency, and BLAS's matrix-vector path does as well.
+    """
+    return JIT and dtype == np.float32 and n_columns % PANEL == 0 and rows >= 4
+
+
+def pack(w: np.ndarray) -> np.ndarray:
+    """w (N, K) -> panels (N/16, K, 16), the layout :func:`matmul_packed` reads."""
+    N, K = w.shape
+    if w.T.flags.c_contiguous:  # w is a transposed view: copy runs of 16 from wᵀ (K, N)
+        return np.ascontiguousarray(w.T.reshape(K, N // PANEL, PANEL).transpose(1, 0, 2))
+    return np.ascontiguousarray(w.reshape(N // PANEL, PANEL, K).transpose(0, 2, 1))
+
+
+if numba is not None:
+    from llvmlite import ir
+    from numba import types
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    _I64 = ir.IntType(64)
+    _V8 = ir.VectorType(ir.FloatType(), 8)
+
+    def _const(n: int) -> ir.Constant:
+        return ir.Constant(_I64, n)
+
+    def _make_tile(rows: int):
+        """An intrinsic: out[r0:r0+rows, 16p:16p+16] = a[r0:r0+rows] @ panel p, in registers."""
+
+        @intrinsic
+        def tile(typingctx, a, panels, out, r0, p):
+            def codegen(context, builder, sig, args):
+                a_arr = context.make_array(sig.args[0])(context, builder, args[0])
+                p_arr = context.make_array(sig.args[1])(context, builder, args[1])
+                o_arr = context.make_array(sig.args[2])(context, builder, args[2])
+                r0, p = args[3], args[4]
+                K = builder.extract_value(a_arr.shape, 1)
+                N = builder.extract_value(o_arr.shape, 1)
+                a_rows = builder.gep(a_arr.data, [builder.mul(r0, K)])  # &a[r0, 0]
+                panel = builder.gep(p_arr.data, [builder.mul(p, builder.mul(K, _const(PANEL)))])
+                fma = cgutils.get_or_insert_function(
+                    builder.module, ir.FunctionType(_V8, [_V8] * 3), "llvm.fmuladd.v8f32"
+                )
+                as_vec = _V8.as_pointer()
+
+                def at(base, *offsets):  # &base[sum(offsets)]
+                    total = offsets[0]
+                    for o in offsets[1:]:
+                        total = builder.add(total, o)
+                    return builder.gep(base, [total])
+
+                undef = ir.Constant(_V8, ir.Undefined)
+                splat = ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8)
+
+                entry = builder.block
+                loop = builder.append_basic_block("tile.k")
+                done = builder.append_basic_block("tile.done")
+                builder.branch(loop)
+                builder.position_at_end(loop)
+                k = builder.phi(_I64)  # for k in range(K), K >= 1
+                acc = [builder.phi(_V8) for _ in range(2 * rows)]  # out block, 2 vectors a row
+                w_k = builder.gep(panel, [builder.mul(k, _const(PANEL))])  # &panel[k, 0]
+                w_lo = builder.load(builder.bitcast(w_k, as_vec), align=4)
+                w_hi = builder.load(builder.bitcast(builder.gep(w_k, [_const(8)]), as_vec), align=4)
+                new = []
+                for r in range(rows):
+                    a_rk = builder.load(at(a_rows, builder.mul(_const(r), K), k))
+                    a_vec = builder.shuffle_vector(
+                        builder.insert_element(undef, a_rk, ir.Constant(ir.IntType(32), 0)),
+                        undef,
+                        splat,
+                    )  # a[r0 + r, k] in all 8 lanes
+                    new += [
+                        builder.call(fma, [a_vec, w_lo, acc[2 * r]]),
+                        builder.call(fma, [a_vec, w_hi, acc[2 * r + 1]]),
+                    ]
+                k_next = builder.add(k, _const(1))
+                k.add_incoming(_const(0), entry)
+                k.add_incoming(k_next, loop)
+                for phi, value in zip(acc, new, strict=True):
+                    phi.add_incoming(ir.Constant(_V8, [0.0] * 8), entry)
+                    phi.add_incoming(value, loop)
+                builder.cbranch(builder.icmp_signed("<", k_next, K), loop, done)
+
+                builder.position_at_end(done)
+                for r in range(rows):
+                    row = builder.add(r0, _const(r))
+                    o_r = at(o_arr.data, builder.mul(row, N), builder.mul(p, _const(PANEL)))
+                    builder.store(new[2 * r], builder.bitcast(o_r, as_vec), align=4)
+                    o_hi = builder.bitcast(builder.gep(o_r, [_const(8)]), as_vec)
+                    builder.store(new[2 * r + 1], o_hi, align=4)
+                return context.get_dummy_value()
+
+            return types.void(a, panels, out, types.int64, types.int64), codegen
+
+        return tile
+
+    _tile6, _tile4, _tile2, _tile1 = (_make_tile(r) for r in (6, 4, 2, 1))
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def _matmul_packed_jit(a, panels, out):
+        M = a.shape[0]
+        if a.shape[1] == 0:  # the tiles run k from 0 at least once
+            out[:] = 0
+            return
+        for p in range(panels.shape[0]):  # one panel (16 columns of out) at a time, kept in L1
+            r = 0
+            while r + 6 <= M:
+                _tile6(a, panels, out, r, p)
+                r += 6
+            while r + 4 <= M:
+                _tile4(a, panels, out, r, p)
+                r += 4
+            while r + 2 <= M:
+                _tile2(a, panels, out, r, p)
+                r += 2
+            while r < M:
+                _tile1(a, panels, out, r, p)
+                r += 1
+
+
+def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray) -> None:
+    """out (M, N) = a (M, K) @ wᵀ, with ``panels = pack(w)``; all float32, C-contiguous."""
+    _matmul_packed_jit(a, panels, out)
+
+
+class StepProduct:
+    """``product(a, out)``: out (rows, N) = a (rows, K) @ wᵀ, for a sequence's per-step products.
+
+    Packs w (N, K) once (``panels``) when the compiled product applies and there
+    are enough steps to repay the packing; otherwise ``panels`` is None and each
+    call is ``np.matmul`` (BLAS reads the transposed view, no copy).
+    """
+
+    def __init__(self, w: np.ndarray, rows: int, steps: int) -> None:
+        use = steps >= MIN_STEPS and usable(w.dtype, w.shape[0], rows)
+        self.panels = pack(w) if use else None  # (N/16, K, 16) or None
+        self.w_t = w.T  # (K, N) a view
+
+    def __call__(self, a: np.ndarray, out: np.ndarray) -> None:
+        if self.panels is not None:
+            _matmul_packed_jit(a, self.panels, out)
+        else:
+            np.matmul(a, self.w_t, out=out)

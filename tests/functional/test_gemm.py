@@ -1,0 +1,75 @@
+"""bptt.functional._gemm: the packed per-step product equals a @ wᵀ, and falls back to BLAS.
+
+Without numba (or with BPTT_NO_JIT=1) only the fallback test runs, and checks
+that every case takes np.matmul.
+
+The compiled tiles cover 6, 4, 2 and 1 rows; the shapes below hit every
+remainder, a single column panel and many, K = 1 and K = 0. float32 sums run
+in another order than BLAS's, so they agree to float32 rounding of the sum
+(relative to the largest |a| |w| sum, as a dot product's error bound).
+
+Shapes: M rows of a, K inner size, N columns of out (a multiple of 16).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bptt.functional import _gemm
+
+compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT set")
+
+SHAPES = [(1, 5, 16), (5, 3, 32), (7, 128, 512), (13, 1, 48), (16, 256, 1024), (23, 64, 64)]
+
+
+def reference(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """a @ wᵀ in float64 and its error scale |a| @ |w|ᵀ: (M, N) each."""
+    a64, w64 = a.astype(np.float64), w.astype(np.float64)
+    return a64 @ w64.T, np.abs(a64) @ np.abs(w64).T
+
+
+@compiled
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("transposed", [False, True], ids=["w", "w-view"])
+def test_packed_product_matches_float64(shape, transposed) -> None:
+    M, K, N = shape
+    rng = np.random.default_rng(M * 1000 + K)
+    a = rng.standard_normal((M, K)).astype(np.float32)  # (M, K)
+    w = rng.standard_normal((N, K)).astype(np.float32)  # (N, K)
+    if transposed:  # the backward passes weight_hh.T, a view
+        w = np.ascontiguousarray(w.T).T
+    out = np.full((M, N), np.nan, dtype=np.float32)  # (M, N) every entry must be written
+    _gemm.matmul_packed(a, _gemm.pack(w), out)
+    exact, scale = reference(a, w)
+    assert np.all(np.abs(out - exact) <= 4 * K * np.finfo(np.float32).eps * scale + 1e-30)
+
+
+@compiled
+def test_packed_product_with_no_inner_dimension_is_zero() -> None:
+    out = np.full((6, 16), np.nan, dtype=np.float32)  # (6, 16)
+    a, w = np.zeros((6, 0), np.float32), np.zeros((16, 0), np.float32)
+    _gemm.matmul_packed(a, _gemm.pack(w), out)
+    assert np.all(out == 0)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "N", "rows", "steps", "packed"),
+    [
+        (np.float32, 64, 8, 100, True),
+        (np.float64, 64, 8, 100, False),  # float64 keeps BLAS (and the parity tests exact)
+        (np.float32, 60, 8, 100, False),  # N not a multiple of 16
+        (np.float32, 64, 2, 100, False),  # too few rows to fill a tile
+        (np.float32, 64, 8, 3, False),  # too few steps to repay the packing
+    ],
+)
+def test_step_product_picks_its_path_and_is_right_on_both(dtype, N, rows, steps, packed) -> None:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((N, 24)).astype(dtype)  # (N, K)
+    a = rng.standard_normal((rows, 24)).astype(dtype)  # (rows, K)
+    product = _gemm.StepProduct(w, rows, steps)
+    assert (product.panels is not None) == (packed and _gemm.JIT)  # without the JIT: BLAS
+    out = np.empty((rows, N), dtype=dtype)  # (rows, N)
+    product(a, out)
+    exact, scale = reference(a, w)
+    assert np.all(np.abs(out - exact) <= 4 * 24 * np.finfo(dtype).eps * scale)
