@@ -130,9 +130,21 @@ CASES = [(*c, np.float64, 1e-10) for c in SWEEP] + [
 
 @pytest.mark.parametrize("kind,L,bi,T,B,masked,dtype,tol", CASES)
 def test_parity_with_torch(kind, L, bi, T, B, masked, dtype, tol):
-    seed = SWEEP.index((kind, L, bi, T, B, masked))
+    check_parity(kind, L, bi, T, B, masked, dtype, tol, SWEEP.index((kind, L, bi, T, B, masked)))
+
+
+# float32 at sizes where the per-step products take the packed kernel (functional/_gemm.py:
+# H*G a multiple of 16, at least 4 rows, at least 8 steps); B = 7 runs a 6-row and a 1-row tile.
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_parity_with_torch_float32_packed_products(kind, masked):
+    check_parity(kind, 2, True, 12, 7, masked, np.float32, 2e-5, seed=3, hidden=16)
+
+
+def check_parity(kind, L, bi, T, B, masked, dtype, tol, seed, hidden=H):
+    """Outputs, final state and every gradient against torch's, to ``tol``."""
     rng = np.random.default_rng(seed)
-    layer = make_layer(kind, L, bi, dtype, seed)
+    layer = make_layer(kind, L, bi, dtype, seed, hidden=hidden)
     twin = torch_twin(layer, kind)
     x, state, d_out, d_state = random_inputs(layer, rng, B, T)
     mask = prefix_mask(rng, B, T) if masked else None

@@ -2,11 +2,13 @@
 
 Why: a recurrent layer multiplies a small (B, K) state by the same (N, K)
 weight at every one of T steps. OpenBLAS repacks the weight into its own
-panel layout on every call, and at small B that copy costs as much as the
-arithmetic: measured here ((16, 256) @ (256, 1024), one thread) OpenBLAS
-reaches 57 GFLOP/s; the kernel below, reading a weight packed once, 91
-(`python benchmarks/gemm_step.py`). oneDNN's LSTM, which PyTorch uses, also
-packs its weights once; this is how we match it.
+panel layout on every call, and at small B that copy costs about as much as
+the arithmetic. Measured here with one thread (``python benchmarks/gemm_step.py``):
+(16, 256) @ (256, 1024) runs at 58 GFLOP/s in OpenBLAS and 90 in the kernel
+below, which reads a weight packed once; (32, 128) @ (128, 512) at 69 and 88;
+(64, 512) @ (512, 2048) at 80 and 92. oneDNN's LSTM, which PyTorch uses, also
+packs its weights once; this is how we match it. At B = 1 (generation) BLAS's
+matrix-vector path is faster, so the layers keep it there.
 
 Layout: :func:`pack` turns w (N, K) into panels (N/16, K, 16): panel p holds
 columns 16p .. 16p+15 of wᵀ, one row of 16 per k, so the kernel reads each

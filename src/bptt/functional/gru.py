@@ -50,6 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
+from bptt.functional._gemm import StepProduct
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -107,10 +108,10 @@ def gru_forward(
     gates = scratch(workspace, "gates", (T, B, 3 * H), x.dtype)  # (T, B, 3H) r_t, z_t, n_t
     hn = scratch(workspace, "hn", (T, B, H), x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
     c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
-    w_hh_t = weight_hh.T  # (H, 3H) a view; BLAS reads it transposed, no copy
+    recurrent = StepProduct(weight_hh, B, T)  # c = h_{t-1} @ weight_hhᵀ
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T):
-            np.matmul(h[t], w_hh_t, out=c)  # the only per-step product
+            recurrent(h[t], c)  # the only per-step product
             if bias_hh is not None:
                 c += bias_hh
             # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
@@ -167,6 +168,7 @@ def gru_backward(
     da = scratch(cache["workspace"], "da", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂a_t
     dc = scratch(cache["workspace"], "dc", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂c_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
+    recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂c_t @ weight_hh
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T - 1, -1, -1):
             # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
@@ -174,7 +176,7 @@ def gru_backward(
                 gates[t], hn[t], h[t], d_out_tm[t], g_rec, carry, real[t], da[t], dc[t],
                 None if keep is None else keep[t + 1],
             )  # fmt: skip
-            np.matmul(dc[t], weight_hh, out=g_rec)  # through the gates to h_{t-1}
+            recurrent_t(dc[t], g_rec)  # through the gates to h_{t-1}
     g = g_rec + carry  # (B, H) ∂E/∂h_0
     if keep is not None:
         keep[0] = g

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
+from bptt.functional._gemm import StepProduct
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -85,10 +86,10 @@ def rnn_forward(
     s = scratch(workspace, "s", (T + 1, B, H), x.dtype)  # (T+1, B, H) s_0 .. s_T
     s[0] = h0
     rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
-    w_hh_t = weight_hh.T  # (H, H) a view; BLAS reads it transposed, no copy
+    recurrent = StepProduct(weight_hh, B, T)  # rec = s_{t-1} @ Wᵀ
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T):
-            np.matmul(s[t], w_hh_t, out=rec)  # W s_{t-1}
+            recurrent(s[t], rec)  # W s_{t-1}
             rnn_step_forward(
                 a[t], rec, s[t], real[t], relu, s[t + 1]
             )  # s_t = tanh(a_t), padding carries
@@ -141,6 +142,7 @@ def rnn_backward(
     carry = np.zeros((B, H), dtype=s.dtype)  # (B, H) ∂E/∂s_t passed through padding
     da = scratch(cache["workspace"], "da", (T, B, H), s.dtype)  # (T, B, H) ∂E/∂a_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
+    recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂a_t @ W
     with step_threads():  # small per-step products: one BLAS thread
         for t in range(T - 1, -1, -1):
             # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
@@ -148,7 +150,7 @@ def rnn_backward(
                 s[t + 1], d_out_tm[t], g_rec, carry, real[t], relu, da[t],
                 None if keep is None else keep[t + 1],
             )  # fmt: skip
-            np.matmul(da[t], weight_hh, out=g_rec)  # g_{t-1} = W^T ∂E/∂a_t
+            recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t
     g = g_rec + carry  # (B, H) ∂E/∂s_0
 
     if keep is not None:
