@@ -28,20 +28,13 @@ in PyTorch's order (LSTM i, f, g, o; GRU r, z, n).
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
+from bptt.functional import _gemm
+from bptt.functional._jit import JIT, numba
+from bptt.functional._threads import step_threads
 from bptt.functional.activations import sigmoid
-
-try:  # the optional ``fast`` extra
-    import numba
-except ImportError:  # pragma: no cover - depends on the environment
-    numba = None
-
-#: True when the compiled kernels are in use (numba importable and BPTT_NO_JIT unset).
-JIT = numba is not None and os.environ.get("BPTT_NO_JIT", "") in ("", "0")
-
 
 # --------------------------------------------------------------------------- NumPy
 
@@ -352,6 +345,14 @@ if numba is not None:
                 if keep:
                     keep_h[b, j] = g
 
+    @_jit
+    def _lstm_forward_steps_jit(panels, gates, rec, bias, h, c, tanh_c, real):
+        for t in range(gates.shape[0]):  # the whole time loop compiled: no call per step
+            _gemm._matmul_packed_jit(h[t], panels, rec)
+            _lstm_forward_jit(
+                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
+            )  # fmt: skip
+
 
 # --------------------------------------------------------------------------- dispatch
 
@@ -374,6 +375,24 @@ def lstm_step_forward(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_o
         _lstm_forward_jit(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
     else:
         _lstm_forward_np(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
+
+
+def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tanh_c, real) -> None:
+    """All T LSTM steps: for each t, rec = recurrent(h[t]), then :func:`lstm_step_forward`.
+
+    gates (T, B, 4H) holds the input projections and leaves holding the gates;
+    h, c (T+1, B, H) enter with the state at index 0; tanh_c (T, B, H). When the
+    product is packed the whole loop runs compiled, else step by step from Python.
+    """
+    with step_threads():  # small per-step products: one BLAS thread
+        if recurrent.panels is not None:  # packed implies JIT
+            _lstm_forward_steps_jit(recurrent.panels, gates, rec, bias, h, c, tanh_c, real)
+            return
+        for t in range(gates.shape[0]):
+            recurrent(h[t], rec)  # the only per-step product
+            lstm_step_forward(
+                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
+            )  # fmt: skip
 
 
 def lstm_step_backward(

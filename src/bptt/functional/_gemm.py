@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional._fused import JIT, numba
+from bptt.functional._jit import JIT, numba
 
 PANEL = 16  # columns per panel: two 8-wide float32 vectors
 MIN_STEPS = 8  # packing costs about two products; below this many steps BLAS is as fast

@@ -58,7 +58,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional._fused import lstm_step_backward, lstm_step_forward, real_steps
+from bptt.functional._fused import lstm_forward_steps, lstm_step_backward, real_steps
 from bptt.functional._gemm import StepProduct
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
@@ -153,14 +153,9 @@ def lstm_forward(
     rec = np.empty((B, 4 * H), dtype=x.dtype)  # (B, 4H) weight_hh h_{t-1}, reused
     h[0] = h0
     c[0] = c0
-    recurrent = StepProduct(weight_hh, B, T)  # rec = h_{t-1} @ weight_hhᵀ
-    with step_threads():  # small per-step products: one BLAS thread
-        for t in range(T):
-            recurrent(h[t], rec)  # the only per-step product
-            # z_t = gates[t] + rec + bias; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one pass
-            lstm_step_forward(
-                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-            )  # fmt: skip
+    recurrent = StepProduct(weight_hh, B, T)  # rec = h_{t-1} @ weight_hhᵀ, the per-step product
+    # z_t = gates[t] + rec + bias; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one pass a step
+    lstm_forward_steps(recurrent, gates, rec, bias, h, c, tanh_c, real)
 
     outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
     cache = {
