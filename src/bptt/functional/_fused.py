@@ -148,12 +148,16 @@ def _rnn_backward_np(s, d_out, g_rec, carry, real, relu, da, keep_h):
 # --------------------------------------------------------------------------- numba
 
 if numba is not None:
-    _jit = numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    _jit = numba.njit(
+        cache=True, error_model="numpy", boundscheck=False, nogil=True, fastmath={"contract"}
+    )
 
     def _tanh_approx(x):  # pragma: no cover - the overload below replaces it
         return math.tanh(x)
 
-    @numba.extending.overload(_tanh_approx, jit_options={"error_model": "numpy"})
+    @numba.extending.overload(
+        _tanh_approx, jit_options={"error_model": "numpy", "fastmath": {"contract"}}
+    )
     def _tanh_approx_impl(x):
         """float32: Eigen's rational tanh (vectorises; a few ulp); float64: libm."""
         if x == numba.float32:
@@ -181,7 +185,9 @@ if numba is not None:
     def _sigmoid_approx(x):  # pragma: no cover - the overload below replaces it
         return 0.5 + 0.5 * math.tanh(0.5 * x)
 
-    @numba.extending.overload(_sigmoid_approx, jit_options={"error_model": "numpy"})
+    @numba.extending.overload(
+        _sigmoid_approx, jit_options={"error_model": "numpy", "fastmath": {"contract"}}
+    )
     def _sigmoid_approx_impl(x):
         """σ(x) = (1 + tanh(x/2)) / 2, constants in x's dtype so float32 stays float32."""
         half = np.float32(0.5) if x == numba.float32 else 0.5
