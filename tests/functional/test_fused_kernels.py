@@ -134,3 +134,35 @@ def test_bptt_no_jit_switches_the_kernels_off(value: str, expected: str) -> None
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert proc.stdout.strip() == expected
+
+
+@pytest.mark.skipif(not _fused.JIT, reason="BPTT_NO_JIT set: only the Python loop runs")
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_compiled_lstm_loops_equal_step_by_step(monkeypatch, masked) -> None:
+    """float32 at a size that packs the product: the compiled time loops (forward and BPTT,
+    with the per-step state gradients kept) against the Python loop with BLAS products."""
+    from bptt.functional import _gemm
+    from bptt.functional.lstm import lstm_backward, lstm_forward
+
+    Bl, T, D, Hl = 7, 10, 5, 16  # 7 rows: a 6-row and a 1-row tile
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((Bl, T, D)).astype(np.float32)  # (B, T, D)
+    h0, c0 = (0.5 * rng.standard_normal((Bl, Hl)).astype(np.float32) for _ in range(2))
+    w_ih = (0.3 * rng.standard_normal((4 * Hl, D))).astype(np.float32)  # (4H, D)
+    w_hh = (0.3 * rng.standard_normal((4 * Hl, Hl))).astype(np.float32)  # (4H, H)
+    b = (0.1 * rng.standard_normal(4 * Hl)).astype(np.float32)  # (4H,)
+    d_out = rng.standard_normal((Bl, T, Hl)).astype(np.float32)  # (B, T, H)
+    mask = (np.arange(T)[None, :] < rng.integers(1, T + 1, Bl)[:, None]) if masked else None
+
+    def run():
+        out, final, cache = lstm_forward(x, (h0, c0), w_ih, w_hh, b, b, mask=mask)
+        kept: dict = {}
+        d_x, d_state, grads = lstm_backward(d_out, final, cache, state_grads=kept)
+        return [out, *final, d_x, *d_state, kept["h"], kept["c"], *grads.values()]
+
+    assert _gemm.StepProduct(w_hh, Bl, T).panels is not None  # the compiled loops run
+    compiled = run()
+    monkeypatch.setattr(_gemm, "MIN_STEPS", T + 1)  # too few steps: BLAS, one step at a time
+    assert _gemm.StepProduct(w_hh, Bl, T).panels is None
+    for k, (a, c) in enumerate(zip(compiled, run(), strict=True)):
+        np.testing.assert_allclose(a, c, rtol=2e-5, atol=2e-5, err_msg=f"result {k}")

@@ -359,6 +359,18 @@ if numba is not None:
                 gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
             )  # fmt: skip
 
+    @_jit
+    def _lstm_backward_steps_jit(
+        panels_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c, keep
+    ):
+        for t in range(gates.shape[0] - 1, -1, -1):  # the whole BPTT loop compiled
+            k = t + 1 if keep else 0  # keep_h, keep_c are (1, 1, 1) placeholders unless kept
+            _lstm_backward_jit(
+                gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
+                keep_h[k], keep_c[k], keep,
+            )  # fmt: skip
+            _gemm._matmul_packed_jit(dz[t], panels_t, dh_rec)
+
 
 # --------------------------------------------------------------------------- dispatch
 
@@ -399,6 +411,37 @@ def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tan
             lstm_step_forward(
                 gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
             )  # fmt: skip
+
+
+def lstm_backward_steps(
+    recurrent_t: _gemm.StepProduct, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
+    keep_h=None, keep_c=None,
+) -> None:  # fmt: skip
+    """All T BPTT steps, t = T-1 .. 0: :func:`lstm_step_backward`, then dh_rec = recurrent_t(dz[t]).
+
+    d_out (T, B, H) time-major (a view is fine); dz (T, B, 4H) out; dh_rec, carry
+    and dc (B, H) carry the gradients from step to step and leave holding step 0's.
+    keep_h, keep_c (T+1, B, H) or None: where to store ∂E/∂h_t, ∂E/∂C_t at t + 1.
+    Compiled as one loop when the product is packed, else step by step from Python.
+    """
+    with step_threads():  # small per-step products: one BLAS thread
+        if recurrent_t.panels is not None:  # packed implies JIT
+            keep = keep_h is not None
+            if not keep:
+                keep_h = keep_c = np.empty((1, 1, 1), dtype=dc.dtype)  # (1, 1, 1) never written
+            _lstm_backward_steps_jit(
+                recurrent_t.panels, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
+                keep_h, keep_c, keep,
+            )  # fmt: skip
+            return
+        for t in range(gates.shape[0] - 1, -1, -1):
+            # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt
+            lstm_step_backward(
+                gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
+                None if keep_h is None else keep_h[t + 1],
+                None if keep_c is None else keep_c[t + 1],
+            )  # fmt: skip
+            recurrent_t(dz[t], dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
 
 
 def lstm_step_backward(

@@ -58,9 +58,8 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional._fused import lstm_forward_steps, lstm_step_backward, real_steps
+from bptt.functional._fused import lstm_backward_steps, lstm_forward_steps, real_steps
 from bptt.functional._gemm import StepProduct
-from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
 
@@ -217,16 +216,11 @@ def lstm_backward(
     if state_grads is not None:
         keep_h = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂h_t
         keep_c = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂C_t
-    recurrent_t = StepProduct(weight_hh.T, B, T)  # dh_rec = ∂E/∂z_t @ weight_hh
-    with step_threads():  # small per-step products: one BLAS thread
-        for t in range(T - 1, -1, -1):
-            # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt
-            lstm_step_backward(
-                gates[t], c[t], tanh_c[t], d_out_tm[t], dh_rec, carry, dc, real[t], dz[t],
-                None if keep_h is None else keep_h[t + 1],
-                None if keep_c is None else keep_c[t + 1],
-            )  # fmt: skip
-            recurrent_t(dz[t], dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
+    recurrent_t = StepProduct(weight_hh.T, B, T)  # dh_rec = ∂E/∂z_t @ weight_hh, per step
+    # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt; then ∂E/∂h_{t-1}
+    lstm_backward_steps(
+        recurrent_t, gates, c, tanh_c, d_out_tm, dh_rec, carry, dc, real, dz, keep_h, keep_c
+    )
     dh = dh_rec + carry  # (B, H) ∂E/∂h_0
 
     if state_grads is not None:
