@@ -304,9 +304,8 @@ class Recurrent(Layer):
             outputs = None if K == 1 else np.empty((B, T, K * H), dtype=self.dtype)  # (B, T, K*H)
             for k in range(K):
                 idx, sfx = l * K + k, self._suffix(l, k)
-                x_k = (
-                    layer_in if k == 0 else np.ascontiguousarray(layer_in[:, ::-1])
-                )  # (B, T, D_in)
+                # (B, T, D_in); reversed as a view: the cell copies x time-major anyway
+                x_k = layer_in if k == 0 else layer_in[:, ::-1]
                 out, final, cache = cell_forward(
                     x_k,
                     tuple(s[idx] for s in states),
@@ -379,7 +378,6 @@ class Recurrent(Layer):
                     if d_final is None
                     else tuple(None if d is None else d[idx] for d in d_final)
                 )
-                d_out_k = np.ascontiguousarray(d_out_k)  # (B, T, H)
                 if caches[idx].get("checkpointed"):  # recompute the activations chunk by chunk
                     d_x_k, d_s0, g = checkpointed_backward(
                         cell_forward, cell_backward, d_out_k, d_fin_k, caches[idx]
