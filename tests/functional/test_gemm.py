@@ -73,3 +73,18 @@ def test_step_product_picks_its_path_and_is_right_on_both(dtype, N, rows, steps,
     product(a, out)
     exact, scale = reference(a, w)
     assert np.all(np.abs(out - exact) <= 4 * 24 * np.finfo(dtype).eps * scale)
+
+
+@compiled
+def test_project_reads_strided_rows_over_several_row_blocks() -> None:
+    """A large product (rows > ROW_BLOCK) from a view whose rows sit in a wider buffer,
+    as the LSTM's input projection reads x_t out of its [x_t | h_t] buffer."""
+    rng = np.random.default_rng(9)
+    M, K, N = 2 * _gemm.ROW_BLOCK + 7, 24, 48
+    wide = rng.standard_normal((M, K + 13)).astype(np.float32)  # (M, K + 13)
+    a = wide[:, :K]  # (M, K) row stride K + 13
+    w = rng.standard_normal((N, K)).astype(np.float32)  # (N, K)
+    out = np.full((M, N), np.nan, dtype=np.float32)  # (M, N)
+    _gemm.project(a, w, out)
+    exact, scale = reference(a, w)
+    assert np.all(np.abs(out - exact) <= 4 * K * np.finfo(np.float32).eps * scale)

@@ -33,6 +33,7 @@ import numpy as np
 from bptt.functional._jit import JIT, numba
 
 PANEL = 16  # columns per panel: two 8-wide float32 vectors
+ROW_BLOCK = 48  # rows of a per block in a large product: 48 x K floats stay in L2
 MIN_STEPS = 8  # packing costs about two products; below this many steps BLAS is as fast
 
 
@@ -76,8 +77,9 @@ if numba is not None:
                 o_arr = context.make_array(sig.args[2])(context, builder, args[2])
                 r0, p = args[3], args[4]
                 K = builder.extract_value(a_arr.shape, 1)
-                N = builder.extract_value(o_arr.shape, 1)
-                a_rows = builder.gep(a_arr.data, [builder.mul(r0, K)])  # &a[r0, 0]
+                N = builder.extract_value(o_arr.shape, 1)  # out is C-contiguous
+                lda = builder.ashr(builder.extract_value(a_arr.strides, 0), _const(2))  # bytes/4
+                a_rows = builder.gep(a_arr.data, [builder.mul(r0, lda)])  # &a[r0, 0]
                 panel = builder.gep(p_arr.data, [builder.mul(p, builder.mul(K, _const(PANEL)))])
                 fma = cgutils.get_or_insert_function(
                     builder.module, ir.FunctionType(_V8, [_V8] * 3), "llvm.fmuladd.v8f32"
@@ -105,7 +107,7 @@ if numba is not None:
                 w_hi = builder.load(builder.bitcast(builder.gep(w_k, [_const(8)]), as_vec), align=4)
                 new = []
                 for r in range(rows):
-                    a_rk = builder.load(at(a_rows, builder.mul(_const(r), K), k))
+                    a_rk = builder.load(at(a_rows, builder.mul(_const(r), lda), k))
                     a_vec = builder.shuffle_vector(
                         builder.insert_element(undef, a_rk, ir.Constant(ir.IntType(32), 0)),
                         undef,
@@ -144,25 +146,36 @@ if numba is not None:
         if a.shape[1] == 0:  # the tiles run k from 0 at least once
             out[:] = 0
             return
-        for p in range(panels.shape[0]):  # one panel (16 columns of out) at a time, kept in L1
-            r = 0
-            while r + 6 <= M:
-                _tile6(a, panels, out, r, p)
-                r += 6
-            while r + 4 <= M:
-                _tile4(a, panels, out, r, p)
-                r += 4
-            while r + 2 <= M:
-                _tile2(a, panels, out, r, p)
-                r += 2
-            while r < M:
-                _tile1(a, panels, out, r, p)
-                r += 1
+        for r_start in range(0, M, ROW_BLOCK):  # rows of a in blocks that stay in L2
+            r_end = min(M, r_start + ROW_BLOCK)
+            for p in range(panels.shape[0]):  # one panel (16 columns of out), kept in L1
+                r = r_start
+                while r + 6 <= r_end:
+                    _tile6(a, panels, out, r, p)
+                    r += 6
+                while r + 4 <= r_end:
+                    _tile4(a, panels, out, r, p)
+                    r += 4
+                while r + 2 <= r_end:
+                    _tile2(a, panels, out, r, p)
+                    r += 2
+                while r < r_end:
+                    _tile1(a, panels, out, r, p)
+                    r += 1
 
 
 def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray) -> None:
-    """out (M, N) = a (M, K) @ wᵀ, with ``panels = pack(w)``; all float32, C-contiguous."""
+    """out (M, N) = a (M, K) @ wᵀ, with ``panels = pack(w)``; float32, out C-contiguous,
+    a's rows contiguous (any row stride)."""
     _matmul_packed_jit(a, panels, out)
+
+
+def project(a: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
+    """out (M, N) = a (M, K) @ wᵀ, one product over all steps: packed when it applies, else BLAS."""
+    if usable(w.dtype, w.shape[0], a.shape[0]) and a.strides[1] == a.itemsize:
+        _matmul_packed_jit(a, pack(w), out)
+    else:
+        np.matmul(a, w.T, out=out)
 
 
 class StepProduct:

@@ -50,7 +50,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
-from bptt.functional._gemm import StepProduct
+from bptt.functional._gemm import StepProduct, project
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -97,7 +97,7 @@ def gru_forward(
     x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
     np.copyto(x_tm, x.transpose(1, 0, 2))
     a = scratch(workspace, "a", (T, B, 3 * H), x.dtype)  # (T, B, 3H)
-    np.matmul(x_tm.reshape(T * B, D), weight_ih.T, out=a.reshape(T * B, 3 * H))
+    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, 3 * H))
     if bias_ih is not None:
         a += bias_ih
     m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)

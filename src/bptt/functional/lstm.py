@@ -59,7 +59,7 @@ import numpy as np
 
 from bptt.errors import BpttError
 from bptt.functional._fused import lstm_backward_steps, lstm_forward_steps, real_steps
-from bptt.functional._gemm import StepProduct
+from bptt.functional._gemm import StepProduct, project
 from bptt.functional._workspace import outputs_from, scratch
 
 
@@ -140,7 +140,7 @@ def lstm_forward(
     if m is not None:
         np.copyto(x_tm, 0, where=~m)  # padding must not reach the sums over steps
     gates = scratch(workspace, "gates", (T, B, 4 * H), x.dtype)  # (T, B, 4H) z, then gates
-    np.matmul(x_tm.reshape(T * B, D), weight_ih.T, out=gates.reshape(T * B, 4 * H))
+    project(x_tm.reshape(T * B, D), weight_ih, gates.reshape(T * B, 4 * H))
     bias = np.zeros(4 * H, dtype=x.dtype)  # (4H,) both biases, added inside the step kernel
     for b in (bias_ih, bias_hh):
         if b is not None:
@@ -229,7 +229,7 @@ def lstm_backward(
 
     dz_flat = dz.reshape(T * B, 4 * H)  # (T*B, 4H)
     d_x_tm = scratch(cache["workspace"], "d_x", (T * B, D), h.dtype)  # (T*B, D)
-    np.matmul(dz_flat, weight_ih, out=d_x_tm)
+    project(dz_flat, weight_ih.T, d_x_tm)  # ∂E/∂x_t = weight_ih^T ∂E/∂z_t, all steps
     d_x = np.empty((B, T, D), dtype=h.dtype)  # (B, T, D) the caller's own
     np.copyto(d_x, d_x_tm.reshape(T, B, D).transpose(1, 0, 2))
     np.copyto(xh[:, :, D:], h[:-1])  # h_{t-1} beside x_t: [x_t | h_{t-1}]

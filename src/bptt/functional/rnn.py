@@ -31,7 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
-from bptt.functional._gemm import StepProduct
+from bptt.functional._gemm import StepProduct, project
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -76,7 +76,7 @@ def rnn_forward(
     x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
     np.copyto(x_tm, x.transpose(1, 0, 2))
     a = scratch(workspace, "a", (T, B, H), x.dtype)  # (T, B, H)
-    np.matmul(x_tm.reshape(T * B, D), weight_ih.T, out=a.reshape(T * B, H))
+    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, H))
     if bias_ih is not None:
         a += bias_ih + bias_hh
     m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
