@@ -4,10 +4,11 @@
 
 Prints (1) the step's median time, (2) cProfile's top functions by own time,
 (3) the "GEMM floor": the same matrix products as the step, timed alone with the
-same shapes and threads, so step - floor is what elementwise work, copies and
-Python cost. The floor's shapes follow DESIGN.md's plan for every cell: one
-input projection over all steps, one recurrent product per step, and in the
-backward one per step plus three over all steps (d_x, d_weight_ih, d_weight_hh).
+same shapes, threads and routes as the LSTM runs them, so step - floor is what
+elementwise work, copies and Python cost: one input projection over all steps
+and one recurrent product per step (both through bptt's packed kernel when it
+applies, functional/_gemm.py), and in the backward one per step plus two over
+all steps (d_x, and both weight gradients in one product over [x_t | h_{t-1}]).
 
 Shapes: B batch, T time steps, D input features, H hidden units, G gates.
 """
@@ -51,6 +52,7 @@ def main() -> None:
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bptt.functional._gemm import StepProduct, project
     from rnn_speed import CONFIG_BY_NAME, _bptt_setup
 
     cfg = CONFIG_BY_NAME[args.config]
@@ -76,15 +78,18 @@ def main() -> None:
         return rng.standard_normal(shape).astype(np.float32)  # shape
 
     x, dz, w_ih, w_hh = rand(T * B, D), rand(T * B, GH), rand(GH, D), rand(GH, H)
-    hs = rand(T * B, H)  # (T*B, H)
+    xh = rand(T * B, D + H)  # (T*B, D+H) [x_t | h_{t-1}]
     h_t, dz_t = rand(B, H), rand(B, GH)  # (B, H), (B, G*H)
+    z, d_x = np.empty((T * B, GH), np.float32), np.empty((T * B, D), np.float32)
+    rec, dh = np.empty((B, GH), np.float32), np.empty((B, H), np.float32)
+    fwd_rec, bwd_rec = StepProduct(w_hh, B, T), StepProduct(w_hh.T, B, T)  # packed if it applies
+    reps = args.reps
     parts = {
-        "fwd input projection (T*B, D) @ (D, G*H)": timed(lambda: x @ w_ih.T, args.reps),
-        "fwd recurrent (B, H) @ (H, G*H), x T": T * timed(lambda: h_t @ w_hh.T, args.reps * 10),
-        "bwd recurrent (B, G*H) @ (G*H, H), x T": T * timed(lambda: dz_t @ w_hh, args.reps * 10),
-        "bwd d_x (T*B, G*H) @ (G*H, D)": timed(lambda: dz @ w_ih, args.reps),
-        "bwd d_weight_ih (G*H, T*B) @ (T*B, D)": timed(lambda: dz.T @ x, args.reps),
-        "bwd d_weight_hh (G*H, T*B) @ (T*B, H)": timed(lambda: dz.T @ hs, args.reps),
+        "fwd input projection (T*B, D) @ (D, G*H)": timed(lambda: project(x, w_ih, z), reps),
+        "fwd recurrent (B, H) @ (H, G*H), x T": T * timed(lambda: fwd_rec(h_t, rec), reps * 10),
+        "bwd recurrent (B, G*H) @ (G*H, H), x T": T * timed(lambda: bwd_rec(dz_t, dh), reps * 10),
+        "bwd d_x (T*B, G*H) @ (G*H, D)": timed(lambda: project(dz, w_ih.T, d_x), reps),
+        "bwd d_weights (G*H, T*B) @ (T*B, D+H)": timed(lambda: dz.T @ xh, reps),
     }
     floor = sum(parts.values())
     flops = 2 * T * B * GH * (D + H) * 3  # forward 1x, backward 2x
