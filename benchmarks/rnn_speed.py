@@ -20,15 +20,20 @@ fraction of the machine's matrix-product peak, measured at start (an
 (N, N) @ (N, N) float32 product with the same threads).
 
 Each library runs in its own subprocess (two thread pools in one process fight
-over the cores), and the runs alternate between the libraries round by round,
-so slow drift of the machine falls on both. Both sides use the same number of
-threads: ``torch.set_num_threads(n)`` and ``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set
-before NumPy is imported. Both build the same weights and inputs from one seed,
+over the cores). For each configuration the parent starts one bptt and one
+torch worker side by side, lets each build and warm up its step, then asks them
+in turn for a timed slot (>= 3 steps, >= --min-time seconds), --rounds times
+each, alternating who goes first: only one library computes at any moment, and
+slots of the two interleave within seconds, so a slow spell of this VM falls on
+both. The headline ratio is the median over rounds of each round's ratio.
+
+Both sides use the same number of threads: ``torch.set_num_threads(n)`` and
+``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported. Both build the same weights and inputs from one seed,
 so the table's last column checks that they computed the same numbers.
 
 Usage (from the repository root):
 
-    python benchmarks/rnn_speed.py                      # default configs, ~16 min on 2 cores
+    python benchmarks/rnn_speed.py                      # default configs, ~10 min on 2 cores
     python benchmarks/rnn_speed.py --quick              # smoke test, seconds
     python benchmarks/rnn_speed.py --configs lstm-b --modes train --rounds 5
     python benchmarks/rnn_speed.py --configs a          # every cell at size a
@@ -55,6 +60,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -394,29 +400,35 @@ def matmul_peak(n: int = 1024, reps: int = 15) -> dict[str, float]:
     }
 
 
-def run_worker(args: argparse.Namespace) -> dict[str, Any]:
-    """Time one (library, config, mode); the result is what the parent combines."""
+def prepare_worker(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
+    """Build one (library, config, mode) step, run it once for the checksums, warm it up."""
     cfg = CONFIG_BY_NAME[args.config]
     if args.worker == "bptt":
         step, info = _bptt_setup(cfg, args.mode, args.seed)
     else:
         step, info = _torch_setup(cfg, args.mode, args.seed, args.threads)
-    rss_setup = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-    # Warm up (thread pools, allocator, first-touch pages) for >= 1 step and >= 0.2 s.
-    min_iters, max_iters, min_time, warm_time = 3, 200, args.min_time, 0.2
-    if args.quick:
-        min_iters, max_iters, min_time, warm_time = 2, 2, 0.0, 0.0
-    if args.iters:
-        min_iters = max_iters = args.iters
-    check = _checksum(*step())
+    info["rss_setup_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    info["check"] = _checksum(*step())
     layer = getattr(step, "layer", None)
     if layer is not None and args.mode == "train":
         info["cache_mb"] = _nbytes(layer._cache) / 2**20  # what backward keeps: T x B x H per layer
+    # Warm up (thread pools, allocator, first-touch pages) for >= 1 step and >= 0.2 s.
+    warm_time = 0.0 if args.quick else 0.2
     warmup, start = 1, time.perf_counter()
     while warmup < 10 and time.perf_counter() - start < warm_time:
         step()
         warmup += 1
+    info["warmup"] = warmup
+    return step, info
+
+
+def time_steps(step, args: argparse.Namespace) -> list[float]:
+    """Seconds of each timed step: >= 3 steps and >= min_time (or --iters, or 2 with --quick)."""
+    min_iters, max_iters, min_time = 3, 200, args.min_time
+    if args.quick:
+        min_iters, max_iters, min_time = 2, 2, 0.0
+    if args.iters:
+        min_iters = max_iters = args.iters
     times: list[float] = []
     start = time.perf_counter()
     # Stop at max_iters, or once min_iters and min_time are both reached, or (on a busy
@@ -429,14 +441,17 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
+    return times
 
+
+def summarize(args: argparse.Namespace, info: dict[str, Any], times: list[float]) -> dict:
+    """One timed slot as the parent combines it: the times, their statistics, the setup info."""
     q1, _, q3 = statistics.quantiles(times, n=4) if len(times) > 1 else (times[0],) * 3
     return {
         "lib": args.worker,
-        "config": cfg.name,
+        "config": args.config,
         "mode": args.mode,
         "threads": args.threads,
-        "warmup": warmup,
         "n": len(times),
         "median_s": statistics.median(times),
         "min_s": min(times),
@@ -445,14 +460,33 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         "q3_s": q3,
         "iqr_s": q3 - q1,
         "times_s": times,
-        "rss_setup_mb": rss_setup,
         "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "check": check,
         "env": {k: os.environ.get(k) for k in THREAD_VARS + CORETYPE_VARS},
         "loadavg_1min": os.getloadavg()[0],  # other work on the machine skews the times
         **info,
         **blas_info(),
     }
+
+
+def run_worker(args: argparse.Namespace) -> dict[str, Any]:
+    """Time one (library, config, mode) once; the result is what the parent combines."""
+    step, info = prepare_worker(args)
+    return summarize(args, info, time_steps(step, args))
+
+
+def serve_worker(args: argparse.Namespace) -> None:
+    """Prepare once, print "ready", then time one slot per "run" line on stdin until EOF.
+
+    The parent keeps a bptt and a torch server alive side by side and asks each
+    in turn, so the two libraries' slots interleave within seconds (each in its
+    own process, never both at once) and a slow spell of the machine falls on both.
+    """
+    step, info = prepare_worker(args)
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            break
+        print(json.dumps(summarize(args, info, time_steps(step, args))), flush=True)
 
 
 # --------------------------------------------------------------------------- parent
@@ -474,6 +508,37 @@ def spawn(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed ({' '.join(argv)}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def serve(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start a worker server (``serve_worker``) and wait until it has built and warmed its step."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--serve"]
+    err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would block
+    proc = subprocess.Popen(
+        cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
+    )
+    proc.err = err  # type: ignore[attr-defined]
+    line = proc.stdout.readline()
+    if not line or not json.loads(line).get("ready"):
+        raise RuntimeError(f"worker failed to start ({' '.join(argv)}):\n{stderr_of(proc)}")
+    return proc
+
+
+def stderr_of(proc: subprocess.Popen) -> str:
+    """The last 3000 characters a worker server wrote to stderr."""
+    proc.wait(timeout=60)
+    proc.err.seek(0)  # type: ignore[attr-defined]
+    return proc.err.read()[-3000:]  # type: ignore[attr-defined]
+
+
+def ask(proc: subprocess.Popen) -> dict[str, Any]:
+    """One timed slot from a worker server."""
+    proc.stdin.write("run\n")
+    proc.stdin.flush()
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"worker died:\n{stderr_of(proc)}")
+    return json.loads(line)
 
 
 def select_configs(spec: str | None) -> list[Config]:
@@ -582,21 +647,30 @@ def run_parent(args: argparse.Namespace) -> None:
     if args.iters:
         common += ["--iters", str(args.iters)]
     t_start = time.perf_counter()
-    for rnd in range(args.rounds):
-        order = LIBS if rnd % 2 == 0 else LIBS[::-1]  # alternate who goes first
-        for cfg in configs:
-            for mode in cfg.modes(modes):
-                for lib in order:
-                    argv = ["--worker", lib, "--config", cfg.name, "--mode", mode, *common]
-                    result = spawn(argv, env)
-                    result["round"] = rnd
-                    runs.append(result)
-                    if args.verbose:
-                        print(
-                            f"  round {rnd} {lib:5s} {cfg.name:14s} {mode:5s} "
-                            f"{result['median_s'] * 1e3:9.2f} ms (n={result['n']})",
-                            flush=True,
-                        )
+    for cfg in configs:
+        for mode in cfg.modes(modes):
+            servers = {
+                lib: serve(["--worker", lib, "--config", cfg.name, "--mode", mode, *common], env)
+                for lib in LIBS
+            }
+            try:
+                for rnd in range(args.rounds):
+                    order = LIBS if rnd % 2 == 0 else LIBS[::-1]  # alternate who goes first
+                    for lib in order:
+                        result = ask(servers[lib])
+                        result["round"] = rnd
+                        runs.append(result)
+                        if args.verbose:
+                            print(
+                                f"  round {rnd} {lib:5s} {cfg.name:14s} {mode:5s} "
+                                f"{result['median_s'] * 1e3:9.2f} ms (n={result['n']})",
+                                flush=True,
+                            )
+            finally:
+                for proc in servers.values():
+                    proc.stdin.close()  # EOF: the server exits
+                    proc.wait(timeout=60)
+                    proc.err.close()
 
     rows = []
     for cfg in configs:
@@ -663,9 +737,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", help="comma list of config names or sizes (a, b); see --list")
     p.add_argument("--modes", default="train,infer,gen", help="comma list of train, infer, gen")
-    p.add_argument("--rounds", type=int, default=5, help="alternating rounds per library")
+    p.add_argument("--rounds", type=int, default=10, help="alternating slots per library")
     p.add_argument("--iters", type=int, default=0, help="timed iterations per worker (0: auto)")
-    p.add_argument("--min-time", type=float, default=0.6, help="auto iters: seconds per worker")
+    p.add_argument("--min-time", type=float, default=0.5, help="auto iters: seconds per slot")
     p.add_argument("--max-time", type=float, default=15.0, help="cap on one worker's timed loop")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--unset-coretype", action="store_true", help="drop " + "/".join(CORETYPE_VARS))
@@ -676,6 +750,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("-v", "--verbose", action="store_true", help="print every worker's median")
     p.add_argument("--worker", choices=[*LIBS, "probe"], help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
+    p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--mode", choices=MODES, default="train", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick and "--rounds" not in (argv or sys.argv):
@@ -699,7 +774,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.config not in CONFIG_BY_NAME:
             names = list(CONFIG_BY_NAME)
             raise SystemExit(f"unknown config {args.config!r}; expected one of {names}")
-        print(json.dumps(run_worker(args)))
+        if args.serve:
+            serve_worker(args)
+        else:
+            print(json.dumps(run_worker(args)))
         return
     run_parent(args)
 

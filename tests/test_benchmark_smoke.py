@@ -40,3 +40,17 @@ def test_worker_rejects_an_unknown_config() -> None:
     proc = run_worker("--config", "lstm-nope", "--mode", "train", "--quick")
     assert proc.returncode != 0
     assert "lstm-nope" in proc.stderr and "lstm-a" in proc.stderr
+
+
+def test_worker_server_times_one_slot_per_request() -> None:
+    """--serve: "ready" once set up, then one JSON slot per "run" line, until stdin closes."""
+    cmd = [sys.executable, str(SCRIPT), "--worker", "bptt", "--threads", "1"]
+    cmd += ["--config", "lstm-tiny", "--mode", "train", "--quick", "--serve"]
+    proc = subprocess.run(cmd, input="run\nrun\n", capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.strip().splitlines()]
+    assert lines[0] == {"ready": True}
+    assert len(lines) == 3
+    for slot in lines[1:]:
+        assert (slot["lib"], slot["config"], slot["mode"]) == ("bptt", "lstm-tiny", "train")
+        assert slot["n"] == len(slot["times_s"]) == 2 and slot["check"]["grads_sq"] > 0
