@@ -28,8 +28,9 @@ slots of the two interleave within seconds, so a slow spell of this VM falls on
 both. The headline ratio is the median over rounds of each round's ratio.
 
 Both sides use the same number of threads: ``torch.set_num_threads(n)`` and
-``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported. Both build the same weights and inputs from one seed,
-so the table's last column checks that they computed the same numbers.
+``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported. Both build the
+same weights and inputs from one seed, so the table's last column checks that
+they computed the same numbers.
 
 Usage (from the repository root):
 
