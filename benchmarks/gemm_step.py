@@ -14,12 +14,12 @@ Shapes: B batch, H hidden units.
 from __future__ import annotations
 
 import os
-import time
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads its BLAS
 
 import numpy as np
 
+from _timing import call_times
 from bptt.functional import _gemm
 
 CONFIGS = {"lstm-a": (32, 128), "lstm-b": (64, 512), "lstm-c": (16, 256), "lstm-d": (1, 512)}
@@ -27,13 +27,7 @@ CONFIGS = {"lstm-a": (32, 128), "lstm-b": (64, 512), "lstm-c": (16, 256), "lstm-
 
 def best_us(fn, reps: int = 200) -> float:
     """Fastest of ``reps`` calls after a warm-up, in µs."""
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e6
+    return min(call_times(fn, reps)) * 1e6
 
 
 def compare(name: str, a: np.ndarray, w: np.ndarray) -> str:

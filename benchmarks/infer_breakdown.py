@@ -17,28 +17,22 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads its BLAS
 
 import numpy as np
 
 import bptt.nn
+from _timing import call_times
 from bptt.functional._fused import lstm_step_forward
-from bptt.functional._gemm import StepProduct
+from bptt.functional._gemm import StepProduct, project
 
 CONFIGS = {"a": (32, 100, 128, 128, 1), "b": (64, 100, 512, 512, 1), "c": (16, 200, 64, 256, 2)}
 
 
 def best_ms(fn, reps: int) -> float:
     """Fastest of ``reps`` calls after one warm-up call, in ms."""
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times) * 1e3
+    return min(call_times(fn, reps)) * 1e3
 
 
 def layer_parts(B, T, d_in, H, w_ih, w_hh, reps, rng) -> dict[str, float]:
@@ -66,7 +60,7 @@ def layer_parts(B, T, d_in, H, w_ih, w_hh, reps, rng) -> dict[str, float]:
             )  # fmt: skip
 
     return {
-        "input projections": best_ms(lambda: np.matmul(xs, w_ih.T, out=z), reps),
+        "input projections": best_ms(lambda: project(xs, w_ih, z), reps),
         "per-step products": best_ms(products, reps),
         "gate kernels": best_ms(kernels, reps),
     }

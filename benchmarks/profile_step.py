@@ -22,21 +22,16 @@ import os
 import pstats
 import statistics
 import sys
-import time
 from pathlib import Path
+
+from _timing import call_times
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def timed(fn, reps: int) -> float:
     """Median seconds of ``fn()`` over ``reps`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(call_times(fn, reps))
 
 
 def main() -> None:

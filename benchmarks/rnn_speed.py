@@ -67,6 +67,8 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+from _timing import call_times
+
 HERE = Path(__file__).resolve().parent
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CORETYPE_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -384,12 +386,7 @@ def matmul_peak(n: int = 1024, reps: int = 15) -> dict[str, float]:
     flops = 2.0 * n**3
     rates = {}
     for name, product in routes.items():
-        product()
-        times = []
-        for _ in range(reps):
-            t0 = time.perf_counter()
-            product()
-            times.append(time.perf_counter() - t0)
+        times = call_times(product, reps)
         rates[name] = (flops / min(times) / 1e9, flops / statistics.median(times) / 1e9)
     best = max(rates, key=lambda k: rates[k][0])
     return {
