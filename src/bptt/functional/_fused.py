@@ -31,9 +31,7 @@ import math
 
 import numpy as np
 
-from bptt.functional import _gemm
 from bptt.functional._jit import JIT, numba
-from bptt.functional._threads import step_threads
 from bptt.functional.activations import sigmoid
 
 # --------------------------------------------------------------------------- NumPy
@@ -351,27 +349,6 @@ if numba is not None:
                 if keep:
                     keep_h[b, j] = g
 
-    @_jit
-    def _lstm_forward_steps_jit(panels, gates, rec, bias, h, c, tanh_c, real):
-        for t in range(gates.shape[0]):  # the whole time loop compiled: no call per step
-            _gemm._matmul_packed_jit(h[t], panels, rec)
-            _lstm_forward_jit(
-                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-            )  # fmt: skip
-
-    @_jit
-    def _lstm_backward_steps_jit(
-        panels_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c, keep
-    ):
-        for t in range(gates.shape[0] - 1, -1, -1):  # the whole BPTT loop compiled
-            k = t + 1 if keep else 0  # keep_h, keep_c are (1, 1, 1) placeholders unless kept
-            _lstm_backward_jit(
-                gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
-                keep_h[k], keep_c[k], keep,
-            )  # fmt: skip
-            _gemm._matmul_packed_jit(dz[t], panels_t, dh_rec)
-
-
 # --------------------------------------------------------------------------- dispatch
 
 
@@ -393,55 +370,6 @@ def lstm_step_forward(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_o
         _lstm_forward_jit(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
     else:
         _lstm_forward_np(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out)
-
-
-def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tanh_c, real) -> None:
-    """All T LSTM steps: for each t, rec = recurrent(h[t]), then :func:`lstm_step_forward`.
-
-    gates (T, B, 4H) holds the input projections and leaves holding the gates;
-    h, c (T+1, B, H) enter with the state at index 0; tanh_c (T, B, H). When the
-    product is packed the whole loop runs compiled, else step by step from Python.
-    """
-    with step_threads():  # small per-step products: one BLAS thread
-        if recurrent.panels is not None:  # packed implies JIT
-            _lstm_forward_steps_jit(recurrent.panels, gates, rec, bias, h, c, tanh_c, real)
-            return
-        for t in range(gates.shape[0]):
-            recurrent(h[t], rec)  # the only per-step product
-            lstm_step_forward(
-                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-            )  # fmt: skip
-
-
-def lstm_backward_steps(
-    recurrent_t: _gemm.StepProduct, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
-    keep_h=None, keep_c=None,
-) -> None:  # fmt: skip
-    """All T BPTT steps, t = T-1 .. 0: :func:`lstm_step_backward`, then dh_rec = recurrent_t(dz[t]).
-
-    d_out (T, B, H) time-major (a view is fine); dz (T, B, 4H) out; dh_rec, carry
-    and dc (B, H) carry the gradients from step to step and leave holding step 0's.
-    keep_h, keep_c (T+1, B, H) or None: where to store ∂E/∂h_t, ∂E/∂C_t at t + 1.
-    Compiled as one loop when the product is packed, else step by step from Python.
-    """
-    with step_threads():  # small per-step products: one BLAS thread
-        if recurrent_t.panels is not None:  # packed implies JIT
-            keep = keep_h is not None
-            if not keep:
-                keep_h = keep_c = np.empty((1, 1, 1), dtype=dc.dtype)  # (1, 1, 1) never written
-            _lstm_backward_steps_jit(
-                recurrent_t.panels, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
-                keep_h, keep_c, keep,
-            )  # fmt: skip
-            return
-        for t in range(gates.shape[0] - 1, -1, -1):
-            # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt
-            lstm_step_backward(
-                gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
-                None if keep_h is None else keep_h[t + 1],
-                None if keep_c is None else keep_c[t + 1],
-            )  # fmt: skip
-            recurrent_t(dz[t], dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
 
 
 def lstm_step_backward(

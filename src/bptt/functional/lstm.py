@@ -58,8 +58,9 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional._fused import lstm_backward_steps, lstm_forward_steps, real_steps
+from bptt.functional._fused import real_steps
 from bptt.functional._gemm import StepProduct, project
+from bptt.functional._time_loops import lstm_backward_steps, lstm_forward_steps
 from bptt.functional._workspace import outputs_from, scratch
 
 
