@@ -1,9 +1,9 @@
 """Whether the compiled kernels run: numba (the optional ``fast`` extra) present, BPTT_NO_JIT unset.
 
 One flag for the whole package, read once at import: ``_fused`` (the per-step
-gate math and the compiled time loops) and ``_gemm`` (the packed per-step
-product) both take their compiled path only when :data:`JIT` is True, and
-their NumPy path otherwise.
+gate math), ``_gemm`` (the packed per-step product) and ``_time_loops`` (the
+LSTM's loops over time) take their compiled path only when :data:`JIT` is True,
+and their NumPy path otherwise.
 """
 
 from __future__ import annotations
