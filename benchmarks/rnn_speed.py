@@ -34,7 +34,7 @@ they computed the same numbers.
 
 Usage (from the repository root):
 
-    python benchmarks/rnn_speed.py                      # default configs, ~10 min on 2 cores
+    python benchmarks/rnn_speed.py                      # default configs, ~12 min on 2 cores
     python benchmarks/rnn_speed.py --quick              # smoke test, seconds
     python benchmarks/rnn_speed.py --configs lstm-b --modes train --rounds 5
     python benchmarks/rnn_speed.py --configs a          # every cell at size a
