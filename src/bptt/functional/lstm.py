@@ -131,9 +131,9 @@ def lstm_forward(
     H = weight_hh.shape[1]
 
     # weight_ih x_t for every step in one product, time-major so each step is contiguous.
-    # x_t sits beside h_t in one (T, B, D+H) buffer, so the backward gets both weight
-    # gradients from one product (fewer, larger products run closer to the BLAS peak).
-    xh = scratch(workspace, "xh", (T, B, D + H), x.dtype)  # (T, B, D+H) [x_t | h_t]
+    # x_t sits beside h_{t-1} in one (T, B, D+H) buffer (the backward fills in h), so the
+    # backward gets both weight gradients from one product: fewer, larger products run faster.
+    xh = scratch(workspace, "xh", (T, B, D + H), x.dtype)  # (T, B, D+H) [x_t | h_{t-1}]
     x_tm = xh[:, :, :D]  # (T, B, D) a view
     np.copyto(x_tm, x.transpose(1, 0, 2))
     m = None if mask is None else np.asarray(mask, dtype=bool).T[:, :, None]  # (T, B, 1)
