@@ -12,7 +12,8 @@ matrix-vector path is faster, so the layers keep it there.
 
 Layout: :func:`pack` turns w (N, K) into panels (N/16, K, 16): panel p holds
 columns 16p .. 16p+15 of wᵀ, one row of 16 per k, so the kernel reads each
-panel front to back. :func:`matmul_packed` walks the panels; for each it
+panel front to back. :func:`matmul_packed` walks the rows of ``a`` in blocks
+of 48 (which stay in L2) and, within a block, the panels; for each panel it
 multiplies tiles of up to 6 rows of ``a`` by the panel, keeping the 6 × 16
 block of ``out`` in twelve 8-wide vector registers (the classic AVX2 tile:
 12 accumulators + 2 weight vectors + 1 broadcast fill the 16 registers) and
@@ -23,7 +24,8 @@ The sums run over k in order, so results differ from BLAS only by float32
 rounding (BLAS splits k into blocks). Used only for float32 with N a multiple
 of 16 and numba present (:func:`usable`); everything else takes ``np.matmul``.
 
-Shapes: a (M, K) C-contiguous, w (N, K), out (M, N) C-contiguous.
+Shapes: a (M, K) with contiguous rows (any row stride), w (N, K), out (M, N)
+C-contiguous.
 """
 
 from __future__ import annotations
