@@ -20,12 +20,16 @@ fraction of the machine's matrix-product peak, measured at start (an
 (N, N) @ (N, N) float32 product with the same threads).
 
 Each library runs in its own subprocess (two thread pools in one process fight
-over the cores). For each configuration the parent starts one bptt and one
-torch worker side by side, lets each build and warm up its step, then asks them
-in turn for a timed slot (>= 3 steps, >= --min-time seconds), --rounds times
-each, alternating who goes first: only one library computes at any moment, and
-slots of the two interleave within seconds, so a slow spell of this VM falls on
-both. The headline ratio is the median over rounds of each round's ratio.
+over the cores). For each (configuration, mode) the parent starts one bptt and
+one torch worker, and keeps all of them alive for the whole run (about 7 GB for
+the default rows). Each of --rounds rounds visits every row and asks its two
+workers in turn for a short timed slot (>= 1 step, >= --min-time seconds),
+alternating who goes first. So only one library computes at any moment, the two
+libraries' slots are a fraction of a second apart, and a row's rounds spread
+over the whole run instead of falling into one slow spell of the machine. All
+workers are pinned to the same CPUs (--cpus), so neither library gets a core
+whose neighbour on the host is busier. The headline ratio is the median over
+rounds of each round's ratio.
 
 Both sides use the same number of threads: ``torch.set_num_threads(n)`` and
 ``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported. Both build the
@@ -37,6 +41,7 @@ Usage (from the repository root):
     python benchmarks/rnn_speed.py                      # default configs, ~12 min on 2 cores
     python benchmarks/rnn_speed.py --quick              # smoke test, seconds
     python benchmarks/rnn_speed.py --configs lstm-b --modes train --rounds 5
+    python benchmarks/rnn_speed.py --cpus all           # let the OS place the workers
     python benchmarks/rnn_speed.py --configs a          # every cell at size a
     python benchmarks/rnn_speed.py --unset-coretype     # drop OPENBLAS_CORETYPE/_L2_SIZE
     python benchmarks/rnn_speed.py --list               # the config table
@@ -421,8 +426,8 @@ def prepare_worker(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
 
 
 def time_steps(step, args: argparse.Namespace) -> list[float]:
-    """Seconds of each timed step: >= 3 steps and >= min_time (or --iters, or 2 with --quick)."""
-    min_iters, max_iters, min_time = 3, 200, args.min_time
+    """Seconds of each timed step: >= 1 step and >= min_time (or --iters, or 2 with --quick)."""
+    min_iters, max_iters, min_time = 1, 200, args.min_time
     if args.quick:
         min_iters, max_iters, min_time = 2, 2, 0.0
     if args.iters:
@@ -476,7 +481,7 @@ def serve_worker(args: argparse.Namespace) -> None:
     """Prepare once, print "ready", then time one slot per "run" line on stdin until EOF.
 
     The parent keeps a bptt and a torch server alive side by side and asks each
-    in turn, so the two libraries' slots interleave within seconds (each in its
+    in turn, so the two libraries' slots interleave within a second (each in its
     own process, never both at once) and a slow spell of the machine falls on both.
     """
     step, info = prepare_worker(args)
@@ -500,26 +505,67 @@ def worker_env(threads: int, unset_coretype: bool) -> dict[str, str]:
     return env
 
 
-def spawn(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+def worker_cpus(spec: str, threads: int) -> list[int] | None:
+    """The CPUs every worker is pinned to (None: not pinned), from ``--cpus``.
+
+    "auto" takes the last ``threads`` CPUs this process may use, when there are more
+    than that: both libraries then run on the same cores. On a VM the cores differ
+    by what the host runs beside them, and a worker the OS placed on the busier
+    one would lose by more than the libraries differ.
+    """
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if spec == "all" or (spec == "auto" and len(allowed) <= threads):
+        return None
+    if spec == "auto":
+        return allowed[-threads:]
+    try:
+        cpus = sorted({int(c) for c in spec.split(",")})
+    except ValueError:
+        msg = f"--cpus {spec!r}: expected auto, all or a comma list of CPU numbers"
+        raise SystemExit(msg) from None
+    if not set(cpus) <= set(allowed):
+        raise SystemExit(f"--cpus {spec!r}: this process may only use CPUs {allowed}")
+    return cpus
+
+
+def pinned_to(cpus: list[int] | None):
+    """A ``preexec_fn`` that pins the child to ``cpus`` before it loads any library."""
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
+def spawn(argv: list[str], env: dict[str, str], cpus: list[int] | None) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, check=False, preexec_fn=pinned_to(cpus)
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed ({' '.join(argv)}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def serve(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
-    """Start a worker server (``serve_worker``) and wait until it has built and warmed its step."""
+def serve(argv: list[str], env: dict[str, str], cpus: list[int] | None) -> subprocess.Popen:
+    """Start a worker server (``serve_worker``); ``wait_ready`` waits for its step."""
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--serve"]
     err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would block
     proc = subprocess.Popen(
-        cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True
+        cmd,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=err,
+        text=True,
+        preexec_fn=pinned_to(cpus),
     )
     proc.err = err  # type: ignore[attr-defined]
+    proc.what = " ".join(argv)  # type: ignore[attr-defined]
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen) -> None:
+    """Wait until a worker server has built and warmed its step."""
     line = proc.stdout.readline()
     if not line or not json.loads(line).get("ready"):
-        raise RuntimeError(f"worker failed to start ({' '.join(argv)}):\n{stderr_of(proc)}")
-    return proc
+        raise RuntimeError(f"worker failed to start ({proc.what}):\n{stderr_of(proc)}")
 
 
 def stderr_of(proc: subprocess.Popen) -> str:
@@ -611,7 +657,8 @@ def run_parent(args: argparse.Namespace) -> None:
         if m not in MODES:
             raise SystemExit(f"unknown mode {m!r}; expected one of {MODES}")
     env = worker_env(args.threads, args.unset_coretype)
-    probe = spawn(["--worker", "probe", "--threads", str(args.threads)], env)
+    cpus = worker_cpus(args.cpus, args.threads)
+    probe = spawn(["--worker", "probe", "--threads", str(args.threads)], env, cpus)
 
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     if args.unset_coretype:
@@ -623,7 +670,8 @@ def run_parent(args: argparse.Namespace) -> None:
         f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}",
         f"threads={args.threads} (torch.set_num_threads, {'/'.join(THREAD_VARS)})  "
         f"rounds={args.rounds}  iters/worker="
-        f"{'2 (--quick)' if args.quick else args.iters or f'auto (>=3, >={args.min_time}s)'}",
+        f"{'2 (--quick)' if args.quick else args.iters or f'auto (>=1, >={args.min_time}s)'}  "
+        f"workers on cpus: {'any' if cpus is None else ','.join(map(str, cpus))}",
         f"numpy {probe['numpy']}, BLAS {probe['blas']}, runtime core "
         f"{probe.get('blas_corename')}, {probe.get('blas_threads')} threads; "
         f"OPENBLAS_CORETYPE: {core_note}",
@@ -645,30 +693,38 @@ def run_parent(args: argparse.Namespace) -> None:
     if args.iters:
         common += ["--iters", str(args.iters)]
     t_start = time.perf_counter()
-    for cfg in configs:
-        for mode in cfg.modes(modes):
-            servers = {
-                lib: serve(["--worker", lib, "--config", cfg.name, "--mode", mode, *common], env)
-                for lib in LIBS
-            }
-            try:
-                for rnd in range(args.rounds):
-                    order = LIBS if rnd % 2 == 0 else LIBS[::-1]  # alternate who goes first
-                    for lib in order:
-                        result = ask(servers[lib])
-                        result["round"] = rnd
-                        runs.append(result)
-                        if args.verbose:
-                            print(
-                                f"  round {rnd} {lib:5s} {cfg.name:14s} {mode:5s} "
-                                f"{result['median_s'] * 1e3:9.2f} ms (n={result['n']})",
-                                flush=True,
-                            )
-            finally:
-                for proc in servers.values():
-                    proc.stdin.close()  # EOF: the server exits
-                    proc.wait(timeout=60)
-                    proc.err.close()
+    # Every (config, mode) keeps its two servers alive for the whole run and each round
+    # visits every row, so a row's rounds spread over the run: this VM has slow spells of
+    # ~10 s in which the libraries slow down by different amounts (torch's GRU by 1.5x,
+    # bptt's by 1.25x), and a row timed within one spell gave a ratio 15% off the next
+    # run's. All servers at once take ~7 GB for the default rows; --configs runs fewer.
+    pairs = [(cfg, mode) for cfg in configs for mode in cfg.modes(modes)]
+    servers: dict[tuple[str, str, str], subprocess.Popen] = {}
+    try:
+        for cfg, mode in pairs:
+            for lib in LIBS:
+                argv = ["--worker", lib, "--config", cfg.name, "--mode", mode, *common]
+                servers[lib, cfg.name, mode] = serve(argv, env, cpus)
+        for proc in servers.values():
+            wait_ready(proc)
+        for rnd in range(args.rounds):
+            for cfg, mode in pairs:
+                order = LIBS if rnd % 2 == 0 else LIBS[::-1]  # alternate who goes first
+                for lib in order:
+                    result = ask(servers[lib, cfg.name, mode])
+                    result["round"] = rnd
+                    runs.append(result)
+                    if args.verbose:
+                        print(
+                            f"  round {rnd} {lib:5s} {cfg.name:14s} {mode:5s} "
+                            f"{result['median_s'] * 1e3:9.2f} ms (n={result['n']})",
+                            flush=True,
+                        )
+    finally:
+        for proc in servers.values():
+            proc.stdin.close()  # EOF: the server exits
+            proc.wait(timeout=60)
+            proc.err.close()
 
     rows = []
     for cfg in configs:
@@ -735,11 +791,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--configs", help="comma list of config names or sizes (a, b); see --list")
     p.add_argument("--modes", default="train,infer,gen", help="comma list of train, infer, gen")
-    p.add_argument("--rounds", type=int, default=10, help="alternating slots per library")
+    p.add_argument("--rounds", type=int, default=30, help="alternating slots per library")
     p.add_argument("--iters", type=int, default=0, help="timed iterations per worker (0: auto)")
-    p.add_argument("--min-time", type=float, default=0.5, help="auto iters: seconds per slot")
+    p.add_argument("--min-time", type=float, default=0.1, help="auto iters: seconds per slot")
     p.add_argument("--max-time", type=float, default=15.0, help="cap on one worker's timed loop")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--cpus", default="auto", help="pin workers: auto, all, or e.g. 1 or 0,1")
     p.add_argument("--unset-coretype", action="store_true", help="drop " + "/".join(CORETYPE_VARS))
     p.add_argument("--quick", action="store_true", help="1 warm-up, 2 iterations: a smoke test")
     p.add_argument("--seed", type=int, default=0)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +56,24 @@ def test_worker_server_times_one_slot_per_request() -> None:
     for slot in lines[1:]:
         assert (slot["lib"], slot["config"], slot["mode"]) == ("bptt", "lstm-tiny", "train")
         assert slot["n"] == len(slot["times_s"]) == 2 and slot["check"]["grads_sq"] > 0
+
+
+@pytest.fixture(scope="module")
+def rnn_speed():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(SCRIPT.parent))  # it imports its sibling _timing
+        return importlib.import_module("rnn_speed")
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux-only")
+def test_workers_share_the_last_cpus_unless_told_otherwise(rnn_speed, monkeypatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert rnn_speed.worker_cpus("auto", threads=1) == [3]
+    assert rnn_speed.worker_cpus("auto", threads=2) == [2, 3]
+    assert rnn_speed.worker_cpus("auto", threads=4) is None  # every CPU: nothing to pin
+    assert rnn_speed.worker_cpus("all", threads=1) is None
+    assert rnn_speed.worker_cpus("2,0", threads=2) == [0, 2]
+    with pytest.raises(SystemExit, match="may only use CPUs"):
+        rnn_speed.worker_cpus("5", threads=1)
+    with pytest.raises(SystemExit, match="comma list"):
+        rnn_speed.worker_cpus("first", threads=1)
