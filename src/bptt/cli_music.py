@@ -60,7 +60,7 @@ def add_parsers(sub) -> None:
 
 
 def compose(args: argparse.Namespace) -> int:
-    from bptt.tasks import lm, music, music_render
+    from bptt.tasks import abc_meter, lm, music, music_render
 
     for field, value in (("M", args.meter), ("K", args.key), ("L", args.unit)):
         if value is not None:
@@ -88,7 +88,7 @@ def compose(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     tunes = music.compose(model, vocab, args.tries, args.meter, args.key, args.unit, args.prompt,
                           args.bars, args.temperature, args.top_k, rng)  # fmt: skip
-    checks = [music.check_tune(t) for t in tunes]
+    checks = [abc_meter.check_tune(t) for t in tunes]
     pick = next((i for i, (p, m) in enumerate(checks) if p and m), None)
     if pick is None:
         pick = next((i for i, (p, _) in enumerate(checks) if p), None)
