@@ -21,15 +21,16 @@ fraction of the machine's matrix-product peak, measured at start (an
 
 Each library runs in its own subprocess (two thread pools in one process fight
 over the cores). For each (configuration, mode) the parent starts one bptt and
-one torch worker, and keeps all of them alive for the whole run (about 7 GB for
-the default rows). Each of --rounds rounds visits every row and asks its two
-workers in turn for a short timed slot (>= 1 step, >= --min-time seconds),
-alternating who goes first. So only one library computes at any moment, the two
-libraries' slots are a fraction of a second apart, and a row's rounds spread
-over the whole run instead of falling into one slow spell of the machine. All
-workers are pinned to the same CPUs (--cpus), so neither library gets a core
-whose neighbour on the host is busier. The headline ratio is the median over
-rounds of each round's ratio.
+one torch worker, all rows at once (about 7 GB for the default rows). Each
+round visits every row and asks its two workers in turn for a short timed slot
+(>= 1 step, >= --min-time seconds), alternating who goes first. So only one
+library computes at any moment, the two libraries' slots are a fraction of a
+second apart, and a row's rounds spread over the run instead of falling into
+one slow spell of the machine. The --rounds rounds are split into --passes
+passes, each with fresh workers, since one process can be slower than another
+for its whole life. Once warmed up, every worker is pinned to the same CPUs
+(--cpus), so neither library gets a core whose neighbour on the host is
+busier. The headline ratio is the median over rounds of each round's ratio.
 
 Both sides use the same number of threads: ``torch.set_num_threads(n)`` and
 ``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported. Both build the
@@ -485,6 +486,11 @@ def serve_worker(args: argparse.Namespace) -> None:
     own process, never both at once) and a slow spell of the machine falls on both.
     """
     step, info = prepare_worker(args)
+    if args.pin:
+        # Pinned only now, so that all servers build and warm up on every core at once.
+        cpus = [int(c) for c in args.pin.split(",")]
+        for tid in os.listdir("/proc/self/task"):  # every thread, BLAS's pool included
+            os.sched_setaffinity(int(tid), cpus)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
@@ -543,7 +549,7 @@ def spawn(argv: list[str], env: dict[str, str], cpus: list[int] | None) -> dict[
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def serve(argv: list[str], env: dict[str, str], cpus: list[int] | None) -> subprocess.Popen:
+def serve(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     """Start a worker server (``serve_worker``); ``wait_ready`` waits for its step."""
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--serve"]
     err = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: a full pipe would block
@@ -554,7 +560,6 @@ def serve(argv: list[str], env: dict[str, str], cpus: list[int] | None) -> subpr
         stdout=subprocess.PIPE,
         stderr=err,
         text=True,
-        preexec_fn=pinned_to(cpus),
     )
     proc.err = err  # type: ignore[attr-defined]
     proc.what = " ".join(argv)  # type: ignore[attr-defined]
@@ -583,6 +588,48 @@ def ask(proc: subprocess.Popen) -> dict[str, Any]:
     if not line:
         raise RuntimeError(f"worker died:\n{stderr_of(proc)}")
     return json.loads(line)
+
+
+def timed_pass(pairs, common, env, cpus, rounds: range, verbose: bool) -> list[dict[str, Any]]:
+    """Fresh servers for every (config, mode) in ``pairs``, alive for ``rounds``; each round
+    visits every row and asks its two servers in turn for one slot.
+
+    Why all rows at once: this VM has slow spells of ~10 s in which the libraries slow
+    down by different amounts (torch's GRU by 1.5x, bptt's by 1.25x), and a row timed
+    within one spell gave a ratio 15% off the next run's; visiting every row in every
+    round spreads a row's rounds over the pass. Why fresh servers per pass: one torch
+    process can run a step 20% slower than another for its whole life (lstm-f training,
+    363 vs 450 ms), so each row's median pools several processes of each library.
+    """
+    servers: dict[tuple[str, str, str], subprocess.Popen] = {}
+    runs = []
+    pin = [] if cpus is None else ["--pin", ",".join(map(str, cpus))]
+    try:
+        for cfg, mode in pairs:
+            for lib in LIBS:
+                argv = ["--worker", lib, "--config", cfg.name, "--mode", mode, *common, *pin]
+                servers[lib, cfg.name, mode] = serve(argv, env)
+        for proc in servers.values():
+            wait_ready(proc)
+        for rnd in rounds:
+            for cfg, mode in pairs:
+                order = LIBS if rnd % 2 == 0 else LIBS[::-1]  # alternate who goes first
+                for lib in order:
+                    result = ask(servers[lib, cfg.name, mode])
+                    result["round"] = rnd
+                    runs.append(result)
+                    if verbose:
+                        print(
+                            f"  round {rnd} {lib:5s} {cfg.name:14s} {mode:5s} "
+                            f"{result['median_s'] * 1e3:9.2f} ms (n={result['n']})",
+                            flush=True,
+                        )
+    finally:
+        for proc in servers.values():
+            proc.stdin.close()  # EOF: the server exits
+            proc.wait(timeout=60)
+            proc.err.close()
+    return runs
 
 
 def select_configs(spec: str | None) -> list[Config]:
@@ -658,6 +705,7 @@ def run_parent(args: argparse.Namespace) -> None:
             raise SystemExit(f"unknown mode {m!r}; expected one of {MODES}")
     env = worker_env(args.threads, args.unset_coretype)
     cpus = worker_cpus(args.cpus, args.threads)
+    per_pass = -(-args.rounds // args.passes)  # rounds per pass, rounded up
     probe = spawn(["--worker", "probe", "--threads", str(args.threads)], env, cpus)
 
     coretype = os.environ.get("OPENBLAS_CORETYPE")
@@ -669,7 +717,8 @@ def run_parent(args: argparse.Namespace) -> None:
         f"rnn_speed  {datetime.datetime.now():%Y-%m-%d %H:%M}  {platform.processor() or ''} "
         f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}",
         f"threads={args.threads} (torch.set_num_threads, {'/'.join(THREAD_VARS)})  "
-        f"rounds={args.rounds}  iters/worker="
+        f"rounds={args.rounds} in {-(-args.rounds // per_pass)} passes  "
+        f"iters/worker="
         f"{'2 (--quick)' if args.quick else args.iters or f'auto (>=1, >={args.min_time}s)'}  "
         f"workers on cpus: {'any' if cpus is None else ','.join(map(str, cpus))}",
         f"numpy {probe['numpy']}, BLAS {probe['blas']}, runtime core "
@@ -693,39 +742,10 @@ def run_parent(args: argparse.Namespace) -> None:
     if args.iters:
         common += ["--iters", str(args.iters)]
     t_start = time.perf_counter()
-    # Every (config, mode) keeps its two servers alive for the whole run and each round
-    # visits every row, so a row's rounds spread over the run: this VM has slow spells of
-    # ~10 s in which the libraries slow down by different amounts (torch's GRU by 1.5x,
-    # bptt's by 1.25x), and a row timed within one spell gave a ratio 15% off the next
-    # run's. All servers at once take ~7 GB for the default rows; --configs runs fewer.
     pairs = [(cfg, mode) for cfg in configs for mode in cfg.modes(modes)]
-    servers: dict[tuple[str, str, str], subprocess.Popen] = {}
-    try:
-        for cfg, mode in pairs:
-            for lib in LIBS:
-                argv = ["--worker", lib, "--config", cfg.name, "--mode", mode, *common]
-                servers[lib, cfg.name, mode] = serve(argv, env, cpus)
-        for proc in servers.values():
-            wait_ready(proc)
-        for rnd in range(args.rounds):
-            for cfg, mode in pairs:
-                order = LIBS if rnd % 2 == 0 else LIBS[::-1]  # alternate who goes first
-                for lib in order:
-                    result = ask(servers[lib, cfg.name, mode])
-                    result["round"] = rnd
-                    runs.append(result)
-                    if args.verbose:
-                        print(
-                            f"  round {rnd} {lib:5s} {cfg.name:14s} {mode:5s} "
-                            f"{result['median_s'] * 1e3:9.2f} ms (n={result['n']})",
-                            flush=True,
-                        )
-    finally:
-        for proc in servers.values():
-            proc.stdin.close()  # EOF: the server exits
-            proc.wait(timeout=60)
-            proc.err.close()
-
+    for first in range(0, args.rounds, per_pass):
+        rounds = range(first, min(first + per_pass, args.rounds))
+        runs += timed_pass(pairs, common, env, cpus, rounds, args.verbose)
     rows = []
     for cfg in configs:
         for mode in cfg.modes(modes):
@@ -792,6 +812,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--configs", help="comma list of config names or sizes (a, b); see --list")
     p.add_argument("--modes", default="train,infer,gen", help="comma list of train, infer, gen")
     p.add_argument("--rounds", type=int, default=30, help="alternating slots per library")
+    p.add_argument("--passes", type=int, default=3, help="fresh worker processes per pass")
     p.add_argument("--iters", type=int, default=0, help="timed iterations per worker (0: auto)")
     p.add_argument("--min-time", type=float, default=0.1, help="auto iters: seconds per slot")
     p.add_argument("--max-time", type=float, default=15.0, help="cap on one worker's timed loop")
@@ -806,10 +827,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker", choices=[*LIBS, "probe"], help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--pin", help=argparse.SUPPRESS)  # CPUs a server moves to once ready
     p.add_argument("--mode", choices=MODES, default="train", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick and "--rounds" not in (argv or sys.argv):
         args.rounds = 1
+    if args.rounds < 1 or args.passes < 1:
+        p.error(f"--rounds and --passes must be at least 1; got {args.rounds}, {args.passes}")
     return args
 
 
