@@ -42,7 +42,7 @@ they computed the same numbers.
 
 Usage (from the repository root):
 
-    python benchmarks/rnn_speed.py                      # default configs, ~12 min on 2 cores
+    python benchmarks/rnn_speed.py                      # default configs, ~19 min on 2 cores
     python benchmarks/rnn_speed.py --quick              # smoke test, seconds
     python benchmarks/rnn_speed.py --configs lstm-b --modes train --rounds 5
     python benchmarks/rnn_speed.py --cpus all           # let the OS place the workers
