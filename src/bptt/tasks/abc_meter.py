@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from bptt.data.cache import cache_dir
 
 HEADER = re.compile(r"M:[^\n]*\n(L:\d+/\d+\n)?K:[^\n]*\n")  # the kept header; L: may be absent
 CHECK_VERSION = 1  # of check_tune: a new version re-checks the cached training tunes
@@ -24,12 +25,7 @@ def meter_cache_file() -> Path:
     file (tune's SHA-256 -> keeps its meter) per check version and music21 version."""
     import music21
 
-    if os.environ.get("BPTT_CACHE"):
-        root = Path(os.environ["BPTT_CACHE"]).expanduser() / "music"
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        root = Path(base) / "bptt" / "music"
-    return root / f"meter-v{CHECK_VERSION}-music21-{music21.__version__}.json"
+    return cache_dir("music") / f"meter-v{CHECK_VERSION}-music21-{music21.__version__}.json"
 
 
 def _keeps(abc: str) -> bool:

@@ -68,6 +68,7 @@ import numpy as np
 
 from bptt.config import Config
 from bptt.data import Vocabulary, read_text
+from bptt.data.cache import cache_dir
 from bptt.data.vocabulary import EOS, UNK
 from bptt.decode import sample_next
 from bptt.errors import BpttError, DataError
@@ -103,12 +104,8 @@ def cache_file() -> Path:
     one JSON file per encoding version and music21 version."""
     import music21
 
-    if os.environ.get("BPTT_CACHE"):
-        root = Path(os.environ["BPTT_CACHE"]).expanduser() / "chorales"
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        root = Path(base) / "bptt" / "chorales"
-    return root / f"melodies-v{ENCODING_VERSION}-music21-{music21.__version__}.json"
+    name = f"melodies-v{ENCODING_VERSION}-music21-{music21.__version__}.json"
+    return cache_dir("chorales") / name
 
 
 def _music21():

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt.data.audio import SAMPLE_RATE, read_wav, write_wav
+from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
 from bptt.tasks.speech_synth import GENERATOR_VERSION, ClipSpec, engine_version, render
 
@@ -55,12 +56,7 @@ class Clip:
 def cache_root(folder=None) -> Path:
     """Where corpora are kept: ``folder``, else $BPTT_CACHE/speech, else
     $XDG_CACHE_HOME/bptt/speech, else ~/.cache/bptt/speech."""
-    if folder:
-        return Path(folder).expanduser()
-    if os.environ.get("BPTT_CACHE"):
-        return Path(os.environ["BPTT_CACHE"]).expanduser() / "speech"
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "bptt" / "speech"
+    return Path(folder).expanduser() if folder else cache_dir("speech")
 
 
 def corpus_key(specs: list[ClipSpec]) -> str:
