@@ -77,3 +77,11 @@ def test_workers_share_the_last_cpus_unless_told_otherwise(rnn_speed, monkeypatc
         rnn_speed.worker_cpus("5", threads=1)
     with pytest.raises(SystemExit, match="comma list"):
         rnn_speed.worker_cpus("first", threads=1)
+
+
+def test_median_interval_takes_binomial_order_statistics(rnn_speed) -> None:
+    # n = 30: P(Bin(30, 1/2) <= 9) = 0.021 <= 0.025 < P(<= 10) = 0.049, so the 10th smallest
+    # and the 10th largest; n = 5: even the extremes cover only 1 - 2/32, so all of it.
+    assert rnn_speed.median_ci([float(v) for v in range(30, 0, -1)]) == (10.0, 21.0)
+    assert rnn_speed.median_ci([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0)
+    assert rnn_speed.median_ci([7.0]) == (7.0, 7.0)
