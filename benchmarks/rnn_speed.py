@@ -491,11 +491,8 @@ def serve_worker(args: argparse.Namespace) -> None:
     own process, never both at once) and a slow spell of the machine falls on both.
     """
     step, info = prepare_worker(args)
-    if args.pin:
-        # Pinned only now, so that all servers build and warm up on every core at once.
-        cpus = [int(c) for c in args.pin.split(",")]
-        for tid in os.listdir("/proc/self/task"):  # every thread, BLAS's pool included
-            os.sched_setaffinity(int(tid), cpus)
+    # Pinned only now, so that all servers build and warm up on every core at once.
+    pin_threads(args.pin)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
@@ -539,16 +536,22 @@ def worker_cpus(spec: str, threads: int) -> list[int] | None:
     return cpus
 
 
-def pinned_to(cpus: list[int] | None):
-    """A ``preexec_fn`` that pins the child to ``cpus`` before it loads any library."""
-    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+def pin_args(cpus: list[int] | None) -> list[str]:
+    """The worker arguments that pin it to ``cpus`` (none when not pinned)."""
+    return [] if cpus is None else ["--pin", ",".join(map(str, cpus))]
 
 
-def spawn(argv: list[str], env: dict[str, str], cpus: list[int] | None) -> dict[str, Any]:
+def pin_threads(spec: str | None) -> None:
+    """Move every thread of this process (BLAS's pool included) to the CPUs ``spec`` lists."""
+    if spec:
+        cpus = [int(c) for c in spec.split(",")]
+        for tid in os.listdir("/proc/self/task"):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+def spawn(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     cmd = [sys.executable, str(Path(__file__).resolve()), *argv]
-    proc = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, check=False, preexec_fn=pinned_to(cpus)
-    )
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"worker failed ({' '.join(argv)}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -611,7 +614,7 @@ def timed_pass(
     """
     servers: dict[tuple[str, str, str], subprocess.Popen] = {}
     runs = []
-    pin = [] if cpus is None else ["--pin", ",".join(map(str, cpus))]
+    pin = pin_args(cpus)
     try:
         for cfg, mode in pairs:
             for lib in LIBS:
@@ -735,7 +738,7 @@ def run_parent(args: argparse.Namespace) -> None:
     env = worker_env(args.threads, args.unset_coretype)
     cpus = worker_cpus(args.cpus, args.threads)
     per_pass = -(-args.rounds // args.passes)  # rounds per pass, rounded up
-    probe = spawn(["--worker", "probe", "--threads", str(args.threads)], env, cpus)
+    probe = spawn(["--worker", "probe", "--threads", str(args.threads), *pin_args(cpus)], env)
 
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     if args.unset_coretype:
@@ -861,7 +864,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--worker", choices=[*LIBS, "probe"], help=argparse.SUPPRESS)
     p.add_argument("--config", help=argparse.SUPPRESS)
     p.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--pin", help=argparse.SUPPRESS)  # CPUs a server moves to once ready
+    p.add_argument("--pin", help=argparse.SUPPRESS)  # CPUs a worker moves to once set up
     p.add_argument("--mode", choices=MODES, default="train", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.quick and "--rounds" not in (argv or sys.argv):
@@ -882,6 +885,7 @@ def main(argv: list[str] | None = None) -> None:
         for var in THREAD_VARS:
             os.environ[var] = str(args.threads)
         if args.worker == "probe":
+            pin_threads(args.pin)
             print(json.dumps({**blas_info(), **matmul_peak()}))
             return
         if args.config not in CONFIG_BY_NAME:
