@@ -34,6 +34,12 @@ def test_checkpointed_layer_equals_the_plain_one(cls, chunk: int) -> None:
     state = state[0] if len(state) == 1 else state
     plain = run(layer, x, mask, d_out, state)
     layer.checkpoint_steps = chunk
+    layer.forward(x, state, mask=mask)
+    # The setting must take effect: each direction keeps one state per chunk,
+    # not every step's activations (equal numbers alone would pass if ignored).
+    n_chunks = -(-T // chunk)
+    for cache in layer._cache["caches"]:
+        assert len(cache["starts"]) == n_chunks, (len(cache["starts"]), n_chunks)
     ckpt = run(layer, x, mask, d_out, state)
 
     for name, a, b in zip(("outputs", "final", "d_x"), plain[:3], ckpt[:3], strict=True):
