@@ -166,3 +166,41 @@ def test_an_unsupported_checkpoint_gets_a_one_line_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "'ctc-digits' model, which cannot be exported" in err and "\n" not in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_checkpoints_of_a_classifier_and_an_encoder_decoder_export_as_trained(tmp_path):
+    """The checkpoint route: each family's loader rebuilds the model, the graph matches it."""
+    from bptt.config import Config
+    from bptt.data.vocabulary import Vocabulary
+    from bptt.onnx_export import export_checkpoint
+    from bptt.tasks import translation
+    from bptt.tasks._examples import build_model
+
+    rng = np.random.default_rng(5)
+    config = Config(task="activity", hidden_size=6, cell="gru", bidirectional=True)
+    model = build_model(config, "class", 4, None, 3, rng)
+    meta = {"task": "activity", "config": config.to_dict(), "vocab": None,
+            "labels": list("abcd"), "head": "class", "input_size": 3}  # fmt: skip
+    tensors = {f"model.{k}": v for k, v in model.params.items()}
+    save_checkpoint(tmp_path / "act.safetensors", tensors, meta)
+    [path] = export_checkpoint(tmp_path / "act.safetensors", tmp_path / "act.onnx")
+    lengths, mask = lengths_and_mask(rng, 3, 6)
+    x = rng.standard_normal((3, 6, 3)).astype(np.float32)  # (B, T, D)
+    got = ort.InferenceSession(str(path)).run(None, {"inputs": x, "lengths": lengths})[0]
+    close(got, model.forward(x, mask), "activity checkpoint logits")
+
+    config = Config(task="dates", hidden_size=6, embed_size=4, attention_size=5)
+    sv, tv = Vocabulary.from_text("monday 1 may"), Vocabulary.from_text("2024-05-01")
+    model = translation.build_model(config, sv, tv, rng)
+    meta = {"task": "dates", "config": config.to_dict(), "source_vocab": sv.to_dict(),
+            "target_vocab": tv.to_dict()}  # fmt: skip
+    tensors = {f"model.{k}": v for k, v in model.params.items()}
+    save_checkpoint(tmp_path / "dates.safetensors", tensors, meta)
+    paths = export_checkpoint(tmp_path / "dates.safetensors", tmp_path / "dates.onnx")
+    assert [p.name for p in paths] == ["dates.encoder.onnx", "dates.decoder.onnx"]
+    source = rng.integers(0, len(sv), size=(2, 5))  # (B, S)
+    lengths, mask = lengths_and_mask(rng, 2, 5)
+    memory = ort.InferenceSession(str(paths[0])).run(
+        ["memory"], {"source": source, "source_lengths": lengths}
+    )[0]
+    close(memory, model.encode(source, mask)[0].values, "dates checkpoint encoder outputs")
