@@ -25,7 +25,8 @@ from pathlib import Path
 from bptt.config import PRESETS, Config
 from bptt.errors import BpttError
 
-_RESUMABLE = {"steps", "eval_every", "patience", "sample_length"}  # may change on --resume
+# may change on --resume
+_RESUMABLE = {"steps", "eval_every", "patience", "sample_length", "tensorboard"}
 
 
 def _yes_no(text: str) -> bool:
@@ -170,6 +171,7 @@ def _train(args: argparse.Namespace) -> int:
                 f"on {ranks} MPI ranks (run it as 1 process)"
             )
     trainer, summary = task.build_trainer(config, out, progress_bar=not args.quiet)
+    trainer.tensorboard = config.tensorboard  # the tasks build the trainer; every one logs
     if not trainer.comm.is_root:  # data parallel (mpirun): rank 0 alone prints and samples
         if args.resume:
             trainer.resume(args.resume)
