@@ -2,10 +2,12 @@
 warnings, carry the licence, and the wheel installed into a fresh venv runs
 ``bptt --help`` and a five-step training on its own code.
 
-The venv sees the outer environment's packages (``--system-site-packages``) so
-that numpy and the rest need no network; the wheel is installed without its
-dependencies, and the test checks that ``bptt`` then imports from the venv's
-own site-packages, not from the repository or an editable install.
+The venv holds no packages of its own but the wheel, installed without its
+dependencies; a ``.pth`` line lends it the outer environment's site-packages
+for numpy, safetensors, tqdm and pip, so nothing is downloaded. A path line in
+a ``.pth`` file does not run that folder's own ``.pth`` files, so an editable
+install of bptt there stays invisible; the test checks that ``bptt`` imports
+from the venv's own site-packages, not from the repository.
 """
 
 import os
@@ -16,7 +18,11 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import numpy
+import pip
 import pytest
+import safetensors
+import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,9 +63,12 @@ def test_the_wheel_installs_into_a_fresh_venv_and_trains(tmp_path):
     assert "License-Expression: MIT" in meta
 
     venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        tmp_path, env)  # fmt: skip
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path, env)
     python, bptt = venv / "bin" / "python", venv / "bin" / "bptt"
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(run([python, "-c", purelib], tmp_path, env).stdout.strip())
+    lent = {str(Path(m.__file__).resolve().parents[1]) for m in (numpy, pip, safetensors, tqdm)}
+    (site / "outer.pth").write_text("\n".join(sorted(lent)) + "\n", encoding="utf-8")
     run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
          "--no-compile", str(wheel)], tmp_path, env)  # fmt: skip
     where = run([python, "-c", "import bptt; print(bptt.__file__)"], tmp_path, env).stdout
