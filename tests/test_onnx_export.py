@@ -5,6 +5,8 @@ batchers pad), random initial states; one test per family, swept over cells,
 directions, layers and poolings.
 """
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -148,7 +150,7 @@ def test_the_command_exports_a_trained_model_and_refuses_to_overwrite(tmp_path, 
     flags = ["--text", str(corpus), "--out", str(tmp_path / "run"), "--hidden-size", "8"]
     flags += ["--embed-size", "4", "--batch-size", "2", "--window", "8", "--steps", "2"]
     assert main(["train", "--quiet", *flags, "--sample-length", "5"]) == 0
-    ckpt, out = str(tmp_path / "run" / "best.safetensors"), tmp_path / "lm.onnx"
+    ckpt, out = str(tmp_path / "run" / "best.safetensors"), tmp_path / "new" / "lm.onnx"
     assert main(["export", ckpt, str(out)]) == 0
     assert "ids int64 [B, T]" in capsys.readouterr().out
     model = onnx.load(str(out))
@@ -204,3 +206,9 @@ def test_checkpoints_of_a_classifier_and_an_encoder_decoder_export_as_trained(tm
         ["memory"], {"source": source, "source_lengths": lengths}
     )[0]
     close(memory, model.encode(source, mask)[0].values, "dates checkpoint encoder outputs")
+
+
+def test_without_the_onnx_package_the_error_names_the_extra(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx now fails
+    assert main(["export", str(tmp_path / "any.safetensors"), str(tmp_path / "m.onnx")]) == 2
+    assert "pip install 'bptt[onnx]'" in capsys.readouterr().err

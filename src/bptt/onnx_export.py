@@ -67,6 +67,7 @@ from bptt.errors import BpttError, CheckpointError
 from bptt.models import LanguageModel, Seq2Seq, SequenceClassifier, SequenceTagger
 
 OPSET = 18  # ReduceSum and ReduceMax take their axes as an input from 18 on
+IR_VERSION = 8  # the lowest that opset 18 allows: ONNX Runtime 1.14 and later load it
 GATE_ORDER = {  # bptt's (PyTorch's) gate blocks, listed in ONNX's order
     "lstm": (0, 3, 1, 2),  # i f g o -> i o f c
     "gru": (1, 0, 2),  # r z n -> z r h
@@ -138,6 +139,7 @@ class _Graph:
         h, onnx = self.onnx.helper, self.onnx
         graph = h.make_graph(self.nodes, name, inputs, outputs, self.initializers)
         model = h.make_model(graph, opset_imports=[h.make_opsetid("", OPSET)])
+        model.ir_version = IR_VERSION
         model.producer_name = "bptt"
         h.set_model_props(model, {k: json.dumps(v) for k, v in metadata.items()})
         onnx.checker.check_model(model)
@@ -414,6 +416,10 @@ def export_checkpoint(checkpoint, out, force: bool = False) -> list[Path]:
         protos = list(seq2seq_graphs(model, meta))
     from bptt.checkpoint import write_atomically
 
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BpttError(f"cannot create the folder '{out.parent}': {e.strerror or e}") from None
     for proto, path in zip(protos, paths, strict=True):
         write_atomically(path, proto.SerializeToString(), what="ONNX model")
     return paths
