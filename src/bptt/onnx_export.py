@@ -22,7 +22,8 @@ Masks become lengths: ONNX's ``sequence_lens`` (B,) holds the number of real
 steps of each sequence, which must come first (padding at the end, as every
 bptt batcher pads). Past its length a sequence's outputs are zero and its
 state stays as it was; the reverse direction starts at the last real step.
-That is bptt's masked layer, so the exported model matches it step for step.
+That is bptt's masked layer, so the exported model matches it step for step;
+a bptt mask (B, T) gives ``lengths = mask.sum(axis=1)``.
 
 What each family exports (all float32, any batch size B and length T):
 
@@ -32,8 +33,8 @@ What each family exports (all float32, any batch size B and length T):
                     (generation: one step at a time, T = 1).
     classifier      inputs (B, T) int64 ids or (B, T, D) float32, lengths (B,) int64
                     -> logits (B, C)     (pooling "last", "mean" or "max" as trained)
-    tagger          inputs, lengths as above -> logits (B, T, C) (zero-input rows
-                    past each length: only real steps are meaningful)
+    tagger          inputs, lengths as above -> logits (B, T, C); past each
+                    length only the head's bias (like bptt's: meaningless there)
     encoder-decoder two graphs, ``<name>.encoder.onnx`` and ``<name>.decoder.onnx``:
         encoder     source (B, S) int64, source_lengths (B,) int64
                     -> memory (B, S, C) [, keys (B, S, A)], h (L, B, H) [, c]  (s_0)
