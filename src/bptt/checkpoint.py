@@ -57,7 +57,9 @@ from bptt.checkpoint_reader import (
 )
 from bptt.errors import CheckpointError
 
-__all__ = ["load_checkpoint", "parse_checkpoint", "require_fields", "save_checkpoint"]
+__all__ = [
+    "load_checkpoint", "parse_checkpoint", "require_fields", "save_checkpoint", "write_atomically",
+]  # fmt: skip
 
 
 def save_checkpoint(
@@ -102,7 +104,7 @@ def save_checkpoint(
         data = safetensors.numpy.save(arrays, metadata=header)
     except Exception as e:  # safetensors raises its own types for bad arrays
         raise CheckpointError(f"checkpoint '{path}': cannot serialize the tensors: {e}") from None
-    _write_atomically(path, data)
+    write_atomically(path, data)
 
 
 def load_checkpoint(
@@ -178,7 +180,11 @@ def _check_tensors(path: Path, tensors: Any) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes, what: str = "checkpoint") -> None:
+    """Write ``data`` to ``path`` through a fsynced temporary file and a rename (see above).
+
+    ``what`` names the file in the error ("checkpoint", "ONNX model").
+    """
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
@@ -190,9 +196,9 @@ def _write_atomically(path: Path, data: bytes) -> None:
         tmp = None
         _fsync_dir(path.parent)
     except OSError as e:
-        kept = "the previous checkpoint is kept" if path.is_file() else "nothing was written"
+        kept = f"the previous {what} is kept" if path.is_file() else "nothing was written"
         raise CheckpointError(
-            f"cannot write checkpoint '{path}': {e.strerror or e} ({kept}; free some space "
+            f"cannot write {what} '{path}': {e.strerror or e} ({kept}; free some space "
             "or choose a writable folder with --out)"
         ) from None
     finally:

@@ -12,6 +12,7 @@ bptt memory --lags 5,10,20,50,100  long-range memory sweep: the longest lag each
 bptt compose CHECKPOINT --bars 16 --key G --meter 6/8 --out tune   .abc .mid .wav .png of a tune
 bptt synth "3 1 4 1 5" --voice en-us+f2 --out pi.wav   speak a text into a 16 kHz WAV file
 bptt transcribe CHECKPOINT pi.wav [--beam 8]   the digits a ctc-digits model hears in a WAV
+bptt export CHECKPOINT model.onnx  the model as ONNX (LSTM/GRU/RNN operators) for ONNX Runtime
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from pathlib import Path
 from bptt.config import PRESETS, Config
 from bptt.errors import BpttError
 
-_RESUMABLE = {"steps", "eval_every", "patience", "sample_length"}  # may change on --resume
+# may change on --resume
+_RESUMABLE = {"steps", "eval_every", "patience", "sample_length", "tensorboard"}
 
 
 def _yes_no(text: str) -> bool:
@@ -87,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=None, help="longest output (default: run's)")
     p.add_argument("--plot-attention", metavar="PNG", default=None,
                    help="draw the attention weights (source across, output down)")  # fmt: skip
+    p = sub.add_parser("export", help="write a trained model as ONNX, for ONNX Runtime")
+    p.add_argument("checkpoint")
+    p.add_argument("out", help="the .onnx file (an encoder-decoder: NAME.encoder/.decoder.onnx)")
+    p.add_argument("--force", action="store_true", help="overwrite existing files")
     from bptt import cli_memory
 
     cli_memory.add_parsers(sub)  # gradients, memory
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         commands = {"train": _train, "sample": _sample, "eval": _eval, "translate": _translate,
-                    "predict": _predict}  # fmt: skip
+                    "predict": _predict, "export": _export}  # fmt: skip
         from bptt import cli_memory
 
         commands |= {"gradients": cli_memory.gradients, "memory": cli_memory.memory}
@@ -165,6 +171,7 @@ def _train(args: argparse.Namespace) -> int:
                 f"on {ranks} MPI ranks (run it as 1 process)"
             )
     trainer, summary = task.build_trainer(config, out, progress_bar=not args.quiet)
+    trainer.tensorboard = config.tensorboard  # the tasks build the trainer; every one logs
     if not trainer.comm.is_root:  # data parallel (mpirun): rank 0 alone prints and samples
         if args.resume:
             trainer.resume(args.resume)
@@ -240,6 +247,14 @@ def _predict(args: argparse.Namespace) -> int:
             f"needs a classifier or tagger (sentiment, ner, dna, activity)"
         )
     print(task.predict_checkpoint(args.checkpoint, args.text))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from bptt.onnx_export import describe, export_checkpoint
+
+    for path in export_checkpoint(args.checkpoint, args.out, force=args.force):
+        print(f"wrote {path}: {describe(path)}")
     return 0
 
 

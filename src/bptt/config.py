@@ -54,6 +54,11 @@ class Config:
     patience: int = _flag(0, "stop after this many evaluations without improvement (0: never)")
     seed: int = _flag(0, "seed of every random choice (init, dropout, sampling)")
     out: str = _flag("runs/lm", "folder for checkpoints, the metrics log and the plot")
+    tensorboard: str | None = _flag(
+        None,
+        "also write loss, bits per symbol, gradient norm and "
+        "learning rate as TensorBoard event files into this folder",
+    )
     sample_length: int = _flag(300, "characters sampled at the end of training")
     # Sequence tasks: sentiment, ner, dna, activity (many-to-one and many-to-many).
     dataset: str = _flag("default", "sentiment: imdb or rotten_tomatoes; ner: wnut16 or templates "

@@ -106,6 +106,7 @@ class Trainer:
         progress_bar: bool = True,
         skip_non_finite: int = 0,
         comm=None,
+        tensorboard: str | Path | None = None,
     ):
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.batches, self.evaluate = batches, evaluate
@@ -125,6 +126,8 @@ class Trainer:
         self.comm = LocalComm() if comm is None else comm
         self.comm.broadcast_params(model.params)
         self.progress_bar = progress_bar and self.comm.is_root
+        # A folder for TensorBoard event files (bptt.tensorboard), beside metrics.jsonl.
+        self.tensorboard = tensorboard
 
     # -- checkpoints ---------------------------------------------------------
 
@@ -236,9 +239,14 @@ class Trainer:
             dynamic_ncols=True,
         )
         ctrl_c = _GracefulInterrupt()
+        events = None
         try:
+            if self.tensorboard is not None and self.comm.is_root:
+                from bptt.tensorboard import EventWriter
+
+                events = EventWriter(self.tensorboard)
             with ctrl_c:
-                self._loop(bar, log, ctrl_c)
+                self._loop(bar, log, ctrl_c, events)
         except KeyboardInterrupt:
             if self._mid_update:  # a second Ctrl-C tore an update: keep the last whole save
                 bar.write(f"interrupted during update {self.progress.step + 1}: not saved")
@@ -249,9 +257,11 @@ class Trainer:
         finally:
             bar.close()
             log.close()
+            if events is not None:
+                events.close()
         return self.progress
 
-    def _loop(self, bar, log, ctrl_c: _GracefulInterrupt) -> None:
+    def _loop(self, bar, log, ctrl_c: _GracefulInterrupt, events=None) -> None:
         tokens, started = 0, time.perf_counter()
         while self.progress.step < self.steps:
             if ctrl_c.count:  # Ctrl-C came: the last update is whole, stop here
@@ -269,6 +279,8 @@ class Trainer:
                 self.save(LATEST)
             log.write(json.dumps(record) + "\n")
             log.flush()
+            if events is not None:
+                events.scalars(self.progress.step, _tensorboard_scalars(record))
             if self.patience and self.progress.evals_without_improvement >= self.patience:
                 bar.write(f"early stop: no better validation loss in {self.patience} evals")
                 break
@@ -309,6 +321,16 @@ class _GracefulInterrupt:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         return False
+
+
+def _tensorboard_scalars(record: dict) -> dict[str, float]:
+    """A metrics.jsonl record as TensorBoard tags: train/... every update, val/... at evals."""
+    out = {"train/loss": record["loss"], "train/bits_per_symbol": record["loss"] / LN2,
+           "train/grad_norm": record["grad_norm"], "train/lr": record["lr"]}  # fmt: skip
+    out |= {f"val/{k[4:]}": v for k, v in record.items() if k.startswith("val_")}
+    if "val_loss" in record and "val_bits_per_symbol" not in record:
+        out["val/bits_per_symbol"] = record["val_loss"] / LN2
+    return out
 
 
 def build_optimizer(config) -> tuple:
