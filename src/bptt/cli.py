@@ -24,7 +24,7 @@ from pathlib import Path
 from bptt.config import PRESETS, Config
 from bptt.errors import BpttError
 
-_RESUMABLE = {"steps", "eval_every", "patience", "sample_length"}  # may change on --resume
+_RESUMABLE = {"steps", "eval_every", "patience", "sample_length", "watchdog"}  # may change
 
 
 def _yes_no(text: str) -> bool:
