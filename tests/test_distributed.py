@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from bptt.config import Config
-from bptt.distributed import LocalComm, get_comm, params_hash
+from bptt.distributed import LocalComm, get_comm, params_hash, shard_rows, split_batch
 from bptt.tasks.lm import LMBatches, build_trainer
 
 try:
@@ -79,24 +79,33 @@ def test_one_process_without_a_launcher_is_local(monkeypatch):
     comm = get_comm()
     assert isinstance(comm, LocalComm) and comm.is_root and comm.size == 1
     grads = {"w": np.ones((2, 3))}  # (2, 3)
-    out, loss = comm.allreduce_mean(grads, 1.5)
-    assert out is grads and loss == 1.5
+    out, scalars = comm.allreduce_sum(grads, [1.5, 2.0])
+    assert out is grads and scalars == [1.5, 2.0]
 
 
 def test_two_shards_of_b_are_one_batch_of_2b():
     ids = np.arange(500) % 17  # (N,)
     whole = LMBatches(ids, 2 * B, 6)
-    shards = [LMBatches(ids, B, 6, shard=(r, 2)) for r in range(2)]
     for _ in range(30):  # past an epoch's end
-        w, parts = whole.next_batch(), [s.next_batch() for s in shards]
+        w = whole.next_batch()
+        parts = [p for r in range(2) for p in split_batch(w, shard_rows(2 * B, r, 2))]
+        assert [len(p.inputs) for p in parts] == [B, B]
         np.testing.assert_array_equal(w.inputs, np.concatenate([p.inputs for p in parts]))
         np.testing.assert_array_equal(w.targets, np.concatenate([p.targets for p in parts]))
         assert all(p.carry_state == w.carry_state for p in parts)
 
 
+@pytest.mark.parametrize("n, world, parts", [(8, 2, 1), (8, 2, 2), (7, 2, 2), (3, 2, 2), (5, 3, 1)])
+def test_shard_rows_cut_every_row_once_in_order(n, world, parts):
+    cuts = [s for r in range(world) for s in shard_rows(n, r, world, parts)]
+    assert [i for s in cuts for i in range(s.start, s.stop)] == list(range(n))
+    sizes = [s.stop - s.start for s in cuts]
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+
+
 def test_resume_with_another_world_size_keeps_the_epoch_fraction():
     ids = np.arange(2000) % 17  # (N,)
-    two = LMBatches(ids, B, 6, shard=(0, 2))
+    two = LMBatches(ids, 2 * B, 6)  # 2 ranks x B streams
     for _ in range(40):
         two.next_batch()
     one = LMBatches(ids, B, 6)
@@ -230,18 +239,3 @@ def test_mpirun_bptt_train_then_resume_on_one_rank(tmp_path, capsys):
     latest = tmp_path / "run" / "latest.safetensors"
     assert main(f"train --resume {latest} --steps 6 --sample-length 3 --quiet".split()) == 0
     assert "resumed from" in capsys.readouterr().out
-
-
-@needs_mpi
-def test_a_task_without_sharding_refuses_several_ranks(tmp_path):
-    result = _mpirun(
-        """
-        import sys
-        from bptt.cli import main
-        sys.exit(main("train sentiment --steps 1 --out run".split()))
-        """,
-        tmp_path,
-    )
-    assert result.returncode != 0
-    assert "data-parallel training supports task 'lm' only" in result.stdout + result.stderr
-    assert not (tmp_path / "run").exists()

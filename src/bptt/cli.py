@@ -155,15 +155,6 @@ def _train(args: argparse.Namespace) -> int:
         out = _fresh_folder(Path(config.out))
 
     task = task_module(config.task)
-    if config.task != "lm":  # the other tasks do not shard their examples yet
-        from bptt.distributed import get_comm
-
-        ranks = get_comm().size
-        if ranks > 1:
-            raise BpttError(
-                f"data-parallel training supports task 'lm' only; got task {config.task!r} "
-                f"on {ranks} MPI ranks (run it as 1 process)"
-            )
     trainer, summary = task.build_trainer(config, out, progress_bar=not args.quiet)
     if not trainer.comm.is_root:  # data parallel (mpirun): rank 0 alone prints and samples
         if args.resume:

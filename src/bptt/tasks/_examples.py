@@ -26,7 +26,8 @@ from bptt.errors import BpttError, CheckpointError
 from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
-from bptt.train import Trainer, build_optimizer
+from bptt.distributed import get_comm
+from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
 
 HEADS = ("class", "tags")
 
@@ -230,7 +231,9 @@ def describe(data: TaskData) -> list[str]:
 def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_bar: bool, rng):
     """The training loop for ``model`` on ``data``'s training split, scored by ``metrics(model,
     split) -> dict`` (with "loss") on its validation split; the checkpoint's metadata holds
-    what rebuilding the model needs (labels, head, input size, the task's extra)."""
+    what rebuilding the model needs (labels, head, input size, the task's extra). Under
+    ``mpirun`` each rank trains on its rows of every batch (:mod:`bptt.distributed`)."""
+    comm = get_comm(timeout=config.watchdog)
     optimizer, schedule = build_optimizer(config)
     metadata = {
         "task": config.task,
@@ -245,7 +248,7 @@ def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_ba
         model,
         optimizer,
         schedule,
-        ExampleBatches(data.train, config.batch_size, config.seed),
+        ExampleBatches(data.train, global_batch_size(config, comm), config.seed),
         lambda m: metrics(m, data.val),
         steps=config.steps,
         out_dir=out_dir,
@@ -256,6 +259,8 @@ def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_ba
         metadata=metadata,
         progress_bar=progress_bar,
         skip_non_finite=config.skip_non_finite,
+        comm=comm,
+        accumulate=config.accumulate,
     )
 
 
@@ -278,6 +283,7 @@ def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -
         f"{pool}, {model.num_parameters():,} parameters, {config.dtype}",
         f"training: {config.steps} updates of {config.batch_size} examples ({epochs:.1f} epochs), "
         f"{config.optimizer} lr {config.lr}, clip {config.clip}",
+        *describe_parallel(config, trainer.comm, "examples"),
     ]
     return trainer, summary
 

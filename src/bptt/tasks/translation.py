@@ -30,7 +30,8 @@ from bptt.data import Vocabulary, bucket_batches, pad_sequences
 from bptt.decode import beam_search, decode_greedy
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.seq2seq import Seq2Seq, Seq2SeqBatch
-from bptt.train import Trainer, build_optimizer
+from bptt.distributed import get_comm
+from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
 
 Pair = tuple[list[str], list[str]]  # (source symbols, target symbols)
 VAL_DECODED = 500  # validation pairs decoded at each evaluation (the loss uses them all)
@@ -222,6 +223,7 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
     """Data, model, optimizer and the loop for a translation task, and what was prepared."""
     started = time.perf_counter()
     data = task.prepare(config)
+    comm = get_comm(timeout=config.watchdog)  # under mpirun: each rank its rows of a batch
     rng = np.random.default_rng(config.seed)
     model = build_model(config, data.source_vocab, data.target_vocab, rng)
     optimizer, schedule = build_optimizer(config)
@@ -230,7 +232,7 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
         model,
         optimizer,
         schedule,
-        PairBatches(train_ids, config.batch_size, config.seed, data.target_vocab),
+        PairBatches(train_ids, global_batch_size(config, comm), config.seed, data.target_vocab),
         validation(task, data, max_length(config, data)),
         steps=config.steps,
         out_dir=out_dir,
@@ -245,6 +247,8 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
             "target_vocab": data.target_vocab.to_dict(),
         },
         progress_bar=progress_bar,
+        comm=comm,
+        accumulate=config.accumulate,
     )
     bi = "bidirectional " if config.bidirectional else ""
     summary = [
@@ -258,6 +262,7 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
         f"{model.num_parameters():,} parameters, {config.dtype}",
         f"training: {config.steps} updates of {config.batch_size} pairs, {config.optimizer} "
         f"lr {config.lr}, clip {config.clip}",
+        *describe_parallel(config, comm, "pairs"),
     ]
     return trainer, summary
 
