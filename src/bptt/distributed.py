@@ -298,7 +298,8 @@ def _test_sleep(rank: int) -> tuple[int, float] | None:
         who, at, seconds = value.split(",")
         return (int(at), float(seconds)) if int(who) == rank else None
     except ValueError:
-        raise BpttError(f"{TEST_SLEEP_VAR} must be RANK,COLLECTIVE,SECONDS; got {value!r}") from None
+        expected = "RANK,COLLECTIVE,SECONDS"
+        raise BpttError(f"{TEST_SLEEP_VAR} must be {expected}; got {value!r}") from None
 
 
 def params_hash(params: dict[str, np.ndarray]) -> str:

@@ -207,7 +207,7 @@ class Trainer:
             if not isinstance(rngs, list):
                 raise ValueError(f"rank_rngs must be a list, got {type(rngs).__name__}")
             if self.comm.size == len(rngs) + 1:  # the same ranks: each its own stream on
-                self.rng.bit_generator.state = ([meta["rng"]] + rngs)[self.comm.rank]
+                self.rng.bit_generator.state = [meta["rng"], *rngs][self.comm.rank]
             else:  # another world size: rank 0's stream, jumped per rank as at the start
                 root = np.random.default_rng()
                 root.bit_generator.state = meta["rng"]

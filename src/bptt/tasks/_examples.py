@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
+from bptt.distributed import get_comm
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
-from bptt.distributed import get_comm
 from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
 
 HEADS = ("class", "tags")

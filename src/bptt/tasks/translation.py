@@ -28,9 +28,9 @@ from bptt.checkpoint import load_checkpoint
 from bptt.config import Config
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
 from bptt.decode import beam_search, decode_greedy
+from bptt.distributed import get_comm
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.seq2seq import Seq2Seq, Seq2SeqBatch
-from bptt.distributed import get_comm
 from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
 
 Pair = tuple[list[str], list[str]]  # (source symbols, target symbols)
