@@ -239,3 +239,151 @@ def test_mpirun_bptt_train_then_resume_on_one_rank(tmp_path, capsys):
     latest = tmp_path / "run" / "latest.safetensors"
     assert main(f"train --resume {latest} --steps 6 --sample-length 3 --quiet".split()) == 0
     assert "resumed from" in capsys.readouterr().out
+
+
+def _relative_gap(a: dict, b: dict) -> float:
+    """The largest |a - b| of a parameter relative to that parameter's largest |a|."""
+    return max(float(np.abs(a[k] - b[k]).max() / np.abs(a[k]).max()) for k in a)
+
+
+def _straight(family: str, batch_size: int, out: Path, accumulate: int = 1) -> dict:
+    import dist_families
+
+    trainer = dist_families.trainer(family, batch_size, out, accumulate=accumulate)
+    start = {k: v.copy() for k, v in trainer.model.params.items()}
+    for _ in range(dist_families.STEPS):
+        trainer.update()
+    params = {k: v.copy() for k, v in trainer.model.params.items()}
+    assert all(not np.allclose(params[k], start[k]) for k in params)  # the updates moved them
+    return params
+
+
+@pytest.mark.parametrize("family", ["text", "classify", "seq2seq", "speech"])
+def test_accumulating_k_batches_equals_one_batch_k_times_larger(tmp_path, family):
+    """One process: --accumulate 2 of B rows equals B' = 2B after 20 float64 updates."""
+    whole = _straight(family, 2 * B, tmp_path / "whole")
+    accumulated = _straight(family, B, tmp_path / "acc", accumulate=2)
+    assert _relative_gap(whole, accumulated) <= 1e-12
+
+
+@needs_mpi
+def test_every_family_two_ranks_of_b_equal_one_rank_of_2b(tmp_path):
+    """Text, classify, seq2seq and speech under 2 ranks x B (and x B with --accumulate 2 on
+    each rank) against 1 rank x 2B (and 4B): 1e-12 relative after 20 float64 updates."""
+    result = _mpirun(
+        f"""
+        import numpy as np
+        import dist_families
+        for family in dist_families.FAMILIES:
+            for k in (1, 2):
+                trainer = dist_families.trainer(family, {B}, f"{{family}}-{{k}}", accumulate=k)
+                assert trainer.comm.size == 2, trainer.comm.size
+                for _ in range(dist_families.STEPS):
+                    trainer.update()
+                if trainer.comm.is_root:
+                    np.savez(f"{{family}}-{{k}}.npz", **trainer.model.params)
+        """,
+        tmp_path,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for family in ("text", "classify", "seq2seq", "speech"):
+        for k in (1, 2):
+            two = dict(np.load(tmp_path / f"{family}-{k}.npz"))
+            one = _straight(family, 2 * B * k, tmp_path / f"one-{family}-{k}")
+            gap = _relative_gap(one, two)
+            assert gap <= 1e-12, f"{family}, accumulate {k}: relative gap {gap:.2e}"
+
+
+@needs_mpi
+def test_two_ranks_stopped_and_resumed_equal_two_ranks_straight(tmp_path):
+    """2 ranks, TBPTT states carried, dropout on: stop at update 7, resume, finish at 20:
+    parameters, optimizer moments, carried states and RNG streams equal, rank by rank."""
+    result = _mpirun(
+        """
+        import numpy as np
+        import dist_families
+        from bptt.train import LATEST
+
+        def run(out, steps=None, resume=None):
+            t = dist_families.trainer("text", 2, out, dropout=0.3, num_layers=2, eval_every=5)
+            if resume:
+                t.resume(resume)
+            t.steps = steps or t.steps
+            t.run()
+            return t
+
+        def dump(t, name):
+            carry = {f"carry{i}": c for i, c in enumerate(t.carry)}  # LSTM: (h, C), (L, B, H)
+            moments = {"optim." + k: v for k, v in t.optimizer.state_dict().items()
+                       if isinstance(v, np.ndarray)}
+            np.savez(f"{name}-{t.comm.rank}.npz", **t.model.params, **moments, **carry,
+                     rng=np.array(str(t.rng.bit_generator.state)))
+
+        dump(run("straight"), "straight")
+        run("stopped", steps=7)
+        dump(run("stopped", resume="stopped/" + LATEST), "resumed")
+        """,
+        tmp_path,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for rank in (0, 1):
+        straight = np.load(tmp_path / f"straight-{rank}.npz")
+        resumed = np.load(tmp_path / f"resumed-{rank}.npz")
+        assert sorted(straight) == sorted(resumed)
+        assert any(k.startswith("optim.") for k in straight) and "carry1" in straight
+        for k in straight:
+            assert np.array_equal(straight[k], resumed[k]), (rank, k)
+    ranks = [np.load(tmp_path / f"straight-{r}.npz") for r in (0, 1)]
+    assert not np.array_equal(ranks[0]["carry0"], ranks[1]["carry0"])  # each its own streams
+    assert str(ranks[0]["rng"]) != str(ranks[1]["rng"])  # each its own dropout stream
+    assert np.array_equal(ranks[0]["rnn.weight_hh_l1"], ranks[1]["rnn.weight_hh_l1"])
+
+
+def test_each_rank_has_its_own_reproducible_dropout_stream():
+    from bptt.distributed import rank_generator
+
+    def masks(rank):
+        rng = rank_generator(np.random.default_rng(5), rank)
+        return rng.random((3, 4)) < 0.5  # (3, 4)
+
+    assert np.array_equal(masks(0), np.random.default_rng(5).random((3, 4)) < 0.5)  # 1 process
+    assert np.array_equal(masks(1), masks(1))  # the seed and the rank reproduce it
+    assert not np.array_equal(masks(0), masks(1)) and not np.array_equal(masks(1), masks(2))
+
+
+@needs_mpi
+def test_a_hung_rank_stops_every_rank_naming_it_and_keeps_the_checkpoint(tmp_path):
+    """Rank 1 sleeps (alive) before update 3's Allreduce; the watchdog (3 s) stops the job
+    non-zero with one line naming rank 1; latest.safetensors (update 2) is whole."""
+    from bptt.checkpoint import load_checkpoint
+    from bptt.distributed import TEST_SLEEP_VAR
+
+    text = tmp_path / "text.txt"
+    text.write_text(TEXT, encoding="utf-8")
+    flags = "--quiet --window 8 --hidden-size 12 --embed-size 8 --batch-size 2 --sample-length 3"
+    # collectives: 1 the broadcast, 2 and 3 updates 1-2, 4 and 5 the saves, 6 update 3
+    os.environ[TEST_SLEEP_VAR] = "1,6,300"
+    try:
+        result = _mpirun(
+            f"""
+            import sys
+            from bptt.cli import main
+            sys.exit(main("train --text {text} --steps 50 --eval-every 2 --out run --watchdog 3 "
+                          "{flags}".split()))
+            """,
+            tmp_path,
+            timeout=60,  # the sleeper alone would take 300 s: only the watchdog ends it sooner
+        )
+    finally:
+        del os.environ[TEST_SLEEP_VAR]
+    assert result.returncode != 0
+    named = [line for line in result.stderr.splitlines() if "did not reach" in line]
+    assert named == [
+        "bptt: error: rank(s) 1 of 2 did not reach the gradient Allreduce (collective 6) within "
+        "the watchdog's 3 s; stopping every rank (the last checkpoint is kept; --watchdog sets "
+        "the limit)"
+    ]
+    _, meta = load_checkpoint(tmp_path / "run" / "latest.safetensors")  # whole: it verifies
+    assert meta["progress"]["step"] == 2 and len(meta["rank_rngs"]) == 1
