@@ -354,7 +354,7 @@ def test_each_rank_has_its_own_reproducible_dropout_stream():
 
 
 @needs_mpi
-def test_a_hung_rank_stops_every_rank_naming_it_and_keeps_the_checkpoint(tmp_path):
+def test_a_hung_rank_stops_every_rank_naming_it_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     """Rank 1 sleeps (alive) before update 3's Allreduce; the watchdog (3 s) stops the job
     non-zero with one line naming rank 1; latest.safetensors (update 2) is whole."""
     from bptt.checkpoint import load_checkpoint
@@ -363,25 +363,23 @@ def test_a_hung_rank_stops_every_rank_naming_it_and_keeps_the_checkpoint(tmp_pat
     text = tmp_path / "text.txt"
     text.write_text(TEXT, encoding="utf-8")
     flags = "--quiet --window 8 --hidden-size 12 --embed-size 8 --batch-size 2 --sample-length 3"
-    # collectives: 1 the broadcast, 2 and 3 updates 1-2, 4 and 5 the saves, 6 update 3
-    os.environ[TEST_SLEEP_VAR] = "1,6,300"
-    try:
-        result = _mpirun(
-            f"""
+    # collectives: 1 the broadcast, 2-3 updates 1-2, 4 the metrics, 5-6 the saves, 7 update 3
+    monkeypatch.setenv(TEST_SLEEP_VAR, "1,7,300")
+    result = _mpirun(
+        f"""
             import sys
             from bptt.cli import main
             sys.exit(main("train --text {text} --steps 50 --eval-every 2 --out run --watchdog 3 "
                           "{flags}".split()))
             """,
-            tmp_path,
-            timeout=60,  # the sleeper alone would take 300 s: only the watchdog ends it sooner
-        )
-    finally:
-        del os.environ[TEST_SLEEP_VAR]
+        tmp_path,
+        timeout=60,  # the sleeper alone would take 300 s: only the watchdog ends it sooner
+    )
     assert result.returncode != 0
-    named = [line for line in result.stderr.splitlines() if "did not reach" in line]
+    # (Open MPI's forwarding of stderr may put a NUL before a line)
+    named = [line.strip("\x00") for line in result.stderr.splitlines() if "did not reach" in line]
     assert named == [
-        "bptt: error: rank(s) 1 of 2 did not reach the gradient Allreduce (collective 6) within "
+        "bptt: error: rank(s) 1 of 2 did not reach the gradient Allreduce (collective 7) within "
         "the watchdog's 3 s; stopping every rank (the last checkpoint is kept; --watchdog sets "
         "the limit)"
     ]

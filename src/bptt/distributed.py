@@ -139,6 +139,9 @@ class LocalComm:
     def gather(self, obj) -> list:
         return [obj]
 
+    def broadcast_object(self, obj):
+        return obj
+
     def check_params(self, params: dict[str, np.ndarray], step: int) -> None:
         pass
 
@@ -269,6 +272,11 @@ class MPIComm:
         """Every rank's ``obj`` (small: states, RNG positions) on rank 0, None elsewhere."""
         self._watched(self.comm.Ibarrier, "the gathering of what the ranks carry")
         return self.comm.gather(obj, root=0)  # all arrived: completes at once
+
+    def broadcast_object(self, obj):
+        """Rank 0's ``obj`` (small: metrics) on every rank, so all take the same decisions."""
+        self._watched(self.comm.Ibarrier, "the broadcast of metrics")
+        return self.comm.bcast(obj, root=0)  # all arrived: completes at once
 
     def check_params(self, params: dict[str, np.ndarray], step: int) -> None:
         """Every ``check_every`` updates: all ranks must hold the same parameters."""

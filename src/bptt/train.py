@@ -356,6 +356,7 @@ class Trainer:
 
     def _evaluate(self, bar) -> dict:
         metrics = {f"val_{k}": v for k, v in self.evaluate(self.model).items()}
+        metrics = self.comm.broadcast_object(metrics)  # rank 0's: every rank decides alike
         p = self.progress
         p.history.append({"step": p.step, **metrics})
         if metrics["val_loss"] < p.best_loss:

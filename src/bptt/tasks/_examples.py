@@ -156,10 +156,17 @@ class ExampleBatches:
             if state.get(key) != mine[key]:
                 raise BpttError(
                     f"batches state was saved with {key}={state.get(key)!r}, "
-                    f"these batches have {key}={mine[key]!r}"
+                    f"these batches have {key}={mine[key]!r}{_hint(key)}"
                 )
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order = self._epoch_order()
+
+
+def _hint(key: str) -> str:
+    """Why a saved batch size may differ: it counts every rank's and micro-batch's rows."""
+    if key != "batch_size":
+        return ""
+    return " (rows per update: --batch-size x --accumulate x MPI ranks; resume with the same)"
 
 
 def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:

@@ -31,6 +31,7 @@ from bptt.decode import beam_search, decode_greedy
 from bptt.distributed import get_comm
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.seq2seq import Seq2Seq, Seq2SeqBatch
+from bptt.tasks._examples import _hint as _examples_hint
 from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
 
 Pair = tuple[list[str], list[str]]  # (source symbols, target symbols)
@@ -116,7 +117,7 @@ class PairBatches:
             if state.get(key) != getattr(self, key):
                 raise BpttError(
                     f"batches state has {key}={state.get(key)!r}, "
-                    f"these batches have {getattr(self, key)!r}"
+                    f"these batches have {getattr(self, key)!r}{_examples_hint(key)}"
                 )
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order = self._epoch_order()
