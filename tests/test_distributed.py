@@ -385,3 +385,69 @@ def test_a_hung_rank_stops_every_rank_naming_it_and_keeps_the_checkpoint(tmp_pat
     ]
     _, meta = load_checkpoint(tmp_path / "run" / "latest.safetensors")  # whole: it verifies
     assert meta["progress"]["step"] == 2 and len(meta["rank_rngs"]) == 1
+
+
+@needs_mpi
+def test_mpirun_bptt_train_a_classifier_with_accumulation(tmp_path, capsys):
+    """`mpirun -np 2 bptt train activity --accumulate 2`: one summary, one log, rank 0's
+    checkpoint; resuming it on 1 process (another batch per update) is refused, named."""
+    from bptt.cli import main
+
+    flags = "--quiet --hidden-size 8 --batch-size 4 --accumulate 2 --steps 4 --eval-every 2"
+    result = _mpirun(
+        f"""
+        import sys
+        from bptt.cli import main
+        sys.exit(main("train activity --out run {flags}".split()))
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = "data parallel: 2 MPI ranks x 4 examples, 2 micro-batches each (16 per update)"
+    assert result.stdout.count(line) == 1  # rank 0 only
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 4
+    latest = tmp_path / "run" / "latest.safetensors"
+    assert main(f"train --resume {latest} --steps 6 --quiet".split()) == 2
+    err = capsys.readouterr().err
+    assert "batch_size=16, these batches have batch_size=8" in err
+    assert "rows per update: --batch-size x --accumulate x MPI ranks" in err
+
+
+@needs_mpi
+def test_a_ctrl_c_on_one_rank_stops_every_rank_after_the_same_update(tmp_path):
+    """SIGINT reaches rank 1 alone during update 3: both ranks finish update 3, save one
+    consistent latest.safetensors together and stop."""
+    from bptt.checkpoint import load_checkpoint
+
+    result = _mpirun(
+        """
+        import os
+        import signal
+        import dist_families
+
+        t = dist_families.trainer("text", 2, "run", steps=50)
+        real, calls = t.model.loss_and_grads, []
+
+        def loss_and_grads(batch, state, rng):
+            calls.append(1)
+            if t.comm.rank == 1 and len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGINT)
+            return real(batch, state, rng)
+
+        t.model.loss_and_grads = loss_and_grads
+        try:
+            t.run()
+        except KeyboardInterrupt:
+            print(f"rank {t.comm.rank} stopped after update {t.progress.step}", flush=True)
+        """,
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(
+        line.strip("\x00") for line in result.stdout.splitlines() if "stopped" in line
+    ) == [
+        "rank 0 stopped after update 3",
+        "rank 1 stopped after update 3",
+    ]
+    _, meta = load_checkpoint(tmp_path / "run" / "latest.safetensors")
+    assert meta["progress"]["step"] == 3 and len(meta["rank_rngs"]) == 1

@@ -197,6 +197,7 @@ class MPIComm:
                 self._give_up(what)
             time.sleep(nap)
             nap = min(2 * nap, 2e-3)  # quick when the others are close, cheap when not
+        self._read_notes()  # the others' notes of this collective: none left queued
 
     def _read_notes(self) -> None:
         status, note = self.MPI.Status(), np.zeros(1, dtype=np.int64)  # (1,)

@@ -263,7 +263,10 @@ class Trainer:
         rows = shard_rows(_batch_rows(batch), self.comm.rank, self.comm.size, self.accumulate)
         start = rows[0].start
         local = [slice(r.start - start, r.stop - start) for r in rows]
-        states = split_state(self.carry if batch.carry_state else None, local)
+        carry = self.carry if batch.carry_state else None
+        if carry is not None and _state_rows(carry) != rows[-1].stop - start:
+            carry = None  # another cut of the streams (an older multi-rank checkpoint): zeros
+        states = split_state(carry, local)
         sums, loss_sum, count, tokens, finals = None, 0.0, 0, 0, []
         for part, state in zip(split_batch(batch, rows), states, strict=True):
             if part is None:  # fewer rows than parts: this one has none
