@@ -4,9 +4,10 @@ One update reads one *global* batch of N = W x K x B rows (W ranks, K micro-batc
 of ``--accumulate``, B rows of ``--batch-size``), whatever the task: TBPTT windows,
 bucketed padded examples or sentence pairs. :func:`shard_rows` cuts its rows into
 W x K contiguous parts; rank r takes parts rK .. rK+K-1, one micro-batch each
-(:func:`split_batch`). Every task's loss is a mean over ``n`` terms (tokens,
-examples or labels: ``model.loss_count(batch)``), so with each part's mean loss
-E_p and gradient g_p over n_p terms the update uses
+(:func:`split_batch`, or the source's own ``next_batch_parts`` that pads only
+them). Every task's loss is a mean over ``n`` terms (tokens, examples or labels:
+``model.loss_count(batch)``), so with each part's mean loss E_p and gradient g_p
+over n_p terms the update uses
 
     g = sum_p n_p g_p / sum_p n_p          E = sum_p n_p E_p / sum_p n_p
 

@@ -225,13 +225,13 @@ class Trainer:
     def update(self) -> tuple[float, float, int]:
         """One parameter update: loss, gradient norm before clipping, tokens seen."""
         self._mid_update = True  # Ctrl-C now would leave a torn update: never saved
-        batch = self.batches.next_batch()
         if self.comm.size * self.accumulate == 1:  # one process, one batch
+            batch = self.batches.next_batch()
             state = self.carry if batch.carry_state else None
             loss, grads, self.carry = self.model.loss_and_grads(batch, state, self.rng)
             tokens = batch.num_tokens
         else:
-            loss, grads, tokens = self._combined_gradient(batch)
+            loss, grads, tokens = self._combined_gradient()
         norm = clip_grad_norm(grads, self.clip) if self.clip > 0 else _global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             bad = [k for k, g in grads.items() if not np.isfinite(g).all()]
@@ -256,19 +256,29 @@ class Trainer:
         self._mid_update = False
         return loss, norm, tokens
 
-    def _combined_gradient(self, batch) -> tuple[float, dict, int]:
-        """This rank's K micro-batches of the global batch, their count-weighted gradient
-        sums added over all ranks in one Allreduce: the mean loss and gradient of the
-        whole batch, and its tokens (see :mod:`bptt.distributed`)."""
-        rows = shard_rows(_batch_rows(batch), self.comm.rank, self.comm.size, self.accumulate)
-        start = rows[0].start
-        local = [slice(r.start - start, r.stop - start) for r in rows]
-        carry = self.carry if batch.carry_state else None
-        if carry is not None and _state_rows(carry) != rows[-1].stop - start:
-            carry = None  # another cut of the streams (an older multi-rank checkpoint): zeros
-        states = split_state(carry, local)
+    def _combined_gradient(self) -> tuple[float, dict, int]:
+        """This rank's K micro-batches of the next global batch, their count-weighted
+        gradient sums added over all ranks in one Allreduce: the mean loss and gradient of
+        the whole batch, and its tokens (see :mod:`bptt.distributed`).
+
+        A source with ``next_batch_parts(cut)`` (examples, pairs) builds only this rank's
+        rows, each micro-batch padded to its own longest sequence; otherwise (TBPTT
+        windows, which carry their state) the global batch is cut here."""
+        W, r, K = self.comm.size, self.comm.rank, self.accumulate
+        if hasattr(self.batches, "next_batch_parts"):
+            parts = self.batches.next_batch_parts(lambda n: shard_rows(n, r, W, K))
+            states = [None] * len(parts)  # independent sequences: nothing is carried
+        else:
+            batch = self.batches.next_batch()
+            rows = shard_rows(_batch_rows(batch), r, W, K)
+            start = rows[0].start
+            local = [slice(s.start - start, s.stop - start) for s in rows]
+            carry = self.carry if batch.carry_state else None
+            if carry is not None and _state_rows(carry) != rows[-1].stop - start:
+                carry = None  # another cut of the streams (an old multi-rank checkpoint)
+            parts, states = split_batch(batch, rows), split_state(carry, local)
         sums, loss_sum, count, tokens, finals = None, 0.0, 0, 0, []
-        for part, state in zip(split_batch(batch, rows), states, strict=True):
+        for part, state in zip(parts, states, strict=True):
             if part is None:  # fewer rows than parts: this one has none
                 finals.append(state)
                 continue

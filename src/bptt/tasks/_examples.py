@@ -133,13 +133,21 @@ class ExampleBatches:
         rng = np.random.default_rng([self.seed, self.epoch])
         return bucket_batches(self.split.lengths(), self.batch_size, rng)
 
-    def next_batch(self) -> SequenceBatch:
+    def _next_indices(self) -> np.ndarray:
         if self.position == len(self._order):
             self.epoch, self.position = self.epoch + 1, 0
             self._order = self._epoch_order()
-        idx = self._order[self.position]
         self.position += 1
-        return make_batch(self.split, idx)
+        return self._order[self.position - 1]
+
+    def next_batch(self) -> SequenceBatch:
+        return make_batch(self.split, self._next_indices())
+
+    def next_batch_parts(self, cut) -> list[SequenceBatch | None]:
+        """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
+        each padded to its own longest example; None for an empty slice."""
+        idx = self._next_indices()
+        return [make_batch(self.split, idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
 
     def state_dict(self) -> dict:
         return {

@@ -95,13 +95,22 @@ class PairBatches:
             self.lengths, self.batch_size, np.random.default_rng([self.seed, self.epoch])
         )
 
-    def next_batch(self) -> Seq2SeqBatch:
+    def _next_indices(self) -> np.ndarray:
         if self.position == len(self._order):
             self.epoch, self.position = self.epoch + 1, 0
             self._order = self._epoch_order()
-        idx = self._order[self.position]
         self.position += 1
-        return make_batch([self.pairs[i] for i in idx], self.tv)
+        return self._order[self.position - 1]
+
+    def next_batch(self) -> Seq2SeqBatch:
+        return make_batch([self.pairs[i] for i in self._next_indices()], self.tv)
+
+    def next_batch_parts(self, cut) -> list[Seq2SeqBatch | None]:
+        """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
+        each padded to its own longest pair; None for an empty slice."""
+        idx = self._next_indices()
+        parts = [[self.pairs[i] for i in idx[r]] for r in cut(len(idx))]
+        return [make_batch(p, self.tv) if p else None for p in parts]
 
     def state_dict(self) -> dict:
         return {
