@@ -196,7 +196,10 @@ class Migration:
         return d
 
 
-# version v -> the step from v to v + 1; SCHEMA_VERSION - 1 is the last key.
+# version v -> the step from v to v + 1; SCHEMA_VERSION - 1 is the last key. A new field
+# whose default keeps the old behaviour needs no step (missing fields take their defaults);
+# renaming or removing a field, or an old behaviour that needs another value than the new
+# default, needs SCHEMA_VERSION + 1 and a step here.
 MIGRATIONS: dict[int, Migration] = {
     # 1 -> 2: data-parallel training for every task (issue 22): gradient accumulation
     # and the collective watchdog. Version 1 ran one batch per update and had no watchdog
