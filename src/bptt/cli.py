@@ -26,7 +26,7 @@ from bptt.config import PRESETS, Config
 from bptt.errors import BpttError
 
 # may change on --resume
-_RESUMABLE = {"steps", "eval_every", "patience", "sample_length", "tensorboard"}
+_RESUMABLE = {"steps", "eval_every", "patience", "sample_length", "tensorboard", "watchdog"}
 
 
 def _yes_no(text: str) -> bool:
@@ -161,15 +161,6 @@ def _train(args: argparse.Namespace) -> int:
         out = _fresh_folder(Path(config.out))
 
     task = task_module(config.task)
-    if config.task != "lm":  # the other tasks do not shard their examples yet
-        from bptt.distributed import get_comm
-
-        ranks = get_comm().size
-        if ranks > 1:
-            raise BpttError(
-                f"data-parallel training supports task 'lm' only; got task {config.task!r} "
-                f"on {ranks} MPI ranks (run it as 1 process)"
-            )
     trainer, summary = task.build_trainer(config, out, progress_bar=not args.quiet)
     trainer.tensorboard = config.tensorboard  # the tasks build the trainer; every one logs
     if not trainer.comm.is_root:  # data parallel (mpirun): rank 0 alone prints and samples

@@ -4,6 +4,12 @@ Every field is a command-line flag of ``bptt train`` (``--hidden-size 256``),
 with its help text taken from the field's metadata, so the flags, the defaults
 and what the checkpoint records can never drift apart. Task presets
 (:data:`PRESETS`) change a few defaults, each with a comment on why.
+
+The schema has a version (:data:`SCHEMA_VERSION`, saved as ``"schema_version"``
+beside the fields). A checkpoint's config of an older version is brought up to
+date by :data:`MIGRATIONS`, one step per version (fields renamed, removed, added
+with their defaults), so removing or renaming a field never makes an older
+checkpoint unloadable; fields a newer bptt added are refused with its version named.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from bptt.errors import BpttError
 from bptt.tasks import TASK_MODULES
 
 CELLS = ("rnn", "lstm", "gru")
+SCHEMA_VERSION = 2  # the config schema's version; bump it and add a step to MIGRATIONS
 DTYPES = ("float32", "float64")
 
 
@@ -49,6 +56,8 @@ class Config:
         0, "updates with a NaN/Inf loss or gradient to skip in a row before stopping (0: stop)"
     )
     steps: int = _flag(800, "parameter updates to run")
+    accumulate: int = _flag(1, "micro-batches of --batch-size summed into each update: the "
+                            "update of a K times larger batch")  # fmt: skip
     # Evaluation, early stopping, output.
     eval_every: int = _flag(100, "updates between validation passes")
     patience: int = _flag(0, "stop after this many evaluations without improvement (0: never)")
@@ -59,6 +68,8 @@ class Config:
         "also write loss, bits per symbol, gradient norm and "
         "learning rate as TensorBoard event files into this folder",
     )
+    watchdog: float = _flag(600.0, "MPI ranks: seconds a collective may wait for the slowest "
+                            "rank before all stop, naming it (0: wait forever)")  # fmt: skip
     sample_length: int = _flag(300, "characters sampled at the end of training")
     # Sequence tasks: sentiment, ner, dna, activity (many-to-one and many-to-many).
     dataset: str = _flag("default", "sentiment: imdb or rotten_tomatoes; ner: wnut16 or templates "
@@ -98,7 +109,7 @@ class Config:
             if allowed and value not in allowed:
                 raise BpttError(f"{f.name} must be one of {', '.join(allowed)}; got {value!r}")
         for name in ("embed_size", "hidden_size", "num_layers", "batch_size", "window", "steps",
-                     "eval_every"):  # fmt: skip
+                     "eval_every", "accumulate"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise BpttError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ("attention_size", "beam"):
@@ -126,20 +137,81 @@ class Config:
             raise BpttError(f"lr must be positive; got {self.lr}")
         if self.clip < 0:
             raise BpttError(f"clip must be 0 (off) or positive; got {self.clip}")
+        if self.watchdog < 0:
+            raise BpttError(f"watchdog must be 0 (off) or positive seconds; got {self.watchdog}")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields and ``"schema_version"``: what a checkpoint stores."""
+        return {**dataclasses.asdict(self), "schema_version": SCHEMA_VERSION}
 
     @classmethod
     def from_dict(cls, d: dict) -> Config:
-        """Rebuild from a checkpoint's metadata; unknown or missing keys are refused."""
+        """Rebuild from a checkpoint's metadata, migrated from its schema version.
+
+        A config without ``"schema_version"`` is version 1 (before versions were
+        saved). Each step of :data:`MIGRATIONS` takes it one version up; fields
+        still missing then take their defaults. Unknown fields are refused: from
+        a newer schema, the error names that version.
+        """
         if not isinstance(d, dict):
             raise BpttError(f"config must be a JSON object; got {type(d).__name__}")
+        d = dict(d)
+        version = d.pop("schema_version", 1)
+        if type(version) is not int or version < 1:
+            raise BpttError(f"config schema_version must be an integer >= 1; got {version!r}")
+        for step in range(version, SCHEMA_VERSION):
+            d = MIGRATIONS[step].apply(d)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
+        if unknown and version > SCHEMA_VERSION:
+            raise BpttError(
+                f"config was saved by a newer bptt (config schema version {version}; this bptt "
+                f"reads versions 1 to {SCHEMA_VERSION}) with fields it does not know: "
+                f"{', '.join(unknown)}; upgrade bptt to load it"
+            )
         if unknown:
-            raise BpttError(f"config has unknown fields: {', '.join(unknown)}")
+            raise BpttError(
+                f"config (schema version {version}) has unknown fields: {', '.join(unknown)}"
+            )
         return cls(**d)
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the config schema, from version v to v + 1 (applied in this order):
+
+    renamed   old name -> new name (the value kept)
+    removed   names dropped (their value no longer means anything)
+    added     new name -> the value that gives the old behaviour
+    """
+
+    renamed: dict = field(default_factory=dict)
+    removed: tuple = ()
+    added: dict = field(default_factory=dict)
+
+    def apply(self, d: dict) -> dict:
+        d = dict(d)
+        for old, new in self.renamed.items():
+            if old in d:
+                d[new] = d.pop(old)
+        for name in self.removed:
+            d.pop(name, None)
+        for name, default in self.added.items():
+            d.setdefault(name, default)
+        return d
+
+
+# version v -> the step from v to v + 1; SCHEMA_VERSION - 1 is the last key. A new field
+# whose default keeps the old behaviour needs no step (missing fields take their defaults);
+# renaming or removing a field, or an old behaviour that needs another value than the new
+# default, needs SCHEMA_VERSION + 1 and a step here.
+MIGRATIONS: dict[int, Migration] = {
+    # 1 -> 2: data-parallel training for every task (issue 22): gradient accumulation
+    # and the collective watchdog. Version 1 ran one batch per update and had no watchdog
+    # (its multi-rank runs waited forever), so accumulate 1; the watchdog is a run's
+    # safety, not its result, so it takes today's default.
+    1: Migration(added={"accumulate": 1, "watchdog": 600.0}),
+}
 
 
 def _check_type(name: str, value, kind: type) -> None:

@@ -10,7 +10,10 @@ Its contract with the rest of the house:
   and ``carry_state`` (True: it continues the previous batch, so the previous
   final state is passed in, as truncated BPTT needs; no gradient crosses);
 - ``evaluate(model) -> dict`` with at least ``"loss"`` (mean per token, nats);
-- ``optimizer`` and ``schedule`` (``lr = schedule(step, base_lr)``) from :mod:`bptt.optim`.
+- ``optimizer`` and ``schedule`` (``lr = schedule(step, base_lr)``) from :mod:`bptt.optim`;
+- ``comm`` (:mod:`bptt.distributed`) and ``accumulate`` K: each batch is a global one of
+  W x K x B rows, of which this rank computes its K micro-batches and the ranks
+  sum their count-weighted gradients in one Allreduce (see :func:`global_batch_size`).
 
 Everything a run needs to continue bit for bit (parameters, optimizer moments,
 schedule position, RNG state, data position, carried state) is saved in the
@@ -20,6 +23,7 @@ would.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -34,7 +38,14 @@ import numpy as np
 from tqdm import tqdm
 
 from bptt.checkpoint import load_checkpoint, require_fields, save_checkpoint
-from bptt.distributed import LocalComm
+from bptt.distributed import (
+    LocalComm,
+    join_state,
+    rank_generator,
+    shard_rows,
+    split_batch,
+    split_state,
+)
 from bptt.errors import BpttError, CheckpointError
 from bptt.optim import OPTIMIZERS, SCHEDULES, clip_grad_norm
 
@@ -107,6 +118,7 @@ class Trainer:
         skip_non_finite: int = 0,
         comm=None,
         tensorboard: str | Path | None = None,
+        accumulate: int = 1,
     ):
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.batches, self.evaluate = batches, evaluate
@@ -128,17 +140,29 @@ class Trainer:
         self.progress_bar = progress_bar and self.comm.is_root
         # A folder for TensorBoard event files (bptt.tensorboard), beside metrics.jsonl.
         self.tensorboard = tensorboard
+        self.accumulate = accumulate
+        self.rng = rank_generator(rng, self.comm.rank)  # rank r's own dropout stream
+        self._interrupts = None  # run()'s Ctrl-C counter; ranks stop together (see update)
+        self._stop = False
 
     # -- checkpoints ---------------------------------------------------------
 
     def save(self, name: str) -> Path:
+        """Write the checkpoint ``name`` (every rank calls it; rank 0 writes).
+
+        With W ranks, what each carries is gathered to rank 0 first: the carried
+        states side by side along the batch axis, as one process reading all W x K x B
+        rows carries them ("carry.i"), and every rank's RNG state ("rng" is rank 0's,
+        "rank_rngs" the others'), so W ranks resume exactly where they stopped.
+        """
+        carried = self.comm.gather((self.carry, self.rng.bit_generator.state))
         if not self.comm.is_root:  # the ranks hold the same parameters: one writer
             return self.out_dir / name
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         optim_state = self.optimizer.state_dict()
         tensors |= {f"optim.{k}": v for k, v in optim_state.items() if isinstance(v, np.ndarray)}
         optim_scalars = {k: v for k, v in optim_state.items() if not isinstance(v, np.ndarray)}
-        tensors |= _state_tensors(self.carry)
+        tensors |= _state_tensors(join_state([c for c, _ in carried]))
         meta = {
             **self.metadata,
             "progress": {k: v for k, v in vars(self.progress).items()},
@@ -146,6 +170,8 @@ class Trainer:
             "rng": self.rng.bit_generator.state,
             "data_position": self.batches.state_dict(),
         }
+        if self.comm.size > 1:
+            meta["rank_rngs"] = [r for _, r in carried[1:]]
         path = self.out_dir / name
         save_checkpoint(path, tensors, meta)
         return path
@@ -178,24 +204,37 @@ class Trainer:
             self.model.load_state_dict(model)
         with _field(path, "optimizer"):
             self.optimizer.load_state_dict({**meta["optimizer"], **arrays})
-        self.carry = _state_from_tensors(carry)
         self.progress = Progress(**meta["progress"])
+        rngs = meta.get("rank_rngs", [])
         with _field(path, "rng"):
-            self.rng.bit_generator.state = meta["rng"]
+            if not isinstance(rngs, list):
+                raise ValueError(f"rank_rngs must be a list, got {type(rngs).__name__}")
+            if self.comm.size == len(rngs) + 1:  # the same ranks: each its own stream on
+                self.rng.bit_generator.state = [meta["rng"], *rngs][self.comm.rank]
+            else:  # another world size: rank 0's stream, jumped per rank as at the start
+                root = np.random.default_rng()
+                root.bit_generator.state = meta["rng"]
+                self.rng = rank_generator(root, self.comm.rank)
         with _field(path, "data_position"):
             self.batches.load_state_dict(meta["data_position"])
-        if self.comm.size > 1 or getattr(self.batches, "resharded", False):
-            self.carry = None  # the saved state is rank 0's streams': the others start at zero
+        self.carry = None  # the streams start over, unless the same streams were saved
+        whole = _state_from_tensors(carry)
+        if whole is not None and not getattr(self.batches, "resharded", False):
+            rows = shard_rows(_state_rows(whole), self.comm.rank, self.comm.size, self.accumulate)
+            (self.carry,) = split_state(whole, [slice(rows[0].start, rows[-1].stop)])
 
     # -- the loop ------------------------------------------------------------
 
     def update(self) -> tuple[float, float, int]:
         """One parameter update: loss, gradient norm before clipping, tokens seen."""
         self._mid_update = True  # Ctrl-C now would leave a torn update: never saved
-        batch = self.batches.next_batch()
-        state = self.carry if batch.carry_state else None
-        loss, grads, self.carry = self.model.loss_and_grads(batch, state, self.rng)
-        grads, loss = self.comm.allreduce_mean(grads, loss)
+        if self.comm.size * self.accumulate == 1:  # one process, one batch
+            batch = self.batches.next_batch()
+            state = self.carry if batch.carry_state else None
+            loss, grads, self.carry = self.model.loss_and_grads(batch, state, self.rng)
+            tokens = batch.num_tokens
+        else:
+            loss, grads, tokens = self._combined_gradient()
         norm = clip_grad_norm(grads, self.clip) if self.clip > 0 else _global_norm(grads)
         if not (math.isfinite(loss) and math.isfinite(norm)):
             bad = [k for k, g in grads.items() if not np.isfinite(g).all()]
@@ -211,14 +250,61 @@ class Trainer:
             self.carry = None
             self.progress.step += 1
             self._mid_update = False
-            return loss, norm, batch.num_tokens
+            return loss, norm, tokens
         self.skipped = 0
         self.optimizer.lr = self.schedule(self.progress.step, self.base_lr)
         self.optimizer.step(self.model.params, grads)
         self.progress.step += 1
         self.comm.check_params(self.model.params, self.progress.step)
         self._mid_update = False
-        return loss, norm, batch.num_tokens
+        return loss, norm, tokens
+
+    def _combined_gradient(self) -> tuple[float, dict, int]:
+        """This rank's K micro-batches of the next global batch, their count-weighted
+        gradient sums added over all ranks in one Allreduce: the mean loss and gradient of
+        the whole batch, and its tokens (see :mod:`bptt.distributed`).
+
+        A source with ``next_batch_parts(cut)`` (examples, pairs) builds only this rank's
+        rows, each micro-batch padded to its own longest sequence; otherwise (TBPTT
+        windows, which carry their state) the global batch is cut here."""
+        W, r, K = self.comm.size, self.comm.rank, self.accumulate
+        if hasattr(self.batches, "next_batch_parts"):
+            parts = self.batches.next_batch_parts(lambda n: shard_rows(n, r, W, K))
+            states = [None] * len(parts)  # independent sequences: nothing is carried
+        else:
+            batch = self.batches.next_batch()
+            rows = shard_rows(_batch_rows(batch), r, W, K)
+            start = rows[0].start
+            local = [slice(s.start - start, s.stop - start) for s in rows]
+            carry = self.carry if batch.carry_state else None
+            if carry is not None and _state_rows(carry) != rows[-1].stop - start:
+                carry = None  # another cut of the streams (an old multi-rank checkpoint)
+            parts, states = split_batch(batch, rows), split_state(carry, local)
+        sums, loss_sum, count, tokens, finals = None, 0.0, 0, 0, []
+        for part, state in zip(parts, states, strict=True):
+            if part is None:  # fewer rows than parts: this one has none
+                finals.append(state)
+                continue
+            loss, grads, final = self.model.loss_and_grads(part, state, self.rng)
+            n = self.model.loss_count(part)
+            if sums is None:
+                sums = {k: n * g for k, g in grads.items()}  # new arrays: the model reuses its own
+            else:
+                for k, g in grads.items():
+                    sums[k] += n * g
+            loss_sum, count, tokens = loss_sum + n * loss, count + n, tokens + part.num_tokens
+            finals.append(final)
+        if sums is None:
+            sums = {k: np.zeros_like(p) for k, p in self.model.params.items()}
+        wants_stop = float(bool(self._interrupts and self._interrupts.count))
+        sums, (loss_sum, count, tokens, stops) = self.comm.allreduce_sum(
+            sums, [loss_sum, count, tokens, wants_stop]
+        )
+        self._stop = stops > 0  # any rank's Ctrl-C stops every rank after this update
+        for g in sums.values():
+            g /= count
+        self.carry = join_state(finals)
+        return loss_sum / count, sums, int(tokens)
 
     def run(self) -> Progress:
         """Train until ``steps`` updates, early stopping, or Ctrl-C (which saves first)."""
@@ -240,6 +326,7 @@ class Trainer:
         )
         ctrl_c = _GracefulInterrupt()
         events = None
+        self._interrupts, self._stop = ctrl_c, False
         try:
             if self.tensorboard is not None and self.comm.is_root:
                 from bptt.tensorboard import EventWriter
@@ -264,7 +351,7 @@ class Trainer:
     def _loop(self, bar, log, ctrl_c: _GracefulInterrupt, events=None) -> None:
         tokens, started = 0, time.perf_counter()
         while self.progress.step < self.steps:
-            if ctrl_c.count:  # Ctrl-C came: the last update is whole, stop here
+            if self._stopping(ctrl_c):  # Ctrl-C came: the last update is whole, stop here
                 raise KeyboardInterrupt
             loss, norm, n = self.update()
             tokens += n
@@ -284,11 +371,17 @@ class Trainer:
             if self.patience and self.progress.evals_without_improvement >= self.patience:
                 bar.write(f"early stop: no better validation loss in {self.patience} evals")
                 break
-        if ctrl_c.count:
+        if self._stopping(ctrl_c):
             raise KeyboardInterrupt
+
+    def _stopping(self, ctrl_c: _GracefulInterrupt) -> bool:
+        """One process: its Ctrl-C. Several ranks: any rank's, as the last update summed it,
+        so all stop after the same update and save together."""
+        return self._stop if self.comm.size > 1 else bool(ctrl_c.count)
 
     def _evaluate(self, bar) -> dict:
         metrics = {f"val_{k}": v for k, v in self.evaluate(self.model).items()}
+        metrics = self.comm.broadcast_object(metrics)  # rank 0's: every rank decides alike
         p = self.progress
         p.history.append({"step": p.step, **metrics})
         if metrics["val_loss"] < p.best_loss:
@@ -331,6 +424,33 @@ def _tensorboard_scalars(record: dict) -> dict[str, float]:
     if "val_loss" in record and "val_bits_per_symbol" not in record:
         out["val/bits_per_symbol"] = record["val_loss"] / LN2
     return out
+
+
+def global_batch_size(config, comm) -> int:
+    """Rows one update reads: ``--batch-size`` x ``--accumulate`` x the ranks. A task builds
+    its batches of this size; the trainer gives each rank and micro-batch its rows."""
+    return config.batch_size * config.accumulate * comm.size
+
+
+def describe_parallel(config, comm, unit: str) -> list[str]:
+    """The summary line for ranks and micro-batches (none for one process, one batch)."""
+    K, B = config.accumulate, config.batch_size
+    micro = f", {K} micro-batches each" if K > 1 else ""
+    if comm.size > 1:
+        return [f"data parallel: {comm.size} MPI ranks x {B} {unit}{micro} "
+                f"({global_batch_size(config, comm)} per update)"]  # fmt: skip
+    if K > 1:
+        return [f"gradient accumulation: {K} micro-batches of {B} {unit} ({K * B} per update)"]
+    return []
+
+
+def _batch_rows(batch) -> int:
+    values = (getattr(batch, f.name) for f in dataclasses.fields(batch))
+    return max(v.shape[0] for v in values if isinstance(v, np.ndarray) and v.ndim >= 1)
+
+
+def _state_rows(state) -> int:
+    return (state[0] if isinstance(state, tuple) else state).shape[1]  # (L*K, n, H)
 
 
 def build_optimizer(config) -> tuple:

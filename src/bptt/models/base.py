@@ -26,6 +26,11 @@ class Model:
     def grads(self) -> dict[str, np.ndarray]:
         return {f"{n}.{k}": v for n, layer in self.layers.items() for k, v in layer.grads.items()}
 
+    def loss_count(self, batch) -> int:
+        """How many terms the loss of ``loss_and_grads(batch)`` is the mean of (here: the
+        batch's real tokens), so means over parts of a batch combine into the batch's mean."""
+        return batch.num_tokens
+
     def num_parameters(self) -> int:
         return sum(v.size for v in self.params.values())
 

@@ -89,6 +89,10 @@ class SequenceClassifier(SequenceModel):
             np.put_along_axis(d_out, cache["argmax"], d_r[:, None, :], axis=1)
         self.encode_backward(d_out, d_final)
 
+    def loss_count(self, batch: SequenceBatch) -> int:
+        """The loss is a mean per example: B terms."""
+        return len(batch.targets)
+
     def loss_and_grads(self, batch: SequenceBatch, state=None, rng=None):
         """Mean cross-entropy per example, its gradients (keyed like params), None (no state)."""
         logits = self.forward(batch.inputs, batch.mask, training=True, rng=rng)  # (B, C)

@@ -135,6 +135,10 @@ class CTCRecognizer(SequenceModel):
             )
         return T_b, targets, L_b
 
+    def loss_count(self, batch: SequenceBatch) -> int:
+        """The loss is a mean per target label: sum_b L_b terms."""
+        return int(np.count_nonzero(np.asarray(batch.targets) != self.blank))
+
     def loss_and_grads(self, batch: SequenceBatch, state=None, rng=None):
         """CTC loss per target label E = Σ_b E_b / Σ_b L_b, its grads (keyed like params), None."""
         T_b, targets, L_b = self._lengths(batch)

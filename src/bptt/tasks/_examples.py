@@ -22,11 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
+from bptt.distributed import get_comm
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
-from bptt.train import Trainer, build_optimizer
+from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
 
 HEADS = ("class", "tags")
 
@@ -132,13 +133,21 @@ class ExampleBatches:
         rng = np.random.default_rng([self.seed, self.epoch])
         return bucket_batches(self.split.lengths(), self.batch_size, rng)
 
-    def next_batch(self) -> SequenceBatch:
+    def _next_indices(self) -> np.ndarray:
         if self.position == len(self._order):
             self.epoch, self.position = self.epoch + 1, 0
             self._order = self._epoch_order()
-        idx = self._order[self.position]
         self.position += 1
-        return make_batch(self.split, idx)
+        return self._order[self.position - 1]
+
+    def next_batch(self) -> SequenceBatch:
+        return make_batch(self.split, self._next_indices())
+
+    def next_batch_parts(self, cut) -> list[SequenceBatch | None]:
+        """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
+        each padded to its own longest example; None for an empty slice."""
+        idx = self._next_indices()
+        return [make_batch(self.split, idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
 
     def state_dict(self) -> dict:
         return {
@@ -155,10 +164,17 @@ class ExampleBatches:
             if state.get(key) != mine[key]:
                 raise BpttError(
                     f"batches state was saved with {key}={state.get(key)!r}, "
-                    f"these batches have {key}={mine[key]!r}"
+                    f"these batches have {key}={mine[key]!r}{_hint(key)}"
                 )
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order = self._epoch_order()
+
+
+def _hint(key: str) -> str:
+    """Why a saved batch size may differ: it counts every rank's and micro-batch's rows."""
+    if key != "batch_size":
+        return ""
+    return " (rows per update: --batch-size x --accumulate x MPI ranks; resume with the same)"
 
 
 def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
@@ -230,7 +246,9 @@ def describe(data: TaskData) -> list[str]:
 def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_bar: bool, rng):
     """The training loop for ``model`` on ``data``'s training split, scored by ``metrics(model,
     split) -> dict`` (with "loss") on its validation split; the checkpoint's metadata holds
-    what rebuilding the model needs (labels, head, input size, the task's extra)."""
+    what rebuilding the model needs (labels, head, input size, the task's extra). Under
+    ``mpirun`` each rank trains on its rows of every batch (:mod:`bptt.distributed`)."""
+    comm = get_comm(timeout=config.watchdog)
     optimizer, schedule = build_optimizer(config)
     metadata = {
         "task": config.task,
@@ -245,7 +263,7 @@ def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_ba
         model,
         optimizer,
         schedule,
-        ExampleBatches(data.train, config.batch_size, config.seed),
+        ExampleBatches(data.train, global_batch_size(config, comm), config.seed),
         lambda m: metrics(m, data.val),
         steps=config.steps,
         out_dir=out_dir,
@@ -256,6 +274,8 @@ def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_ba
         metadata=metadata,
         progress_bar=progress_bar,
         skip_non_finite=config.skip_non_finite,
+        comm=comm,
+        accumulate=config.accumulate,
     )
 
 
@@ -278,6 +298,7 @@ def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -
         f"{pool}, {model.num_parameters():,} parameters, {config.dtype}",
         f"training: {config.steps} updates of {config.batch_size} examples ({epochs:.1f} epochs), "
         f"{config.optimizer} lr {config.lr}, clip {config.clip}",
+        *describe_parallel(config, trainer.comm, "examples"),
     ]
     return trainer, summary
 

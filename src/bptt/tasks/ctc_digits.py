@@ -53,6 +53,7 @@ from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import Split, TaskData, describe, example_trainer, in_order
 from bptt.tasks.digits import DATASETS, clip_features
 from bptt.tasks.g2p import edit_distance
+from bptt.train import describe_parallel
 
 LABELS = [str(d) for d in range(10)]  # label d + 1 (class d + 1) is the digit d
 LENGTHS = (3, 7)  # digits per utterance, both ends included
@@ -205,6 +206,7 @@ def build_trainer(config, out_dir, progress_bar: bool = True):
         f"{config.hidden_size}, {model.num_parameters():,} parameters, {config.dtype}",
         f"training: {config.steps} updates of {config.batch_size} utterances ({epochs:.1f} "
         f"epochs), {config.optimizer} lr {config.lr}, clip {config.clip}",
+        *describe_parallel(config, trainer.comm, "utterances"),
     ]
     return trainer, summary
 

@@ -20,7 +20,7 @@ from bptt.decode import generate
 from bptt.distributed import get_comm
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.language_model import LanguageModel, LMBatch
-from bptt.train import Trainer, build_optimizer
+from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
 
 MAX_LENGTH = 10_000_000  # symbols one `bptt sample` may write (80 MB of ids)
 LM_TASKS = ("lm", "names", "music", "chorales")  # tasks whose checkpoints `bptt sample` reads
@@ -31,17 +31,13 @@ class LMBatches:
     """TBPTT windows as :class:`LMBatch` es, endless over epochs, resumable.
 
     A window continues the previous one (``carry_state``) except at the start
-    of an epoch, where the streams start over from a zero state.
-
-    ``shard = (r, W)``: data-parallel rank r of W reads streams r*B..(r+1)*B of
-    the W*B streams, so W ranks with B streams each see what one process with
-    W*B streams sees.
+    of an epoch, where the streams start over from a zero state. ``batch_size`` is
+    all the streams of an update; the trainer gives each data-parallel rank and each
+    micro-batch its rows (:func:`bptt.distributed.shard_rows`).
     """
 
-    def __init__(self, ids: np.ndarray, batch_size: int, window: int, shard=(0, 1)):
-        rank, world = shard
-        self.windows = TBPTTBatches(ids, batch_size * world, window)
-        self.rows = slice(rank * batch_size, (rank + 1) * batch_size)
+    def __init__(self, ids: np.ndarray, batch_size: int, window: int):
+        self.windows = TBPTTBatches(ids, batch_size, window)
         self._it = iter(self.windows)
 
     def next_batch(self) -> LMBatch:
@@ -51,7 +47,6 @@ class LMBatches:
         except StopIteration:  # an epoch ended: the next one starts over
             self._it = iter(self.windows)
             inputs, targets = next(self._it)
-        inputs, targets = inputs[self.rows], targets[self.rows]  # (B, k), (B, k): this rank's
         return LMBatch(inputs, targets, carry_state=not fresh)
 
     def state_dict(self) -> dict:
@@ -156,7 +151,7 @@ def text_trainer(
     """A character (or word) LM on ``train_ids``, validated on ``val_ids``: the wiring the
     text tasks (lm, names, music) share, and the lines that describe the model and the loop.
     Under ``mpirun`` (or with ``comm``) each rank trains on its own shard of the streams."""
-    comm = get_comm() if comm is None else comm
+    comm = get_comm(timeout=config.watchdog) if comm is None else comm
     rng = np.random.default_rng(config.seed)
     model = build_model(config, len(vocab), rng)
     optimizer, schedule = build_optimizer(config)
@@ -164,7 +159,7 @@ def text_trainer(
         model,
         optimizer,
         schedule,
-        LMBatches(train_ids, config.batch_size, config.window, (comm.rank, comm.size)),
+        LMBatches(train_ids, global_batch_size(config, comm), config.window),
         lambda m: evaluate_ids(m, val_ids),
         steps=config.steps,
         out_dir=out_dir,
@@ -176,15 +171,15 @@ def text_trainer(
         metadata={"task": task, "config": config.to_dict(), "vocab": vocab.to_dict()},
         progress_bar=progress_bar,
         comm=comm,
+        accumulate=config.accumulate,
     )
     summary = [
         f"model: {config.cell.upper()} {config.num_layers}x{config.hidden_size}, "
         f"embedding {config.embed_size}, {model.num_parameters():,} parameters, {config.dtype}",
         f"training: {config.steps} updates of {config.batch_size} streams x {config.window} "
         f"steps (truncated BPTT), {config.optimizer} lr {config.lr}, clip {config.clip}",
+        *describe_parallel(config, comm, "streams"),
     ]
-    if comm.size > 1:
-        summary.append(f"data parallel: {comm.size} MPI ranks x {config.batch_size} streams")
     return trainer, summary
 
 

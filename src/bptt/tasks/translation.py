@@ -28,9 +28,11 @@ from bptt.checkpoint import load_checkpoint
 from bptt.config import Config
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
 from bptt.decode import beam_search, decode_greedy
+from bptt.distributed import get_comm
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.seq2seq import Seq2Seq, Seq2SeqBatch
-from bptt.train import Trainer, build_optimizer
+from bptt.tasks._examples import _hint as _examples_hint
+from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
 
 Pair = tuple[list[str], list[str]]  # (source symbols, target symbols)
 VAL_DECODED = 500  # validation pairs decoded at each evaluation (the loss uses them all)
@@ -93,13 +95,22 @@ class PairBatches:
             self.lengths, self.batch_size, np.random.default_rng([self.seed, self.epoch])
         )
 
-    def next_batch(self) -> Seq2SeqBatch:
+    def _next_indices(self) -> np.ndarray:
         if self.position == len(self._order):
             self.epoch, self.position = self.epoch + 1, 0
             self._order = self._epoch_order()
-        idx = self._order[self.position]
         self.position += 1
-        return make_batch([self.pairs[i] for i in idx], self.tv)
+        return self._order[self.position - 1]
+
+    def next_batch(self) -> Seq2SeqBatch:
+        return make_batch([self.pairs[i] for i in self._next_indices()], self.tv)
+
+    def next_batch_parts(self, cut) -> list[Seq2SeqBatch | None]:
+        """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
+        each padded to its own longest pair; None for an empty slice."""
+        idx = self._next_indices()
+        parts = [[self.pairs[i] for i in idx[r]] for r in cut(len(idx))]
+        return [make_batch(p, self.tv) if p else None for p in parts]
 
     def state_dict(self) -> dict:
         return {
@@ -115,7 +126,7 @@ class PairBatches:
             if state.get(key) != getattr(self, key):
                 raise BpttError(
                     f"batches state has {key}={state.get(key)!r}, "
-                    f"these batches have {getattr(self, key)!r}"
+                    f"these batches have {getattr(self, key)!r}{_examples_hint(key)}"
                 )
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order = self._epoch_order()
@@ -222,6 +233,7 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
     """Data, model, optimizer and the loop for a translation task, and what was prepared."""
     started = time.perf_counter()
     data = task.prepare(config)
+    comm = get_comm(timeout=config.watchdog)  # under mpirun: each rank its rows of a batch
     rng = np.random.default_rng(config.seed)
     model = build_model(config, data.source_vocab, data.target_vocab, rng)
     optimizer, schedule = build_optimizer(config)
@@ -230,7 +242,7 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
         model,
         optimizer,
         schedule,
-        PairBatches(train_ids, config.batch_size, config.seed, data.target_vocab),
+        PairBatches(train_ids, global_batch_size(config, comm), config.seed, data.target_vocab),
         validation(task, data, max_length(config, data)),
         steps=config.steps,
         out_dir=out_dir,
@@ -245,6 +257,8 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
             "target_vocab": data.target_vocab.to_dict(),
         },
         progress_bar=progress_bar,
+        comm=comm,
+        accumulate=config.accumulate,
     )
     bi = "bidirectional " if config.bidirectional else ""
     summary = [
@@ -258,6 +272,7 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
         f"{model.num_parameters():,} parameters, {config.dtype}",
         f"training: {config.steps} updates of {config.batch_size} pairs, {config.optimizer} "
         f"lr {config.lr}, clip {config.clip}",
+        *describe_parallel(config, comm, "pairs"),
     ]
     return trainer, summary
 
