@@ -43,7 +43,7 @@ PAGES: dict[str, tuple[str | None, str, list[str]]] = {
         "[the vanishing gradient](notebooks/02_vanishing_exploding.ipynb), "
         "[the LSTM's gates](notebooks/03_lstm_gates.ipynb) and "
         "[a character model](notebooks/04_char_model.ipynb).",
-        ["Using the library", "The command line"],
+        ["Using the library", "The command line", "Documentation site and notebooks"],
     ),
     "export.md": (None, "", ["Export to ONNX, watch in TensorBoard"]),
     "lecture.md": (None, "", ["The lecture, in code"]),
