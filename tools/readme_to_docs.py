@@ -46,7 +46,13 @@ PAGES: dict[str, tuple[str | None, str, list[str]]] = {
         ["Using the library", "The command line", "Documentation site and notebooks"],
     ),
     "export.md": (None, "", ["Export to ONNX, watch in TensorBoard"]),
-    "lecture.md": (None, "", ["The lecture, in code"]),
+    "lecture.md": (
+        None,
+        "The notebook [The RNN forward and BPTT, by hand](notebooks/01_rnn_bptt_by_hand.ipynb) "
+        "writes the first rows of this table in NumPy and checks them against the library "
+        "and finite differences.",
+        ["The lecture, in code"],
+    ),
     "tasks/text.md": (
         "Text: character and word language models",
         "The lecture's many-to-many architecture with Tx = Ty: read a character (or word), "
