@@ -242,3 +242,24 @@ def test_cli_threads_flag_sets_the_count_and_rejects_zero(capsys) -> None:
     assert "whole number >= 1, got 0" in capsys.readouterr().err
     cli.main(["sample", "no-such.ckpt", "--threads", "1"])  # fails later: no such checkpoint
     assert _threads.get_num_threads() == 1
+
+
+def test_without_numba_the_first_call_says_how_to_get_the_fast_path(monkeypatch, capsys) -> None:
+    from bptt.functional import _jit
+
+    monkeypatch.setattr(_jit, "numba", None)
+    monkeypatch.setattr(_jit, "_told", False)
+    for _ in range(2):
+        layer_results("rnn", np.float64)
+    err = capsys.readouterr().err
+    assert err.count("pip install 'bptt[fast]'") == 1, err
+
+
+def test_with_numba_or_bptt_no_jit_nothing_is_said(monkeypatch, capsys) -> None:
+    from bptt.functional import _jit
+
+    monkeypatch.setattr(_jit, "_told", False)
+    if _jit.numba is None:
+        pytest.skip("numba absent: the notice is expected here")
+    layer_results("gru", np.float64)
+    assert "bptt[fast]" not in capsys.readouterr().err

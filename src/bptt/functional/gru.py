@@ -51,6 +51,7 @@ import numpy as np
 
 from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
 from bptt.functional._gemm import StepProduct, project, weight_grad
+from bptt.functional._jit import tell_slow_path
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -85,6 +86,7 @@ def gru_forward(
         the gate values r_t, z_t, n_t after their activations.
     """
     (h0,) = state
+    tell_slow_path()  # once, and only without numba
     B, T, D = x.shape
     H = weight_hh.shape[1]
     if weight_hh.shape != (3 * H, H) or weight_ih.shape != (3 * H, D):

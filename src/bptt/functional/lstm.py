@@ -60,6 +60,7 @@ import numpy as np
 from bptt.errors import BpttError
 from bptt.functional._fused import real_steps
 from bptt.functional._gemm import StepProduct, project, weight_grad
+from bptt.functional._jit import tell_slow_path
 from bptt.functional._time_loops import lstm_backward_steps, lstm_forward_steps
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -126,6 +127,7 @@ def lstm_forward(
         state while gates and tanh_c hold values the step computed and threw away.
     """
     h0, c0 = state
+    tell_slow_path()  # once, and only without numba
     _check_shapes(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask)
     B, T, D = x.shape
     H = weight_hh.shape[1]

@@ -32,6 +32,7 @@ import numpy as np
 
 from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
 from bptt.functional._gemm import StepProduct, project, weight_grad
+from bptt.functional._jit import tell_slow_path
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -69,6 +70,7 @@ def rnn_forward(
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
     (h0,) = state
+    tell_slow_path()  # once, and only without numba
     B, T, D = x.shape
     H = weight_hh.shape[0]
 
