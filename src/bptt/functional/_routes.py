@@ -21,9 +21,9 @@ assumed. The kinds (``kind``) and their routes:
            xg        ((K, T*B) @ (T*B, N)).T = (x.T @ g).T, the other orientation
 
 At the first product of a (kind, dtype, shape, threads) the probe times each
-route that applies on random data of that shape (the long T*B side cut to a
-few hundred rows, so one probe costs milliseconds, well under a second for a
-whole layer) and keeps the fastest. Every route computes the same product, so
+route that applies on data of that shape (the long T*B side cut to a few
+hundred rows, so one probe costs milliseconds, well under a second for a whole
+layer) and keeps the fastest, unless the default route is within 5% of it. Every route computes the same product, so
 the choice changes results only by float rounding (the order of the sums).
 
 The choices are kept in memory and on disk, in
@@ -69,7 +69,9 @@ ROUTES = {
 }
 PROBE_FLOPS = 2e8  # one probe call does about this much work (a few ms) ...
 PROBE_MIN_ROWS = 256  # ... but keeps at least this many rows of the long side
-PROBE_ROUNDS = 3  # each route is timed this many times, alternating; the fastest counts
+PROBE_ROUNDS = 5  # each route is timed this many times, alternating; the fastest counts
+PROBE_BUDGET = 0.1  # seconds of timed rounds per probe; at least 2 rounds run
+MARGIN = 1.05  # another route must beat the default by 5% to replace it: no flip-flop on noise
 
 _memory: dict[str, str] = {}  # entry -> route, for this process
 _loaded_key: str | None = None  # the machine key the memory belongs to
@@ -263,6 +265,8 @@ def choose(
     runs = candidates()
     times = probe({r: runs[r] for r in applies})
     route = min(times, key=times.get)
+    if times[applies[0]] <= MARGIN * times[route]:  # a tie keeps the default
+        route = applies[0]
     _memory[entry] = route
     record = {"route": route, "times_us": {r: round(t * 1e6, 1) for r, t in times.items()}}
     _log[entry] = {**record, "source": "probe"}
@@ -273,7 +277,8 @@ def choose(
 def probe(runs: dict[str, Callable[[int], object]]) -> dict[str, float]:
     """Seconds per call of each route; ``run(n)`` makes n calls. Each route is warmed
     (twice: compiled code, pools, first-touch pages), then timed in PROBE_ROUNDS
-    alternating rounds of enough calls to last about 0.3 ms; the fastest round counts."""
+    alternating rounds of enough calls to last about 0.3 ms (fewer rounds once they
+    have taken PROBE_BUDGET seconds); the fastest round counts."""
     reps = {}
     for name, run in runs.items():
         run(1)
@@ -282,7 +287,10 @@ def probe(runs: dict[str, Callable[[int], object]]) -> dict[str, float]:
         once = time.perf_counter() - t0
         reps[name] = max(1, min(64, int(3e-4 / max(once, 1e-7))))
     best = dict.fromkeys(runs, float("inf"))
-    for _ in range(PROBE_ROUNDS):
+    start = time.perf_counter()
+    for k in range(PROBE_ROUNDS):
+        if k >= 2 and time.perf_counter() - start > PROBE_BUDGET:
+            break
         for name, run in runs.items():
             t0 = time.perf_counter()
             run(reps[name])
