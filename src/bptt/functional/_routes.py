@@ -23,8 +23,9 @@ assumed. The kinds (``kind``) and their routes:
 At the first product of a (kind, dtype, shape, threads) the probe times each
 route that applies on data of that shape (the long T*B side cut to a few
 hundred rows, so one probe costs milliseconds, well under a second for a whole
-layer) and keeps the fastest, unless the default route is within 5% of it. Every route computes the same product, so
-the choice changes results only by float rounding (the order of the sums).
+layer) and keeps the fastest, unless the default route is within 5% of it.
+Every route computes the same product, so the choice changes results only by
+float rounding (the order of the sums).
 
 The choices are kept in memory and on disk, in
 ``cache_dir("routes")/routes-<key>.json`` (``$BPTT_CACHE/routes``, else
