@@ -290,7 +290,7 @@ class StepProduct:
         N, K = w.shape
         packable = steps >= MIN_STEPS and usable(w.dtype, N, rows)
         threads = get_num_threads()
-        par = packable and compiled_threads() > 1
+        par = packable and threads > 1 and compiled_threads() > 1
         mt = ("blas_mt",) if threads > 1 else ()  # BLAS at every thread
         if packable:
             applies = ("packed", "blas", *(("packed_mt",) if par else ()), *mt)

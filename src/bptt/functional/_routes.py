@@ -78,6 +78,7 @@ _memory: dict[str, str] = {}  # entry -> route, for this process
 _loaded_key: str | None = None  # the machine key the memory belongs to
 _forced: dict[str, str] | None = None
 _log: dict[str, dict] = {}  # entry -> {"route", "times_us", "source"} seen by this process
+_decided: dict[tuple, str] = {}  # (kind, dtype, shape, routes, threads, BPTT_ROUTES) -> route
 
 
 def forced() -> dict[str, str]:
@@ -215,6 +216,7 @@ def reset() -> None:
     global _loaded_key, _machine, _forced
     _memory.clear()
     _log.clear()
+    _decided.clear()
     _loaded_key = _machine = _forced = None
 
 
@@ -246,6 +248,14 @@ def choose(
     """
     if len(applies) == 1:
         return applies[0]
+    fast = (kind, dtype, M, K, N, applies, get_num_threads(), os.environ.get("BPTT_ROUTES"))
+    route = _decided.get(fast)
+    if route is None:
+        route = _decided[fast] = _choose(kind, dtype, M, K, N, candidates, applies)
+    return route
+
+
+def _choose(kind, dtype, M, K, N, candidates, applies) -> str:
     force = forced()
     if force.get("*") == "default":
         return applies[0]
