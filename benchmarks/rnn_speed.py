@@ -1,4 +1,4 @@
-"""Speed of bptt's recurrent layers against PyTorch's, on this CPU, in one run.
+"""Speed of bptt's recurrent layers against PyTorch's and ONNX Runtime's, on this CPU, in one run.
 
 Each configuration is timed two ways:
 
@@ -8,10 +8,15 @@ Each configuration is timed two ways:
             update of every parameter (bptt.optim.Adam, torch.optim.Adam);
     infer   forward only (torch under ``torch.inference_mode()``);
 
-and the generation config (d) a third way:
+and the generation (d) and streaming (s) configs a third way:
 
     gen     T single steps: the layer's forward with T = 1 and the carried
-            state, as a language model generates (``LanguageModel.step``).
+            state, as a language model generates (``LanguageModel.step``);
+            torch runs its cell (nn.LSTMCell, GRUCell, RNNCell) once per step.
+
+ONNX Runtime (the ``bench`` extra) runs the inference and gen rows too: the
+layer as an ONNX graph of LSTM/GRU/RNN operators with the same weights
+(:func:`onnx_model` maps PyTorch's gate order to ONNX's).
 
 Next to the times: GFLOP/s of each library (the matrix-product FLOPs the step
 must do: 2·T·B·G·H·(D_in + H) per layer and direction forward, three times
@@ -20,10 +25,10 @@ fraction of the machine's matrix-product peak, measured at start (an
 (N, N) @ (N, N) float32 product with the same threads).
 
 Each library runs in its own subprocess (two thread pools in one process fight
-over the cores). For each (configuration, mode) the parent starts one bptt and
-one torch worker, all rows at once (about 7 GB for the default rows). Each
-round visits every row and asks its two workers in turn for a short timed slot
-(>= 1 step, >= --min-time seconds), alternating who goes first. So only one
+over the cores). For each (configuration, mode) the parent starts one worker
+per library, all rows at once (about 10 GB for the default rows). Each round
+visits every row and asks its workers in turn for a short timed slot (>= 1
+step, >= --min-time seconds), rotating who goes first. So only one
 library computes at any moment, the two libraries' slots are a fraction of a
 second apart, and a row's rounds spread over the run instead of falling into
 one slow spell of the machine. The --rounds rounds are split into --passes
@@ -35,14 +40,19 @@ seconds, so that short, noisy steps get more pairs. The headline ratio is the
 median over pairs of each pair's ratio, printed with a distribution-free 95%
 confidence interval.
 
-Both sides use the same number of threads: ``torch.set_num_threads(n)`` and
-``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported. Both build the
-same weights and inputs from one seed, so the table's last column checks that
-they computed the same numbers.
+All use the same number of threads: ``bptt.set_num_threads(n)``,
+``torch.set_num_threads(n)``, ONNX Runtime's ``intra_op_num_threads`` and
+``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported; by default the
+whole run is made twice, at one thread and at every CPU the process may use.
+All build the same weights and inputs from one seed, so the table's last column
+checks that they computed the same numbers. The header names the CPU, its SIMD
+flags, the BLAS kernel and the measured peak; after each table come the routes
+bptt's probe chose (bptt/functional/_routes.py).
 
 Usage (from the repository root):
 
-    python benchmarks/rnn_speed.py                      # default configs, ~19 min on 2 cores
+    python benchmarks/rnn_speed.py                      # default rows, 1 thread, then all
+    python benchmarks/rnn_speed.py --threads 1          # one thread only
     python benchmarks/rnn_speed.py --quick              # smoke test, seconds
     python benchmarks/rnn_speed.py --configs lstm-b --modes train --rounds 5
     python benchmarks/rnn_speed.py --cpus all           # let the OS place the workers
