@@ -959,9 +959,10 @@ def format_routes(rows: list[dict[str, Any]]) -> list[str]:
 
 def machine_lines(probe: dict[str, Any]) -> list[str]:
     """The CPU (model, SIMD flags) as the probe worker saw it."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     return [
-        f"cpu: {probe.get('cpu_model', '?')}, {os.cpu_count()} cpus ({probe.get('cpus_allowed')} "
-        f"allowed to this process); SIMD: {probe.get('simd') or '?'}",
+        f"cpu: {probe.get('cpu_model', '?')}, {os.cpu_count()} cpus ({allowed} allowed to this "
+        f"process); SIMD: {probe.get('simd') or '?'}",
     ]
 
 
