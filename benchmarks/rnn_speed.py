@@ -847,6 +847,21 @@ def timed_pass(
     return runs
 
 
+def measure_routes(pairs, threads: int, env: dict[str, str], cpus) -> None:
+    """Let bptt's route probe run one row at a time, before the timed passes.
+
+    The servers of a pass all build and warm up at once; a probe among them would
+    time its routes on a crowded machine. Here each row's bptt worker runs alone
+    (its first step probes whatever the route cache lacks and stores it), so the
+    servers then read every route from the cache (bptt/functional/_routes.py).
+    """
+    t0 = time.perf_counter()
+    for cfg, mode in pairs:
+        argv = ["--worker", "bptt", "--config", cfg.name, "--mode", mode, "--quick"]
+        spawn([*argv, "--threads", str(threads), *pin_args(cpus)], env)
+    print(f"routes measured one row at a time: {time.perf_counter() - t0:.0f} s", flush=True)
+
+
 def ort_available() -> bool:
     import importlib.util
 
@@ -1035,6 +1050,8 @@ def run_threads(args: argparse.Namespace, configs, modes, threads: int) -> None:
         common += ["--iters", str(args.iters)]
     t_start = time.perf_counter()
     pairs = [(cfg, mode) for cfg in configs for mode in cfg.modes(modes)]
+    if not args.quick:
+        measure_routes(pairs, threads, env, cpus)
     for first in range(0, args.rounds, per_pass):
         rounds = range(first, min(first + per_pass, args.rounds))
         runs += timed_pass(pairs, common, env, cpus, rounds, args.visit_time, args.verbose)
