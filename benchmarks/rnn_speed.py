@@ -672,6 +672,7 @@ def summarize(args: argparse.Namespace, info: dict[str, Any], times: list[float]
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     """Time one (library, config, mode) once; the result is what the parent combines."""
+    pin_threads(args.pin)  # alone on the machine: pinned from the start (servers: after setup)
     step, info = prepare_worker(args)
     return summarize(args, info, time_steps(step, args))
 
