@@ -26,9 +26,9 @@ fraction of the machine's matrix-product peak, measured at start (an
 
 Each library runs in its own subprocess (two thread pools in one process fight
 over the cores). For each (configuration, mode) the parent starts one worker
-per library, all rows at once (about 10 GB for the default rows). Each round
-visits every row and asks its workers in turn for a short timed slot (>= 1
-step, >= --min-time seconds), rotating who goes first. So only one
+per library, all rows at once (about 55 workers of 0.2-0.65 GB each for the
+default rows). Each round visits every row and asks its workers in turn for a
+short timed slot (>= 1 step, >= --min-time seconds), rotating who goes first. So only one
 library computes at any moment, the two libraries' slots are a fraction of a
 second apart, and a row's rounds spread over the run instead of falling into
 one slow spell of the machine. The --rounds rounds are split into --passes
