@@ -6,9 +6,10 @@ Prints (1) the step's median time, (2) cProfile's top functions by own time,
 (3) the "GEMM floor": the same matrix products as the step, timed alone with the
 same shapes, threads and routes as the LSTM runs them, so step - floor is what
 elementwise work, copies and Python cost: one input projection over all steps
-and one recurrent product per step (both through bptt's packed kernel when it
-applies, functional/_gemm.py), and in the backward one per step plus two over
-all steps (d_x, and both weight gradients in one product over [x_t | h_{t-1}]).
+and one recurrent product per step (each by the route bptt's probe chose for
+this machine, functional/_routes.py), and in the backward one per step plus two
+over all steps (d_x, and both weight gradients in one product over
+[x_t | h_{t-1}], timed in both orientations too). Then the routes bptt took.
 
 Shapes: B batch, T time steps, D input features, H hidden units, G gates.
 """
@@ -47,8 +48,12 @@ def main() -> None:
     import numpy as np
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from bptt.functional._gemm import StepProduct, project
+    import bptt
+    from bptt.functional import _routes
+    from bptt.functional._gemm import StepProduct, project, weight_grad
     from rnn_speed import CONFIG_BY_NAME, _bptt_setup
+
+    bptt.set_num_threads(args.threads)
 
     cfg = CONFIG_BY_NAME[args.config]
     step, _ = _bptt_setup(cfg, "train", seed=0)
@@ -83,9 +88,12 @@ def main() -> None:
         "fwd input projection (T*B, D) @ (D, G*H)": timed(lambda: project(x, w_ih, z), reps),
         "fwd recurrent (B, H) @ (H, G*H), x T": T * timed(lambda: fwd_rec(h_t, rec), reps * 10),
         "bwd recurrent (B, G*H) @ (G*H, H), x T": T * timed(lambda: bwd_rec(dz_t, dh), reps * 10),
-        "bwd d_x (T*B, G*H) @ (G*H, D)": timed(lambda: project(dz, w_ih.T, d_x), reps),
-        "bwd d_weights (G*H, T*B) @ (T*B, D+H)": timed(lambda: dz.T @ xh, reps),
+        "bwd d_x (T*B, G*H) @ (G*H, D)": timed(lambda: project(dz, w_ih.T, d_x, "dx"), reps),
+        "bwd d_weights (G*H, T*B) @ (T*B, D+H)": timed(lambda: weight_grad(dz, xh, False), reps),
+        "  the same, orientation gx: dz.T @ xh": timed(lambda: dz.T @ xh, reps),
+        "  the same, orientation xg: (xh.T @ dz).T": timed(lambda: (xh.T @ dz).T, reps),
     }
+    orientations = {k: parts.pop(k) for k in list(parts) if k.startswith("  ")}
     floor = sum(parts.values())
     flops = 2 * T * B * GH * (D + H) * 3  # forward 1x, backward 2x
     print(f"GEMM floor (the step's matrix products alone, median of {args.reps}):")
@@ -96,6 +104,11 @@ def main() -> None:
         f"{flops / floor / 1e9:.0f} GFLOP/s\n"
         f"  everything else (elementwise, copies, Python): {(total - floor) * 1e3:.1f} ms"
     )
+    for name, sec in orientations.items():
+        print(f"{name:44s} {sec * 1e3:9.1f} ms")
+    print("\nroutes bptt took (kind|dtype|MxKxN|threads: route, probe times in µs):")
+    for entry, record in _routes.used().items():
+        print(f"  {entry:40s} {record['route']:10s} {record.get('times_us', 'from the cache')}")
 
 
 if __name__ == "__main__":

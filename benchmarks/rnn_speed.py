@@ -1,4 +1,4 @@
-"""Speed of bptt's recurrent layers against PyTorch's, on this CPU, in one run.
+"""Speed of bptt's recurrent layers against PyTorch's and ONNX Runtime's, on this CPU, in one run.
 
 Each configuration is timed two ways:
 
@@ -8,10 +8,15 @@ Each configuration is timed two ways:
             update of every parameter (bptt.optim.Adam, torch.optim.Adam);
     infer   forward only (torch under ``torch.inference_mode()``);
 
-and the generation config (d) a third way:
+and the generation (d) and streaming (s) configs a third way:
 
     gen     T single steps: the layer's forward with T = 1 and the carried
-            state, as a language model generates (``LanguageModel.step``).
+            state, as a language model generates (``LanguageModel.step``);
+            torch runs its cell (nn.LSTMCell, GRUCell, RNNCell) once per step.
+
+ONNX Runtime (the ``bench`` extra) runs the inference and gen rows too: the
+layer as an ONNX graph of LSTM/GRU/RNN operators with the same weights
+(:func:`onnx_model` maps PyTorch's gate order to ONNX's).
 
 Next to the times: GFLOP/s of each library (the matrix-product FLOPs the step
 must do: 2·T·B·G·H·(D_in + H) per layer and direction forward, three times
@@ -20,10 +25,10 @@ fraction of the machine's matrix-product peak, measured at start (an
 (N, N) @ (N, N) float32 product with the same threads).
 
 Each library runs in its own subprocess (two thread pools in one process fight
-over the cores). For each (configuration, mode) the parent starts one bptt and
-one torch worker, all rows at once (about 7 GB for the default rows). Each
-round visits every row and asks its two workers in turn for a short timed slot
-(>= 1 step, >= --min-time seconds), alternating who goes first. So only one
+over the cores). For each (configuration, mode) the parent starts one worker
+per library, all rows at once (about 55 workers of 0.2-0.65 GB each for the
+default rows). Each round visits every row and asks its workers in turn for a
+short timed slot (>= 1 step, >= --min-time seconds), rotating who goes first. So only one
 library computes at any moment, the two libraries' slots are a fraction of a
 second apart, and a row's rounds spread over the run instead of falling into
 one slow spell of the machine. The --rounds rounds are split into --passes
@@ -35,14 +40,19 @@ seconds, so that short, noisy steps get more pairs. The headline ratio is the
 median over pairs of each pair's ratio, printed with a distribution-free 95%
 confidence interval.
 
-Both sides use the same number of threads: ``torch.set_num_threads(n)`` and
-``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported. Both build the
-same weights and inputs from one seed, so the table's last column checks that
-they computed the same numbers.
+All use the same number of threads: ``bptt.set_num_threads(n)``,
+``torch.set_num_threads(n)``, ONNX Runtime's ``intra_op_num_threads`` and
+``OPENBLAS/OMP/MKL_NUM_THREADS=n`` set before NumPy is imported; by default the
+whole run is made twice, at one thread and at every CPU the process may use.
+All build the same weights and inputs from one seed, so the table's last column
+checks that they computed the same numbers. The header names the CPU, its SIMD
+flags, the BLAS kernel and the measured peak; after each table come the routes
+bptt's probe chose (bptt/functional/_routes.py).
 
 Usage (from the repository root):
 
-    python benchmarks/rnn_speed.py                      # default configs, ~19 min on 2 cores
+    python benchmarks/rnn_speed.py                      # default rows, 1 thread, then all
+    python benchmarks/rnn_speed.py --threads 1          # one thread only
     python benchmarks/rnn_speed.py --quick              # smoke test, seconds
     python benchmarks/rnn_speed.py --configs lstm-b --modes train --rounds 5
     python benchmarks/rnn_speed.py --cpus all           # let the OS place the workers
@@ -82,7 +92,7 @@ from _timing import call_times
 HERE = Path(__file__).resolve().parent
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 CORETYPE_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
-LIBS = ("bptt", "torch")
+LIBS = ("bptt", "torch", "ort")  # bptt first: every ratio is (the other's time) / bptt's
 MAX_REPEATS = 10  # pairs of slots per visit of a row (--visit-time)
 MODES = ("train", "infer", "gen")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
@@ -104,9 +114,12 @@ class Config:
     size: str = ""
     default: bool = True  # run when --configs is not given
     generate: bool = False  # T single steps of B sequences ("gen" mode only)
+    infer_only: bool = False  # an inference shape ("infer" mode only)
 
     def modes(self, asked: list[str]) -> list[str]:
         """The asked modes this config runs: "gen" for generation configs, else the others."""
+        if self.infer_only:
+            return [m for m in asked if m == "infer"]
         return [m for m in asked if (m == "gen") == self.generate]
 
     def flops(self, mode: str) -> float:
@@ -126,8 +139,14 @@ CONFIGS = [
     Config("lstm-b", "lstm", T=100, B=64, D=512, H=512, size="b"),
     # (c) the char-LM shape: 65 symbols embedded in D=64 (the LM preset), 2 layers of 256
     Config("lstm-c", "lstm", T=200, B=16, D=64, H=256, L=2, size="c"),
-    # (d) generation: 1,000 single steps of one sequence
+    # (d) generation: 1,000 single steps of one sequence (torch: LSTMCell, GRUCell, RNNCell)
     Config("lstm-d-gen", "lstm", T=1000, B=1, D=512, H=512, size="d", generate=True),
+    Config("gru-d-gen", "gru", T=1000, B=1, D=512, H=512, size="d", generate=True),
+    Config("rnn-d-gen", "rnn", T=1000, B=1, D=512, H=512, size="d", generate=True),
+    # (e) inference on one sequence: B = 1
+    Config("lstm-e", "lstm", T=50, B=1, D=256, H=256, size="e", infer_only=True),
+    # (s) streaming: 200 calls of T = 1 with the carried state, B = 1, as a live input arrives
+    Config("lstm-s-stream", "lstm", T=200, B=1, D=256, H=256, size="s", generate=True),
     Config("gru-a", "gru", T=100, B=32, D=128, H=128, size="a"),
     Config("gru-b", "gru", T=100, B=64, D=512, H=512, size="b"),
     Config("rnn-a", "rnn", T=100, B=32, D=128, H=128, size="a"),
@@ -138,6 +157,9 @@ CONFIGS = [
     Config("lstm-a-L2", "lstm", T=100, B=32, D=128, H=128, L=2, default=False),
     Config("lstm-tiny", "lstm", T=5, B=2, D=3, H=4, default=False),  # smoke tests
     Config("lstm-tiny-gen", "lstm", T=5, B=2, D=3, H=4, default=False, generate=True),
+    Config("gru-tiny", "gru", T=5, B=2, D=3, H=4, default=False),
+    Config("rnn-tiny-gen", "rnn", T=5, B=2, D=3, H=4, default=False, generate=True),
+    Config("lstm-tiny-f", "lstm", 6, 3, 3, 4, L=2, bidirectional=True, mask=True, default=False),
 ]
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 
@@ -296,15 +318,21 @@ def _torch_setup(cfg: Config, mode: str, seed: int, threads: int):
             return out, x.grad, {k: p.grad for k, p in layer.named_parameters()}
 
     elif mode == "gen":
-        layer.eval()
+        # Step by step a torch user writes the cell (nn.LSTM called once per step is ~5x slower).
+        cell_cls = {"lstm": torch.nn.LSTMCell, "gru": torch.nn.GRUCell, "rnn": torch.nn.RNNCell}
+        cell = cell_cls[cfg.cell](cfg.D, cfg.H, dtype=torch.float32).eval()
+        with torch.no_grad():
+            for name, p in cell.named_parameters():
+                p.copy_(torch.from_numpy(problem["params"][f"{name}_l0"]))
+        xs = [x[:, t].contiguous() for t in range(cfg.T)]  # T of (B, D)
 
         def step():
             state, outs = None, []
             with torch.inference_mode():
-                for t in range(cfg.T):
-                    out, state = layer(x[:, t : t + 1], state)  # (B, 1, H)
-                    outs.append(out)
-            return torch.cat(outs, dim=1), None, None  # (B, T, H)
+                for x_t in xs:
+                    state = cell(x_t, state)  # (h, c) for the LSTM, h otherwise
+                    outs.append(state[0] if cfg.cell == "lstm" else state)  # (B, H)
+            return torch.stack(outs, dim=1), None, None  # (B, T, H)
 
     else:
         layer.eval()
@@ -320,6 +348,130 @@ def _torch_setup(cfg: Config, mode: str, seed: int, threads: int):
         "torch_mkldnn": torch.backends.mkldnn.is_available(),
     }
     return step, info
+
+
+def onnx_model(cfg: Config, params: dict, gen: bool):
+    """An ONNX graph of the layer: PyTorch's weights mapped to the ONNX operator's gate order.
+
+    ONNX orders the gates i, o, f, c (LSTM; PyTorch: i, f, g, o) and z, r, h (GRU;
+    PyTorch: r, z, n, with ``linear_before_reset=1`` for PyTorch's reset); B
+    concatenates the input and hidden biases. The graph takes X batch-first (B, T, D)
+    and, with a mask, the lengths (sequence_lens); each layer's Y (T, K, B, H) is
+    reshaped to the next layer's (T, B, K*H). ``gen``: one layer, T = 1, the state in
+    and out (initial_h, initial_c -> Y_h, Y_c).
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    H, K = cfg.H, 2 if cfg.bidirectional else 1
+    order = {"lstm": [0, 3, 1, 2], "gru": [1, 0, 2], "rnn": [0]}[cfg.cell]  # torch -> onnx
+
+    def regate(w):  # (G*H, ...) rows in torch's order -> onnx's
+        return np.concatenate([w[g * H : (g + 1) * H] for g in order])
+
+    inits, nodes = [], []
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", "T", cfg.D])]
+    nodes.append(helper.make_node("Transpose", ["X"], ["x0"], perm=[1, 0, 2]))  # (T, B, D)
+    seq_lens = ""
+    if cfg.mask and not gen:
+        inputs.append(helper.make_tensor_value_info("lengths", TensorProto.INT32, ["B"]))
+        seq_lens = "lengths"
+    op = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}[cfg.cell]
+    outputs = []
+    prev = "x0"
+    for l in range(cfg.L):
+        suffixes = [f"_l{l}"] + ([f"_l{l}_reverse"] if cfg.bidirectional else [])
+        W = np.stack([regate(params[f"weight_ih{s}"]) for s in suffixes])  # (K, G*H, D_in)
+        R = np.stack([regate(params[f"weight_hh{s}"]) for s in suffixes])  # (K, G*H, H)
+        Bias = np.stack(
+            [np.concatenate([regate(params[f"bias_ih{s}"]), regate(params[f"bias_hh{s}"])])
+             for s in suffixes]
+        )  # (K, 2*G*H)  # fmt: skip
+        for name, value in ((f"W{l}", W), (f"R{l}", R), (f"B{l}", Bias)):
+            inits.append(helper.make_tensor(name, TensorProto.FLOAT, value.shape, value.ravel()))
+        names = [prev, f"W{l}", f"R{l}", f"B{l}", seq_lens]
+        attrs = {"hidden_size": H, "direction": "bidirectional" if K == 2 else "forward"}
+        if cfg.cell == "gru":
+            attrs["linear_before_reset"] = 1
+        outs = [f"y{l}"]
+        if gen:
+            names.append("h0")
+            inputs.append(helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, "B", H]))
+            outs.append("Y_h")
+            if cfg.cell == "lstm":
+                names.append("c0")
+                inputs.append(helper.make_tensor_value_info("c0", TensorProto.FLOAT, [1, "B", H]))
+                outs.append("Y_c")
+        while names[-1] == "":  # an absent optional input at the end is left out
+            names.pop()
+        nodes.append(helper.make_node(op, names, outs, **attrs))
+        nodes.append(helper.make_node("Transpose", [f"y{l}"], [f"yt{l}"], perm=[0, 2, 1, 3]))
+        shape = f"shape{l}"
+        inits.append(helper.make_tensor(shape, TensorProto.INT64, [3], [0, 0, K * H]))
+        nodes.append(helper.make_node("Reshape", [f"yt{l}", shape], [f"x{l + 1}"]))  # (T, B, K*H)
+        prev = f"x{l + 1}"
+    nodes.append(helper.make_node("Transpose", [prev], ["Y"], perm=[1, 0, 2]))  # (B, T, K*H)
+    outputs.append(helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["B", "T", K * H]))
+    if gen:
+        for name in ("Y_h", "Y_c")[: 2 if cfg.cell == "lstm" else 1]:
+            outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [1, "B", H]))
+    graph = helper.make_graph(nodes, f"{cfg.name}", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def _ort_setup(cfg: Config, mode: str, seed: int, threads: int):
+    """ONNX Runtime's LSTM/GRU/RNN operator on the shared problem (inference and generation)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    shapes = {}
+    K = 2 if cfg.bidirectional else 1
+    G = GATES[cfg.cell]
+    for l in range(cfg.L):
+        d_in = cfg.D if l == 0 else K * cfg.H
+        for s in [f"_l{l}"] + ([f"_l{l}_reverse"] if cfg.bidirectional else []):
+            shapes |= {f"weight_ih{s}": (G * cfg.H, d_in), f"weight_hh{s}": (G * cfg.H, cfg.H)}
+            shapes |= {f"bias_ih{s}": (G * cfg.H,), f"bias_hh{s}": (G * cfg.H,)}
+    problem = make_problem(cfg, shapes, seed)
+    gen = mode == "gen"
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    model = onnx_model(cfg, problem["params"], gen)
+    session = ort.InferenceSession(
+        model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+    )
+    x = problem["x"]  # (B, T, D)
+    if gen:
+        zeros = np.zeros((1, cfg.B, cfg.H), dtype=np.float32)  # (1, B, H)
+        xs = [np.ascontiguousarray(x[:, t : t + 1]) for t in range(cfg.T)]  # T of (B, 1, D)
+
+        def step():
+            feed = {"h0": zeros, "c0": zeros} if cfg.cell == "lstm" else {"h0": zeros}
+            outs = []
+            for x_t in xs:
+                feed["X"] = x_t
+                result = session.run(None, feed)  # Y (B, 1, H), Y_h, [Y_c]
+                outs.append(result[0])
+                feed["h0"] = result[1]
+                if cfg.cell == "lstm":
+                    feed["c0"] = result[2]
+            return np.concatenate(outs, axis=1), None, None  # (B, T, H)
+
+    else:
+        feed = {"X": x}
+        if problem["mask"] is not None:
+            feed["lengths"] = problem["mask"].sum(axis=1).astype(np.int32)  # (B,)
+
+        def step():
+            return session.run(["Y"], feed)[0], None, None  # (B, T, K*H)
+
+    return step, {"ort": ort.__version__, "ort_threads": threads}
 
 
 def _checksum(out, d_x, grads) -> dict[str, float]:
@@ -377,6 +529,38 @@ def blas_info() -> dict[str, Any]:
     return info
 
 
+SIMD_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "amx_tile",
+    "neon",
+    "asimd",
+    "sve",
+)
+
+
+def cpu_info() -> dict[str, Any]:
+    """The CPU's model name and the SIMD extensions that matter to matrix kernels."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name.strip() in ("model name", "Model") and model in ("", platform.machine()):
+                    model = value.strip()
+                elif name.strip() in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    simd = " ".join(f for f in SIMD_FLAGS if f in flags)
+    return {"cpu_model": model, "simd": simd, "cpus_allowed": allowed}
+
+
 def matmul_peak(n: int = 1024, reps: int = 15) -> dict[str, float]:
     """The machine's float32 matrix-product rate: (n, n) @ (n, n), best and median of reps.
 
@@ -413,11 +597,20 @@ def prepare_worker(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     """Build one (library, config, mode) step, run it once for the checksums, warm it up."""
     cfg = CONFIG_BY_NAME[args.config]
     if args.worker == "bptt":
+        import bptt
+
+        bptt.set_num_threads(args.threads)
         step, info = _bptt_setup(cfg, args.mode, args.seed)
+    elif args.worker == "ort":
+        step, info = _ort_setup(cfg, args.mode, args.seed, args.threads)
     else:
         step, info = _torch_setup(cfg, args.mode, args.seed, args.threads)
     info["rss_setup_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     info["check"] = _checksum(*step())
+    if args.worker == "bptt":  # the routes the probe chose (or the cache held) for this row
+        from bptt.functional import _routes
+
+        info["routes"] = {k: v["route"] for k, v in _routes.used().items()}
     layer = getattr(step, "layer", None)
     if layer is not None and args.mode == "train":
         info["cache_mb"] = _nbytes(layer._cache) / 2**20  # what backward keeps: T x B x H per layer
@@ -479,6 +672,7 @@ def summarize(args: argparse.Namespace, info: dict[str, Any], times: list[float]
 
 def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     """Time one (library, config, mode) once; the result is what the parent combines."""
+    pin_threads(args.pin)  # alone on the machine: pinned from the start (servers: after setup)
     step, info = prepare_worker(args)
     return summarize(args, info, time_steps(step, args))
 
@@ -617,7 +811,7 @@ def timed_pass(
     pin = pin_args(cpus)
     try:
         for cfg, mode in pairs:
-            for lib in LIBS:
+            for lib in libs_for(mode):
                 argv = ["--worker", lib, "--config", cfg.name, "--mode", mode, *common, *pin]
                 servers[lib, cfg.name, mode] = serve(argv, env)
         for proc in servers.values():
@@ -626,10 +820,11 @@ def timed_pass(
         for rnd in rounds:
             for cfg, mode in pairs:
                 start = time.perf_counter()
+                libs = libs_for(mode)
                 for again in range(repeats.get((cfg.name, mode), 1)):
-                    # alternate who goes first
-                    order = LIBS if (rnd + again) % 2 == 0 else LIBS[::-1]
-                    for lib in order:
+                    # rotate who goes first
+                    turn = (rnd + again) % len(libs)
+                    for lib in libs[turn:] + libs[:turn]:
                         result = ask(servers[lib, cfg.name, mode])
                         result["round"] = rnd
                         runs.append(result)
@@ -653,6 +848,34 @@ def timed_pass(
     return runs
 
 
+def measure_routes(pairs, threads: int, env: dict[str, str], cpus) -> None:
+    """Let bptt's route probe run one row at a time, before the timed passes.
+
+    The servers of a pass all build and warm up at once; a probe among them would
+    time its routes on a crowded machine. Here each row's bptt worker runs alone
+    (its first step probes whatever the route cache lacks and stores it), so the
+    servers then read every route from the cache (bptt/functional/_routes.py).
+    """
+    t0 = time.perf_counter()
+    for cfg, mode in pairs:
+        argv = ["--worker", "bptt", "--config", cfg.name, "--mode", mode, "--quick"]
+        spawn([*argv, "--threads", str(threads), *pin_args(cpus)], env)
+    print(f"routes measured one row at a time: {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def ort_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+
+
+def libs_for(mode: str) -> tuple[str, ...]:
+    """Who runs a row: bptt and torch always; ONNX Runtime for inference and generation."""
+    if mode == "train" or not ort_available():
+        return LIBS[:2]
+    return LIBS
+
+
 def select_configs(spec: str | None) -> list[Config]:
     if not spec:
         return [c for c in CONFIGS if c.default]
@@ -662,7 +885,9 @@ def select_configs(spec: str | None) -> list[Config]:
         match = [c for c in CONFIGS if token in (c.name, c.size)]
         if not match:
             names = ", ".join(c.name for c in CONFIGS)
-            raise SystemExit(f"unknown config {token!r}; expected a size (a, b) or one of {names}")
+            raise SystemExit(
+                f"unknown config {token!r}; expected a size (a, b, c, d, e, f, s) or one of {names}"
+            )
         chosen += [c for c in match if c not in chosen]
     return chosen
 
@@ -681,6 +906,7 @@ def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
         "rss_peak_mb": max(r["rss_peak_mb"] for r in results),
         "cache_mb": results[0].get("cache_mb"),
         "check": results[0]["check"],
+        "routes": {k: v for r in results for k, v in (r.get("routes") or {}).items()},
     }
 
 
@@ -695,10 +921,11 @@ def median_ci(values: list[float], level: float = 0.95) -> tuple[float, float]:
     return (x[0], x[-1]) if k == 0 else (x[k - 1], x[n - k])
 
 
-def check_column(a: dict | None, b: dict | None) -> str:
-    if a is None or b is None:
+def check_column(a: dict | None, *others: dict | None) -> str:
+    """ "ok" when every other library's checksums are within 1e-3 of bptt's (``a``)."""
+    if a is None or not others or any(b is None for b in others):
         return "-"
-    rel = max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-30) for k in a)
+    rel = max(abs(a[k] - b[k]) / max(abs(b[k]), 1e-30) for b in others for k in a if k in b)
     return "ok" if rel < 1e-3 else f"DIFF {rel:.1e}"
 
 
@@ -707,8 +934,9 @@ def format_table(rows: list[dict[str, Any]]) -> list[str]:
     header = (
         f"{'config':14s} {'cell':4s} {'T':>4s} {'B':>4s} {'D':>4s} {'H':>4s} {'L':>2s} {'K':>2s} "
         f"{'mask':4s} {'mode':5s} {'bptt ms':>9s} {'torch ms':>9s} {'torch/bptt':>10s} "
-        f"{'95% CI':>10s} {'(min)':>5s} {'spread b/t':>11s} {'GF/s b/t':>9s} {'%peak':>5s} "
-        f"{'RSS MB b/t':>10s} {'cache':>5s}  check"
+        f"{'95% CI':>10s} {'(min)':>5s} {'ort ms':>8s} {'ort/bptt':>8s} {'95% CI':>10s} "
+        f"{'spread b/t':>11s} {'GF/s b/t':>9s} {'%peak':>5s} {'RSS MB b/t':>10s} {'cache':>5s}"
+        "  check"
     )
     lines = [header]
     for row in rows:
@@ -716,6 +944,11 @@ def format_table(rows: list[dict[str, Any]]) -> list[str]:
         b, t = row["bptt"], row["torch"]
         spread = f"±{b['iqr_rel'] * 50:.0f}%/±{t['iqr_rel'] * 50:.0f}%"
         ci = "{:.2f}-{:.2f}".format(*row["ratio_ci95"])
+        ort_ms, ort_ratio, ort_ci = "-", "-", "-"
+        if "ort" in row:
+            ort_ms = f"{row['ort']['median_s'] * 1e3:.2f}"
+            ort_ratio = f"{row['ratio_ort']:.2f}"
+            ort_ci = "{:.2f}-{:.2f}".format(*row["ratio_ort_ci95"])
         rss = f"{b['rss_peak_mb']:.0f}/{t['rss_peak_mb']:.0f}"
         gf = f"{row['gflops_bptt']:.0f}/{row['gflops_torch']:.0f}"
         cache = "-" if b.get("cache_mb") is None else f"{b['cache_mb']:.0f}"
@@ -723,22 +956,63 @@ def format_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{cfg.name:14s} {cfg.cell:4s} {cfg.T:4d} {cfg.B:4d} {cfg.D:4d} {cfg.H:4d} {cfg.L:2d} "
             f"{2 if cfg.bidirectional else 1:2d} {'yes' if cfg.mask else 'no':4s} "
             f"{row['mode']:5s} {b['median_s'] * 1e3:9.2f} {t['median_s'] * 1e3:9.2f} "
-            f"{row['ratio']:10.2f} {ci:>10s} {row['ratio_min']:5.2f} {spread:>11s} {gf:>9s} "
-            f"{row['peak_frac_bptt']:5.0%} {rss:>10s} {cache:>5s}  {row['check']}"
+            f"{row['ratio']:10.2f} {ci:>10s} {row['ratio_min']:5.2f} {ort_ms:>8s} {ort_ratio:>8s} "
+            f"{ort_ci:>10s} {spread:>11s} {gf:>9s} {row['peak_frac_bptt']:5.0%} {rss:>10s} "
+            f"{cache:>5s}  {row['check']}"
         )
     return lines
 
 
+def format_routes(rows: list[dict[str, Any]]) -> list[str]:
+    """The routes bptt's workers took per row (kind|dtype|MxKxN|threads: route)."""
+    lines = []
+    for row in rows:
+        routes = row["bptt"].get("routes") or {}
+        text = ", ".join(f"{k.split('|')[0]} {k.split('|')[2]} {v}" for k, v in routes.items())
+        lines.append(f"  {row['config']:14s} {row['mode']:5s} {text or '-'}")
+    return lines
+
+
+def machine_lines(probe: dict[str, Any]) -> list[str]:
+    """The CPU (model, SIMD flags) as the probe worker saw it."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
+    return [
+        f"cpu: {probe.get('cpu_model', '?')}, {os.cpu_count()} cpus ({allowed} allowed to this "
+        f"process); SIMD: {probe.get('simd') or '?'}",
+    ]
+
+
+def thread_counts(spec: str) -> list[int]:
+    """``--threads``: a comma list of counts; "all" is every CPU this process may use."""
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    counts = []
+    for token in spec.split(","):
+        token = token.strip()
+        n = (allowed or 1) if token == "all" else int(token) if token.isdigit() else 0
+        if n < 1:
+            raise SystemExit(f"--threads {spec!r}: expected counts >= 1 or 'all', got {token!r}")
+        if n not in counts:
+            counts.append(n)
+    return counts
+
+
 def run_parent(args: argparse.Namespace) -> None:
+    """One full run (every row, every round) per thread count of ``--threads``."""
     configs = select_configs(args.configs)
     modes = [m.strip() for m in args.modes.split(",")]
     for m in modes:
         if m not in MODES:
             raise SystemExit(f"unknown mode {m!r}; expected one of {MODES}")
-    env = worker_env(args.threads, args.unset_coretype)
-    cpus = worker_cpus(args.cpus, args.threads)
+    for threads in thread_counts(args.threads):
+        run_threads(args, configs, modes, threads)
+        print(flush=True)
+
+
+def run_threads(args: argparse.Namespace, configs, modes, threads: int) -> None:
+    env = worker_env(threads, args.unset_coretype)
+    cpus = worker_cpus(args.cpus, threads)
     per_pass = -(-args.rounds // args.passes)  # rounds per pass, rounded up
-    probe = spawn(["--worker", "probe", "--threads", str(args.threads), *pin_args(cpus)], env)
+    probe = spawn(["--worker", "probe", "--threads", str(threads), *pin_args(cpus)], env)
 
     coretype = os.environ.get("OPENBLAS_CORETYPE")
     if args.unset_coretype:
@@ -748,7 +1022,9 @@ def run_parent(args: argparse.Namespace) -> None:
     header = [
         f"rnn_speed  {datetime.datetime.now():%Y-%m-%d %H:%M}  {platform.processor() or ''} "
         f"{platform.machine()}, {os.cpu_count()} cpus, python {platform.python_version()}",
-        f"threads={args.threads} (torch.set_num_threads, {'/'.join(THREAD_VARS)})  "
+        *machine_lines(probe),
+        f"threads={threads} (bptt.set_num_threads, torch.set_num_threads, ORT intra_op, "
+        f"{'/'.join(THREAD_VARS)})  "
         f"rounds={args.rounds} in {-(-args.rounds // per_pass)} passes  "
         f"iters/worker="
         f"{'2 (--quick)' if args.quick else args.iters or f'auto (>=1, >={args.min_time}s)'}  "
@@ -756,7 +1032,7 @@ def run_parent(args: argparse.Namespace) -> None:
         f"numpy {probe['numpy']}, BLAS {probe['blas']}, runtime core "
         f"{probe.get('blas_corename')}, {probe.get('blas_threads')} threads; "
         f"OPENBLAS_CORETYPE: {core_note}",
-        f"matrix-product peak ({probe['n']}^3 float32, {args.threads} threads): "
+        f"matrix-product peak ({probe['n']}^3 float32, {threads} threads): "
         f"{probe['peak_gflops']:.0f} GFLOP/s best, {probe['median_gflops']:.0f} median "
         f"({probe['peak_route']}; "
         + ", ".join(f"{k} {v[0]:.0f}" for k, v in probe["rates_gflops"].items())
@@ -767,7 +1043,7 @@ def run_parent(args: argparse.Namespace) -> None:
     print("\n".join(header), flush=True)
 
     runs: list[dict[str, Any]] = []
-    common = ["--threads", str(args.threads), "--seed", str(args.seed)]
+    common = ["--threads", str(threads), "--seed", str(args.seed)]
     common += ["--min-time", str(args.min_time), "--max-time", str(args.max_time)]
     if args.quick:
         common.append("--quick")
@@ -775,6 +1051,8 @@ def run_parent(args: argparse.Namespace) -> None:
         common += ["--iters", str(args.iters)]
     t_start = time.perf_counter()
     pairs = [(cfg, mode) for cfg in configs for mode in cfg.modes(modes)]
+    if not args.quick:
+        measure_routes(pairs, threads, env, cpus)
     for first in range(0, args.rounds, per_pass):
         rounds = range(first, min(first + per_pass, args.rounds))
         runs += timed_pass(pairs, common, env, cpus, rounds, args.visit_time, args.verbose)
@@ -782,7 +1060,7 @@ def run_parent(args: argparse.Namespace) -> None:
     for cfg in configs:
         for mode in cfg.modes(modes):
             row: dict[str, Any] = {"config": cfg.name, "mode": mode}
-            for lib in LIBS:
+            for lib in libs_for(mode):
                 key = (lib, cfg.name, mode)
                 mine = [r for r in runs if (r["lib"], r["config"], r["mode"]) == key]
                 row[lib] = combine(mine)
@@ -801,19 +1079,32 @@ def run_parent(args: argparse.Namespace) -> None:
             row["ratio_pooled"] = row["torch"]["median_s"] / row["bptt"]["median_s"]
             # The fastest step is least disturbed by other processes: a second opinion.
             row["ratio_min"] = row["torch"]["min_s"] / row["bptt"]["min_s"]
-            row["check"] = check_column(row["bptt"]["check"], row["torch"]["check"])
-            for lib in LIBS:
+            if "ort" in row:  # ONNX Runtime's slots ran in the same visits
+                per_round = [
+                    o / b
+                    for o, b in zip(
+                        row["ort"]["round_medians_s"], row["bptt"]["round_medians_s"], strict=True
+                    )
+                ]
+                row["ratio_ort"] = statistics.median(per_round)
+                row["ratio_ort_ci95"] = median_ci(per_round)
+            others = [row[lib]["check"] for lib in libs_for(mode)[1:]]
+            row["check"] = check_column(row["bptt"]["check"], *others)
+            for lib in libs_for(mode):
                 row[f"gflops_{lib}"] = cfg.flops(mode) / row[lib]["median_s"] / 1e9
             row["peak_frac_bptt"] = row["gflops_bptt"] / probe["peak_gflops"]
             rows.append(row)
 
     print()
     print("\n".join(format_table(rows)))
+    print(f"\nroutes bptt took ({threads} threads; kind MxKxN route, see bptt.functional._routes):")
+    print("\n".join(format_routes(rows)))
     torch_run = next(r for r in runs if r["lib"] == "torch")
+    ort_run = next((r for r in runs if r["lib"] == "ort"), None)
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(
-        "\nms: median over all timed steps; torch/bptt: the median over pairs of slots of each "
-        "pair's ratio of medians (the two libraries run back to back);\n95% CI: a "
+        "\nms: median over all timed steps; torch/bptt (ort/bptt): the median over visits of "
+        "each visit's ratio of medians (the libraries run back to back);\n95% CI: a "
         "distribution-free 95% confidence interval of that median; "
         "(min): the ratio of the fastest steps; spread: ±half the IQR relative to the median; "
         "ratio > 1 means bptt is faster.\n"
@@ -822,12 +1113,15 @@ def run_parent(args: argparse.Namespace) -> None:
         f"torch {torch_run['torch']} (MKL {torch_run['torch_mkl']}, oneDNN "
         f"{torch_run['torch_mkldnn']}, {torch_run['torch_threads']} threads); RSS is each "
         f"worker's peak including imports; wall {time.perf_counter() - t_start:.0f} s.\n"
+        f"torch in gen rows: nn.LSTMCell/GRUCell/RNNCell, one call per step. ONNX Runtime: "
+        f"{ort_run['ort'] if ort_run else 'not installed (pip install bptt[bench])'}, its "
+        f"LSTM/GRU/RNN operator, intra_op threads = {threads}.\n"
         f"load average after: {load}"
     )
 
-    path = Path(args.json) if args.json else (
-        HERE / "results" / f"rnn_speed-{datetime.datetime.now():%Y%m%d-%H%M%S}.json"
-    )  # fmt: skip
+    stamp = f"{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    path = Path(args.json) if args.json else HERE / "results" / f"rnn_speed-{stamp}.json"
+    path = path.with_name(f"{path.stem}-t{threads}{path.suffix}")  # one file per thread count
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "header": header,
@@ -853,7 +1147,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--iters", type=int, default=0, help="timed iterations per worker (0: auto)")
     p.add_argument("--min-time", type=float, default=0.1, help="auto iters: seconds per slot")
     p.add_argument("--max-time", type=float, default=15.0, help="cap on one worker's timed loop")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument(
+        "--threads", default="1,all", help="thread counts, one full run each (default: 1,all)"
+    )
     p.add_argument("--cpus", default="auto", help="pin workers: auto, all, or e.g. 1 or 0,1")
     p.add_argument("--unset-coretype", action="store_true", help="drop " + "/".join(CORETYPE_VARS))
     p.add_argument("--quick", action="store_true", help="1 warm-up, 2 iterations: a smoke test")
@@ -881,12 +1177,16 @@ def main(argv: list[str] | None = None) -> None:
             print(dataclasses.asdict(c))
         return
     if args.worker:
+        counts = thread_counts(args.threads)
+        if len(counts) != 1:
+            raise SystemExit(f"a worker runs one thread count, got --threads {args.threads!r}")
+        args.threads = counts[0]
         # Thread counts must be in the environment before NumPy loads its BLAS.
         for var in THREAD_VARS:
             os.environ[var] = str(args.threads)
         if args.worker == "probe":
             pin_threads(args.pin)
-            print(json.dumps({**blas_info(), **matmul_peak()}))
+            print(json.dumps({**blas_info(), **matmul_peak(), **cpu_info()}))
             return
         if args.config not in CONFIG_BY_NAME:
             names = list(CONFIG_BY_NAME)

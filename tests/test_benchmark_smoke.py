@@ -85,3 +85,29 @@ def test_median_interval_takes_binomial_order_statistics(rnn_speed) -> None:
     assert rnn_speed.median_ci([float(v) for v in range(30, 0, -1)]) == (10.0, 21.0)
     assert rnn_speed.median_ci([3.0, 1.0, 2.0, 5.0, 4.0]) == (1.0, 5.0)
     assert rnn_speed.median_ci([7.0]) == (7.0, 7.0)
+
+
+def worker_check(lib: str, config: str, mode: str) -> dict:
+    cmd = [sys.executable, str(SCRIPT), "--worker", lib, "--threads", "1"]
+    proc = subprocess.run(
+        [*cmd, "--config", config, "--mode", mode, "--quick"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])["check"]
+
+
+@pytest.mark.parametrize(
+    "config, mode",
+    [("lstm-tiny", "infer"), ("gru-tiny", "infer"), ("lstm-tiny-f", "infer"),
+     ("lstm-tiny-gen", "gen"), ("rnn-tiny-gen", "gen")],
+)  # fmt: skip
+def test_competitors_compute_what_bptt_computes(config: str, mode: str) -> None:
+    """ONNX Runtime (weights mapped to its gate order) and torch (the cells for generation)
+    give bptt's outputs: the table's check column, here at tiny sizes."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("torch")
+    mine = worker_check("bptt", config, mode)["out_sq"]
+    for lib in ("torch", "ort"):
+        theirs = worker_check(lib, config, mode)["out_sq"]
+        assert abs(theirs - mine) <= 1e-5 * mine, f"{lib}: {theirs} vs bptt {mine}"

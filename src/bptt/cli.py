@@ -102,6 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     from bptt import cli_music
 
     cli_music.add_parsers(sub)  # compose
+    for command in sub.choices.values():
+        command.add_argument(
+            "--threads", type=int, default=None,
+            help="threads to use (default: every CPU this process may use, or BPTT_NUM_THREADS)",
+        )  # fmt: skip
     return parser
 
 
@@ -120,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
 
         commands["synth"] = cli_speech.synth
         commands["transcribe"] = cli_speech.transcribe
+        if args.threads is not None:
+            import bptt
+
+            bptt.set_num_threads(args.threads)
         return commands[args.command](args)
     except BpttError as e:
         print(f"bptt: error: {e}", file=sys.stderr)

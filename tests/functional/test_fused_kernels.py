@@ -160,6 +160,7 @@ def test_compiled_lstm_loops_equal_step_by_step(monkeypatch, masked) -> None:
         d_x, d_state, grads = lstm_backward(d_out, final, cache, state_grads=kept)
         return [out, *final, d_x, *d_state, kept["h"], kept["c"], *grads.values()]
 
+    monkeypatch.setenv("BPTT_ROUTES", "step=packed")  # not left to the probe: the test needs it
     assert _gemm.StepProduct(w_hh, Bl, T).panels is not None  # the compiled loops run
     compiled = run()
     monkeypatch.setattr(_gemm, "MIN_STEPS", T + 1)  # too few steps: BLAS, one step at a time

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from bptt.functional import _routes
 from bptt.functional._jit import JIT, numba
+from bptt.functional._threads import compiled_threads, get_num_threads, step_threads
 
 PANEL = 16  # columns per panel: two 8-wide float32 vectors
 ROW_BLOCK = 48  # rows of a per block in a large product: 48 x K floats stay in L2
@@ -165,36 +167,168 @@ if numba is not None:
                     _tile1(a, panels, out, r, p)
                     r += 1
 
+    @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
+    def _matmul_packed_par(a, panels, out):
+        """_matmul_packed_jit with the panels (16 columns of out each) split over threads.
 
-def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray) -> None:
+        Each element of out is the same tile's sum over k in order, so the result
+        equals the one-thread kernel's bit for bit, at any thread count."""
+        M = a.shape[0]
+        if a.shape[1] == 0:
+            out[:] = 0
+            return
+        for p in numba.prange(panels.shape[0]):
+            for r_start in range(0, M, ROW_BLOCK):
+                r_end = min(M, r_start + ROW_BLOCK)
+                r = r_start
+                while r + 6 <= r_end:
+                    _tile6(a, panels, out, r, p)
+                    r += 6
+                while r + 4 <= r_end:
+                    _tile4(a, panels, out, r, p)
+                    r += 4
+                while r + 2 <= r_end:
+                    _tile2(a, panels, out, r, p)
+                    r += 2
+                while r < r_end:
+                    _tile1(a, panels, out, r, p)
+                    r += 1
+
+
+def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray, parallel=False) -> None:
     """out (M, N) = a (M, K) @ wᵀ, with ``panels = pack(w)``; float32, out C-contiguous,
-    a's rows contiguous (any row stride)."""
-    _matmul_packed_jit(a, panels, out)
+    a's rows contiguous (any row stride). ``parallel``: columns split over bptt's threads."""
+    if parallel:
+        compiled_threads()
+        _matmul_packed_par(a, panels, out)
+    else:
+        _matmul_packed_jit(a, panels, out)
 
 
-def project(a: np.ndarray, w: np.ndarray, out: np.ndarray) -> None:
-    """out (M, N) = a (M, K) @ wᵀ, one product over all steps: packed when it applies, else BLAS."""
-    if usable(w.dtype, w.shape[0], a.shape[0]) and a.strides[1] == a.itemsize:
-        _matmul_packed_jit(a, pack(w), out)
+def _packed_applies(a: np.ndarray, w: np.ndarray) -> bool:
+    return usable(w.dtype, w.shape[0], a.shape[0]) and a.strides[1] == a.itemsize
+
+
+def project(a: np.ndarray, w: np.ndarray, out: np.ndarray, kind: str = "proj") -> str:
+    """out (M, N) = a (M, K) @ wᵀ over all steps at once, by the measured route; returns it.
+
+    ``kind`` names the product for the route probe: "proj" (the input projection)
+    or "dx" (∂E/∂x). Routes: "blas" (np.matmul) or "packed" (pack w, the compiled
+    kernel, its columns split over the threads when there are several).
+    """
+    (M, K), N = a.shape, w.shape[0]
+    applies = ("packed", "blas") if _packed_applies(a, w) else ("blas",)
+
+    def candidates():
+        rows = _routes.probe_rows(M, K, N)
+        a_p, out_p = a[:rows], np.empty((rows, N), dtype=out.dtype)  # (rows, N)
+        par = compiled_threads() > 1
+
+        def blas(n):
+            for _ in range(n):
+                np.matmul(a_p, w.T, out=out_p)
+
+        def packed(n):
+            for _ in range(n):
+                matmul_packed(a_p, pack(w), out_p, par)
+
+        return {"blas": blas, "packed": packed}
+
+    route = _routes.choose(kind, w.dtype, M, K, N, candidates, applies)
+    if route == "packed":
+        matmul_packed(a, pack(w), out, compiled_threads() > 1)
     else:
         np.matmul(a, w.T, out=out)
+    return route
+
+
+def weight_grad(g: np.ndarray, x: np.ndarray, contiguous: bool = True) -> np.ndarray:
+    """Σ over rows of g_rowᵀ x_row: (N, K) = g (M, N)ᵀ @ x (M, K), by the measured orientation.
+
+    Routes (kind "dw"): "gx" computes g.T @ x; "xg" computes (x.T @ g) and
+    transposes it (a copy if ``contiguous``, else a view). The same sums either
+    way, up to their order.
+    """
+    (M, N), K = g.shape, x.shape[1]
+
+    def candidates():
+        rows = _routes.probe_rows(M, K, N)
+        g_p, x_p = g[:rows], x[:rows]
+        out_gx = np.empty((N, K), dtype=g.dtype)  # (N, K)
+        out_xg = np.empty((K, N), dtype=g.dtype)  # (K, N)
+
+        def gx(n):
+            for _ in range(n):
+                np.matmul(g_p.T, x_p, out=out_gx)
+
+        def xg(n):
+            for _ in range(n):
+                np.matmul(x_p.T, g_p, out=out_xg)
+
+        return {"gx": gx, "xg": xg}
+
+    route = _routes.choose("dw", g.dtype, M, K, N, candidates, _routes.ROUTES["dw"])
+    if route == "xg":
+        d_w = (x.T @ g).T  # (N, K) a view of (K, N)
+        return np.ascontiguousarray(d_w) if contiguous else d_w
+    return g.T @ x  # (N, K)
 
 
 class StepProduct:
     """``product(a, out)``: out (rows, N) = a (rows, K) @ wᵀ, for a sequence's per-step products.
 
-    Packs w (N, K) once (``panels``) when the compiled product applies and there
-    are enough steps to repay the packing; otherwise ``panels`` is None and each
-    call is ``np.matmul`` (BLAS reads the transposed view, no copy).
+    The route (kind "step") is measured per shape and thread count: "packed"
+    or "packed_mt" pack w (N, K) once into ``panels`` (the compiled kernel, on one
+    thread or with the columns split over all); "blas" and "blas_mt" call
+    ``np.matmul`` on the transposed view each step (BLAS at one thread inside
+    the loop, or at bptt's count; see :func:`bptt.functional._threads.step_threads`).
+    The compiled kernels need float32, N a multiple of 16, >= 4 rows and
+    enough steps to repay the packing (MIN_STEPS).
     """
 
     def __init__(self, w: np.ndarray, rows: int, steps: int) -> None:
-        use = steps >= MIN_STEPS and usable(w.dtype, w.shape[0], rows)
+        N, K = w.shape
+        packable = steps >= MIN_STEPS and usable(w.dtype, N, rows)
+        threads = get_num_threads()
+        par = packable and threads > 1 and compiled_threads() > 1
+        mt = ("blas_mt",) if threads > 1 else ()  # BLAS at every thread
+        if packable:
+            applies = ("packed", "blas", *(("packed_mt",) if par else ()), *mt)
+        else:
+            applies = ("blas", *mt)
+
+        def candidates():
+            a = np.random.default_rng(0).standard_normal((rows, K)).astype(w.dtype)  # (rows, K)
+            out = np.empty((rows, N), dtype=w.dtype)  # (rows, N)
+            w_t = w.T
+            panels = pack(w) if packable else None
+
+            def blas(n, route="blas"):
+                with step_threads(route):
+                    for _ in range(n):
+                        np.matmul(a, w_t, out=out)
+
+            def packed(n, par=False):
+                for _ in range(n):
+                    matmul_packed(a, panels, out, par)
+
+            return {
+                "blas": blas,
+                "blas_mt": lambda n: blas(n, "blas_mt"),
+                "packed": packed,
+                "packed_mt": lambda n: packed(n, True),
+            }
+
+        self.route = _routes.choose("step", w.dtype, rows, K, N, candidates, applies)
+        self.parallel = self.route == "packed_mt"
+        use = self.route in ("packed", "packed_mt")
         self.panels = pack(w) if use else None  # (N/16, K, 16) or None
         self.w_t = w.T  # (K, N) a view
 
     def __call__(self, a: np.ndarray, out: np.ndarray) -> None:
-        if self.panels is not None:
+        if self.parallel:  # numba's thread count was set in __init__
+            _matmul_packed_par(a, self.panels, out)
+        elif self.panels is not None:
             _matmul_packed_jit(a, self.panels, out)
         else:
             np.matmul(a, self.w_t, out=out)

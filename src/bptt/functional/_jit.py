@@ -9,6 +9,7 @@ and their NumPy path otherwise.
 from __future__ import annotations
 
 import os
+import sys
 
 try:  # the optional ``fast`` extra
     import numba
@@ -17,3 +18,21 @@ except ImportError:  # pragma: no cover - depends on the environment
 
 #: True when the compiled kernels are in use (numba importable and BPTT_NO_JIT unset).
 JIT = numba is not None and os.environ.get("BPTT_NO_JIT", "") in ("", "0")
+
+_told = False
+
+
+def tell_slow_path() -> None:
+    """Say once per process, at the first recurrent call without numba, how to get the fast path.
+
+    Only when numba is missing: BPTT_NO_JIT=1 is a deliberate choice and stays quiet.
+    """
+    global _told
+    if numba is None and not _told:
+        _told = True
+        print(
+            "bptt: numba is not installed, so recurrent layers run their NumPy path "
+            "(about 2x slower; see README, Benchmarks). For the compiled kernels: "
+            "pip install 'bptt[fast]'",
+            file=sys.stderr,
+        )

@@ -1,15 +1,25 @@
-"""BLAS threads for the per-step loop: one by default.
+"""How many threads bptt uses, and BLAS's thread count inside the time loops.
 
-The recurrent product of one step is small ((B, H) @ (H, G*H)); splitting it
-over threads costs a synchronisation per step, and when other processes hold
-the cores OpenBLAS's waiting threads spin against them (measured on a shared
-2-core machine: a training step 5-8x slower with 2 threads than with 1). The
-large products over all steps (input projection, weight gradients) keep the
-caller's setting; only the time loops run inside :func:`step_threads`.
+By default bptt uses every core this process may use (``os.sched_getaffinity``),
+as PyTorch does. The count comes from, first to last:
 
-``BPTT_STEP_THREADS`` sets the count inside the loop (default 1; 0 leaves
-BLAS alone). It needs ``threadpoolctl`` (part of the ``fast`` extra); without
-it the loop uses whatever BLAS is set to.
+1. :func:`set_num_threads` (``bptt.set_num_threads(n)``, the CLI's ``--threads``);
+2. the environment: ``BPTT_NUM_THREADS``, else ``OMP_NUM_THREADS``,
+   ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` (the first one set);
+3. the number of CPUs in the process's affinity mask.
+
+The count reaches three places: the large products over all steps (BLAS's
+own pool, set through ``threadpoolctl`` when it is installed), the compiled
+per-step product and gate kernels (numba's pool, split over the gate columns
+and the batch rows), and the route probe (:mod:`bptt.functional._routes`),
+which keys every choice by it.
+
+Inside a time loop, BLAS runs with one thread unless the per-step route is
+``blas_mt`` (:func:`step_threads`): one step's product is small, and on a busy
+machine OpenBLAS's waiting threads spin against the other processes (a training
+step measured 5-8x slower with 2 BLAS threads than with 1 on a shared 2-core
+machine). Whether BLAS with every thread beats the compiled kernels is measured
+per shape by the route probe, not assumed.
 """
 
 from __future__ import annotations
@@ -18,8 +28,76 @@ import contextlib
 import os
 from collections.abc import Iterator
 
-_STEP_THREADS = int(os.environ.get("BPTT_STEP_THREADS", "1") or 0)
+from bptt.errors import BpttError
+from bptt.functional._jit import numba
+
+ENV_VARS = ("BPTT_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+_threads: int | None = None  # set by set_num_threads, else found on first use
 _blas = None  # the BLAS libraries' controllers, found on first use
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity mask), else ``os.cpu_count()``."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1  # pragma: no cover - macOS, Windows
+
+
+def _from_env() -> int | None:
+    for var in ENV_VARS:
+        text = os.environ.get(var, "").strip()
+        if text:
+            try:
+                n = int(text.split(",")[0])  # OMP allows a list per nesting level
+            except ValueError:
+                raise BpttError(f"{var} must be a whole number of threads, got {text!r}") from None
+            if n >= 1:
+                return n
+    return None
+
+
+def get_num_threads() -> int:
+    """The thread count bptt uses now (see the module docstring for where it comes from)."""
+    global _threads
+    if _threads is None:
+        _threads = _from_env() or available_cpus()
+        for lib in _controllers():  # BLAS may have counted the machine's CPUs, not the mask's
+            if lib.num_threads != _threads:
+                lib.set_num_threads(_threads)
+        _numba_threads(_threads)
+    return _threads
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads from now on: BLAS's pool, numba's pool and the route probe's key.
+
+    Like ``torch.set_num_threads``; it sets BLAS for the whole process (through
+    ``threadpoolctl``, part of the ``fast`` extra).
+    """
+    global _threads
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise BpttError(f"the number of threads must be a whole number >= 1, got {n!r}")
+    _threads = n
+    for lib in _controllers():
+        lib.set_num_threads(n)
+    _numba_threads(n)
+
+
+def _numba_threads(n: int) -> None:
+    """numba's pool runs at most NUMBA_NUM_THREADS (fixed when numba loads)."""
+    if numba is not None:
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+
+
+def compiled_threads() -> int:
+    """The threads a compiled parallel kernel gets: bptt's count, capped by numba's pool."""
+    n = get_num_threads()
+    if numba is None:
+        return 1
+    n = min(n, numba.config.NUMBA_NUM_THREADS)
+    numba.set_num_threads(n)  # numba's count is per calling thread
+    return n
 
 
 def _controllers() -> list:
@@ -35,19 +113,22 @@ def _controllers() -> list:
 
 
 @contextlib.contextmanager
-def step_threads() -> Iterator[None]:
-    """Run the body with BLAS limited to ``BPTT_STEP_THREADS`` threads, then restore."""
-    if _STEP_THREADS <= 0:
+def step_threads(route: str = "") -> Iterator[None]:
+    """Run a time loop's body with BLAS at one thread (or, for route ``blas_mt``, as it is).
+
+    BLAS runs at bptt's count (:func:`get_num_threads` sets it), so at one thread
+    there is nothing to change, and asking BLAS (a symbol lookup per library,
+    about 0.1 ms on a busy machine) is skipped: generation calls this every step.
+    """
+    n = get_num_threads()
+    if route == "blas_mt" or n == 1:
         yield
         return
-    changed = []
-    for lib in _controllers():
-        n = lib.num_threads
-        if n > _STEP_THREADS:
-            lib.set_num_threads(_STEP_THREADS)
-            changed.append((lib, n))
+    libs = _controllers()
+    for lib in libs:
+        lib.set_num_threads(1)
     try:
         yield
     finally:
-        for lib, n in changed:
+        for lib in libs:
             lib.set_num_threads(n)

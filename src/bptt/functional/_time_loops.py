@@ -17,7 +17,7 @@ import numpy as np
 
 from bptt.functional import _fused, _gemm
 from bptt.functional._jit import numba
-from bptt.functional._threads import step_threads
+from bptt.functional._threads import compiled_threads, step_threads
 
 if numba is not None:
 
@@ -41,6 +41,40 @@ if numba is not None:
             )  # fmt: skip
             _gemm._matmul_packed_jit(dz[t], panels_t, dh_rec)
 
+    # The same loops on several threads (route "packed_mt"): each step's product splits
+    # the gate columns (panels) over the threads, the gate kernel splits the batch rows.
+    # Every element is computed by the same code as on one thread, so the numbers are equal.
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
+    def _lstm_forward_steps_par(panels, gates, rec, bias, h, c, tanh_c, real, chunks):
+        B = rec.shape[0]
+        for t in range(gates.shape[0]):
+            _gemm._matmul_packed_par(h[t], panels, rec)
+            for k in numba.prange(chunks):  # rows b0:b1 of the batch
+                b0, b1 = k * B // chunks, (k + 1) * B // chunks
+                _fused._lstm_forward_jit(
+                    gates[t, b0:b1], rec[b0:b1], bias, c[t, b0:b1], h[t, b0:b1], real[t, b0:b1],
+                    c[t + 1, b0:b1], tanh_c[t, b0:b1], h[t + 1, b0:b1],
+                )  # fmt: skip
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
+    def _lstm_backward_steps_par(
+        panels_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c, keep,
+        chunks,
+    ):  # fmt: skip
+        B = dc.shape[0]
+        for t in range(gates.shape[0] - 1, -1, -1):
+            k = t + 1 if keep else 0
+            for j in numba.prange(chunks):  # rows b0:b1 of the batch
+                b0, b1 = j * B // chunks, (j + 1) * B // chunks
+                kb0, kb1 = (b0, b1) if keep else (0, 1)  # the (1, 1, 1) placeholders
+                _fused._lstm_backward_jit(
+                    gates[t, b0:b1], c[t, b0:b1], tanh_c[t, b0:b1], d_out[t, b0:b1],
+                    dh_rec[b0:b1], carry[b0:b1], dc[b0:b1], real[t, b0:b1], dz[t, b0:b1],
+                    keep_h[k, kb0:kb1], keep_c[k, kb0:kb1], keep,
+                )  # fmt: skip
+            _gemm._matmul_packed_par(dz[t], panels_t, dh_rec)
+
 
 def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tanh_c, real) -> None:
     """All T LSTM steps: for each t, rec = recurrent(h[t]), then the gate kernel.
@@ -49,7 +83,13 @@ def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tan
     h, c (T+1, B, H) enter with the state at index 0; tanh_c (T, B, H). When the
     product is packed the whole loop runs compiled, else step by step from Python.
     """
-    with step_threads():  # small per-step products: one BLAS thread
+    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
+        if recurrent.panels is not None and recurrent.parallel:
+            chunks = min(compiled_threads(), rec.shape[0])
+            _lstm_forward_steps_par(
+                recurrent.panels, gates, rec, bias, h, c, tanh_c, real, chunks
+            )  # fmt: skip
+            return
         if recurrent.panels is not None:  # packed implies JIT
             _lstm_forward_steps_jit(recurrent.panels, gates, rec, bias, h, c, tanh_c, real)
             return
@@ -71,11 +111,18 @@ def lstm_backward_steps(
     keep_h, keep_c (T+1, B, H) or None: where to store ∂E/∂h_t, ∂E/∂C_t at t + 1.
     Compiled as one loop when the product is packed, else step by step from Python.
     """
-    with step_threads():  # small per-step products: one BLAS thread
+    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
         if recurrent_t.panels is not None:  # packed implies JIT
             keep = keep_h is not None
             if not keep:
                 keep_h = keep_c = np.empty((1, 1, 1), dtype=dc.dtype)  # (1, 1, 1) never written
+            if recurrent_t.parallel:
+                chunks = min(compiled_threads(), dc.shape[0])
+                _lstm_backward_steps_par(
+                    recurrent_t.panels, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
+                    keep_h, keep_c, keep, chunks,
+                )  # fmt: skip
+                return
             _lstm_backward_steps_jit(
                 recurrent_t.panels, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
                 keep_h, keep_c, keep,

@@ -50,7 +50,8 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
-from bptt.functional._gemm import StepProduct, project
+from bptt.functional._gemm import StepProduct, project, weight_grad
+from bptt.functional._jit import tell_slow_path
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -85,6 +86,7 @@ def gru_forward(
         the gate values r_t, z_t, n_t after their activations.
     """
     (h0,) = state
+    tell_slow_path()  # once, and only without numba
     B, T, D = x.shape
     H = weight_hh.shape[1]
     if weight_hh.shape != (3 * H, H) or weight_ih.shape != (3 * H, D):
@@ -109,7 +111,7 @@ def gru_forward(
     hn = scratch(workspace, "hn", (T, B, H), x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
     c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
     recurrent = StepProduct(weight_hh, B, T)  # c = h_{t-1} @ weight_hhᵀ
-    with step_threads():  # small per-step products: one BLAS thread
+    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
         for t in range(T):
             recurrent(h[t], c)  # the only per-step product
             if bias_hh is not None:
@@ -169,7 +171,7 @@ def gru_backward(
     dc = scratch(cache["workspace"], "dc", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂c_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
     recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂c_t @ weight_hh
-    with step_threads():  # small per-step products: one BLAS thread
+    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
         for t in range(T - 1, -1, -1):
             # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
             gru_step_backward(
@@ -184,10 +186,12 @@ def gru_backward(
 
     da_flat = da.reshape(T * B, 3 * H)  # (T*B, 3H)
     dc_flat = dc.reshape(T * B, 3 * H)  # (T*B, 3H)
-    d_x = (da_flat @ weight_ih).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)
+    d_x_tm = np.empty((T * B, D), dtype=h.dtype)  # (T*B, D)
+    project(da_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = W_i^T ∂E/∂a_t, all steps
+    d_x = d_x_tm.reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D) a view
     grads = {
-        "weight_ih": da_flat.T @ x_tm.reshape(T * B, D),  # (3H, D)
-        "weight_hh": dc_flat.T @ h[:-1].reshape(T * B, H),  # (3H, H)
+        "weight_ih": weight_grad(da_flat, x_tm.reshape(T * B, D)),  # (3H, D)
+        "weight_hh": weight_grad(dc_flat, h[:-1].reshape(T * B, H)),  # (3H, H)
     }
     if cache["has_bias_ih"]:
         grads["bias_ih"] = da_flat.sum(axis=0)  # (3H,)

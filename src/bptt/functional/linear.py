@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bptt.functional._gemm import weight_grad
+
 
 def linear_forward(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None
@@ -69,7 +71,7 @@ def linear_backward(d_y: np.ndarray, cache: dict) -> tuple[np.ndarray, dict[str,
     O = weight.shape[0]
     d_y2 = d_y.reshape(-1, O)  # (N, O)
     d_x = (d_y2 @ weight).reshape(cache["x_shape"])  # (..., D)
-    grads = {"weight": d_y2.T @ x2}  # (O, D)
+    grads = {"weight": weight_grad(d_y2, x2)}  # (O, D) Σ ∂E/∂y^T x, the measured orientation
     if cache["has_bias"]:
         grads["bias"] = d_y2.sum(axis=0)  # (O,)
     return d_x, grads

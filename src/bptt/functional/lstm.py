@@ -59,7 +59,8 @@ import numpy as np
 
 from bptt.errors import BpttError
 from bptt.functional._fused import real_steps
-from bptt.functional._gemm import StepProduct, project
+from bptt.functional._gemm import StepProduct, project, weight_grad
+from bptt.functional._jit import tell_slow_path
 from bptt.functional._time_loops import lstm_backward_steps, lstm_forward_steps
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -126,6 +127,7 @@ def lstm_forward(
         state while gates and tanh_c hold values the step computed and threw away.
     """
     h0, c0 = state
+    tell_slow_path()  # once, and only without numba
     _check_shapes(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask)
     B, T, D = x.shape
     H = weight_hh.shape[1]
@@ -230,12 +232,12 @@ def lstm_backward(
 
     dz_flat = dz.reshape(T * B, 4 * H)  # (T*B, 4H)
     d_x_tm = scratch(cache["workspace"], "d_x", (T * B, D), h.dtype)  # (T*B, D)
-    project(dz_flat, weight_ih.T, d_x_tm)  # ∂E/∂x_t = weight_ih^T ∂E/∂z_t, all steps
+    project(dz_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = weight_ih^T ∂E/∂z_t, all steps
     d_x = np.empty((B, T, D), dtype=h.dtype)  # (B, T, D) the caller's own
     np.copyto(d_x, d_x_tm.reshape(T, B, D).transpose(1, 0, 2))
     np.copyto(xh[:, :, D:], h[:-1])  # h_{t-1} beside x_t: [x_t | h_{t-1}]
-    d_w = dz_flat.T @ xh.reshape(T * B, D + H)  # (4H, D+H) [∂E/∂weight_ih | ∂E/∂weight_hh]
-    grads = {
+    d_w = weight_grad(dz_flat, xh.reshape(T * B, D + H), contiguous=False)  # (4H, D+H)
+    grads = {  # d_w = [∂E/∂weight_ih | ∂E/∂weight_hh]
         "weight_ih": np.ascontiguousarray(d_w[:, :D]),  # (4H, D)
         "weight_hh": np.ascontiguousarray(d_w[:, D:]),  # (4H, H)
     }

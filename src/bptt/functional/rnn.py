@@ -31,7 +31,8 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
-from bptt.functional._gemm import StepProduct, project
+from bptt.functional._gemm import StepProduct, project, weight_grad
+from bptt.functional._jit import tell_slow_path
 from bptt.functional._threads import step_threads
 from bptt.functional._workspace import outputs_from, scratch
 
@@ -69,6 +70,7 @@ def rnn_forward(
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
     (h0,) = state
+    tell_slow_path()  # once, and only without numba
     B, T, D = x.shape
     H = weight_hh.shape[0]
 
@@ -87,7 +89,7 @@ def rnn_forward(
     s[0] = h0
     rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
     recurrent = StepProduct(weight_hh, B, T)  # rec = s_{t-1} @ Wᵀ
-    with step_threads():  # small per-step products: one BLAS thread
+    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
         for t in range(T):
             recurrent(s[t], rec)  # W s_{t-1}
             rnn_step_forward(
@@ -143,7 +145,7 @@ def rnn_backward(
     da = scratch(cache["workspace"], "da", (T, B, H), s.dtype)  # (T, B, H) ∂E/∂a_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
     recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂a_t @ W
-    with step_threads():  # small per-step products: one BLAS thread
+    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
         for t in range(T - 1, -1, -1):
             # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
             rnn_step_backward(
@@ -158,10 +160,12 @@ def rnn_backward(
         state_grads["h"] = keep
 
     da_flat = da.reshape(T * B, H)  # (T*B, H)
-    d_x = (da_flat @ weight_ih).reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D)
+    d_x_tm = np.empty((T * B, D), dtype=s.dtype)  # (T*B, D)
+    project(da_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = U^T ∂E/∂a_t, all steps
+    d_x = d_x_tm.reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D) a view
     grads = {
-        "weight_ih": da_flat.T @ x_tm.reshape(T * B, D),  # (H, D)
-        "weight_hh": da_flat.T @ s[:-1].reshape(T * B, H),  # (H, H)
+        "weight_ih": weight_grad(da_flat, x_tm.reshape(T * B, D)),  # (H, D)
+        "weight_hh": weight_grad(da_flat, s[:-1].reshape(T * B, H)),  # (H, H)
     }
     if cache["has_bias"]:
         grads["bias_ih"] = da_flat.sum(axis=0)  # (H,)

@@ -1,0 +1,265 @@
+"""bptt.functional._routes and _threads: routes measured and cached, forced routes and
+thread counts that change nothing but float rounding.
+
+No test here asserts a time: the probe's timings only pick a route, and every
+route must give the same numbers (float64 to 1e-12; float32 routes that run the
+same code on more threads, bit for bit).
+
+Shapes: B batch, T time steps, D input features, H hidden units.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from bptt.errors import BpttError
+from bptt.functional import _gemm, _routes, _threads
+from bptt.functional.gru import gru_backward, gru_forward
+from bptt.functional.linear import linear_backward, linear_forward
+from bptt.functional.lstm import lstm_backward, lstm_forward
+from bptt.functional.rnn import rnn_backward, rnn_forward
+
+compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT set")
+
+
+@pytest.fixture(autouse=True)
+def fresh_routes(tmp_path, monkeypatch):
+    """Each test starts with no remembered route and an empty cache directory of its own."""
+    monkeypatch.setenv("BPTT_CACHE", str(tmp_path))
+    monkeypatch.delenv("BPTT_ROUTES", raising=False)
+    threads = _threads.get_num_threads()
+    _routes.reset()
+    yield
+    _routes.reset()
+    _threads.set_num_threads(threads)
+
+
+def count_probes(monkeypatch) -> list[dict]:
+    """Record every probe (and still run it)."""
+    seen: list[dict] = []
+    real = _routes.probe
+
+    def spy(runs):
+        seen.append(runs)
+        return real(runs)
+
+    monkeypatch.setattr(_routes, "probe", spy)
+    return seen
+
+
+def dw_case(dtype=np.float64):
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((300, 24)).astype(dtype)  # (T*B, N)
+    x = rng.standard_normal((300, 10)).astype(dtype)  # (T*B, K)
+    return g, x
+
+
+def test_probe_result_is_stored_and_reused_from_disk(monkeypatch) -> None:
+    probes = count_probes(monkeypatch)
+    g, x = dw_case()
+    _gemm.weight_grad(g, x)
+    assert len(probes) == 1
+    info, key = _routes._current()
+    record = json.loads(_routes.cache_file(key).read_text())
+    assert record["machine"] == info
+    (entry,) = record["routes"]
+    assert entry.startswith("dw|float64|") and record["routes"][entry]["route"] in ("gx", "xg")
+    _routes.reset()  # a new process: the choice comes from the file, no probe
+    _gemm.weight_grad(g, x)
+    assert len(probes) == 1
+    assert _routes.used()[entry]["source"] == "cache"
+
+
+@pytest.mark.parametrize("changed", ["blas", "cpu_flags", "numpy"])
+def test_cache_is_invalidated_when_its_key_changes(monkeypatch, changed) -> None:
+    probes = count_probes(monkeypatch)
+    g, x = dw_case()
+    _gemm.weight_grad(g, x)
+    real_machine = _routes.machine
+    monkeypatch.setattr(_routes, "machine", lambda: {**real_machine(), changed: "other"})
+    _routes.reset()
+    _gemm.weight_grad(g, x)
+    assert len(probes) == 2, f"a new {changed} must be measured again"
+
+
+def test_a_file_with_another_machine_inside_is_ignored(monkeypatch) -> None:
+    probes = count_probes(monkeypatch)
+    g, x = dw_case()
+    _gemm.weight_grad(g, x)
+    info, key = _routes._current()
+    path = _routes.cache_file(key)
+    record = json.loads(path.read_text())
+    record["machine"] = {**info, "blas": "someone else's"}
+    path.write_text(json.dumps(record))
+    _routes.reset()
+    _gemm.weight_grad(g, x)
+    assert len(probes) == 2
+
+
+def test_thread_count_is_part_of_the_key(monkeypatch) -> None:
+    probes = count_probes(monkeypatch)
+    g, x = dw_case()
+    _threads.set_num_threads(1)
+    _gemm.weight_grad(g, x)
+    _threads.set_num_threads(2)
+    _gemm.weight_grad(g, x)
+    assert len(probes) == 2
+    assert {e.rsplit("|", 1)[1] for e in _routes.used()} == {"t1", "t2"}
+
+
+def test_forced_route_skips_the_probe(monkeypatch) -> None:
+    probes = count_probes(monkeypatch)
+    monkeypatch.setenv("BPTT_ROUTES", "dw=xg")
+    g, x = dw_case()
+    d_w = _gemm.weight_grad(g, x)
+    assert probes == [] and d_w.flags.c_contiguous
+    np.testing.assert_allclose(d_w, g.T @ x, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("value", ["dw=fast", "speed=blas", "dw"])
+def test_bad_bptt_routes_is_a_clear_error(monkeypatch, value) -> None:
+    monkeypatch.setenv("BPTT_ROUTES", value)
+    with pytest.raises(BpttError, match="BPTT_ROUTES: expected"):
+        _gemm.weight_grad(*dw_case())
+
+
+@pytest.mark.parametrize("n", [0, -1, 1.5, "2", True])
+def test_set_num_threads_rejects_bad_counts(n) -> None:
+    with pytest.raises(BpttError, match="whole number >= 1"):
+        _threads.set_num_threads(n)
+
+
+def test_thread_count_comes_from_the_environment_else_the_affinity_mask(monkeypatch) -> None:
+    for var in _threads.ENV_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(_threads, "_threads", None)
+    assert _threads.get_num_threads() == _threads.available_cpus()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setattr(_threads, "_threads", None)
+    assert _threads.get_num_threads() == 1
+    monkeypatch.setenv("BPTT_NUM_THREADS", "3")  # bptt's own variable wins
+    monkeypatch.setattr(_threads, "_threads", None)
+    assert _threads.get_num_threads() == 3
+
+
+# --------------------------------------------------------------------------- same numbers
+
+
+def layer_results(cell: str, dtype, B=5, T=12, D=7, H=16, masked=True) -> list[np.ndarray]:
+    """Forward and backward of one cell (and a Linear on its outputs): every output and gradient."""
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((B, T, D)).astype(dtype)  # (B, T, D)
+    w_ih = (0.4 * rng.standard_normal((G * H, D))).astype(dtype)  # (G*H, D)
+    w_hh = (0.4 * rng.standard_normal((G * H, H))).astype(dtype)  # (G*H, H)
+    b_ih, b_hh = (0.1 * rng.standard_normal((2, G * H))).astype(dtype)  # (G*H,) each
+    h0 = (0.5 * rng.standard_normal((B, H))).astype(dtype)  # (B, H)
+    d_out = rng.standard_normal((B, T, H)).astype(dtype)  # (B, T, H)
+    mask = (np.arange(T)[None, :] < rng.integers(1, T + 1, B)[:, None]) if masked else None
+    if cell == "lstm":
+        out, final, cache = lstm_forward(x, (h0, h0 * 0.5), w_ih, w_hh, b_ih, b_hh, mask=mask)
+        d_x, d_state, grads = lstm_backward(d_out, final, cache)
+    else:
+        forward, backward = {
+            "rnn": (rnn_forward, rnn_backward),
+            "gru": (gru_forward, gru_backward),
+        }[cell]
+        out, final, cache = forward(x, (h0,), w_ih, w_hh, b_ih, b_hh, mask=mask)
+        d_x, d_state, grads = backward(d_out, final, cache)
+    v = rng.standard_normal((3, H)).astype(dtype)  # (3, H) an output layer
+    y, lin_cache = linear_forward(out, v)  # (B, T, 3)
+    d_in, lin_grads = linear_backward(np.ones_like(y), lin_cache)
+    return [out, *final, d_x, *d_state, *grads.values(), y, d_in, lin_grads["weight"]]
+
+
+def assert_all_close(a: list, b: list, tol: float, what: str) -> None:
+    """Each result within tol, relative to its largest entry (the sums' scale)."""
+    for k, (p, q) in enumerate(zip(a, b, strict=True)):
+        scale = max(1.0, float(np.abs(q).max()))
+        np.testing.assert_allclose(p, q, rtol=0, atol=tol * scale, err_msg=f"{what}: result {k}")
+
+
+ROUTE_SETS = ["dw=gx,step=blas", "dw=xg,step=blas", "dw=gx,step=blas_mt", "dw=xg,step=blas_mt"]
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_every_forced_route_gives_the_same_float64_numbers(monkeypatch, cell) -> None:
+    _threads.set_num_threads(2)  # so that blas_mt applies
+    monkeypatch.setenv("BPTT_ROUTES", "default")
+    reference = layer_results(cell, np.float64)
+    for routes in ROUTE_SETS:
+        monkeypatch.setenv("BPTT_ROUTES", routes)
+        assert_all_close(layer_results(cell, np.float64), reference, 1e-12, routes)
+    monkeypatch.delenv("BPTT_ROUTES")  # and whatever the probe picks
+    assert_all_close(layer_results(cell, np.float64), reference, 1e-12, "probed")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_one_and_two_threads_give_the_same_float64_numbers(cell) -> None:
+    _threads.set_num_threads(1)
+    one = layer_results(cell, np.float64)
+    _threads.set_num_threads(2)
+    assert_all_close(layer_results(cell, np.float64), one, 1e-12, "threads 1 vs 2")
+
+
+@compiled
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_packed_on_two_threads_equals_packed_on_one_bit_for_bit(monkeypatch, cell, masked) -> None:
+    """The compiled kernels split columns and rows over threads; each number is the same sum."""
+    B, T, D, H = 7, 12, 7, 32  # 7 rows: two row chunks of unequal size, tiles of 6 and 1
+    monkeypatch.setenv("BPTT_ROUTES", "proj=packed,dx=packed,dw=gx,step=packed")
+    _threads.set_num_threads(1)
+    one = layer_results(cell, np.float32, B, T, D, H, masked)
+    _threads.set_num_threads(2)
+    if _threads.compiled_threads() < 2:
+        pytest.skip("numba's pool has one thread here (NUMBA_NUM_THREADS=1)")
+    monkeypatch.setenv("BPTT_ROUTES", "proj=packed,dx=packed,dw=gx,step=packed_mt")
+    assert _gemm.StepProduct(np.zeros((4 * H, H), np.float32), B, T).route == "packed_mt"
+    two = layer_results(cell, np.float32, B, T, D, H, masked)
+    for k, (p, q) in enumerate(zip(two, one, strict=True)):
+        np.testing.assert_array_equal(p, q, err_msg=f"result {k}")
+
+
+@compiled
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_float32_routes_agree_to_float32_rounding(monkeypatch, cell) -> None:
+    _threads.set_num_threads(2)
+    monkeypatch.setenv("BPTT_ROUTES", "proj=blas,dx=blas,dw=gx,step=blas")
+    reference = layer_results(cell, np.float32, H=32)
+    for routes in ["proj=packed,dx=packed,dw=xg,step=packed", "step=packed_mt", "step=blas_mt"]:
+        monkeypatch.setenv("BPTT_ROUTES", routes)
+        assert_all_close(layer_results(cell, np.float32, H=32), reference, 1e-5, routes)
+
+
+def test_cli_threads_flag_sets_the_count_and_rejects_zero(capsys) -> None:
+    from bptt import cli
+
+    assert cli.main(["sample", "no-such.ckpt", "--threads", "0"]) == 2
+    assert "whole number >= 1, got 0" in capsys.readouterr().err
+    cli.main(["sample", "no-such.ckpt", "--threads", "1"])  # fails later: no such checkpoint
+    assert _threads.get_num_threads() == 1
+
+
+def test_without_numba_the_first_call_says_how_to_get_the_fast_path(monkeypatch, capsys) -> None:
+    from bptt.functional import _jit
+
+    monkeypatch.setattr(_jit, "numba", None)
+    monkeypatch.setattr(_jit, "_told", False)
+    for _ in range(2):
+        layer_results("rnn", np.float64)
+    err = capsys.readouterr().err
+    assert err.count("pip install 'bptt[fast]'") == 1, err
+
+
+def test_with_numba_or_bptt_no_jit_nothing_is_said(monkeypatch, capsys) -> None:
+    from bptt.functional import _jit
+
+    monkeypatch.setattr(_jit, "_told", False)
+    if _jit.numba is None:
+        pytest.skip("numba absent: the notice is expected here")
+    layer_results("gru", np.float64)
+    assert "bptt[fast]" not in capsys.readouterr().err
