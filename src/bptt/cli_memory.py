@@ -77,7 +77,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--examples", type=int, default=16,
                    help="batch B the flow is measured on (default: 16)")  # fmt: skip
     p.add_argument("--method", choices=("auto", "exact", "power"), default="auto",
-                   help="spectral norm of the Jacobian products: auto is power iteration to a "
+                   help="spectral norm of the Jacobian products: auto is subspace iteration to a "
                    "certified 1e-10 (the SVD where that is cheaper or it does not converge), "
                    "equal to exact; power is 30 steps, an estimate (default: auto)")  # fmt: skip
     p.add_argument("--windows", type=_ints, default=[1, 2, 5, 10, 20],
