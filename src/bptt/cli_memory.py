@@ -235,7 +235,7 @@ def gradients(args: argparse.Namespace) -> int:
     written = [_write_report(report, out, args.format)]
     written.append(plot_gradient_flow(flows, out / "gradient_flow.png"))
     written.append(plot_truncation(trunc, out / "truncation.png"))
-    print(_summary(flows, gates))
+    print(summary(flows, gates))
     if args.exploding:
         written.append(_exploding(args, out))
     print("wrote " + ", ".join(str(p) for p in written if p))
@@ -251,7 +251,8 @@ def _relative_range(norms) -> str:
     return f"{r[0]:.3g} [{r.min():.3g}, {r.max():.3g}]"
 
 
-def _summary(flows: dict, gates: dict) -> str:
+def summary(flows: dict, gates: dict) -> str:
+    """The table ``bptt gradients`` prints (the README's copy is checked against flow.json)."""
     lines = [f"{'model':24s} {'lag':>4s} {'|dE_T/dh_k| at lag T [min, max]':>32s} "
              f"{'|dE_T/dC_k| at lag T [min, max]':>32s} {'|Jacobian prod|':>15s} "
              f"{'half-life':>9s}"]  # fmt: skip
@@ -280,6 +281,18 @@ def _write_report(report: dict, out: Path, fmt: str) -> Path:
     return path
 
 
+def exploding_lines(logs: dict, radius: float) -> list[str]:
+    """What ``bptt gradients --exploding`` prints: how each run (no clipping, clipping) ended."""
+    lines = []
+    for label, log in logs.items():
+        if log["diverged_at"]:
+            end = f"diverged at update {log['diverged_at']}: {log['reason']}"
+        else:
+            end = f"trained {log['updates']} updates, held-out accuracy {log['accuracy']:.3f}"
+        lines.append(f"exploding RNN (radius {radius}), {label}: {end}")
+    return lines
+
+
 def _exploding(args, out: Path) -> Path | None:
     from bptt.diagnostics.flow import gradient_flow, recurrent_io
     from bptt.diagnostics.plots import plot_exploding
@@ -298,12 +311,7 @@ def _exploding(args, out: Path) -> Path | None:
         flows[radius] = gradient_flow(*recurrent_io(model, batch)[:3], lags=False)
     logs = single_threaded(exploding_runs, radius=args.exploding, lag=lag, seed=args.seed,
                            clip=clip)  # fmt: skip
-    for label, log in logs.items():
-        if log["diverged_at"]:
-            end = f"diverged at update {log['diverged_at']}: {log['reason']}"
-        else:
-            end = f"trained {log['updates']} updates, held-out accuracy {log['accuracy']:.3f}"
-        print(f"exploding RNN (radius {args.exploding}), {label}: {end}")
+    print("\n".join(exploding_lines(logs, args.exploding)))
     for log in logs.values():  # JSON has no NaN: a non-finite value is written as null
         for key in ("loss", "grad_norm"):
             log[key] = [v if np.isfinite(v) else None for v in log[key]]
