@@ -322,7 +322,8 @@ def _resume_hint(what: str, path: Path, step: int) -> TrainingInterrupted:
 
 
 class _DeferredInterrupt:
-    """Ctrl-C waits until the block is done (a checkpoint save), then interrupts."""
+    """A Ctrl-C inside the block (the interrupted run's last save) is only noted in
+    ``pending``: the save runs to its end, and the run stops right after it anyway."""
 
     def __enter__(self):
         self.pending, self.previous = False, None
