@@ -46,7 +46,8 @@ def ws(tmp_path_factory):
     save_checkpoint(root / "other_vocab.safetensors", tensors, {**meta, "vocab": vocab})
     save_checkpoint(root / "other_task.safetensors", tensors, {**meta, "task": "sentiment"})
     data = ckpt.read_bytes()
-    (root / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+    (root / "truncated.safetensors").write_bytes(data[: len(data) - 1000])  # the data stops short
+    (root / "cut_header.safetensors").write_bytes(data[:100])  # the header itself is cut
     return root
 
 
@@ -57,8 +58,9 @@ CASES = [
     (["sample", "{ckpt}", "--temperature", "-0.5"], "temperature must be >= 0 (0 is greedy)"),
     (["sample", "{ckpt}", "--length", "-1"], "length must be"),
     (["sample", "{ckpt}", "--length", "99999999999999"], "length must be in 0..10,000,000"),
-    (["sample", "{ckpt}", "--top-k", "0"], "top_k must be at least 1"),
-    (["sample", "{ckpt}", "--seed", "-1"], "seed must be an integer >= 0"),
+    (["sample", "{ckpt}", "--top-k", "0"], "--top-k must be at least 1"),
+    (["sample", "{ckpt}", "--seed", "-1"], "--seed must be an integer in 0..2**63-1"),
+    (["sample", "{ckpt}", "--seed", str(2**64)], f"in 0..2**63-1 ({2**63 - 1:,}); got {2**64}"),
     (["sample", "{ckpt}", "--prompt", ""], "prompt must be a non-empty"),
     (["sample", "{ckpt}", "--prompt", "Zebra€"], "not in the vocabulary: 'Z', '€'"),
     # checkpoints that are not ours, broken, or of another task or vocabulary
@@ -68,16 +70,21 @@ CASES = [
     (["sample", "{root}/text.safetensors"], "not a safetensors file"),
     (["sample", "{root}/zero.safetensors"], "0 bytes, too short"),
     (["sample", "{root}/corpus.txt"], "not a safetensors file"),
-    (["sample", "{root}/truncated.safetensors"], "truncated.safetensors"),
+    (["sample", "{root}/truncated.safetensors"], "truncated.safetensors' is truncated"),
+    (["sample", "{root}/truncated.safetensors"], ": 1,000 bytes missing)"),
+    (["sample", "{root}/cut_header.safetensors"], "is truncated: an incomplete copy"),
+    (["train", "--resume", "{root}/cut_header.safetensors"], "the file has 100)"),
     (["sample", "{root}/other_vocab.safetensors"], "the model expects"),
     (["sample", "{root}/other_task.safetensors"], "not a language model"),
     (["eval", "{root}/other_vocab.safetensors"], "the model expects"),
     (["eval", "{root}/binary.bin"], "not a safetensors file"),
+    (["eval", "{root}/text.safetensors"], "is not a safetensors file (header length"),
     (["train", "--resume", "{root}/other_vocab.safetensors"], "another 'vocab'"),
     (["train", "--resume", "{root}/other_task.safetensors"], "another 'task'"),
     (["train", "--resume", "{root}/run2/latest.safetensors"], "field 'data_position'"),
     (["train", "--resume", "{root}/corpus.txt"], "not a safetensors file"),
-    (["train", "--resume", "{ckpt}", "--hidden-size", "99"], "cannot change: hidden_size"),
+    (["train", "--resume", "{ckpt}", "--hidden-size", "99"], "cannot change: --hidden-size ("),
+    (["train", "--resume", "{ckpt}", "--cell", "gru", "--embed-size", "9"], "--cell, --embed-size"),
     # texts: empty, blank, binary, wrong encodings, too short, missing, a folder
     (["eval", "{ckpt}", "--text", "{root}/empty.txt"], "is empty"),
     (["eval", "{ckpt}", "--text", "{root}/blank.txt"], "only whitespace"),
@@ -92,15 +99,23 @@ CASES = [
     # sizes: zero, negative, NaN, too large for the data or for memory
     (
         ["train", "--text", "{root}/corpus.txt", "--batch-size", "0"],
-        "batch_size must be at least 1",
+        "--batch-size must be at least 1",
     ),
-    (["train", "--text", "{root}/corpus.txt", "--window", "0"], "window must be at least 1"),
-    (["train", "--text", "{root}/corpus.txt", "--steps", "-3"], "steps must be at least 1"),
-    (["train", "--text", "{root}/corpus.txt", "--eval-every", "0"], "eval_every must be at least"),
-    (["train", "--text", "{root}/corpus.txt", "--lr", "nan"], "lr must be a finite number"),
-    (["train", "--text", "{root}/corpus.txt", "--clip", "-1"], "clip must be 0"),
-    (["train", "--text", "{root}/corpus.txt", "--dropout", "1"], "dropout must be in [0, 1)"),
-    (["train", "--text", "{root}/corpus.txt", "--seed", "-5"], "seed must be 0 or more"),
+    (["train", "--text", "{root}/corpus.txt", "--window", "0"], "--window must be at least 1"),
+    (["train", "--text", "{root}/corpus.txt", "--steps", "-3"], "--steps must be at least 1"),
+    (
+        ["train", "--text", "{root}/corpus.txt", "--eval-every", "0"],
+        "--eval-every must be at least",
+    ),
+    (["train", "--text", "{root}/corpus.txt", "--lr", "nan"], "--lr must be a finite number"),
+    (["train", "--text", "{root}/corpus.txt", "--clip", "-1"], "--clip must be 0"),
+    (["train", "--text", "{root}/corpus.txt", "--dropout", "1"], "--dropout must be in [0, 1)"),
+    (["train", "--text", "{root}/corpus.txt", "--seed", "-5"], "--seed must be an integer in 0"),
+    (
+        ["train", "--text", "{root}/corpus.txt", "--seed", str(2**63)],
+        "--seed must be an integer in",
+    ),
+    (["train", "--text", "{root}/corpus.txt", "--val-fraction", "1"], "--val-fraction must be in"),
     (["train", "--text", "{root}/corpus.txt", "--batch-size", "100000"], "too few for 100000"),
     (["train", "--text", "{root}/corpus.txt", "--window", "100000"], "need at least"),
     (

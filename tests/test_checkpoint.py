@@ -197,7 +197,10 @@ _F32x2 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
             "needs 79228162514264337593543950336 x 4 bytes",
         ),
         (dict(entries={"w": {**_F32x2, "shape": [3]}}, body=b"x" * 8), "needs 3 x 4 bytes"),
-        (dict(entries={"w": {**_F32x2, "data_offsets": [0, 16]}}, body=b"x" * 8), "<= 8"),
+        (
+            dict(entries={"w": {**_F32x2, "data_offsets": [0, 16]}}, body=b"x" * 8),
+            "is truncated: .* describes 16 bytes of tensor data, the file holds 8: 8 bytes missing",
+        ),
         (dict(entries={"w": {**_F32x2, "data_offsets": [8, 0]}}, body=b"x" * 8), r"\[8, 0\]"),
         (dict(entries={"w": {**_F32x2, "data_offsets": [-8, 0]}}, body=b"x" * 8), r"\[-8, 0\]"),
         (dict(entries={"w": {**_F32x2, "data_offsets": [0]}}, body=b"x" * 8), r"\[0\]"),
@@ -301,7 +304,7 @@ def test_truncated_file_is_refused(tmp_path):
     data = p.read_bytes()
     for cut in (1, 10, 3999, len(data) - 9):
         p.write_bytes(data[:-cut])
-        with pytest.raises(CheckpointError, match=r"c\.safetensors"):
+        with pytest.raises(CheckpointError, match=r"c\.safetensors' is truncated: an incomplete"):
             load_checkpoint(p)
 
 

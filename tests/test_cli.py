@@ -59,7 +59,7 @@ def test_eval_on_unseen_text_prints_bits_per_symbol(run, tmp_path, capsys):
 def test_resume_refuses_to_change_the_architecture(run, capsys):
     ckpt = str(run[2] / "latest.safetensors")
     assert main(["train", "--quiet", "--resume", ckpt, "--hidden-size", "99"]) == 2
-    assert "hidden_size" in capsys.readouterr().err
+    assert "cannot change: --hidden-size" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_resume_refuses_to_change_the_architecture(run, capsys):
         (["sample", "{root}/corpus.txt"], "corpus.txt"),
         (["eval", "{ckpt}", "--text", "{root}/missing.txt"], "does not exist"),
         (["train", "--text", "{root}/empty.txt"], "empty"),
-        (["train", "--hidden-size", "0"], "hidden_size must be at least 1"),
+        (["train", "--hidden-size", "0"], "--hidden-size must be at least 1"),
         (["train", "--dropout", "1.5"], "dropout"),
     ],
 )
@@ -85,6 +85,75 @@ def test_bad_input_gives_one_line_and_exit_2(run, capsys, argv, message):
     err = capsys.readouterr().err
     assert err.startswith("bptt: error: ") and err.count("\n") == 1, err
     assert message in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--hidden-size", "x"], "argument --hidden-size: invalid int value: 'x'"),
+        (["train", "--cell", "transformer"], "argument --cell: invalid choice: 'transformer'"),
+        (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["sample"], "the following arguments are required: checkpoint"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_parser_errors_are_one_line_and_exit_2(capsys, argv, message):
+    """argparse's own complaints say 'bptt: error: ...' on one line, not a usage block."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.startswith("bptt: error: ") and err.count("\n") == 1, err
+    assert message in err and "usage:" not in err
+
+
+def _help(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines: join them
+
+
+def test_train_help_says_each_default_once(capsys):
+    text = _help(capsys, ["train", "--help"])
+    assert "(default: the built-in corpus)" in text and "(default: None)" not in text
+    from bptt.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    twice = [a.dest for a in sub.choices["train"]._actions if a.help.count("(default:") > 1]
+    assert not twice, twice
+
+
+@pytest.mark.parametrize(
+    "task, shown",
+    [
+        ("lm", ["--hidden-size HIDDEN_SIZE hidden units H per layer (default: 256)",
+                "(default: runs/lm)", "parameter updates to run (default: 800)"]),
+        ("sentiment", ["--hidden-size HIDDEN_SIZE hidden units H per layer (default: 64)",
+                       "(default: runs/sentiment)", "parameter updates to run (default: 1800)",
+                       "mean or max over real steps (default: mean)"]),
+        ("dna", ["(default: 48)", "stacked recurrent layers L (default: 2)", "(default: tags)"]),
+    ],
+)  # fmt: skip
+def test_train_task_help_shows_the_tasks_preset(capsys, task, shown):
+    text = _help(capsys, ["train", task, "--help"])
+    for piece in shown:
+        assert piece in text, piece
+    assert f"the {task} preset" in text
+
+
+def test_every_option_of_every_command_has_help():
+    from bptt.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    missing = [
+        f"{name} {a.option_strings[-1] if a.option_strings else a.dest}"
+        for name, p in sub.choices.items()
+        for a in p._actions
+        if not a.help
+    ]
+    assert not missing, missing
 
 
 def test_the_console_entry_point_runs():

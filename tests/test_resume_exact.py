@@ -14,7 +14,7 @@ import pytest
 from bptt.checkpoint import load_checkpoint
 from bptt.cli import main
 from bptt.config import Config
-from bptt.errors import BpttError, CheckpointError
+from bptt.errors import BpttError, CheckpointError, TrainingInterrupted
 from bptt.tasks import lm
 from bptt.train import LATEST
 
@@ -133,12 +133,15 @@ def test_ctrl_c_saves_a_whole_update_and_resumes_exactly(corpus, tmp_path):
             proc.kill()
             proc.communicate()
     assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "bptt: interrupted"
     assert "Traceback" not in err
     logged = len(log.read_text().splitlines())
     _, meta = load_checkpoint(out / LATEST)
     stopped = meta["progress"]["step"]
     assert stopped == logged >= wanted  # the update in progress finished, then it saved
+    assert err.strip().splitlines()[-1] == (
+        f"bptt: interrupted; saved {out / LATEST} (update {stopped}); "
+        f"continue with: bptt train --resume {out / LATEST}"
+    )
 
     config = Config.from_dict(meta["config"])
     straight = _trainer(config, tmp_path / "a", steps=stopped + 3)
@@ -187,10 +190,82 @@ def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_half_done(corpus, tmp_p
         return real(batch, state, rng)
 
     trainer.model.loss_and_grads = loss_and_grads
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(TrainingInterrupted) as e:
         trainer.run()
     _, meta = load_checkpoint(tmp_path / LATEST)
     assert meta["progress"]["step"] == 3 and meta["data_position"]["window"] == 3
+    assert str(e.value) == (
+        f"update 5 was cut short by a second Ctrl-C: not saved; the last checkpoint is "
+        f"{tmp_path / LATEST} (update 3); continue with: bptt train --resume {tmp_path / LATEST}"
+    )
+    assert (e.value.saved, e.value.step) == (tmp_path / LATEST, 3)
+
+
+def test_a_second_ctrl_c_before_any_save_says_none_was_saved(corpus, tmp_path, capsys):
+    """Two SIGINTs in update 2, before the first checkpoint (update 6): the CLI says so."""
+    real = lm.build_trainer
+    calls = []
+
+    def build_trainer(config, out, progress_bar=True):
+        trainer, summary = real(config, out, progress_bar=progress_bar)
+        step = trainer.model.loss_and_grads
+
+        def loss_and_grads(batch, state, rng):
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGINT)
+            return step(batch, state, rng)
+
+        trainer.model.loss_and_grads = loss_and_grads
+        return trainer, summary
+
+    flags = ["--text", str(corpus), "--out", str(tmp_path / "run"), "--hidden-size", "8"]
+    flags += ["--batch-size", "4", "--window", "16", "--steps", "20", "--eval-every", "6"]
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(lm, "build_trainer", build_trainer)
+            assert main(["train", "--quiet", *flags]) == 130
+    finally:
+        signal.signal(signal.SIGINT, before)
+    err = capsys.readouterr().err
+    assert err.endswith(
+        "bptt: interrupted; update 2 was cut short by a second Ctrl-C: not saved; "
+        "no checkpoint was saved (the first is written at update 6)\n"
+    ), err
+    assert not (tmp_path / "run" / LATEST).exists()
+
+
+def test_a_ctrl_c_during_the_last_save_waits_for_it(corpus, tmp_path, monkeypatch):
+    """A Ctrl-C that lands while the interrupted run saves does not cut the save short:
+    the checkpoint is whole and holds the update the message names."""
+    trainer = _trainer(_config(corpus), tmp_path)
+    real_update, real_save = trainer.update, trainer.save
+    calls = []
+
+    def update():
+        calls.append(1)
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # stop after update 4
+        return real_update()
+
+    def save(name):
+        if len(calls) == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # and again while it saves
+        return real_save(name)
+
+    monkeypatch.setattr(trainer, "update", update)
+    monkeypatch.setattr(trainer, "save", save)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(TrainingInterrupted) as e:
+            trainer.run()
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert e.value.step == 4 and "saved" in str(e.value)
+    assert load_checkpoint(tmp_path / LATEST)[1]["progress"]["step"] == 4
+    assert not list(tmp_path.glob(".*tmp-*"))  # no temporary file left behind
 
 
 def _make_nan(trainer, at_updates):

@@ -3,7 +3,9 @@
 Any bytes give either a valid checkpoint or a :class:`CheckpointError` that names
 the file and the field. The checks, in order:
 
-    header    8-byte little-endian length n <= MAX_HEADER_BYTES and 8 + n <= file size;
+    header    8-byte little-endian length n <= MAX_HEADER_BYTES and 8 + n <= file size
+              (a header that starts but does not end, or tensor data that stops
+              short of the header's offsets, is reported as a truncated file);
               UTF-8 JSON object, no duplicate keys, no NaN/Infinity
     tensors   each entry exactly {dtype, shape, data_offsets}; dtype in the fixed
               table DTYPES; shape a list of <= MAX_DIMS ints >= 0; offsets
@@ -103,6 +105,11 @@ def _read_header(where: str, data: bytes | bytearray) -> tuple[dict, int]:
     if len(data) < 8:
         raise CheckpointError(f"{where} is not a safetensors file ({len(data)} bytes, too short)")
     (n,) = struct.unpack("<Q", data[:8])
+    if n <= MAX_HEADER_BYTES and 8 + n > len(data) and data[8:9] == b"{":
+        raise CheckpointError(
+            f"{where} is truncated: an incomplete copy or an interrupted write? (its header "
+            f"alone needs {8 + n:,} bytes, the file has {len(data):,})"
+        )
     if n > MAX_HEADER_BYTES or 8 + n > len(data):
         raise CheckpointError(
             f"{where} is not a safetensors file (header length {n} does not fit a file of "
@@ -150,6 +157,13 @@ def _loads(where: str, what: str, text: str, strict: bool = False) -> Any:
 
 def _check_entries(where: str, header: dict, payload: int) -> dict[str, tuple]:
     """name -> (dtype, shape, begin, end), each field checked; the ranges tile the payload."""
+    ends = [e["data_offsets"][1] for e in header.values() if _is_offsets(e)]
+    if ends and max(ends) > payload:  # a whole header, but the data stops short
+        raise CheckpointError(
+            f"{where} is truncated: an incomplete copy or an interrupted write? (its header "
+            f"describes {max(ends):,} bytes of tensor data, the file holds {payload:,}: "
+            f"{max(ends) - payload:,} bytes missing)"
+        )
     entries = {}
     for name, e in header.items():
         field = f"tensor {name!r}"
@@ -208,6 +222,12 @@ def _check_entries(where: str, header: dict, payload: int) -> dict[str, tuple]:
             f"{where}: the tensors cover {position} bytes of data, the file holds {payload}"
         )
     return entries
+
+
+def _is_offsets(entry: Any) -> bool:
+    """Whether ``entry`` is a tensor entry whose data_offsets are two integers."""
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    return isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)
 
 
 def _check_header_metadata(where: str, meta: Any, names: set[str]) -> tuple[str, dict]:

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 import sys
 from pathlib import Path
 
 from bptt.config import PRESETS, Config
-from bptt.errors import BpttError
+from bptt.errors import BpttError, TrainingInterrupted
 
 # may change on --resume
 _RESUMABLE = {"steps", "eval_every", "patience", "sample_length", "tensorboard", "watchdog"}
@@ -37,35 +38,79 @@ def _yes_no(text: str) -> bool:
     return value[text.lower()]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the house's one-line errors: ``bptt: error: ...``, exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"bptt: error: {message} (see '{self.prog} --help')\n")
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a Config field: hidden_size -> --hidden-size."""
+    return "--" + name.replace("_", "-")
+
+
+def _flag_help(f: dataclasses.Field, default) -> str:
+    """A Config field's help with its default, said once (the help may already say it)."""
+    text = f.metadata["help"]
+    if "(default:" in text or default is None:
+        return text
+    return f"{text} (default: {default})"
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(Config):
         if f.name == "task":
             continue
         kind = {bool: _yes_no, int: int, float: float}.get(type(f.default), str)
         p.add_argument(
-            "--" + f.name.replace("_", "-"),
+            flag(f.name),
             dest=f.name,
             type=kind,
             choices=f.metadata.get("choices"),
             default=argparse.SUPPRESS,  # only what the user typed overrides presets
-            help=f"{f.metadata['help']} (default: {f.default})",
+            help=_flag_help(f, f.default),
         )
 
 
+class _TaskHelp(argparse.Action):
+    """``bptt train TASK --help``: the defaults shown are that task's preset, not the LM's."""
+
+    def __init__(
+        self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None
+    ):
+        super().__init__(option_strings, dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        task = getattr(namespace, "task", None) or "lm"
+        preset = PRESETS.get(task, {})
+        fields = {f.name: f for f in dataclasses.fields(Config)}
+        for action in parser._actions:
+            f = fields.get(action.dest)
+            if f is not None and f.name != "task":
+                action.help = _flag_help(f, preset.get(f.name, f.default))
+        parser.description = f"Train a model. The defaults shown are the {task} preset's" + (
+            "." if task != "lm" else "; 'bptt train TASK --help' shows another task's."
+        )
+        parser.print_help()
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="bptt", description="Recurrent networks with hand-written BPTT."
-    )
+    parser = _Parser(prog="bptt", description="Recurrent networks with hand-written BPTT.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("train", help="train a model")
-    p.add_argument("task", nargs="?", default="lm", choices=sorted(PRESETS))
+    p = sub.add_parser("train", help="train a model", add_help=False)
+    p.add_argument("-h", "--help", action=_TaskHelp,
+                   help="show this help (after a TASK: that task's defaults) and exit")  # fmt: skip
+    p.add_argument("task", nargs="?", default="lm", choices=sorted(PRESETS),
+                   help="the application (default: lm, the character language model)")  # fmt: skip
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved here")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_config_flags(p)
 
     p = sub.add_parser("sample", help="write text with a trained language model")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint of bptt train (lm, names, music, chorales)")
     p.add_argument("--prompt", default=None, help="text to start from (default: 'The ')")
     p.add_argument("--length", type=int, default=300, help="symbols to write (default: 300)")
     p.add_argument("--temperature", type=float, default=0.8, help="0 is greedy (default: 0.8)")
@@ -75,22 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "eval", help="a trained model's held-out metrics (language model: bits per symbol)"
     )
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint of bptt train, e.g. runs/lm/best.safetensors")
     p.add_argument("--text", default=None, help="UTF-8 file (default: the run's validation text)")
 
     p = sub.add_parser("predict", help="classify a sentence, or tag each of its words")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint of bptt train sentiment, ner, dna or activity")
     p.add_argument("text", help='e.g. "There is nothing to like in this movie."')
 
     p = sub.add_parser("translate", help="run a trained encoder-decoder (dates, g2p, de-en)")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a checkpoint of bptt train dates, g2p or de-en")
     p.add_argument("text", help='the input, e.g. "tuesday 25 september 1984"')
     p.add_argument("--beam", type=int, default=5, help="beam width; 1 is greedy (default: 5)")
     p.add_argument("--max-length", type=int, default=None, help="longest output (default: run's)")
     p.add_argument("--plot-attention", metavar="PNG", default=None,
                    help="draw the attention weights (source across, output down)")  # fmt: skip
     p = sub.add_parser("export", help="write a trained model as ONNX, for ONNX Runtime")
-    p.add_argument("checkpoint")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint written by bptt train")
     p.add_argument("out", help="the .onnx file (an encoder-decoder: NAME.encoder/.decoder.onnx)")
     p.add_argument("--force", action="store_true", help="overwrite existing files")
     from bptt import cli_memory
@@ -111,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         commands = {"train": _train, "sample": _sample, "eval": _eval, "translate": _translate,
                     "predict": _predict, "export": _export}  # fmt: skip
@@ -131,15 +177,38 @@ def main(argv: list[str] | None = None) -> int:
             bptt.set_num_threads(args.threads)
         return commands[args.command](args)
     except BpttError as e:
-        print(f"bptt: error: {e}", file=sys.stderr)
+        print(f"bptt: error: {_as_typed(str(e), parser, args.command)}", file=sys.stderr)
         return 2
     except MemoryError:  # sizes from the command line too large for this machine
         print("bptt: error: not enough memory for these sizes; choose smaller ones "
               "(--hidden-size, --batch-size, --window, --length)", file=sys.stderr)  # fmt: skip
         return 2
+    except TrainingInterrupted as e:
+        print(f"bptt: interrupted; {e}", file=sys.stderr)
+        return 130
     except KeyboardInterrupt:
         print("bptt: interrupted", file=sys.stderr)
         return 130
+
+
+def _as_typed(message: str, parser: argparse.ArgumentParser, command: str) -> str:
+    """An error about a setting, said with the flag the user typed (hidden_size -> --hidden-size).
+
+    Names with an underscore are rewritten wherever they stand; one-word names
+    (seed, length) only as the subject ("seed must ..."). A checkpoint's own
+    fields ("checkpoint '...': ... hidden_size ...") are about the file and stay.
+    """
+    if message.startswith("checkpoint"):
+        return message
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    flags = {a.dest: a.option_strings[-1] for a in sub.choices[command]._actions
+             if a.option_strings and a.option_strings[-1].startswith("--")}  # fmt: skip
+    for dest, typed in flags.items():
+        if "_" in dest:
+            message = re.sub(rf"(?<![\w-]){dest}\b", typed, message)
+        elif message.startswith(f"{dest} must "):
+            message = typed + message[len(dest) :]
+    return message
 
 
 def _given(args: argparse.Namespace) -> dict:
@@ -160,8 +229,9 @@ def _train(args: argparse.Namespace) -> int:
         )
         if fixed:
             raise BpttError(
-                f"--resume keeps the run's settings; these cannot change: {', '.join(fixed)} "
-                f"(only {', '.join(sorted(_RESUMABLE))} can)"
+                f"--resume keeps the run's settings; these cannot change: "
+                f"{', '.join(map(flag, fixed))} "
+                f"(only {', '.join(map(flag, sorted(_RESUMABLE)))} can)"
             )
         config = dataclasses.replace(config, **given)
         out = Path(args.resume).parent

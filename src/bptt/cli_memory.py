@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
 from functools import partial
 from pathlib import Path
@@ -49,10 +50,14 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
                    help="memory task (default: first, 'remember the first symbol')")  # fmt: skip
     p.add_argument("--budget", type=int, default=d["budget"],
                    help=f"parameters per model, all cells (default: {d['budget']})")  # fmt: skip
-    p.add_argument("--steps", type=int, default=d["steps"], help="most updates per run")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"])
-    p.add_argument("--lr", type=float, default=d["lr"], help="Adam learning rate")
-    p.add_argument("--clip", type=float, default=d["clip"], help="global-norm clipping (0: off)")
+    p.add_argument("--steps", type=int, default=d["steps"],
+                   help=f"most updates per run (default: {d['steps']})")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=d["batch_size"],
+                   help=f"sequences per update (default: {d['batch_size']})")  # fmt: skip
+    p.add_argument("--lr", type=float, default=d["lr"],
+                   help=f"Adam learning rate (default: {d['lr']})")  # fmt: skip
+    p.add_argument("--clip", type=float, default=d["clip"],
+                   help=f"global-norm clipping (0: off; default: {d['clip']})")  # fmt: skip
     p.add_argument("--threshold", type=float, default=0.95,
                    help="held-out accuracy that counts as learned (default: 0.95)")  # fmt: skip
 
@@ -62,27 +67,41 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("gradients", help="gradient flow through time: JSON/CSV numbers and PNGs")
     p.add_argument("checkpoint", nargs="?", help="a language-model checkpoint (default: fresh "
                    "models of --cells on the memory task)")  # fmt: skip
-    p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"])
-    p.add_argument("--lag", type=int, default=50, help="lag of the memory task (T = lag + 1)")
+    p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"],
+                   help="comma-separated cells to measure (default: rnn,lstm,gru)")  # fmt: skip
+    p.add_argument("--lag", type=int, default=50, help="lag of the memory task (T = lag + 1); "
+                   "with a CHECKPOINT, the steps T measured (default: 50)")  # fmt: skip
     p.add_argument("--train", action="store_true", help="train each model on the task first")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--examples", type=int, default=16, help="batch B the flow is measured on")
-    p.add_argument("--method", choices=("exact", "power"), default="exact",
-                   help="spectral norm of the Jacobian products")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the models, the training "
+                   "and the measured batch (default: 0)")  # fmt: skip
+    p.add_argument("--examples", type=int, default=16,
+                   help="batch B the flow is measured on (default: 16)")  # fmt: skip
+    p.add_argument("--method", choices=("auto", "exact", "power"), default="auto",
+                   help="spectral norm of the Jacobian products: auto is subspace iteration to a "
+                   "certified 1e-10 (the SVD where that is cheaper or it does not converge), "
+                   "equal to exact; power is 30 steps, an estimate (default: auto)")  # fmt: skip
     p.add_argument("--windows", type=_ints, default=[1, 2, 5, 10, 20],
-                   help="truncation windows k for the truncation bias")  # fmt: skip
+                   help="truncation windows k for the truncation bias "
+                   "(default: 1,2,5,10,20)")  # fmt: skip
     p.add_argument("--exploding", type=float, default=0.0, metavar="RADIUS",
                    help="also run the exploding case: a tanh RNN with this spectral radius, "
                    "trained with and without clipping")  # fmt: skip
-    p.add_argument("--exploding-lag", type=int, default=20, help="lag of the exploding runs")
-    p.add_argument("--format", choices=("json", "csv"), default="json")
-    p.add_argument("--out", default="runs/gradients", help="folder for the report and PNGs")
+    p.add_argument("--exploding-lag", type=int, default=20,
+                   help="lag of the exploding runs (default: 20)")  # fmt: skip
+    p.add_argument("--format", choices=("json", "csv"), default="json",
+                   help="the per-step numbers as flow.json or flow.csv "
+                   "(default: json)")  # fmt: skip
+    p.add_argument("--out", default="runs/gradients",
+                   help="folder for the report and PNGs (default: runs/gradients)")  # fmt: skip
     _training_flags(p)
 
     p = sub.add_parser("memory", help="long-range memory sweep: longest lag learned per cell")
-    p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"])
-    p.add_argument("--lags", type=_ints, default=[5, 10, 20, 50, 100])
-    p.add_argument("--seeds", type=_ints, default=[0, 1, 2])
+    p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"],
+                   help="comma-separated cells to train (default: rnn,lstm,gru)")  # fmt: skip
+    p.add_argument("--lags", type=_ints, default=[5, 10, 20, 50, 100],
+                   help="comma-separated lags to train at (default: 5,10,20,50,100)")  # fmt: skip
+    p.add_argument("--seeds", type=_ints, default=[0, 1, 2],
+                   help="comma-separated seeds, a run each (default: 0,1,2)")  # fmt: skip
     p.add_argument("--jobs", type=int, default=1,
                    help="runs at once, a process each (0: one by one in this process)")  # fmt: skip
     p.add_argument("--out", default="runs/memory", help="folder for results.json, table.md, PNG")
@@ -131,19 +150,32 @@ def memory(args: argparse.Namespace) -> int:
 
 
 def _flows_for_models(models: dict, batch, args) -> tuple[dict, dict, dict]:
+    from tqdm import tqdm
+
     from bptt.diagnostics.flow import gradient_flow, recurrent_io
     from bptt.diagnostics.gates import gate_stats
     from bptt.diagnostics.truncation import truncation_bias
 
     flows, gates, trunc = {}, {}, {}
-    for label, model in models.items():
+    for i, (label, model) in enumerate(models.items(), 1):
+        started = time.perf_counter()
         layer, x, d, state = recurrent_io(model, batch)
-        flows[label] = gradient_flow(layer, x, d, state, method=args.method)
+        T, S = x.shape[1], layer.hidden_size * (2 if type(layer).__name__ == "LSTM" else 1)
+        _progress(f"[{i}/{len(models)}] {label}: T = {T} steps, state size {S}, "
+                  f"batch {x.shape[0]}, method {args.method}")  # fmt: skip
+        bar = partial(tqdm, leave=False, file=sys.stderr, disable=None, unit="step")  # TTY only
+        flows[label] = gradient_flow(layer, x, d, state, method=args.method, progress=bar)
         if flows[label].cell != "rnn":
             gates[label] = gate_stats(layer, x, state)
         windows = [k for k in args.windows if k <= x.shape[1]]
         trunc[label] = truncation_bias(layer, x, d, windows, state)
+        _progress(f"[{i}/{len(models)}] {label}: done in {time.perf_counter() - started:.1f} s")
     return flows, gates, trunc
+
+
+def _progress(line: str) -> None:
+    """A progress line on stderr (stdout keeps the report)."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _fresh_models(args) -> tuple[dict, object]:
@@ -203,7 +235,7 @@ def gradients(args: argparse.Namespace) -> int:
     written = [_write_report(report, out, args.format)]
     written.append(plot_gradient_flow(flows, out / "gradient_flow.png"))
     written.append(plot_truncation(trunc, out / "truncation.png"))
-    print(_summary(flows, gates))
+    print(summary(flows, gates))
     if args.exploding:
         written.append(_exploding(args, out))
     print("wrote " + ", ".join(str(p) for p in written if p))
@@ -219,7 +251,8 @@ def _relative_range(norms) -> str:
     return f"{r[0]:.3g} [{r.min():.3g}, {r.max():.3g}]"
 
 
-def _summary(flows: dict, gates: dict) -> str:
+def summary(flows: dict, gates: dict) -> str:
+    """The table ``bptt gradients`` prints (the README's copy is checked against flow.json)."""
     lines = [f"{'model':24s} {'lag':>4s} {'|dE_T/dh_k| at lag T [min, max]':>32s} "
              f"{'|dE_T/dC_k| at lag T [min, max]':>32s} {'|Jacobian prod|':>15s} "
              f"{'half-life':>9s}"]  # fmt: skip
@@ -248,6 +281,18 @@ def _write_report(report: dict, out: Path, fmt: str) -> Path:
     return path
 
 
+def exploding_lines(logs: dict, radius: float) -> list[str]:
+    """What ``bptt gradients --exploding`` prints: how each run (no clipping, clipping) ended."""
+    lines = []
+    for label, log in logs.items():
+        if log["diverged_at"]:
+            end = f"diverged at update {log['diverged_at']}: {log['reason']}"
+        else:
+            end = f"trained {log['updates']} updates, held-out accuracy {log['accuracy']:.3f}"
+        lines.append(f"exploding RNN (radius {radius}), {label}: {end}")
+    return lines
+
+
 def _exploding(args, out: Path) -> Path | None:
     from bptt.diagnostics.flow import gradient_flow, recurrent_io
     from bptt.diagnostics.plots import plot_exploding
@@ -266,12 +311,7 @@ def _exploding(args, out: Path) -> Path | None:
         flows[radius] = gradient_flow(*recurrent_io(model, batch)[:3], lags=False)
     logs = single_threaded(exploding_runs, radius=args.exploding, lag=lag, seed=args.seed,
                            clip=clip)  # fmt: skip
-    for label, log in logs.items():
-        if log["diverged_at"]:
-            end = f"diverged at update {log['diverged_at']}: {log['reason']}"
-        else:
-            end = f"trained {log['updates']} updates, held-out accuracy {log['accuracy']:.3f}"
-        print(f"exploding RNN (radius {args.exploding}), {label}: {end}")
+    print("\n".join(exploding_lines(logs, args.exploding)))
     for log in logs.values():  # JSON has no NaN: a non-finite value is written as null
         for key in ("loss", "grad_norm"):
             log[key] = [v if np.isfinite(v) else None for v in log[key]]

@@ -68,7 +68,7 @@ def compose(args: argparse.Namespace) -> int:
     if args.tries < 1 or args.tries > 1000:
         raise BpttError(f"--tries must be in 1..1000; got {args.tries}")
     if not 0 <= args.seed < 2**63:
-        raise BpttError(f"--seed must be an integer >= 0; got {args.seed}")
+        raise BpttError(f"--seed must be an integer in 0..2**63-1 ({2**63 - 1:,}); got {args.seed}")
     music_render._music21()  # names the extra before any work
     if "png" in args.formats:
         try:

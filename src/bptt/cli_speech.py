@@ -26,7 +26,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--rate", type=int, default=175, help="words per minute, 80..450 (default: 175)")
     p.add_argument("--pitch", type=int, default=50, help="0..99 (default: 50)")
     p.add_argument("--snr", type=float, default=None, help="add noise at this SNR in dB")
-    p.add_argument("--noise", choices=("white", "pink"), default="white")
+    p.add_argument("--noise", choices=("white", "pink"), default="white",
+                   help="the colour of the --snr noise (default: white)")  # fmt: skip
     p.add_argument(
         "--by-word",
         action="store_true",

@@ -119,9 +119,13 @@ class Config:
             raise BpttError(f"max_length must be 0 or more; got {self.max_length}")
         if self.length_penalty < 0:
             raise BpttError(f"length_penalty must be 0 or more; got {self.length_penalty}")
-        for name in ("patience", "seed", "sample_length", "skip_non_finite"):
+        for name in ("patience", "sample_length", "skip_non_finite"):
             if getattr(self, name) < 0:
                 raise BpttError(f"{name} must be 0 or more; got {getattr(self, name)}")
+        if not 0 <= self.seed < 2**63:  # what the sampler's generator takes, checked up front
+            raise BpttError(
+                f"seed must be an integer in 0..2**63-1 ({2**63 - 1:,}); got {self.seed}"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise BpttError(f"dropout must be in [0, 1); got {self.dropout}")
         if not 0.0 < self.val_fraction < 1.0:

@@ -17,3 +17,15 @@ class DataError(BpttError):
 
 class CheckpointError(BpttError):
     """A checkpoint that cannot be trusted or does not fit (names the file and the field)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped training; the message says what was saved and how to go on.
+
+    ``saved`` is the checkpoint that holds the run now (None: none was ever
+    written) and ``step`` the update it holds.
+    """
+
+    def __init__(self, message: str, saved=None, step: int = 0):
+        super().__init__(message)
+        self.saved, self.step = saved, step

@@ -46,7 +46,7 @@ from bptt.distributed import (
     split_batch,
     split_state,
 )
-from bptt.errors import BpttError, CheckpointError
+from bptt.errors import BpttError, CheckpointError, TrainingInterrupted
 from bptt.optim import OPTIMIZERS, SCHEDULES, clip_grad_norm
 
 LATEST, BEST = "latest.safetensors", "best.safetensors"
@@ -133,6 +133,7 @@ class Trainer:
         # Non-finite updates skipped in a row before training stops (0: stop at the first).
         self.skip_non_finite, self.skipped = skip_non_finite, 0
         self._mid_update = False
+        self.last_save: tuple[Path, int] | None = None  # (checkpoint, update): where to resume
         # Data parallel (bptt.distributed): gradients averaged over ranks before clipping;
         # every rank starts from rank 0's parameters; only rank 0 writes.
         self.comm = LocalComm() if comm is None else comm
@@ -174,6 +175,8 @@ class Trainer:
             meta["rank_rngs"] = [r for _, r in carried[1:]]
         path = self.out_dir / name
         save_checkpoint(path, tensors, meta)
+        if name == LATEST:
+            self.last_save = (path, self.progress.step)
         return path
 
     def resume(self, path: str | Path) -> None:
@@ -222,6 +225,7 @@ class Trainer:
         if whole is not None and not getattr(self.batches, "resharded", False):
             rows = shard_rows(_state_rows(whole), self.comm.rank, self.comm.size, self.accumulate)
             (self.carry,) = split_state(whole, [slice(rows[0].start, rows[-1].stop)])
+        self.last_save = (Path(path), self.progress.step)
 
     # -- the loop ------------------------------------------------------------
 
@@ -335,18 +339,37 @@ class Trainer:
             with ctrl_c:
                 self._loop(bar, log, ctrl_c, events)
         except KeyboardInterrupt:
-            if self._mid_update:  # a second Ctrl-C tore an update: keep the last whole save
-                bar.write(f"interrupted during update {self.progress.step + 1}: not saved")
-            else:
-                bar.write(f"interrupted after update {self.progress.step}: saving {LATEST}")
-                self.save(LATEST)
-            raise
+            raise self._interrupted(bar) from None
         finally:
             bar.close()
             log.close()
             if events is not None:
                 events.close()
         return self.progress
+
+    def _interrupted(self, bar) -> TrainingInterrupted:
+        """After Ctrl-C: save the last whole update (a save no further Ctrl-C can cut short),
+        or, when a second Ctrl-C tore an update, keep the last whole save; say which."""
+        if not self._mid_update:
+            bar.write(f"interrupted after update {self.progress.step}: saving {LATEST}")
+            try:
+                with _DeferredInterrupt():  # a Ctrl-C now waits for the save to finish
+                    self.save(LATEST)
+            except KeyboardInterrupt:  # signals could not be deferred (not the main thread)
+                pass  # the write is atomic: LATEST is the previous save or this one, whole
+            step = self.progress.step
+            if self.last_save and self.last_save[1] == step:
+                return _resume_hint("saved", *self.last_save)
+        if self._mid_update:
+            cut = f"update {self.progress.step + 1} was cut short by a second Ctrl-C: not saved"
+        else:
+            cut = f"the save of update {self.progress.step} did not finish"
+        if self.last_save is None:
+            return TrainingInterrupted(
+                f"{cut}; no checkpoint was saved (the first is written at update "
+                f"{min(self.eval_every, self.steps)})"
+            )
+        return _resume_hint(f"{cut}; the last checkpoint is", *self.last_save)
 
     def _loop(self, bar, log, ctrl_c: _GracefulInterrupt, events=None) -> None:
         tokens, started = 0, time.perf_counter()
@@ -393,6 +416,33 @@ class Trainer:
         if self.comm.is_root:
             bar.write(f"step {p.step:>6}  {shown}")
         return metrics
+
+
+def _resume_hint(what: str, path: Path, step: int) -> TrainingInterrupted:
+    return TrainingInterrupted(
+        f"{what} {path} (update {step}); continue with: bptt train --resume {path}",
+        saved=path,
+        step=step,
+    )
+
+
+class _DeferredInterrupt:
+    """A Ctrl-C inside the block (the interrupted run's last save) is only noted in
+    ``pending``: the save runs to its end, and the run stops right after it anyway."""
+
+    def __enter__(self):
+        self.pending, self.previous = False, None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.pending = True
+
+    def __exit__(self, *exc) -> bool:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
 
 
 class _GracefulInterrupt:

@@ -113,7 +113,7 @@ def _linear_rnn(a, b, seed=2):
     return layer, x
 
 
-@pytest.mark.parametrize("method", ["exact", "power"])
+@pytest.mark.parametrize("method", ["auto", "exact", "power"])
 @pytest.mark.parametrize(("a", "b"), [(0.5, 0.3), (0.9, 0.4)])
 def test_jacobian_product_norm_of_a_linear_rnn_is_the_analytic_value(a, b, method):
     layer, x = _linear_rnn(a, b)
@@ -125,6 +125,45 @@ def test_jacobian_product_norm_of_a_linear_rnn_is_the_analytic_value(a, b, metho
     norms = spectral_norms("rnn", cache, method=method)  # (T+1, B)
     expected = (a + b) ** (T - np.arange(T + 1))  # ‖W^(T-k)‖_2 = ρ(W)^(T-k) for symmetric W
     np.testing.assert_allclose(norms, np.repeat(expected[:, None], B, axis=1), rtol=1e-9)
+
+
+@pytest.mark.parametrize(("cell", "hidden"), [("rnn", 136), ("lstm", 72), ("gru", 136)])
+@pytest.mark.parametrize("scale", [0.5, 3.0])  # products that vanish, and that grow
+def test_auto_norms_equal_the_svd_on_large_states(cell, hidden, scale):
+    """The default method, subspace iteration to a certified tolerance on states above
+    EXACT_BELOW (where it does not just take the SVD), gives the SVD's numbers."""
+    from bptt.diagnostics.jacobian import EXACT_BELOW
+
+    rng = np.random.default_rng(11)
+    layer = CELLS[cell](D, hidden, dtype=np.float64, rng=rng)
+    layer.params["weight_hh_l0"] *= scale
+    x = rng.standard_normal((3, 8, D))  # (B, T, D)
+    name, forward, _, kwargs = cell_of(layer)
+    p = layer.params
+    zeros = tuple(np.zeros((3, hidden)) for _ in layer.state_names)
+    weights = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
+    _, _, cache = forward(x, zeros, *weights, **kwargs)
+    assert hidden * (2 if cell == "lstm" else 1) > EXACT_BELOW  # the power route runs
+    exact = spectral_norms(name, cache, method="exact")  # (T+1, B)
+    auto = spectral_norms(name, cache)  # (T+1, B)
+    np.testing.assert_allclose(auto, exact, rtol=1e-8, atol=0)
+    power = spectral_norms(name, cache, method="power")  # 30 fixed steps: only an estimate
+    assert np.all(power <= exact * (1 + 1e-12))  # a Rayleigh quotient never overshoots
+
+
+def test_auto_norms_fall_back_to_the_svd_where_power_iteration_is_slow():
+    """Nearly equal top singular values converge slowly: after max_iterations the
+    examples not yet certified take the SVD, so the answer is still exact."""
+    from bptt.diagnostics.jacobian import _certified_norms
+
+    rng = np.random.default_rng(2)
+    U, _ = np.linalg.qr(rng.standard_normal((2, 150, 150)))  # (B, S, S) orthogonal
+    V, _ = np.linalg.qr(rng.standard_normal((2, 150, 150)))  # (B, S, S)
+    sigma = np.linspace(1.0, 0.1, 150)
+    sigma[1] = 1.0 - 1e-7  # a gap of 1e-7
+    P = U * sigma[None, None, :] @ V.transpose(0, 2, 1)  # (B, S, S)
+    norms, _ = _certified_norms(P, None, None, max_iterations=5)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-12)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

@@ -55,8 +55,11 @@ def test_bptt_gradients_writes_numbers_and_pngs(tmp_path, capsys):
     assert [r["last_c"] for r in rows if r["model"].startswith("RNN")] == [""] * 6
     assert (out / "gradient_flow.png").stat().st_size > 1000
     assert (out / "truncation.png").exists()
-    printed = capsys.readouterr().out
-    assert "RNN at init" in printed and "LSTM at init" in printed
+    captured = capsys.readouterr()
+    assert "RNN at init" in captured.out and "LSTM at init" in captured.out
+    # progress goes to stderr, a line as each model starts and ends
+    assert "[1/2] RNN at init: T = 5 steps, state size" in captured.err
+    assert "[2/2] LSTM at init: done in" in captured.err and "method auto" in captured.err
 
     assert main([*argv, "--out", str(out)]) == 0
     report = json.loads((out / "flow.json").read_text())

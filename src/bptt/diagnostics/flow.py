@@ -102,13 +102,14 @@ def last_step_only(d_outputs: np.ndarray) -> np.ndarray:
 
 
 def lag_split(
-    layer: Any, x: np.ndarray, d_outputs: np.ndarray, state: Any = None
+    layer: Any, x: np.ndarray, d_outputs: np.ndarray, state: Any = None, progress=None
 ) -> dict[str, np.ndarray]:
     """∂E/∂θ split by lag ℓ = t - k for every cell parameter θ: {name: (T, *θ.shape)}.
 
     Entry ℓ is G_ℓ = Σ_{t=ℓ+1}^{T} ∂E_t/∂s_{t-ℓ} ∂⁺s_{t-ℓ}/∂θ; summed over ℓ it is the
     full BPTT gradient. Cost: T backward passes and T one-step passes; memory
-    T² B H (the incoming gradient of every (lag, step) pair).
+    T² B H (the incoming gradient of every (lag, step) pair). ``progress`` wraps
+    the loop over source steps t (e.g. ``tqdm``).
     """
     _check(layer, x, d_outputs)
     cell, forward, backward, kwargs = cell_of(layer)
@@ -126,7 +127,8 @@ def lag_split(
     # from beyond step k only: the one-step backward adds the path through h_k itself).
     incoming = [np.zeros((T, T, B, H), dtype=x.dtype) for _ in states]  # (T, T, B, H) each
     d_src = np.zeros_like(d_outputs)  # (B, T, H)
-    for t in range(1, T + 1):
+    sources = range(1, T + 1)
+    for t in sources if progress is None else progress(sources):
         d_src[:, t - 1] = d_outputs[:, t - 1]
         kept: dict[str, np.ndarray] = {}
         backward(d_src, None, cache, state_grads=kept)
@@ -216,8 +218,9 @@ def gradient_flow(
     x: np.ndarray,
     d_outputs: np.ndarray,
     state: Any = None,
-    method: str = "exact",
+    method: str = "auto",
     lags: bool = True,
+    progress=None,
 ) -> GradientFlow:
     """All the per-step numbers for ``layer`` on inputs ``x`` with upstream ``d_outputs``.
 
@@ -226,17 +229,27 @@ def gradient_flow(
         x: the layer's inputs (B, T, D).
         d_outputs: ∂E/∂(layer outputs) (B, T, H) for the full loss E = Σ_t E_t.
         state: initial state (B, H) (or (h0, c0)); None means zeros.
-        method: "exact" or "power" for the Jacobian-product spectral norms.
+        method: "auto" (default: equal to "exact" to ~1e-10, fast for large states),
+            "exact" or "power" for the Jacobian-product spectral norms
+            (:func:`bptt.diagnostics.jacobian.spectral_norms`).
         lags: also split ∂E/∂weight_hh by lag (T extra backward passes).
+        progress: ``progress(iterable, desc)`` wraps the two long loops (the
+            Jacobian products, the lag split), e.g. ``functools.partial(tqdm, leave=False)``.
     """
     cell, forward, _, kwargs = cell_of(layer)
     full = state_gradients(layer, x, d_outputs, state)
     last = state_gradients(layer, x, last_step_only(d_outputs), state)
     _, _, cache = forward(x, _initial(layer, x, state), *_weights(layer), **kwargs)
-    norms = spectral_norms(cell, cache, method=method)  # (T+1, B)
+
+    def wrap(what: str, total: int):
+        return None if progress is None else lambda it: progress(it, desc=what, total=total)
+
+    T = x.shape[1]
+    norms = spectral_norms(cell, cache, method, progress=wrap("Jacobian products", T + 1))
     lag_norms = None
     if lags:
-        split = lag_split(layer, x, d_outputs, state)["weight_hh"]  # (T, G*H, H)
+        split = lag_split(layer, x, d_outputs, state, progress=wrap("lag split", T))
+        split = split["weight_hh"]  # (T, G*H, H)
         lag_norms = np.sqrt(np.einsum("lij,lij->l", split, split, dtype=np.float64))  # (T,)
     return GradientFlow(
         cell=cell,

@@ -227,7 +227,7 @@ def write(model, vocab, prompt, length, temperature=0.8, top_k=None, seed=0) -> 
     if not 0 <= length <= MAX_LENGTH:
         raise BpttError(f"length must be in 0..{MAX_LENGTH:,} symbols; got {length}")
     if not 0 <= seed < 2**63:
-        raise BpttError(f"seed must be an integer >= 0; got {seed}")
+        raise BpttError(f"seed must be an integer in 0..2**63-1 ({2**63 - 1:,}); got {seed}")
     rng = np.random.default_rng(seed)
     never = () if vocab.unk_id is None else (vocab.unk_id,)  # <unk> is no symbol to write
     ids = generate(model, vocab.encode(prompt), length, temperature, top_k, rng, exclude=never)
