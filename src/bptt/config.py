@@ -70,6 +70,20 @@ class Config:
     test_fraction: float = _flag(0.1, "share of the examples held out for the test (never trained "
                                  "on, never used to pick a model)")  # fmt: skip
     vectors: str | None = _flag(None, "word vectors (GloVe text format) for the embedding")
+    crf: bool = _flag(False, "tagger: a linear-chain CRF over the tags (Viterbi decoding) "
+                      "instead of a softmax at each step")  # fmt: skip
+    char_size: int = _flag(0, "ner: hidden units per direction of a character BiLSTM read over "
+                           "each word, its final states joined to the word's embedding "
+                           "(0: words only)")  # fmt: skip
+    char_embed_size: int = _flag(25, "ner: size of the embedding of each character")
+    shape_features: bool = _flag(False, "ner: add 0/1 word-shape features (capitalised, all "
+                                 "caps, digits, @user, #tag, URL, punctuation)")  # fmt: skip
+    lower: bool = _flag(False, "ner: look words up in lower case (the characters keep the case)")
+    word_dropout: float = _flag(0.0, "ner: read a training word as <unk> with this probability")
+    embed_dropout: float = _flag(0.0, "ner: dropout on each word's input vector in training")
+    monitor: str = _flag("loss", "the validation metric that picks the best checkpoint and "
+                         "drives --patience (loss: lowest; f1, accuracy: highest)",
+                         choices=("loss", "f1", "accuracy"))  # fmt: skip
     clean_meter: bool = _flag(False, "music: train only on the training tunes that parse and keep "
                               "their meter (the held-out tunes stay as they are)")  # fmt: skip
     # Speech tasks (digits).
@@ -106,8 +120,13 @@ class Config:
         for name in ("patience", "seed", "sample_length", "skip_non_finite"):
             if getattr(self, name) < 0:
                 raise BpttError(f"{name} must be 0 or more; got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise BpttError(f"dropout must be in [0, 1); got {self.dropout}")
+        for name in ("dropout", "word_dropout", "embed_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise BpttError(f"{name} must be in [0, 1); got {getattr(self, name)}")
+        if self.char_size < 0:
+            raise BpttError(f"char_size must be 0 (off) or more; got {self.char_size}")
+        if self.char_embed_size < 1:
+            raise BpttError(f"char_embed_size must be at least 1; got {self.char_embed_size}")
         if not 0.0 < self.val_fraction < 1.0:
             raise BpttError(f"val_fraction must be in (0, 1); got {self.val_fraction}")
         if not 0.0 < self.test_fraction < 1.0:

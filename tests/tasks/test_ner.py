@@ -63,7 +63,7 @@ def test_templates_end_to_end_and_predict_marks_unknown_words(tmp_path, capsys):
     assert main(["train", "ner", *flags, "--out", str(out)]) == 0
     assert "test (50 held-out sentences), entities:" in capsys.readouterr().out
     text = "Yesterday, Zorblax Quux met Hermione Granger."
-    assert main(["predict", str(out / "best.safetensors"), text]) == 0
+    assert main(["predict", str(out / "best.safetensors"), text, "--format", "conll"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == ner.tokenize(text, lower=False)
     assert lines[2].endswith("(<unk>)") and not lines[0].endswith("(<unk>)")
