@@ -173,6 +173,17 @@ def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
     return out
 
 
+def predict_tags(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
+    """A tagger's best tags (T_i,) for every example of ``split``, in its order: the argmax
+    at each step, or the Viterbi path of a CRF head."""
+    out: list = [None] * len(split)
+    for idx, batch in in_order(split, batch_size):
+        tags = model.predict_tags(batch.inputs, batch.mask)  # (B, T)
+        for row, i in enumerate(idx):
+            out[i] = tags[row, : len(split.inputs[i])]
+    return out
+
+
 def mean_loss(probs: list[np.ndarray], split: Split) -> float:
     """Mean cross-entropy (nats) per example (classes) or per real step (tags)."""
     total, count = 0.0, 0
