@@ -190,16 +190,26 @@ PRESETS: dict[str, dict] = {
         "steps": 1800,  # ~2.9 epochs of 20,000 reviews: ~25 minutes on 2 busy cores
         "eval_every": 300,  # each evaluation reads the 2,500 validation reviews
     },
-    "ner": {
+    "ner": {  # a BiLSTM-CRF over words and their letters (Lample et al. 2016); every value
+        # below was chosen on the validation tweets' entity F1, never on the test tweets
         "out": "runs/ner",
-        "embed_size": 64,
+        "embed_size": 100,  # per word, beside 2 x 25 from its letters and 7 shape bits
         "hidden_size": 64,  # per direction
         "bidirectional": True,  # "Teddy" needs the next word: Roosevelt or bears
-        "min_freq": 2,  # words seen once train <unk>, which unseen names then read as
-        "batch_size": 16,  # sentences per update
-        "lr": 3e-3,
-        "steps": 1500,  # ~12 epochs of WNUT-16's ~1,900 training tweets
-        "eval_every": 250,
+        "char_size": 25,  # letters BiLSTM: unseen names get a vector from their spelling
+        "shape_features": True,  # capitalised, all caps, digits, @, #, URL: cheap cues
+        "crf": True,  # tags decided together: no I-person after O
+        "lower": True,  # words looked up in lower case: tweets' case is erratic, letters keep it
+        "min_freq": 1,  # every training word has a row (validation F1 0.243 -> 0.283 with the
+        # two below and the batch of 32, over min_freq 2 and word dropout 0.1)
+        "word_dropout": 0.25,  # so <unk> is trained too, and tags come from letters + context
+        "embed_dropout": 0.25,  # on each word's input vector
+        "dropout": 0.5,  # before the output layer: 1,916 tweets overfit quickly
+        "monitor": "f1",  # the checkpoint of the best validation entity F1, not loss
+        "batch_size": 32,  # sentences per update: twice the tweets per second of 16
+        "lr": 3e-3,  # Adam; the cosine schedule decays it to a tenth
+        "steps": 2000,  # ~33 epochs: validation F1 still rose at 1,200 updates (0.283)
+        "eval_every": 100,  # each evaluation tags the 239 validation tweets
     },
     "dna": {
         "out": "runs/dna",

