@@ -4,7 +4,7 @@ bptt train [lm|sentiment|ner|dna|activity|dates|g2p|de-en] [--flags]
 bptt train [lm] [--flags]          train (default: the character LM on the built-in corpus)
 bptt train --resume CHECKPOINT     continue a run exactly where it stopped
 bptt sample CHECKPOINT --prompt "The " --length 300 --temperature 0.8
-bptt predict CHECKPOINT "a sentence"  the class and its probability, or a tag per word
+bptt predict CHECKPOINT "a sentence"  the class and its probability, or the entities
 bptt eval CHECKPOINT --text FILE   bits per character on any text (seq2seq: test metrics)
 bptt translate CHECKPOINT "tuesday 25 september 1984" --beam 5 [--plot-attention out.png]
 bptt gradients [CHECKPOINT] --cells rnn,lstm,gru   gradient flow through time: numbers and PNGs
@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify a sentence, or tag each of its words")
     p.add_argument("checkpoint", help="a checkpoint of bptt train sentiment, ner, dna or activity")
     p.add_argument("text", help='e.g. "There is nothing to like in this movie."')
+    p.add_argument("--format", default=None, choices=("entities", "conll"),
+                   help="ner: each entity with its type (default), or 'token TAB tag TAB "
+                   "probability' lines")  # fmt: skip
 
     p = sub.add_parser("translate", help="run a trained encoder-decoder (dates, g2p, de-en)")
     p.add_argument("checkpoint", help="a checkpoint of bptt train dates, g2p or de-en")
@@ -316,7 +319,13 @@ def _predict(args: argparse.Namespace) -> int:
             f"checkpoint '{args.checkpoint}' is a {task.__name__} model; predict "
             f"needs a classifier or tagger (sentiment, ner, dna, activity)"
         )
-    print(task.predict_checkpoint(args.checkpoint, args.text))
+    if args.format is None:
+        print(task.predict_checkpoint(args.checkpoint, args.text))
+        return 0
+    if args.format not in getattr(task, "PREDICT_FORMATS", ()):
+        raise BpttError(f"--format {args.format} is for named entities (ner); checkpoint "
+                        f"'{args.checkpoint}' is a {task.__name__} model")  # fmt: skip
+    print(task.predict_checkpoint(args.checkpoint, args.text, args.format))
     return 0
 
 

@@ -119,11 +119,15 @@ class Trainer:
         comm=None,
         tensorboard: str | Path | None = None,
         accumulate: int = 1,
+        monitor: str = "loss",
     ):
         self.model, self.optimizer, self.schedule = model, optimizer, schedule
         self.batches, self.evaluate = batches, evaluate
         self.steps, self.rng, self.clip = steps, rng, clip
         self.eval_every, self.patience = eval_every, patience
+        # The validation metric that picks the best checkpoint: the loss (lowest), or another
+        # (highest; Progress.best_loss then holds its negative, so lower is better throughout).
+        self.monitor = monitor
         self.out_dir = Path(out_dir)
         self.metadata = metadata or {}
         self.progress_bar = progress_bar
@@ -392,7 +396,9 @@ class Trainer:
             if events is not None:
                 events.scalars(self.progress.step, _tensorboard_scalars(record))
             if self.patience and self.progress.evals_without_improvement >= self.patience:
-                bar.write(f"early stop: no better validation loss in {self.patience} evals")
+                bar.write(
+                    f"early stop: no better validation {self.monitor} in {self.patience} evals"
+                )
                 break
         if self._stopping(ctrl_c):
             raise KeyboardInterrupt
@@ -407,8 +413,13 @@ class Trainer:
         metrics = self.comm.broadcast_object(metrics)  # rank 0's: every rank decides alike
         p = self.progress
         p.history.append({"step": p.step, **metrics})
-        if metrics["val_loss"] < p.best_loss:
-            p.best_loss, p.best_step, p.evals_without_improvement = metrics["val_loss"], p.step, 0
+        key = f"val_{self.monitor}"
+        if key not in metrics:
+            raise BpttError(f"--monitor {self.monitor}: the validation metrics are "
+                            f"{', '.join(k[4:] for k in metrics)}")  # fmt: skip
+        value = metrics[key] if self.monitor == "loss" else -metrics[key]  # lower is better
+        if value < p.best_loss:
+            p.best_loss, p.best_step, p.evals_without_improvement = value, p.step, 0
             self.save(BEST)
         else:
             p.evals_without_improvement += 1

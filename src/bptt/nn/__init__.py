@@ -7,6 +7,7 @@ that returns the input gradient and replaces ``grads``, and
 """
 
 from bptt.nn.attention import Attention
+from bptt.nn.crf import CRF
 from bptt.nn.init import (
     forget_bias_,
     orthogonal,
@@ -19,6 +20,7 @@ from bptt.nn.linear import Dropout, Embedding, Linear
 from bptt.nn.recurrent import GRU, LSTM, RNN, Recurrent
 
 __all__ = [
+    "CRF",
     "GRU",
     "LSTM",
     "RNN",

@@ -24,6 +24,7 @@ import numpy as np
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
 from bptt.distributed import get_comm
 from bptt.errors import BpttError, CheckpointError
+from bptt.functional.crf import bio_constraints
 from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
@@ -188,6 +189,17 @@ def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
     return out
 
 
+def predict_tags(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
+    """A tagger's best tags (T_i,) for every example of ``split``, in its order: the argmax
+    at each step, or the Viterbi path of a CRF head."""
+    out: list = [None] * len(split)
+    for idx, batch in in_order(split, batch_size):
+        tags = model.predict_tags(batch.inputs, batch.mask)  # (B, T)
+        for row, i in enumerate(idx):
+            out[i] = tags[row, : len(split.inputs[i])]
+    return out
+
+
 def mean_loss(probs: list[np.ndarray], split: Split) -> float:
     """Mean cross-entropy (nats) per example (classes) or per real step (tags)."""
     total, count = 0.0, 0
@@ -206,8 +218,14 @@ def class_metrics(model, split: Split) -> dict:
     return {"loss": mean_loss(probs, split), "accuracy": float(np.mean(hits))}
 
 
-def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=None, rng=None):
-    """The classifier (head "class") or tagger ("tags") that ``config`` describes."""
+def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=None, rng=None,
+                labels=None, extra=None, unk_id=None):  # fmt: skip
+    """The classifier (head "class") or tagger ("tags") that ``config`` describes.
+
+    A tagger's CRF decodes within the BIO constraints when ``labels`` are BIO tags;
+    ``extra["chars"]`` (the letters of the character table) and
+    ``extra["shape_features"]`` (their count) switch on the word features.
+    """
     common = {
         "vocab_size": vocab_size,
         "input_size": input_size,
@@ -223,8 +241,28 @@ def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=
     if head == "class":
         return SequenceClassifier(num_labels, config.pooling, **common)
     if head == "tags":
-        return SequenceTagger(num_labels, **common)
+        extra = extra or {}
+        chars = extra.get("chars")
+        model = SequenceTagger(
+            num_labels,
+            crf=config.crf,
+            char_vocab_size=None if chars is None else len(chars) + 2,  # and pad, unknown
+            char_embed_size=config.char_embed_size,
+            char_hidden_size=max(config.char_size, 1),
+            num_shape_features=int(extra.get("shape_features", 0)),
+            word_dropout=config.word_dropout,
+            embed_dropout=config.embed_dropout,
+            unk_id=unk_id,
+            **common,
+        )
+        if model.crf is not None and labels is not None and _is_bio(labels):
+            model.crf.allowed, model.crf.allowed_start = bio_constraints(list(labels))
+        return model
     raise BpttError(f"head must be one of {', '.join(HEADS)}; got {head!r}")
+
+
+def _is_bio(labels) -> bool:
+    return all(t == "O" or t[:2] in ("B-", "I-") for t in labels)
 
 
 def describe(data: TaskData) -> list[str]:
@@ -276,6 +314,7 @@ def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_ba
         skip_non_finite=config.skip_non_finite,
         comm=comm,
         accumulate=config.accumulate,
+        monitor=config.monitor,
     )
 
 
@@ -284,11 +323,17 @@ def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -
     -> dict`` (with "loss") scores the validation split. Returns (trainer, summary lines)."""
     rng = np.random.default_rng(config.seed)
     vocab_size = None if data.vocab is None else len(data.vocab)
-    model = build_model(config, data.head, len(data.labels), vocab_size, data.input_size, rng)
+    unk_id = None if data.vocab is None else data.vocab.unk_id
+    model = build_model(config, data.head, len(data.labels), vocab_size, data.input_size, rng,
+                        data.labels, data.extra, unk_id)  # fmt: skip
     if config.vectors:
         _load_vectors(model, config.vectors, data.vocab)
     trainer = example_trainer(config, model, data, metrics, out_dir, progress_bar, rng)
     kind = "classifier" if data.head == "class" else "tagger"
+    if data.head == "tags":
+        words = f" + letters (BiLSTM {config.char_size})" if "chars" in data.extra else ""
+        words += " + shape" if data.extra.get("shape_features") else ""
+        kind += words + (" + CRF" if config.crf else "")
     way = "bidirectional " if config.bidirectional else ""
     pool = f", {config.pooling} pooling" if data.head == "class" else ""
     epochs = config.steps * config.batch_size / len(data.train)
@@ -330,9 +375,11 @@ def load_model(path, task: str):
         config = Config.from_dict(meta["config"])
         vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
         vocab_size = None if vocab is None else len(vocab)
+        unk_id = None if vocab is None else vocab.unk_id
         model = build_model(
-            config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"]
-        )
+            config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"], None,
+            meta["labels"], meta.get("extra"), unk_id,
+        )  # fmt: skip
     except KeyError as e:
         raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}

@@ -30,6 +30,7 @@ from bptt.tasks._examples import (
     make_trainer,
     mean_loss,
     predict,
+    predict_tags,
     require_package,
 )
 
@@ -143,7 +144,7 @@ def metrics(model, split: Split) -> dict:
         return out | {"auroc": auroc(score, y), "accuracy": float(np.mean((score > 0.5) == y))}
     present = np.array([t.any() for t in split.targets])  # (N,)
     peak = np.array([p[:, 1].max() for p in probs])  # (N,) the most motif-like base
-    pred = [np.argmax(p, axis=-1) for p in probs]
+    pred = predict_tags(model, split)  # argmax, or a CRF head's Viterbi path
     return out | base_scores(split.targets, pred) | {"auroc": auroc(peak, present)}
 
 

