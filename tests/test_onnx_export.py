@@ -15,6 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from bptt.checkpoint import save_checkpoint  # noqa: E402
 from bptt.cli import main  # noqa: E402
+from bptt.errors import BpttError  # noqa: E402
 from bptt.models import LanguageModel, Seq2Seq, SequenceClassifier, SequenceTagger  # noqa: E402
 from bptt.models.seq2seq import Seq2SeqBatch  # noqa: E402
 from bptt.onnx_export import (  # noqa: E402
@@ -102,6 +103,17 @@ def test_tagger_matches_at_every_real_step(cell):
     got = session(sequence_model_graph(model)).run(None, {"inputs": ids, "lengths": lengths})[0]
     want = model.forward(ids, mask)  # (B, T, C)
     close(got[mask], want[mask], f"{cell} tagger logits at real steps")
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [({"crf": True}, "a CRF head"), ({"num_shape_features": 3}, "letters or shape features")],
+)
+def test_a_tagger_onnx_cannot_express_is_refused_by_name(options, named):
+    model = SequenceTagger(5, vocab_size=17, embed_size=6, hidden_size=7,
+                           rng=np.random.default_rng(4), **options)  # fmt: skip
+    with pytest.raises(BpttError, match=f"export does not support taggers with {named}"):
+        sequence_model_graph(model)
 
 
 @pytest.mark.parametrize(

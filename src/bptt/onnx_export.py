@@ -250,6 +250,11 @@ def language_model_graph(model: LanguageModel, meta: dict | None = None):
 
 def sequence_model_graph(model: SequenceClassifier | SequenceTagger, meta: dict | None = None):
     """A classifier (logits (B, C)) or a tagger (logits (B, T, C)) as an ONNX ModelProto."""
+    if isinstance(model, SequenceTagger) and (model.packed or model.crf is not None):
+        # Letters, shape features and Viterbi decoding have no ONNX operator to map to.
+        parts = [n for n, on in (("letters or shape features", model.packed),
+                                 ("a CRF head", model.crf is not None)) if on]  # fmt: skip
+        raise BpttError(f"export does not support taggers with {' or '.join(parts)} yet")
     g = _Graph()
     rnn, C = model.rnn, model.head.out_features
     K, H = rnn.num_directions, rnn.hidden_size
