@@ -55,11 +55,12 @@ def test_the_averaged_frames_ignore_order_and_the_recurrent_model_does_not():
     for b, n in enumerate(LENGTHS):
         flipped[b, :n] = batch.inputs[b, :n][::-1]
     pool = FramePool(3, P, 6, 5, "mean", dtype=np.float64, rng=np.random.default_rng(0))
-    np.testing.assert_allclose(pool.predict_proba(flipped, batch.mask),
-                               pool.predict_proba(batch.inputs, batch.mask), rtol=1e-12)  # fmt: skip
+    blind = pool.predict_proba(batch.inputs, batch.mask)  # (B, C)
+    np.testing.assert_allclose(pool.predict_proba(flipped, batch.mask), blind, rtol=1e-12)
     lstm = FrameClassifier(3, P, 6, "last", **_kwargs())
-    moved = np.abs(lstm.predict_proba(flipped, batch.mask) - lstm.predict_proba(batch.inputs,
-                                                                                batch.mask))
+    moved = np.abs(
+        lstm.predict_proba(flipped, batch.mask) - lstm.predict_proba(batch.inputs, batch.mask)
+    )
     assert moved.max() > 1e-4
 
 

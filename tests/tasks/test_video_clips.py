@@ -37,7 +37,7 @@ def test_the_split_is_by_actor_and_no_test_body_is_seen_in_training():
 @pytest.mark.parametrize("kind", vc.KINDS)
 def test_the_figure_stays_inside_the_frame(kind):
     for i in range(45):  # every action, several times (run and walk need the camera to pan)
-        clip, labels, actor, info = vc.render_clip(kind, "train", i)
+        clip, labels, _actor, info = vc.render_clip(kind, "train", i)
         px, r, reach = info["joints"], info["head_radius"], info["reach"]
         assert len(clip) == len(labels) == len(px)
         assert px.min() - reach >= 0 and px.max() + reach <= vc.SIZE
@@ -50,7 +50,7 @@ def test_single_clips_cycle_through_the_actions_and_stand_up_reverses_sit_down()
     assert [int(y[0]) for y in labels] == list(range(len(vc.ACTIONS)))
     assert all((y == y[0]).all() and vc.FRAMES[0] <= len(y) <= vc.FRAMES[1] for y in labels)
     stand = vc.ACTIONS.index("stand up")
-    clip, _, _, info = vc.render_clip("single", "train", stand)
+    _clip, _, _, info = vc.render_clip("single", "train", stand)
     hip = info["joints"][:, 0, 1]  # (T,) pixels, y down: the hip rises as the figure stands
     assert hip[0] - hip[-1] > 2.0
 
