@@ -11,7 +11,7 @@ from bptt.models.frames import FrameClassifier, FramePool, FrameTagger
 from bptt.models.sequence import SequenceBatch
 
 LENGTHS = (5, 2, 4)  # padded to T = 5
-P = 12  # pixels per frame
+P = 16  # pixels per frame: 4 x 4
 
 
 def _batch(tags=False, seed=1):
@@ -26,26 +26,30 @@ def _kwargs(seed=0):
     return {"hidden_size": 5, "dtype": np.float64, "rng": np.random.default_rng(seed)}
 
 
+@pytest.mark.parametrize("encoder", ["linear", "conv"])
 @pytest.mark.parametrize("pooling", ["last", "mean"])
-def test_classifier_gradients_match_finite_differences(pooling):
-    model = FrameClassifier(3, P, 6, pooling, **_kwargs())
+def test_classifier_gradients_match_finite_differences(pooling, encoder):
+    model = FrameClassifier(3, P, 6, pooling, encoder, **_kwargs())
     errors = gradcheck_model(model, _batch(), eps=1e-4, directions=4)
     assert set(errors) == set(model.params) and "frames.weight" in errors
     assert max(errors.values()) < 1e-6, errors
 
 
-def test_tagger_gradients_match_finite_differences():
-    model = FrameTagger(3, P, 6, **_kwargs())
+@pytest.mark.parametrize("encoder", ["linear", "conv"])
+def test_tagger_gradients_match_finite_differences(encoder):
+    model = FrameTagger(3, P, 6, encoder, **_kwargs())
     errors = gradcheck_model(model, _batch(tags=True), eps=1e-4, directions=4)
     assert max(errors.values()) < 1e-6, errors
 
 
+@pytest.mark.parametrize("encoder", ["linear", "conv"])
 @pytest.mark.parametrize("pool", ["mean", "middle"])
-def test_baseline_gradients_match_finite_differences(pool):
-    model = FramePool(3, P, 6, 5, pool, dtype=np.float64, rng=np.random.default_rng(0))
+def test_baseline_gradients_match_finite_differences(pool, encoder):
+    rng = np.random.default_rng(0)
+    model = FramePool(3, P, 6, 5, pool, encoder, dtype=np.float64, rng=rng)
     errors = gradcheck_model(model, _batch(), eps=1e-4, directions=4)
-    assert set(errors) == {f"{n}.{k}" for n in ("frames", "hidden", "head") for k in
-                           ("weight", "bias")}  # fmt: skip
+    layers = ("conv1", "conv2") * (encoder == "conv") + ("frames", "hidden", "head")
+    assert set(errors) == {f"{n}.{k}" for n in layers for k in ("weight", "bias")}
     assert max(errors.values()) < 1e-6, errors
 
 
@@ -78,7 +82,9 @@ def test_the_middle_frame_alone_decides():
 
 def test_frames_of_the_wrong_size_are_refused():
     model = FrameClassifier(3, P, 6, **_kwargs())
-    with pytest.raises(BpttError, match=r"frames \(B, T, 12\) of pixels; got shape \(1, 4, 10\)"):
+    with pytest.raises(BpttError, match=r"frames \(B, T, 16\) of pixels; got shape \(1, 4, 10\)"):
         model.predict_proba(np.zeros((1, 4, 10)), np.ones((1, 4), bool))
     with pytest.raises(BpttError, match="pool must be one of mean, middle"):
         FramePool(3, P, 6, 5, "max")
+    with pytest.raises(BpttError, match="side divisible by 4; got 12 pixels"):
+        FrameClassifier(3, 12, 6, encoder="conv", **_kwargs())

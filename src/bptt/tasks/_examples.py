@@ -297,8 +297,10 @@ def _load_vectors(model, path, vocab) -> None:
     print(f"word vectors: {len(found):,} of {len(vocab):,} words found in {path}")
 
 
-def load_model(path, task: str):
-    """Rebuild a task's model from a checkpoint alone: (model, config, metadata, vocab)."""
+def load_model(path, task: str, build=None):
+    """Rebuild a task's model from a checkpoint alone: (model, config, metadata, vocab).
+
+    ``build`` (default :func:`build_model`) takes the same arguments as it does."""
     from bptt.checkpoint import load_checkpoint
     from bptt.config import Config
 
@@ -309,7 +311,7 @@ def load_model(path, task: str):
         config = Config.from_dict(meta["config"])
         vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
         vocab_size = None if vocab is None else len(vocab)
-        model = build_model(
+        model = (build or build_model)(
             config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"]
         )
     except KeyError as e:

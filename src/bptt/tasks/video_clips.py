@@ -254,12 +254,14 @@ _GRID = np.stack(np.meshgrid(np.arange(SIZE) + 0.5, np.arange(SIZE) + 0.5, index
 
 def _segments_ink(a: np.ndarray, b: np.ndarray, width: float) -> np.ndarray:
     """Coverage (n, K, S, S) in [0, 1] of K thick segments a -> b (n, K, 2) in pixels."""
-    p = _GRID.reshape(1, 1, -1, 2)  # (1, 1, P, 2)
-    a, b = a[:, :, None, :], b[:, :, None, :]  # (n, K, 1, 2)
-    ab = b - a
-    u = np.clip(((p - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-9), 0, 1)  # (n, K, P)
-    d = np.linalg.norm(p - (a + u[..., None] * ab), axis=-1)  # (n, K, P)
-    ink = np.clip(width / 2 + 0.5 - d, 0, 1)
+    gx, gy = _GRID[..., 0].reshape(-1).astype(np.float32), _GRID[..., 1].reshape(-1)  # (P,)
+    a, b = a.astype(np.float32)[..., None], b.astype(np.float32)[..., None]  # (n, K, 2, 1)
+    ax, ay, dx, dy = a[:, :, 0], a[:, :, 1], b[:, :, 0] - a[:, :, 0], b[:, :, 1] - a[:, :, 1]
+    px, py = gx - ax, gy.astype(np.float32) - ay  # (n, K, P) pixel relative to a
+    u = np.clip((px * dx + py * dy) / np.maximum(dx * dx + dy * dy, 1e-9), 0, 1)  # (n, K, P)
+    px -= u * dx
+    py -= u * dy
+    ink = np.clip(np.float32(width / 2 + 0.5) - np.sqrt(px * px + py * py), 0, 1)  # (n, K, P)
     return ink.reshape(*ink.shape[:2], SIZE, SIZE)
 
 

@@ -1,0 +1,73 @@
+"""2-D convolution and 2x2 max pooling on channels-last images, forward and backward.
+
+Convolution (cross-correlation, as PyTorch's Conv2d), stride 1, zero padding p,
+square kernels k, written as one matrix product over every output pixel (im2col):
+
+    X̂[n, y, x, :] = the (C, k, k) window of the padded x around (y, x), flattened
+    Y = X̂ K^T + b                    K ≡ weight (O, C, k, k) as (O, C*k*k)
+
+    ∂E/∂K = Σ ∂E/∂Y^T X̂              one product over all N*H*W pixels
+    ∂E/∂b = Σ ∂E/∂Y
+    ∂E/∂X̂ = ∂E/∂Y K, then each window's share added back where it was read (col2im)
+
+Max pooling over 2x2 blocks: y = max of the block; ∂E/∂x goes to the block's
+largest entry (the first, on ties) and is 0 elsewhere.
+
+Shapes: N images, H x W pixels, C input channels, O output channels, k kernel size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, padding: int):
+    """x (N, H, W, C), weight (O, C, k, k), bias (O,) -> y (N, H', W', O), cache;
+    H' = H + 2p - k + 1 (H' = H when k = 2p + 1)."""
+    O, C, k, _ = weight.shape
+    xp = np.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))  # (N, H+2p, W+2p, C)
+    windows = sliding_window_view(xp, (k, k), axis=(1, 2))  # (N, H', W', C, k, k)
+    N, Ho, Wo = windows.shape[:3]
+    cols = windows.reshape(N * Ho * Wo, C * k * k)  # (N*H'*W', C*k*k) a copy
+    y = cols @ weight.reshape(O, -1).T + bias  # (N*H'*W', O)
+    cache = {"cols": cols, "weight": weight, "x_shape": x.shape, "padding": padding}
+    return y.reshape(N, Ho, Wo, O), cache
+
+
+def conv2d_backward(d_y: np.ndarray, cache: dict, need_dx: bool = True):
+    """∂E/∂y (N, H', W', O) -> (∂E/∂x (N, H, W, C) or None, {"weight": (O, C, k, k),
+    "bias": (O,)})."""
+    weight, cols, p = cache["weight"], cache["cols"], cache["padding"]
+    O, C, k, _ = weight.shape
+    N, Ho, Wo, _ = d_y.shape
+    dy = d_y.reshape(-1, O)  # (N*H'*W', O)
+    grads = {"weight": (dy.T @ cols).reshape(weight.shape), "bias": dy.sum(axis=0)}
+    if not need_dx:
+        return None, grads
+    d_cols = (dy @ weight.reshape(O, -1)).reshape(N, Ho, Wo, C, k, k)  # (N, H', W', C, k, k)
+    H, W = cache["x_shape"][1:3]
+    d_xp = np.zeros((N, H + 2 * p, W + 2 * p, C), dtype=d_y.dtype)  # (N, H+2p, W+2p, C)
+    for i in range(k):
+        for j in range(k):
+            d_xp[:, i : i + Ho, j : j + Wo, :] += d_cols[..., i, j]
+    return d_xp[:, p : p + H, p : p + W, :], grads
+
+
+def maxpool2_forward(x: np.ndarray):
+    """x (N, H, W, C), H and W even -> y (N, H/2, W/2, C), cache."""
+    N, H, W, C = x.shape
+    blocks = x.reshape(N, H // 2, 2, W // 2, 2, C).transpose(0, 1, 3, 5, 2, 4)
+    blocks = blocks.reshape(N, H // 2, W // 2, C, 4)  # (N, H/2, W/2, C, 4)
+    arg = blocks.argmax(axis=-1)  # (N, H/2, W/2, C)
+    y = np.take_along_axis(blocks, arg[..., None], axis=-1)[..., 0]  # (N, H/2, W/2, C)
+    return y, {"arg": arg, "x_shape": x.shape}
+
+
+def maxpool2_backward(d_y: np.ndarray, cache: dict) -> np.ndarray:
+    """∂E/∂y (N, H/2, W/2, C) -> ∂E/∂x (N, H, W, C)."""
+    N, H, W, C = cache["x_shape"]
+    d_blocks = np.zeros((*d_y.shape, 4), dtype=d_y.dtype)  # (N, H/2, W/2, C, 4)
+    np.put_along_axis(d_blocks, cache["arg"][..., None], d_y[..., None], axis=-1)
+    d_blocks = d_blocks.reshape(N, H // 2, W // 2, C, 2, 2).transpose(0, 1, 4, 2, 5, 3)
+    return d_blocks.reshape(N, H, W, C)

@@ -1,0 +1,62 @@
+"""Convolution and max pooling: every gradient against finite differences, and the
+forward pass against PyTorch's conv2d and max_pool2d."""
+
+import numpy as np
+import pytest
+
+from bptt.diagnostics.gradcheck import numeric_gradient, relative_error
+from bptt.errors import BpttError
+from bptt.functional.conv import (
+    conv2d_backward,
+    conv2d_forward,
+    maxpool2_backward,
+    maxpool2_forward,
+)
+from bptt.nn import Conv2d
+
+
+@pytest.mark.parametrize(("channels", "k"), [(1, 5), (3, 3), (2, 1)])
+def test_conv_gradients_match_finite_differences(channels, k):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 4, channels))  # (N, H, W, C)
+    w, b = rng.standard_normal((3, channels, k, k)), rng.standard_normal(3)
+    d_y = rng.standard_normal((2, 6, 4, 3))  # (N, H, W, O) a random upstream gradient
+
+    def loss():
+        return float((conv2d_forward(x, w, b, (k - 1) // 2)[0] * d_y).sum())
+
+    _, cache = conv2d_forward(x, w, b, (k - 1) // 2)
+    d_x, grads = conv2d_backward(d_y, cache)
+    for analytic, arr in ((d_x, x), (grads["weight"], w), (grads["bias"], b)):
+        assert relative_error(analytic, numeric_gradient(loss, arr)) < 1e-8
+
+
+def test_maxpool_gradient_matches_finite_differences():
+    x = np.random.default_rng(1).standard_normal((2, 4, 6, 3))  # (N, H, W, C)
+    d_y = np.random.default_rng(2).standard_normal((2, 2, 3, 3))
+
+    def loss():
+        return float((maxpool2_forward(x)[0] * d_y).sum())
+
+    d_x = maxpool2_backward(d_y, maxpool2_forward(x)[1])
+    assert relative_error(d_x, numeric_gradient(loss, x)) < 1e-8
+
+
+def test_forward_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    layer = Conv2d(2, 4, 3, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((3, 8, 6, 2))  # (N, H, W, C)
+    ours = maxpool2_forward(layer.forward(x))[0]  # (N, 4, 3, O)
+    tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())  # (N, C, H, W)
+    w, b = (torch.from_numpy(layer.params[k]) for k in ("weight", "bias"))
+    conv = torch.nn.functional.conv2d(tx, w, b, padding=1)  # (N, O, H, W)
+    theirs = torch.nn.functional.max_pool2d(conv, 2).numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+
+
+def test_bad_shapes_are_refused():
+    with pytest.raises(BpttError, match="kernel_size must be odd"):
+        Conv2d(1, 2, 4)
+    with pytest.raises(BpttError, match=r"reads images \(N, H, W, 2\); got shape \(3, 4, 4\)"):
+        Conv2d(2, 2, 3).forward(np.zeros((3, 4, 4)))
