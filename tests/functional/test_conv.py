@@ -15,17 +15,17 @@ from bptt.functional.conv import (
 from bptt.nn import Conv2d
 
 
-@pytest.mark.parametrize(("channels", "k"), [(1, 5), (3, 3), (2, 1)])
-def test_conv_gradients_match_finite_differences(channels, k):
+@pytest.mark.parametrize(("channels", "k", "s"), [(1, 5, 1), (3, 3, 1), (2, 1, 1), (2, 5, 2)])
+def test_conv_gradients_match_finite_differences(channels, k, s):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 6, 4, channels))  # (N, H, W, C)
     w, b = rng.standard_normal((3, channels, k, k)), rng.standard_normal(3)
-    d_y = rng.standard_normal((2, 6, 4, 3))  # (N, H, W, O) a random upstream gradient
+    d_y = rng.standard_normal((2, 6 // s, 4 // s, 3))  # (N, H', W', O) a random upstream gradient
 
     def loss():
-        return float((conv2d_forward(x, w, b, (k - 1) // 2)[0] * d_y).sum())
+        return float((conv2d_forward(x, w, b, (k - 1) // 2, s)[0] * d_y).sum())
 
-    _, cache = conv2d_forward(x, w, b, (k - 1) // 2)
+    _, cache = conv2d_forward(x, w, b, (k - 1) // 2, s)
     d_x, grads = conv2d_backward(d_y, cache)
     for analytic, arr in ((d_x, x), (grads["weight"], w), (grads["bias"], b)):
         assert relative_error(analytic, numeric_gradient(loss, arr)) < 1e-8
@@ -42,15 +42,16 @@ def test_maxpool_gradient_matches_finite_differences():
     assert relative_error(d_x, numeric_gradient(loss, x)) < 1e-8
 
 
-def test_forward_matches_torch():
+@pytest.mark.parametrize(("k", "s"), [(3, 1), (5, 2)])
+def test_forward_matches_torch(k, s):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(3)
-    layer = Conv2d(2, 4, 3, dtype=np.float64, rng=rng)
-    x = rng.standard_normal((3, 8, 6, 2))  # (N, H, W, C)
-    ours = maxpool2_forward(layer.forward(x))[0]  # (N, 4, 3, O)
+    layer = Conv2d(2, 4, k, stride=s, dtype=np.float64, rng=rng)
+    x = rng.standard_normal((3, 8, 12, 2))  # (N, H, W, C)
+    ours = maxpool2_forward(layer.forward(x))[0]  # (N, 4/s, 6/s, O)
     tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy())  # (N, C, H, W)
     w, b = (torch.from_numpy(layer.params[k]) for k in ("weight", "bias"))
-    conv = torch.nn.functional.conv2d(tx, w, b, padding=1)  # (N, O, H, W)
+    conv = torch.nn.functional.conv2d(tx, w, b, padding=(k - 1) // 2, stride=s)  # (N, O, H', W')
     theirs = torch.nn.functional.max_pool2d(conv, 2).numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
 

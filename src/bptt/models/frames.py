@@ -6,8 +6,8 @@ feature vector by the same encoder, "linear" or "conv":
 
     z_t = relu(W_f x_t / 255 + b_f)               W_f ≡ frames.weight (E, P), b_f ≡ frames.bias
 
-    a_t = relu(pool(conv1(x_t / 255)))           5x5, 8 channels, 2x2 max pool: (S/2, S/2, 8)
-    a'_t = relu(pool(conv2(a_t)))                 3x3, 16 channels:             (S/4, S/4, 16)
+    a_t = relu(conv1(x_t / 255))                  5x5, stride 2, 8 channels:          (S/2, S/2, 8)
+    a'_t = relu(pool(conv2(a_t)))                 3x3, 16 channels, 2x2 max pool:     (S/4, S/4, 16)
     z_t = relu(W_f a'_t + b_f)                    W_f ≡ frames.weight (E, P)
 
 (the convolutions see a limb wherever it is; the linear layer sees where it is).
@@ -72,7 +72,7 @@ class FrameEncoder:
         self.kind, self.dtype = kind, np.dtype(dtype)
         self.layers = {}
         if kind == "conv":
-            self.layers["conv1"] = Conv2d(1, 8, 5, dtype=dtype, rng=rng)
+            self.layers["conv1"] = Conv2d(1, 8, 5, stride=2, dtype=dtype, rng=rng)
             self.layers["conv2"] = Conv2d(8, 16, 3, dtype=dtype, rng=rng)
             flat = (self.side // 4) ** 2 * 16
         else:
@@ -87,10 +87,11 @@ class FrameEncoder:
         cache = []
         if self.kind == "conv":
             a = x.reshape(len(x), self.side, self.side, 1)  # (N, S, S, 1)
-            for name in ("conv1", "conv2"):
-                a, pool = maxpool2_forward(self.layers[name].forward(a))  # (N, S/2, S/2, O)
-                a, on = _relu(a)
-                cache.append((pool, on))
+            a, on = _relu(self.layers["conv1"].forward(a))  # (N, S/2, S/2, 8)
+            cache.append((None, on))
+            a, pool = maxpool2_forward(self.layers["conv2"].forward(a))  # (N, S/4, S/4, 16)
+            a, on = _relu(a)
+            cache.append((pool, on))
             x = a.reshape(len(a), -1)  # (N, S/4 * S/4 * 16)
         z, on = _relu(self.layers["frames"].forward(x))  # (N, E)
         self._cache = [*cache, on]
@@ -105,7 +106,9 @@ class FrameEncoder:
         if self.kind == "conv":
             d = d.reshape(len(d), self.side // 4, self.side // 4, 16)  # (N, S/4, S/4, 16)
             for name, (pool, on) in zip(("conv2", "conv1"), reversed(convs), strict=True):
-                d = maxpool2_backward(np.where(on, d, 0).astype(self.dtype), pool)  # (N, ., ., O)
+                d = np.where(on, d, 0).astype(self.dtype)  # (N, ., ., O)
+                if pool is not None:
+                    d = maxpool2_backward(d, pool)  # (N, S/2, S/2, 16)
                 d = self.layers[name].backward(d, need_dx=name == "conv2")
 
 
