@@ -64,7 +64,7 @@ class Conv2d(Layer):
         return y
 
     def backward(self, d_y: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """∂E/∂y (N, H/s, W/s, O) -> ∂E/∂x (N, H, W, C) (None if not ``need_dx``); replaces grads."""
+        """∂E/∂y (N, H/s, W/s, O) -> ∂E/∂x (N, H, W, C), or None if not ``need_dx``; sets grads."""
         cache = self._cache_or_raise()
         d_x, self.grads = conv2d_backward(as_layer_dtype("d_y", d_y, self.dtype), cache, need_dx)
         return d_x
