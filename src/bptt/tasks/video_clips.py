@@ -14,9 +14,9 @@ their poses (overlapping stride and swing ranges) and differ mostly in tempo.
 Every clip draws
     an actor      limb lengths (each 0.8..1.2 of the mean), line thickness, head style
     the action's  tempo (cycles per frame), amplitude, phase, duration
-    the camera    figure height (13..19 px), start position, direction (left or right)
+    the camera    figure height (19..26 px), start position, direction (left or right)
     clutter       2..4 static shapes, a moving ball (70%), an occluding bar (25%),
-                  background and figure brightness, Gaussian noise (sigma 0..0.08)
+                  background and figure brightness, Gaussian noise (sigma 0..0.05)
 and the figure (with its thickness and head) stays inside the frame in every frame.
 
 The split by actor (fixed, the same on every machine): actor a's body is drawn
@@ -46,7 +46,7 @@ import numpy as np
 from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
 
-GENERATOR_VERSION = 1  # bump when a change makes the same arguments draw different clips
+GENERATOR_VERSION = 2  # bump when a change makes the same arguments draw different clips
 ACTIONS = ("walk", "run", "jump", "wave one hand", "wave both hands", "clap", "box",
            "sit down", "stand up")  # fmt: skip
 SPLITS = ("train", "validation", "test")
@@ -56,7 +56,7 @@ NUM_ACTORS = 60  # 12 test, 12 validation, 36 training actors
 SIZE = 32  # S: pixels a side
 FRAMES = (20, 28)  # T of a one-action clip, inclusive
 PAIR_FRAMES = 32  # T of a two-action clip
-HEIGHT_PX = (13.0, 19.0)  # the standing figure's height
+HEIGHT_PX = (19.0, 26.0)  # the standing figure's height
 MARGIN = 1.0  # pixels kept free at the frame's edge
 
 # Mean body, in units of the standing height (head top to feet ~0.96).
@@ -97,7 +97,7 @@ def make_actor(index: int) -> Actor:
     """Actor ``index``'s body, the same on every machine."""
     rng = np.random.default_rng([ACTOR_SEED, index])
     lengths = tuple(float(v * rng.uniform(0.8, 1.2)) for v in BODY.values())
-    return Actor(index, lengths, float(rng.uniform(1.0, 2.0)), bool(rng.random() < 0.5))
+    return Actor(index, lengths, float(rng.uniform(1.5, 2.5)), bool(rng.random() < 0.5))
 
 
 # ---------------------------------------------------------------- poses
@@ -298,9 +298,12 @@ def render(actions, lengths, actor: Actor, rng: np.random.Generator) -> tuple[np
     height = rng.uniform(*HEIGHT_PX)
     if rng.random() < 0.5:  # facing left
         joints[:, :, 0] *= -1
+    reach = actor.thickness / 2 + 0.5
+    _, _, room = _extent(joints, actor["head"], 0.0)  # at 1 px per unit: SIZE - 2 MARGIN - span
+    tall = SIZE - 2 * MARGIN - room[1]  # (units) head top to lowest foot, jumps included
+    height = min(height, 0.999 * (SIZE - 2 * MARGIN - 2 * reach) / tall)  # a high jump: smaller
     px = joints * height  # (T, J, 2) pixels, relative
     head_r = actor["head"] * height
-    reach = actor.thickness / 2 + 0.5
     # A long walk would leave the frame: the camera then follows the hip, keeping the
     # largest share k of its travel that still fits (k = 0 keeps the hip in place).
     follow = (px[:, 0, 0] - px[0, 0, 0])[:, None]  # (T, 1)
@@ -349,7 +352,7 @@ def render(actions, lengths, actor: Actor, rng: np.random.Generator) -> tuple[np
         bar = (centre, width)
         cover = np.clip(width / 2 + 0.5 - np.abs(_GRID[..., 0] - centre), 0, 1)  # (S, S)
         frames = cover * rng.uniform(0.1, 0.5) + (1 - cover) * frames
-    frames = frames + rng.normal(0, rng.uniform(0, 0.08), frames.shape)
+    frames = frames + rng.normal(0, rng.uniform(0, 0.05), frames.shape)
     clip = np.round(np.clip(frames, 0, 1) * 255).astype(np.uint8)  # (T, S, S)
     return clip, {"joints": px, "head_radius": head_r, "reach": reach, "bar": bar}
 
