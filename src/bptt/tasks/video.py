@@ -39,7 +39,6 @@ from bptt.tasks._examples import (
     class_metrics,
     describe,
     example_trainer,
-    format_metrics,
     load_model,
     mean_loss,
     predict,
@@ -121,7 +120,8 @@ def metrics(model, split: Split) -> dict:
     )
 
 
-def _trainer(config, out_dir, progress_bar: bool, data: TaskData, rng):
+def trainer_for(config, out_dir, progress_bar: bool, data: TaskData, rng):
+    """The model ``data.head`` names and its training loop on ``data``: (model, trainer)."""
     model = build_model(config, data.head, len(data.labels), input_size=data.input_size, rng=rng)
     return model, example_trainer(config, model, data, metrics, out_dir, progress_bar, rng)
 
@@ -129,7 +129,7 @@ def _trainer(config, out_dir, progress_bar: bool, data: TaskData, rng):
 def build_trainer(config, out_dir, progress_bar: bool = True):
     data = prepare_data(config)
     rng = np.random.default_rng(config.seed)
-    model, trainer = _trainer(config, out_dir, progress_bar, data, rng)
+    model, trainer = trainer_for(config, out_dir, progress_bar, data, rng)
     kind = "classifier (one action per clip)" if data.head == "class" else "tagger (per frame)"
     way = "bidirectional " if config.bidirectional else ""
     epochs = config.steps * config.batch_size / len(data.train)
@@ -165,8 +165,9 @@ def held_out_report(path) -> str:
     data = prepare_data(config)
     actors = len(vc.actors("test"))
     if meta["head"] == "tags":
+        scores = frame_metrics(model, data.test)
         return (f"test ({len(data.test)} two-action clips of {actors} unseen actors): frame "
-                f"{format_metrics(frame_metrics(model, data.test))}")  # fmt: skip
+                f"accuracy {scores['accuracy']:.4f}, loss {scores['loss']:.4f} per frame")  # fmt: skip
     scores = class_report(model, data.test)
     return (
         f"test ({len(data.test)} clips of {actors} unseen actors): accuracy "
@@ -190,7 +191,7 @@ def after_training(config, best) -> None:
             base = dataclasses.replace(data, head=pool)
             rng = np.random.default_rng(config.seed)
             folder = out / f"baseline-{pool}"
-            pooled, trainer = _trainer(config, folder, False, base, rng)
+            pooled, trainer = trainer_for(config, folder, False, base, rng)
             progress = trainer.run()
             best_pool, _, _, _ = load_model(folder / "best.safetensors", "video", build_model)
             rows.append((name, class_report(best_pool, data.test)))
