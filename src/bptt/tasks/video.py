@@ -166,8 +166,10 @@ def held_out_report(path) -> str:
     actors = len(vc.actors("test"))
     if meta["head"] == "tags":
         scores = frame_metrics(model, data.test)
-        return (f"test ({len(data.test)} two-action clips of {actors} unseen actors): frame "
-                f"accuracy {scores['accuracy']:.4f}, loss {scores['loss']:.4f} per frame")  # fmt: skip
+        return (
+            f"test ({len(data.test)} two-action clips of {actors} unseen actors): frame "
+            f"accuracy {scores['accuracy']:.4f}, loss {scores['loss']:.4f} per frame"
+        )
     scores = class_report(model, data.test)
     return (
         f"test ({len(data.test)} clips of {actors} unseen actors): accuracy "
