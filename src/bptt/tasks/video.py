@@ -181,6 +181,20 @@ def evaluate_checkpoint(args) -> str:
     return held_out_report(args.checkpoint)
 
 
+def baselines(config, data: TaskData, out: Path) -> list[tuple[str, dict]]:
+    """The two baselines, trained as the model was (same encoder, steps and seed) in
+    ``out``/baseline-mean and baseline-middle: [(name, :func:`class_report` on test)]."""
+    rows = []
+    for pool, name in (("mean", "frames averaged (order-blind)"), ("middle", "middle frame")):
+        folder = out / f"baseline-{pool}"
+        rng = np.random.default_rng(config.seed)
+        _, trainer = trainer_for(config, folder, False, dataclasses.replace(data, head=pool), rng)
+        trainer.run()
+        model, _, _, _ = load_model(folder / "best.safetensors", "video", build_model)
+        rows.append((name, class_report(model, data.test)))
+    return rows
+
+
 def after_training(config, best) -> None:
     """The test metric, the two baselines beside it (head "class"), and the pictures."""
     print(held_out_report(best))
@@ -189,15 +203,7 @@ def after_training(config, best) -> None:
     data = prepare_data(config)
     if data.head == "class":
         rows = [("LSTM over the frames", class_report(model, data.test))]
-        for pool, name in (("mean", "frames averaged (order-blind)"), ("middle", "middle frame")):
-            base = dataclasses.replace(data, head=pool)
-            rng = np.random.default_rng(config.seed)
-            folder = out / f"baseline-{pool}"
-            pooled, trainer = trainer_for(config, folder, False, base, rng)
-            progress = trainer.run()
-            best_pool, _, _, _ = load_model(folder / "best.safetensors", "video", build_model)
-            rows.append((name, class_report(best_pool, data.test)))
-            del pooled, progress
+        rows += baselines(config, data, out)
         print(f"{'test, unseen actors':32s} {'accuracy':>9s} {'sit/stand':>10s}")
         for name, s in rows:
             print(f"{name:32s} {s['accuracy']:9.4f} {s['sit/stand']:10.4f}")
