@@ -1,4 +1,4 @@
-"""2-D convolution and 2x2 max pooling on channels-last images, forward and backward.
+"""2-D convolution on channels-last images, forward and backward.
 
 Convolution (cross-correlation, as PyTorch's Conv2d), stride s, zero padding p,
 square kernels k, written as one matrix product over every output pixel (im2col):
@@ -9,9 +9,6 @@ square kernels k, written as one matrix product over every output pixel (im2col)
     ∂E/∂K = Σ ∂E/∂Y^T X̂              one product over all N*H*W pixels
     ∂E/∂b = Σ ∂E/∂Y
     ∂E/∂X̂ = ∂E/∂Y K, then each window's share added back where it was read (col2im)
-
-Max pooling over 2x2 blocks: y = max of the block; ∂E/∂x goes to the block's
-largest entry (the first, on ties) and is 0 elsewhere.
 
 Shapes: N images, H x W pixels, C input channels, O output channels, k kernel size.
 """
@@ -61,22 +58,3 @@ def conv2d_backward(d_y: np.ndarray, cache: dict, need_dx: bool = True):
         for j in range(k):
             d_xp[:, i : i + s * Ho : s, j : j + s * Wo : s, :] += d_cols[..., i, j]
     return d_xp[:, p : p + H, p : p + W, :], grads
-
-
-def maxpool2_forward(x: np.ndarray):
-    """x (N, H, W, C), H and W even -> y (N, H/2, W/2, C), cache."""
-    N, H, W, C = x.shape
-    blocks = x.reshape(N, H // 2, 2, W // 2, 2, C).transpose(0, 1, 3, 5, 2, 4)
-    blocks = blocks.reshape(N, H // 2, W // 2, C, 4)  # (N, H/2, W/2, C, 4)
-    arg = blocks.argmax(axis=-1)  # (N, H/2, W/2, C)
-    y = np.take_along_axis(blocks, arg[..., None], axis=-1)[..., 0]  # (N, H/2, W/2, C)
-    return y, {"arg": arg, "x_shape": x.shape}
-
-
-def maxpool2_backward(d_y: np.ndarray, cache: dict) -> np.ndarray:
-    """∂E/∂y (N, H/2, W/2, C) -> ∂E/∂x (N, H, W, C)."""
-    N, H, W, C = cache["x_shape"]
-    d_blocks = np.zeros((*d_y.shape, 4), dtype=d_y.dtype)  # (N, H/2, W/2, C, 4)
-    np.put_along_axis(d_blocks, cache["arg"][..., None], d_y[..., None], axis=-1)
-    d_blocks = d_blocks.reshape(N, H // 2, W // 2, C, 2, 2).transpose(0, 1, 4, 2, 5, 3)
-    return d_blocks.reshape(N, H, W, C)

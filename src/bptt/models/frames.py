@@ -7,7 +7,7 @@ feature vector by the same encoder, "linear" or "conv":
     z_t = relu(W_f x_t / 255 + b_f)               W_f ≡ frames.weight (E, P), b_f ≡ frames.bias
 
     a_t = relu(conv1(x_t / 255))                  5x5, stride 2, 8 channels:          (S/2, S/2, 8)
-    a'_t = relu(pool(conv2(a_t)))                 3x3, 16 channels, 2x2 max pool:     (S/4, S/4, 16)
+    a'_t = relu(conv2(a_t))                       3x3, stride 2, 16 channels:         (S/4, S/4, 16)
     z_t = relu(W_f a'_t + b_f)                    W_f ≡ frames.weight (E, P)
 
 (the convolutions see a limb wherever it is; the linear layer sees where it is).
@@ -73,7 +73,7 @@ class FrameEncoder:
         self.layers = {}
         if kind == "conv":
             self.layers["conv1"] = Conv2d(1, 8, 5, stride=2, dtype=dtype, rng=rng)
-            self.layers["conv2"] = Conv2d(8, 16, 3, dtype=dtype, rng=rng)
+            self.layers["conv2"] = Conv2d(8, 16, 3, stride=2, dtype=dtype, rng=rng)
             flat = (self.side // 4) ** 2 * 16
         else:
             flat = pixels
@@ -82,16 +82,12 @@ class FrameEncoder:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """frames x (N, P) in [0, 1] -> features z (N, E)."""
-        from bptt.functional.conv import maxpool2_forward
-
         cache = []
         if self.kind == "conv":
             a = x.reshape(len(x), self.side, self.side, 1)  # (N, S, S, 1)
-            a, on = _relu(self.layers["conv1"].forward(a))  # (N, S/2, S/2, 8)
-            cache.append((None, on))
-            a, pool = maxpool2_forward(self.layers["conv2"].forward(a))  # (N, S/4, S/4, 16)
-            a, on = _relu(a)
-            cache.append((pool, on))
+            a, on1 = _relu(self.layers["conv1"].forward(a))  # (N, S/2, S/2, 8)
+            a, on2 = _relu(self.layers["conv2"].forward(a))  # (N, S/4, S/4, 16)
+            cache = [on1, on2]
             x = a.reshape(len(a), -1)  # (N, S/4 * S/4 * 16)
         z, on = _relu(self.layers["frames"].forward(x))  # (N, E)
         self._cache = [*cache, on]
@@ -99,17 +95,13 @@ class FrameEncoder:
 
     def backward(self, d_z: np.ndarray) -> None:
         """Fill the encoder's grads from ∂E/∂z (N, E)."""
-        from bptt.functional.conv import maxpool2_backward
-
         *convs, on = self._cache
         d = self.layers["frames"].backward(np.where(on, d_z, 0).astype(self.dtype))  # (N, F)
         if self.kind == "conv":
             d = d.reshape(len(d), self.side // 4, self.side // 4, 16)  # (N, S/4, S/4, 16)
-            for name, (pool, on) in zip(("conv2", "conv1"), reversed(convs), strict=True):
-                d = np.where(on, d, 0).astype(self.dtype)  # (N, ., ., O)
-                if pool is not None:
-                    d = maxpool2_backward(d, pool)  # (N, S/2, S/2, 16)
-                d = self.layers[name].backward(d, need_dx=name == "conv2")
+            for name, on_conv in zip(("conv2", "conv1"), reversed(convs), strict=True):
+                d = np.where(on_conv, d, 0).astype(self.dtype)  # (N, ., ., O)
+                d = self.layers[name].backward(d, need_dx=name == "conv2")  # (N, ., ., C)
 
 
 class _FrameEncoding:
