@@ -218,7 +218,7 @@ PRESETS: dict[str, dict] = {
         "max_examples": 3600,  # rendered training clips (400 per action)
         "batch_size": 32,
         "lr": 3e-3,
-        "steps": 1500,  # ~13 epochs
+        "steps": 2000,  # ~18 epochs
         "eval_every": 250,  # each evaluation reads the 450 validation clips
     },
     "digits": {
