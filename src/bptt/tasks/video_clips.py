@@ -46,7 +46,7 @@ import numpy as np
 from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
 
-GENERATOR_VERSION = 2  # bump when a change makes the same arguments draw different clips
+GENERATOR_VERSION = 3  # bump when a change makes the same arguments draw different clips
 ACTIONS = ("walk", "run", "jump", "wave one hand", "wave both hands", "clap", "box",
            "sit down", "stand up")  # fmt: skip
 SPLITS = ("train", "validation", "test")
@@ -157,9 +157,10 @@ def _poses(action: str, n: int, rng: np.random.Generator):
         raised = (0, 1) if action == "wave both hands" else (int(rng.integers(2)),)
         for limb in (0, 1):
             if limb in raised:
-                sign = 1 if limb == 0 else -1
-                angles[:, limb, 0] = sign * rng.uniform(140, 165) * deg
-                angles[:, limb, 1] = np.pi + sign * width * np.sin(phi)
+                sign = 1 if limb == 0 else -1  # the near arm up in front, the far one behind
+                angles[:, limb, 0] = sign * rng.uniform(95, 125) * deg
+                tilt = np.pi - rng.uniform(0, 20) * deg  # the forearm up, leaning out
+                angles[:, limb, 1] = sign * tilt + width * np.sin(phi)
             else:
                 angles[:, limb, 0] = rng.uniform(-10, 10) * deg
                 angles[:, limb, 1] = angles[:, limb, 0] + rng.uniform(0, 20) * deg
@@ -168,8 +169,8 @@ def _poses(action: str, n: int, rng: np.random.Generator):
     elif action == "clap":
         freq = rng.uniform(1 / 8, 1 / 4)
         s = (1 - np.cos(2 * np.pi * freq * t + phase)) / 2  # (n,) 0: hands together
-        open_ = rng.uniform(25, 40) * deg
-        level = rng.uniform(65, 85) * deg
+        open_ = rng.uniform(30, 50) * deg
+        level = rng.uniform(95, 115) * deg  # the hands meet in front of the face
         angles[:, 0, 0] = level + open_ * s
         angles[:, 1, 0] = level - open_ * s
         angles[:, 0, 1] = angles[:, 0, 0] + rng.uniform(15, 35) * deg - open_ * s
