@@ -257,6 +257,7 @@ def _atomic(path: Path, save) -> Path:
     os.close(fd)
     try:
         save(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the picture from other users
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -285,7 +286,7 @@ def write_gif(path: Path, clips, truth, guess, scale: int = 3) -> Path:
             draw.text((x0, y0 + S), f"true {LABELS[truth[k][i]]}", fill=(0, 0, 0))
             draw.text((x0, y0 + S + 10), f"pred {LABELS[guess[k][i]]}",
                       fill=(0, 130, 0) if right else (200, 0, 0))  # fmt: skip
-        frames.append(canvas.convert("P", palette=Image.ADAPTIVE, colors=64))
+        frames.append(canvas.convert("P", palette=Image.ADAPTIVE, colors=32, dither=Image.NONE))
 
     def save(tmp):
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=120,
