@@ -126,7 +126,8 @@ def test_the_tagger_labels_every_frame_of_two_action_clips(small_sets, tmp_path,
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_the_preset_recognises_unseen_actors_and_the_order_blind_baseline_cannot(seed, tmp_path):
     """The issue's bar, per seed: test accuracy on unseen actors >= 0.95; the frames averaged
-    <= 0.75, and <= 0.60 on the sit-down/stand-up clips. ~5 minutes a seed on 2 cores."""
+    <= 0.75, and <= 0.60 on the sit-down/stand-up clips. Seed 0 measured 0.906 and 0.763
+    (0.415 on sit/stand): the bar is not met yet. ~30 minutes a seed on 2 busy cores."""
     config = Config(task="video", **{**PRESETS["video"], "seed": seed, "out": str(tmp_path)})
     trainer, _ = video.build_trainer(config, tmp_path, progress_bar=False)
     with contextlib.redirect_stdout(io.StringIO()):
@@ -142,8 +143,10 @@ def test_the_preset_recognises_unseen_actors_and_the_order_blind_baseline_cannot
 
 @pytest.mark.slow
 def test_the_tagger_finds_where_one_action_ends_and_the_next_begins(tmp_path):
-    """Frame accuracy >= 0.90 on two-action clips of unseen actors (the preset, --head tags)."""
-    config = Config(task="video", **{**PRESETS["video"], "head": "tags", "out": str(tmp_path)})
+    """Frame accuracy >= 0.90 on two-action clips of unseen actors (bptt train video --head
+    tags --max-examples 4000; measured 0.870: the bar is not met yet)."""
+    flags = {"head": "tags", "max_examples": 4000, "out": str(tmp_path)}  # as in the README
+    config = Config(task="video", **{**PRESETS["video"], **flags})
     trainer, _ = video.build_trainer(config, tmp_path, progress_bar=False)
     with contextlib.redirect_stdout(io.StringIO()):
         trainer.run()
