@@ -107,6 +107,10 @@ class Config:
                           "per 10 ms frame", choices=("logmel", "mfcc"))  # fmt: skip
     data: str | None = _flag(None, "speech: folder of the synthesised corpora "
                              "(default: ~/.cache/bptt/speech)")  # fmt: skip
+    # Video task.
+    frame_encoder: str = _flag("conv", "video: each frame's encoder, a linear layer on the "
+                               "pixels or two small convolutions first",
+                               choices=("linear", "conv"))  # fmt: skip
     # Encoder-decoder tasks (dates, g2p, de-en).
     attention: str = _flag("additive", "seq2seq: attention over the encoder's outputs",
                            choices=("additive", "dot", "none"))  # fmt: skip
@@ -316,6 +320,17 @@ PRESETS: dict[str, dict] = {
         "lr": 5e-3,
         "steps": 300,  # ~75 epochs of 32 clips
         "eval_every": 25,
+    },
+    "video": {
+        "out": "runs/video",
+        "embed_size": 64,  # the frame encoder's features: 1,024 pixels -> 64
+        "hidden_size": 64,  # per direction
+        "bidirectional": True,  # tags: a frame's action is clearer once it has gone on a while
+        "max_examples": 9000,  # rendered training clips (1,000 per action): 3,600 overfit
+        "batch_size": 32,
+        "lr": 3e-3,
+        "steps": 2500,  # ~9 epochs
+        "eval_every": 250,  # each evaluation reads the 450 validation clips
     },
     "digits": {
         "out": "runs/digits",

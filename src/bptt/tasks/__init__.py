@@ -30,6 +30,7 @@ TASK_MODULES = {
     "digits": "bptt.tasks.digits",
     "ctc-digits": "bptt.tasks.ctc_digits",
     "trigger": "bptt.tasks.trigger",
+    "video": "bptt.tasks.video",
 }
 
 

@@ -363,8 +363,10 @@ def _load_vectors(model, path, vocab) -> None:
     print(f"word vectors: {len(found):,} of {len(vocab):,} words found in {path}")
 
 
-def load_model(path, task: str):
-    """Rebuild a task's model from a checkpoint alone: (model, config, metadata, vocab)."""
+def load_model(path, task: str, build=None):
+    """Rebuild a task's model from a checkpoint alone: (model, config, metadata, vocab).
+
+    ``build`` (default :func:`build_model`) takes the same arguments as it does."""
     from bptt.checkpoint import load_checkpoint
     from bptt.config import Config
 
@@ -375,11 +377,14 @@ def load_model(path, task: str):
         config = Config.from_dict(meta["config"])
         vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
         vocab_size = None if vocab is None else len(vocab)
-        unk_id = None if vocab is None else vocab.unk_id
-        model = build_model(
-            config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"], None,
-            meta["labels"], meta.get("extra"), unk_id,
-        )  # fmt: skip
+        if build is not None:  # a task's own models (video)
+            model = build(config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"])
+        else:
+            unk_id = None if vocab is None else vocab.unk_id
+            model = build_model(
+                config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"], None,
+                meta["labels"], meta.get("extra"), unk_id,
+            )  # fmt: skip
     except KeyError as e:
         raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
     weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}

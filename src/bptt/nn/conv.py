@@ -1,0 +1,75 @@
+"""Conv2d over ``bptt.functional.conv``: channels-last images, "same" padding, stride s.
+
+    y = conv(x, K) + b       x (N, H, W, C) -> y (N, H/s, W/s, O), K ≡ weight (O, C, k, k)
+
+Params as PyTorch's ``nn.Conv2d``: ``weight`` (O, C, k, k), ``bias`` (O,), both
+~ U(-1/√(C k²), 1/√(C k²)).
+
+Shapes: N images, H x W pixels, C input channels, O output channels, k kernel size.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from bptt.errors import BpttError
+from bptt.functional.conv import conv2d_backward, conv2d_forward
+from bptt.nn.init import uniform
+from bptt.nn.linear import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
+
+
+class Conv2d(Layer):
+    """A k x k convolution (k odd), padding (k - 1)/2: the image keeps its size at stride 1.
+
+    Args:
+        in_channels: C.
+        out_channels: O.
+        kernel_size: k, odd.
+        stride: s, the step between windows.
+        dtype: float32 (default) or float64.
+        rng: Generator for the initialisation.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 dtype: Any = np.float32, rng: np.random.Generator | None = None):  # fmt: skip
+        self.in_channels = check_count("in_channels", in_channels)
+        self.out_channels = check_count("out_channels", out_channels)
+        k = check_count("kernel_size", kernel_size)
+        if k % 2 == 0:
+            raise BpttError(f"kernel_size must be odd (the image keeps its size); got {k}")
+        self.kernel_size, self.dtype = k, layer_dtype(dtype)
+        self.stride = check_count("stride", stride)
+        rng = check_rng(rng)
+        bound = 1.0 / math.sqrt(in_channels * k * k)
+        self.params = {
+            "weight": uniform((out_channels, in_channels, k, k), bound, rng, self.dtype),
+            "bias": uniform((out_channels,), bound, rng, self.dtype),
+        }
+        self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
+        self._cache: dict | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, H, W, C) -> y (N, H/s, W/s, O); keeps what :meth:`backward` needs."""
+        x = np.asarray(x)
+        if x.ndim != 4 or x.shape[-1] != self.in_channels:
+            raise BpttError(
+                f"Conv2d reads images (N, H, W, {self.in_channels}); got shape {x.shape}"
+            )
+        x = as_layer_dtype("input", x, self.dtype)
+        w, b = self.params["weight"], self.params["bias"]
+        y, self._cache = conv2d_forward(x, w, b, (self.kernel_size - 1) // 2, self.stride)
+        return y
+
+    def backward(self, d_y: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """∂E/∂y (N, H/s, W/s, O) -> ∂E/∂x (N, H, W, C), or None if not ``need_dx``; sets grads."""
+        cache = self._cache_or_raise()
+        d_x, self.grads = conv2d_backward(as_layer_dtype("d_y", d_y, self.dtype), cache, need_dx)
+        return d_x
+
+    def __repr__(self) -> str:
+        k = self.kernel_size
+        return (f"Conv2d({self.in_channels}, {self.out_channels}, {k}, stride={self.stride}, "
+                f"dtype={self.dtype.name})")  # fmt: skip

@@ -1,0 +1,74 @@
+"""The action-clip generator: deterministic by seed, split by actor, the figure in frame,
+"stand up" the reverse of "sit down", two-action clips, the cache."""
+
+import numpy as np
+import pytest
+
+from bptt.errors import BpttError
+from bptt.tasks import video_clips as vc
+
+
+def test_the_same_seed_draws_the_same_clip_and_another_seed_another():
+    a, labels_a, actor_a, _ = vc.render_clip("single", "train", 7, seed=3)
+    b, labels_b, actor_b, _ = vc.render_clip("single", "train", 7, seed=3)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(labels_a, labels_b)
+    assert actor_a == actor_b and a.dtype == np.uint8 and a.shape[1:] == (vc.SIZE, vc.SIZE)
+    c, *_ = vc.render_clip("single", "train", 7, seed=4)
+    assert c.shape != a.shape or not np.array_equal(a, c)
+
+
+def test_the_split_is_by_actor_and_no_test_body_is_seen_in_training():
+    cast = {s: vc.actors(s) for s in vc.SPLITS}
+    assert sum(map(len, cast.values())) == vc.NUM_ACTORS
+    assert not set(cast["train"]) & set(cast["test"]) and not set(cast["train"]) & set(
+        cast["validation"]
+    )
+    train_bodies = {vc.make_actor(a).lengths for a in cast["train"]}
+    assert not train_bodies & {vc.make_actor(a).lengths for a in cast["test"]}
+    for split in vc.SPLITS:
+        for i in range(12):
+            _, _, actor, _ = vc.render_clip("single", split, i)
+            assert vc.actor_split(actor.index) == split
+    with pytest.raises(BpttError, match="split must be one of train, validation, test"):
+        vc.actors("dev")
+
+
+@pytest.mark.parametrize("kind", vc.KINDS)
+def test_the_figure_stays_inside_the_frame(kind):
+    for i in range(45):  # every action, several times (run and walk need the camera to pan)
+        clip, labels, _actor, info = vc.render_clip(kind, "train", i)
+        px, r, reach = info["joints"], info["head_radius"], info["reach"]
+        assert len(clip) == len(labels) == len(px)
+        assert px.min() - reach >= 0 and px.max() + reach <= vc.SIZE
+        head = px[:, 2]
+        assert (head - r - reach).min() >= 0 and (head + r + reach).max() <= vc.SIZE
+
+
+def test_single_clips_cycle_through_the_actions_and_stand_up_reverses_sit_down():
+    labels = [vc.render_clip("single", "train", i)[1] for i in range(len(vc.ACTIONS))]
+    assert [int(y[0]) for y in labels] == list(range(len(vc.ACTIONS)))
+    assert all((y == y[0]).all() and vc.FRAMES[0] <= len(y) <= vc.FRAMES[1] for y in labels)
+    stand = vc.ACTIONS.index("stand up")
+    _clip, _, _, info = vc.render_clip("single", "train", stand)
+    hip = info["joints"][:, 0, 1]  # (T,) pixels, y down: the hip rises as the figure stands
+    assert hip[0] - hip[-1] > 2.0
+
+
+def test_two_action_clips_change_once():
+    for i in range(10):
+        clip, labels, _, _ = vc.render_clip("pair", "test", i)
+        assert len(clip) == vc.PAIR_FRAMES
+        changes = np.flatnonzero(np.diff(labels))
+        assert len(changes) == 1 and 10 <= changes[0] + 1 <= vc.PAIR_FRAMES - 10
+
+
+def test_a_set_is_cached_and_read_back_equal(tmp_path):
+    made = vc.make_clips("single", "validation", 4, seed=1, folder=tmp_path)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1 and not list(tmp_path.glob(".*"))  # no temporary left behind
+    again = vc.make_clips("single", "validation", 4, seed=1, folder=tmp_path)
+    for a, b in zip(made.frames + made.labels, again.frames + again.labels, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(made.actors, again.actors)
+    np.testing.assert_array_equal(made.frames[2], vc.render_clip("single", "validation", 2, 1)[0])
