@@ -31,7 +31,13 @@ import numpy as np
 from bptt.data.audio import SAMPLE_RATE, read_wav, write_wav
 from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
-from bptt.tasks.speech_synth import GENERATOR_VERSION, ClipSpec, engine_version, render
+from bptt.tasks.speech_synth import (
+    GENERATOR_VERSION,
+    ClipSpec,
+    engine_of,
+    engine_version,
+    render,
+)
 
 
 @dataclass
@@ -61,7 +67,7 @@ def cache_root(folder=None) -> Path:
 
 def corpus_key(specs: list[ClipSpec]) -> str:
     """A hash of the specs, the generator's version and the engines' versions."""
-    engines = sorted({"flite" if s.voice.startswith("flite:") else "espeak-ng" for s in specs})
+    engines = sorted({engine_of(s.voice) for s in specs})
     head = {"generator": GENERATOR_VERSION, "engines": {e: engine_version(e) for e in engines}}
     blob = json.dumps([head, [asdict(s) for s in specs]], sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
