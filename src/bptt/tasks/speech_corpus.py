@@ -36,6 +36,7 @@ from bptt.tasks.speech_synth import (
     ClipSpec,
     engine_of,
     engine_version,
+    prefetch,
     render,
 )
 
@@ -73,6 +74,7 @@ def corpus_key(specs: list[ClipSpec]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+CHUNK = 500  # clips synthesised per batch (Festival's words are said in one run a batch)
 TSV_FIELDS = ("file", "text", "voice", "rate", "pitch", "snr_db", "noise", "seed", "by_word",
               "words")  # fmt: skip
 
@@ -159,13 +161,20 @@ def make_corpus(
             write_wav(tmp / names[i], samples)
             return words
 
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            results = pool.map(one, range(len(specs)))
-            if progress:
-                from tqdm import tqdm
+        bounds = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-                results = tqdm(results, total=len(specs), desc="synthesising", unit="clip")
-            bounds = list(results)
+            bar = tqdm(total=len(specs), desc="synthesising", unit="clip")
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for at in range(0, len(specs), CHUNK):  # Festival's words said in one batch
+                prefetch(specs[at : at + CHUNK])
+                bounds += pool.map(one, range(at, min(at + CHUNK, len(specs))))
+                if bar is not None:
+                    bar.update(min(CHUNK, len(specs) - at))
+        if bar is not None:
+            bar.close()
         rows = [_row(n, s, w) for n, s, w in zip(names, specs, bounds, strict=True)]
         (tmp / "transcripts.tsv").write_text(
             "\t".join(TSV_FIELDS) + "\n" + "\n".join(rows) + "\n", encoding="utf-8"

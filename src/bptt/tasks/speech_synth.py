@@ -328,7 +328,9 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
         cmd = [exe, "--stdout", "-v", voice.name, "-s", str(rate), "-p", str(pitch), "--", text]
         data = _run(cmd, f"espeak-ng ({voice.name})").stdout
     elif voice.engine == "festival":
-        data = _festival(exe, text, voice.variant, rate, pitch)
+        data = _FESTIVAL_READY.pop((text, voice.variant, rate, pitch), None)
+        if data is None:
+            data = _festival(exe, text, voice.variant, rate, pitch)
         if voice.variant.endswith("_hts"):
             speed = rate / 175 * 2 ** ((pitch - 50) / 100)
     else:
@@ -347,12 +349,55 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
     return resample(samples, rate_in, SAMPLE_RATE)  # (N,)
 
 
+_FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in a batch, not yet read
+
+
+def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
+    f0 = 80 + 1.6 * pitch
+    return [f"(Parameter.set 'Duration_Stretch {175 / rate:.4f})",
+            f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {f0 / 8:.1f}) "
+            f"(model_f0_mean 170) (model_f0_std 34)))"]  # fmt: skip
+
+
+def prefetch(specs) -> None:
+    """Say every Festival word or text of ``specs`` (ClipSpecs) in one ``festival -b`` run
+    per voice, so that :func:`synthesize` finds them ready (a Festival process takes
+    about 0.5 s to start; a batch says 50 words a second)."""
+    wanted = {}
+    for spec in specs:
+        if engine_of(spec.voice) != "festival":
+            continue
+        variant = spec.voice.split(":", 1)[1]
+        for text in spec.text.split() if spec.by_word else [spec.text]:
+            wanted.setdefault(variant, set()).add((text, spec.rate, spec.pitch))
+    exe = shutil.which("festival")
+    if not wanted or exe is None:
+        return
+    for variant, items in sorted(wanted.items()):
+        items = sorted(items)
+        with tempfile.TemporaryDirectory(prefix="bptt-festival-") as tmp:
+            lines = [f"(voice_{variant})"]
+            for i, (text, rate, pitch) in enumerate(items):
+                said = text.replace("\\", " ").replace('"', " ")
+                lines += _festival_evals(variant, rate, pitch)
+                lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{said}")) '
+                             f'"{tmp}/{i}.wav" (quote riff))')  # fmt: skip
+            script = Path(tmp) / "batch.scm"
+            script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            try:
+                subprocess.run([exe, "-b", str(script)], capture_output=True, timeout=600,
+                               check=False)  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired):
+                continue  # synthesize() says them one by one
+            for i, (text, rate, pitch) in enumerate(items):
+                out = Path(tmp) / f"{i}.wav"
+                if out.is_file():
+                    _FESTIVAL_READY[text, variant, rate, pitch] = out.read_bytes()
+
+
 def _festival(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
     """WAV bytes of Festival's ``text2wave`` saying ``text`` in ``variant``."""
-    f0 = 80 + 1.6 * pitch
-    evals = [f"(voice_{variant})", f"(Parameter.set 'Duration_Stretch {175 / rate:.4f})",
-             f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {f0 / 8:.1f}) "
-             f"(model_f0_mean 170) (model_f0_std 34)))"]  # fmt: skip
+    evals = [f"(voice_{variant})", *_festival_evals(variant, rate, pitch)]
     with tempfile.TemporaryDirectory(prefix="bptt-festival-") as tmp:
         out = Path(tmp) / "clip.wav"
         cmd = [exe, *(a for e in evals for a in ("-eval", e)), "-o", str(out)]
