@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bptt.data import augment
-from bptt.data.audio import SAMPLE_RATE, features, log_mel, pcen
+from bptt.data.audio import SAMPLE_RATE, dither, features, log_mel, pcen
 from bptt.errors import BpttError
 
 pytest.importorskip("scipy", reason="extra 'speech'")
@@ -127,3 +127,16 @@ def test_pcen_nearly_ignores_a_gain_that_shifts_every_log_mel_channel():
     assert f.shape == energies.shape and f.dtype == np.float32
     with pytest.raises(BpttError, match="pcen with logmel"):
         features(x, "mfcc", norm="pcen")
+
+
+def test_dither_pads_and_adds_seeded_noise_30_db_down():
+    x = np.concatenate([np.zeros(4000, np.float32), tone(500.0)])
+    y = dither(x)
+    pad = SAMPLE_RATE // 4
+    assert len(y) == len(x) + 2 * pad and np.array_equal(y, dither(x))
+    frames = y[: len(y) // 160 * 160].reshape(-1, 160)
+    assert (np.abs(frames).max(axis=1) > 0).all()  # no digitally silent frame is left
+    noise = y[:pad].astype(np.float64)
+    padded = np.concatenate([np.zeros(pad), x, np.zeros(pad)])
+    snr = 10 * np.log10(np.mean(padded**2) / np.mean(noise**2))
+    assert abs(snr - 30.0) < 1.0

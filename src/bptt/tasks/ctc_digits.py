@@ -48,7 +48,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.data.audio import SAMPLE_RATE, feature_size, features, read_wav, resample, stack_frames
+from bptt.data.audio import (
+    SAMPLE_RATE,
+    dither,
+    feature_size,
+    features,
+    read_wav,
+    resample,
+    stack_frames,
+)
 from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.models.ctc import CTCRecognizer
 from bptt.tasks import speech_corpus as corpus
@@ -275,7 +283,9 @@ def held_out_report(path) -> str:
 def transcribe(path, wav, beam: int = 1) -> str:
     """The digits heard in the WAV file ``wav`` by the checkpoint at ``path``, as "4 0 7 1".
 
-    Any sample rate is resampled to 16 kHz; several channels are mixed down to one.
+    Any sample rate is resampled to 16 kHz; several channels are mixed down to one;
+    then 0.25 s of silence is added at each end and white noise 30 dB below the
+    signal (:func:`bptt.data.audio.dither`), as every training clip holds noise.
     """
     if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
         raise BpttError(f"beam width must be an integer >= 1; got {beam!r}")
@@ -296,6 +306,7 @@ def transcribe(path, wav, beam: int = 1) -> str:
         raise BpttError(f"'{wav}' holds {len(samples) / SAMPLE_RATE:.3f} s of audio; "
                         f"a digit string needs at least 0.1 s")  # fmt: skip
     norm = meta["extra"].get("norm", "cmvn")
+    samples = dither(samples)  # (N + 2·pad,)
     x = utterance_inputs(samples, meta["extra"]["features"], k, np.dtype(config.dtype), norm)[None]
     from bptt.decode import ctc_decode
 
