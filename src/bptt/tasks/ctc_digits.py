@@ -44,6 +44,7 @@ L digits, C = 11 classes.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -267,7 +268,7 @@ def load_recognizer(path):
 def held_out_report(path) -> str:
     """Digit error rate and sequence accuracy on the test speakers, greedy and beam."""
     model, config, _ = load_recognizer(path)
-    data = prepare_data(config)
+    data = prepare_data(replace(config, augment=""))  # test only: no augmenting
     digits = sum(len(t) for t in data.test.targets)
     where = f"the held-out engine {config.test_engine}" if config.test_engine else "unseen speakers"
     lines = [f"test ({len(data.test)} utterances, {digits} digits, {where}):"]

@@ -34,6 +34,7 @@ Shapes: N samples, T frames, D features per frame, C = 10 classes.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -192,7 +193,7 @@ def held_out_report(path) -> str:
     """Test accuracy on the unseen speakers of the checkpoint at ``path``, beside the
     majority class's."""
     model, config, _, _ = load_model(path, "digits")
-    data = prepare_data(config)
+    data = prepare_data(replace(config, augment=""))  # test only: no augmenting
     majority = np.bincount(np.array(data.train.targets), minlength=len(data.labels)).argmax()
     baseline = float(np.mean(np.array(data.test.targets) == majority))
     probs = predict(model, data.test)
