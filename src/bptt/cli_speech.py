@@ -2,6 +2,7 @@
 
 bptt synth "3 1 4 1 5" --voice en-us+f2 --out pi.wav     numerals are said digit by digit
 bptt synth "hey computer" --voice flite:slt --snr 20 --out a.wav
+bptt synth "4 0 7 1" --voice festival:kal_diphone --out f.wav   Festival's text2wave
 bptt synth --list-voices                                 every voice and its split
 bptt transcribe runs/ctc-digits/best.safetensors pi.wav [--beam 8]   the digits it hears
 
@@ -17,11 +18,14 @@ from bptt.errors import BpttError
 
 def add_parsers(sub) -> None:
     """Add ``synth`` to the ``bptt`` command's subparsers."""
-    p = sub.add_parser("synth", help="speak a text into a 16 kHz WAV file (espeak-ng or flite)")
+    p = sub.add_parser(
+        "synth", help="speak a text into a 16 kHz WAV file (espeak-ng, flite or Festival)"
+    )
     p.add_argument("text", nargs="?", help='what to say, e.g. "3 1 4 1 5" (numerals: digit '
                    "by digit)")  # fmt: skip
     p.add_argument("--voice", default="en-us+m3",
-                   help="accent+variant of espeak-ng, e.g. en-gb-scotland+f2, or flite:slt "
+                   help="accent+variant of espeak-ng, e.g. en-gb-scotland+f2, flite:slt or "
+                   "festival:kal_diphone "
                    "(default: en-us+m3; --list-voices shows them)")  # fmt: skip
     p.add_argument("--rate", type=int, default=175, help="words per minute, 80..450 (default: 175)")
     p.add_argument("--pitch", type=int, default=50, help="0..99 (default: 50)")

@@ -107,6 +107,14 @@ class Config:
                           "per 10 ms frame", choices=("logmel", "mfcc"))  # fmt: skip
     data: str | None = _flag(None, "speech: folder of the synthesised corpora "
                              "(default: ~/.cache/bptt/speech)")  # fmt: skip
+    test_engine: str = _flag("", "speech: hold this engine out (espeak-ng, flite or festival): "
+                             "train and validate on the other two, test on it (default: the "
+                             "split by speaker)")  # fmt: skip
+    augment: str = _flag("", "speech: training augmentations, comma-separated (speed, pitch, "
+                         "reverb, telephone, noise, babble, gain, specaugment; all: every one; "
+                         "default: none), see bptt.data.augment")  # fmt: skip
+    norm: str = _flag("cmvn", "speech: feature normalisation per utterance",
+                      choices=("cmvn", "pcen"))  # fmt: skip
     # Video task.
     frame_encoder: str = _flag("conv", "video: each frame's encoder, a linear layer on the "
                                "pixels or two small convolutions first",

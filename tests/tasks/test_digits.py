@@ -80,3 +80,24 @@ def test_synth_by_word_prints_the_spans_and_refuses_bad_input(tmp_path, capsys):
     assert "the accent must be one of en, en-us" in capsys.readouterr().err
     assert main(["synth", "--out", str(wav)]) == 2
     assert "synth needs a text" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(
+    shutil.which("flite") is None or shutil.which("text2wave") is None,
+    reason="the held-out-engine protocol needs flite and Festival (apt-get install flite "
+    "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts; .ci/run installs them)",
+)
+def test_held_out_engine_clips_never_train_on_the_test_engine():
+    from bptt.tasks import ctc_digits
+
+    for held_out in synth.ENGINES:
+        for make in (digits.clip_specs, ctc_digits.utterance_specs):
+            engines = {
+                split: {synth.engine_of(s.voice) for s in make(split, 60, (), held_out)}
+                for split in synth.SPLITS
+            }
+            assert engines["test"] == {held_out}
+            assert held_out not in engines["train"] | engines["validation"]
+            assert len(engines["train"]) == 2  # both training engines, drawn engine first
+        again = digits.clip_specs("train", 20, (), held_out)
+        assert again == digits.clip_specs("train", 20, (), held_out)  # fixed, not --seed

@@ -81,6 +81,8 @@ def test_a_missing_engine_names_the_apt_package(monkeypatch, tmp_path):
         synth.synthesize("one", synth.Voice("espeak-ng", "en-us", "m3"))
     with pytest.raises(BpttError, match="apt-get install flite"):
         synth.synthesize("one", synth.Voice("flite", "", "slt"))
+    with pytest.raises(BpttError, match=r"'text2wave'.*apt-get install festival festvox"):
+        synth.synthesize("one", synth.Voice("festival", "", "kal_diphone"))
 
 
 @needs_espeak
@@ -104,3 +106,45 @@ def test_flite_voices_speak_at_16_khz_and_follow_the_rate():
     normal, slow = synth.synthesize("seven", slt, rate=175), synth.synthesize("seven", slt, 100)
     assert normal.dtype == np.float32 and 0.3 < len(normal) / SAMPLE_RATE < 1.5
     assert len(slow) > 1.3 * len(normal)
+
+
+needs_festival = pytest.mark.skipif(
+    shutil.which("text2wave") is None,
+    reason="Festival is not installed (apt-get install festival festvox-kallpc16k "
+    "festvox-kdlpc16k festvox-us-slt-hts; .ci/run installs it)",
+)
+
+
+@needs_festival
+def test_festival_voices_speak_at_16_khz_and_follow_rate_and_pitch():
+    found = synth.voices(engines=("festival",))
+    assert {v.name for v in found} == {f"festival:{v}" for v in synth.FESTIVAL_VOICES}
+    assert {v.speaker for v in found} == {"festival:kal", "festival:ked", "festival:slt"}
+    for name in ("festival:kal_diphone", "festival:cmu_us_slt_arctic_hts"):
+        voice = synth.parse_voice(name)
+        normal, slow = synth.synthesize("seven", voice, 175), synth.synthesize("seven", voice, 110)
+        assert normal.dtype == np.float32 and 0.3 < len(normal) / SAMPLE_RATE < 1.5
+        assert len(slow) > 1.3 * len(normal), name  # HTS: by resampling
+    with pytest.raises(BpttError, match="Festival voice must be one of"):
+        synth.parse_voice("festival:nosuch")
+
+
+@needs_festival
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+def test_held_out_engine_voices_never_share_an_engine_with_training():
+    for held_out in synth.ENGINES:
+        train = synth.engine_voices("train", held_out)
+        val = synth.engine_voices("validation", held_out)
+        test = synth.engine_voices("test", held_out)
+        assert train and val and test
+        assert {v.engine for v in test} == {held_out}
+        assert held_out not in {v.engine for v in train} | {v.engine for v in val}
+        assert len({v.engine for v in train}) == 2
+    with pytest.raises(BpttError, match="held-out engine must be one of"):
+        synth.engine_voices("test", "mbrola")
+
+
+def test_engine_of_reads_the_voice_name():
+    assert synth.engine_of("festival:kal_diphone") == "festival"
+    assert synth.engine_of("flite:slt") == "flite"
+    assert synth.engine_of("en-us+m3") == "espeak-ng"

@@ -128,7 +128,7 @@ def toy_data(monkeypatch, tmp_path):
     """Small clip sets of 3 s composed from :func:`toy_bank`, cached under tmp_path."""
     calls = []
 
-    def bank_for(split, engines, folder=None, progress=False):
+    def bank_for(split, engines, folder=None, progress=False, test_engine=""):
         def load():
             calls.append(split)
             return toy_bank(synth.SPLITS.index(split))
@@ -138,6 +138,7 @@ def toy_data(monkeypatch, tmp_path):
     monkeypatch.setattr(clips, "bank_for", bank_for)
     monkeypatch.setattr(clips, "CLIP_SECONDS", 3.0)
     monkeypatch.setattr(tr, "CLIPS", {"train": 12, "validation": 4, "test": 4})
+    monkeypatch.setattr(tr, "NEGATIVE_CLIPS", 3)
     return calls
 
 
@@ -147,13 +148,14 @@ def test_end_to_end_train_eval_predict_and_the_model_runs_live(toy_data, tmp_pat
     flags += ["--max-examples", "12", "--eval-every", "2", "--data", str(cache), "--out", str(out)]
     assert main(["train", "trigger", *flags]) == 0
     printed = capsys.readouterr().out
-    assert sorted(toy_data) == ["test", "train", "validation"]
+    assert sorted(toy_data) == ["test", "test", "train", "validation"]  # test: and negatives
     assert "train 12, validation 4, test 4" in printed and "160 features per step" in printed
     assert "tagger, GRU 1x8" in printed  # one direction
     report = printed[printed.index("test (4 clips of 3 s") :].strip()
     assert "threshold 0.50: detection precision" in report and "frame precision" in report
+    assert "negatives only (3 clips, 0 min, no trigger" in report and "per hour" in report
     assert (out / "best.safetensors").is_file()
-    assert len(list((cache / "trigger").glob("*.npz"))) == 3
+    assert len(list((cache / "trigger").glob("*.npz"))) == 4  # and the negatives-only set
 
     toy_data.clear()
     assert main(["eval", str(out / "best.safetensors")]) == 0
@@ -187,3 +189,14 @@ def test_a_real_word_bank_holds_only_its_splits_speakers(monkeypatch, tmp_path):
         from bptt.config import Config
 
         tr.prepare_data(Config(task="trigger", dataset="imdb"))
+
+
+def test_negatives_only_clips_hold_no_trigger_and_half_sound_alikes():
+    bank = toy_bank()
+    bank.others += [("activity", bank.others[0][1]), ("motivate", bank.others[0][1])]
+    for seed in range(5):
+        _, words = clips.compose(bank, np.random.default_rng(seed), 10.0, negatives_only=True)
+        said = [w for w, _, _ in words]
+        assert clips.TRIGGER not in said
+        assert len(said) == clips.MAX_DISTRACTORS
+        assert sum(w in clips.SIMILAR for w in said) >= clips.MAX_DISTRACTORS // 2

@@ -201,12 +201,46 @@ def normalise(features: np.ndarray, eps: float = 1e-5) -> np.ndarray:
     return (f - f.mean(axis=0)) / (f.std(axis=0) + eps)  # (T, D)
 
 
-def features(samples, kind: str = "logmel", rate: int = SAMPLE_RATE) -> np.ndarray:
+def pcen(
+    energies: np.ndarray,
+    s: float = 0.025,
+    alpha: float = 0.98,
+    delta: float = 2.0,
+    r: float = 0.5,
+    eps: float = 1e-12,
+) -> np.ndarray:
+    """Per-channel energy normalisation (Wang et al. 2017) of filterbank energies E (T, D):
+
+        M_t = (1 - s) M_{t-1} + s E_t,   M_0 = E_0         a smoothed energy per channel
+        PCEN_t = (E_t / (ε + M_t)^α + δ)^r - δ^r            gain control, then compression
+
+    Dividing by the smoothed energy removes a channel's level, so a voice's loudness and
+    spectral tilt weigh less than its changes."""
+    import scipy.signal
+
+    E = np.asarray(energies, dtype=np.float64)  # (T, D)
+    M, _ = scipy.signal.lfilter([s], [1, s - 1], E, axis=0, zi=(1 - s) * E[:1])  # (T, D)
+    return (E / (eps + M) ** alpha + delta) ** r - delta**r  # (T, D)
+
+
+NORMS = ("cmvn", "pcen")
+
+
+def features(
+    samples, kind: str = "logmel", rate: int = SAMPLE_RATE, norm: str = "cmvn"
+) -> np.ndarray:
     """The normalised features (T, D) float32 of ``samples`` (N,): "logmel" (D = 40) or
-    "mfcc" with deltas (D = 39)."""
+    "mfcc" with deltas (D = 39). norm "cmvn": per-utterance mean and variance
+    normalisation (:func:`normalise`); "pcen" (log-mel only): :func:`pcen` of the mel
+    energies, then :func:`normalise`."""
     if kind not in FEATURES:
         raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
+    if norm not in NORMS or (norm == "pcen" and kind != "logmel"):
+        raise BpttError(f"norm must be cmvn, or pcen with logmel features; got {norm!r} "
+                        f"with {kind}")  # fmt: skip
     raw = log_mel(samples, rate) if kind == "logmel" else mfcc(samples, rate)  # (T, D)
+    if norm == "pcen":
+        raw = pcen(np.exp(raw))  # (T, D)
     return normalise(raw).astype(np.float32)  # (T, D)
 
 
@@ -215,6 +249,23 @@ def feature_size(kind: str) -> int:
     if kind not in FEATURES:
         raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
     return 40 if kind == "logmel" else 39
+
+
+DITHER_DB = 30.0  # the cleanest training clips: speech 30 dB over noise
+
+
+def dither(samples, snr_db: float = DITHER_DB, pad_seconds: float = 0.25) -> np.ndarray:
+    """``samples`` (N,) with ``pad_seconds`` of silence at each end, plus white noise
+    ``snr_db`` below the signal's RMS (seeded: the same clip always gets the same noise):
+    (N + 2·pad,) float32. A clip as clean as an engine writes it (digital zeros, log
+    energies of -36) is unlike any training clip, all of which hold noise at 10..30 dB
+    SNR; this puts it back in their range."""
+    x = np.asarray(samples, dtype=np.float64)  # (N,)
+    pad = np.zeros(int(pad_seconds * SAMPLE_RATE))
+    x = np.concatenate([pad, x, pad])  # (N + 2·pad,)
+    rms = max(float(np.sqrt(np.mean(x**2))), 1e-6)
+    noise = np.random.default_rng(len(x)).standard_normal(len(x))  # (N + 2·pad,)
+    return (x + noise * rms * 10 ** (-snr_db / 20)).astype(np.float32)
 
 
 def stack_frames(frames: np.ndarray, k: int) -> np.ndarray:

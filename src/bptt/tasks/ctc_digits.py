@@ -11,6 +11,9 @@ utterances come from the training speakers, the validation ones (which pick the
 best checkpoint) from the validation speakers, and the test ones from the test
 speakers, whom the model never hears and who never choose a model. The corpora
 and their features are cached (``--data``, default ~/.cache/bptt/speech).
+``--test-engine`` holds an engine out (trained and validated on the other two, tested
+on it), ``--augment`` adds augmented copies of the training utterances and ``--norm
+pcen`` changes the normalisation, as in :mod:`bptt.tasks.digits`.
 
 Features. Normalised log-mel filterbanks (40 per 10 ms frame) or MFCCs with
 deltas (39), as in :mod:`bptt.tasks.digits`, then STACK = 4 frames side by side:
@@ -41,17 +44,26 @@ L digits, C = 11 classes.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from bptt.data.audio import SAMPLE_RATE, feature_size, features, read_wav, resample, stack_frames
+from bptt.data.audio import (
+    SAMPLE_RATE,
+    dither,
+    feature_size,
+    features,
+    read_wav,
+    resample,
+    stack_frames,
+)
 from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.models.ctc import CTCRecognizer
 from bptt.tasks import speech_corpus as corpus
 from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import Split, TaskData, describe, example_trainer, in_order
-from bptt.tasks.digits import DATASETS, clip_features
+from bptt.tasks.digits import AUG_COPIES, DATASETS, augmented_features, clip_features, split_names
 from bptt.tasks.g2p import edit_distance
 from bptt.train import describe_parallel
 
@@ -65,20 +77,31 @@ TEST_UTTERANCES = 500  # test: drawn from the test speakers
 
 
 # ---------------------------------------------------------------- data
-def utterance_specs(split: str, count: int, engines: tuple[str, ...]) -> list[synth.ClipSpec]:
+def utterance_specs(
+    split: str, count: int, engines: tuple[str, ...], test_engine: str = ""
+) -> list[synth.ClipSpec]:
     """``count`` utterances of ``split``'s voices: LENGTHS[0]..LENGTHS[1] random digits
     as words, a random voice, rate, pitch and noise, said word by word (with gaps) or in
-    one breath; the same on every run."""
-    voices = synth.voices(split, engines)
-    if not voices:
-        raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
-    rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), len(engines)])
+    one breath; the same on every run. With a ``test_engine``: the held-out-engine
+    protocol's voices, drawn engine first."""
+    if test_engine:
+        pool = synth.engine_voices(split, test_engine)
+        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split),
+                                     100 + synth.ENGINES.index(test_engine)])  # fmt: skip
+        voices = None
+    else:
+        pool = voices = synth.voices(split, engines)
+        if not voices:
+            raise BpttError(
+                f"no installed voice falls in the {split} split of {', '.join(engines)}"
+            )
+        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), len(engines)])
     specs = []
     for _ in range(count):
         n = int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))
         digits = rng.integers(0, 10, size=n)  # (L,)
         text = " ".join(synth.DIGIT_WORDS[d] for d in digits)
-        voice = voices[int(rng.integers(len(voices)))]
+        voice = voices[int(rng.integers(len(voices)))] if voices else synth.draw_voice(pool, rng)
         by_word = bool(rng.random() < BY_WORD_SHARE)
         specs.append(synth.draw_spec(text, voice, rng, by_word=by_word))
     return specs
@@ -92,9 +115,9 @@ def text_to_labels(text: str) -> np.ndarray:
         raise DataError(f"a digit string's transcript must be digit words; got {text!r}") from None
 
 
-def utterance_inputs(samples: np.ndarray, kind: str, k: int, dtype) -> np.ndarray:
+def utterance_inputs(samples: np.ndarray, kind: str, k: int, dtype, norm="cmvn") -> np.ndarray:
     """16 kHz samples (N,) -> the model's input (S, k·D): normalised features, stacked."""
-    return stack_frames(features(samples, kind), k).astype(dtype)  # (S, kD)
+    return stack_frames(features(samples, kind, norm=norm), k).astype(dtype)  # (S, kD)
 
 
 def prepare_data(config, progress: bool = False) -> TaskData:
@@ -107,17 +130,24 @@ def prepare_data(config, progress: bool = False) -> TaskData:
         raise BpttError(f"ctc-digits reads utterances whole (cut, they would lose digits); "
                         f"got --truncate {config.truncate}")  # fmt: skip
     engines = DATASETS[config.dataset]
+    held_out = config.test_engine
+    if held_out:
+        engines = tuple(synth.ENGINES)
     counts = {"train": config.max_examples or 4000, "validation": VAL_UTTERANCES,
               "test": TEST_UTTERANCES}  # fmt: skip
     dtype = np.dtype(config.dtype)
-    splits, folders = {}, {}
+    splits, folders, speakers = {}, {}, {}
     for name, count in counts.items():
-        specs = utterance_specs(name, count, engines)
+        specs = utterance_specs(name, count, engines, held_out)
+        speakers[name] = len({synth.parse_voice(s.voice).speaker for s in specs})
         clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
-        feats = clip_features(clips, folders[name], config.features)  # (T_i, D) each
+        feats = clip_features(clips, folders[name], config.features, config.norm)
+        targets = [text_to_labels(c.text) for c in clips]
+        if name == "train" and config.augment:
+            feats = feats + augmented_features(clips, config)  # (T_i, D) each
+            targets = targets * (1 + AUG_COPIES)
         inputs = [stack_frames(f, STACK).astype(dtype) for f in feats]  # (S_i, kD) each
-        splits[name] = Split(inputs, [text_to_labels(c.text) for c in clips])
-    speakers = {s: len({v.speaker for v in synth.voices(s, engines)}) for s in counts}
+        splits[name] = Split(inputs, targets)
     return TaskData(
         splits["train"],
         splits["validation"],
@@ -125,11 +155,12 @@ def prepare_data(config, progress: bool = False) -> TaskData:
         LABELS,
         "ctc",
         input_size=STACK * feature_size(config.features),
-        source=f"spoken strings of {LENGTHS[0]}..{LENGTHS[1]} digits, {' and '.join(engines)} "
+        source=f"spoken strings of {LENGTHS[0]}..{LENGTHS[1]} digits, "
+        f"{split_names(config) or ' and '.join(engines)} "
         f"({speakers['train']} training, {speakers['validation']} validation, "
         f"{speakers['test']} test speakers), {config.features} x {STACK} frames a step, "
         f"cached in {folders['train'].parent}",
-        extra={"features": config.features, "stack": STACK},
+        extra={"features": config.features, "stack": STACK, "norm": config.norm},
     )
 
 
@@ -239,9 +270,10 @@ def load_recognizer(path):
 def held_out_report(path) -> str:
     """Digit error rate and sequence accuracy on the test speakers, greedy and beam."""
     model, config, _ = load_recognizer(path)
-    data = prepare_data(config)
+    data = prepare_data(replace(config, augment=""))  # test only: no augmenting
     digits = sum(len(t) for t in data.test.targets)
-    lines = [f"test ({len(data.test)} utterances, {digits} digits, unseen speakers):"]
+    where = f"the held-out engine {config.test_engine}" if config.test_engine else "unseen speakers"
+    lines = [f"test ({len(data.test)} utterances, {digits} digits, {where}):"]
     for beam in dict.fromkeys((1, config.beam)):
         m = metrics(model, data.test, beam)
         how = "greedy (best path)" if beam == 1 else f"prefix beam search, width {beam}"
@@ -254,7 +286,9 @@ def held_out_report(path) -> str:
 def transcribe(path, wav, beam: int = 1) -> str:
     """The digits heard in the WAV file ``wav`` by the checkpoint at ``path``, as "4 0 7 1".
 
-    Any sample rate is resampled to 16 kHz; several channels are mixed down to one.
+    Any sample rate is resampled to 16 kHz; several channels are mixed down to one;
+    then 0.25 s of silence is added at each end and white noise 30 dB below the
+    signal (:func:`bptt.data.audio.dither`), as every training clip holds noise.
     """
     if isinstance(beam, bool) or not isinstance(beam, int) or beam < 1:
         raise BpttError(f"beam width must be an integer >= 1; got {beam!r}")
@@ -274,7 +308,9 @@ def transcribe(path, wav, beam: int = 1) -> str:
     if len(samples) < SAMPLE_RATE // 10:
         raise BpttError(f"'{wav}' holds {len(samples) / SAMPLE_RATE:.3f} s of audio; "
                         f"a digit string needs at least 0.1 s")  # fmt: skip
-    x = utterance_inputs(samples, meta["extra"]["features"], k, np.dtype(config.dtype))[None]
+    norm = meta["extra"].get("norm", "cmvn")
+    samples = dither(samples)  # (N + 2·pad,)
+    x = utterance_inputs(samples, meta["extra"]["features"], k, np.dtype(config.dtype), norm)[None]
     from bptt.decode import ctc_decode
 
     ids = ctc_decode(model, x, np.ones(x.shape[:2], dtype=bool), beam)  # [(L,)]

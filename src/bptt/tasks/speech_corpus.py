@@ -31,7 +31,14 @@ import numpy as np
 from bptt.data.audio import SAMPLE_RATE, read_wav, write_wav
 from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
-from bptt.tasks.speech_synth import GENERATOR_VERSION, ClipSpec, engine_version, render
+from bptt.tasks.speech_synth import (
+    GENERATOR_VERSION,
+    ClipSpec,
+    engine_of,
+    engine_version,
+    prefetch,
+    render,
+)
 
 
 @dataclass
@@ -61,12 +68,13 @@ def cache_root(folder=None) -> Path:
 
 def corpus_key(specs: list[ClipSpec]) -> str:
     """A hash of the specs, the generator's version and the engines' versions."""
-    engines = sorted({"flite" if s.voice.startswith("flite:") else "espeak-ng" for s in specs})
+    engines = sorted({engine_of(s.voice) for s in specs})
     head = {"generator": GENERATOR_VERSION, "engines": {e: engine_version(e) for e in engines}}
     blob = json.dumps([head, [asdict(s) for s in specs]], sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+CHUNK = 500  # clips synthesised per batch (Festival's words are said in one run a batch)
 TSV_FIELDS = ("file", "text", "voice", "rate", "pitch", "snr_db", "noise", "seed", "by_word",
               "words")  # fmt: skip
 
@@ -153,13 +161,20 @@ def make_corpus(
             write_wav(tmp / names[i], samples)
             return words
 
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            results = pool.map(one, range(len(specs)))
-            if progress:
-                from tqdm import tqdm
+        bounds = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
 
-                results = tqdm(results, total=len(specs), desc="synthesising", unit="clip")
-            bounds = list(results)
+            bar = tqdm(total=len(specs), desc="synthesising", unit="clip")
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for at in range(0, len(specs), CHUNK):  # Festival's words said in one batch
+                prefetch(specs[at : at + CHUNK])
+                bounds += pool.map(one, range(at, min(at + CHUNK, len(specs))))
+                if bar is not None:
+                    bar.update(min(CHUNK, len(specs) - at))
+        if bar is not None:
+            bar.close()
         rows = [_row(n, s, w) for n, s, w in zip(names, specs, bounds, strict=True)]
         (tmp / "transcripts.tsv").write_text(
             "\t".join(TSV_FIELDS) + "\n" + "\n".join(rows) + "\n", encoding="utf-8"

@@ -1,15 +1,20 @@
 """Spoken audio made on the spot: real speech engines, many voices, a split by voice.
 
 No speech corpus can be downloaded here, so the speech tasks speak their own:
-Debian's ``espeak-ng`` (formant synthesis) and, optionally, ``flite`` (diphone
-synthesis) say any text, which is resampled to 16 kHz mono float32
+Debian's ``espeak-ng`` (formant synthesis), ``flite`` (diphone and statistical
+parametric voices) and Festival's ``text2wave`` (diphone and HTS voices) say any text,
+which is resampled to 16 kHz mono float32
 (:func:`bptt.data.audio.resample`) and mixed with white or pink noise at a given
 signal-to-noise ratio.
 
 Voices. An espeak-ng voice is an accent (a language file: ``en-us``,
 ``en-gb-scotland``...) with a variant (a speaker: formants, pitch range,
 breath, roughness: ``m3``, ``f2``, ``whisper``, ``klatt4``...), named
-``en-us+m3``; a flite voice is ``flite:slt``. Every clip draws a speaking rate
+``en-us+m3``; a flite voice is ``flite:slt``, a Festival voice
+``festival:kal_diphone``. Festival's diphone voices take the rate (``Duration_Stretch``)
+and pitch (the target f0 mean); its HTS voice ignores both, so its rate and pitch are
+varied together by resampling (a speed factor 175 / rate, as a tape played faster).
+Every clip draws a speaking rate
 and a pitch as well, so even one voice never says a word twice the same way.
 
 The split by voice (fixed, documented, the same on every machine). The speaker
@@ -24,11 +29,24 @@ different speakers. A family goes to
     train       otherwise
 
 (flite speakers as ``flite:<speaker>``, with ``kal`` and ``kal16`` one
-speaker). With espeak-ng 1.51's 101 variants this puts 19 variants (including
+speaker; Festival's as ``festival:kal``, ``festival:ked``, ``festival:slt``: a speaker
+id names its engine, except espeak-ng's, whose ids are kept so that no voice changes
+split). Note that flite's kal and slt and Festival's kal_diphone and slt_arctic_hts
+are built from the same recordings (Kevin Lenzo's diphones, CMU ARCTIC's slt): across
+engines the recordings may repeat, the synthesis method does not. With espeak-ng 1.51's
+101 variants this puts 19 variants (including
 the female f1, f2, f3) in test, 9 in validation and 73 in train; a hash keeps
 each family's split when a new espeak-ng adds variants. Accents are not
 speakers and are shared by all splits: a test voice is an accent the model has
 heard, spoken by a speaker it has never heard under any accent.
+
+Held-out engine (:func:`engine_voices`): train on two engines and test on the third.
+Training voices: every voice of the training engines outside the validation split;
+validation voices: the training engines' validation split (with espeak-ng held out,
+flite and Festival have no validation speaker, so validation is other clips of the
+training voices); test voices: every voice of the held-out engine, which no training
+or validation clip uses. :func:`draw_voice` draws the engine first, then the voice,
+so that an engine of 5 voices weighs as much as one of 800.
 
 Corpora. A :class:`ClipSpec` (text, voice, rate, pitch, noise, seed) fixes a
 clip; :mod:`bptt.tasks.speech_corpus` turns a list of them into a cached folder
@@ -54,35 +72,40 @@ from bptt.data.audio import SAMPLE_RATE, decode_wav, resample
 from bptt.errors import BpttError
 
 GENERATOR_VERSION = 1  # bump when a change makes the same spec sound different
-ENGINES = ("espeak-ng", "flite")
+ENGINES = ("espeak-ng", "flite", "festival")
 SPLITS = ("train", "validation", "test")
 # espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
 ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
            "en-029", "en-us-nyc")  # fmt: skip
 # flite's general-domain voices (awb_time speaks only clock times; kal is kal16 at 8 kHz).
 FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
+# Festival's English voices (Debian: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
 RATE_RANGE = (130, 220)  # espeak-ng -s: words per minute (its default 175)
 PITCH_RANGE = (25, 75)  # espeak-ng -p: 0..99 (its default 50)
 SNR_RANGE = (10.0, 30.0)  # dB of speech over the added noise
 NOISES = ("white", "pink")
 GAP_RANGE = (0.05, 0.35)  # seconds of silence between words spoken one by one
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-APT_HINT = {"espeak-ng": "apt-get install espeak-ng", "flite": "apt-get install flite"}
+APT_HINT = {"espeak-ng": "apt-get install espeak-ng", "flite": "apt-get install flite",
+            "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k "
+            "festvox-us-slt-hts"}  # fmt: skip
 
 
 # ---------------------------------------------------------------- engines and voices
 def require_engine(engine: str) -> str:
-    """The path of the program ``engine`` ("espeak-ng" or "flite").
+    """The path of the program of ``engine`` ("espeak-ng", "flite" or "festival": text2wave).
 
     Raises:
         BpttError: naming the Debian/Ubuntu package when it is not on PATH.
     """
     if engine not in ENGINES:
         raise BpttError(f"speech engine must be one of {', '.join(ENGINES)}; got {engine!r}")
-    path = shutil.which(engine)
+    path = shutil.which(PROGRAMS[engine])
     if path is None:
         raise BpttError(
-            f"speech synthesis needs the program '{engine}', which is not on PATH; "
+            f"speech synthesis needs the program '{PROGRAMS[engine]}', which is not on PATH; "
             f"install it (Debian/Ubuntu): {APT_HINT[engine]}"
         )
     return path
@@ -103,7 +126,9 @@ def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
 def engine_version(engine: str) -> str:
     """The engine's own version line (part of a corpus's cache key)."""
     exe = require_engine(engine)
-    flag = "--version" if engine == "espeak-ng" else "-version"
+    if engine == "festival":
+        exe = shutil.which("festival") or exe
+    flag = "-version" if engine == "flite" else "--version"
     return _run([exe, flag], f"{engine} {flag}").stdout.decode(errors="replace").strip()
 
 
@@ -129,10 +154,35 @@ def _flite_voices() -> tuple[str, ...]:
     return tuple(v for v in FLITE_VOICES if v in installed)
 
 
+@cache
+def _festival_voices() -> tuple[str, ...]:
+    require_engine("festival")
+    exe = shutil.which("festival")
+    if exe is None:
+        raise BpttError(f"Festival's voices are listed by 'festival', which is not on PATH; "
+                        f"install it (Debian/Ubuntu): {APT_HINT['festival']}")  # fmt: skip
+    try:
+        done = subprocess.run([exe, "--pipe"], input=b"(print (voice.list))\n",
+                              capture_output=True, timeout=60, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BpttError(f"festival (listing voices) failed: {e}") from None
+    installed = set(done.stdout.decode(errors="replace").strip("()\n ").split())
+    return tuple(v for v in FESTIVAL_VOICES if v in installed)
+
+
+def engine_of(voice_name: str) -> str:
+    """The engine of a voice name: "flite:slt" -> "flite", "festival:kal_diphone" ->
+    "festival", anything else (an espeak-ng accent+variant) -> "espeak-ng"."""
+    head = voice_name.split(":", 1)[0] if ":" in voice_name else ""
+    return head if head in ("flite", "festival") else "espeak-ng"
+
+
 def speaker_of(engine: str, variant: str) -> str:
     """The speaker family a voice belongs to (the unit of the train/validation/test split)."""
     if engine == "flite":
         return "flite:" + ("kal" if variant.startswith("kal") else variant)
+    if engine == "festival":  # kal_diphone -> festival:kal, cmu_us_slt_arctic_hts -> festival:slt
+        return "festival:" + variant.removeprefix("cmu_us_").split("_")[0]
     if not variant:
         return "espeak-ng:default"  # an accent's own voice (never in voices())
     if re.fullmatch(r"[mf]\d+", variant):
@@ -148,7 +198,8 @@ def split_of(speaker: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Voice:
-    """An engine's voice: espeak-ng ``accent+variant`` or flite ``variant`` (accent "")."""
+    """An engine's voice: espeak-ng ``accent+variant``, or a flite or Festival ``variant``
+    (accent "")."""
 
     engine: str
     accent: str
@@ -156,8 +207,8 @@ class Voice:
 
     @property
     def name(self) -> str:
-        if self.engine == "flite":
-            return f"flite:{self.variant}"
+        if self.engine in ("flite", "festival"):
+            return f"{self.engine}:{self.variant}"
         return f"{self.accent}+{self.variant}" if self.variant else self.accent
 
     @property
@@ -172,7 +223,7 @@ class Voice:
 
 def installed_engines() -> tuple[str, ...]:
     """The engines of :data:`ENGINES` whose program is on PATH."""
-    return tuple(e for e in ENGINES if shutil.which(e))
+    return tuple(e for e in ENGINES if shutil.which(PROGRAMS[e]))
 
 
 def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) -> list[Voice]:
@@ -186,15 +237,51 @@ def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) 
             found += [Voice(engine, a, v) for a in _espeak_accents() for v in _espeak_variants()]
         elif engine == "flite":
             found += [Voice(engine, "", v) for v in _flite_voices()]
+        elif engine == "festival":
+            found += [Voice(engine, "", v) for v in _festival_voices()]
         else:
             raise BpttError(f"speech engine must be one of {', '.join(ENGINES)}; got {engine!r}")
     return sorted(v for v in found if split is None or v.split == split)
 
 
+def engine_voices(role: str, test_engine: str) -> list[Voice]:
+    """The held-out-engine protocol's voices for ``role`` ("train", "validation", "test"):
+    training and validation voices come from the engines other than ``test_engine``
+    (outside and inside their validation split), test voices are every voice of
+    ``test_engine``."""
+    if test_engine not in ENGINES:
+        raise BpttError(f"the held-out engine must be one of {', '.join(ENGINES)}; "
+                        f"got {test_engine!r}")  # fmt: skip
+    if role == "test":
+        return voices(None, (test_engine,))
+    others = tuple(e for e in ENGINES if e != test_engine)
+    train = [v for v in voices(None, others) if v.split in ("train", "test")]
+    if role == "validation":  # flite and Festival have no validation speaker: their own
+        return voices("validation", others) or train  # voices, in other clips
+    if role == "train":
+        return train
+    raise BpttError(f"role must be one of {', '.join(SPLITS)}; got {role!r}")
+
+
+def draw_voice(pool: list[Voice], rng: np.random.Generator) -> Voice:
+    """A voice of ``pool``: an engine uniformly among the pool's engines, then one of its
+    voices uniformly."""
+    engines = sorted({v.engine for v in pool})
+    engine = engines[int(rng.integers(len(engines)))]
+    own = [v for v in pool if v.engine == engine]
+    return own[int(rng.integers(len(own)))]
+
+
 def parse_voice(name: str) -> Voice:
     """``"en-us+m3"`` (espeak-ng accent and variant), ``"en-us"`` (the accent's own
-    default voice) or ``"flite:slt"`` -> a :class:`Voice`, checked against what is
-    installed."""
+    default voice), ``"flite:slt"`` or ``"festival:kal_diphone"`` -> a :class:`Voice`,
+    checked against what is installed."""
+    if name.startswith("festival:"):
+        variant = name.split(":", 1)[1]
+        if variant not in _festival_voices():
+            raise BpttError(f"Festival voice must be one of {', '.join(_festival_voices())}; "
+                            f"got {variant!r}")  # fmt: skip
+        return Voice("festival", "", variant)
     if name.startswith("flite:"):
         variant = name.split(":", 1)[1]
         if variant not in _flite_voices():
@@ -226,17 +313,26 @@ def digits_to_words(text: str) -> str:
 def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.ndarray:
     """``voice`` saying ``text``, clean: (N,) float32 at 16 kHz.
 
-    rate: words per minute (espeak-ng ``-s``; flite: duration stretch 175 / rate);
-    pitch: 0..99 (espeak-ng ``-p``; flite: mean f0 80 + 1.6·pitch Hz).
+    rate: words per minute (espeak-ng ``-s``; flite and Festival diphones: duration
+    stretch 175 / rate); pitch: 0..99 (espeak-ng ``-p``; flite and Festival diphones:
+    mean f0 80 + 1.6·pitch Hz). Festival's HTS voice: both by one speed factor
+    175 / rate · 2^((pitch - 50) / 100) applied by resampling.
     """
     if not text.strip():
         raise BpttError("there is no text to speak (got an empty string)")
     if not 80 <= rate <= 450 or not 0 <= pitch <= 99:
         raise BpttError(f"rate must be in 80..450 and pitch in 0..99; got {rate}, {pitch}")
     exe = require_engine(voice.engine)
+    speed = 1.0
     if voice.engine == "espeak-ng":
         cmd = [exe, "--stdout", "-v", voice.name, "-s", str(rate), "-p", str(pitch), "--", text]
         data = _run(cmd, f"espeak-ng ({voice.name})").stdout
+    elif voice.engine == "festival":
+        data = _FESTIVAL_READY.pop((text, voice.variant, rate, pitch), None)
+        if data is None:
+            data = _festival(exe, text, voice.variant, rate, pitch)
+        if voice.variant.endswith("_hts"):
+            speed = rate / 175 * 2 ** ((pitch - 50) / 100)
     else:
         with tempfile.TemporaryDirectory(prefix="bptt-flite-") as tmp:
             out = Path(tmp) / "clip.wav"
@@ -248,7 +344,72 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
     samples, rate_in = decode_wav(data, f"{voice.engine}'s output")
     if len(samples) == 0:
         raise BpttError(f"{voice.engine} ({voice.name}) produced no audio for {text!r}")
+    if speed != 1.0:  # played faster: rate_in · speed read as rate_in
+        return resample(samples, round(rate_in * speed / 50) * 50, SAMPLE_RATE)  # (N,)
     return resample(samples, rate_in, SAMPLE_RATE)  # (N,)
+
+
+_FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in a batch, not yet read
+
+
+def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
+    f0 = 80 + 1.6 * pitch
+    return [f"(Parameter.set 'Duration_Stretch {175 / rate:.4f})",
+            f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {f0 / 8:.1f}) "
+            f"(model_f0_mean 170) (model_f0_std 34)))"]  # fmt: skip
+
+
+def prefetch(specs) -> None:
+    """Say every Festival word or text of ``specs`` (ClipSpecs) in one ``festival -b`` run
+    per voice, so that :func:`synthesize` finds them ready (a Festival process takes
+    about 0.5 s to start; a batch says 50 words a second)."""
+    wanted = {}
+    for spec in specs:
+        if engine_of(spec.voice) != "festival":
+            continue
+        variant = spec.voice.split(":", 1)[1]
+        for text in spec.text.split() if spec.by_word else [spec.text]:
+            wanted.setdefault(variant, set()).add((text, spec.rate, spec.pitch))
+    exe = shutil.which("festival")
+    if not wanted or exe is None:
+        return
+    for variant, items in sorted(wanted.items()):
+        items = sorted(items)
+        with tempfile.TemporaryDirectory(prefix="bptt-festival-") as tmp:
+            lines = [f"(voice_{variant})"]
+            for i, (text, rate, pitch) in enumerate(items):
+                said = text.replace("\\", " ").replace('"', " ")
+                lines += _festival_evals(variant, rate, pitch)
+                lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{said}")) '
+                             f'"{tmp}/{i}.wav" (quote riff))')  # fmt: skip
+            script = Path(tmp) / "batch.scm"
+            script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            try:
+                subprocess.run([exe, "-b", str(script)], capture_output=True, timeout=600,
+                               check=False)  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired):
+                continue  # synthesize() says them one by one
+            for i, (text, rate, pitch) in enumerate(items):
+                out = Path(tmp) / f"{i}.wav"
+                if out.is_file():
+                    _FESTIVAL_READY[text, variant, rate, pitch] = out.read_bytes()
+
+
+def _festival(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
+    """WAV bytes of Festival's ``text2wave`` saying ``text`` in ``variant``."""
+    evals = [f"(voice_{variant})", *_festival_evals(variant, rate, pitch)]
+    with tempfile.TemporaryDirectory(prefix="bptt-festival-") as tmp:
+        out = Path(tmp) / "clip.wav"
+        cmd = [exe, *(a for e in evals for a in ("-eval", e)), "-o", str(out)]
+        try:
+            done = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True,
+                                  timeout=60, check=False)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BpttError(f"festival ({variant}) failed: {e}") from None
+        if done.returncode != 0 or not out.is_file():
+            err = done.stderr.decode(errors="replace").strip()
+            raise BpttError(f"festival ({variant}) failed (exit {done.returncode}): {err}")
+        return out.read_bytes()
 
 
 def add_noise(
@@ -326,7 +487,7 @@ class ClipSpec:
     """
 
     text: str
-    voice: str  # Voice.name: "en-us+m3" or "flite:slt"
+    voice: str  # Voice.name: "en-us+m3", "flite:slt" or "festival:kal_diphone"
     rate: int = 175
     pitch: int = 50
     snr_db: float | None = None

@@ -148,7 +148,9 @@ class TriggerSplit(Split):
     num_words: list = field(default_factory=list)
 
 
-def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None):
+def clip_set(
+    split: str, count: int, bank_key: str, bank, kind: str, folder=None, negatives_only=False
+):
     """``count`` composed clips of ``split`` as raw features, cached beside the corpora.
 
     ``bank`` is a :class:`~bptt.tasks.trigger_clips.Bank` or a function returning one
@@ -162,6 +164,8 @@ def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None
     head = {"version": clips.COMPOSE_VERSION, "bank": bank_key, "split": split,
             "count": count, "seconds": clips.CLIP_SECONDS, "features": kind,
             "label_frames": clips.LABEL_FRAMES}  # fmt: skip
+    if negatives_only:
+        head["negatives_only"] = True
     key = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     path = corpus.cache_root(folder) / "trigger" / f"{split}-{key}.npz"
     if path.is_file():
@@ -173,7 +177,9 @@ def clip_set(split: str, count: int, bank_key: str, bank, kind: str, folder=None
     feats, words = [], []
     for i in range(count):
         rng = np.random.default_rng([clips.DATA_SEED, synth.SPLITS.index(split), i])
-        samples, placed = clips.compose(bank, rng, clips.CLIP_SECONDS)  # (N,)
+        if negatives_only:
+            rng = np.random.default_rng([clips.DATA_SEED, synth.SPLITS.index(split), i, 99])
+        samples, placed = clips.compose(bank, rng, clips.CLIP_SECONDS, negatives_only)  # (N,)
         feats.append(raw_features(samples, kind))  # (T_i, D)
         words.append(placed)
     try:
@@ -198,7 +204,10 @@ def _split(feats, words, mean, std, dtype, k: int = STACK) -> TriggerSplit:
     return TriggerSplit(inputs, targets, ends, counts)
 
 
-def raw_split(name: str, config, progress: bool = False):
+NEGATIVE_CLIPS = 120  # negatives-only test clips (20 minutes): false alarms per hour
+
+
+def raw_split(name: str, config, progress: bool = False, negatives_only: bool = False):
     """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count."""
     if config.dataset not in DATASETS:
         raise BpttError(f"trigger reads --dataset {' or '.join(list(DATASETS)[1:])}; "
@@ -208,8 +217,11 @@ def raw_split(name: str, config, progress: bool = False):
                         f"got --truncate {config.truncate}")  # fmt: skip
     engines = DATASETS[config.dataset]
     count = (config.max_examples or CLIPS["train"]) if name == "train" else CLIPS[name]
-    key, bank, speakers = clips.bank_for(name, engines, config.data, progress)
-    return clip_set(name, count, key, bank, config.features, config.data), speakers
+    if negatives_only:
+        count = NEGATIVE_CLIPS
+    key, bank, speakers = clips.bank_for(name, engines, config.data, progress, config.test_engine)
+    feats = clip_set(name, count, key, bank, config.features, config.data, negatives_only)
+    return feats, speakers
 
 
 def prepare_data(config, progress: bool = False) -> TaskData:
@@ -219,6 +231,9 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     for name in synth.SPLITS:
         raw[name], speakers[name] = raw_split(name, config, progress)
     engines = DATASETS[config.dataset]
+    if config.test_engine:
+        held = config.test_engine
+        engines = (*(e for e in synth.ENGINES if e != held), f"{held} (held out, test)")
     stacked = np.concatenate(raw["train"][0])  # (ΣT_i, D)
     mean, std = stacked.mean(axis=0), stacked.std(axis=0) + 1e-5  # (D,)
     del stacked
@@ -274,7 +289,8 @@ def held_out_report(path) -> str:
     probs = predict(model, test)
     p1 = [p[:, 1] for p in probs]
     n_trig, words = sum(len(e) for e in test.ends), sum(test.num_words)
-    lines = [f"test ({len(test)} clips of {clips.CLIP_SECONDS:g} s, unseen speakers, {n_trig} "
+    who = f"held-out engine {config.test_engine}" if config.test_engine else "unseen speakers"
+    lines = [f"test ({len(test)} clips of {clips.CLIP_SECONDS:g} s, {who}, {n_trig} "
              f"triggers among {words} words): loss {mean_loss(probs, test):.4f}"]  # fmt: skip
     for t, why in ((0.5, ""), (float(best), " (best detection F1 on validation)")):
         s = scores(p1, test, t)
@@ -285,6 +301,15 @@ def held_out_report(path) -> str:
             f"{s['frame_recall']:.4f}, F1 {s['frame_f1']:.4f}"
         )
     lines.append(f"  a detector firing at every word's end: precision {_ratio(n_trig, words):.4f}")
+    neg = _split(*raw_split("test", config, negatives_only=True)[0], mean, std, dtype,
+                 extra["stack"])  # fmt: skip
+    p_neg = [p[:, 1] for p in predict(model, neg)]
+    hours = len(neg) * clips.CLIP_SECONDS / 3600
+    for t in dict.fromkeys((0.5, float(best))):
+        fa = sum(len(detections(p, t, extra["stack"])) for p in p_neg)
+        lines.append(f"  negatives only ({len(neg)} clips, {hours * 60:.0f} min, no trigger, half "
+                     f"the words sound-alikes), threshold {t:.2f}: {fa} false alarms, "
+                     f"{fa / hours:.1f} per hour ({fa / hours / 60:.2f} per minute)")  # fmt: skip
     return "\n".join(lines)
 
 

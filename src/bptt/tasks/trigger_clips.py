@@ -79,9 +79,29 @@ class Bank:
             )
 
 
-def bank_specs(split: str, engines: tuple[str, ...] = ("espeak-ng",)) -> list[synth.ClipSpec]:
+HELD_OUT_DRAWS = {"train": 400, "validation": 60, "test": 60}  # voices drawn, engine first
+
+
+def bank_specs(
+    split: str, engines: tuple[str, ...] = ("espeak-ng",), test_engine: str = ""
+) -> list[synth.ClipSpec]:
     """Per voice of ``split`` (BANK_VOICES[split] of them, a fixed shuffle; None: all):
-    TAKES[split] triggers and distractors, each a single word with exact bounds."""
+    TAKES[split] triggers and distractors, each a single word with exact bounds. With a
+    ``test_engine``: HELD_OUT_DRAWS[split] voices of the held-out-engine protocol
+    (:func:`bptt.tasks.speech_synth.engine_voices`), drawn engine first, so the hard
+    negatives (SIMILAR) are said by every training engine."""
+    if test_engine:
+        pool = synth.engine_voices(split, test_engine)
+        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split),
+                                     100 + synth.ENGINES.index(test_engine)])  # fmt: skip
+        n_trigger, n_other = TAKES[split]
+        specs = []
+        for _ in range(HELD_OUT_DRAWS[split]):
+            voice = synth.draw_voice(pool, rng)
+            words = [TRIGGER] * n_trigger + list(rng.choice(DISTRACTORS, n_other, replace=False))
+            specs += [synth.draw_spec(str(w), voice, rng, by_word=True, snr_range=None)
+                      for w in words]  # fmt: skip
+        return specs
     voices = synth.voices(split, engines)
     if not voices:
         raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
@@ -96,9 +116,12 @@ def bank_specs(split: str, engines: tuple[str, ...] = ("espeak-ng",)) -> list[sy
     return specs
 
 
-def load_bank(split: str, engines=("espeak-ng",), folder=None, progress=False) -> Bank:
+def load_bank(
+    split: str, engines=("espeak-ng",), folder=None, progress=False, test_engine=""
+) -> Bank:
     """The bank of ``split``, synthesised once (:func:`bptt.tasks.speech_corpus.make_corpus`)."""
-    clips, _, _ = corpus.make_corpus(bank_specs(split, engines), folder, progress=progress)
+    specs = bank_specs(split, engines, test_engine)
+    clips, _, _ = corpus.make_corpus(specs, folder, progress=progress)
     triggers, others = [], []
     for clip in clips:
         if len(clip.words) != 1:
@@ -111,12 +134,13 @@ def load_bank(split: str, engines=("espeak-ng",), folder=None, progress=False) -
     return Bank(triggers, others)
 
 
-def bank_for(split: str, engines, folder=None, progress=False):
+def bank_for(split: str, engines, folder=None, progress=False, test_engine=""):
     """(the bank's cache key, a function that loads the bank, how many speakers it has):
     the clips of a split are cached under the key, so the bank is read only to compose."""
-    specs = bank_specs(split, engines)
+    specs = bank_specs(split, engines, test_engine)
     speakers = len({synth.parse_voice(s.voice).speaker for s in specs})
-    return corpus.corpus_key(specs), lambda: load_bank(split, engines, folder, progress), speakers
+    load = lambda: load_bank(split, engines, folder, progress, test_engine)  # noqa: E731
+    return corpus.corpus_key(specs), load, speakers
 
 
 # ---------------------------------------------------------------- composing a clip
@@ -156,8 +180,12 @@ def place(lengths, n_samples: int, rng: np.random.Generator, tail=None) -> list[
     return starts
 
 
-def compose(bank: Bank, rng: np.random.Generator, seconds: float = CLIP_SECONDS):
-    """A clip: background, babble (sometimes) and words at random free places.
+def compose(
+    bank: Bank, rng: np.random.Generator, seconds: float = CLIP_SECONDS, negatives_only=False
+):
+    """A clip: background, babble (sometimes) and words at random free places;
+    ``negatives_only``: no trigger, and MAX_DISTRACTORS other words, half of them
+    SIMILAR to the trigger when the bank has them (the audio of a false-alarm test).
 
     Returns:
         (samples (N,) float32, words [(word, start, end)] sorted by start: the word is
@@ -166,8 +194,13 @@ def compose(bank: Bank, rng: np.random.Generator, seconds: float = CLIP_SECONDS)
     n = round(seconds * SAMPLE_RATE)
     n_trigger = int(rng.choice(TRIGGER_COUNTS, p=TRIGGER_ODDS))
     n_other = int(rng.integers(0, MAX_DISTRACTORS + 1))
+    if negatives_only:
+        n_trigger, n_other = 0, MAX_DISTRACTORS
     chosen = [(TRIGGER, bank.triggers[i]) for i in rng.integers(len(bank.triggers), size=n_trigger)]
-    chosen += [bank.others[i] for i in rng.integers(len(bank.others), size=n_other)]
+    hard = [i for i, (w, _) in enumerate(bank.others) if w in SIMILAR]
+    for j in range(n_other):
+        pool = hard if negatives_only and hard and j % 2 == 0 else range(len(bank.others))
+        chosen.append(bank.others[pool[int(rng.integers(len(pool)))]])
     order = rng.permutation(len(chosen))  # triggers and others in random turn
     chosen = [chosen[i] for i in order]
     label = LABEL_FRAMES * HOP  # a trigger's label window stays inside the clip

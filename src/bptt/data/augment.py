@@ -1,0 +1,207 @@
+"""Data augmentation for the speech tasks: the same words, heard through other channels.
+
+A model trained on one synthesiser's voices learns that synthesiser's sound (its
+level, spectral tilt, pitch contour, silence) as much as the words. Each part below
+changes one of those, leaves the words alone, and is switched on by name
+(``--augment speed,reverb,...``; ``all``: every one). On audio, 16 kHz samples (N,):
+
+    speed       x'[n] = x(n·s)                 resampled, s ~ U(0.85, 1.15): tempo and
+                                               pitch together (Kaldi's 3-way perturbation)
+    pitch       pitch × 2^(k/12), k ~ U(-4, 4) semitones, duration kept: resampled by
+                2^(k/12), then stretched back by overlap-add of 32 ms Hann frames
+    reverb      x * h,  h[n] = δ[n] + g·e^(-6.9 n / (RT60·fs)) ξ[n]     ξ white, RT60 ~
+                U(0.1, 0.7) s, g so the tail holds 10^(-DRR/10) of the direct energy,
+                DRR ~ U(0, 12) dB: a synthetic room impulse response
+    telephone   4th-order Butterworth band-pass 300..3400 Hz, then 8 kHz and back
+    noise       + white or pink noise at SNR ~ U(0, 25) dB
+    babble      + 3..6 other training utterances summed, at SNR ~ U(5, 20) dB
+    gain        × 10^(g/20), g ~ U(-20, 10) dB
+
+and on features (T, D):
+
+    specaugment 2 time masks of up to 10% of T frames and 2 frequency masks of up to
+                D/5 channels, set to 0 (the mean, after normalisation): Park et al. 2019
+
+Each part is applied to a clip with probability 1/2 (speed and specaugment always),
+in the order above, with a generator seeded by (seed, clip index): the same seed
+gives the same augmented corpus.
+
+Shapes: N samples, T frames, D features per frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptt.data.audio import SAMPLE_RATE, resample
+from bptt.errors import BpttError
+
+AUDIO_PARTS = ("speed", "pitch", "reverb", "telephone", "noise", "babble", "gain")
+FEATURE_PARTS = ("specaugment",)
+PARTS = AUDIO_PARTS + FEATURE_PARTS
+ALWAYS = ("speed", "specaugment")  # the rest: each with probability 1/2
+SPEED_RANGE = (0.85, 1.15)
+SEMITONES = 4.0
+RT60_RANGE, DRR_RANGE = (0.1, 0.7), (0.0, 12.0)
+NOISE_SNR, BABBLE_SNR = (0.0, 25.0), (5.0, 20.0)
+GAIN_DB = (-20.0, 10.0)
+BAND = (300.0, 3400.0)
+
+
+def parse_parts(text: str) -> tuple[str, ...]:
+    """``"speed,reverb"`` -> ("speed", "reverb"); "all" -> every part; "" -> ()."""
+    names = [t.strip() for t in str(text).split(",") if t.strip()]
+    if names == ["all"]:
+        return PARTS
+    bad = [n for n in names if n not in PARTS]
+    if bad:
+        raise BpttError(f"--augment takes a comma-separated list of {', '.join(PARTS)} "
+                        f"(or all); got {', '.join(map(repr, bad))}")  # fmt: skip
+    return tuple(p for p in PARTS if p in names)
+
+
+def _rms(x) -> float:
+    return max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-12)
+
+
+def speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """``x`` (N,) played ``factor`` times faster: (≈N/factor,), tempo and pitch together."""
+    rate_in = round(SAMPLE_RATE * factor / 100) * 100  # read at this rate, written at 16 kHz
+    return resample(x, rate_in, SAMPLE_RATE)  # (N·16000/rate_in,)
+
+
+def stretch(x: np.ndarray, factor: float, frame: int = 512, tolerance: int = 160) -> np.ndarray:
+    """``x`` (N,) made ``factor`` times longer, pitch kept, by WSOLA: Hann frames laid
+    down every frame/2 samples, frame i read near i·frame/(2·factor), shifted by up to
+    ``tolerance`` samples to the offset whose frame best continues the previous one
+    (the largest cross-correlation), then summed."""
+    x = np.asarray(x, dtype=np.float64)
+    hop_out = frame // 2
+    hop_in = hop_out / factor
+    n_frames = max(int((len(x) - frame) / hop_in) + 1, 1)
+    padded = np.concatenate([np.zeros(tolerance), x, np.zeros(frame + 2 * tolerance)])
+    window = np.hanning(frame)  # (frame,)
+    out = np.zeros(n_frames * hop_out + frame)  # (N',)
+    norm = np.zeros_like(out)
+    prev = None
+    for i in range(n_frames):
+        a = tolerance + round(i * hop_in)  # nominal read position in padded
+        if prev is not None:
+            template = padded[prev + hop_out : prev + hop_out + frame]  # (frame,)
+            region = padded[a - tolerance : a + tolerance + frame]  # (frame + 2·tol,)
+            score = np.correlate(region, template, mode="valid")  # (2·tol + 1,)
+            a += int(np.argmax(score)) - tolerance
+        out[i * hop_out : i * hop_out + frame] += window * padded[a : a + frame]
+        norm[i * hop_out : i * hop_out + frame] += window
+        prev = a
+    n = round(len(x) * factor)
+    return (out / np.maximum(norm, 1e-3))[:n].astype(np.float32)  # (≈N·factor,)
+
+
+def pitch_shift(x: np.ndarray, semitones: float) -> np.ndarray:
+    """``x`` (N,) with its pitch moved by ``semitones``, its duration about the same."""
+    ratio = 2 ** (semitones / 12)
+    return stretch(speed(x, ratio), ratio)  # (≈N,)
+
+
+def room_impulse(rng: np.random.Generator, rt60: float, drr_db: float) -> np.ndarray:
+    """A synthetic room impulse response (L,): the direct path then exponentially
+    decaying white noise reaching -60 dB after ``rt60`` s, its energy 10^(-drr/10) of
+    the direct path's."""
+    n = max(int(rt60 * SAMPLE_RATE), 2)
+    tail = rng.standard_normal(n) * np.exp(-6.9 * np.arange(n) / n)  # (L,)
+    tail[0] = 0.0
+    tail *= np.sqrt(10 ** (-drr_db / 10) / max(float(np.sum(tail**2)), 1e-30))
+    tail[0] = 1.0
+    return tail  # (L,)
+
+
+def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` (N,) convolved with a random room (same length, same RMS)."""
+    import scipy.signal
+
+    h = room_impulse(rng, rng.uniform(*RT60_RANGE), rng.uniform(*DRR_RANGE))  # (L,)
+    y = scipy.signal.fftconvolve(np.asarray(x, dtype=np.float64), h)[: len(x)]  # (N,)
+    return (y * _rms(x) / _rms(y)).astype(np.float32)
+
+
+def telephone(x: np.ndarray) -> np.ndarray:
+    """``x`` (N,) through a telephone channel: band-pass 300..3400 Hz, 8 kHz and back."""
+    import scipy.signal
+
+    sos = scipy.signal.butter(4, BAND, btype="bandpass", fs=SAMPLE_RATE, output="sos")
+    y = scipy.signal.sosfilt(sos, np.asarray(x, dtype=np.float64))  # (N,)
+    y = resample(resample(y, SAMPLE_RATE, 8000), 8000, SAMPLE_RATE)[: len(x)]  # (N,)
+    return (y * _rms(x) / _rms(y)).astype(np.float32)
+
+
+def coloured_noise(n: int, rng: np.random.Generator, colour: str) -> np.ndarray:
+    """Noise (n,) of RMS 1: "white" or "pink" (power ∝ 1/f)."""
+    noise = rng.standard_normal(n)  # (n,)
+    if colour == "pink" and n > 1:
+        spectrum = np.fft.rfft(noise)  # (n//2+1,)
+        spectrum[1:] /= np.sqrt(np.arange(1, len(spectrum)))
+        spectrum[0] = 0.0
+        noise = np.fft.irfft(spectrum, n=n)  # (n,)
+    return noise / _rms(noise)
+
+
+def mix(x: np.ndarray, other: np.ndarray, snr_db: float) -> np.ndarray:
+    """``x`` (N,) plus ``other`` (N,) scaled so that 10 log10(mean x² / mean o²) = snr_db."""
+    scale = _rms(x) / _rms(other) * 10 ** (-snr_db / 20)
+    return (np.asarray(x, dtype=np.float64) + scale * other).astype(np.float32)
+
+
+def babble(x: np.ndarray, others: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """``x`` (N,) over 3..6 of ``others`` (each (N_i,), looped or cut to N, each at RMS 1)
+    summed, at a random SNR."""
+    if not others:
+        return x
+    crowd = np.zeros(len(x))  # (N,)
+    for i in rng.integers(len(others), size=int(rng.integers(3, 7))):
+        o = np.asarray(others[i], dtype=np.float64)
+        o = np.resize(o, len(x)) if len(o) else np.zeros(len(x))  # looped or cut: (N,)
+        crowd += np.roll(o, int(rng.integers(len(x)))) / _rms(o)
+    return mix(x, crowd, rng.uniform(*BABBLE_SNR))
+
+
+def augment_audio(
+    x: np.ndarray, parts: tuple[str, ...], rng: np.random.Generator, others=()
+) -> np.ndarray:
+    """``x`` (N,) through the audio ``parts`` (see the module docstring): (N',) float32."""
+    y = np.asarray(x, dtype=np.float32)
+    on = {p: p in parts and (p in ALWAYS or rng.random() < 0.5) for p in AUDIO_PARTS}
+    if on["speed"]:
+        y = speed(y, rng.uniform(*SPEED_RANGE))
+    if on["pitch"]:
+        y = pitch_shift(y, rng.uniform(-SEMITONES, SEMITONES))
+    if on["reverb"]:
+        y = reverb(y, rng)
+    if on["telephone"]:
+        y = telephone(y)
+    if on["noise"]:
+        colour = ("white", "pink")[int(rng.integers(2))]
+        y = mix(y, coloured_noise(len(y), rng, colour), rng.uniform(*NOISE_SNR))
+    if on["babble"]:
+        y = babble(y, list(others), rng)
+    if on["gain"]:
+        y = (y * 10 ** (rng.uniform(*GAIN_DB) / 20)).astype(np.float32)
+    return y  # (N',)
+
+
+def spec_augment(
+    f: np.ndarray, rng: np.random.Generator, time_masks: int = 2, freq_masks: int = 2
+) -> np.ndarray:
+    """Features (T, D) with ``time_masks`` runs of up to T/10 frames and ``freq_masks``
+    runs of up to D/5 channels set to 0."""
+    f = np.array(f, copy=True)  # (T, D)
+    T, D = f.shape
+    for _ in range(time_masks):
+        w = int(rng.integers(0, max(T // 10, 1) + 1))
+        t0 = int(rng.integers(0, max(T - w, 0) + 1))
+        f[t0 : t0 + w] = 0.0
+    for _ in range(freq_masks):
+        w = int(rng.integers(0, max(D // 5, 1) + 1))
+        d0 = int(rng.integers(0, max(D - w, 0) + 1))
+        f[:, d0 : d0 + w] = 0.0
+    return f  # (T, D)

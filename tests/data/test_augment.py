@@ -1,0 +1,142 @@
+"""Speech augmentation: each part does what its docstring says to a known signal, the
+chain is deterministic from its seed, and bad part names are refused."""
+
+import numpy as np
+import pytest
+
+from bptt.data import augment
+from bptt.data.audio import SAMPLE_RATE, dither, features, log_mel, pcen
+from bptt.errors import BpttError
+
+pytest.importorskip("scipy", reason="extra 'speech'")
+
+
+def tone(freq: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE  # (N,)
+    return (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def peak_hz(x: np.ndarray) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))  # (N//2+1,)
+    return float(np.argmax(spectrum) * SAMPLE_RATE / len(x))
+
+
+def test_speed_changes_duration_and_pitch_together():
+    x = tone(440.0)
+    fast = augment.speed(x, 1.1)
+    assert abs(len(fast) - len(x) / 1.1) < 50
+    assert abs(peak_hz(fast) - 484.0) < 6
+
+
+def test_pitch_shift_moves_the_pitch_and_keeps_the_duration():
+    x = tone(440.0)
+    up = augment.pitch_shift(x, 3.0)
+    assert abs(len(up) - len(x)) < 0.05 * len(x)
+    assert abs(peak_hz(up) - 440.0 * 2 ** (3 / 12)) < 10
+
+
+def test_stretch_keeps_the_pitch_and_changes_the_duration():
+    x = tone(300.0)
+    long = augment.stretch(x, 1.25)
+    assert abs(len(long) - 1.25 * len(x)) < 0.05 * len(x)
+    assert abs(peak_hz(long) - 300.0) < 5
+
+
+def test_room_impulse_has_the_requested_direct_to_reverberant_ratio_and_decays():
+    h = augment.room_impulse(np.random.default_rng(0), rt60=0.4, drr_db=6.0)
+    assert h[0] == 1.0 and len(h) == int(0.4 * SAMPLE_RATE)
+    assert abs(10 * np.log10(1.0 / np.sum(h[1:] ** 2)) - 6.0) < 1e-6
+    quarter = len(h) // 4
+    assert np.sum(h[1:quarter] ** 2) > 100 * np.sum(h[-quarter:] ** 2)  # -60 dB at RT60
+
+
+def test_reverb_keeps_length_and_level_and_smears_a_click():
+    x = np.zeros(SAMPLE_RATE, dtype=np.float32)
+    x[1000] = 1.0
+    y = augment.reverb(x, np.random.default_rng(1))
+    assert len(y) == len(x)
+    assert abs(np.sqrt(np.mean(y.astype(np.float64) ** 2)) - np.sqrt(np.mean(x**2))) < 1e-6
+    assert np.count_nonzero(np.abs(y[1001:]) > 1e-4) > 1000  # a tail after the click
+
+
+def test_telephone_passes_the_voice_band_and_removes_the_rest():
+    assert abs(peak_hz(augment.telephone(tone(1000.0))) - 1000.0) < 5
+    for freq in (100.0, 6000.0):  # out of band, beside an in-band tone
+        y = augment.telephone(tone(freq) + tone(1000.0))
+        spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))  # (N//2+1,)
+        bin_of = len(y) / SAMPLE_RATE
+        assert spectrum[int(freq * bin_of)] < 0.05 * spectrum[int(1000.0 * bin_of)], freq
+
+
+def test_noise_and_babble_are_mixed_at_the_drawn_snr():
+    x = tone(500.0)
+    noise = augment.coloured_noise(len(x), np.random.default_rng(0), "pink")
+    y = augment.mix(x, noise, 10.0).astype(np.float64)
+    snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean((y - x) ** 2))
+    assert abs(snr - 10.0) < 0.01
+    others = [tone(f, 0.3) for f in (200.0, 700.0, 1300.0)]
+    b = augment.babble(x, others, np.random.default_rng(2)).astype(np.float64)
+    snr = 10 * np.log10(np.mean(x.astype(np.float64) ** 2) / np.mean((b - x) ** 2))
+    assert augment.BABBLE_SNR[0] - 0.01 <= snr <= augment.BABBLE_SNR[1] + 0.01
+
+
+def test_spec_augment_masks_runs_of_frames_and_channels_with_zero():
+    f = np.ones((100, 40), dtype=np.float32)
+    masked = augment.spec_augment(f, np.random.default_rng(3))
+    assert masked.shape == f.shape and f.min() == 1.0  # the input is left alone
+    zero_rows = np.flatnonzero((masked == 0).all(axis=1))
+    zero_cols = np.flatnonzero((masked == 0).all(axis=0))
+    assert len(zero_rows) <= 2 * 10 and len(zero_cols) <= 2 * 8
+    assert len(zero_rows) + len(zero_cols) > 0
+    assert set(np.unique(masked)) <= {0.0, 1.0}
+
+
+def test_the_chain_is_deterministic_from_the_seed_and_each_part_switches():
+    x = tone(300.0) + tone(1200.0)
+    others = [tone(800.0, 0.5)]
+    a = augment.augment_audio(x, augment.PARTS, np.random.default_rng(5), others)
+    b = augment.augment_audio(x, augment.PARTS, np.random.default_rng(5), others)
+    c = augment.augment_audio(x, augment.PARTS, np.random.default_rng(6), others)
+    assert np.array_equal(a, b) and not (len(a) == len(c) and np.array_equal(a, c))
+    assert np.array_equal(augment.augment_audio(x, (), np.random.default_rng(5)), x)
+    rng = np.random.default_rng
+    for part in augment.AUDIO_PARTS:  # each part alone changes the clip for some seed
+        changed = any(
+            not np.array_equal(augment.augment_audio(x, (part,), rng(s), others), x)
+            for s in range(6)
+        )
+        assert changed, part
+
+
+def test_part_names_are_parsed_and_bad_ones_refused():
+    assert augment.parse_parts("") == ()
+    assert augment.parse_parts("reverb, speed") == ("speed", "reverb")
+    assert augment.parse_parts("all") == augment.PARTS
+    with pytest.raises(BpttError, match=r"--augment takes a comma-separated list.*'echo'"):
+        augment.parse_parts("speed,echo")
+
+
+def test_pcen_nearly_ignores_a_gain_that_shifts_every_log_mel_channel():
+    pytest.importorskip("python_speech_features", reason="extra 'speech'")
+    x = tone(400.0) + 0.1 * tone(2500.0)
+    energies = np.exp(log_mel(x))  # (T, 40)
+    a, b = pcen(energies), pcen(energies * 100.0)  # 20 dB louder
+    assert np.abs(a - b).max() < 0.08 * np.abs(a).max()  # 100^(1 - α) = 1.096 is left
+    assert np.abs(np.log(energies * 100) - np.log(energies)).min() > 4.6  # log-mel moves
+    f = features(x, "logmel", norm="pcen")
+    assert f.shape == energies.shape and f.dtype == np.float32
+    with pytest.raises(BpttError, match="pcen with logmel"):
+        features(x, "mfcc", norm="pcen")
+
+
+def test_dither_pads_and_adds_seeded_noise_30_db_down():
+    x = np.concatenate([np.zeros(4000, np.float32), tone(500.0)])
+    y = dither(x)
+    pad = SAMPLE_RATE // 4
+    assert len(y) == len(x) + 2 * pad and np.array_equal(y, dither(x))
+    frames = y[: len(y) // 160 * 160].reshape(-1, 160)
+    assert (np.abs(frames).max(axis=1) > 0).all()  # no digitally silent frame is left
+    noise = y[:pad].astype(np.float64)
+    padded = np.concatenate([np.zeros(pad), x, np.zeros(pad)])
+    snr = 10 * np.log10(np.mean(padded**2) / np.mean(noise**2))
+    assert abs(snr - 30.0) < 1.0
