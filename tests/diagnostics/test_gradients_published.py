@@ -1,12 +1,13 @@
 """The published gradient-flow numbers cannot drift unseen.
 
-- The README's ``bptt gradients`` block is what ``docs/vanishing/gradients/flow.json``
-  and ``exploding.json`` (the published run) say, line for line.
+- The vanishing-gradient page's ``bptt gradients`` block is what
+  ``docs/vanishing/gradients/flow.json`` and ``exploding.json`` (the published run) say,
+  line for line.
 - A small seeded run (a few seconds) gives the numbers in ``golden/gradients_small.json``:
   a change to the models' start, the memory task's data, the training loop or the
   flow's arithmetic moves them. After an intended change, regenerate the golden file
   with ``BPTT_REGEN_GOLDEN=1 pytest tests/diagnostics/test_gradients_published.py``,
-  then the published run and the README (the slow test below says whether they agree).
+  then the published run and the page (the slow test below says whether they agree).
 """
 
 import json
@@ -26,16 +27,17 @@ from bptt.diagnostics.flow import GradientFlow
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = ROOT / "docs" / "vanishing" / "gradients"
+PAGE = ROOT / "docs" / "tasks" / "vanishing.md"  # the vanishing-gradient page shows the run
 GOLDEN = Path(__file__).parent / "golden" / "gradients_small.json"
 SMALL = ["gradients", "--cells", "rnn,lstm,gru", "--lag", "6", "--train", "--steps", "25",
          "--budget", "300", "--examples", "4", "--windows", "1,4"]  # fmt: skip
 
 
 def _readme_block() -> tuple[str, list[str]]:
-    """The README's gradients command and the lines it shows as printed."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    """The vanishing-gradient page's gradients command and the lines it shows as printed."""
+    text = PAGE.read_text(encoding="utf-8")
     command = re.search(r"\n  (bptt gradients --cells rnn,lstm,gru --lag 50 [^\n]*)\n", text)
-    assert command, "the README's bptt gradients command is missing"
+    assert command, "the page's bptt gradients command is missing"
     start = text.index("rnn: trained ", command.end())
     return command.group(1), text[start : text.index("```", start)].rstrip("\n").splitlines()
 
@@ -61,7 +63,7 @@ def test_the_readme_command_writes_under_runs():
 
 
 def test_the_readme_shows_what_the_published_run_wrote():
-    """The table and the exploding runs' lines in the README come from the published JSON."""
+    """The table and the exploding runs' lines on the page come from the published JSON."""
     _, shown = _readme_block()
     flows, gates = _flows_from_json(json.loads((PUBLISHED / "flow.json").read_text()))
     table = summary(flows, gates).splitlines()
@@ -104,7 +106,7 @@ def test_a_small_seeded_run_gives_the_golden_numbers(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_the_readme_command_reproduces_the_readme(tmp_path):
-    """Minutes: the README's command, run here, prints the README's lines. Its float32
+    """Minutes: the page's command, run here, prints the page's lines. Its float32
     training runs are sensitive to rounding, so another CPU or BLAS may differ."""
     command, shown = _readme_block()
     argv = command.split()[1:]

@@ -204,8 +204,11 @@ def after_training(config: Config, checkpoint) -> None:
     """Print samples of the best model, from prompts its vocabulary can read."""
     model, vocab, _, _ = load_model(checkpoint)
     prompts = [p for p in ("The ", "def ") if _writable(vocab, p)] or [_default_prompt(vocab)]
-    for prompt in prompts:
-        text = write(model, vocab, prompt, config.sample_length, 0.8, None, config.seed)
+    for i, prompt in enumerate(prompts):
+        # Each prompt its own random stream: with one seed for both, the two samples
+        # drew the same numbers and, once the prompt was forgotten, wrote the same text.
+        seed = (config.seed + i) % 2**63
+        text = write(model, vocab, prompt, config.sample_length, 0.8, None, seed)
         print(f"\n--- sample (prompt {prompt!r}, temperature 0.8) ---\n{prompt}{text}")
 
 
