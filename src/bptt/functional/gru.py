@@ -149,12 +149,7 @@ def gru_forward(
     """
     reference.check_cell("gru", 3, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask)
     if reference.reference_on():
-        weights = {
-            "weight_ih": weight_ih,
-            "weight_hh": weight_hh,
-            "bias_ih": bias_ih,
-            "bias_hh": bias_hh,
-        }
+        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
         return reference.forward_loop(
             gru_step_forward, x, tuple(state), weights, mask, STATE, ("gates", "hn")
         )

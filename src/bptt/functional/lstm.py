@@ -178,12 +178,7 @@ def lstm_forward(
     names = ("h0", "c0")
     reference.check_cell("lstm", 4, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, names)
     if reference.reference_on():
-        weights = {
-            "weight_ih": weight_ih,
-            "weight_hh": weight_hh,
-            "bias_ih": bias_ih,
-            "bias_hh": bias_hh,
-        }
+        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
         return reference.forward_loop(
             lstm_step_forward, x, tuple(state), weights, mask, STATE, ("gates", "tanh_c")
         )

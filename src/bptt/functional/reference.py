@@ -103,6 +103,11 @@ def check_cell(
         raise BpttError(f"{cell} mask must be (B, T) = {(B, T)}, got {np.shape(mask)}")
 
 
+def as_weights(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> dict:
+    """The ``weights`` dict a step function takes; a bias may be None (absent)."""
+    return {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih, "bias_hh": bias_hh}
+
+
 def bias_sum(weights: dict) -> np.ndarray | float:
     """bias_ih + bias_hh, either of them absent (None); 0 when both are."""
     total = 0.0

@@ -112,12 +112,7 @@ def rnn_forward(
         raise BpttError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
     reference.check_cell("rnn", 1, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask)
     if reference.reference_on():
-        weights = {
-            "weight_ih": weight_ih,
-            "weight_hh": weight_hh,
-            "bias_ih": bias_ih,
-            "bias_hh": bias_hh,
-        }
+        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
         return reference.forward_loop(
             rnn_step_forward, x, tuple(state), weights, mask, STATE, nonlinearity=nonlinearity
         )

@@ -1,12 +1,6 @@
-"""The GRU's fast route: the time loop over packed products and fused kernels.
+"""The GRU's fast route: the equations of :mod:`bptt.functional.gru`, computed for speed.
 
-The same equations as the reference in :mod:`bptt.functional.gru` (read them there),
-computed for speed: one product over all steps for the input side, a packed
-per-step product, fused (and, with numba, compiled) gate kernels, reused
-workspaces. :mod:`bptt.functional.gru` validates the arguments and dispatches here
-unless the reference is forced on; tests check both give the same numbers.
-
-Shapes: B batch, T time steps, D input features, H hidden units.
+How (packed products, fused kernels, reused workspaces): :mod:`bptt.functional.fast`.
 """
 
 from __future__ import annotations
@@ -20,34 +14,11 @@ from bptt.functional.fast._threads import step_threads
 from bptt.functional.fast._workspace import outputs_from, scratch
 
 
-def gru_forward(
-    x: np.ndarray,
-    state: tuple[np.ndarray],
-    weight_ih: np.ndarray,
-    weight_hh: np.ndarray,
-    bias_ih: np.ndarray | None = None,
-    bias_hh: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    workspace: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray], dict]:
-    """Run the GRU (r, z, n gates; reset after the hidden product) over all T steps.
+def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
+    """The fast route of :func:`bptt.functional.gru.gru_forward`: same arguments, same results.
 
-    Args:
-        x: inputs (B, T, D).
-        state: ``(h_0,)`` with h_0 of shape (B, H).
-        weight_ih, weight_hh: W_i = [W_ir; W_iz; W_in] (3H, D) and
-            W_h = [W_hr; W_hz; W_hn] (3H, H).
-        bias_ih, bias_hh: (3H,) each, or None for no bias.
-        mask: (B, T) booleans, True at real steps; None means all real.
-        workspace: a dict whose arrays the cache may reuse from the last call
-            (see :mod:`bptt.functional.fast._workspace`); None: all new.
-
-    Returns:
-        outputs (B, T, H) (zero at padded steps), ``(h_T,)`` the final state
-        (the state after each sequence's last real step), and the cache for
-        :func:`gru_backward`. The cache holds, time-major, ``cache["h"]``
-        (T+1, B, H) the states h_0 .. h_T and ``cache["gates"]`` (T, B, 3H)
-        the gate values r_t, z_t, n_t after their activations.
+    Its cache holds, time-major, ``"h"`` (T+1, B, H), ``"gates"`` (T, B, 3H) the gate
+    values r_t, z_t, n_t after their activations, and ``"hn"`` (T, B, H) c_t^n.
     """
     (h0,) = state
     tell_slow_path()  # once, and only without numba
@@ -95,26 +66,8 @@ def gru_forward(
     return outputs, (h[T].copy(),), cache
 
 
-def gru_backward(
-    d_outputs: np.ndarray,
-    d_final_state: tuple[np.ndarray | None] | None,
-    cache: dict,
-    state_grads: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
-    """BPTT for :func:`gru_forward` (equations in the module docstring).
-
-    Args:
-        d_outputs: ∂E/∂outputs (B, T, H).
-        d_final_state: ``(∂E/∂h_T,)`` or None (zero).
-        cache: from :func:`gru_forward`.
-        state_grads: if a dict, BPTT's per-step gradients are kept in it:
-            ``"h"`` (T+1, B, H), ∂E/∂h_t for t = 0..T.
-
-    Returns:
-        ∂E/∂x (B, T, D), ``(∂E/∂h_0,)``, and the weight gradients
-        {"weight_ih" (3H, D), "weight_hh" (3H, H), "bias_ih" (3H,), "bias_hh" (3H,)}
-        (each bias only if it was used).
-    """
+def gru_backward(d_outputs, d_final_state, cache, state_grads=None):
+    """The fast route of :func:`bptt.functional.gru.gru_backward` for a fast forward's cache."""
     h, gates, hn, x_tm = cache["h"], cache["gates"], cache["hn"], cache["x_tm"]
     weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
     T, B, D = x_tm.shape

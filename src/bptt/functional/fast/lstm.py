@@ -1,12 +1,6 @@
-"""The LSTM's fast route: the time loop over packed products and fused kernels.
+"""The LSTM's fast route: the equations of :mod:`bptt.functional.lstm`, computed for speed.
 
-The same equations as the reference in :mod:`bptt.functional.lstm` (read them there),
-computed for speed: one product over all steps for the input side, a packed
-per-step product, fused (and, with numba, compiled) gate kernels, reused
-workspaces. :mod:`bptt.functional.lstm` validates the arguments and dispatches here
-unless the reference is forced on; tests check both give the same numbers.
-
-Shapes: B batch, T time steps, D input features, H hidden units.
+How (packed products, fused kernels, reused workspaces): :mod:`bptt.functional.fast`.
 """
 
 from __future__ import annotations
@@ -21,35 +15,13 @@ from bptt.functional.fast._time_loops import lstm_backward_steps, lstm_forward_s
 from bptt.functional.fast._workspace import outputs_from, scratch
 
 
-def lstm_forward(
-    x: np.ndarray,
-    state: tuple[np.ndarray, np.ndarray],
-    weight_ih: np.ndarray,
-    weight_hh: np.ndarray,
-    bias_ih: np.ndarray | None = None,
-    bias_hh: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    workspace: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict]:
-    """Run the LSTM step (i, f, g, o gates; C_t = f_t * C_{t-1} + i_t * g_t) over all T steps.
+def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
+    """The fast route of :func:`bptt.functional.lstm.lstm_forward`: same arguments, same results.
 
-    Args:
-        x: inputs (B, T, D).
-        state: ``(h_0, C_0)``, each (B, H).
-        weight_ih, weight_hh: (4H, D) and (4H, H), gate rows in order i, f, g, o.
-        bias_ih, bias_hh: (4H,) each, or None for no bias.
-        mask: (B, T) booleans, True at real steps; None means all real.
-        workspace: a dict whose arrays the cache may reuse from the last call
-            (see :mod:`bptt.functional.fast._workspace`); None: all new.
-
-    Returns:
-        outputs (B, T, H) (zero at padded steps), ``(h_T, C_T)`` the final state
-        (the state after each sequence's last real step), and the cache for
-        :func:`lstm_backward`. The cache holds, time-major, ``"h"`` (T+1, B, H)
-        and ``"c"`` (T+1, B, H) with h_0 and C_0 at index 0, ``"gates"``
-        (T, B, 4H) the post-activation i, f, g, o, and ``"tanh_c"`` (T, B, H);
-        at padded steps (``"m"`` (T, B, 1) False) h and c hold the carried
-        state while gates and tanh_c hold values the step computed and threw away.
+    Its cache holds, time-major, ``"h"`` and ``"c"`` (T+1, B, H), ``"gates"`` (T, B, 4H)
+    the post-activation i, f, g, o and ``"tanh_c"`` (T, B, H); at padded steps (``"m"``
+    (T, B, 1) False) h and c hold the carried state while gates and tanh_c hold values
+    the step computed and threw away.
     """
     h0, c0 = state
     tell_slow_path()  # once, and only without numba
@@ -101,25 +73,8 @@ def lstm_forward(
     return outputs, (h[T].copy(), c[T].copy()), cache
 
 
-def lstm_backward(
-    d_outputs: np.ndarray,
-    d_final_state: tuple[np.ndarray | None, np.ndarray | None] | None,
-    cache: dict,
-    state_grads: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
-    """BPTT for :func:`lstm_forward` (the backward equations in the module docstring).
-
-    Args:
-        d_outputs: ∂E/∂outputs (B, T, H).
-        d_final_state: ``(∂E/∂h_T, ∂E/∂C_T)``, either may be None (zero), or None.
-        cache: from :func:`lstm_forward`.
-        state_grads: if a dict, BPTT's per-step gradients are kept in it:
-            ``"h"`` and ``"c"``, (T+1, B, H) each, ∂E/∂h_t and ∂E/∂C_t for t = 0..T.
-
-    Returns:
-        ∂E/∂x (B, T, D), ``(∂E/∂h_0, ∂E/∂C_0)``, and the weight gradients
-        {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
-    """
+def lstm_backward(d_outputs, d_final_state, cache, state_grads=None):
+    """The fast route of :func:`bptt.functional.lstm.lstm_backward` for a fast forward's cache."""
     h, c, gates, tanh_c = cache["h"], cache["c"], cache["gates"], cache["tanh_c"]
     xh = cache["xh"]  # (T, B, D+H), x_t filled in by the forward
     weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]

@@ -1,12 +1,6 @@
-"""The RNN's fast route: the time loop over packed products and fused kernels.
+"""The RNN's fast route: the equations of :mod:`bptt.functional.rnn`, computed for speed.
 
-The same equations as the reference in :mod:`bptt.functional.rnn` (read them there),
-computed for speed: one product over all steps for the input side, a packed
-per-step product, fused (and, with numba, compiled) gate kernels, reused
-workspaces. :mod:`bptt.functional.rnn` validates the arguments and dispatches here
-unless the reference is forced on; tests check both give the same numbers.
-
-Shapes: B batch, T time steps, D input features, H hidden units.
+How (packed products, fused kernels, reused workspaces): :mod:`bptt.functional.fast`.
 """
 
 from __future__ import annotations
@@ -20,33 +14,10 @@ from bptt.functional.fast._threads import step_threads
 from bptt.functional.fast._workspace import outputs_from, scratch
 
 
-def rnn_forward(
-    x: np.ndarray,
-    state: tuple[np.ndarray],
-    weight_ih: np.ndarray,
-    weight_hh: np.ndarray,
-    bias_ih: np.ndarray | None = None,
-    bias_hh: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    nonlinearity: str = "tanh",
-    workspace: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray], dict]:
-    """Run s_t = tanh(U x_t + W s_{t-1} + b) over all T steps.
+def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinearity, workspace):
+    """The fast route of :func:`bptt.functional.rnn.rnn_forward`: same arguments, same results.
 
-    Args:
-        x: inputs (B, T, D).
-        state: ``(s_0,)`` with s_0 of shape (B, H).
-        weight_ih, weight_hh: U (H, D) and W (H, H).
-        bias_ih, bias_hh: (H,) each, or None for no bias.
-        mask: (B, T) booleans, True at real steps; None means all real.
-        nonlinearity: "tanh" (the lecture's) or "relu".
-        workspace: a dict whose arrays the cache may reuse from the last call
-            (see :mod:`bptt.functional.fast._workspace`); None: all new.
-
-    Returns:
-        outputs (B, T, H) (zero at padded steps), ``(s_T,)`` the final state
-        (the state after each sequence's last real step), and the cache for
-        :func:`rnn_backward`.
+    Its cache holds, time-major, ``"h"`` (T+1, B, H) the states s_0 .. s_T.
     """
     (h0,) = state
     tell_slow_path()  # once, and only without numba
@@ -92,26 +63,8 @@ def rnn_forward(
     return outputs, (s[T].copy(),), cache
 
 
-def rnn_backward(
-    d_outputs: np.ndarray,
-    d_final_state: tuple[np.ndarray | None] | None,
-    cache: dict,
-    state_grads: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
-    """BPTT for :func:`rnn_forward`.
-
-    Args:
-        d_outputs: ∂E/∂outputs (B, T, H).
-        d_final_state: ``(∂E/∂s_T,)`` or None (zero).
-        cache: from :func:`rnn_forward`.
-        state_grads: if a dict, BPTT's per-step gradients are kept in it:
-            ``"h"`` (T+1, B, H), ∂E/∂s_t for t = 0..T (what flows back through
-            time; the vanishing-gradient diagnostics read it).
-
-    Returns:
-        ∂E/∂x (B, T, D), ``(∂E/∂s_0,)``, and the weight gradients
-        {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
-    """
+def rnn_backward(d_outputs, d_final_state, cache, state_grads=None):
+    """The fast route of :func:`bptt.functional.rnn.rnn_backward` for a fast forward's cache."""
     s, x_tm = cache["h"], cache["x_tm"]
     weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
     T, B, D = x_tm.shape
