@@ -89,6 +89,29 @@ def test_reference_gradients_match_finite_differences(cell, B, T, masked) -> Non
             assert err < 1e-6, f"{cell} {name}: relative error {err:.2e} (T={T}, B={B})"
 
 
+@pytest.mark.parametrize("biases", ["ih only", "none"])
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_reference_with_fewer_biases_matches_finite_differences(cell, biases) -> None:
+    forward, backward, kwargs = functions(cell)
+    params, x, state, d_out, d_final, mask = make_case(cell, 2, 3, 4, BIASES[biases])
+
+    def f() -> float:
+        out, final, _ = forward(x, state, **params, mask=mask, **kwargs)
+        return float(
+            np.sum(out * d_out) + sum(np.sum(s * d) for s, d in zip(final, d_final, strict=True))
+        )
+
+    with forced(True):
+        d_x, _, grads = backward(
+            d_out, d_final, forward(x, state, **params, mask=mask, **kwargs)[2]
+        )
+        assert set(grads) == {"weight_ih", "weight_hh", *BIASES[biases]}
+        for name in grads:
+            err = relative_error(grads[name], numeric_gradient(f, params[name]))
+            assert err < 1e-6, f"{cell} {name}: relative error {err:.2e} ({biases})"
+        assert relative_error(d_x, numeric_gradient(f, x)) < 1e-6
+
+
 @pytest.mark.parametrize("biases", list(BIASES))
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("cell", list(CELLS))
