@@ -20,7 +20,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads its BLAS
 import numpy as np
 
 from _timing import call_times
-from bptt.functional import _gemm
+from bptt.functional.fast import _gemm
 
 CONFIGS = {"lstm-a": (32, 128), "lstm-b": (64, 512), "lstm-c": (16, 256), "lstm-d": (1, 512)}
 

@@ -24,8 +24,8 @@ import numpy as np
 
 import bptt.nn
 from _timing import call_times
-from bptt.functional._fused import lstm_step_forward
-from bptt.functional._gemm import StepProduct, project
+from bptt.functional.fast._fused import lstm_step_forward
+from bptt.functional.fast._gemm import StepProduct, project
 
 CONFIGS = {"a": (32, 100, 128, 128, 1), "b": (64, 100, 512, 512, 1), "c": (16, 200, 64, 256, 2)}
 

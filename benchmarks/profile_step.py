@@ -7,7 +7,7 @@ Prints (1) the step's median time, (2) cProfile's top functions by own time,
 same shapes, threads and routes as the LSTM runs them, so step - floor is what
 elementwise work, copies and Python cost: one input projection over all steps
 and one recurrent product per step (each by the route bptt's probe chose for
-this machine, functional/_routes.py), and in the backward one per step plus two
+this machine, functional/fast/_routes.py), and in the backward one per step plus two
 over all steps (d_x, and both weight gradients in one product over
 [x_t | h_{t-1}], timed in both orientations too). Then the routes bptt took.
 
@@ -49,8 +49,8 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import bptt
-    from bptt.functional import _routes
-    from bptt.functional._gemm import StepProduct, project, weight_grad
+    from bptt.functional.fast import _routes
+    from bptt.functional.fast._gemm import StepProduct, project, weight_grad
     from rnn_speed import CONFIG_BY_NAME, _bptt_setup
 
     bptt.set_num_threads(args.threads)

@@ -47,7 +47,7 @@ whole run is made twice, at one thread and at every CPU the process may use.
 All build the same weights and inputs from one seed, so the table's last column
 checks that they computed the same numbers. The header names the CPU, its SIMD
 flags, the BLAS kernel and the measured peak; after each table come the routes
-bptt's probe chose (bptt/functional/_routes.py).
+bptt's probe chose (bptt/functional/fast/_routes.py).
 
 Usage (from the repository root):
 
@@ -261,7 +261,7 @@ def _nbytes(obj) -> int:
 
 
 def _bptt_jit() -> bool:
-    from bptt.functional import _fused
+    from bptt.functional.fast import _fused
 
     return _fused.JIT
 
@@ -565,11 +565,11 @@ def matmul_peak(n: int = 1024, reps: int = 15) -> dict[str, float]:
     """The machine's float32 matrix-product rate: (n, n) @ (n, n), best and median of reps.
 
     Timed twice, through NumPy's BLAS and through bptt's packed kernel
-    (functional/_gemm.py, which beats OpenBLAS on this VM); the faster is the peak.
+    (functional/fast/_gemm.py, which beats OpenBLAS on this VM); the faster is the peak.
     """
     import numpy as np
 
-    from bptt.functional import _gemm
+    from bptt.functional.fast import _gemm
 
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n)).astype(np.float32)  # (n, n)
@@ -608,7 +608,7 @@ def prepare_worker(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     info["rss_setup_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     info["check"] = _checksum(*step())
     if args.worker == "bptt":  # the routes the probe chose (or the cache held) for this row
-        from bptt.functional import _routes
+        from bptt.functional.fast import _routes
 
         info["routes"] = {k: v["route"] for k, v in _routes.used().items()}
     layer = getattr(step, "layer", None)
@@ -854,7 +854,7 @@ def measure_routes(pairs, threads: int, env: dict[str, str], cpus) -> None:
     The servers of a pass all build and warm up at once; a probe among them would
     time its routes on a crowded machine. Here each row's bptt worker runs alone
     (its first step probes whatever the route cache lacks and stores it), so the
-    servers then read every route from the cache (bptt/functional/_routes.py).
+    servers then read every route from the cache (bptt/functional/fast/_routes.py).
     """
     t0 = time.perf_counter()
     for cfg, mode in pairs:
@@ -1097,7 +1097,10 @@ def run_threads(args: argparse.Namespace, configs, modes, threads: int) -> None:
 
     print()
     print("\n".join(format_table(rows)))
-    print(f"\nroutes bptt took ({threads} threads; kind MxKxN route, see bptt.functional._routes):")
+    print(
+        f"\nroutes bptt took ({threads} threads; kind MxKxN route, "
+        "see bptt.functional.fast._routes):"
+    )
     print("\n".join(format_routes(rows)))
     torch_run = next(r for r in runs if r["lib"] == "torch")
     ort_run = next((r for r in runs if r["lib"] == "ort"), None)

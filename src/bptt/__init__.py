@@ -11,13 +11,13 @@ __version__ = "0.1.0"
 def set_num_threads(n: int) -> None:
     """Use ``n`` threads (BLAS and the compiled kernels); the default is every CPU this
     process may use (``os.sched_getaffinity``), or ``BPTT_NUM_THREADS`` / ``OMP_NUM_THREADS``."""
-    from bptt.functional._threads import set_num_threads as set_threads
+    from bptt.functional.fast._threads import set_num_threads as set_threads
 
     set_threads(n)
 
 
 def get_num_threads() -> int:
     """The number of threads bptt uses now (see :func:`set_num_threads`)."""
-    from bptt.functional._threads import get_num_threads as get_threads
+    from bptt.functional.fast._threads import get_num_threads as get_threads
 
     return get_threads()

@@ -121,7 +121,7 @@ def test_jacobian_product_norm_of_a_linear_rnn_is_the_analytic_value(a, b, metho
     p = layer.params
     weights = (p["weight_ih_l0"], p["weight_hh_l0"], p["bias_ih_l0"], p["bias_hh_l0"])
     _, _, cache = forward(x, (np.zeros((B, H)),), *weights, **kwargs)
-    assert (cache["s"][1:] > 0).all()  # linear indeed
+    assert (cache["h"][1:] > 0).all()  # linear indeed
     norms = spectral_norms("rnn", cache, method=method)  # (T+1, B)
     expected = (a + b) ** (T - np.arange(T + 1))  # ‖W^(T-k)‖_2 = ρ(W)^(T-k) for symmetric W
     np.testing.assert_allclose(norms, np.repeat(expected[:, None], B, axis=1), rtol=1e-9)

@@ -1,4 +1,4 @@
-"""bptt.functional._fused: the compiled and the NumPy kernels compute the same step.
+"""bptt.functional.fast._fused: the compiled and the NumPy kernels compute the same step.
 
 Each kernel runs on the same random inputs through both paths (rows with and
 without padding, with and without kept state gradients); float64 agrees to
@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from bptt.functional import _fused
+from bptt.functional.fast import _fused
 
 pytest.importorskip("numba")
 
@@ -129,7 +129,7 @@ def test_float32_tanh_is_within_a_few_ulp() -> None:
 @pytest.mark.parametrize("value, expected", [("1", "False"), ("0", "True"), ("", "True")])
 def test_bptt_no_jit_switches_the_kernels_off(value: str, expected: str) -> None:
     env = {**os.environ, "BPTT_NO_JIT": value}
-    code = "from bptt.functional import _fused; print(_fused.JIT)"
+    code = "from bptt.functional.fast import _fused; print(_fused.JIT)"
     proc = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
@@ -141,7 +141,7 @@ def test_bptt_no_jit_switches_the_kernels_off(value: str, expected: str) -> None
 def test_compiled_lstm_loops_equal_step_by_step(monkeypatch, masked) -> None:
     """float32 at a size that packs the product: the compiled time loops (forward and BPTT,
     with the per-step state gradients kept) against the Python loop with BLAS products."""
-    from bptt.functional import _gemm
+    from bptt.functional.fast import _gemm
     from bptt.functional.lstm import lstm_backward, lstm_forward
 
     Bl, T, D, Hl = 7, 10, 5, 16  # 7 rows: a 6-row and a 1-row tile

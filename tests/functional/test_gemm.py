@@ -1,4 +1,4 @@
-"""bptt.functional._gemm: the packed per-step product equals a @ wᵀ, and falls back to BLAS.
+"""bptt.functional.fast._gemm: the packed per-step product equals a @ wᵀ, and falls back to BLAS.
 
 Without numba (or with BPTT_NO_JIT=1) only the fallback test runs, and checks
 that every case takes np.matmul.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bptt.functional import _gemm
+from bptt.functional.fast import _gemm
 
 compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT set")
 
@@ -66,8 +66,7 @@ def test_packed_product_with_no_inner_dimension_is_zero() -> None:
 def test_step_product_picks_its_path_and_is_right_on_both(
     dtype, N, rows, steps, packed, monkeypatch
 ) -> None:
-    # The rule of where the packed kernel applies, not the probe's measured choice.
-    monkeypatch.setenv("BPTT_ROUTES", "default")
+    monkeypatch.setenv("BPTT_ROUTES", "default")  # the rule, not the machine's probed routes
     rng = np.random.default_rng(0)
     w = rng.standard_normal((N, 24)).astype(dtype)  # (N, K)
     a = rng.standard_normal((rows, 24)).astype(dtype)  # (rows, K)

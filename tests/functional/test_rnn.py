@@ -48,7 +48,7 @@ def run(x, h0, params, mask, d_out, d_hT, nonlinearity):
 def pre_activations(x, h0, params, mask, nonlinearity) -> np.ndarray:
     """a_t = U x_t + W s_{t-1} + b at the real steps, recomputed from the cached states."""
     _, _, cache = rnn_forward(x, (h0,), mask=mask, nonlinearity=nonlinearity, **params)
-    s = cache["s"]  # (T+1, B, H)
+    s = cache["h"]  # (T+1, B, H)
     a = x.transpose(1, 0, 2) @ params["weight_ih"].T + s[:-1] @ params["weight_hh"].T  # (T, B, H)
     if "bias_ih" in params:
         a += params["bias_ih"] + params["bias_hh"]
@@ -221,7 +221,7 @@ def test_padded_step_carries_the_state_in_the_cache() -> None:
     x = rng.standard_normal((1, 4, D))  # (B, T, D)
     h0 = rng.standard_normal((1, H))  # (B, H)
     _, (hT,), cache = rnn_forward(x, (h0,), mask=mask, **params)
-    s = cache["s"]  # (T+1, B, H)
+    s = cache["h"]  # (T+1, B, H)
     np.testing.assert_array_equal(s[2], s[1])  # step 1 is padding
     np.testing.assert_array_equal(s[4], s[3])  # step 3 is padding
     np.testing.assert_array_equal(hT, s[3])  # final state: after the last real step

@@ -1,4 +1,4 @@
-"""bptt.functional._routes and _threads: routes measured and cached, forced routes and
+"""bptt.functional.fast._routes and _threads: routes measured and cached, forced routes and
 thread counts that change nothing but float rounding.
 
 No test here asserts a time: the probe's timings only pick a route, and every
@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from bptt.errors import BpttError
-from bptt.functional import _gemm, _routes, _threads
+from bptt.functional.fast import _gemm, _routes, _threads
 from bptt.functional.gru import gru_backward, gru_forward
 from bptt.functional.linear import linear_backward, linear_forward
 from bptt.functional.lstm import lstm_backward, lstm_forward
+from bptt.functional.reference import forced
 from bptt.functional.rnn import rnn_backward, rnn_forward
 
 compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT set")
@@ -27,12 +28,16 @@ compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT
 
 @pytest.fixture(autouse=True)
 def fresh_routes(tmp_path, monkeypatch):
-    """Each test starts with no remembered route and an empty cache directory of its own."""
+    """Each test starts with no remembered route and an empty cache directory of its own.
+
+    The cells take the fast route here even under BPTT_REFERENCE=1: its routes are the subject.
+    """
     monkeypatch.setenv("BPTT_CACHE", str(tmp_path))
     monkeypatch.delenv("BPTT_ROUTES", raising=False)
     threads = _threads.get_num_threads()
     _routes.reset()
-    yield
+    with forced(False):
+        yield
     _routes.reset()
     _threads.set_num_threads(threads)
 
@@ -245,7 +250,7 @@ def test_cli_threads_flag_sets_the_count_and_rejects_zero(capsys) -> None:
 
 
 def test_without_numba_the_first_call_says_how_to_get_the_fast_path(monkeypatch, capsys) -> None:
-    from bptt.functional import _jit
+    from bptt.functional.fast import _jit
 
     monkeypatch.setattr(_jit, "numba", None)
     monkeypatch.setattr(_jit, "_told", False)
@@ -256,7 +261,7 @@ def test_without_numba_the_first_call_says_how_to_get_the_fast_path(monkeypatch,
 
 
 def test_with_numba_or_bptt_no_jit_nothing_is_said(monkeypatch, capsys) -> None:
-    from bptt.functional import _jit
+    from bptt.functional.fast import _jit
 
     monkeypatch.setattr(_jit, "_told", False)
     if _jit.numba is None:

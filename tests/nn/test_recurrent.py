@@ -133,7 +133,7 @@ def test_parity_with_torch(kind, L, bi, T, B, masked, dtype, tol):
     check_parity(kind, L, bi, T, B, masked, dtype, tol, SWEEP.index((kind, L, bi, T, B, masked)))
 
 
-# float32 at sizes where the per-step products take the packed kernel (functional/_gemm.py:
+# float32 at sizes where the per-step products take the packed kernel (functional/fast/_gemm.py:
 # H*G a multiple of 16, at least 4 rows, at least 8 steps); B = 7 runs a 6-row and a 1-row tile.
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 @pytest.mark.parametrize("kind", list(KINDS))

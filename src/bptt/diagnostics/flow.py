@@ -118,7 +118,7 @@ def lag_split(
     B, T, D = x.shape
     H = layer.hidden_size
     _, _, cache = forward(x, init, *weights, **kwargs)
-    states = (cache["s"],) if cell == "rnn" else (cache["h"],)  # (T+1, B, H)
+    states = (cache["h"],)  # (T+1, B, H) in every cell's cache
     if cell == "lstm":
         states += (cache["c"],)  # (T+1, B, H)
         forget = cache["gates"][:, :, H : 2 * H]  # (T, B, H) f_1 .. f_T

@@ -65,7 +65,7 @@ def step_jacobian(cell: str, cache: dict, j: int) -> np.ndarray:
     """
     W = cache["weight_hh"]  # (G*H, H)
     if cell == "rnn":
-        s = cache["s"][j]  # (B, H)
+        s = cache["h"][j]  # (B, H)
         slope = 1 - s * s if cache["nonlinearity"] == "tanh" else (s > 0).astype(s.dtype)  # (B, H)
         return slope[:, :, None] * W[None]  # (B, H, H)
     H = W.shape[1]
@@ -108,7 +108,7 @@ def jacobian_products(cell: str, cache: dict) -> Iterator[tuple[int, np.ndarray]
 
     Only one product is held at a time (memory B S², not T B S²).
     """
-    h = cache["s"] if cell == "rnn" else cache["h"]  # (T+1, B, H)
+    h = cache["h"]  # (T+1, B, H) in every cell's cache
     T, B, H = h.shape[0] - 1, h.shape[1], h.shape[2]
     S = 2 * H if cell == "lstm" else H
     P = np.broadcast_to(np.eye(S, dtype=h.dtype), (B, S, S)).copy()  # (B, S, S) P_T = I

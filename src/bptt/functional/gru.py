@@ -41,6 +41,12 @@ Masks: where mask[b, t] is False the step is padding: the state is carried
 unchanged (h_t = h_{t-1}), the output is zero, and nothing there receives
 gradient. So a padded batch gives what each sequence gives alone.
 
+One step of each is :func:`gru_step_forward` and :func:`gru_step_backward`,
+written line for line from these equations; :func:`gru_forward` and
+:func:`gru_backward` run them over time (the reference loop in
+:mod:`bptt.functional.reference`) or, by default, take the fast route
+(:mod:`bptt.functional.fast.gru`), which gives the same numbers.
+
 Shapes: B batch, T time steps, D input features, H hidden units, 3H the
 three gates r, z, n stacked in that order.
 """
@@ -49,11 +55,67 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional._fused import gru_step_backward, gru_step_forward, real_steps
-from bptt.functional._gemm import StepProduct, project, weight_grad
-from bptt.functional._jit import tell_slow_path
-from bptt.functional._threads import step_threads
-from bptt.functional._workspace import outputs_from, scratch
+from bptt.functional import reference
+from bptt.functional.activations import sigmoid
+from bptt.functional.fast import gru as fast
+
+STATE = ("h",)  # the cache's state history: "h" (T+1, B, H), as in every cell
+
+
+def gru_step_forward(
+    x_t: np.ndarray, state: tuple[np.ndarray], weights: dict
+) -> tuple[tuple[np.ndarray], dict]:
+    """One GRU step: x_t (B, D), state ``(h_{t-1},)`` (B, H) -> ``(h_t,)`` and the step's cache.
+
+    ``weights`` holds ``weight_ih`` (3H, D), ``weight_hh`` (3H, H), ``bias_ih``
+    and ``bias_hh`` (3H,) or None.
+    """
+    (h_prev,) = state
+    H = h_prev.shape[1]
+    a = x_t @ weights["weight_ih"].T  # (B, 3H) a_t = W_i x_t + b_i
+    c = h_prev @ weights["weight_hh"].T  # (B, 3H) c_t = W_h h_{t-1} + b_h
+    if weights.get("bias_ih") is not None:
+        a = a + weights["bias_ih"]
+    if weights.get("bias_hh") is not None:
+        c = c + weights["bias_hh"]
+    r_t = sigmoid(a[:, :H] + c[:, :H])  # (B, H) reset gate
+    z_t = sigmoid(a[:, H : 2 * H] + c[:, H : 2 * H])  # (B, H) update gate
+    n_t = np.tanh(a[:, 2 * H :] + r_t * c[:, 2 * H :])  # (B, H) candidate, reset after the product
+    h_t = (1 - z_t) * n_t + z_t * h_prev  # (B, H) h_t = (1 - z_t) * n_t + z_t * h_{t-1}
+    cache = {
+        "x": x_t,
+        "h_prev": h_prev,
+        "gates": np.concatenate([r_t, z_t, n_t], axis=1),  # (B, 3H)
+        "hn": c[:, 2 * H :],  # (B, H) c_t^n = W_hn h_{t-1} + b_hn
+        "weights": weights,
+    }
+    return (h_t,), cache
+
+
+def gru_step_backward(
+    d_state: tuple[np.ndarray], cache: dict
+) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
+    """BPTT through one step: ``(g_t,)`` = ``(∂E/∂h_t,)`` -> ∂E/∂x_t, ``(g_{t-1},)``, ∂E/∂W."""
+    (g,) = d_state
+    gates, c_n, h_prev, weights = cache["gates"], cache["hn"], cache["h_prev"], cache["weights"]
+    H = g.shape[1]
+    r_t, z_t, n_t = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
+    d_n = g * (1 - z_t) * (1 - n_t**2)  # (B, H) ∂E/∂n̂_t
+    d_r = d_n * c_n * r_t * (1 - r_t)  # (B, H) ∂E/∂r̂_t
+    d_z = g * (h_prev - n_t) * z_t * (1 - z_t)  # (B, H) ∂E/∂ẑ_t
+    d_a = np.concatenate([d_r, d_z, d_n], axis=1)  # (B, 3H) ∂E/∂a_t
+    d_c = np.concatenate([d_r, d_z, d_n * r_t], axis=1)  # (B, 3H) ∂E/∂c_t
+    g_prev = d_c @ weights["weight_hh"] + g * z_t  # (B, H) through the gates, and directly
+    d_x = d_a @ weights["weight_ih"]  # (B, D) ∂E/∂x_t = W_i^T ∂E/∂a_t
+    d_weights = {
+        "weight_ih": d_a.T @ cache["x"],  # (3H, D) ∂E/∂a_t x_t^T
+        "weight_hh": d_c.T @ h_prev,  # (3H, H) ∂E/∂c_t h_{t-1}^T
+    }
+    if weights.get("bias_ih") is not None:
+        d_weights["bias_ih"] = d_a.sum(axis=0)  # (3H,)
+    if weights.get("bias_hh") is not None:
+        d_weights["bias_hh"] = d_c.sum(axis=0)  # (3H,)
+    return d_x, (g_prev,), d_weights
 
 
 def gru_forward(
@@ -75,65 +137,23 @@ def gru_forward(
             W_h = [W_hr; W_hz; W_hn] (3H, H).
         bias_ih, bias_hh: (3H,) each, or None for no bias.
         mask: (B, T) booleans, True at real steps; None means all real.
-        workspace: a dict whose arrays the cache may reuse from the last call
-            (see :mod:`bptt.functional._workspace`); None: all new.
+        workspace: a dict whose arrays the fast route's cache may reuse from
+            the last call (see :mod:`bptt.functional.fast._workspace`); None: all new.
 
     Returns:
         outputs (B, T, H) (zero at padded steps), ``(h_T,)`` the final state
         (the state after each sequence's last real step), and the cache for
-        :func:`gru_backward`. The cache holds, time-major, ``cache["h"]``
-        (T+1, B, H) the states h_0 .. h_T and ``cache["gates"]`` (T, B, 3H)
-        the gate values r_t, z_t, n_t after their activations.
+        :func:`gru_backward`. On both routes the cache holds, time-major,
+        ``"h"`` (T+1, B, H) the states h_0 .. h_T, ``"gates"`` (T, B, 3H) the
+        gate values r_t, z_t, n_t after their activations and ``"hn"`` (T, B, H).
     """
-    (h0,) = state
-    tell_slow_path()  # once, and only without numba
-    B, T, D = x.shape
-    H = weight_hh.shape[1]
-    if weight_hh.shape != (3 * H, H) or weight_ih.shape != (3 * H, D):
-        raise ValueError(
-            f"GRU weights must be weight_ih (3H, D) = {(3 * H, D)} and weight_hh (3H, H) = "
-            f"{(3 * H, H)}, got {weight_ih.shape} and {weight_hh.shape}"
+    reference.check_cell("gru", 3, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask)
+    if reference.reference_on():
+        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
+        return reference.forward_loop(
+            gru_step_forward, x, tuple(state), weights, mask, STATE, ("gates", "hn")
         )
-
-    # W_i x_t + b_i for every step in one product, time-major so each step is contiguous.
-    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
-    np.copyto(x_tm, x.transpose(1, 0, 2))
-    a = scratch(workspace, "a", (T, B, 3 * H), x.dtype)  # (T, B, 3H)
-    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, 3 * H))
-    if bias_ih is not None:
-        a += bias_ih
-    m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
-    real = real_steps(mask, T, B)  # (T, B)
-
-    h = scratch(workspace, "h", (T + 1, B, H), x.dtype)  # (T+1, B, H) h_0 .. h_T
-    h[0] = h0
-    gates = scratch(workspace, "gates", (T, B, 3 * H), x.dtype)  # (T, B, 3H) r_t, z_t, n_t
-    hn = scratch(workspace, "hn", (T, B, H), x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
-    c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
-    recurrent = StepProduct(weight_hh, B, T)  # c = h_{t-1} @ weight_hhᵀ
-    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T):
-            recurrent(h[t], c)  # the only per-step product
-            if bias_hh is not None:
-                c += bias_hh
-            # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
-            gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
-
-    outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
-    cache = {
-        "x_tm": x_tm,
-        "h": h,
-        "gates": gates,
-        "hn": hn,
-        "m": m,
-        "real": real,
-        "weight_ih": weight_ih,
-        "weight_hh": weight_hh,
-        "has_bias_ih": bias_ih is not None,
-        "has_bias_hh": bias_hh is not None,
-        "workspace": workspace,
-    }
-    return outputs, (h[T].copy(),), cache
+    return fast.gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace)
 
 
 def gru_backward(
@@ -156,45 +176,8 @@ def gru_backward(
         {"weight_ih" (3H, D), "weight_hh" (3H, H), "bias_ih" (3H,), "bias_hh" (3H,)}
         (each bias only if it was used).
     """
-    h, gates, hn, x_tm = cache["h"], cache["gates"], cache["hn"], cache["x_tm"]
-    weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
-    T, B, D = x_tm.shape
-    H = weight_hh.shape[1]
-
-    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
-    real = cache["real"]  # (T, B)
-    g_rec = np.zeros((B, H), dtype=h.dtype)  # (B, H) W_h^T ∂E/∂c_{t+1}
-    if d_final_state is not None and d_final_state[0] is not None:
-        g_rec += d_final_state[0]
-    carry = np.zeros((B, H), dtype=h.dtype)  # (B, H) g_{t+1} z_{t+1}, or g through padding
-    da = scratch(cache["workspace"], "da", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂a_t
-    dc = scratch(cache["workspace"], "dc", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂c_t
-    keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
-    recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂c_t @ weight_hh
-    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T - 1, -1, -1):
-            # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
-            gru_step_backward(
-                gates[t], hn[t], h[t], d_out_tm[t], g_rec, carry, real[t], da[t], dc[t],
-                None if keep is None else keep[t + 1],
-            )  # fmt: skip
-            recurrent_t(dc[t], g_rec)  # through the gates to h_{t-1}
-    g = g_rec + carry  # (B, H) ∂E/∂h_0
-    if keep is not None:
-        keep[0] = g
-        state_grads["h"] = keep
-
-    da_flat = da.reshape(T * B, 3 * H)  # (T*B, 3H)
-    dc_flat = dc.reshape(T * B, 3 * H)  # (T*B, 3H)
-    d_x_tm = np.empty((T * B, D), dtype=h.dtype)  # (T*B, D)
-    project(da_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = W_i^T ∂E/∂a_t, all steps
-    d_x = d_x_tm.reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D) a view
-    grads = {
-        "weight_ih": weight_grad(da_flat, x_tm.reshape(T * B, D)),  # (3H, D)
-        "weight_hh": weight_grad(dc_flat, h[:-1].reshape(T * B, H)),  # (3H, H)
-    }
-    if cache["has_bias_ih"]:
-        grads["bias_ih"] = da_flat.sum(axis=0)  # (3H,)
-    if cache["has_bias_hh"]:
-        grads["bias_hh"] = dc_flat.sum(axis=0)  # (3H,)
-    return np.ascontiguousarray(d_x), (g,), grads
+    if cache.get("reference"):
+        return reference.backward_loop(
+            gru_step_backward, d_outputs, d_final_state, cache, STATE, state_grads
+        )
+    return fast.gru_backward(d_outputs, d_final_state, cache, state_grads)

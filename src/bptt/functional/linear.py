@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional._gemm import weight_grad
+from bptt.functional.fast._gemm import weight_grad
 
 
 def linear_forward(

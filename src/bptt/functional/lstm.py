@@ -49,6 +49,12 @@ working copy, so whatever fills them, even NaN, cannot leak in). So a padded
 batch gives what each sequence gives alone, and the final state is the state
 after each sequence's last real step.
 
+One step of each is :func:`lstm_step_forward` and :func:`lstm_step_backward`,
+written line for line from these equations; :func:`lstm_forward` and
+:func:`lstm_backward` run them over time (the reference loop in
+:mod:`bptt.functional.reference`) or, by default, take the fast route
+(:mod:`bptt.functional.fast.lstm`), which gives the same numbers.
+
 Shapes: B batch, T time steps, D input features, H hidden units; 4H is the
 four gates i, f, g, o stacked in that order.
 """
@@ -57,43 +63,88 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.errors import BpttError
-from bptt.functional._fused import real_steps
-from bptt.functional._gemm import StepProduct, project, weight_grad
-from bptt.functional._jit import tell_slow_path
-from bptt.functional._time_loops import lstm_backward_steps, lstm_forward_steps
-from bptt.functional._workspace import outputs_from, scratch
+from bptt.functional import reference
+from bptt.functional.activations import sigmoid
+from bptt.functional.fast import lstm as fast
+
+STATE = ("h", "c")  # the cache's state histories, (T+1, B, H) each
 
 
-def _check_shapes(
-    x: np.ndarray,
-    h0: np.ndarray,
-    c0: np.ndarray,
-    weight_ih: np.ndarray,
-    weight_hh: np.ndarray,
-    bias_ih: np.ndarray | None,
-    bias_hh: np.ndarray | None,
-    mask: np.ndarray | None,
-) -> None:
-    """Raise a BpttError that names the expected and the received shape."""
-    if x.ndim != 3:
-        raise BpttError(f"input must be (B, T, D), got an array with shape {x.shape}")
-    B, T, D = x.shape
-    if weight_hh.ndim != 2 or weight_hh.shape[0] != 4 * weight_hh.shape[1]:
-        raise BpttError(f"weight_hh must be (4H, H), got {weight_hh.shape}")
-    H = weight_hh.shape[1]
-    if weight_ih.shape != (4 * H, D):
-        if weight_ih.ndim == 2 and weight_ih.shape[0] == 4 * H:
-            raise BpttError(f"input has {D} features, the layer expects {weight_ih.shape[1]}")
-        raise BpttError(f"weight_ih must be (4H, D) = {(4 * H, D)}, got {weight_ih.shape}")
-    for name, b in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
-        if b is not None and b.shape != (4 * H,):
-            raise BpttError(f"{name} must be (4H,) = {(4 * H,)}, got {b.shape}")
-    for name, s in (("h0", h0), ("c0", c0)):
-        if s.shape != (B, H):
-            raise BpttError(f"{name} must be (B, H) = {(B, H)}, got {s.shape}")
-    if mask is not None and mask.shape != (B, T):
-        raise BpttError(f"mask must be (B, T) = {(B, T)}, got {mask.shape}")
+def lstm_step_forward(
+    x_t: np.ndarray, state: tuple[np.ndarray, np.ndarray], weights: dict
+) -> tuple[tuple[np.ndarray, np.ndarray], dict]:
+    """One LSTM step: x_t (B, D), state ``(h_{t-1}, C_{t-1})`` (B, H) each -> ``(h_t, C_t)``.
+
+    ``weights`` holds ``weight_ih`` (4H, D), ``weight_hh`` (4H, H), ``bias_ih``
+    and ``bias_hh`` (4H,) or None. Returns the new state and the step's cache.
+    """
+    h_prev, c_prev = state
+    H = h_prev.shape[1]
+    z = (
+        x_t @ weights["weight_ih"].T + h_prev @ weights["weight_hh"].T + reference.bias_sum(weights)
+    )  # (B, 4H) z_t = weight_ih x_t + weight_hh h_{t-1} + b
+    i_t = sigmoid(z[:, :H])  # (B, H) input gate
+    f_t = sigmoid(z[:, H : 2 * H])  # (B, H) forget gate
+    g_t = np.tanh(z[:, 2 * H : 3 * H])  # (B, H) candidate C~_t
+    o_t = sigmoid(z[:, 3 * H :])  # (B, H) output gate
+    C_t = f_t * c_prev + i_t * g_t  # (B, H) C_t = f_t * C_{t-1} + i_t * g_t
+    tanh_C_t = np.tanh(C_t)  # (B, H)
+    h_t = o_t * tanh_C_t  # (B, H) h_t = o_t * tanh(C_t)
+    cache = {
+        "x": x_t,
+        "h_prev": h_prev,
+        "c_prev": c_prev,
+        "gates": np.concatenate([i_t, f_t, g_t, o_t], axis=1),  # (B, 4H)
+        "tanh_c": tanh_C_t,
+        "weights": weights,
+    }
+    return (h_t, C_t), cache
+
+
+def lstm_step_backward(
+    d_state: tuple[np.ndarray, np.ndarray], cache: dict
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
+    """BPTT through one step: (∂E/∂h_t, ∂E/∂C_t) -> ∂E/∂x_t, (∂E/∂h_{t-1}, ∂E/∂C_{t-1}), ∂E/∂W.
+
+    ∂E/∂C_t arrives from step t+1 only; the path through h_t is added here.
+    """
+    dh, dC = d_state
+    gates, tanh_C_t, weights = cache["gates"], cache["tanh_c"], cache["weights"]
+    H = dh.shape[1]
+    i_t, f_t, g_t, o_t = (
+        gates[:, :H],
+        gates[:, H : 2 * H],
+        gates[:, 2 * H : 3 * H],
+        gates[:, 3 * H :],
+    )
+    d_o = dh * tanh_C_t  # (B, H) ∂E/∂o_t = dh * tanh(C_t)
+    dC = dC + dh * o_t * (1 - tanh_C_t**2)  # (B, H) dC += dh * o_t * (1 - tanh²(C_t))
+    d_i = dC * g_t  # (B, H) ∂E/∂i_t = dC * g_t
+    d_f = dC * cache["c_prev"]  # (B, H) ∂E/∂f_t = dC * C_{t-1}
+    d_g = dC * i_t  # (B, H) ∂E/∂g_t = dC * i_t
+    dC_prev = dC * f_t  # (B, H) ∂E/∂C_{t-1} = dC * f_t, the belt
+    dz = np.concatenate(
+        [d_i * i_t * (1 - i_t), d_f * f_t * (1 - f_t), d_g * (1 - g_t**2), d_o * o_t * (1 - o_t)],
+        axis=1,
+    )  # (B, 4H) ∂E/∂z_t through each gate's slope
+    dh_prev = dz @ weights["weight_hh"]  # (B, H) ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
+    d_x = dz @ weights["weight_ih"]  # (B, D) ∂E/∂x_t = weight_ih^T ∂E/∂z_t
+    d_weights = {
+        "weight_ih": dz.T @ cache["x"],  # (4H, D) ∂E/∂z_t x_t^T
+        "weight_hh": dz.T @ cache["h_prev"],  # (4H, H) ∂E/∂z_t h_{t-1}^T
+    }
+    for name in ("bias_ih", "bias_hh"):
+        if weights.get(name) is not None:
+            d_weights[name] = dz.sum(axis=0)  # (4H,)
+    return d_x, (dh_prev, dC_prev), d_weights
+
+
+def _total_dc(d_state: list, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(∂E/∂h_t, ∂E/∂C_t) with C_t's path through h_t added, as the fast route keeps them."""
+    dh, dC = d_state
+    H = dh.shape[1]
+    o_t = cache["gates"][:, 3 * H :]  # (B, H)
+    return dh, dC + dh * o_t * (1 - cache["tanh_c"] ** 2)
 
 
 def lstm_forward(
@@ -114,67 +165,24 @@ def lstm_forward(
         weight_ih, weight_hh: (4H, D) and (4H, H), gate rows in order i, f, g, o.
         bias_ih, bias_hh: (4H,) each, or None for no bias.
         mask: (B, T) booleans, True at real steps; None means all real.
-        workspace: a dict whose arrays the cache may reuse from the last call
-            (see :mod:`bptt.functional._workspace`); None: all new.
+        workspace: a dict whose arrays the fast route's cache may reuse from
+            the last call (see :mod:`bptt.functional.fast._workspace`); None: all new.
 
     Returns:
         outputs (B, T, H) (zero at padded steps), ``(h_T, C_T)`` the final state
         (the state after each sequence's last real step), and the cache for
-        :func:`lstm_backward`. The cache holds, time-major, ``"h"`` (T+1, B, H)
-        and ``"c"`` (T+1, B, H) with h_0 and C_0 at index 0, ``"gates"``
-        (T, B, 4H) the post-activation i, f, g, o, and ``"tanh_c"`` (T, B, H);
-        at padded steps (``"m"`` (T, B, 1) False) h and c hold the carried
-        state while gates and tanh_c hold values the step computed and threw away.
+        :func:`lstm_backward`. On both routes the cache holds, time-major, ``"h"``
+        (T+1, B, H) and ``"c"`` (T+1, B, H) with h_0 and C_0 at index 0, ``"gates"``
+        (T, B, 4H) the post-activation i, f, g, o, and ``"tanh_c"`` (T, B, H).
     """
-    h0, c0 = state
-    tell_slow_path()  # once, and only without numba
-    _check_shapes(x, h0, c0, weight_ih, weight_hh, bias_ih, bias_hh, mask)
-    B, T, D = x.shape
-    H = weight_hh.shape[1]
-
-    # weight_ih x_t for every step in one product, time-major so each step is contiguous.
-    # x_t sits beside h_{t-1} in one (T, B, D+H) buffer (the backward fills in h), so the
-    # backward gets both weight gradients from one product: fewer, larger products run faster.
-    xh = scratch(workspace, "xh", (T, B, D + H), x.dtype)  # (T, B, D+H) [x_t | h_{t-1}]
-    x_tm = xh[:, :, :D]  # (T, B, D) a view
-    np.copyto(x_tm, x.transpose(1, 0, 2))
-    m = None if mask is None else np.asarray(mask, dtype=bool).T[:, :, None]  # (T, B, 1)
-    real = real_steps(mask, T, B)  # (T, B)
-    if m is not None:
-        np.copyto(x_tm, 0, where=~m)  # padding must not reach the sums over steps
-    gates = scratch(workspace, "gates", (T, B, 4 * H), x.dtype)  # (T, B, 4H) z, then gates
-    project(x_tm.reshape(T * B, D), weight_ih, gates.reshape(T * B, 4 * H))
-    bias = np.zeros(4 * H, dtype=x.dtype)  # (4H,) both biases, added inside the step kernel
-    for b in (bias_ih, bias_hh):
-        if b is not None:
-            bias += b
-
-    h = scratch(workspace, "h", (T + 1, B, H), x.dtype)  # (T+1, B, H) h_0 .. h_T
-    c = scratch(workspace, "c", (T + 1, B, H), x.dtype)  # (T+1, B, H) C_0 .. C_T
-    tanh_c = scratch(workspace, "tanh_c", (T, B, H), x.dtype)  # (T, B, H) reused by backward
-    rec = np.empty((B, 4 * H), dtype=x.dtype)  # (B, 4H) weight_hh h_{t-1}, reused
-    h[0] = h0
-    c[0] = c0
-    recurrent = StepProduct(weight_hh, B, T)  # rec = h_{t-1} @ weight_hhᵀ, the per-step product
-    # z_t = gates[t] + rec + bias; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one pass a step
-    lstm_forward_steps(recurrent, gates, rec, bias, h, c, tanh_c, real)
-
-    outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
-    cache = {
-        "xh": xh,
-        "h": h,
-        "c": c,
-        "gates": gates,
-        "tanh_c": tanh_c,
-        "m": m,
-        "real": real,
-        "weight_ih": weight_ih,
-        "weight_hh": weight_hh,
-        "has_bias_ih": bias_ih is not None,
-        "has_bias_hh": bias_hh is not None,
-        "workspace": workspace,
-    }
-    return outputs, (h[T].copy(), c[T].copy()), cache
+    names = ("h0", "c0")
+    reference.check_cell("lstm", 4, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, names)
+    if reference.reference_on():
+        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
+        return reference.forward_loop(
+            lstm_step_forward, x, tuple(state), weights, mask, STATE, ("gates", "tanh_c")
+        )
+    return fast.lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace)
 
 
 def lstm_backward(
@@ -196,55 +204,8 @@ def lstm_backward(
         ∂E/∂x (B, T, D), ``(∂E/∂h_0, ∂E/∂C_0)``, and the weight gradients
         {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
     """
-    h, c, gates, tanh_c = cache["h"], cache["c"], cache["gates"], cache["tanh_c"]
-    xh = cache["xh"]  # (T, B, D+H), x_t filled in by the forward
-    weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
-    H = weight_hh.shape[1]
-    T, B, D = xh.shape[0], xh.shape[1], xh.shape[2] - H
-    if d_outputs.shape != (B, T, H):
-        raise BpttError(f"d_outputs must be (B, T, H) = {(B, T, H)}, got {d_outputs.shape}")
-
-    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
-    real = cache["real"]  # (T, B)
-    dh_rec = np.zeros((B, H), dtype=h.dtype)  # (B, H) weight_hh^T ∂E/∂z_{t+1}
-    carry = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂h_t passed through padding
-    dc = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂C_t, the belt
-    if d_final_state is not None:
-        if d_final_state[0] is not None:
-            dh_rec += d_final_state[0]
-        if d_final_state[1] is not None:
-            dc += d_final_state[1]
-    dz = scratch(cache["workspace"], "dz", (T, B, 4 * H), h.dtype)  # (T, B, 4H) ∂E/∂z_t
-    keep_h = keep_c = None
-    if state_grads is not None:
-        keep_h = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂h_t
-        keep_c = np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H) ∂E/∂C_t
-    recurrent_t = StepProduct(weight_hh.T, B, T)  # dh_rec = ∂E/∂z_t @ weight_hh, per step
-    # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt; then ∂E/∂h_{t-1}
-    lstm_backward_steps(
-        recurrent_t, gates, c, tanh_c, d_out_tm, dh_rec, carry, dc, real, dz, keep_h, keep_c
-    )
-    dh = dh_rec + carry  # (B, H) ∂E/∂h_0
-
-    if state_grads is not None:
-        keep_h[0], keep_c[0] = dh, dc
-        state_grads["h"], state_grads["c"] = keep_h, keep_c
-
-    dz_flat = dz.reshape(T * B, 4 * H)  # (T*B, 4H)
-    d_x_tm = scratch(cache["workspace"], "d_x", (T * B, D), h.dtype)  # (T*B, D)
-    project(dz_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = weight_ih^T ∂E/∂z_t, all steps
-    d_x = np.empty((B, T, D), dtype=h.dtype)  # (B, T, D) the caller's own
-    np.copyto(d_x, d_x_tm.reshape(T, B, D).transpose(1, 0, 2))
-    np.copyto(xh[:, :, D:], h[:-1])  # h_{t-1} beside x_t: [x_t | h_{t-1}]
-    d_w = weight_grad(dz_flat, xh.reshape(T * B, D + H), contiguous=False)  # (4H, D+H)
-    grads = {  # d_w = [∂E/∂weight_ih | ∂E/∂weight_hh]
-        "weight_ih": np.ascontiguousarray(d_w[:, :D]),  # (4H, D)
-        "weight_hh": np.ascontiguousarray(d_w[:, D:]),  # (4H, H)
-    }
-    if cache["has_bias_ih"] or cache["has_bias_hh"]:
-        d_bias = dz_flat.sum(axis=0)  # (4H,)
-        if cache["has_bias_ih"]:
-            grads["bias_ih"] = d_bias
-        if cache["has_bias_hh"]:
-            grads["bias_hh"] = d_bias.copy()  # (4H,)
-    return d_x, (dh, dc), grads
+    if cache.get("reference"):
+        return reference.backward_loop(
+            lstm_step_backward, d_outputs, d_final_state, cache, STATE, state_grads, _total_dc
+        )
+    return fast.lstm_backward(d_outputs, d_final_state, cache, state_grads)

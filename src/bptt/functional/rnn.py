@@ -23,6 +23,12 @@ Masks: where mask[b, t] is False the step is padding: the state is carried
 unchanged (s_t = s_{t-1}), the output is zero, and nothing there receives
 gradient. So a padded batch gives what each sequence gives alone.
 
+One step of each is :func:`rnn_step_forward` and :func:`rnn_step_backward`,
+written line for line from these equations; :func:`rnn_forward` and
+:func:`rnn_backward` run them over time (the reference loop in
+:mod:`bptt.functional.reference`) or, by default, take the fast route
+(:mod:`bptt.functional.fast.rnn`), which gives the same numbers.
+
 Shapes: B batch, T time steps, D input features, H hidden units.
 """
 
@@ -30,13 +36,48 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional._fused import real_steps, rnn_step_backward, rnn_step_forward
-from bptt.functional._gemm import StepProduct, project, weight_grad
-from bptt.functional._jit import tell_slow_path
-from bptt.functional._threads import step_threads
-from bptt.functional._workspace import outputs_from, scratch
+from bptt.errors import BpttError
+from bptt.functional import reference
+from bptt.functional.fast import rnn as fast
 
 NONLINEARITIES = ("tanh", "relu")
+STATE = ("h",)  # the cache's state history: "h" (T+1, B, H), as in every cell
+
+
+def rnn_step_forward(
+    x_t: np.ndarray, state: tuple[np.ndarray], weights: dict, nonlinearity: str = "tanh"
+) -> tuple[tuple[np.ndarray], dict]:
+    """s_t = tanh(U x_t + W s_{t-1} + b) for one step: x_t (B, D), state ``(s_{t-1},)`` (B, H).
+
+    ``weights`` holds ``weight_ih`` (H, D), ``weight_hh`` (H, H), ``bias_ih``
+    and ``bias_hh`` (H,) or None. Returns ``(s_t,)`` and the step's cache.
+    """
+    (s_prev,) = state
+    U, W = weights["weight_ih"], weights["weight_hh"]
+    a = x_t @ U.T + s_prev @ W.T + reference.bias_sum(weights)  # (B, H) a_t = U x_t + W s_{t-1} + b
+    s = np.tanh(a) if nonlinearity == "tanh" else np.maximum(a, 0)  # (B, H) s_t
+    cache = {"x": x_t, "s_prev": s_prev, "s": s, "weights": weights, "nonlinearity": nonlinearity}
+    return (s,), cache
+
+
+def rnn_step_backward(
+    d_state: tuple[np.ndarray], cache: dict
+) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
+    """BPTT through one step: ``(g_t,)`` = ``(∂E/∂s_t,)`` -> ∂E/∂x_t, ``(g_{t-1},)``, ∂E/∂W."""
+    (g,) = d_state
+    s, weights = cache["s"], cache["weights"]
+    slope = 1 - s * s if cache["nonlinearity"] == "tanh" else (s > 0).astype(s.dtype)  # (B, H)
+    da = g * slope  # (B, H) ∂E/∂a_t = g_t * (1 - s_t²)
+    g_prev = da @ weights["weight_hh"]  # (B, H) W^T ∂E/∂a_t
+    d_x = da @ weights["weight_ih"]  # (B, D) U^T ∂E/∂a_t
+    d_weights = {
+        "weight_ih": da.T @ cache["x"],  # (H, D) ∂E/∂a_t x_t^T
+        "weight_hh": da.T @ cache["s_prev"],  # (H, H) ∂E/∂a_t s_{t-1}^T
+    }
+    for name in ("bias_ih", "bias_hh"):
+        if weights.get(name) is not None:
+            d_weights[name] = da.sum(axis=0)  # (H,)
+    return d_x, (g_prev,), d_weights
 
 
 def rnn_forward(
@@ -59,56 +100,25 @@ def rnn_forward(
         bias_ih, bias_hh: (H,) each, or None for no bias.
         mask: (B, T) booleans, True at real steps; None means all real.
         nonlinearity: "tanh" (the lecture's) or "relu".
-        workspace: a dict whose arrays the cache may reuse from the last call
-            (see :mod:`bptt.functional._workspace`); None: all new.
+        workspace: a dict whose arrays the fast route's cache may reuse from
+            the last call (see :mod:`bptt.functional.fast._workspace`); None: all new.
 
     Returns:
         outputs (B, T, H) (zero at padded steps), ``(s_T,)`` the final state
         (the state after each sequence's last real step), and the cache for
-        :func:`rnn_backward`.
+        :func:`rnn_backward`; its ``"h"`` (T+1, B, H) holds s_0 .. s_T.
     """
     if nonlinearity not in NONLINEARITIES:
-        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
-    (h0,) = state
-    tell_slow_path()  # once, and only without numba
-    B, T, D = x.shape
-    H = weight_hh.shape[0]
-
-    # U x_t + b for every step in one product, time-major so each step is contiguous.
-    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
-    np.copyto(x_tm, x.transpose(1, 0, 2))
-    a = scratch(workspace, "a", (T, B, H), x.dtype)  # (T, B, H)
-    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, H))
-    if bias_ih is not None:
-        a += bias_ih + bias_hh
-    m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
-    real = real_steps(mask, T, B)  # (T, B)
-    relu = nonlinearity == "relu"
-
-    s = scratch(workspace, "s", (T + 1, B, H), x.dtype)  # (T+1, B, H) s_0 .. s_T
-    s[0] = h0
-    rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
-    recurrent = StepProduct(weight_hh, B, T)  # rec = s_{t-1} @ Wᵀ
-    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T):
-            recurrent(s[t], rec)  # W s_{t-1}
-            rnn_step_forward(
-                a[t], rec, s[t], real[t], relu, s[t + 1]
-            )  # s_t = tanh(a_t), padding carries
-
-    outputs = outputs_from(s, m)  # (B, T, H) a new array, zero at padding
-    cache = {
-        "x_tm": x_tm,
-        "s": s,
-        "m": m,
-        "real": real,
-        "weight_ih": weight_ih,
-        "weight_hh": weight_hh,
-        "has_bias": bias_ih is not None,
-        "nonlinearity": nonlinearity,
-        "workspace": workspace,
-    }
-    return outputs, (s[T].copy(),), cache
+        raise BpttError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    reference.check_cell("rnn", 1, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask)
+    if reference.reference_on():
+        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
+        return reference.forward_loop(
+            rnn_step_forward, x, tuple(state), weights, mask, STATE, nonlinearity=nonlinearity
+        )
+    return fast.rnn_forward(
+        x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinearity, workspace
+    )
 
 
 def rnn_backward(
@@ -117,7 +127,7 @@ def rnn_backward(
     cache: dict,
     state_grads: dict | None = None,
 ) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
-    """BPTT for :func:`rnn_forward`.
+    """BPTT for :func:`rnn_forward`, on the route its forward took.
 
     Args:
         d_outputs: ∂E/∂outputs (B, T, H).
@@ -131,43 +141,8 @@ def rnn_backward(
         ∂E/∂x (B, T, D), ``(∂E/∂s_0,)``, and the weight gradients
         {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
     """
-    s, x_tm = cache["s"], cache["x_tm"]
-    weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
-    T, B, D = x_tm.shape
-    H = weight_hh.shape[0]
-
-    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
-    real, relu = cache["real"], cache["nonlinearity"] == "relu"
-    g_rec = np.zeros((B, H), dtype=s.dtype)  # (B, H) W^T ∂E/∂a_{t+1}
-    if d_final_state is not None and d_final_state[0] is not None:
-        g_rec += d_final_state[0]
-    carry = np.zeros((B, H), dtype=s.dtype)  # (B, H) ∂E/∂s_t passed through padding
-    da = scratch(cache["workspace"], "da", (T, B, H), s.dtype)  # (T, B, H) ∂E/∂a_t
-    keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
-    recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂a_t @ W
-    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T - 1, -1, -1):
-            # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
-            rnn_step_backward(
-                s[t + 1], d_out_tm[t], g_rec, carry, real[t], relu, da[t],
-                None if keep is None else keep[t + 1],
-            )  # fmt: skip
-            recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t
-    g = g_rec + carry  # (B, H) ∂E/∂s_0
-
-    if keep is not None:
-        keep[0] = g
-        state_grads["h"] = keep
-
-    da_flat = da.reshape(T * B, H)  # (T*B, H)
-    d_x_tm = np.empty((T * B, D), dtype=s.dtype)  # (T*B, D)
-    project(da_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = U^T ∂E/∂a_t, all steps
-    d_x = d_x_tm.reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D) a view
-    grads = {
-        "weight_ih": weight_grad(da_flat, x_tm.reshape(T * B, D)),  # (H, D)
-        "weight_hh": weight_grad(da_flat, s[:-1].reshape(T * B, H)),  # (H, H)
-    }
-    if cache["has_bias"]:
-        grads["bias_ih"] = da_flat.sum(axis=0)  # (H,)
-        grads["bias_hh"] = grads["bias_ih"].copy()  # (H,)
-    return np.ascontiguousarray(d_x), (g,), grads
+    if cache.get("reference"):
+        return reference.backward_loop(
+            rnn_step_backward, d_outputs, d_final_state, cache, STATE, state_grads
+        )
+    return fast.rnn_backward(d_outputs, d_final_state, cache, state_grads)

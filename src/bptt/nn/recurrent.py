@@ -45,10 +45,10 @@ from typing import Any
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional.checkpoint import checkpointed_backward, checkpointed_forward
 from bptt.functional.gru import gru_backward, gru_forward
 from bptt.functional.linear import dropout_backward, dropout_forward
 from bptt.functional.lstm import lstm_backward, lstm_forward
+from bptt.functional.recompute import checkpointed_backward, checkpointed_forward
 from bptt.functional.rnn import NONLINEARITIES, rnn_backward, rnn_forward
 from bptt.nn.init import uniform_default
 from bptt.nn.linear import (
@@ -85,7 +85,7 @@ class Recurrent(Layer):
     Attributes:
         checkpoint_steps: None (default) keeps every step's activations for
             backward, T × B × H per layer; an int k keeps one state per k steps
-            and recomputes the rest during backward (``functional.checkpoint``):
+            and recomputes the rest during backward (``functional.recompute``):
             memory / (T / k) for about a third more training time.
         params: {name: array} with PyTorch's names and shapes.
         grads: same keys; replaced (not accumulated) by every :meth:`backward`.

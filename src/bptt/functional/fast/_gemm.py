@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional import _routes
-from bptt.functional._jit import JIT, numba
-from bptt.functional._threads import compiled_threads, get_num_threads, step_threads
+from bptt.functional.fast import _routes
+from bptt.functional.fast._jit import JIT, numba
+from bptt.functional.fast._threads import compiled_threads, get_num_threads, step_threads
 
 PANEL = 16  # columns per panel: two 8-wide float32 vectors
 ROW_BLOCK = 48  # rows of a per block in a large product: 48 x K floats stay in L2
@@ -281,7 +281,7 @@ class StepProduct:
     or "packed_mt" pack w (N, K) once into ``panels`` (the compiled kernel, on one
     thread or with the columns split over all); "blas" and "blas_mt" call
     ``np.matmul`` on the transposed view each step (BLAS at one thread inside
-    the loop, or at bptt's count; see :func:`bptt.functional._threads.step_threads`).
+    the loop, or at bptt's count; see :func:`bptt.functional.fast._threads.step_threads`).
     The compiled kernels need float32, N a multiple of 16, >= 4 rows and
     enough steps to repay the packing (MIN_STEPS).
     """

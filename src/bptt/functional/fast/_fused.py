@@ -31,8 +31,8 @@ import math
 
 import numpy as np
 
-from bptt.functional._jit import JIT, numba
 from bptt.functional.activations import sigmoid
+from bptt.functional.fast._jit import JIT, numba
 
 # --------------------------------------------------------------------------- NumPy
 

@@ -6,7 +6,7 @@ build and kernel, the thread count and the shape, so it is measured, not
 assumed. The kinds (``kind``) and their routes:
 
     proj   the input projection (T*B, D) @ (D, G*H), all steps at once
-           packed    bptt's compiled kernel (functional/_gemm.py), weight packed first,
+           packed    bptt's compiled kernel (functional/fast/_gemm.py), weight packed first,
                      its columns split over the threads when there are several
            blas      np.matmul
     dx     ∂E/∂x = (T*B, G*H) @ (G*H, D): the same routes as proj
@@ -58,8 +58,8 @@ from pathlib import Path
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional._jit import numba
-from bptt.functional._threads import get_num_threads
+from bptt.functional.fast._jit import numba
+from bptt.functional.fast._threads import get_num_threads
 
 SCHEMA = 1  # bump when the routes or the probe change: old files are then ignored
 ROUTES = {

@@ -10,8 +10,8 @@ import pytest
 
 import bptt.nn
 from bptt.errors import BpttError
-from bptt.functional.checkpoint import checkpointed_backward, checkpointed_forward
 from bptt.functional.lstm import lstm_backward, lstm_forward
+from bptt.functional.recompute import checkpointed_backward, checkpointed_forward
 
 B, T, D, H = 3, 7, 4, 5
 

@@ -1,7 +1,7 @@
 """The LSTM's time loops: every step's product and gate kernel, compiled as one call when it can be.
 
-A step is two calls: the recurrent product (:class:`bptt.functional._gemm.StepProduct`)
-and the fused gate kernel (:mod:`bptt.functional._fused`). When the product is
+A step is two calls: the recurrent product (:class:`bptt.functional.fast._gemm.StepProduct`)
+and the fused gate kernel (:mod:`bptt.functional.fast._fused`). When the product is
 packed (float32, numba present), both are compiled, so the whole loop over T
 steps runs as one compiled function: no Python call, slice or dispatch per step
 (measured at T = 200, B = 16, H = 256: a layer's loop went from 27-32 ms to 26-30). Otherwise the
@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional import _fused, _gemm
-from bptt.functional._jit import numba
-from bptt.functional._threads import compiled_threads, step_threads
+from bptt.functional.fast import _fused, _gemm
+from bptt.functional.fast._jit import numba
+from bptt.functional.fast._threads import compiled_threads, step_threads
 
 if numba is not None:
 

@@ -11,7 +11,7 @@ as PyTorch does. The count comes from, first to last:
 The count reaches three places: the large products over all steps (BLAS's
 own pool, set through ``threadpoolctl`` when it is installed), the compiled
 per-step product and gate kernels (numba's pool, split over the gate columns
-and the batch rows), and the route probe (:mod:`bptt.functional._routes`),
+and the batch rows), and the route probe (:mod:`bptt.functional.fast._routes`),
 which keys every choice by it.
 
 Inside a time loop, BLAS runs with one thread unless the per-step route is
@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterator
 
 from bptt.errors import BpttError
-from bptt.functional._jit import numba
+from bptt.functional.fast._jit import numba
 
 ENV_VARS = ("BPTT_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 

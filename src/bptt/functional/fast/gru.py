@@ -1,0 +1,112 @@
+"""The GRU's fast route: the equations of :mod:`bptt.functional.gru`, computed for speed.
+
+How (packed products, fused kernels, reused workspaces): :mod:`bptt.functional.fast`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptt.functional.fast._fused import gru_step_backward, gru_step_forward, real_steps
+from bptt.functional.fast._gemm import StepProduct, project, weight_grad
+from bptt.functional.fast._jit import tell_slow_path
+from bptt.functional.fast._threads import step_threads
+from bptt.functional.fast._workspace import outputs_from, scratch
+
+
+def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
+    """The fast route of :func:`bptt.functional.gru.gru_forward`: same arguments, same results.
+
+    Its cache holds, time-major, ``"h"`` (T+1, B, H), ``"gates"`` (T, B, 3H) the gate
+    values r_t, z_t, n_t after their activations, and ``"hn"`` (T, B, H) c_t^n.
+    """
+    (h0,) = state
+    tell_slow_path()  # once, and only without numba
+    B, T, D = x.shape
+    H = weight_hh.shape[1]
+
+    # W_i x_t + b_i for every step in one product, time-major so each step is contiguous.
+    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
+    np.copyto(x_tm, x.transpose(1, 0, 2))
+    a = scratch(workspace, "a", (T, B, 3 * H), x.dtype)  # (T, B, 3H)
+    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, 3 * H))
+    if bias_ih is not None:
+        a += bias_ih
+    m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
+    real = real_steps(mask, T, B)  # (T, B)
+
+    h = scratch(workspace, "h", (T + 1, B, H), x.dtype)  # (T+1, B, H) h_0 .. h_T
+    h[0] = h0
+    gates = scratch(workspace, "gates", (T, B, 3 * H), x.dtype)  # (T, B, 3H) r_t, z_t, n_t
+    hn = scratch(workspace, "hn", (T, B, H), x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
+    c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
+    recurrent = StepProduct(weight_hh, B, T)  # c = h_{t-1} @ weight_hhᵀ
+    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
+        for t in range(T):
+            recurrent(h[t], c)  # the only per-step product
+            if bias_hh is not None:
+                c += bias_hh
+            # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
+            gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
+
+    outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
+    cache = {
+        "x_tm": x_tm,
+        "h": h,
+        "gates": gates,
+        "hn": hn,
+        "m": m,
+        "real": real,
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+        "has_bias_ih": bias_ih is not None,
+        "has_bias_hh": bias_hh is not None,
+        "workspace": workspace,
+    }
+    return outputs, (h[T].copy(),), cache
+
+
+def gru_backward(d_outputs, d_final_state, cache, state_grads=None):
+    """The fast route of :func:`bptt.functional.gru.gru_backward` for a fast forward's cache."""
+    h, gates, hn, x_tm = cache["h"], cache["gates"], cache["hn"], cache["x_tm"]
+    weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
+    T, B, D = x_tm.shape
+    H = weight_hh.shape[1]
+
+    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
+    real = cache["real"]  # (T, B)
+    g_rec = np.zeros((B, H), dtype=h.dtype)  # (B, H) W_h^T ∂E/∂c_{t+1}
+    if d_final_state is not None and d_final_state[0] is not None:
+        g_rec += d_final_state[0]
+    carry = np.zeros((B, H), dtype=h.dtype)  # (B, H) g_{t+1} z_{t+1}, or g through padding
+    da = scratch(cache["workspace"], "da", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂a_t
+    dc = scratch(cache["workspace"], "dc", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂c_t
+    keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
+    recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂c_t @ weight_hh
+    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
+        for t in range(T - 1, -1, -1):
+            # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
+            gru_step_backward(
+                gates[t], hn[t], h[t], d_out_tm[t], g_rec, carry, real[t], da[t], dc[t],
+                None if keep is None else keep[t + 1],
+            )  # fmt: skip
+            recurrent_t(dc[t], g_rec)  # through the gates to h_{t-1}
+    g = g_rec + carry  # (B, H) ∂E/∂h_0
+    if keep is not None:
+        keep[0] = g
+        state_grads["h"] = keep
+
+    da_flat = da.reshape(T * B, 3 * H)  # (T*B, 3H)
+    dc_flat = dc.reshape(T * B, 3 * H)  # (T*B, 3H)
+    d_x_tm = np.empty((T * B, D), dtype=h.dtype)  # (T*B, D)
+    project(da_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = W_i^T ∂E/∂a_t, all steps
+    d_x = d_x_tm.reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D) a view
+    grads = {
+        "weight_ih": weight_grad(da_flat, x_tm.reshape(T * B, D)),  # (3H, D)
+        "weight_hh": weight_grad(dc_flat, h[:-1].reshape(T * B, H)),  # (3H, H)
+    }
+    if cache["has_bias_ih"]:
+        grads["bias_ih"] = da_flat.sum(axis=0)  # (3H,)
+    if cache["has_bias_hh"]:
+        grads["bias_hh"] = dc_flat.sum(axis=0)  # (3H,)
+    return np.ascontiguousarray(d_x), (g,), grads

@@ -1,0 +1,108 @@
+"""The RNN's fast route: the equations of :mod:`bptt.functional.rnn`, computed for speed.
+
+How (packed products, fused kernels, reused workspaces): :mod:`bptt.functional.fast`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bptt.functional.fast._fused import real_steps, rnn_step_backward, rnn_step_forward
+from bptt.functional.fast._gemm import StepProduct, project, weight_grad
+from bptt.functional.fast._jit import tell_slow_path
+from bptt.functional.fast._threads import step_threads
+from bptt.functional.fast._workspace import outputs_from, scratch
+
+
+def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinearity, workspace):
+    """The fast route of :func:`bptt.functional.rnn.rnn_forward`: same arguments, same results.
+
+    Its cache holds, time-major, ``"h"`` (T+1, B, H) the states s_0 .. s_T.
+    """
+    (h0,) = state
+    tell_slow_path()  # once, and only without numba
+    B, T, D = x.shape
+    H = weight_hh.shape[0]
+
+    # U x_t + b for every step in one product, time-major so each step is contiguous.
+    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
+    np.copyto(x_tm, x.transpose(1, 0, 2))
+    a = scratch(workspace, "a", (T, B, H), x.dtype)  # (T, B, H)
+    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, H))
+    for b in (bias_ih, bias_hh):
+        if b is not None:
+            a += b
+    m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
+    real = real_steps(mask, T, B)  # (T, B)
+    relu = nonlinearity == "relu"
+
+    s = scratch(workspace, "h", (T + 1, B, H), x.dtype)  # (T+1, B, H) s_0 .. s_T
+    s[0] = h0
+    rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
+    recurrent = StepProduct(weight_hh, B, T)  # rec = s_{t-1} @ Wᵀ
+    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
+        for t in range(T):
+            recurrent(s[t], rec)  # W s_{t-1}
+            rnn_step_forward(
+                a[t], rec, s[t], real[t], relu, s[t + 1]
+            )  # s_t = tanh(a_t), padding carries
+
+    outputs = outputs_from(s, m)  # (B, T, H) a new array, zero at padding
+    cache = {
+        "x_tm": x_tm,
+        "h": s,
+        "m": m,
+        "real": real,
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+        "has_bias_ih": bias_ih is not None,
+        "has_bias_hh": bias_hh is not None,
+        "nonlinearity": nonlinearity,
+        "workspace": workspace,
+    }
+    return outputs, (s[T].copy(),), cache
+
+
+def rnn_backward(d_outputs, d_final_state, cache, state_grads=None):
+    """The fast route of :func:`bptt.functional.rnn.rnn_backward` for a fast forward's cache."""
+    s, x_tm = cache["h"], cache["x_tm"]
+    weight_ih, weight_hh = cache["weight_ih"], cache["weight_hh"]
+    T, B, D = x_tm.shape
+    H = weight_hh.shape[0]
+
+    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
+    real, relu = cache["real"], cache["nonlinearity"] == "relu"
+    g_rec = np.zeros((B, H), dtype=s.dtype)  # (B, H) W^T ∂E/∂a_{t+1}
+    if d_final_state is not None and d_final_state[0] is not None:
+        g_rec += d_final_state[0]
+    carry = np.zeros((B, H), dtype=s.dtype)  # (B, H) ∂E/∂s_t passed through padding
+    da = scratch(cache["workspace"], "da", (T, B, H), s.dtype)  # (T, B, H) ∂E/∂a_t
+    keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
+    recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂a_t @ W
+    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
+        for t in range(T - 1, -1, -1):
+            # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
+            rnn_step_backward(
+                s[t + 1], d_out_tm[t], g_rec, carry, real[t], relu, da[t],
+                None if keep is None else keep[t + 1],
+            )  # fmt: skip
+            recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t
+    g = g_rec + carry  # (B, H) ∂E/∂s_0
+
+    if keep is not None:
+        keep[0] = g
+        state_grads["h"] = keep
+
+    da_flat = da.reshape(T * B, H)  # (T*B, H)
+    d_x_tm = np.empty((T * B, D), dtype=s.dtype)  # (T*B, D)
+    project(da_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = U^T ∂E/∂a_t, all steps
+    d_x = d_x_tm.reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D) a view
+    grads = {
+        "weight_ih": weight_grad(da_flat, x_tm.reshape(T * B, D)),  # (H, D)
+        "weight_hh": weight_grad(da_flat, s[:-1].reshape(T * B, H)),  # (H, H)
+    }
+    if cache["has_bias_ih"]:
+        grads["bias_ih"] = da_flat.sum(axis=0)  # (H,)
+    if cache["has_bias_hh"]:
+        grads["bias_hh"] = da_flat.sum(axis=0)  # (H,)
+    return np.ascontiguousarray(d_x), (g,), grads
