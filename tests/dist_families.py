@@ -3,6 +3,7 @@ builders, for the data-parallel tests (imported by the ``mpirun`` jobs too)."""
 
 from __future__ import annotations
 
+import os
 import types
 from dataclasses import replace
 from pathlib import Path
@@ -41,7 +42,11 @@ def trainer(family: str, batch_size: int, out, accumulate: int = 1, **overrides)
     out = Path(out)
     if family == "text":
         out.mkdir(parents=True, exist_ok=True)
-        (out / "text.txt").write_text(TEXT, encoding="utf-8")
+        # Every rank writes the same text: each to a file of its own, then an atomic rename,
+        # so a rank never reads the file while another has it truncated (seen as "empty").
+        part = out / f"text.txt.{os.getpid()}"
+        part.write_text(TEXT, encoding="utf-8")
+        os.replace(part, out / "text.txt")
         return lm.build_trainer(replace(c, text=str(out / "text.txt")), out, False)[0]
     rng = np.random.default_rng(11)
     if family == "classify":  # token sequences of 3..14 words, 3 classes: bucketed, padded
