@@ -35,6 +35,8 @@ import time
 
 import numpy as np
 
+from _timing import call_times
+
 SIZES = [4 << 10, 64 << 10, 1 << 20, 4 << 20, 16 << 20, 64 << 20]  # message bytes
 RANKS = [1, 2, 4, 8, 16, 32, 64]
 # Assumed networks (not measured here): per-message latency alpha (s) and seconds per
@@ -45,15 +47,9 @@ NETWORKS = {
 }
 
 
-def _median_time(fn, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def _median_time(fn, repeats: int) -> float:
+    fn()  # a second warm-up call beside call_times' one (the first update allocates)
+    return statistics.median(call_times(fn, repeats))
 
 
 def _lm_trainer(comm=None):

@@ -221,8 +221,9 @@ def _given(args: argparse.Namespace) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     from bptt import tasks
+    from bptt.diagnostics.plots import plot_history
     from bptt.tasks import task_module
-    from bptt.train import BEST, LATEST, plot_history
+    from bptt.train import BEST, LATEST
 
     given = _given(args)
     if args.resume:

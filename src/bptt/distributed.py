@@ -126,6 +126,24 @@ def rank_generator(rng: np.random.Generator, rank: int) -> np.random.Generator:
     return np.random.Generator(jumped(rank))
 
 
+def global_batch_size(config, comm) -> int:
+    """Rows one update reads: ``--batch-size`` x ``--accumulate`` x the ranks. A task builds
+    its batches of this size; the trainer gives each rank and micro-batch its rows."""
+    return config.batch_size * config.accumulate * comm.size
+
+
+def describe_parallel(config, comm, unit: str) -> list[str]:
+    """The summary line for ranks and micro-batches (none for one process, one batch)."""
+    K, B = config.accumulate, config.batch_size
+    micro = f", {K} micro-batches each" if K > 1 else ""
+    if comm.size > 1:
+        return [f"data parallel: {comm.size} MPI ranks x {B} {unit}{micro} "
+                f"({global_batch_size(config, comm)} per update)"]  # fmt: skip
+    if K > 1:
+        return [f"gradient accumulation: {K} micro-batches of {B} {unit} ({K * B} per update)"]
+    return []
+
+
 class LocalComm:
     """One process: reducing, broadcasting, gathering and checking are no-ops."""
 

@@ -22,6 +22,7 @@ step's scalars. TensorBoard reads every file named ``*tfevents*`` in a folder:
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import struct
@@ -29,6 +30,8 @@ import time
 from pathlib import Path
 
 from bptt.errors import BpttError
+
+_LN2 = math.log(2.0)  # nats to bits
 
 
 def _crc32c_table() -> list[int]:
@@ -124,3 +127,13 @@ class EventWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def record_scalars(record: dict) -> dict[str, float]:
+    """A metrics.jsonl record as TensorBoard tags: train/... every update, val/... at evals."""
+    out = {"train/loss": record["loss"], "train/bits_per_symbol": record["loss"] / _LN2,
+           "train/grad_norm": record["grad_norm"], "train/lr": record["lr"]}  # fmt: skip
+    out |= {f"val/{k[4:]}": v for k, v in record.items() if k.startswith("val_")}
+    if "val_loss" in record and "val_bits_per_symbol" not in record:
+        out["val/bits_per_symbol"] = record["val_loss"] / _LN2
+    return out

@@ -27,8 +27,6 @@ import dataclasses
 import json
 import math
 import os
-import signal
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,7 +45,9 @@ from bptt.distributed import (
     split_state,
 )
 from bptt.errors import BpttError, CheckpointError, TrainingInterrupted
+from bptt.interrupts import CtrlC, resume_hint
 from bptt.optim import OPTIMIZERS, SCHEDULES, clip_grad_norm
+from bptt.tensorboard import EventWriter, record_scalars
 
 LATEST, BEST = "latest.safetensors", "best.safetensors"
 LN2 = math.log(2.0)
@@ -332,13 +332,11 @@ class Trainer:
             unit="upd",
             dynamic_ncols=True,
         )
-        ctrl_c = _GracefulInterrupt()
+        ctrl_c = CtrlC()
         events = None
         self._interrupts, self._stop = ctrl_c, False
         try:
             if self.tensorboard is not None and self.comm.is_root:
-                from bptt.tensorboard import EventWriter
-
                 events = EventWriter(self.tensorboard)
             with ctrl_c:
                 self._loop(bar, log, ctrl_c, events)
@@ -357,13 +355,13 @@ class Trainer:
         if not self._mid_update:
             bar.write(f"interrupted after update {self.progress.step}: saving {LATEST}")
             try:
-                with _DeferredInterrupt():  # a Ctrl-C now waits for the save to finish
+                with CtrlC(hold=True):  # a Ctrl-C now waits for the save to finish
                     self.save(LATEST)
             except KeyboardInterrupt:  # signals could not be deferred (not the main thread)
                 pass  # the write is atomic: LATEST is the previous save or this one, whole
             step = self.progress.step
             if self.last_save and self.last_save[1] == step:
-                return _resume_hint("saved", *self.last_save)
+                return resume_hint("saved", *self.last_save)
         if self._mid_update:
             cut = f"update {self.progress.step + 1} was cut short by a second Ctrl-C: not saved"
         else:
@@ -373,9 +371,9 @@ class Trainer:
                 f"{cut}; no checkpoint was saved (the first is written at update "
                 f"{min(self.eval_every, self.steps)})"
             )
-        return _resume_hint(f"{cut}; the last checkpoint is", *self.last_save)
+        return resume_hint(f"{cut}; the last checkpoint is", *self.last_save)
 
-    def _loop(self, bar, log, ctrl_c: _GracefulInterrupt, events=None) -> None:
+    def _loop(self, bar, log, ctrl_c: CtrlC, events=None) -> None:
         tokens, started = 0, time.perf_counter()
         while self.progress.step < self.steps:
             if self._stopping(ctrl_c):  # Ctrl-C came: the last update is whole, stop here
@@ -394,7 +392,7 @@ class Trainer:
             log.write(json.dumps(record) + "\n")
             log.flush()
             if events is not None:
-                events.scalars(self.progress.step, _tensorboard_scalars(record))
+                events.scalars(self.progress.step, record_scalars(record))
             if self.patience and self.progress.evals_without_improvement >= self.patience:
                 bar.write(
                     f"early stop: no better validation {self.monitor} in {self.patience} evals"
@@ -403,7 +401,7 @@ class Trainer:
         if self._stopping(ctrl_c):
             raise KeyboardInterrupt
 
-    def _stopping(self, ctrl_c: _GracefulInterrupt) -> bool:
+    def _stopping(self, ctrl_c: CtrlC) -> bool:
         """One process: its Ctrl-C. Several ranks: any rank's, as the last update summed it,
         so all stop after the same update and save together."""
         return self._stop if self.comm.size > 1 else bool(ctrl_c.count)
@@ -429,82 +427,6 @@ class Trainer:
         return metrics
 
 
-def _resume_hint(what: str, path: Path, step: int) -> TrainingInterrupted:
-    return TrainingInterrupted(
-        f"{what} {path} (update {step}); continue with: bptt train --resume {path}",
-        saved=path,
-        step=step,
-    )
-
-
-class _DeferredInterrupt:
-    """A Ctrl-C inside the block (the interrupted run's last save) is only noted in
-    ``pending``: the save runs to its end, and the run stops right after it anyway."""
-
-    def __enter__(self):
-        self.pending, self.previous = False, None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.pending = True
-
-    def __exit__(self, *exc) -> bool:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-
-
-class _GracefulInterrupt:
-    """Ctrl-C once: the update in progress finishes, then training stops and saves.
-    Twice: stop at once (nothing half-done is saved). Only the main thread gets signals."""
-
-    def __enter__(self):
-        self.count, self.previous = 0, None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.count += 1
-        if self.count > 1:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc) -> bool:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-        return False
-
-
-def _tensorboard_scalars(record: dict) -> dict[str, float]:
-    """A metrics.jsonl record as TensorBoard tags: train/... every update, val/... at evals."""
-    out = {"train/loss": record["loss"], "train/bits_per_symbol": record["loss"] / LN2,
-           "train/grad_norm": record["grad_norm"], "train/lr": record["lr"]}  # fmt: skip
-    out |= {f"val/{k[4:]}": v for k, v in record.items() if k.startswith("val_")}
-    if "val_loss" in record and "val_bits_per_symbol" not in record:
-        out["val/bits_per_symbol"] = record["val_loss"] / LN2
-    return out
-
-
-def global_batch_size(config, comm) -> int:
-    """Rows one update reads: ``--batch-size`` x ``--accumulate`` x the ranks. A task builds
-    its batches of this size; the trainer gives each rank and micro-batch its rows."""
-    return config.batch_size * config.accumulate * comm.size
-
-
-def describe_parallel(config, comm, unit: str) -> list[str]:
-    """The summary line for ranks and micro-batches (none for one process, one batch)."""
-    K, B = config.accumulate, config.batch_size
-    micro = f", {K} micro-batches each" if K > 1 else ""
-    if comm.size > 1:
-        return [f"data parallel: {comm.size} MPI ranks x {B} {unit}{micro} "
-                f"({global_batch_size(config, comm)} per update)"]  # fmt: skip
-    if K > 1:
-        return [f"gradient accumulation: {K} micro-batches of {B} {unit} ({K * B} per update)"]
-    return []
-
-
 def _batch_rows(batch) -> int:
     values = (getattr(batch, f.name) for f in dataclasses.fields(batch))
     return max(v.shape[0] for v in values if isinstance(v, np.ndarray) and v.ndim >= 1)
@@ -525,30 +447,3 @@ def build_optimizer(config) -> tuple:
 
 def _global_norm(grads: dict[str, np.ndarray]) -> float:
     return float(math.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
-
-
-def plot_history(metrics_path: str | Path, out_png: str | Path) -> Path | None:
-    """Training and validation loss (bits per symbol) against updates, as a PNG.
-
-    Returns None when matplotlib (the ``plot`` extra) is not installed.
-    """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([r["step"] for r in rows], [r["loss"] / LN2 for r in rows], lw=0.8, label="train")
-    val = [r for r in rows if "val_loss" in r]
-    ax.plot([r["step"] for r in val], [r["val_loss"] / LN2 for r in val], "o-", label="validation")
-    ax.set_xlabel("update")
-    ax.set_ylabel("bits per symbol")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=100)
-    plt.close(fig)
-    return Path(out_png)

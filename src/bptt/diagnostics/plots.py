@@ -6,6 +6,8 @@ is not installed (the numbers are still in the JSON/CSV reports).
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -171,3 +173,25 @@ def plot_truncation(reports: dict[str, Any], path) -> Path | None:
     out = _save(fig, path)
     plt.close(fig)
     return out
+
+
+def plot_history(metrics_path: str | Path, out_png: str | Path) -> Path | None:
+    """Training and validation loss (bits per symbol) against updates, from a run's
+    ``metrics.jsonl``, as a PNG. Returns None when matplotlib (the ``plot`` extra) is
+    not installed."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    bits = 1 / math.log(2.0)  # nats to bits
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines() if line]
+    val = [r for r in rows if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in rows], [r["loss"] * bits for r in rows], lw=0.8, label="train")
+    ax.plot([r["step"] for r in val], [r["val_loss"] * bits for r in val], "o-", label="validation")
+    ax.set_xlabel("update")
+    ax.set_ylabel("bits per symbol")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    path = _save(fig, out_png)
+    plt.close(fig)
+    return path

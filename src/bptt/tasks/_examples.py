@@ -22,13 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
-from bptt.distributed import get_comm
+from bptt.distributed import describe_parallel, get_comm, global_batch_size
 from bptt.errors import BpttError, CheckpointError
 from bptt.functional.crf import bio_constraints
 from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
-from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
+from bptt.train import Trainer, build_optimizer
 
 HEADS = ("class", "tags")
 

@@ -58,6 +58,7 @@ from bptt.data.audio import (
     resample,
     stack_frames,
 )
+from bptt.distributed import describe_parallel
 from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.models.ctc import CTCRecognizer
 from bptt.tasks import speech_corpus as corpus
@@ -65,7 +66,6 @@ from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import Split, TaskData, describe, example_trainer, in_order
 from bptt.tasks.digits import AUG_COPIES, DATASETS, augmented_features, clip_features, split_names
 from bptt.tasks.g2p import edit_distance
-from bptt.train import describe_parallel
 
 LABELS = [str(d) for d in range(10)]  # label d + 1 (class d + 1) is the digit d
 LENGTHS = (3, 7)  # digits per utterance, both ends included

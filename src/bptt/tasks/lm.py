@@ -17,10 +17,10 @@ from bptt.config import Config
 from bptt.data import TBPTTBatches, Vocabulary, builtin_corpus, read_text, split_text
 from bptt.data.vocabulary import UNK
 from bptt.decode import generate
-from bptt.distributed import get_comm
+from bptt.distributed import describe_parallel, get_comm, global_batch_size
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.language_model import LanguageModel, LMBatch
-from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
+from bptt.train import Trainer, build_optimizer
 
 MAX_LENGTH = 10_000_000  # symbols one `bptt sample` may write (80 MB of ids)
 LM_TASKS = ("lm", "names", "music", "chorales")  # tasks whose checkpoints `bptt sample` reads

@@ -28,11 +28,11 @@ from bptt.checkpoint import load_checkpoint
 from bptt.config import Config
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
 from bptt.decode import beam_search, decode_greedy
-from bptt.distributed import get_comm
+from bptt.distributed import describe_parallel, get_comm, global_batch_size
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.seq2seq import Seq2Seq, Seq2SeqBatch
 from bptt.tasks._examples import _hint as _examples_hint
-from bptt.train import Trainer, build_optimizer, describe_parallel, global_batch_size
+from bptt.train import Trainer, build_optimizer
 
 Pair = tuple[list[str], list[str]]  # (source symbols, target symbols)
 VAL_DECODED = 500  # validation pairs decoded at each evaluation (the loss uses them all)
