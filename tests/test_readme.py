@@ -183,6 +183,11 @@ ELSEWHERE = {norm(command): why for command, why in _ELSEWHERE.items()}
 RUN_HERE = ("bptt train", "bptt export runs/lm/best.safetensors runs/lm.onnx")
 
 
+def test_the_readme_is_a_front_page():
+    lines = readme().splitlines()
+    assert len(lines) <= 250, f"the README has {len(lines)} lines; move detail to docs/"
+
+
 def test_the_readme_starts_with_the_two_setup_commands():
     language, body, _, _ = fences()[0]
     assert language == "bash" and readme().startswith("# bptt\n\n```bash\n")
