@@ -168,7 +168,7 @@ def _recurrent(g: _Graph, layer, x: str, lengths: str | None, state) -> tuple[st
     Returns:
         outputs (T, B, K*H) (zero past each length) and the final states, each (L*K, B, H).
     """
-    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}[type(layer).__name__]
+    cell = layer.cell  # "rnn", "lstm" or "gru"; the layers' own names (bptt.nn.CELLS)
     K, H, L = layer.num_directions, layer.hidden_size, layer.num_layers
     order = GATE_ORDER[cell]
     p = layer.params

@@ -18,7 +18,7 @@ import numpy as np
 from bptt.errors import BpttError
 from bptt.functional.conv import conv2d_backward, conv2d_forward
 from bptt.nn.init import uniform
-from bptt.nn.linear import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
+from bptt.nn.layer import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
 
 
 class Conv2d(Layer):
