@@ -100,8 +100,15 @@ def require_fields(source: str | os.PathLike[str], metadata: dict, fields: dict)
             )
 
 
-_JSON_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer",
-               float: "a number", bool: "true or false", type(None): "null"}  # fmt: skip
+_JSON_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
 
 
 def parse_checkpoint(

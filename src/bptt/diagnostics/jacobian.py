@@ -184,9 +184,13 @@ def spectral_norms(
 
 
 def _certified_norms(
-    P: np.ndarray, V: np.ndarray | None, rng: np.random.Generator | None,
-    tol: float = 1e-10, max_iterations: int = 10, block: int = 8,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    P: np.ndarray,
+    V: np.ndarray | None,
+    rng: np.random.Generator | None,
+    tol: float = 1e-10,
+    max_iterations: int = 10,
+    block: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
     """‖P‖_2 per example (B,) by subspace iteration on A = P^T P with a block of
     ``block`` vectors and Rayleigh-Ritz, until the top Ritz pair (θ, y) has residual
     ‖A y - θ y‖ <= tol θ; examples that do not converge take the SVD.
