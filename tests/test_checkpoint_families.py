@@ -25,7 +25,9 @@ tests/data/lm_schema1.safetensors (see tests/test_config_schema.py). The inputs:
 seeded random activity clip (CSV), tunes.abc (the first 40 tunes of music21's
 airdsAirs/book1.abc, the music run's --text), the WAV of ``bptt synth "3 1"``, a seeded random
 video clip (8 frames of 32 x 32, .npy), and
-``expected.json`` holds what each verb printed with that commit. The models are barely
+``expected.json`` holds what each verb printed with that commit. The gradient-flow
+diagnostics (``bptt gradients``, the memory family's verb on a checkpoint) are compared
+number by number with ``gradients_lm.json``, their flow.json from that commit. The models are barely
 trained, so the answers are arbitrary but exact: any change in how a checkpoint is read
 or a model is run changes them.
 """
@@ -33,6 +35,7 @@ or a model is run changes them.
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bptt.cli import main
@@ -80,3 +83,28 @@ CASES = ["lm", "sentiment", "ner", "ner-conll", "dates", "dates-greedy", "activi
 @pytest.mark.parametrize("case", CASES)
 def test_an_old_checkpoint_answers_as_it_did(case, tmp_path, capsys):
     assert run_case(case, tmp_path, capsys) == EXPECTED[case]
+
+
+def _numbers(flow: dict) -> tuple[list, list]:
+    """The flow report's numbers (None for an undefined entry) and everything else, in order."""
+    numbers, rest = [], []
+    for model in flow.values():
+        rest.append({k: v for k, v in model.items() if k != "steps"})
+        for step in model["steps"]:
+            numbers += [np.nan if v is None else v for k, v in sorted(step.items())]
+    return numbers, rest
+
+
+def test_gradient_flow_of_an_old_checkpoint_is_as_it_was(tmp_path, monkeypatch, capsys):
+    """``bptt gradients`` on the kept LM checkpoint: the same numbers, step by step."""
+    monkeypatch.chdir(tmp_path)  # the run's --text was the relative 'corpus.txt'
+    corpus = "the clouds are in the sky. i grew up in france, i speak fluent french. " * 20
+    (tmp_path / "corpus.txt").write_text(corpus, encoding="utf-8")  # tests/test_config_schema
+    argv = ["gradients", str(DATA / "lm_schema1.safetensors"), "--lag", "8", "--examples", "4"]
+    assert main([*argv, "--out", "grad"]) == 0
+    capsys.readouterr()
+    got = json.loads((tmp_path / "grad" / "flow.json").read_text(encoding="utf-8"))
+    want = json.loads((HERE / "gradients_lm.json").read_text(encoding="utf-8"))
+    (got_numbers, got_rest), (want_numbers, want_rest) = _numbers(got), _numbers(want)
+    assert got_rest == want_rest
+    np.testing.assert_allclose(got_numbers, want_numbers, rtol=1e-6, atol=0)
