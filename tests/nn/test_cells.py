@@ -42,5 +42,5 @@ def test_an_unknown_cell_is_named():
 
 def test_only_the_rnn_takes_a_nonlinearity():
     assert RNN(3, 4, nonlinearity="relu").cell_kwargs() == {"nonlinearity": "relu"}
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match=r"LSTM\(\) got an unexpected keyword argument 'nonl"):
         LSTM(3, 4, nonlinearity="relu")

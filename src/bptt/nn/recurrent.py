@@ -39,6 +39,7 @@ K directions, G gates (RNN 1, LSTM 4 in order i, f, g, o, GRU 3 in order r, z, n
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -113,6 +114,11 @@ class Recurrent(Layer):
         rng: np.random.Generator | None = None,
         **options: Any,
     ) -> None:
+        unknown = sorted(set(options) - set(inspect.signature(self._configure).parameters))
+        if unknown:  # as Python says it for any function, with the layer's name
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}"
+            )
         self._configure(**options)
         self.input_size = check_count("input_size", input_size)
         self.hidden_size = check_count("hidden_size", hidden_size)
