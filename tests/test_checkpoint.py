@@ -16,7 +16,7 @@ import time
 import numpy as np
 import pytest
 
-import bptt.checkpoint as ckpt
+import bptt.checkpoint.write as writer
 from bptt.checkpoint import load_checkpoint, parse_checkpoint, save_checkpoint
 from bptt.data import Vocabulary
 from bptt.errors import CheckpointError
@@ -316,7 +316,7 @@ def test_failed_write_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, 
     def broken_replace(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ckpt.os, "replace", broken_replace)
+    monkeypatch.setattr(writer.os, "replace", broken_replace)
     with pytest.raises(CheckpointError, match=r"cannot write checkpoint '.*latest\.safetensors'"):
         save_checkpoint(path, {"w": np.ones(3, np.float32)}, {"step": 2})
     monkeypatch.undo()
@@ -357,7 +357,7 @@ def test_disk_full_half_way_through_the_write(tmp_path, monkeypatch):
             self.f.close()
             super().close()
 
-    monkeypatch.setattr(ckpt.os, "fdopen", lambda fd, mode: FullDisk(fd))
+    monkeypatch.setattr(writer.os, "fdopen", lambda fd, mode: FullDisk(fd))
     with pytest.raises(CheckpointError, match=r"No space left on device .*previous checkpoint"):
         save_checkpoint(path, {"w": np.ones(100_000, np.float32)}, {"step": 2})
     monkeypatch.undo()
@@ -372,7 +372,7 @@ def test_read_only_folder_gives_a_clear_error(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr(ckpt.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(writer.tempfile, "mkstemp", read_only)
     with pytest.raises(CheckpointError, match=r"Read-only file system .*previous checkpoint"):
         save_checkpoint(path, {"w": np.ones(3, np.float32)}, {"step": 2})
     monkeypatch.undo()

@@ -137,8 +137,10 @@ def describe_parallel(config, comm, unit: str) -> list[str]:
     K, B = config.accumulate, config.batch_size
     micro = f", {K} micro-batches each" if K > 1 else ""
     if comm.size > 1:
-        return [f"data parallel: {comm.size} MPI ranks x {B} {unit}{micro} "
-                f"({global_batch_size(config, comm)} per update)"]  # fmt: skip
+        return [
+            f"data parallel: {comm.size} MPI ranks x {B} {unit}{micro} "
+            f"({global_batch_size(config, comm)} per update)"
+        ]
     if K > 1:
         return [f"gradient accumulation: {K} micro-batches of {B} {unit} ({K * B} per update)"]
     return []

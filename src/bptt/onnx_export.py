@@ -168,7 +168,7 @@ def _recurrent(g: _Graph, layer, x: str, lengths: str | None, state) -> tuple[st
     Returns:
         outputs (T, B, K*H) (zero past each length) and the final states, each (L*K, B, H).
     """
-    cell = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}[type(layer).__name__]
+    cell = layer.cell  # "rnn", "lstm" or "gru"; the layers' own names (bptt.nn.CELLS)
     K, H, L = layer.num_directions, layer.hidden_size, layer.num_layers
     order = GATE_ORDER[cell]
     p = layer.params
@@ -252,8 +252,8 @@ def sequence_model_graph(model: SequenceClassifier | SequenceTagger, meta: dict 
     """A classifier (logits (B, C)) or a tagger (logits (B, T, C)) as an ONNX ModelProto."""
     if isinstance(model, SequenceTagger) and (model.packed or model.crf is not None):
         # Letters, shape features and Viterbi decoding have no ONNX operator to map to.
-        parts = [n for n, on in (("letters or shape features", model.packed),
-                                 ("a CRF head", model.crf is not None)) if on]  # fmt: skip
+        has = {"letters or shape features": model.packed, "a CRF head": model.crf is not None}
+        parts = [name for name, on in has.items() if on]
         raise BpttError(f"export does not support taggers with {' or '.join(parts)} yet")
     g = _Graph()
     rnn, C = model.rnn, model.head.out_features
@@ -285,8 +285,8 @@ def sequence_model_graph(model: SequenceClassifier | SequenceTagger, meta: dict 
     inputs.append(_tensor("lengths", "int64", ["B"]))
     g.rename(logits, "logits")
     keys = ("task", "config", "vocab", "labels", "head", "input_size")
-    return g.model(inputs, [_tensor("logits", "float", shape)], _metadata(meta or {}, keys),
-                   "bptt_" + type(model).__name__)  # fmt: skip
+    outputs = [_tensor("logits", "float", shape)]
+    return g.model(inputs, outputs, _metadata(meta or {}, keys), "bptt_" + type(model).__name__)
 
 
 def seq2seq_graphs(model: Seq2Seq, meta: dict | None = None):
@@ -398,8 +398,7 @@ def export_checkpoint(checkpoint, out, force: bool = False) -> list[Path]:
         )
     if family == "seq2seq":
         stem = out.with_suffix("")
-        paths = [stem.with_name(stem.name + ".encoder.onnx"),
-                 stem.with_name(stem.name + ".decoder.onnx")]  # fmt: skip
+        paths = [stem.with_name(f"{stem.name}.{part}.onnx") for part in ("encoder", "decoder")]
     else:
         paths = [out]
     taken = [str(p) for p in paths if p.exists()]

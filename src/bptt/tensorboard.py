@@ -74,8 +74,12 @@ def _bytes_field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def event(step: int, wall_time: float, scalars: dict[str, float] | None = None,
-          file_version: str | None = None) -> bytes:  # fmt: skip
+def event(
+    step: int,
+    wall_time: float,
+    scalars: dict[str, float] | None = None,
+    file_version: str | None = None,
+) -> bytes:
     """One serialized Event: the step's scalars (tag -> value), or the file version."""
     out = _varint(1 << 3 | 1) + struct.pack("<d", wall_time) + _varint(2 << 3) + _varint(step)
     if file_version is not None:
@@ -131,8 +135,12 @@ class EventWriter:
 
 def record_scalars(record: dict) -> dict[str, float]:
     """A metrics.jsonl record as TensorBoard tags: train/... every update, val/... at evals."""
-    out = {"train/loss": record["loss"], "train/bits_per_symbol": record["loss"] / _LN2,
-           "train/grad_norm": record["grad_norm"], "train/lr": record["lr"]}  # fmt: skip
+    out = {
+        "train/loss": record["loss"],
+        "train/bits_per_symbol": record["loss"] / _LN2,
+        "train/grad_norm": record["grad_norm"],
+        "train/lr": record["lr"],
+    }
     out |= {f"val/{k[4:]}": v for k, v in record.items() if k.startswith("val_")}
     if "val_loss" in record and "val_bits_per_symbol" not in record:
         out["val/bits_per_symbol"] = record["val_loss"] / _LN2

@@ -79,8 +79,8 @@ def _state_from_tensors(tensors: dict) -> object:
 
 
 _RESUME_FIELDS = {"progress": dict, "optimizer": dict, "rng": dict, "data_position": dict}
-_PROGRESS_FIELDS = {"step": int, "best_loss": (int, float), "best_step": int,
-                    "evals_without_improvement": int, "history": list}  # fmt: skip
+_PROGRESS_FIELDS = {"step": int, "best_loss": (int, float), "best_step": int, "history": list}
+_PROGRESS_FIELDS["evals_without_improvement"] = int
 
 
 @contextmanager
@@ -413,8 +413,8 @@ class Trainer:
         p.history.append({"step": p.step, **metrics})
         key = f"val_{self.monitor}"
         if key not in metrics:
-            raise BpttError(f"--monitor {self.monitor}: the validation metrics are "
-                            f"{', '.join(k[4:] for k in metrics)}")  # fmt: skip
+            names = ", ".join(k[4:] for k in metrics)
+            raise BpttError(f"--monitor {self.monitor}: the validation metrics are {names}")
         value = metrics[key] if self.monitor == "loss" else -metrics[key]  # lower is better
         if value < p.best_loss:
             p.best_loss, p.best_step, p.evals_without_improvement = value, p.step, 0

@@ -8,33 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from cell_checks import WEIGHTS, D, H, make_mask
+from cell_checks import make_params as make_cell_params
 
 from bptt.diagnostics import numeric_gradient, relative_error
 from bptt.errors import BpttError
 from bptt.functional.lstm import lstm_backward, lstm_forward
 
-D, H = 4, 5
-WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-
 
 def make_params(rng: np.random.Generator, dtype=np.float64, bias: bool = True) -> dict:
-    """PyTorch-shaped LSTM weights (gate rows i, f, g, o); scale 0.5 keeps gates unsaturated."""
-    params = {
-        "weight_ih": 0.5 * rng.standard_normal((4 * H, D)),  # (4H, D)
-        "weight_hh": 0.5 * rng.standard_normal((4 * H, H)),  # (4H, H)
-    }
-    if bias:
-        params["bias_ih"] = 0.5 * rng.standard_normal(4 * H)  # (4H,)
-        params["bias_hh"] = 0.5 * rng.standard_normal(4 * H)  # (4H,)
-    return {k: v.astype(dtype) for k, v in params.items()}
-
-
-def make_mask(rng: np.random.Generator, B: int, T: int) -> np.ndarray:
-    """Right-padded (B, T) mask: lengths cycle through 1, T and a random length."""
-    lengths = [(1, T, int(rng.integers(1, T + 1)))[b % 3] for b in range(B)]
-    if B == 1:
-        lengths = [max(1, T - 2)]  # a single sequence still gets padding when T > 2
-    return np.arange(T)[None, :] < np.array(lengths)[:, None]  # (B, T)
+    return make_cell_params(rng, 4, dtype, bias)  # G = 4: gate rows i, f, g, o
 
 
 def make_inputs(rng: np.random.Generator, B: int, T: int, dtype=np.float64) -> tuple:

@@ -5,36 +5,22 @@ Shapes: B batch, T time steps, D input features, H hidden units.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
+from cell_checks import WEIGHTS, D, H, check_padded_batch_equals_each_alone, make_mask
+from cell_checks import make_params as make_cell_params
 
 from bptt.diagnostics import numeric_gradient, relative_error
 from bptt.functional.rnn import rnn_backward, rnn_forward
 
-D, H = 4, 5
-WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 NONLINEARITIES = ("tanh", "relu")
 
 
 def make_params(rng: np.random.Generator, dtype=np.float64, bias: bool = True) -> dict:
-    """PyTorch-shaped RNN weights at a scale of 0.5."""
-    params = {
-        "weight_ih": 0.5 * rng.standard_normal((H, D)),  # (H, D)
-        "weight_hh": 0.5 * rng.standard_normal((H, H)),  # (H, H)
-    }
-    if bias:
-        params["bias_ih"] = 0.5 * rng.standard_normal(H)  # (H,)
-        params["bias_hh"] = 0.5 * rng.standard_normal(H)  # (H,)
-    return {k: v.astype(dtype) for k, v in params.items()}
-
-
-def make_mask(rng: np.random.Generator, B: int, T: int) -> np.ndarray:
-    """Right-padded (B, T) mask: lengths cycle through T, 1 and a random length."""
-    lengths = [(T, 1, int(rng.integers(1, T + 1)))[b % 3] for b in range(B)]
-    if B == 1:
-        lengths = [max(1, T - 1)]  # a single sequence still gets padding when T > 1
-    return np.arange(T)[None, :] < np.array(lengths)[:, None]  # (B, T)
+    return make_cell_params(rng, 1, dtype, bias)  # G = 1
 
 
 def run(x, h0, params, mask, d_out, d_hT, nonlinearity):
@@ -169,49 +155,8 @@ def test_matches_torch_rnn(dtype, tol: float, bias: bool, nonlinearity: str) -> 
 @pytest.mark.parametrize("nonlinearity", NONLINEARITIES)
 def test_masked_batch_equals_each_sequence_alone(nonlinearity: str) -> None:
     rng = np.random.default_rng(11)
-    B, T = 4, 6
-    params = make_params(rng)
-    # Right padding, a length-1 sequence, and holes: a padded step may sit anywhere.
-    mask = np.array(
-        [
-            [1, 1, 1, 1, 1, 1],
-            [1, 0, 0, 0, 0, 0],
-            [1, 1, 1, 0, 0, 0],
-            [0, 1, 1, 0, 1, 0],
-        ],
-        dtype=bool,
-    )  # (B, T)
-    x = rng.standard_normal((B, T, D))  # (B, T, D)
-    h0 = rng.standard_normal((B, H))  # (B, H)
-    d_out = rng.standard_normal((B, T, H))  # (B, T, H)
-    d_hT = rng.standard_normal((B, H))  # (B, H)
-
-    _, out, hT, d_x, d_h0, grads = run(x, h0, params, mask, d_out, d_hT, nonlinearity)
-
-    summed = {name: np.zeros_like(p) for name, p in params.items()}
-    for b in range(B):
-        real = mask[b]  # (T,)
-        _, out_b, hT_b, d_x_b, d_h0_b, grads_b = run(
-            x[b : b + 1, real],
-            h0[b : b + 1],
-            params,
-            None,
-            d_out[b : b + 1, real],
-            d_hT[b : b + 1],
-            nonlinearity,
-        )
-        np.testing.assert_allclose(out[b, real], out_b[0], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(hT[b], hT_b[0], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(d_x[b, real], d_x_b[0], rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(d_h0[b], d_h0_b[0], rtol=1e-12, atol=1e-12)
-        for name in summed:
-            summed[name] += grads_b[name]
-    for name, value in grads.items():
-        np.testing.assert_allclose(value, summed[name], rtol=1e-12, atol=1e-12, err_msg=name)
-
-    # Padding: output exactly zero, input gradient exactly zero.
-    assert np.all(out[~mask] == 0.0)
-    assert np.all(d_x[~mask] == 0.0), f"padded x gradient: {d_x[~mask]}"
+    run_with = partial(run, nonlinearity=nonlinearity)
+    check_padded_batch_equals_each_alone(run_with, make_params(rng), rng)
 
 
 def test_padded_step_carries_the_state_in_the_cache() -> None:

@@ -70,6 +70,33 @@ def test_checkpointed_cache_keeps_one_state_per_chunk() -> None:
     np.testing.assert_allclose(grads["weight_hh"], expected[2]["weight_hh"], rtol=1e-12)
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 4, T])
+def test_forward_and_backward_each_run_the_cell_chunk_by_chunk(chunk, monkeypatch) -> None:
+    """The cell is called on pieces of ``chunk`` steps, forward and again in backward (the
+    recomputation), last piece first; ignoring the setting would call it once on all T."""
+    calls: list[tuple[str, int]] = []
+
+    def spy(name, fn):
+        def wrapped(*args, **kwargs):
+            calls.append((name, args[0].shape[1]))  # x (B, k, D) or d_outputs (B, k, H)
+            return fn(*args, **kwargs)
+
+        return wrapped
+
+    rng = np.random.default_rng(3)
+    layer = bptt.nn.LSTM(D, H, dtype=np.float64, rng=rng)
+    monkeypatch.setattr(layer, "cell_forward", spy("forward", lstm_forward))
+    monkeypatch.setattr(layer, "cell_backward", spy("backward", lstm_backward))
+    layer.checkpoint_steps = chunk
+    x = rng.standard_normal((B, T, D))  # (B, T, D)
+    layer.forward(x)
+    sizes = [min(chunk, T - t0) for t0 in range(0, T, chunk)]  # steps of each piece
+    assert calls == [("forward", k) for k in sizes]
+    calls.clear()
+    layer.backward(rng.standard_normal((B, T, H)))
+    assert calls == [(name, k) for k in reversed(sizes) for name in ("forward", "backward")]
+
+
 @pytest.mark.parametrize("chunk", [0, -2, 2.5])
 def test_a_bad_chunk_is_refused(chunk) -> None:
     layer = bptt.nn.LSTM(D, H, dtype=np.float64, rng=np.random.default_rng(2))

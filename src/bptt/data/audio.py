@@ -67,8 +67,13 @@ def decode_wav(data: bytes, name: str = "WAV data") -> tuple[np.ndarray, int]:
 
 
 def _samples(body: bytes, tag: int, channels: int, rate: int, bits: int, name: str):
-    kinds = {(_PCM, 8): "u1", (_PCM, 16): "<i2", (_PCM, 32): "<i4", (_FLOAT, 32): "<f4",
-             (_FLOAT, 64): "<f8"}  # fmt: skip
+    kinds = {
+        (_PCM, 8): "u1",
+        (_PCM, 16): "<i2",
+        (_PCM, 32): "<i4",
+        (_FLOAT, 32): "<f4",
+        (_FLOAT, 64): "<f8",
+    }
     if (tag, bits) not in kinds or channels < 1 or rate < 1:
         raise DataError(
             f"{name}: expected 8/16/32-bit PCM or 32/64-bit float WAV; got format tag {tag}, "
@@ -236,8 +241,9 @@ def features(
     if kind not in FEATURES:
         raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
     if norm not in NORMS or (norm == "pcen" and kind != "logmel"):
-        raise BpttError(f"norm must be cmvn, or pcen with logmel features; got {norm!r} "
-                        f"with {kind}")  # fmt: skip
+        raise BpttError(
+            f"norm must be cmvn, or pcen with logmel features; got {norm!r} with {kind}"
+        )
     raw = log_mel(samples, rate) if kind == "logmel" else mfcc(samples, rate)  # (T, D)
     if norm == "pcen":
         raw = pcen(np.exp(raw))  # (T, D)

@@ -55,8 +55,10 @@ def parse_parts(text: str) -> tuple[str, ...]:
         return PARTS
     bad = [n for n in names if n not in PARTS]
     if bad:
-        raise BpttError(f"--augment takes a comma-separated list of {', '.join(PARTS)} "
-                        f"(or all); got {', '.join(map(repr, bad))}")  # fmt: skip
+        raise BpttError(
+            f"--augment takes a comma-separated list of {', '.join(PARTS)} "
+            f"(or all); got {', '.join(map(repr, bad))}"
+        )
     return tuple(p for p in PARTS if p in names)
 
 

@@ -37,14 +37,12 @@ import numpy as np
 from bptt.diagnostics.jacobian import spectral_norms
 from bptt.errors import BpttError
 from bptt.losses import cross_entropy
-
-CELL_NAMES = {"RNN": "rnn", "LSTM": "lstm", "GRU": "gru"}  # layer class -> functional cell
+from bptt.nn import Recurrent
 
 
 def cell_of(layer: Any) -> tuple[str, Any, Any, dict]:
     """(cell name, functional forward, functional backward, forward kwargs) of a one-layer layer."""
-    name = CELL_NAMES.get(type(layer).__name__)
-    if name is None:
+    if not isinstance(layer, Recurrent):
         raise BpttError(
             f"gradient flow needs an RNN, LSTM or GRU layer; got {type(layer).__name__}"
         )
@@ -53,16 +51,12 @@ def cell_of(layer: Any) -> tuple[str, Any, Any, dict]:
             f"gradient flow needs one layer in one direction; this layer has "
             f"num_layers={layer.num_layers}, bidirectional={layer.bidirectional}"
         )
-    forward, backward = layer._cell()  # the very functions the layer trains with
-    return name, forward, backward, layer._cell_kwargs()
+    # the very functions the layer trains with
+    return layer.cell, layer.cell_forward, layer.cell_backward, layer.cell_kwargs()
 
 
-def _weights(layer: Any) -> tuple:
-    p = layer.params
-    return p["weight_ih_l0"], p["weight_hh_l0"], p.get("bias_ih_l0"), p.get("bias_hh_l0")
-
-
-def _initial(layer: Any, x: np.ndarray, state: Any) -> tuple[np.ndarray, ...]:
+def start_state(layer: Any, x: np.ndarray, state: Any) -> tuple[np.ndarray, ...]:
+    """The one-layer cell's initial state for inputs x (B, T, D): zeros, or ``state`` as (B, H)s."""
     B, H = x.shape[0], layer.hidden_size
     if state is None:
         return tuple(np.zeros((B, H), dtype=x.dtype) for _ in layer.state_names)  # (B, H) each
@@ -88,7 +82,7 @@ def state_gradients(
     """
     _check(layer, x, d_outputs)
     _, forward, backward, kwargs = cell_of(layer)
-    _, _, cache = forward(x, _initial(layer, x, state), *_weights(layer), **kwargs)
+    _, _, cache = forward(x, start_state(layer, x, state), *layer.cell_weights(), **kwargs)
     kept: dict[str, np.ndarray] = {}
     backward(d_outputs, None, cache, state_grads=kept)
     return kept
@@ -112,16 +106,16 @@ def lag_split(
     the loop over source steps t (e.g. ``tqdm``).
     """
     _check(layer, x, d_outputs)
-    cell, forward, backward, kwargs = cell_of(layer)
-    weights = _weights(layer)
-    init = _initial(layer, x, state)
+    _, forward, backward, kwargs = cell_of(layer)
+    weights = layer.cell_weights()
+    init = start_state(layer, x, state)
     B, T, D = x.shape
     H = layer.hidden_size
     _, _, cache = forward(x, init, *weights, **kwargs)
     states = (cache["h"],)  # (T+1, B, H) in every cell's cache
-    if cell == "lstm":
+    if layer.state_arity == 2:  # the LSTM's cell state C
         states += (cache["c"],)  # (T+1, B, H)
-        forget = cache["gates"][:, :, H : 2 * H]  # (T, B, H) f_1 .. f_T
+        forget = _gate(layer, cache, layer.carry_gate)  # (T, B, H) f_1 .. f_T
 
     # incoming[ℓ, k-1] = ∂E_t/∂s_k with t = k + ℓ (for the LSTM the C part
     # from beyond step k only: the one-step backward adds the path through h_k itself).
@@ -135,7 +129,7 @@ def lag_split(
         d_src[:, t - 1] = 0
         k = np.arange(1, t + 1)  # steps 1..t
         incoming[0][t - k, k - 1] = kept["h"][1 : t + 1]
-        if cell == "lstm":
+        if layer.state_arity == 2:
             future = np.zeros((t, B, H), dtype=x.dtype)  # (t, B, H) ∂E_t/∂C_k via C_{k+1}
             future[:-1] = kept["c"][2 : t + 1] * forget[1:t]
             incoming[1][t - k, k - 1] = future
@@ -201,11 +195,16 @@ def _frob(g: np.ndarray) -> np.ndarray:
     return np.sqrt(np.einsum("kbh,kbh->k", g, g, dtype=np.float64))  # (T+1,)
 
 
-def _gate_path(cell: str, cache: dict, H: int) -> np.ndarray | None:
-    if cell == "rnn":
+def _gate(layer: Any, cache: dict, name: str) -> np.ndarray:
+    """The values (T, B, H) of the gate ``name`` from a forward's cache."""
+    i, H = layer.gate_names.index(name), layer.hidden_size
+    return cache["gates"][:, :, i * H : (i + 1) * H]  # (T, B, H)
+
+
+def _gate_path(layer: Any, cache: dict) -> np.ndarray | None:
+    if layer.carry_gate is None:  # the RNN has no gate
         return None
-    gates = cache["gates"]  # (T, B, G*H)
-    gate = gates[:, :, H : 2 * H]  # (T, B, H) LSTM f_j; GRU z_j (both the second block)
+    gate = _gate(layer, cache, layer.carry_gate)  # (T, B, H) LSTM f_j; GRU z_j
     T = gate.shape[0]
     path = np.ones((T + 1, *gate.shape[1:]), dtype=np.float64)  # (T+1, B, H)
     for k in range(T - 1, -1, -1):
@@ -239,7 +238,7 @@ def gradient_flow(
     cell, forward, _, kwargs = cell_of(layer)
     full = state_gradients(layer, x, d_outputs, state)
     last = state_gradients(layer, x, last_step_only(d_outputs), state)
-    _, _, cache = forward(x, _initial(layer, x, state), *_weights(layer), **kwargs)
+    _, _, cache = forward(x, start_state(layer, x, state), *layer.cell_weights(), **kwargs)
 
     def wrap(what: str, total: int):
         return None if progress is None else lambda it: progress(it, desc=what, total=total)
@@ -258,7 +257,7 @@ def gradient_flow(
         jacobian=norms.mean(axis=1),
         last_c=_frob(last["c"]) if "c" in last else None,
         full_c=_frob(full["c"]) if "c" in full else None,
-        gate_path=_gate_path(cell, cache, layer.hidden_size),
+        gate_path=_gate_path(layer, cache),
         lag_norms=lag_norms,
         meta={"batch_size": int(x.shape[0]), "hidden_size": int(layer.hidden_size)},
     )

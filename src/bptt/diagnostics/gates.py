@@ -23,12 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from bptt.diagnostics.flow import _initial, _weights, cell_of
+from bptt.diagnostics.flow import cell_of, start_state
 from bptt.errors import BpttError
-
-GATE_NAMES = {"lstm": ("input", "forget", "candidate", "output"), "gru": ("reset", "update", "new")}
-SIGMOID_GATES = {"lstm": ("input", "forget", "output"), "gru": ("reset", "update")}
-CARRY_GATE = {"lstm": "forget", "gru": "update"}
+from bptt.nn import CELLS
+from bptt.nn.cells import sigmoid_gates
 
 
 @dataclass
@@ -43,7 +41,7 @@ class GateStats:
     def to_dict(self) -> dict:
         return {
             "cell": self.cell,
-            "carry_gate": CARRY_GATE[self.cell],
+            "carry_gate": CELLS[self.cell].carry_gate,
             "saturated_low": self.saturated_low,
             "saturated_high": self.saturated_high,
             "mean": self.mean,
@@ -69,17 +67,17 @@ def retention_curve(carry: np.ndarray) -> np.ndarray:
 def gate_stats(layer: Any, x: np.ndarray, state: Any = None, eps: float = 0.05) -> GateStats:
     """Saturation, means and retention of an LSTM's or GRU's gates on inputs x (B, T, D)."""
     cell, forward, _, kwargs = cell_of(layer)
-    if cell not in GATE_NAMES:
+    if layer.carry_gate is None:
         raise BpttError(f"gate statistics need an LSTM or a GRU; got {type(layer).__name__}")
     if not 0 < eps < 0.5:
         raise BpttError(f"eps must be in (0, 0.5); got {eps}")
-    _, _, cache = forward(x, _initial(layer, x, state), *_weights(layer), **kwargs)
+    _, _, cache = forward(x, start_state(layer, x, state), *layer.cell_weights(), **kwargs)
     H = layer.hidden_size
     gates = cache["gates"]  # (T, B, G*H) after their activations
-    values = {n: gates[:, :, i * H : (i + 1) * H] for i, n in enumerate(GATE_NAMES[cell])}
-    low = {n: float((values[n] < eps).mean()) for n in SIGMOID_GATES[cell]}
-    high = {n: float((values[n] > 1 - eps).mean()) for n in SIGMOID_GATES[cell]}
-    retention = retention_curve(values[CARRY_GATE[cell]])
+    values = {n: gates[:, :, i * H : (i + 1) * H] for i, n in enumerate(layer.gate_names)}
+    low = {n: float((values[n] < eps).mean()) for n in sigmoid_gates(layer)}
+    high = {n: float((values[n] > 1 - eps).mean()) for n in sigmoid_gates(layer)}
+    retention = retention_curve(values[layer.carry_gate])
     below = np.flatnonzero(retention < 0.5)
     return GateStats(
         cell=cell,

@@ -46,9 +46,63 @@ from collections.abc import Iterator
 import numpy as np
 
 from bptt.errors import BpttError
+from bptt.nn.cells import state_size
 
 METHODS = ("auto", "exact", "power")
 EXACT_BELOW = 128  # "auto" takes the SVD for states this small: it costs little there
+
+
+def _rnn_jacobian(cache: dict, j: int) -> np.ndarray:
+    """∂s_j/∂s_{j-1} = diag(φ'(a_j)) W: (B, H, H)."""
+    W = cache["weight_hh"]  # (H, H)
+    s = cache["h"][j]  # (B, H)
+    slope = 1 - s * s if cache["nonlinearity"] == "tanh" else (s > 0).astype(s.dtype)  # (B, H)
+    return slope[:, :, None] * W[None]  # (B, H, H)
+
+
+def _lstm_jacobian(cache: dict, j: int) -> np.ndarray:
+    """∂[h_j; C_j]/∂[h_{j-1}; C_{j-1}]: (B, 2H, 2H)."""
+    W = cache["weight_hh"]  # (4H, H)
+    H = W.shape[1]
+    a = cache["gates"][j - 1]  # (B, 4H) i, f, g, o
+    i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
+    Wi, Wf, Wg, Wo = W[:H], W[H : 2 * H], W[2 * H : 3 * H], W[3 * H :]
+    c_prev = cache["c"][j - 1]  # (B, H)
+    tc = cache["tanh_c"][j - 1]  # (B, H)
+    k = o * (1 - tc * tc)  # (B, H) ∂h_j/∂C_j
+    dc_dh = (
+        (c_prev * f * (1 - f))[:, :, None] * Wf
+        + (g * i * (1 - i))[:, :, None] * Wi
+        + (i * (1 - g * g))[:, :, None] * Wg
+    )  # (B, H, H)
+    J = np.zeros((a.shape[0], 2 * H, 2 * H), dtype=a.dtype)  # (B, 2H, 2H)
+    J[:, :H, :H] = (tc * o * (1 - o))[:, :, None] * Wo + k[:, :, None] * dc_dh
+    J[:, H:, :H] = dc_dh
+    diag = np.arange(H)
+    J[:, diag, H + diag] = k * f  # ∂h_j/∂C_{j-1}
+    J[:, H + diag, H + diag] = f  # ∂C_j/∂C_{j-1}
+    return J
+
+
+def _gru_jacobian(cache: dict, j: int) -> np.ndarray:
+    """∂h_j/∂h_{j-1}: (B, H, H)."""
+    W = cache["weight_hh"]  # (3H, H)
+    H = W.shape[1]
+    a = cache["gates"][j - 1]  # (B, 3H) r, z, n
+    r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
+    Wr, Wz, Wn = W[:H], W[H : 2 * H], W[2 * H :]
+    hn = cache["hn"][j - 1]  # (B, H)
+    h_prev = cache["h"][j - 1]  # (B, H)
+    dn_dh = (hn * r * (1 - r))[:, :, None] * Wr + r[:, :, None] * Wn  # (B, H, H)
+    J = ((h_prev - n) * z * (1 - z))[:, :, None] * Wz  # (B, H, H)
+    J += ((1 - z) * (1 - n * n))[:, :, None] * dn_dh
+    diag = np.arange(H)
+    J[:, diag, diag] += z
+    return J
+
+
+# cell name (bptt.nn.CELLS) -> its one-step Jacobian from a functional forward's cache
+STEP_JACOBIANS = {"rnn": _rnn_jacobian, "lstm": _lstm_jacobian, "gru": _gru_jacobian}
 
 
 def step_jacobian(cell: str, cache: dict, j: int) -> np.ndarray:
@@ -63,44 +117,9 @@ def step_jacobian(cell: str, cache: dict, j: int) -> np.ndarray:
         (B, S, S); for the LSTM the state is [h; C], so rows and columns are
         h_j, C_j and h_{j-1}, C_{j-1} in that order.
     """
-    W = cache["weight_hh"]  # (G*H, H)
-    if cell == "rnn":
-        s = cache["h"][j]  # (B, H)
-        slope = 1 - s * s if cache["nonlinearity"] == "tanh" else (s > 0).astype(s.dtype)  # (B, H)
-        return slope[:, :, None] * W[None]  # (B, H, H)
-    H = W.shape[1]
-    if cell == "lstm":
-        a = cache["gates"][j - 1]  # (B, 4H) i, f, g, o
-        i, f, g, o = a[:, :H], a[:, H : 2 * H], a[:, 2 * H : 3 * H], a[:, 3 * H :]
-        Wi, Wf, Wg, Wo = W[:H], W[H : 2 * H], W[2 * H : 3 * H], W[3 * H :]
-        c_prev = cache["c"][j - 1]  # (B, H)
-        tc = cache["tanh_c"][j - 1]  # (B, H)
-        k = o * (1 - tc * tc)  # (B, H) ∂h_j/∂C_j
-        dc_dh = (
-            (c_prev * f * (1 - f))[:, :, None] * Wf
-            + (g * i * (1 - i))[:, :, None] * Wi
-            + (i * (1 - g * g))[:, :, None] * Wg
-        )  # (B, H, H)
-        J = np.zeros((a.shape[0], 2 * H, 2 * H), dtype=a.dtype)  # (B, 2H, 2H)
-        J[:, :H, :H] = (tc * o * (1 - o))[:, :, None] * Wo + k[:, :, None] * dc_dh
-        J[:, H:, :H] = dc_dh
-        diag = np.arange(H)
-        J[:, diag, H + diag] = k * f  # ∂h_j/∂C_{j-1}
-        J[:, H + diag, H + diag] = f  # ∂C_j/∂C_{j-1}
-        return J
-    if cell == "gru":
-        a = cache["gates"][j - 1]  # (B, 3H) r, z, n
-        r, z, n = a[:, :H], a[:, H : 2 * H], a[:, 2 * H :]
-        Wr, Wz, Wn = W[:H], W[H : 2 * H], W[2 * H :]
-        hn = cache["hn"][j - 1]  # (B, H)
-        h_prev = cache["h"][j - 1]  # (B, H)
-        dn_dh = (hn * r * (1 - r))[:, :, None] * Wr + r[:, :, None] * Wn  # (B, H, H)
-        J = ((h_prev - n) * z * (1 - z))[:, :, None] * Wz  # (B, H, H)
-        J += ((1 - z) * (1 - n * n))[:, :, None] * dn_dh
-        diag = np.arange(H)
-        J[:, diag, diag] += z
-        return J
-    raise BpttError(f"cell must be one of rnn, lstm, gru; got {cell!r}")
+    if cell not in STEP_JACOBIANS:
+        raise BpttError(f"cell must be one of rnn, lstm, gru; got {cell!r}")
+    return STEP_JACOBIANS[cell](cache, j)
 
 
 def jacobian_products(cell: str, cache: dict) -> Iterator[tuple[int, np.ndarray]]:
@@ -110,7 +129,7 @@ def jacobian_products(cell: str, cache: dict) -> Iterator[tuple[int, np.ndarray]
     """
     h = cache["h"]  # (T+1, B, H) in every cell's cache
     T, B, H = h.shape[0] - 1, h.shape[1], h.shape[2]
-    S = 2 * H if cell == "lstm" else H
+    S = state_size(cell, H)  # H, or 2H for the LSTM's [h; C]
     P = np.broadcast_to(np.eye(S, dtype=h.dtype), (B, S, S)).copy()  # (B, S, S) P_T = I
     yield T, P
     for k in range(T - 1, -1, -1):
@@ -165,9 +184,13 @@ def spectral_norms(
 
 
 def _certified_norms(
-    P: np.ndarray, V: np.ndarray | None, rng: np.random.Generator | None,
-    tol: float = 1e-10, max_iterations: int = 10, block: int = 8,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    P: np.ndarray,
+    V: np.ndarray | None,
+    rng: np.random.Generator | None,
+    tol: float = 1e-10,
+    max_iterations: int = 10,
+    block: int = 8,
+) -> tuple[np.ndarray, np.ndarray]:
     """‖P‖_2 per example (B,) by subspace iteration on A = P^T P with a block of
     ``block`` vectors and Rayleigh-Ritz, until the top Ritz pair (θ, y) has residual
     ‖A y - θ y‖ <= tol θ; examples that do not converge take the SVD.

@@ -112,8 +112,14 @@ def plot_exploding(
             ax.plot(fired, norms[fired - 1], ".", color=color, ms=3, label=f"{label}: clipped")
         if log.get("diverged_at"):
             ax.axvline(log["diverged_at"], color=color, ls="--", lw=1)
-            ax.text(log["diverged_at"], 0.02, f" diverged at update {log['diverged_at']}",
-                    transform=ax.get_xaxis_transform(), fontsize=8, color=color)  # fmt: skip
+            ax.text(
+                log["diverged_at"],
+                0.02,
+                f" diverged at update {log['diverged_at']}",
+                transform=ax.get_xaxis_transform(),
+                fontsize=8,
+                color=color,
+            )
     ax.axhline(clip, color="k", ls=":", lw=1, label=f"clip threshold {clip}")
     ax.set_xlabel("update")
     ax.set_ylabel("global gradient norm (before clipping)")
@@ -138,8 +144,15 @@ def plot_memory_sweep(results: list, threshold: float, chance: float, path) -> P
         mean = np.array([np.mean(a) for a in accs])
         lo = mean - np.array([np.min(a) for a in accs])
         hi = np.array([np.max(a) for a in accs]) - mean
-        ax.errorbar(lags, mean, yerr=[lo, hi], marker="o", capsize=3, color=COLORS.get(cell),
-                    label=f"{cell.upper()} ({len(accs[0])} seeds)")  # fmt: skip
+        ax.errorbar(
+            lags,
+            mean,
+            yerr=[lo, hi],
+            marker="o",
+            capsize=3,
+            color=COLORS.get(cell),
+            label=f"{cell.upper()} ({len(accs[0])} seeds)",
+        )
     ax.axhline(threshold, color="k", ls="--", lw=1, label=f"learned: accuracy >= {threshold}")
     ax.axhline(chance, color="gray", ls=":", lw=1, label=f"chance {chance:.2f}")
     ax.set_xscale("log")
@@ -161,10 +174,20 @@ def plot_truncation(reports: dict[str, Any], path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for label, tb in reports.items():
         color = COLORS.get(label.split()[0].lower())
-        ax.semilogy(tb.windows, np.maximum(tb.windowed_error, 1e-17), "o-", color=color,
-                    label=f"{label}: windows of k")  # fmt: skip
-        ax.semilogy(tb.windows, np.maximum(tb.sliding_error, 1e-17), "s--", color=color,
-                    label=f"{label}: each loss k back")  # fmt: skip
+        ax.semilogy(
+            tb.windows,
+            np.maximum(tb.windowed_error, 1e-17),
+            "o-",
+            color=color,
+            label=f"{label}: windows of k",
+        )
+        ax.semilogy(
+            tb.windows,
+            np.maximum(tb.sliding_error, 1e-17),
+            "s--",
+            color=color,
+            label=f"{label}: each loss k back",
+        )
     ax.set_xlabel("truncation k (steps)")
     ax.set_ylabel("‖g_k - g‖ / ‖g‖")
     ax.set_title("Truncation bias")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bptt.diagnostics.flow import _initial, _weights, cell_of, lag_split
+from bptt.diagnostics.flow import cell_of, lag_split, start_state
 from bptt.errors import BpttError
 
 
@@ -67,8 +67,8 @@ def windowed_gradient(
     if window < 1:
         raise BpttError(f"window must be at least 1; got {window}")
     _, forward, backward, kwargs = cell_of(layer)
-    weights = _weights(layer)
-    s = _initial(layer, x, state)
+    weights = layer.cell_weights()
+    s = start_state(layer, x, state)
     total: dict[str, np.ndarray] = {}
     for start in range(0, x.shape[1], window):
         stop = min(start + window, x.shape[1])

@@ -19,8 +19,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
-def conv2d_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, padding: int,
-                   stride: int = 1):  # fmt: skip
+def conv2d_forward(
+    x: np.ndarray, weight: np.ndarray, bias: np.ndarray, padding: int, stride: int = 1
+):
     """x (N, H, W, C), weight (O, C, k, k), bias (O,) -> y (N, H', W', O), cache;
     H' = ⌊(H + 2p - k)/s⌋ + 1 (H' = H/s when k = 2p + 1 and s divides H)."""
     O, C, k, _ = weight.shape

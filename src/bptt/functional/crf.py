@@ -142,8 +142,17 @@ def crf_forward(emissions, tags, mask, transitions, start, end):
     if T > 1:
         pair = A[tags[:, :-1], tags[:, 1:]]  # (B, T-1)
         gold += np.where(mask[:, 1:], pair, 0.0).sum(1)
-    cache = {"e": e64, "dtype": e.dtype, "tags": tags, "mask": mask, "lengths": lengths,
-             "A": A, "z": z, "alpha": alpha, "log_z": log_z}  # fmt: skip
+    cache = {
+        "e": e64,
+        "dtype": e.dtype,
+        "tags": tags,
+        "mask": mask,
+        "lengths": lengths,
+        "A": A,
+        "z": z,
+        "alpha": alpha,
+        "log_z": log_z,
+    }
     return log_z - gold, cache
 
 
@@ -192,16 +201,23 @@ def crf_backward(d_loss, cache) -> dict[str, np.ndarray]:
         weights = d_loss[:, None, None, None]  # (B, 1, 1, 1)
         d_A += (xi * weights).sum(axis=(0, 1))
         real = mask[:, 1:]  # (B, T-1)
-        np.add.at(d_A, (tags[:, :-1][real], tags[:, 1:][real]),
-                  -np.broadcast_to(d_loss[:, None], real.shape)[real])  # fmt: skip
+        np.add.at(
+            d_A,
+            (tags[:, :-1][real], tags[:, 1:][real]),
+            -np.broadcast_to(d_loss[:, None], real.shape)[real],
+        )
     first = np.zeros((B, C))  # (B, C)
     first[rows, tags[:, 0]] = 1.0
     final = np.zeros((B, C))  # (B, C)
     final[rows, tags[rows, lengths - 1]] = 1.0
     d_start = ((gamma[:, 0] - first) * d_loss[:, None]).sum(0)  # (C,)
     d_end = ((gamma[rows, lengths - 1] - final) * d_loss[:, None]).sum(0)  # (C,)
-    return {"emissions": d_e.astype(cache["dtype"]), "transitions": d_A, "start": d_start,
-            "end": d_end}  # fmt: skip
+    return {
+        "emissions": d_e.astype(cache["dtype"]),
+        "transitions": d_A,
+        "start": d_start,
+        "end": d_end,
+    }
 
 
 def crf_marginals(emissions, mask, transitions, start, end) -> np.ndarray:

@@ -228,8 +228,17 @@ def ctc_forward(
     final_label = np.where(L_b > 0, last[np.arange(B), np.maximum(end - 1, 0)], NEG_INF)  # (B,)
     with np.errstate(divide="ignore"):
         nll = -np.logaddexp(final_blank, final_label)  # (B,)
-    cache = {"lp": lp, "lp_ext": lp_ext, "alpha": alpha, "ext": ext, "skip": skip,
-             "frame": frame, "T_b": T_b, "L_b": L_b, "nll": nll}  # fmt: skip
+    cache = {
+        "lp": lp,
+        "lp_ext": lp_ext,
+        "alpha": alpha,
+        "ext": ext,
+        "skip": skip,
+        "frame": frame,
+        "T_b": T_b,
+        "L_b": L_b,
+        "nll": nll,
+    }
     return nll, cache
 
 

@@ -147,13 +147,7 @@ def gru_forward(
         ``"h"`` (T+1, B, H) the states h_0 .. h_T, ``"gates"`` (T, B, 3H) the
         gate values r_t, z_t, n_t after their activations and ``"hn"`` (T, B, H).
     """
-    reference.check_cell("gru", 3, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask)
-    if reference.reference_on():
-        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
-        return reference.forward_loop(
-            gru_step_forward, x, tuple(state), weights, mask, STATE, ("gates", "hn")
-        )
-    return fast.gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace)
+    return ROUTE.forward(x, state, (weight_ih, weight_hh, bias_ih, bias_hh), mask, workspace)
 
 
 def gru_backward(
@@ -176,8 +170,10 @@ def gru_backward(
         {"weight_ih" (3H, D), "weight_hh" (3H, H), "bias_ih" (3H,), "bias_hh" (3H,)}
         (each bias only if it was used).
     """
-    if cache.get("reference"):
-        return reference.backward_loop(
-            gru_step_backward, d_outputs, d_final_state, cache, STATE, state_grads
-        )
-    return fast.gru_backward(d_outputs, d_final_state, cache, state_grads)
+    return ROUTE.backward(d_outputs, d_final_state, cache, state_grads)
+
+
+# The plain loop over the step pair above, or the fast route (bptt.functional.fast.gru); then
+# what the cache keeps time-major.
+_STEPS, _FAST = (gru_step_forward, gru_step_backward), (fast.gru_forward, fast.gru_backward)
+ROUTE = reference.Route("gru", 3, STATE, *_STEPS, *_FAST, ("gates", "hn"))

@@ -175,14 +175,7 @@ def lstm_forward(
         (T+1, B, H) and ``"c"`` (T+1, B, H) with h_0 and C_0 at index 0, ``"gates"``
         (T, B, 4H) the post-activation i, f, g, o, and ``"tanh_c"`` (T, B, H).
     """
-    names = ("h0", "c0")
-    reference.check_cell("lstm", 4, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, names)
-    if reference.reference_on():
-        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
-        return reference.forward_loop(
-            lstm_step_forward, x, tuple(state), weights, mask, STATE, ("gates", "tanh_c")
-        )
-    return fast.lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace)
+    return ROUTE.forward(x, state, (weight_ih, weight_hh, bias_ih, bias_hh), mask, workspace)
 
 
 def lstm_backward(
@@ -204,8 +197,12 @@ def lstm_backward(
         ∂E/∂x (B, T, D), ``(∂E/∂h_0, ∂E/∂C_0)``, and the weight gradients
         {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
     """
-    if cache.get("reference"):
-        return reference.backward_loop(
-            lstm_step_backward, d_outputs, d_final_state, cache, STATE, state_grads, _total_dc
-        )
-    return fast.lstm_backward(d_outputs, d_final_state, cache, state_grads)
+    return ROUTE.backward(d_outputs, d_final_state, cache, state_grads)
+
+
+# The plain loop over the step pair above, or the fast route (bptt.functional.fast.lstm); then
+# what the cache keeps time-major, the total gradient of C_t and the states' names in errors.
+_STEPS, _FAST = (lstm_step_forward, lstm_step_backward), (fast.lstm_forward, fast.lstm_backward)
+ROUTE = reference.Route(
+    "lstm", 4, STATE, *_STEPS, *_FAST, ("gates", "tanh_c"), _total_dc, ("h0", "c0")
+)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -115,6 +116,50 @@ def bias_sum(weights: dict) -> np.ndarray | float:
         if weights.get(name) is not None:
             total = total + weights[name]
     return total
+
+
+@dataclass(frozen=True)
+class Route:
+    """One cell's two routes and the switch between them: the loop below over its step
+    pair when :func:`reference_on`, else its fast route (``bptt.functional.fast``).
+
+    ``state`` names the cache's state histories (("h",), or ("h", "c") for the LSTM),
+    ``stacked`` the step-cache entries kept time-major, ``total`` the LSTM's total
+    ∂E/∂C_t (see :func:`backward_loop`) and ``names`` the states in errors (h0, c0).
+    """
+
+    cell: str
+    gates: int
+    state: tuple[str, ...]
+    step_forward: Callable
+    step_backward: Callable
+    fast_forward: Callable
+    fast_backward: Callable
+    stacked: tuple[str, ...] = ()
+    total: Callable | None = None
+    names: tuple[str, ...] = ("h0",)
+
+    def forward(self, x, state, weights: tuple, mask, workspace, **step_kwargs):
+        """The cell's forward: checked (:func:`check_cell`), then on the route of the moment.
+
+        ``weights`` is (weight_ih, weight_hh, bias_ih, bias_hh); ``step_kwargs`` (the
+        RNN's nonlinearity) go to either route by name.
+        """
+        check_cell(self.cell, self.gates, x, state, *weights, mask, self.names)
+        if not reference_on():
+            return self.fast_forward(x, state, *weights, mask, workspace=workspace, **step_kwargs)
+        loop_weights = as_weights(*weights)
+        step, kept = self.step_forward, self.stacked
+        return forward_loop(
+            step, x, tuple(state), loop_weights, mask, self.state, kept, **step_kwargs
+        )
+
+    def backward(self, d_outputs, d_final_state, cache: dict, state_grads: dict | None):
+        """The cell's BPTT on the route its forward took (the cache says which)."""
+        if not cache.get("reference"):
+            return self.fast_backward(d_outputs, d_final_state, cache, state_grads)
+        step, d_final = self.step_backward, d_final_state
+        return backward_loop(step, d_outputs, d_final, cache, self.state, state_grads, self.total)
 
 
 def forward_loop(

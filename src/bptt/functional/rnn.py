@@ -110,15 +110,8 @@ def rnn_forward(
     """
     if nonlinearity not in NONLINEARITIES:
         raise BpttError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
-    reference.check_cell("rnn", 1, x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask)
-    if reference.reference_on():
-        weights = reference.as_weights(weight_ih, weight_hh, bias_ih, bias_hh)
-        return reference.forward_loop(
-            rnn_step_forward, x, tuple(state), weights, mask, STATE, nonlinearity=nonlinearity
-        )
-    return fast.rnn_forward(
-        x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinearity, workspace
-    )
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    return ROUTE.forward(x, state, weights, mask, workspace, nonlinearity=nonlinearity)
 
 
 def rnn_backward(
@@ -141,8 +134,9 @@ def rnn_backward(
         ∂E/∂x (B, T, D), ``(∂E/∂s_0,)``, and the weight gradients
         {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
     """
-    if cache.get("reference"):
-        return reference.backward_loop(
-            rnn_step_backward, d_outputs, d_final_state, cache, STATE, state_grads
-        )
-    return fast.rnn_backward(d_outputs, d_final_state, cache, state_grads)
+    return ROUTE.backward(d_outputs, d_final_state, cache, state_grads)
+
+
+# The plain loop over the step pair above, or the fast route (bptt.functional.fast.rnn).
+_STEPS, _FAST = (rnn_step_forward, rnn_step_backward), (fast.rnn_forward, fast.rnn_backward)
+ROUTE = reference.Route("rnn", 1, STATE, *_STEPS, *_FAST)

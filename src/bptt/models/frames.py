@@ -67,8 +67,10 @@ class FrameEncoder:
             raise BpttError(f"frame encoder must be one of {', '.join(ENCODERS)}; got {kind!r}")
         self.side = round(pixels**0.5)
         if kind == "conv" and (self.side**2 != pixels or self.side % 4):
-            raise BpttError(f"the conv encoder reads square frames with a side divisible by 4; "
-                            f"got {pixels} pixels")  # fmt: skip
+            raise BpttError(
+                f"the conv encoder reads square frames with a side divisible by 4; "
+                f"got {pixels} pixels"
+            )
         self.kind, self.dtype = kind, np.dtype(dtype)
         self.layers = {}
         if kind == "conv":
@@ -137,8 +139,15 @@ class FrameClassifier(_FrameEncoding, SequenceClassifier):
         **kwargs: hidden_size, num_layers, cell, bidirectional, dropout, dtype, rng.
     """
 
-    def __init__(self, num_classes: int, pixels: int, embed_size: int, pooling="last",
-                 encoder: str = "linear", **kwargs):  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int,
+        pixels: int,
+        embed_size: int,
+        pooling="last",
+        encoder: str = "linear",
+        **kwargs,
+    ):
         super().__init__(num_classes, pooling, input_size=embed_size, **kwargs)
         self._add_frames(pixels, embed_size, encoder, kwargs.get("rng"))
 
@@ -149,8 +158,9 @@ class FrameTagger(_FrameEncoding, SequenceTagger):
     Args: as :class:`FrameClassifier` (without pooling), num_tags for num_classes.
     """
 
-    def __init__(self, num_tags: int, pixels: int, embed_size: int, encoder: str = "linear",
-                 **kwargs):  # fmt: skip
+    def __init__(
+        self, num_tags: int, pixels: int, embed_size: int, encoder: str = "linear", **kwargs
+    ):
         super().__init__(num_tags, input_size=embed_size, **kwargs)
         self._add_frames(pixels, embed_size, encoder, kwargs.get("rng"))
 
@@ -168,9 +178,17 @@ class FramePool(Model):
         dtype, rng: the parameters' precision and the initialisation's Generator.
     """
 
-    def __init__(self, num_classes: int, pixels: int, embed_size: int, hidden_size: int,
-                 pool: str = "mean", encoder: str = "linear", dtype=np.float32,
-                 rng=None):  # fmt: skip
+    def __init__(
+        self,
+        num_classes: int,
+        pixels: int,
+        embed_size: int,
+        hidden_size: int,
+        pool: str = "mean",
+        encoder: str = "linear",
+        dtype=np.float32,
+        rng=None,
+    ):
         if pool not in POOLS:
             raise BpttError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
         self.pool, self.pixels, self.dtype = pool, pixels, np.dtype(dtype)

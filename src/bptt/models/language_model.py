@@ -16,9 +16,7 @@ import numpy as np
 
 from bptt.losses import cross_entropy
 from bptt.models.base import Model
-from bptt.nn import GRU, LSTM, RNN, Dropout, Embedding, Linear
-
-CELL_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}  # a fixed table: never import by name
+from bptt.nn import Dropout, Embedding, Linear, cell_layer
 
 
 @dataclass
@@ -55,7 +53,7 @@ class LanguageModel(Model):
         self.cell = cell
         self.layers = {
             "embedding": Embedding(vocab_size, embed_size, dtype=dtype, rng=rng),
-            "rnn": CELL_LAYERS[cell](
+            "rnn": cell_layer(cell)(
                 embed_size, hidden_size, num_layers, dropout=dropout, dtype=dtype, rng=rng
             ),
             "head": Linear(hidden_size, vocab_size, dtype=dtype, rng=rng),

@@ -33,20 +33,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional.gru import gru_backward, gru_forward
-from bptt.functional.lstm import lstm_backward, lstm_forward
-from bptt.functional.rnn import rnn_backward, rnn_forward
 from bptt.losses import cross_entropy
 from bptt.models.base import Model
-from bptt.nn import GRU, LSTM, RNN, Embedding, Linear
+from bptt.nn import Embedding, Linear, cell_layer
 from bptt.nn.attention import Attention, check_source_mask
 
-CELL_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}  # a fixed table: never import by name
-CELL_FUNCTIONS = {
-    "rnn": (rnn_forward, rnn_backward),
-    "lstm": (lstm_forward, lstm_backward),
-    "gru": (gru_forward, gru_backward),
-}
 ATTENTION = ("additive", "dot", "none")
 
 State = tuple[np.ndarray, ...]  # (h,) or (h, C), each (L, B, H)
@@ -119,8 +110,7 @@ class Seq2Seq(Model):
         dtype=np.float32,
         rng: np.random.Generator | None = None,
     ) -> None:
-        if cell not in CELL_LAYERS:
-            raise BpttError(f"cell must be one of {tuple(CELL_LAYERS)}, got {cell!r}")
+        Layer = cell_layer(cell)  # a BpttError for an unknown cell
         if attention not in ATTENTION:
             raise BpttError(f"attention must be one of {ATTENTION}, got {attention!r}")
         rng = np.random.default_rng() if rng is None else rng
@@ -129,7 +119,6 @@ class Seq2Seq(Model):
         H, L, K = hidden_size, num_layers, 2 if bidirectional else 1
         self.hidden_size, self.num_layers, self.num_directions = H, L, K
         C = K * H if attention != "none" else 0  # context size fed to the decoder
-        Layer = CELL_LAYERS[cell]
         self.layers = {
             "source_embedding": Embedding(source_vocab_size, embed_size, dtype=dtype, rng=rng),
             "encoder": Layer(embed_size, H, L, bidirectional, dropout, dtype=dtype, rng=rng),
@@ -139,7 +128,7 @@ class Seq2Seq(Model):
         }
         if K == 2:
             self.layers["bridge_h"] = Linear(K * H, H, dtype=dtype, rng=rng)
-            if cell == "lstm":
+            if len(Layer.state_names) == 2:  # the LSTM's C is bridged too
                 self.layers["bridge_c"] = Linear(K * H, H, dtype=dtype, rng=rng)
         if attention != "none":
             self.layers["attention"] = Attention(attention, H, K * H, attention_size, dtype, rng)
@@ -217,19 +206,13 @@ class Seq2Seq(Model):
                 state[0][-1], memory.keys, memory.values, memory.mask
             )  # (B, C), (B, S)
             x = np.concatenate([e, ctx], axis=-1)  # (B, E + C)
-        cell_forward, _ = CELL_FUNCTIONS[self.cell]
-        p = self.decoder.params
+        decoder = self.decoder
         new_state = tuple(np.empty_like(s) for s in state)  # (L, B, H) each
         inp = x[:, None, :]  # (B, 1, D_l) one time step
         cache["cells"] = []
         for l in range(self.num_layers):
-            inp, final, c = cell_forward(
-                inp,
-                tuple(s[l] for s in state),
-                p[f"weight_ih_l{l}"],
-                p[f"weight_hh_l{l}"],
-                p[f"bias_ih_l{l}"],
-                p[f"bias_hh_l{l}"],
+            inp, final, c = decoder.cell_forward(
+                inp, tuple(s[l] for s in state), *decoder.cell_weights(l), **decoder.cell_kwargs()
             )  # inp: (B, 1, H)
             for n, f in zip(new_state, final, strict=True):
                 n[l] = f
@@ -253,7 +236,7 @@ class Seq2Seq(Model):
             (B, S, A) and ∂E/∂values (B, S, C) from this step (None without attention).
         """
         H, E = self.hidden_size, self.layers["target_embedding"].embedding_dim
-        _, cell_backward = CELL_FUNCTIONS[self.cell]
+        cell_backward = self.decoder.cell_backward
         d_prev = tuple(np.empty_like(d) for d in d_state)  # (L, B, H) each
         d_inp = d_o[:, None, :H]  # (B, 1, H) into the top layer's output
         for l in range(self.num_layers - 1, -1, -1):
@@ -308,7 +291,7 @@ class Seq2Seq(Model):
         B, T, _ = d_outs.shape
         L, H = self.num_layers, self.hidden_size
         grads: dict = {"decoder": {}, "attention": {}}
-        arity = 2 if self.cell == "lstm" else 1  # (h,) or (h, C)
+        arity = self.decoder.state_arity  # (h,) or (h, C)
         d_state = tuple(np.zeros((L, B, H), dtype=self.dtype) for _ in range(arity))  # (L, B, H)
         d_e = np.empty((B, T, self.layers["target_embedding"].embedding_dim), dtype=self.dtype)
         d_keys = d_values = None

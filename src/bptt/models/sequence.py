@@ -23,9 +23,7 @@ import numpy as np
 
 from bptt.errors import BpttError
 from bptt.models.base import Model
-from bptt.nn import GRU, LSTM, RNN, Dropout, Embedding
-
-CELL_LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}  # a fixed table: never import by name
+from bptt.nn import Dropout, Embedding, cell_layer
 
 
 @dataclass
@@ -89,8 +87,7 @@ class SequenceModel(Model):
                 f"give exactly one of vocab_size (token inputs) and input_size (features); "
                 f"got vocab_size={vocab_size}, input_size={input_size}"
             )
-        if cell not in CELL_LAYERS:
-            raise BpttError(f"cell must be one of {', '.join(CELL_LAYERS)}; got {cell!r}")
+        Layer = cell_layer(cell)  # a BpttError for an unknown cell
         rng = np.random.default_rng() if rng is None else rng
         self.cell, self.dtype = cell, np.dtype(dtype)
         self.vocab_size, self.input_size = vocab_size, input_size
@@ -98,7 +95,7 @@ class SequenceModel(Model):
         if vocab_size is not None:
             self.layers["embedding"] = Embedding(vocab_size, embed_size, dtype=dtype, rng=rng)
         rnn_in = (embed_size if vocab_size is not None else input_size) + extra_input
-        self.layers["rnn"] = CELL_LAYERS[cell](
+        self.layers["rnn"] = Layer(
             rnn_in, hidden_size, num_layers, bidirectional, dropout, dtype=dtype, rng=rng
         )
         self.rnn = self.layers["rnn"]

@@ -121,8 +121,10 @@ class SequenceTagger(SequenceModel):
             return super()._check(inputs, mask)
         inputs, mask = np.asarray(inputs), np.asarray(mask)
         if inputs.ndim != 3 or inputs.dtype.kind not in "iu":
-            raise BpttError(f"the model reads words with their letters as integers (B, T, P); "
-                            f"got {inputs.dtype} {inputs.shape}")  # fmt: skip
+            raise BpttError(
+                f"the model reads words with their letters as integers (B, T, P); "
+                f"got {inputs.dtype} {inputs.shape}"
+            )
         if mask.shape != inputs.shape[:2]:
             raise BpttError(f"mask has shape {mask.shape}, inputs {inputs.shape[:2]} (B, T)")
         return inputs, mask

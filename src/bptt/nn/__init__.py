@@ -7,6 +7,7 @@ that returns the input gradient and replaces ``grads``, and
 """
 
 from bptt.nn.attention import Attention
+from bptt.nn.cells import CELLS, GRU, LSTM, RNN, cell_layer
 from bptt.nn.conv import Conv2d
 from bptt.nn.crf import CRF
 from bptt.nn.init import (
@@ -17,10 +18,12 @@ from bptt.nn.init import (
     uniform_default,
     xavier_uniform,
 )
+from bptt.nn.layer import Layer
 from bptt.nn.linear import Dropout, Embedding, Linear
-from bptt.nn.recurrent import GRU, LSTM, RNN, Recurrent
+from bptt.nn.recurrent import Recurrent
 
 __all__ = [
+    "CELLS",
     "CRF",
     "GRU",
     "LSTM",
@@ -29,8 +32,10 @@ __all__ = [
     "Conv2d",
     "Dropout",
     "Embedding",
+    "Layer",
     "Linear",
     "Recurrent",
+    "cell_layer",
     "forget_bias_",
     "orthogonal",
     "orthogonal_recurrent_",

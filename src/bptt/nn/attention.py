@@ -35,7 +35,7 @@ from bptt.errors import BpttError
 from bptt.functional.attention import KINDS, attention_backward, attention_forward
 from bptt.functional.linear import linear_backward, linear_forward
 from bptt.nn.init import uniform
-from bptt.nn.linear import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
+from bptt.nn.layer import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
 
 
 class Attention(Layer):

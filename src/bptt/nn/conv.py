@@ -18,7 +18,7 @@ import numpy as np
 from bptt.errors import BpttError
 from bptt.functional.conv import conv2d_backward, conv2d_forward
 from bptt.nn.init import uniform
-from bptt.nn.linear import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
+from bptt.nn.layer import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
 
 
 class Conv2d(Layer):
@@ -33,8 +33,15 @@ class Conv2d(Layer):
         rng: Generator for the initialisation.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
-                 dtype: Any = np.float32, rng: np.random.Generator | None = None):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | None = None,
+    ):
         self.in_channels = check_count("in_channels", in_channels)
         self.out_channels = check_count("out_channels", out_channels)
         k = check_count("kernel_size", kernel_size)
@@ -71,5 +78,7 @@ class Conv2d(Layer):
 
     def __repr__(self) -> str:
         k = self.kernel_size
-        return (f"Conv2d({self.in_channels}, {self.out_channels}, {k}, stride={self.stride}, "
-                f"dtype={self.dtype.name})")  # fmt: skip
+        return (
+            f"Conv2d({self.in_channels}, {self.out_channels}, {k}, stride={self.stride}, "
+            f"dtype={self.dtype.name})"
+        )

@@ -22,7 +22,7 @@ import numpy as np
 
 from bptt.functional.crf import crf_backward, crf_forward, crf_marginals, viterbi
 from bptt.nn.init import uniform
-from bptt.nn.linear import Layer, check_count, check_rng, layer_dtype
+from bptt.nn.layer import Layer, check_count, check_rng, layer_dtype
 
 
 class CRF(Layer):

@@ -2,9 +2,10 @@
 
 One base class, :class:`Recurrent`, holds everything that is the same for all
 three cells — stacking, direction, masks, inter-layer dropout, parameters,
-validation, state dicts — once. The subclasses only name their functional
-forward/backward (``bptt.functional.rnn``/``lstm``/``gru``), their gate count G
-and the number of state arrays (1: h; 2 for the LSTM: h and C).
+validation, state dicts — once. The cells themselves (:mod:`bptt.nn.cells`:
+``RNN``, ``LSTM``, ``GRU`` and the registry ``CELLS`` of their names) only name
+their functional forward/backward (``bptt.functional.rnn``/``lstm``/``gru``),
+their gate count G and their state arrays (1: h; 2 for the LSTM: h and C).
 
 Stacking (layer l = 0..L-1, direction k = 0 forward, 1 reverse):
 
@@ -38,6 +39,7 @@ K directions, G gates (RNN 1, LSTM 4 in order i, f, g, o, GRU 3 in order r, z, n
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -45,13 +47,10 @@ from typing import Any
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional.gru import gru_backward, gru_forward
 from bptt.functional.linear import dropout_backward, dropout_forward
-from bptt.functional.lstm import lstm_backward, lstm_forward
 from bptt.functional.recompute import checkpointed_backward, checkpointed_forward
-from bptt.functional.rnn import NONLINEARITIES, rnn_backward, rnn_forward
 from bptt.nn.init import uniform_default
-from bptt.nn.linear import (
+from bptt.nn.layer import (
     Layer,
     as_layer_dtype,
     check_count,
@@ -66,8 +65,9 @@ State = np.ndarray | tuple[np.ndarray, ...]
 class Recurrent(Layer):
     """A stacked, optionally bidirectional recurrent layer over a functional cell.
 
-    Subclasses set ``gates`` (G), ``state_names`` (("h0",) or ("h0", "c0")) and
-    ``_cell`` (the functional forward and backward).
+    A cell (:mod:`bptt.nn.cells`) sets ``cell`` (its name), ``gates`` (G),
+    ``state_names`` (("h0",) or ("h0", "c0")), ``gate_names``, ``carry_gate`` and
+    ``cell_forward``/``cell_backward`` (the functional pair the layer runs).
 
     Args:
         input_size: D, features per time step.
@@ -81,6 +81,7 @@ class Recurrent(Layer):
         dtype: float32 (default) or float64; params, grads and outputs use it.
         rng: Generator for the initialisation U(-1/√H, 1/√H) (PyTorch's). None
             means a fresh unseeded ``np.random.default_rng()``: not reproducible.
+        **options: the cell's own keyword arguments (the RNN's ``nonlinearity``).
 
     Attributes:
         checkpoint_steps: None (default) keeps every step's activations for
@@ -93,8 +94,13 @@ class Recurrent(Layer):
             set by :meth:`backward`.
     """
 
+    cell: str = ""  # the cell's name in ``bptt.nn.CELLS``: "rnn", "lstm", "gru"
     gates: int = 1
     state_names: tuple[str, ...] = ("h0",)
+    gate_names: tuple[str, ...] = ()  # the G gate blocks, in order (none for the RNN)
+    carry_gate: str | None = None  # the gate that carries the state on (LSTM f, GRU z)
+    cell_forward: Callable  # the functional forward and backward this layer runs
+    cell_backward: Callable
 
     def __init__(
         self,
@@ -106,7 +112,14 @@ class Recurrent(Layer):
         bias: bool = True,
         dtype: Any = np.float32,
         rng: np.random.Generator | None = None,
+        **options: Any,
     ) -> None:
+        unknown = sorted(set(options) - set(inspect.signature(self._configure).parameters))
+        if unknown:  # as Python says it for any function, with the layer's name
+            raise TypeError(
+                f"{type(self).__name__}() got an unexpected keyword argument {unknown[0]!r}"
+            )
+        self._configure(**options)
         self.input_size = check_count("input_size", input_size)
         self.hidden_size = check_count("hidden_size", hidden_size)
         self.num_layers = check_count("num_layers", num_layers)
@@ -140,13 +153,26 @@ class Recurrent(Layer):
 
     # -- what a subclass provides ------------------------------------------------
 
-    def _cell(self) -> tuple[Callable, Callable]:
-        """(forward, backward) of the functional cell."""
-        raise NotImplementedError
+    def _configure(self) -> None:
+        """Take the cell's own options (the RNN's ``nonlinearity``); none by default."""
 
-    def _cell_kwargs(self) -> dict[str, Any]:
+    def cell_kwargs(self) -> dict[str, Any]:
         """Extra keyword arguments of the functional forward (the RNN's nonlinearity)."""
         return {}
+
+    def cell_weights(self, l: int = 0, k: int = 0) -> tuple[np.ndarray, ...]:
+        """(weight_ih, weight_hh, bias_ih, bias_hh) of layer ``l``, direction ``k``.
+
+        The functional cell's weight arguments, in its order; the biases are None
+        without ``bias``.
+        """
+        sfx, p = self._suffix(l, k), self.params
+        return (
+            p[f"weight_ih{sfx}"],
+            p[f"weight_hh{sfx}"],
+            p.get(f"bias_ih{sfx}"),
+            p.get(f"bias_hh{sfx}"),
+        )
 
     # -- helpers -----------------------------------------------------------------
 
@@ -289,10 +315,10 @@ class Recurrent(Layer):
                 f"got {type(rng).__name__}"
             )
 
-        cell_forward, _ = self._cell()
+        cell_forward = self.cell_forward
         if self.checkpoint_steps is not None:
             cell_forward = partial(checkpointed_forward, cell_forward, chunk=self.checkpoint_steps)
-        kwargs = self._cell_kwargs()
+        kwargs = self.cell_kwargs()
         reuse = self.checkpoint_steps is None  # chunked caches are made and dropped in backward
         L, K, H = self.num_layers, self.num_directions, self.hidden_size
         finals = self._zeros(B)  # (L*K, B, H) each
@@ -303,16 +329,13 @@ class Recurrent(Layer):
         for l in range(L):
             outputs = None if K == 1 else np.empty((B, T, K * H), dtype=self.dtype)  # (B, T, K*H)
             for k in range(K):
-                idx, sfx = l * K + k, self._suffix(l, k)
+                idx = l * K + k
                 # (B, T, D_in); reversed as a view: the cell copies x time-major anyway
                 x_k = layer_in if k == 0 else layer_in[:, ::-1]
                 out, final, cache = cell_forward(
                     x_k,
                     tuple(s[idx] for s in states),
-                    self.params[f"weight_ih{sfx}"],
-                    self.params[f"weight_hh{sfx}"],
-                    self.params.get(f"bias_ih{sfx}"),
-                    self.params.get(f"bias_hh{sfx}"),
+                    *self.cell_weights(l, k),
                     mask=mask if k == 0 else mask_rev,
                     workspace=self._workspaces.setdefault(idx, {}) if reuse else None,
                     **kwargs,
@@ -358,7 +381,7 @@ class Recurrent(Layer):
             else self._unpack(d_final_state, B, "d_final_state", allow_none_pieces=True)
         )
 
-        cell_forward, cell_backward = self._cell()
+        cell_forward, cell_backward = self.cell_forward, self.cell_backward
         caches, drop_masks = cache["caches"], cache["drop_masks"]
         grads: dict[str, np.ndarray] = {}
         d_init = self._zeros(B)  # (L*K, B, H) each
@@ -412,69 +435,3 @@ class Recurrent(Layer):
             f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}, "
             f"dtype={self.dtype.name})"
         )
-
-
-class RNN(Recurrent):
-    """The lecture's RNN, s_t = tanh(U x_t + W s_{t-1} + b) (or relu), stacked.
-
-    See :class:`Recurrent` for the arguments; ``nonlinearity`` is "tanh" or "relu".
-    """
-
-    gates = 1
-    state_names = ("h0",)
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.0,
-        bias: bool = True,
-        dtype: Any = np.float32,
-        rng: np.random.Generator | None = None,
-        nonlinearity: str = "tanh",
-    ) -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise BpttError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
-        super().__init__(
-            input_size, hidden_size, num_layers, bidirectional, dropout, bias, dtype, rng
-        )
-
-    def _cell(self) -> tuple[Callable, Callable]:
-        return rnn_forward, rnn_backward
-
-    def _cell_kwargs(self) -> dict[str, Any]:
-        return {"nonlinearity": self.nonlinearity}
-
-
-class LSTM(Recurrent):
-    """Long short-term memory, gates i, f, g, o; state (h, C), passed as (h0, c0).
-
-        C_t = f_t * C_{t-1} + i_t * C~_t,   h_t = o_t * tanh(C_t)
-
-    See :class:`Recurrent` for the arguments and ``bptt.functional.lstm`` for the cell.
-    """
-
-    gates = 4
-    state_names = ("h0", "c0")
-
-    def _cell(self) -> tuple[Callable, Callable]:
-        return lstm_forward, lstm_backward
-
-
-class GRU(Recurrent):
-    """Gated recurrent unit, gates r, z, n, reset applied after the hidden product.
-
-        n_t = tanh(W_in x_t + b_in + r_t * (W_hn h_{t-1} + b_hn))
-        h_t = (1 - z_t) * n_t + z_t * h_{t-1}
-
-    See :class:`Recurrent` for the arguments and ``bptt.functional.gru`` for the cell.
-    """
-
-    gates = 3
-    state_names = ("h0",)
-
-    def _cell(self) -> tuple[Callable, Callable]:
-        return gru_forward, gru_backward

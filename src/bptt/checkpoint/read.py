@@ -1,4 +1,4 @@
-"""The checkpoint reader: every field of a safetensors file checked before any array is made.
+"""Reading a checkpoint: every field of a safetensors file checked before any array is made.
 
 Any bytes give either a valid checkpoint or a :class:`CheckpointError` that names
 the file and the field. The checks, in order:
@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -55,6 +57,57 @@ DTYPES: dict[str, np.dtype] = {
     "U64": np.dtype("<u8"),
     "I64": np.dtype("<i8"),
     "F64": np.dtype("<f8"),
+}
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, allow_non_finite: bool = False
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read and verify a checkpoint written by :func:`save_checkpoint`.
+
+    Returns:
+        (tensors, metadata): the arrays with their saved names, shapes and
+        dtypes (writable), and the metadata as JSON reads it back.
+
+    Raises:
+        CheckpointError: naming the file and the field that is wrong: missing,
+            not a regular file, not safetensors, a header out of bounds, a
+            tensor entry that does not fit the data, a failed SHA-256 check,
+            missing or invalid bptt metadata, another format version, or
+            non-finite weights (unless ``allow_non_finite``).
+    """
+    path = Path(path)
+    data = _read_file(path)
+    return parse_checkpoint(data, str(path), allow_non_finite=allow_non_finite)
+
+
+def require_fields(source: str | os.PathLike[str], metadata: dict, fields: dict) -> None:
+    """Check that ``metadata`` has each of ``fields`` (name -> type or tuple of types).
+
+    Raises:
+        CheckpointError: naming the file, the field, the type expected and received.
+    """
+    for name, kind in fields.items():
+        if name not in metadata:
+            raise CheckpointError(f"checkpoint '{source}' lacks the metadata field {name!r}")
+        value = metadata[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            expected = " or ".join(_JSON_NAMES.get(k, k.__name__) for k in kinds)
+            raise CheckpointError(
+                f"checkpoint '{source}': metadata field {name!r} must be {expected}, "
+                f"got {_JSON_NAMES.get(type(value), type(value).__name__)}"
+            )
+
+
+_JSON_NAMES = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
 }
 
 
@@ -284,3 +337,29 @@ def check_finite(path: Path, name: str, a: np.ndarray) -> None:
             f"checkpoint '{path}': tensor {name!r} has {int(bad.sum())} non-finite values "
             f"(first {a[first]} at index {first}); pass allow_non_finite=True to accept them"
         )
+
+
+def _read_file(path: Path) -> bytearray:
+    """The file's bytes in one buffer of exactly its size (a FIFO or device is refused)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint '{path}' does not exist") from None
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint '{path}': {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise CheckpointError(f"checkpoint '{path}' is a directory, expected a file")
+    if not stat.S_ISREG(st.st_mode):
+        raise CheckpointError(f"checkpoint '{path}' is not a regular file (a pipe or a device?)")
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            buf = bytearray(size)  # the only large allocation of a load
+            n = f.readinto(buf)
+    except OSError as e:
+        raise CheckpointError(f"cannot read checkpoint '{path}': {e.strerror or e}") from None
+    if n != size:
+        raise CheckpointError(
+            f"checkpoint '{path}' changed while it was read ({n} of {size} bytes)"
+        )
+    return buf
