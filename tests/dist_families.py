@@ -70,7 +70,7 @@ def trainer(family: str, batch_size: int, out, accumulate: int = 1, **overrides)
     sv, tv = make_vocabularies(train, "char")
     task = types.SimpleNamespace(
         NAME="dates",
-        prepare=lambda _: PairData(sv, tv, train, val, test, "reversed words"),
+        prepare_data=lambda _: PairData(sv, tv, train, val, test, "reversed words"),
         metrics=lambda hyps, refs: {"exact": float(hyps == refs)},  # not used: no evaluation
         join_source="".join,
         join_target="".join,

@@ -23,12 +23,12 @@ import numpy as np
 
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
 from bptt.distributed import describe_parallel, get_comm, global_batch_size
-from bptt.errors import BpttError, CheckpointError
+from bptt.errors import BpttError
 from bptt.functional.crf import bio_constraints
 from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
-from bptt.train import Trainer, build_optimizer
+from bptt.tasks import base
 
 HEADS = ("class", "tags")
 
@@ -287,35 +287,16 @@ def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_ba
     what rebuilding the model needs (labels, head, input size, the task's extra). Under
     ``mpirun`` each rank trains on its rows of every batch (:mod:`bptt.distributed`)."""
     comm = get_comm(timeout=config.watchdog)
-    optimizer, schedule = build_optimizer(config)
     metadata = {
-        "task": config.task,
-        "config": config.to_dict(),
         "vocab": None if data.vocab is None else data.vocab.to_dict(),
         "labels": list(data.labels),
         "head": data.head,
         "input_size": data.input_size,
         "extra": data.extra,
     }
-    return Trainer(
-        model,
-        optimizer,
-        schedule,
-        ExampleBatches(data.train, global_batch_size(config, comm), config.seed),
-        lambda m: metrics(m, data.val),
-        steps=config.steps,
-        out_dir=out_dir,
-        rng=rng,
-        clip=config.clip,
-        eval_every=config.eval_every,
-        patience=config.patience,
-        metadata=metadata,
-        progress_bar=progress_bar,
-        skip_non_finite=config.skip_non_finite,
-        comm=comm,
-        accumulate=config.accumulate,
-        monitor=config.monitor,
-    )
+    batches = ExampleBatches(data.train, global_batch_size(config, comm), config.seed)
+    return base.make_trainer(config, model, batches, lambda m: metrics(m, data.val), out_dir,
+                             progress_bar, rng, metadata, comm, monitor=config.monitor)  # fmt: skip
 
 
 def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -> tuple:
@@ -363,35 +344,31 @@ def _load_vectors(model, path, vocab) -> None:
     print(f"word vectors: {len(found):,} of {len(vocab):,} words found in {path}")
 
 
+def model_from_meta(config, meta: dict, rng=None):
+    """The classifier or tagger a checkpoint's metadata describes (head, labels, sizes)."""
+    vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
+    return build_model(
+        config, meta["head"], len(meta["labels"]), None if vocab is None else len(vocab),
+        meta["input_size"], rng, meta["labels"], meta.get("extra"),
+        None if vocab is None else vocab.unk_id,
+    )  # fmt: skip
+
+
 def load_model(path, task: str, build=None):
     """Rebuild a task's model from a checkpoint alone: (model, config, metadata, vocab).
 
-    ``build`` (default :func:`build_model`) takes the same arguments as it does."""
-    from bptt.checkpoint import load_checkpoint
-    from bptt.config import Config
+    ``build(config, head, num_labels, vocab_size, input_size)`` is a task's own model
+    (video); the default is :func:`model_from_meta`'s classifier or tagger."""
 
-    tensors, meta = load_checkpoint(path)
-    if meta.get("task") != task:
-        raise CheckpointError(f"checkpoint '{path}' is for task {meta.get('task')!r}, not {task!r}")
-    try:
-        config = Config.from_dict(meta["config"])
+    def rebuild(config, meta):
+        if build is None:
+            return model_from_meta(config, meta)
         vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
-        vocab_size = None if vocab is None else len(vocab)
-        if build is not None:  # a task's own models (video)
-            model = build(config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"])
-        else:
-            unk_id = None if vocab is None else vocab.unk_id
-            model = build_model(
-                config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"], None,
-                meta["labels"], meta.get("extra"), unk_id,
-            )  # fmt: skip
-    except KeyError as e:
-        raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
-    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except BpttError as e:
-        raise CheckpointError(f"checkpoint '{path}': {e}") from None
+        size = None if vocab is None else len(vocab)
+        return build(config, meta["head"], len(meta["labels"]), size, meta["input_size"])
+
+    model, config, meta = base.load_model(path, task, rebuild)
+    vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
     return model, config, meta, vocab
 
 

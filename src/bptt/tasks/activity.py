@@ -24,9 +24,11 @@ from bptt.tasks._examples import (
     format_metrics,
     load_model,
     make_trainer,
+    model_from_meta,
     require_package,
     split_indices,
 )
+from bptt.tasks.base import Task
 
 PACKAGE, EXTRA = "sktime", "activity"
 FOLDER = "datasets/data/BasicMotions"
@@ -127,3 +129,28 @@ def predict_checkpoint(path, text: str) -> str:
     probs = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0]  # (C,)
     best = int(np.argmax(probs))
     return f"{meta['labels'][best]} {probs[best]:.2f}"
+
+
+PRESET = {
+    "out": "runs/activity",
+    "hidden_size": 32,  # 40 training clips only: a small model
+    "bidirectional": True,
+    "pooling": "mean",  # an activity is a texture over the clip, not its last instant
+    "batch_size": 8,
+    "lr": 5e-3,
+    "steps": 300,  # ~75 epochs of 32 clips
+    "eval_every": 25,
+}
+
+TASK = Task(
+    name="activity",
+    about="standing, walking, running or badminton from motion sensors (BasicMotions)",
+    preset=PRESET,
+    options=("dataset", "val_fraction", "truncate", "pooling", "bidirectional", "monitor"),
+    prepare=prepare_data,
+    build_model=model_from_meta,
+    build_trainer=build_trainer,
+    metrics=class_metrics,
+    report=held_out_report,
+    predict=predict_checkpoint,
+)

@@ -61,9 +61,11 @@ from bptt.data.audio import (
 from bptt.distributed import describe_parallel
 from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.models.ctc import CTCRecognizer
+from bptt.tasks import base
 from bptt.tasks import speech_corpus as corpus
 from bptt.tasks import speech_synth as synth
 from bptt.tasks._examples import Split, TaskData, describe, example_trainer, in_order
+from bptt.tasks.base import Task
 from bptt.tasks.digits import AUG_COPIES, DATASETS, augmented_features, clip_features, split_names
 from bptt.tasks.g2p import edit_distance
 
@@ -242,29 +244,18 @@ def build_trainer(config, out_dir, progress_bar: bool = True):
     return trainer, summary
 
 
+def model_from_meta(config, meta: dict, rng=None) -> CTCRecognizer:
+    """The recognizer a checkpoint's metadata describes (its features and input size)."""
+    extra = meta["extra"]
+    if extra["features"] not in ("logmel", "mfcc") or not isinstance(extra["stack"], int):
+        raise CheckpointError(f"extra {extra!r} is not valid")
+    return build_model(config, int(meta["input_size"]), rng)
+
+
 def load_recognizer(path):
     """Rebuild the recognizer from a ctc-digits checkpoint alone: (model, config, metadata)."""
-    from bptt.checkpoint import load_checkpoint
-    from bptt.config import Config
-
-    tensors, meta = load_checkpoint(path)
-    if meta.get("task") != "ctc-digits":
-        raise CheckpointError(f"checkpoint '{path}' is for task {meta.get('task')!r}; "
-                              f"transcribing needs a 'ctc-digits' checkpoint")  # fmt: skip
-    try:
-        config = Config.from_dict(meta["config"])
-        extra = meta["extra"]
-        if extra["features"] not in ("logmel", "mfcc") or not isinstance(extra["stack"], int):
-            raise CheckpointError(f"checkpoint '{path}': extra {extra!r} is not valid")
-        model = build_model(config, int(meta["input_size"]))
-    except KeyError as e:
-        raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
-    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except BpttError as e:
-        raise CheckpointError(f"checkpoint '{path}': {e}") from None
-    return model, config, meta
+    refusal = "; transcribing needs a 'ctc-digits' checkpoint"
+    return base.load_model(path, "ctc-digits", model_from_meta, refusal)
 
 
 def held_out_report(path) -> str:
@@ -315,3 +306,31 @@ def transcribe(path, wav, beam: int = 1) -> str:
 
     ids = ctc_decode(model, x, np.ones(x.shape[:2], dtype=bool), beam)  # [(L,)]
     return model.to_text(ids, LABELS, sep=" ")[0]
+
+
+PRESET = {
+    "out": "runs/ctc-digits",
+    "hidden_size": 64,  # per direction; fits the training set already (loss 0.01 vs 0.19)
+    "num_layers": 2,  # layer 2 reads both directions of layer 1
+    "bidirectional": True,  # a digit's class is clearest once its word has ended
+    "max_examples": 4000,  # training utterances of 3..7 digits (~20,000 digits)
+    "batch_size": 32,
+    "lr": 3e-3,
+    "steps": 800,  # 6.4 epochs: ~4 minutes on a busy core, test DER ~1%
+    "eval_every": 200,  # each evaluation reads the 300 validation utterances
+    "beam": 8,  # prefix beam search's width in the test report, beside greedy
+}
+
+TASK = Task(
+    name="ctc-digits",
+    about="spoken digit strings transcribed with CTC",
+    preset=PRESET,
+    options="dataset data test_engine features max_examples truncate norm augment beam "
+    "bidirectional monitor",
+    prepare=prepare_data,
+    build_model=model_from_meta,
+    build_trainer=build_trainer,
+    metrics=metrics,
+    report=held_out_report,
+    transcribe=transcribe,
+)

@@ -92,7 +92,7 @@ def generate(n: int, seed: int) -> list[tuple[str, str]]:
     return list(pairs.items())
 
 
-def prepare(config: Config) -> PairData:
+def prepare_data(config: Config) -> PairData:
     """Generated pairs, split into train/validation/test, and the character vocabularies."""
     n_train = config.max_examples or DEFAULT_EXAMPLES
     pairs = [(list(h), list(iso)) for h, iso in generate(n_train + N_VAL + N_TEST, config.seed)]
@@ -119,17 +119,23 @@ def metrics(hyps: list[list[str]], refs: list[list[str]]) -> dict:
     return {MAIN: sum(h == r for h, r in zip(hyps, refs, strict=True)) / max(len(refs), 1)}
 
 
-def build_trainer(config: Config, out_dir, progress_bar: bool = True):
-    return translation.build_trainer(sys.modules[__name__], config, out_dir, progress_bar)
+PRESET = {
+    "out": "runs/dates",
+    "cell": "lstm",  # gates keep the day, month and year apart over ~40 characters
+    "bidirectional": True,  # the encoder reads the source both ways (bridged to the decoder)
+    "embed_size": 32,  # ~60 characters in, 15 symbols out: a small embedding suffices
+    "hidden_size": 64,  # per direction; the decoder has 64 too, the context 128
+    "batch_size": 64,  # sentences per update, bucketed by length
+    "lr": 5e-3,  # Adam; the cosine schedule decays it to a tenth
+    "max_examples": 30000,  # generated training dates
+    "steps": 3000,  # ~6 epochs of 30,000 generated dates
+    "eval_every": 250,  # each evaluation decodes 500 validation dates
+    "max_length": 20,  # an ISO date is 10 characters plus <eos>
+}
 
-
-def after_training(config: Config, checkpoint) -> None:
-    translation.after_training(sys.modules[__name__], config, checkpoint)
-
-
-def evaluate_checkpoint(args) -> str:
-    return translation.evaluate_checkpoint(sys.modules[__name__], args)
-
-
-def translate(path, text: str, beam: int = 5, limit: int | None = None, plot=None) -> str:
-    return translation.translate(sys.modules[__name__], path, text, beam, limit, plot)
+TASK = translation.seq2seq_task(
+    sys.modules[__name__],
+    "dates in many languages and formats to ISO 8601 (Faker + Babel)",
+    PRESET,
+    (),
+)

@@ -71,7 +71,7 @@ def read_pairs(path: Path | None = None, min_freq: int = 5) -> list[Pair]:
     ]
 
 
-def prepare(config: Config, path: Path | None = None) -> PairData:
+def prepare_data(config: Config, path: Path | None = None) -> PairData:
     """Phrase pairs split into train/validation/test, and word vocabularies."""
     pairs = read_pairs(path, config.min_freq)
     n_val, n_test = min(N_VAL, len(pairs) // 10), min(N_TEST, len(pairs) // 10)
@@ -110,17 +110,24 @@ def metrics(hyps: list[list[str]], refs: list[list[str]]) -> dict:
     return {MAIN: bleu, "chrf": sacrebleu.corpus_chrf(h, r).score}
 
 
-def build_trainer(config: Config, out_dir, progress_bar: bool = True):
-    return translation.build_trainer(sys.modules[__name__], config, out_dir, progress_bar)
+PRESET = {
+    "out": "runs/de-en",
+    "level": "word",  # phrase pairs read word by word
+    "cell": "lstm",
+    "bidirectional": True,  # the encoder reads the source both ways (bridged to the decoder)
+    "min_freq": 5,  # pairs whose every word occurs 5+ times: ~22,000, ~7,000 words a side
+    "embed_size": 128,  # a few thousand words on each side
+    "hidden_size": 128,
+    "batch_size": 64,
+    "lr": 3e-3,
+    "steps": 2000,  # ~7 epochs of 18,786 phrases; validation loss is lowest near 1000
+    "eval_every": 500,
+    "max_length": 20,  # phrases are at most 8 words
+}
 
-
-def after_training(config: Config, checkpoint) -> None:
-    translation.after_training(sys.modules[__name__], config, checkpoint)
-
-
-def evaluate_checkpoint(args) -> str:
-    return translation.evaluate_checkpoint(sys.modules[__name__], args)
-
-
-def translate(path, text: str, beam: int = 5, limit: int | None = None, plot=None) -> str:
-    return translation.translate(sys.modules[__name__], path, text, beam, limit, plot)
+TASK = translation.seq2seq_task(
+    sys.modules[__name__],
+    "German to English phrases (Debian trans-de-en)",
+    PRESET,
+    ("level", "min_freq"),
+)

@@ -3,15 +3,15 @@
 A translation task module (``dates``, ``g2p``, ``de_en``) provides
 
     NAME                         its name in ``bptt.tasks.TASK_MODULES``
-    prepare(config) -> PairData  tokenised train/validation/test pairs and vocabularies
-    source_tokens(text)          a user's input as source symbols (as ``prepare`` makes them)
+    prepare_data(config)         tokenised train/validation/test pairs and vocabularies (PairData)
+    source_tokens(text)          a user's input as source symbols (as ``prepare_data`` makes them)
     join_source(tokens) -> str   and back, for showing
     join_target(tokens) -> str   output symbols as text
     metrics(hyps, refs) -> dict  the task's metric(s) on token lists; MAIN names the headline
 
-and passes itself to :func:`build_trainer`, :func:`after_training` and
-:func:`evaluate_checkpoint` here. The loop is :mod:`bptt.train`'s; the model is
-:class:`bptt.models.seq2seq.Seq2Seq`; decoding is :mod:`bptt.decode`'s.
+and declares its :class:`~bptt.tasks.base.Task` with :func:`seq2seq_task`. The loop is
+:mod:`bptt.train`'s; the model is :class:`bptt.models.seq2seq.Seq2Seq`; decoding is
+:mod:`bptt.decode`'s.
 """
 
 from __future__ import annotations
@@ -19,22 +19,24 @@ from __future__ import annotations
 import time
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 
-from bptt.checkpoint import load_checkpoint
 from bptt.config import Config
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
 from bptt.decode import beam_search, decode_greedy
 from bptt.distributed import describe_parallel, get_comm, global_batch_size
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.seq2seq import Seq2Seq, Seq2SeqBatch
+from bptt.tasks import base
 from bptt.tasks._examples import _hint as _examples_hint
-from bptt.train import Trainer, build_optimizer
+from bptt.tasks.base import Task
 
 Pair = tuple[list[str], list[str]]  # (source symbols, target symbols)
+SEQ2SEQ_TASKS = ("dates", "g2p", "de-en")  # the tasks whose checkpoints translate reads
 VAL_DECODED = 500  # validation pairs decoded at each evaluation (the loss uses them all)
 
 
@@ -232,33 +234,25 @@ def validation(task: ModuleType, data: PairData, limit: int):
 def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool = True):
     """Data, model, optimizer and the loop for a translation task, and what was prepared."""
     started = time.perf_counter()
-    data = task.prepare(config)
+    data = task.prepare_data(config)
     comm = get_comm(timeout=config.watchdog)  # under mpirun: each rank its rows of a batch
     rng = np.random.default_rng(config.seed)
     model = build_model(config, data.source_vocab, data.target_vocab, rng)
-    optimizer, schedule = build_optimizer(config)
     train_ids = encode_pairs(data.train, data.source_vocab, data.target_vocab)
-    trainer = Trainer(
+    trainer = base.make_trainer(
+        config,
         model,
-        optimizer,
-        schedule,
         PairBatches(train_ids, global_batch_size(config, comm), config.seed, data.target_vocab),
         validation(task, data, max_length(config, data)),
-        steps=config.steps,
-        out_dir=out_dir,
-        rng=rng,
-        clip=config.clip,
-        eval_every=config.eval_every,
-        patience=config.patience,
-        metadata={
+        out_dir,
+        progress_bar,
+        rng,
+        {
             "task": task.NAME,
-            "config": config.to_dict(),
             "source_vocab": data.source_vocab.to_dict(),
             "target_vocab": data.target_vocab.to_dict(),
         },
-        progress_bar=progress_bar,
-        comm=comm,
-        accumulate=config.accumulate,
+        comm,
     )
     bi = "bidirectional " if config.bidirectional else ""
     summary = [
@@ -277,30 +271,40 @@ def build_trainer(task: ModuleType, config: Config, out_dir, progress_bar: bool 
     return trainer, summary
 
 
-def load_model(path) -> tuple[Seq2Seq, Vocabulary, Vocabulary, Config]:
-    """Rebuild an encoder-decoder from its checkpoint alone: weights, vocabularies, config."""
-    tensors, meta = load_checkpoint(path)
+def vocabularies_of(meta: dict) -> tuple[Vocabulary, Vocabulary]:
     try:
-        config = Config.from_dict(meta["config"])
-        sv = Vocabulary.from_dict(meta["source_vocab"])
-        tv = Vocabulary.from_dict(meta["target_vocab"])
+        return Vocabulary.from_dict(meta["source_vocab"]), Vocabulary.from_dict(
+            meta["target_vocab"]
+        )
     except KeyError as e:
         raise CheckpointError(
-            f"checkpoint '{path}' lacks the metadata field {e}; is it an encoder-decoder's?"
+            f"lacks the metadata field {e}; is it an encoder-decoder's?"
         ) from None
-    model = build_model(config, sv, tv, np.random.default_rng(0))
-    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except BpttError as e:
-        raise CheckpointError(f"checkpoint '{path}': {e}") from None
-    return model, sv, tv, config
+
+
+def model_from_meta(config: Config, meta: dict, rng=None) -> Seq2Seq:
+    """The encoder-decoder a checkpoint's metadata describes (its two vocabularies)."""
+    sv, tv = vocabularies_of(meta)
+    return build_model(config, sv, tv, np.random.default_rng(0) if rng is None else rng)
+
+
+def load_model(path) -> tuple[Seq2Seq, Vocabulary, Vocabulary, Config]:
+    """Rebuild an encoder-decoder from its checkpoint alone: weights, vocabularies, config."""
+
+    def build(config, meta):
+        try:
+            return model_from_meta(config, meta)
+        except CheckpointError as e:
+            raise CheckpointError(f"checkpoint '{path}' {e}") from None
+
+    model, config, meta = base.load_model(path, SEQ2SEQ_TASKS, build)
+    return (model, *vocabularies_of(meta), config)
 
 
 def held_out_report(task: ModuleType, path) -> str:
     """The task's metrics on the held-out test pairs, greedy and with the config's beam."""
     model, _, _, config = load_model(path)
-    data = task.prepare(config)
+    data = task.prepare_data(config)
     limit = max_length(config, data)
     lines = [f"held-out test: {len(data.test):,} pairs"]
     for beam in dict.fromkeys((1, config.beam)):
@@ -310,14 +314,6 @@ def held_out_report(task: ModuleType, path) -> str:
         what = "greedy" if beam == 1 else f"beam {beam}"
         lines.append(f"  {what:<8} {shown}  ({time.perf_counter() - started:.1f} s)")
     return "\n".join(lines)
-
-
-def after_training(task: ModuleType, config: Config, checkpoint) -> None:
-    print(held_out_report(task, checkpoint))
-
-
-def evaluate_checkpoint(task: ModuleType, args) -> str:
-    return held_out_report(task, args.checkpoint)
 
 
 def translate(
@@ -372,3 +368,24 @@ def plot_attention(alpha: np.ndarray, source: list[str], output: list[str], path
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+SEQ2SEQ_OPTIONS = ("max_examples", "embed_size", "bidirectional", "attention", "attention_size",
+                   "beam", "length_penalty", "max_length")  # fmt: skip
+
+
+def seq2seq_task(module: ModuleType, about: str, preset: dict, options: tuple = ()) -> Task:
+    """The :class:`~bptt.tasks.base.Task` of the translation task ``module`` (its ``NAME``,
+    ``prepare_data``, ``metrics`` and token functions; see this module's docstring)."""
+    return Task(
+        name=module.NAME,
+        about=about,
+        preset=preset,
+        options=SEQ2SEQ_OPTIONS + options,
+        prepare=module.prepare_data,
+        build_model=model_from_meta,
+        build_trainer=partial(build_trainer, module),
+        metrics=module.metrics,
+        report=partial(held_out_report, module),
+        translate=partial(translate, module),
+    )

@@ -43,6 +43,7 @@ from bptt.tasks._examples import (
     mean_loss,
     predict,
 )
+from bptt.tasks.base import Task
 
 LABELS = list(vc.ACTIONS)
 DATA_SEED = 0  # the clips drawn do not follow --seed: every run sees the same data
@@ -102,6 +103,11 @@ def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=
     if head == "tags":
         return FrameTagger(num_labels, input_size, config.embed_size, **common)
     raise BpttError(f"video head must be one of {', '.join(HEADS)}; got {head!r}")
+
+
+def model_from_meta(config, meta: dict, rng=None):
+    """The model a checkpoint's metadata describes (its head, labels and frame size)."""
+    return build_model(config, meta["head"], len(meta["labels"]), None, meta["input_size"], rng)
 
 
 def frame_metrics(model, split: Split) -> dict:
@@ -359,3 +365,32 @@ def predict_checkpoint(path, text: str) -> str:
     ends = [*starts[1:], len(tags)]
     return ", ".join(f"{meta['labels'][tags[a]]} (frames {a}-{b - 1})"
                      for a, b in zip(starts, ends, strict=True))  # fmt: skip
+
+
+PRESET = {
+    "out": "runs/video",
+    "embed_size": 64,  # the frame encoder's features: 1,024 pixels -> 64
+    "hidden_size": 64,  # per direction
+    "bidirectional": True,  # tags: a frame's action is clearer once it has gone on a while
+    "max_examples": 9000,  # rendered training clips (1,000 per action): 3,600 overfit
+    "batch_size": 32,
+    "lr": 3e-3,
+    "steps": 2500,  # ~9 epochs
+    "eval_every": 250,  # each evaluation reads the 450 validation clips
+}
+
+TASK = Task(
+    name="video",
+    about="actions in rendered stick-figure clips: one per clip, or one per frame",
+    preset=PRESET,
+    options="dataset head max_examples truncate embed_size frame_encoder pooling "
+    "bidirectional monitor",
+    prepare=prepare_data,
+    build_model=model_from_meta,
+    build_trainer=build_trainer,
+    metrics=metrics,
+    report=held_out_report,
+    after_training=after_training,
+    evaluate=evaluate_checkpoint,
+    predict=predict_checkpoint,
+)

@@ -4,7 +4,6 @@ bptt synth "3 1 4 1 5" --voice en-us+f2 --out pi.wav     numerals are said digit
 bptt synth "hey computer" --voice flite:slt --snr 20 --out a.wav
 bptt synth "4 0 7 1" --voice festival:kal_diphone --out f.wav   Festival's text2wave
 bptt synth --list-voices                                 every voice and its split
-bptt transcribe runs/ctc-digits/best.safetensors pi.wav [--beam 8]   the digits it hears
 
 Parses, builds, calls; the speaking is :mod:`bptt.tasks.speech_synth`'s.
 """
@@ -41,12 +40,6 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default="synth.wav", help="the WAV file to write (default: synth.wav)")
     p.add_argument("--list-voices", action="store_true", help="list the voices and their split")
 
-    p = sub.add_parser("transcribe", help="the digits spoken in a WAV file (a ctc-digits model)")
-    p.add_argument("checkpoint", help="a checkpoint of bptt train ctc-digits")
-    p.add_argument("wav", help="the WAV file (any rate: resampled to 16 kHz; mixed to mono)")
-    p.add_argument("--beam", type=int, default=1,
-                   help="prefix beam search of this width; 1: best path (default: 1)")  # fmt: skip
-
 
 def synth(args: argparse.Namespace) -> int:
     from bptt.data.audio import SAMPLE_RATE, write_wav
@@ -69,11 +62,4 @@ def synth(args: argparse.Namespace) -> int:
           f"{voice.name} ({voice.split} split), {text!r}")  # fmt: skip
     for word, start, end in words:
         print(f"{word}\t{start / SAMPLE_RATE:.3f}\t{end / SAMPLE_RATE:.3f}")
-    return 0
-
-
-def transcribe(args: argparse.Namespace) -> int:
-    from bptt.tasks import ctc_digits
-
-    print(ctc_digits.transcribe(args.checkpoint, args.wav, args.beam))
     return 0
