@@ -54,7 +54,7 @@ def _median_time(fn, repeats: int) -> float:
 
 def _lm_trainer(comm=None):
     from bptt.config import Config
-    from bptt.tasks.lm import build_trainer
+    from bptt.tasks.text.lm import build_trainer
 
     config = Config(task="lm", steps=10**6, eval_every=10**6)
     return build_trainer(config, "/tmp/bptt-scaling-lm", progress_bar=False, comm=comm)[0]

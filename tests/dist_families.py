@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from bptt.config import Config
-from bptt.tasks import _examples, ctc_digits, lm, translation
-from bptt.tasks.translation import PairData, make_vocabularies, split_pairs
+from bptt.tasks import _examples
+from bptt.tasks.seq2seq import translation
+from bptt.tasks.seq2seq.translation import PairData, make_vocabularies, split_pairs
+from bptt.tasks.speech import ctc_digits
+from bptt.tasks.text import lm
 
 STEPS = 20
 FAMILIES = ("text", "classify", "seq2seq", "speech")

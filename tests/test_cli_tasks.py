@@ -1,13 +1,14 @@
 """``bptt train TASK``: flags from the task's contract, run files in and out."""
 
 import pytest
-import tomllib
 
 from bptt.cli import main
 from bptt.cli.train import flag
 from bptt.config import TASKS, Config
 from bptt.errors import BpttError
 from bptt.tasks import base, get
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 TEXT = "the clouds are in the sky. the quick brown fox jumped over the lazy dog. " * 20
 TINY = ["--hidden-size", "8", "--embed-size", "4", "--batch-size", "2", "--window", "8"]

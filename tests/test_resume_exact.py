@@ -16,7 +16,7 @@ from bptt.checkpoint import load_checkpoint
 from bptt.cli import main
 from bptt.config import Config
 from bptt.errors import BpttError, CheckpointError, TrainingInterrupted
-from bptt.tasks import lm
+from bptt.tasks.text import lm
 from bptt.train import LATEST
 
 TEXT = "the clouds are in the sky. i grew up in india, i speak fluent hindi. " * 8

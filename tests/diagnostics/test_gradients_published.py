@@ -23,7 +23,7 @@ import pytest
 
 from bptt.cli import main
 from bptt.diagnostics.flow import GradientFlow
-from bptt.tasks.memory_report import exploding_lines, summary
+from bptt.tasks.memory.report import exploding_lines, summary
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = ROOT / "docs" / "vanishing" / "gradients"

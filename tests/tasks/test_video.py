@@ -10,9 +10,10 @@ import pytest
 
 from bptt.cli import main
 from bptt.config import Config
-from bptt.tasks import preset, video
-from bptt.tasks import video_clips as vc
+from bptt.tasks import preset
 from bptt.tasks._examples import Split, TaskData
+from bptt.tasks.video import video
+from bptt.tasks.video import video_clips as vc
 
 FLAGS = ["--quiet", "--frame-encoder", "linear", "--embed-size", "16", "--hidden-size", "16"]
 FLAGS += ["--batch-size", "16", "--lr", "0.01", "--eval-every", "100"]

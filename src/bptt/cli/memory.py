@@ -3,14 +3,14 @@
 bptt gradients [CHECKPOINT] --cells rnn,lstm,gru --lag 50 [--train]   gradient flow report + PNGs
 bptt memory --cells rnn,lstm,gru --lags 5,10,20,50,100 --seeds 0,1,2  the long-range memory sweep
 
-Parses and calls; the reports are :mod:`bptt.tasks.memory_report`'s.
+Parses and calls; the reports are :mod:`bptt.tasks.memory.report`'s.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bptt.tasks.memory_report import SWEEP_DEFAULTS
+from bptt.tasks.memory.report import SWEEP_DEFAULTS
 
 
 def _ints(text: str) -> list[int]:
@@ -98,12 +98,12 @@ def add_parsers(sub) -> None:
 
 
 def gradients(args: argparse.Namespace) -> int:
-    from bptt.tasks import memory_report
+    from bptt.tasks.memory import report as memory_report
 
     return memory_report.gradients(args)
 
 
 def memory(args: argparse.Namespace) -> int:
-    from bptt.tasks import memory_report
+    from bptt.tasks.memory import report as memory_report
 
     return memory_report.memory(args)

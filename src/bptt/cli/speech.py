@@ -5,7 +5,7 @@ bptt synth "hey computer" --voice flite:slt --snr 20 --out a.wav
 bptt synth "4 0 7 1" --voice festival:kal_diphone --out f.wav   Festival's text2wave
 bptt synth --list-voices                                 every voice and its split
 
-Parses, builds, calls; the speaking is :mod:`bptt.tasks.speech_synth`'s.
+Parses, builds, calls; the speaking is :mod:`bptt.tasks.speech.speech_synth`'s.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def add_parsers(sub) -> None:
 
 def synth(args: argparse.Namespace) -> int:
     from bptt.data.audio import SAMPLE_RATE, write_wav
-    from bptt.tasks import speech_synth
+    from bptt.tasks.speech import speech_synth
 
     if args.list_voices:
         for split in speech_synth.SPLITS:

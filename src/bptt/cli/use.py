@@ -15,7 +15,7 @@ from bptt.errors import BpttError, CheckpointError
 
 
 def _formats(text: str) -> tuple[str, ...]:
-    from bptt.tasks.music_render import FORMATS
+    from bptt.tasks.text.music_render import FORMATS
 
     found = tuple(f.strip() for f in text.split(",") if f.strip())
     bad = [f for f in found if f not in FORMATS]

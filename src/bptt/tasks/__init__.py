@@ -15,21 +15,21 @@ from bptt.errors import BpttError
 
 # name -> module; a fixed table (a checkpoint's "task" is looked up here, never imported).
 TASK_MODULES = {
-    "lm": "bptt.tasks.lm",
-    "sentiment": "bptt.tasks.sentiment",
-    "ner": "bptt.tasks.ner",
-    "dna": "bptt.tasks.dna",
-    "activity": "bptt.tasks.activity",
-    "dates": "bptt.tasks.dates",
-    "g2p": "bptt.tasks.g2p",
-    "de-en": "bptt.tasks.de_en",
-    "names": "bptt.tasks.names",
-    "music": "bptt.tasks.music",
-    "chorales": "bptt.tasks.chorales",
-    "digits": "bptt.tasks.digits",
-    "ctc-digits": "bptt.tasks.ctc_digits",
-    "trigger": "bptt.tasks.trigger",
-    "video": "bptt.tasks.video",
+    "lm": "bptt.tasks.text.lm",
+    "sentiment": "bptt.tasks.classify.sentiment",
+    "ner": "bptt.tasks.classify.ner",
+    "dna": "bptt.tasks.classify.dna",
+    "activity": "bptt.tasks.classify.activity",
+    "dates": "bptt.tasks.seq2seq.dates",
+    "g2p": "bptt.tasks.seq2seq.g2p",
+    "de-en": "bptt.tasks.seq2seq.de_en",
+    "names": "bptt.tasks.text.names",
+    "music": "bptt.tasks.text.music",
+    "chorales": "bptt.tasks.text.chorales",
+    "digits": "bptt.tasks.speech.digits",
+    "ctc-digits": "bptt.tasks.speech.ctc_digits",
+    "trigger": "bptt.tasks.speech.trigger",
+    "video": "bptt.tasks.video.video",
 }
 if tuple(TASK_MODULES) != TASKS:  # two lists of one set of names: they must agree
     raise ImportError("bptt.config.TASKS and bptt.tasks.TASK_MODULES name different tasks")

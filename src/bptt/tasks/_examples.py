@@ -18,6 +18,7 @@ import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
 from bptt.tasks import base
+from bptt.tasks.base import Task
 
 HEADS = ("class", "tags")
 
@@ -116,23 +118,28 @@ def in_order(split: Split, batch_size: int) -> Iterator[tuple[np.ndarray, Sequen
         yield idx, make_batch(split, idx)
 
 
-class ExampleBatches:
-    """Endless bucketed batches of a split, in a new order each epoch, resumable.
+class BucketedBatches:
+    """Endless length-bucketed batches, in a new order each epoch, resumable.
 
     The order of epoch e is :func:`bptt.data.bucket_batches` with the Generator
-    seeded by (seed, e), so a position (epoch, batch) alone restores it.
+    seeded by (seed, e), so a position (epoch, batch) alone restores it. A subclass
+    says what a batch of indices is (``_batch``) and which of its attributes a saved
+    state must match (``CHECKED``).
     """
 
-    def __init__(self, split: Split, batch_size: int, seed: int):
-        if len(split) == 0:
-            raise BpttError("the training split has no examples")
-        self.split, self.batch_size, self.seed = split, batch_size, seed
+    CHECKED: tuple[str, ...] = ("batch_size", "seed")
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
         self.epoch, self.position = 0, 0
         self._order = self._epoch_order()
 
+    def _batch(self, idx: np.ndarray):
+        raise NotImplementedError
+
     def _epoch_order(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        return bucket_batches(self.split.lengths(), self.batch_size, rng)
+        return bucket_batches(self.lengths, self.batch_size, rng)
 
     def _next_indices(self) -> np.ndarray:
         if self.position == len(self._order):
@@ -141,34 +148,43 @@ class ExampleBatches:
         self.position += 1
         return self._order[self.position - 1]
 
-    def next_batch(self) -> SequenceBatch:
-        return make_batch(self.split, self._next_indices())
+    def next_batch(self):
+        return self._batch(self._next_indices())
 
-    def next_batch_parts(self, cut) -> list[SequenceBatch | None]:
+    def next_batch_parts(self, cut) -> list:
         """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
         each padded to its own longest example; None for an empty slice."""
         idx = self._next_indices()
-        return [make_batch(self.split, idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
+        return [self._batch(idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
 
     def state_dict(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "position": self.position,
-            "num_examples": len(self.split),
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-        }
+        checked = {key: getattr(self, key) for key in self.CHECKED}
+        return {"epoch": self.epoch, "position": self.position, **checked}
 
     def load_state_dict(self, state: dict) -> None:
-        mine = self.state_dict()
-        for key in ("num_examples", "batch_size", "seed"):
-            if state.get(key) != mine[key]:
+        for key in self.CHECKED:
+            if state.get(key) != getattr(self, key):
                 raise BpttError(
                     f"batches state was saved with {key}={state.get(key)!r}, "
-                    f"these batches have {key}={mine[key]!r}{_hint(key)}"
+                    f"these batches have {key}={getattr(self, key)!r}{_hint(key)}"
                 )
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order = self._epoch_order()
+
+
+class ExampleBatches(BucketedBatches):
+    """Endless bucketed batches of a split's examples (:class:`BucketedBatches`)."""
+
+    CHECKED = ("num_examples", "batch_size", "seed")
+
+    def __init__(self, split: Split, batch_size: int, seed: int):
+        if len(split) == 0:
+            raise BpttError("the training split has no examples")
+        self.split, self.num_examples = split, len(split)
+        super().__init__(split.lengths(), batch_size, seed)
+
+    def _batch(self, idx: np.ndarray) -> SequenceBatch:
+        return make_batch(self.split, idx)
 
 
 def _hint(key: str) -> str:
@@ -375,3 +391,22 @@ def load_model(path, task: str, build=None):
 def format_metrics(metrics: dict) -> str:
     """'accuracy 0.8712, loss 0.3110': the metrics on one line."""
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+
+
+def example_task(module: ModuleType, name: str, options: str, **declared) -> Task:
+    """The :class:`~bptt.tasks.base.Task` of a classify/tag task ``module`` (its docstring's
+    first paragraph says what it learns): its ``PRESET``,
+    ``prepare_data``, ``build_trainer``, ``metrics``, ``held_out_report`` and (unless
+    ``predict`` is declared otherwise) ``predict_checkpoint``; ``options`` beside the
+    ``bidirectional`` and ``monitor`` every one reads; ``declared`` adds or replaces fields."""
+    fields = {
+        "prepare": module.prepare_data,
+        "build_model": model_from_meta,
+        "build_trainer": module.build_trainer,
+        "metrics": module.metrics,
+        "report": module.held_out_report,
+    }
+    if "predict" not in declared:
+        fields["predict"] = module.predict_checkpoint
+    options = f"{options} bidirectional monitor"
+    return Task(name, base.about(module), module.PRESET, options, **{**fields, **declared})

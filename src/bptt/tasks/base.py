@@ -178,3 +178,9 @@ def load_model(path, tasks, build: Callable, refusal: str = "") -> tuple[object,
 def seeded(config: Config, rng) -> np.random.Generator:
     """``rng``, or a generator of the config's seed."""
     return np.random.default_rng(config.seed) if rng is None else rng
+
+
+def about(module) -> str:
+    """What a task module learns, in one line: its docstring's first paragraph, joined."""
+    first = (module.__doc__ or module.__name__).strip().split("\n\n")[0]
+    return " ".join(first.split()).rstrip(".")
