@@ -129,3 +129,34 @@ def test_a_task_whose_preset_sets_what_it_does_not_read_is_refused():
                   report=str)  # fmt: skip
     with pytest.raises(BpttError, match="not Config fields: windwo"):
         base.Task("x", "", {}, "windwo", lm.prepare, lm.build_model, lm.build_trainer, report=str)
+
+
+def _imports(path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_config_imports_no_task_and_no_task_imports_the_cli():
+    from pathlib import Path
+
+    src = Path(base.__file__).resolve().parents[1]
+    assert not {n for n in _imports(src / "config.py") if n.startswith("bptt.tasks")}
+    upward = {
+        str(p.relative_to(src)): sorted(n for n in _imports(p) if n.startswith("bptt.cli"))
+        for p in (src / "tasks").rglob("*.py")
+    }
+    assert not {k: v for k, v in upward.items() if v}, upward
+
+
+def test_a_flag_without_its_value_is_still_one_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "sentiment", "--steps"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "expected one argument" in err, err

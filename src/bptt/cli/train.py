@@ -81,11 +81,18 @@ def add_parser(sub, task_name: str = "lm") -> None:
         )
 
 
+class _Lenient(argparse.ArgumentParser):
+    """A first look at the command line that prints nothing: the full parser reports."""
+
+    def error(self, message: str):
+        raise ValueError(message)
+
+
 def task_named_by(argv: list[str]) -> str:
     """The task a ``train`` command line is about, before its flags are known: the
     checkpoint's with --resume, else the one typed, else the run file's, else lm.
     Refuses a flag that is another task's option, naming the tasks it belongs to."""
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre = _Lenient(add_help=False, allow_abbrev=False)
     pre.add_argument("task", nargs="?")
     for name in ("--resume", "--config", "--threads"):
         pre.add_argument(name)
@@ -96,7 +103,7 @@ def task_named_by(argv: list[str]) -> str:
         pre.add_argument(flag(name), dest=name)
     try:
         known, _ = pre.parse_known_args(argv)
-    except SystemExit:  # the full parser says what is wrong
+    except ValueError:  # the full parser says what is wrong
         return "lm"
     if known.task is not None and known.task not in TASKS:
         return "lm"  # the full parser names the bad choice

@@ -24,12 +24,17 @@ is discovered by ``hasattr``. What a task declares:
 
 and the verbs it offers, each None where it has none: ``sample``, ``predict``
 (with ``predict_formats``), ``translate``, ``transcribe``, ``compose``.
+
+A family declares its tasks alike: :func:`bptt.tasks._examples.example_task`
+(classify, tag, speech, video), :func:`bptt.tasks.text.lm.text_task` and
+:func:`bptt.tasks.seq2seq.translation.seq2seq_task` read a module's ``PRESET`` and
+its functions by their family's names, and take the rest as keywords.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -66,7 +71,6 @@ class Task:
     translate: Callable | None = None
     transcribe: Callable | None = None
     compose: Callable | None = None
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if isinstance(self.options, str):  # "text level window": the names, space-separated
