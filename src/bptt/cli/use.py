@@ -107,13 +107,34 @@ def task_of(path):
     return get(name if name in TASK_MODULES else saved_config(path).task)
 
 
+# verb -> what a checkpoint of a task without it is told
+REFUSALS = {
+    "sample": (BpttError, "checkpoint '{path}' is for task {name!r}, not a language model "
+               "(lm, names, music, chorales)"),
+    "predict": (BpttError, "checkpoint '{path}' is a {name} model; predict needs a classifier "
+                "or tagger (sentiment, ner, dna, activity)"),
+    "translate": (BpttError, "checkpoint '{path}' is a {name} model; translate needs an "
+                  "encoder-decoder (dates, g2p, de-en)"),
+    "transcribe": (CheckpointError, "checkpoint '{path}' is for task {name!r}; transcribing "
+                   "needs a 'ctc-digits' checkpoint"),
+    "compose": (BpttError, "checkpoint '{path}' is a {name!r} model; compose needs a music "
+                "model (bptt train music)"),
+}  # fmt: skip
+
+
+def offered(path, verb: str):
+    """(task, its ``verb``) of the checkpoint at ``path``; refused where the task has none."""
+    task = task_of(path)
+    function = getattr(task, verb)  # a field of the Task contract, None where not offered
+    if function is None:
+        error, message = REFUSALS[verb]
+        raise error(message.format(path=path, name=task.name))
+    return task, function
+
+
 def sample(args: argparse.Namespace) -> int:
-    task = task_of(args.checkpoint)  # chorales: a melody from a label
-    if task.sample is None:
-        raise BpttError(f"checkpoint '{args.checkpoint}' is for task {task.name!r}, not a "
-                        f"language model (lm, names, music, chorales)")  # fmt: skip
-    print(task.sample(args.checkpoint, args.prompt, args.length, args.temperature, args.top_k,
-                      args.seed))  # fmt: skip
+    _, write = offered(args.checkpoint, "sample")  # chorales: a melody from a label
+    print(write(args.checkpoint, args.prompt, args.length, args.temperature, args.top_k, args.seed))
     return 0
 
 
@@ -123,47 +144,32 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    task = task_of(args.checkpoint)
-    if task.predict is None:
-        raise BpttError(
-            f"checkpoint '{args.checkpoint}' is a {task.name} model; predict "
-            f"needs a classifier or tagger (sentiment, ner, dna, activity)"
-        )
+    task, predict_one = offered(args.checkpoint, "predict")
     if args.format is None:
-        print(task.predict(args.checkpoint, args.text))
+        print(predict_one(args.checkpoint, args.text))
         return 0
     if args.format not in task.predict_formats:
         raise BpttError(f"--format {args.format} is for named entities (ner); checkpoint "
                         f"'{args.checkpoint}' is a {task.name} model")  # fmt: skip
-    print(task.predict(args.checkpoint, args.text, args.format))
+    print(predict_one(args.checkpoint, args.text, args.format))
     return 0
 
 
 def translate(args: argparse.Namespace) -> int:
-    task = task_of(args.checkpoint)
-    if task.translate is None:
-        raise BpttError(f"checkpoint '{args.checkpoint}' is a {task.name} model; "
-                        f"translate needs an encoder-decoder (dates, g2p, de-en)")  # fmt: skip
-    print(task.translate(args.checkpoint, args.text, args.beam, args.max_length,
-                         args.plot_attention))  # fmt: skip
+    _, run = offered(args.checkpoint, "translate")
+    print(run(args.checkpoint, args.text, args.beam, args.max_length, args.plot_attention))
     return 0
 
 
 def transcribe(args: argparse.Namespace) -> int:
-    task = task_of(args.checkpoint)
-    if task.transcribe is None:
-        raise CheckpointError(f"checkpoint '{args.checkpoint}' is for task {task.name!r}; "
-                              f"transcribing needs a 'ctc-digits' checkpoint")  # fmt: skip
-    print(task.transcribe(args.checkpoint, args.wav, args.beam))
+    _, hear = offered(args.checkpoint, "transcribe")
+    print(hear(args.checkpoint, args.wav, args.beam))
     return 0
 
 
 def compose(args: argparse.Namespace) -> int:
-    task = task_of(args.checkpoint)
-    if task.compose is None:
-        raise BpttError(f"checkpoint '{args.checkpoint}' is a {task.name!r} model; compose "
-                        "needs a music model (bptt train music)")  # fmt: skip
-    print(task.compose(args))
+    _, write = offered(args.checkpoint, "compose")
+    print(write(args))
     return 0
 
 
