@@ -54,18 +54,18 @@ def _median_time(fn, repeats: int) -> float:
 
 def _lm_trainer(comm=None):
     from bptt.config import Config
-    from bptt.tasks.lm import build_trainer
+    from bptt.tasks.text.lm import build_trainer
 
     config = Config(task="lm", steps=10**6, eval_every=10**6)
     return build_trainer(config, "/tmp/bptt-scaling-lm", progress_bar=False, comm=comm)[0]
 
 
 def _sentiment_trainer():
-    from bptt.config import PRESETS, Config
+    from bptt.config import Config
     from bptt.data import Vocabulary
-    from bptt.tasks import _examples
+    from bptt.tasks import _examples, preset
 
-    config = Config(task="sentiment", **{**PRESETS["sentiment"], "steps": 10**6})
+    config = Config(task="sentiment", **{**preset("sentiment"), "steps": 10**6})
     rng = np.random.default_rng(0)
     vocab = Vocabulary.from_tokens([f"w{i}" for i in range(config.vocab_size - 4)], level="word")
     inputs = [rng.integers(4, len(vocab), size=rng.integers(100, 301)) for _ in range(640)]

@@ -7,14 +7,14 @@ train/validation split) with the same recipe:
 
     the same initial weights      bptt's model drawn with seed 0, saved to an .npz,
                                   loaded by both workers (torch: load_state_dict)
-    the same windows, in order    ``bptt.tasks.lm.LMBatches``: B = 32 streams,
+    the same windows, in order    ``bptt.tasks.text.lm.LMBatches``: B = 32 streams,
                                   window 64, state carried across windows (no
                                   gradient crosses), reset to zero at each epoch
     the same updates              Adam lr 3e-3, lr = schedule(n, base_lr) before
                                   update n (``bptt.train.build_optimizer``: cosine
                                   to lr/10), global-norm clipping at 5.0
                                   (torch: ``clip_grad_norm_``), mean cross-entropy
-    the same evaluation           ``bptt.tasks.lm.evaluate_ids``: B = 16 streams,
+    the same evaluation           ``bptt.tasks.text.lm.evaluate_ids``: B = 16 streams,
                                   window 256, state carried; torch re-implements it
                                   on the same windows
 
@@ -82,7 +82,7 @@ def load_job(workdir: Path) -> tuple[Any, Any, Any, dict]:
 
 
 def eval_windows(ids):
-    """The windows ``bptt.tasks.lm.evaluate_ids`` reads, with its default B = 16, T = 256."""
+    """The windows ``bptt.tasks.text.lm.evaluate_ids`` reads, with its default B = 16, T = 256."""
     from bptt.data import TBPTTBatches
 
     B = max(1, min(16, (len(ids) - 1) // 2))
@@ -109,7 +109,7 @@ def run_bptt(workdir: Path, threads: int) -> dict[str, Any]:
     """Train with the main job's loop (Trainer.update), evaluate with evaluate_ids."""
     import numpy as np
 
-    from bptt.tasks.lm import LMBatches, build_model, evaluate_ids
+    from bptt.tasks.text.lm import LMBatches, build_model, evaluate_ids
     from bptt.train import Trainer, build_optimizer
 
     config, train_ids, val_ids, weights = load_job(workdir)
@@ -157,7 +157,7 @@ def run_torch(workdir: Path, threads: int) -> dict[str, Any]:
     import torch.nn.functional as F
     from torch import nn
 
-    from bptt.tasks.lm import LMBatches
+    from bptt.tasks.text.lm import LMBatches
     from bptt.train import build_optimizer
 
     torch.set_num_threads(threads)
@@ -333,7 +333,7 @@ def write_job(workdir: Path, config, quick: bool) -> dict[str, Any]:
     """Data and the seed-0 initial weights, written once and read by both workers."""
     import numpy as np
 
-    from bptt.tasks.lm import build_model, prepare_data
+    from bptt.tasks.text.lm import build_model, prepare_data
 
     data = prepare_data(config)
     train_ids, val_ids = data.train_ids, data.val_ids  # (N,), (M,)
@@ -369,7 +369,7 @@ def cross_check(workdir: Path, val_ids, config) -> float:
     """torch's final weights scored by bptt's evaluate_ids: rules out an evaluation mismatch."""
     import numpy as np
 
-    from bptt.tasks.lm import build_model, evaluate_ids
+    from bptt.tasks.text.lm import build_model, evaluate_ids
 
     with np.load(workdir / "torch-final.npz") as final:
         weights = {k: final[k] for k in final.files}

@@ -11,8 +11,11 @@ from pathlib import Path
 import numpy as np
 
 from bptt.config import Config
-from bptt.tasks import _examples, ctc_digits, lm, translation
-from bptt.tasks.translation import PairData, make_vocabularies, split_pairs
+from bptt.tasks import _examples
+from bptt.tasks.seq2seq import translation
+from bptt.tasks.seq2seq.translation import PairData, make_vocabularies, split_pairs
+from bptt.tasks.speech import ctc_digits
+from bptt.tasks.text import lm
 
 STEPS = 20
 FAMILIES = ("text", "classify", "seq2seq", "speech")
@@ -70,7 +73,7 @@ def trainer(family: str, batch_size: int, out, accumulate: int = 1, **overrides)
     sv, tv = make_vocabularies(train, "char")
     task = types.SimpleNamespace(
         NAME="dates",
-        prepare=lambda _: PairData(sv, tv, train, val, test, "reversed words"),
+        prepare_data=lambda _: PairData(sv, tv, train, val, test, "reversed words"),
         metrics=lambda hyps, refs: {"exact": float(hyps == refs)},  # not used: no evaluation
         join_source="".join,
         join_target="".join,

@@ -16,7 +16,8 @@ from bptt.checkpoint import load_checkpoint, save_checkpoint
 from bptt.cli import main
 from bptt.config import Config
 from bptt.errors import CheckpointError
-from bptt.tasks import TASK_MODULES, lm
+from bptt.tasks import TASK_MODULES
+from bptt.tasks.text import lm
 from bptt.train import LATEST
 
 

@@ -11,7 +11,7 @@ from bptt.checkpoint import load_checkpoint
 from bptt.cli import main
 from bptt.config import MIGRATIONS, SCHEMA_VERSION, Config, Migration
 from bptt.errors import BpttError
-from bptt.tasks import lm
+from bptt.tasks.text import lm
 
 # Saved by `bptt train` of commit f0e4fe9 (config schema 1: no "schema_version" yet) with
 #   bptt train --text corpus.txt --out run --hidden-size 16 --embed-size 8 --batch-size 4

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from bptt.distributed import LocalComm, get_comm, params_hash, shard_rows, split_batch
-from bptt.tasks.lm import LMBatches
+from bptt.tasks.text.lm import LMBatches
 
 try:
     import mpi4py  # noqa: F401

@@ -187,8 +187,8 @@ def test_checkpoints_of_a_classifier_and_an_encoder_decoder_export_as_trained(tm
     from bptt.config import Config
     from bptt.data.vocabulary import Vocabulary
     from bptt.onnx_export import export_checkpoint
-    from bptt.tasks import translation
     from bptt.tasks._examples import build_model
+    from bptt.tasks.seq2seq import translation
 
     rng = np.random.default_rng(5)
     config = Config(task="activity", hidden_size=6, cell="gru", bidirectional=True)

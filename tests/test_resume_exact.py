@@ -1,6 +1,7 @@
 """Exact resume: stop anywhere (mid-epoch, at an epoch boundary, by Ctrl-C), resume, and
 get bit for bit what an uninterrupted run gets; non-finite updates never reach a checkpoint."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ from bptt.checkpoint import load_checkpoint
 from bptt.cli import main
 from bptt.config import Config
 from bptt.errors import BpttError, CheckpointError, TrainingInterrupted
-from bptt.tasks import lm
+from bptt.tasks.text import lm
 from bptt.train import LATEST
 
 TEXT = "the clouds are in the sky. i grew up in india, i speak fluent hindi. " * 8
@@ -203,7 +204,7 @@ def test_a_second_ctrl_c_stops_at_once_and_saves_nothing_half_done(corpus, tmp_p
 
 def test_a_second_ctrl_c_before_any_save_says_none_was_saved(corpus, tmp_path, capsys):
     """Two SIGINTs in update 2, before the first checkpoint (update 6): the CLI says so."""
-    real = lm.build_trainer
+    real = lm.TASK.build_trainer
     calls = []
 
     def build_trainer(config, out, progress_bar=True):
@@ -225,7 +226,7 @@ def test_a_second_ctrl_c_before_any_save_says_none_was_saved(corpus, tmp_path, c
     before = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(lm, "build_trainer", build_trainer)
+            mp.setattr(lm, "TASK", dataclasses.replace(lm.TASK, build_trainer=build_trainer))
             assert main(["train", "--quiet", *flags]) == 130
     finally:
         signal.signal(signal.SIGINT, before)

@@ -8,7 +8,7 @@ import pytest
 from bptt.checkpoint import load_checkpoint
 from bptt.config import Config
 from bptt.errors import BpttError
-from bptt.tasks import lm
+from bptt.tasks.text import lm
 from bptt.train import BEST, LATEST
 
 TEXT = "the clouds are in the sky. i grew up in india, i speak fluent hindi. " * 40

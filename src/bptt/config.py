@@ -2,8 +2,9 @@
 
 Every field is a command-line flag of ``bptt train`` (``--hidden-size 256``),
 with its help text taken from the field's metadata, so the flags, the defaults
-and what the checkpoint records can never drift apart. Task presets
-(:data:`PRESETS`) change a few defaults, each with a comment on why.
+and what the checkpoint records can never drift apart. Each task reads some of
+the fields (its ``options``) and changes a few defaults (its ``preset``, with a
+comment on each value), both declared in its module (:mod:`bptt.tasks.base`).
 
 The schema has a version (:data:`SCHEMA_VERSION`, saved as ``"schema_version"``
 beside the fields). A checkpoint's config of an older version is brought up to
@@ -19,9 +20,12 @@ import math
 from dataclasses import dataclass, field, fields
 
 from bptt.errors import BpttError
-from bptt.tasks import TASK_MODULES
 
 CELLS = ("rnn", "lstm", "gru")
+# The applications, by name (each one's module: bptt.tasks.TASK_MODULES, which checks it
+# holds these). A checkpoint's task is looked up, never imported by a name read from it.
+TASKS = ("lm", "sentiment", "ner", "dna", "activity", "dates", "g2p", "de-en", "names", "music",
+         "chorales", "digits", "ctc-digits", "trigger", "video")  # fmt: skip
 SCHEMA_VERSION = 2  # the config schema's version; bump it and add a step to MIGRATIONS
 DTYPES = ("float32", "float64")
 
@@ -33,7 +37,7 @@ def _flag(default, help: str, **choices):
 @dataclass
 class Config:
     # What to learn.
-    task: str = _flag("lm", "the application to train", choices=tuple(TASK_MODULES))
+    task: str = _flag("lm", "the application to train", choices=TASKS)
     text: str | None = _flag(None, "a UTF-8 text file to train on (default: the built-in corpus)")
     level: str = _flag("char", "character or word language model", choices=("char", "word"))
     val_fraction: float = _flag(0.1, "share of the text held out for validation (its tail)")
@@ -265,186 +269,3 @@ def _check_type(name: str, value, kind: type) -> None:
         expected = "a string" if kind is str else "a string or null"
     if not ok:
         raise BpttError(f"{name} must be {expected}; got {value!r}")
-
-
-# Per-task defaults; flags given on the command line override them.
-PRESETS: dict[str, dict] = {
-    "lm": {},  # the defaults above are the character LM's: ~3 minutes on 2 cores
-    "sentiment": {
-        "out": "runs/sentiment",
-        "embed_size": 64,  # random start (no vectors offline); 64 learns the polar words
-        "hidden_size": 64,  # per direction: K*H = 128 features for the head
-        "bidirectional": True,  # the verdict may come first or last
-        "pooling": "mean",  # a review's evidence is spread over it; the last state forgets
-        "truncate": 300,  # the last 300 words: covers 3 of 4 IMDB reviews whole, bounds the cost
-        "vocab_size": 20000,  # the most frequent training words; the long tail reads as <unk>
-        "batch_size": 32,  # reviews per update, bucketed by length
-        "lr": 3e-3,  # Adam; the cosine schedule decays it to a tenth
-        "steps": 1800,  # ~2.9 epochs of 20,000 reviews: ~25 minutes on 2 busy cores
-        "eval_every": 300,  # each evaluation reads the 2,500 validation reviews
-    },
-    "ner": {  # a BiLSTM-CRF over words and their letters (Lample et al. 2016); every value
-        # below was chosen on the validation tweets' entity F1, never on the test tweets
-        "out": "runs/ner",
-        "embed_size": 100,  # per word, beside 2 x 25 from its letters and 7 shape bits
-        "hidden_size": 64,  # per direction
-        "bidirectional": True,  # "Teddy" needs the next word: Roosevelt or bears
-        "char_size": 25,  # letters BiLSTM: unseen names get a vector from their spelling
-        "shape_features": True,  # capitalised, all caps, digits, @, #, URL: cheap cues
-        "crf": True,  # tags decided together: no I-person after O
-        "lower": True,  # words looked up in lower case: tweets' case is erratic, letters keep it
-        "min_freq": 1,  # every training word has a row. Validation F1: 0.243 with min_freq 2,
-        # word dropout 0.1, embed dropout 0.3, embed 64, batch 16, 1,500 updates; 0.283 with
-        # the values here at 1,200 updates; 0.382 / 0.419 / 0.392 (seeds 0-2) at 2,000
-        "word_dropout": 0.25,  # so <unk> is trained too, and tags come from letters + context
-        "embed_dropout": 0.25,  # on each word's input vector
-        "dropout": 0.5,  # before the output layer: 1,916 tweets overfit quickly
-        "monitor": "f1",  # the checkpoint of the best validation entity F1, not loss
-        "batch_size": 32,  # sentences per update: twice the tweets per second of 16
-        "lr": 3e-3,  # Adam; the cosine schedule decays it to a tenth
-        "steps": 2000,  # ~33 epochs: validation F1 still rose at 1,200 updates (0.283)
-        "eval_every": 100,  # each evaluation tags the 239 validation tweets
-    },
-    "dna": {
-        "out": "runs/dna",
-        "head": "tags",  # the tagger marks the motif's bases; its peak also says "present"
-        "embed_size": 8,  # 4 bases (and <unk>) need no wide embedding
-        "hidden_size": 48,  # per direction
-        "num_layers": 2,  # layer 2 combines both directions: "motif on my left AND right"
-        "bidirectional": True,  # a base belongs to a motif by what lies on both sides
-        "pooling": "max",  # classifier: presence is "somewhere", a max over positions
-        "max_examples": 100000,  # fresh sequences are cheap: 1 layer overfit 20,000
-        "batch_size": 64,
-        "lr": 5e-3,
-        "steps": 3000,  # ~2 epochs: test base F1 0.94 in ~8 minutes on 2 busy cores
-        "eval_every": 500,  # each evaluation reads 1,000 validation sequences
-    },
-    "activity": {
-        "out": "runs/activity",
-        "hidden_size": 32,  # 40 training clips only: a small model
-        "bidirectional": True,
-        "pooling": "mean",  # an activity is a texture over the clip, not its last instant
-        "batch_size": 8,
-        "lr": 5e-3,
-        "steps": 300,  # ~75 epochs of 32 clips
-        "eval_every": 25,
-    },
-    "video": {
-        "out": "runs/video",
-        "embed_size": 64,  # the frame encoder's features: 1,024 pixels -> 64
-        "hidden_size": 64,  # per direction
-        "bidirectional": True,  # tags: a frame's action is clearer once it has gone on a while
-        "max_examples": 9000,  # rendered training clips (1,000 per action): 3,600 overfit
-        "batch_size": 32,
-        "lr": 3e-3,
-        "steps": 2500,  # ~9 epochs
-        "eval_every": 250,  # each evaluation reads the 450 validation clips
-    },
-    "digits": {
-        "out": "runs/digits",
-        "hidden_size": 64,  # per direction: 10 words need little memory
-        "bidirectional": True,  # a word's end ("six"/"seven") and start both tell
-        "pooling": "mean",  # the word fills the clip; its frames vote together
-        "max_examples": 6000,  # training clips: about every training voice says every digit
-        "batch_size": 32,
-        "lr": 5e-3,
-        "steps": 1500,  # 8 epochs of 6,000 clips
-        "eval_every": 250,  # each evaluation reads the 600 validation clips
-    },
-    "ctc-digits": {
-        "out": "runs/ctc-digits",
-        "hidden_size": 64,  # per direction; fits the training set already (loss 0.01 vs 0.19)
-        "num_layers": 2,  # layer 2 reads both directions of layer 1
-        "bidirectional": True,  # a digit's class is clearest once its word has ended
-        "max_examples": 4000,  # training utterances of 3..7 digits (~20,000 digits)
-        "batch_size": 32,
-        "lr": 3e-3,
-        "steps": 800,  # 6.4 epochs: ~4 minutes on a busy core, test DER ~1%
-        "eval_every": 200,  # each evaluation reads the 300 validation utterances
-        "beam": 8,  # prefix beam search's width in the test report, beside greedy
-    },
-    "trigger": {
-        "out": "runs/trigger",
-        "cell": "gru",  # as in the assignment; 3 gates instead of 4
-        "hidden_size": 64,  # one direction only: the detector runs live
-        "bidirectional": False,  # must not read the future (build_trainer refuses True)
-        "max_examples": 2000,  # 10-second training clips (5.6 hours), 249 steps each
-        "batch_size": 32,
-        "lr": 5e-3,
-        "steps": 1500,  # 24 epochs
-        "eval_every": 250,  # each evaluation reads the 200 validation clips
-    },
-    "dates": {
-        "out": "runs/dates",
-        "cell": "lstm",  # gates keep the day, month and year apart over ~40 characters
-        "bidirectional": True,  # the encoder reads the source both ways (bridged to the decoder)
-        "embed_size": 32,  # ~60 characters in, 15 symbols out: a small embedding suffices
-        "hidden_size": 64,  # per direction; the decoder has 64 too, the context 128
-        "batch_size": 64,  # sentences per update, bucketed by length
-        "lr": 5e-3,  # Adam; the cosine schedule decays it to a tenth
-        "max_examples": 30000,  # generated training dates
-        "steps": 3000,  # ~6 epochs of 30,000 generated dates
-        "eval_every": 250,  # each evaluation decodes 500 validation dates
-        "max_length": 20,  # an ISO date is 10 characters plus <eos>
-    },
-    "g2p": {
-        "out": "runs/g2p",
-        "cell": "lstm",
-        "bidirectional": True,  # the encoder reads the source both ways (bridged to the decoder)
-        "embed_size": 32,  # 26 letters and a few marks in, 39 phonemes out
-        "hidden_size": 128,  # spelling is irregular: more memory than for dates
-        "batch_size": 64,
-        "lr": 3e-3,
-        "steps": 4000,  # ~2 epochs of the 121,073 training words: ~20 minutes on 2 busy cores
-        "eval_every": 500,  # each evaluation decodes 500 validation words
-        "max_length": 30,  # the longest pronunciations have ~20 phonemes
-    },
-    "de-en": {
-        "out": "runs/de-en",
-        "level": "word",  # phrase pairs read word by word
-        "cell": "lstm",
-        "bidirectional": True,  # the encoder reads the source both ways (bridged to the decoder)
-        "min_freq": 5,  # pairs whose every word occurs 5+ times: ~22,000, ~7,000 words a side
-        "embed_size": 128,  # a few thousand words on each side
-        "hidden_size": 128,
-        "batch_size": 64,
-        "lr": 3e-3,
-        "steps": 2000,  # ~7 epochs of 18,786 phrases; validation loss is lowest near 1000
-        "eval_every": 500,
-        "max_length": 20,  # phrases are at most 8 words
-    },
-    "names": {
-        "out": "runs/names",
-        "embed_size": 32,  # 52 letters, the newline and <unk>
-        "hidden_size": 128,  # names are short: a small LSTM learns their spelling
-        "batch_size": 32,
-        "window": 64,  # ~9 names per window, the state carried between windows
-        "lr": 5e-3,
-        "steps": 1500,  # ~4.6 epochs of the 87,579 training names' ~660,000 characters
-        "eval_every": 250,  # each evaluation reads the 9,731 held-out names
-    },
-    "music": {
-        "out": "runs/music",
-        "embed_size": 32,  # ~90 ABC characters
-        "hidden_size": 256,  # a tune's bars, repeats and key span hundreds of characters
-        "window": 128,  # two or three lines of ABC per window, the state carried on
-        "batch_size": 32,
-        "lr": 3e-3,
-        "steps": 3600,  # ~9 epochs of the 8,973 clean training tunes' 1.7 million characters:
-        # 87% of samples keep their meter (40% after 2,400 updates on all tunes), ~14 min
-        "eval_every": 600,  # each evaluation reads the 1,294 validation tunes
-        "clean_meter": True,  # 1,377 of 10,350 training tunes break their meter; samples did too
-    },
-    "chorales": {
-        "out": "runs/chorales",
-        "embed_size": 32,  # ~60 tokens: pitches, durations, meters, pickups, the two labels
-        "hidden_size": 256,  # with dropout 0.5: val 2.54 nats/event; 128 with 0.3: 2.58-2.61
-        "dropout": 0.5,  # before the output layer: ~13,000 training events overfit soon
-        "batch_size": 16,  # streams of the training melodies, one after another
-        "window": 64,  # ~30 events per window, the state carried on
-        "lr": 3e-3,
-        "steps": 700,  # ~26 epochs of ~27,000 tokens; validation is best near 500: ~3.5 minutes
-        "eval_every": 100,  # each evaluation reads the 36 validation melodies (whole tunes)
-        "test_fraction": 0.15,  # 52 melodies (2,591 events) never trained on
-    },
-}

@@ -405,7 +405,7 @@ def export_checkpoint(checkpoint, out, force: bool = False) -> list[Path]:
     if taken and not force:
         raise BpttError(f"{', '.join(taken)} already exists; pass --force to overwrite")
     if family == "lm":
-        from bptt.tasks import lm
+        from bptt.tasks.text import lm
 
         model, _, _, meta = lm.load_model(checkpoint)
         protos = [language_model_graph(model, meta)]
@@ -415,7 +415,7 @@ def export_checkpoint(checkpoint, out, force: bool = False) -> list[Path]:
         model, _, meta, _ = load_model(checkpoint, task)
         protos = [sequence_model_graph(model, meta)]
     else:
-        from bptt.tasks import translation
+        from bptt.tasks.seq2seq import translation
 
         model, *_ = translation.load_model(checkpoint)
         protos = list(seq2seq_graphs(model, meta))

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.cli_memory import exploding_lines, summary
 from bptt.diagnostics.flow import GradientFlow
+from bptt.tasks.memory.report import exploding_lines, summary
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = ROOT / "docs" / "vanishing" / "gradients"

@@ -3,7 +3,7 @@ ABC tunes through music21 (pickups, endings, repeats, chord symbols, meter chang
 
 import pytest
 
-from bptt.tasks import abc_meter
+from bptt.tasks.text import abc_meter
 
 
 def _needs_music21():

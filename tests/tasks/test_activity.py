@@ -8,7 +8,7 @@ import pytest
 
 from bptt.cli import main
 from bptt.errors import DataError
-from bptt.tasks import activity
+from bptt.tasks.classify import activity
 
 FLAGS = ["--quiet", "--hidden-size", "8", "--batch-size", "4", "--steps", "30"]
 FLAGS += ["--eval-every", "10", "--lr", "0.02", "--val-fraction", "0.25"]

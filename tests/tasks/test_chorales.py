@@ -12,9 +12,9 @@ from bptt.cli import main
 from bptt.config import Config
 from bptt.data import Vocabulary
 from bptt.data.vocabulary import EOS, UNK
-from bptt.tasks import chorale_events, chorales, lm
-from bptt.tasks.chorale_events import Event, Melody
-from bptt.tasks.ngram import NGram
+from bptt.tasks.metrics import NGram
+from bptt.tasks.text import chorale_events, chorales, lm
+from bptt.tasks.text.chorale_events import Event, Melody
 
 # Chorales that exercise the encoding: a pickup in 3/4 with fermatas (bwv269), ties across
 # bar lines and rests (bwv311, bwv8.6), a tie inside a bar (bwv183.5), 32nd notes (bwv432),

@@ -13,9 +13,9 @@ from bptt.checkpoint import save_checkpoint
 from bptt.cli import main
 from bptt.data.audio import SAMPLE_RATE, read_wav, resample, write_wav
 from bptt.errors import BpttError, CheckpointError, DataError
-from bptt.tasks import ctc_digits
-from bptt.tasks import speech_corpus as corpus
-from bptt.tasks import speech_synth as synth
+from bptt.tasks.speech import ctc_digits
+from bptt.tasks.speech import speech_corpus as corpus
+from bptt.tasks.speech import speech_synth as synth
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None,

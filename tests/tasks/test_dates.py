@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("faker")
 babel_dates = pytest.importorskip("babel.dates")
 
-from bptt.tasks import dates  # noqa: E402
+from bptt.tasks.seq2seq import dates  # noqa: E402
 
 ISO = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 

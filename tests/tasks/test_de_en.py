@@ -3,7 +3,7 @@
 import pytest
 
 from bptt.errors import DataError
-from bptt.tasks import de_en
+from bptt.tasks.seq2seq import de_en
 
 DING = """# Version :: 1.9
 Guten Morgen! :: Good morning!

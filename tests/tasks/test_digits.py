@@ -9,8 +9,8 @@ import pytest
 
 from bptt.cli import main
 from bptt.data.audio import SAMPLE_RATE, read_wav
-from bptt.tasks import digits
-from bptt.tasks import speech_synth as synth
+from bptt.tasks.speech import digits
+from bptt.tasks.speech import speech_synth as synth
 
 pytest.importorskip("python_speech_features", reason="extra 'speech'")
 pytestmark = pytest.mark.skipif(
@@ -88,7 +88,7 @@ def test_synth_by_word_prints_the_spans_and_refuses_bad_input(tmp_path, capsys):
     "festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts; .ci/run installs them)",
 )
 def test_held_out_engine_clips_never_train_on_the_test_engine():
-    from bptt.tasks import ctc_digits
+    from bptt.tasks.speech import ctc_digits
 
     for held_out in synth.ENGINES:
         for make in (digits.clip_specs, ctc_digits.utterance_specs):

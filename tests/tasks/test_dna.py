@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.tasks import dna
+from bptt.tasks.classify import dna
 
 FLAGS = ["--quiet", "--hidden-size", "8", "--batch-size", "16", "--steps", "20"]
 FLAGS += ["--eval-every", "10", "--max-examples", "96"]

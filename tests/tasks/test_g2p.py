@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.tasks import g2p
+from bptt.tasks.seq2seq import g2p
 
 LETTERS = {"a": "AE", "b": "B", "c": "K", "d": "D", "e": "EH", "o": "OW"}
 

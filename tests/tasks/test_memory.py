@@ -5,19 +5,16 @@ import numpy as np
 import pytest
 
 from bptt.errors import BpttError
-from bptt.tasks.memory import (
-    N_COPY,
-    N_SYMBOLS,
-    MemoryModel,
+from bptt.models.memory import N_COPY, N_SYMBOLS, MemoryModel, chrono_init_
+from bptt.tasks.memory.problems import (
     RunResult,
     chance_accuracy,
-    chrono_init_,
     hidden_for_budget,
     make_batch,
     num_parameters,
     train_run,
 )
-from bptt.tasks.memory_sweep import (
+from bptt.tasks.memory.sweep import (
     exploding_runs,
     longest_lags,
     markdown_table,

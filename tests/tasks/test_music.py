@@ -13,7 +13,7 @@ from bptt.config import Config
 from bptt.data import Vocabulary
 from bptt.data.vocabulary import UNK
 from bptt.errors import BpttError
-from bptt.tasks import abc_meter, lm, music
+from bptt.tasks.text import abc_meter, lm, music
 
 ABC = """\
 % a comment

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bptt.errors import BpttError
-from bptt.tasks import music_render as mr
+from bptt.tasks.text import music_render as mr
 
 pytest.importorskip("music21", reason="the music extra (music21) is not installed")
 

@@ -9,7 +9,7 @@ import pytest
 
 from bptt.cli import main
 from bptt.errors import DataError
-from bptt.tasks import names
+from bptt.tasks.text import names
 
 
 def _names_file(tmp_path, n=120, seed=0):
@@ -79,7 +79,7 @@ def test_train_sample_eval_end_to_end(tmp_path, capsys):
 
 def test_sampled_names_follow_the_training_letters(tmp_path):
     """After a little training, samples are written from the names' own letters and stop."""
-    from bptt.tasks import lm
+    from bptt.tasks.text import lm
 
     path, _ = _names_file(tmp_path)
     out = tmp_path / "run"

@@ -11,7 +11,7 @@ import pytest
 
 from bptt.cli import main
 from bptt.config import Config
-from bptt.tasks import ner
+from bptt.tasks.classify import ner
 
 FLAGS = ["--quiet", "--hidden-size", "8", "--embed-size", "8", "--batch-size", "8"]
 FLAGS += ["--steps", "30", "--eval-every", "15", "--lr", "0.02"]

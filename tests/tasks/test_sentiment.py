@@ -7,7 +7,7 @@ import pytest
 
 from bptt.cli import main
 from bptt.data import Vocabulary
-from bptt.tasks import sentiment
+from bptt.tasks.classify import sentiment
 
 FLAGS = ["--quiet", "--hidden-size", "8", "--embed-size", "8", "--batch-size", "8"]
 FLAGS += ["--steps", "60", "--eval-every", "30", "--lr", "0.02", "--pooling", "max"]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from bptt.data.audio import SAMPLE_RATE, read_wav
-from bptt.tasks import speech_corpus as corpus
-from bptt.tasks import speech_synth as synth
+from bptt.tasks.speech import speech_corpus as corpus
+from bptt.tasks.speech import speech_synth as synth
 
 pytest.importorskip("scipy", reason="extra 'speech'")
 needs_espeak = pytest.mark.skipif(

@@ -9,7 +9,7 @@ import pytest
 
 from bptt.data.audio import SAMPLE_RATE
 from bptt.errors import BpttError
-from bptt.tasks import speech_synth as synth
+from bptt.tasks.speech import speech_synth as synth
 
 pytest.importorskip("scipy", reason="extra 'speech'")
 needs_espeak = pytest.mark.skipif(

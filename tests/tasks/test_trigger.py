@@ -12,9 +12,9 @@ import pytest
 from bptt.cli import main
 from bptt.data.audio import SAMPLE_RATE, write_wav
 from bptt.errors import BpttError
-from bptt.tasks import speech_synth as synth
-from bptt.tasks import trigger as tr
-from bptt.tasks import trigger_clips as clips
+from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import trigger as tr
+from bptt.tasks.speech import trigger_clips as clips
 
 pytest.importorskip("python_speech_features", reason="extra 'speech'")
 needs_espeak = pytest.mark.skipif(

@@ -5,8 +5,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from bptt.tasks import tune_split
-from bptt.tasks.chorale_events import Event, Melody
+from bptt.tasks.text import tune_split
+from bptt.tasks.text.chorale_events import Event, Melody
 
 
 def _levenshtein(a, b):

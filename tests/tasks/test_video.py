@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from bptt.cli import main
-from bptt.config import PRESETS, Config
-from bptt.tasks import video
-from bptt.tasks import video_clips as vc
+from bptt.config import Config
+from bptt.tasks import preset
 from bptt.tasks._examples import Split, TaskData
+from bptt.tasks.video import video
+from bptt.tasks.video import video_clips as vc
 
 FLAGS = ["--quiet", "--frame-encoder", "linear", "--embed-size", "16", "--hidden-size", "16"]
 FLAGS += ["--batch-size", "16", "--lr", "0.01", "--eval-every", "100"]
@@ -59,7 +60,7 @@ def sit_stand(small_sets, tmp_path_factory):
     updates, linear encoder), saved as a video checkpoint."""
     flags = {"frame_encoder": "linear", "embed_size": 16, "hidden_size": 16, "batch_size": 16,
              "lr": 0.01, "steps": 150, "eval_every": 50}  # fmt: skip
-    config = Config(task="video", **{**PRESETS["video"], **flags})
+    config = Config(task="video", **{**preset("video"), **flags})
 
     def split(name: str, per_action: int) -> Split:
         made = [vc.render_clip("single", name, i, video.DATA_SEED)
@@ -129,7 +130,7 @@ def test_the_preset_recognises_unseen_actors_and_the_order_blind_baseline_cannot
     """The issue's bar, per seed: test accuracy on unseen actors >= 0.95; the frames averaged
     <= 0.75, and <= 0.60 on the sit-down/stand-up clips. Measured: 0.906, 0.908, 0.946 for
     seeds 0-2, order-blind 0.763 (0.415 on sit/stand) for seed 0: the bar is not met yet."""
-    config = Config(task="video", **{**PRESETS["video"], "seed": seed, "out": str(tmp_path)})
+    config = Config(task="video", **{**preset("video"), "seed": seed, "out": str(tmp_path)})
     trainer, _ = video.build_trainer(config, tmp_path, progress_bar=False)
     with contextlib.redirect_stdout(io.StringIO()):
         trainer.run()
@@ -148,7 +149,7 @@ def test_the_tagger_finds_where_one_action_ends_and_the_next_begins(tmp_path):
     """Frame accuracy >= 0.90 on two-action clips of unseen actors (bptt train video --head
     tags --max-examples 4000; measured 0.870: the bar is not met yet)."""
     flags = {"head": "tags", "max_examples": 4000, "out": str(tmp_path)}  # as in the README
-    config = Config(task="video", **{**PRESETS["video"], **flags})
+    config = Config(task="video", **{**preset("video"), **flags})
     trainer, _ = video.build_trainer(config, tmp_path, progress_bar=False)
     with contextlib.redirect_stdout(io.StringIO()):
         trainer.run()

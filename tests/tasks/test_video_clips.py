@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bptt.errors import BpttError
-from bptt.tasks import video_clips as vc
+from bptt.tasks.video import video_clips as vc
 
 
 def test_the_same_seed_draws_the_same_clip_and_another_seed_another():

@@ -1,55 +1,47 @@
-"""One module per application: data loading, model preset, metric.
+"""The applications: one module each, declaring its :class:`~bptt.tasks.base.Task`.
 
-Each task module offers ``build_trainer(config, out_dir, progress_bar) ->
-(trainer, summary lines)`` and either ``held_out_report(checkpoint) -> str`` (its
-test metrics, printed after training and by ``bptt eval``) or its own
-``after_training(config, best_checkpoint)`` and ``evaluate_checkpoint(args) -> str``.
-Tasks are found in a fixed table, never imported by a name read from a file.
+A task module ends with ``TASK = Task(...)``: its name, preset, options, how it
+prepares its data, builds and trains its model, reports, and which verbs
+(sample, predict, translate, transcribe, compose) it offers. Tasks are found in
+a fixed table, never imported by a name read from a file.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
 
+from bptt.config import TASKS
 from bptt.errors import BpttError
 
 # name -> module; a fixed table (a checkpoint's "task" is looked up here, never imported).
 TASK_MODULES = {
-    "lm": "bptt.tasks.lm",
-    "sentiment": "bptt.tasks.sentiment",
-    "ner": "bptt.tasks.ner",
-    "dna": "bptt.tasks.dna",
-    "activity": "bptt.tasks.activity",
-    "dates": "bptt.tasks.dates",
-    "g2p": "bptt.tasks.g2p",
-    "de-en": "bptt.tasks.de_en",
-    "names": "bptt.tasks.names",
-    "music": "bptt.tasks.music",
-    "chorales": "bptt.tasks.chorales",
-    "digits": "bptt.tasks.digits",
-    "ctc-digits": "bptt.tasks.ctc_digits",
-    "trigger": "bptt.tasks.trigger",
-    "video": "bptt.tasks.video",
+    "lm": "bptt.tasks.text.lm",
+    "sentiment": "bptt.tasks.classify.sentiment",
+    "ner": "bptt.tasks.classify.ner",
+    "dna": "bptt.tasks.classify.dna",
+    "activity": "bptt.tasks.classify.activity",
+    "dates": "bptt.tasks.seq2seq.dates",
+    "g2p": "bptt.tasks.seq2seq.g2p",
+    "de-en": "bptt.tasks.seq2seq.de_en",
+    "names": "bptt.tasks.text.names",
+    "music": "bptt.tasks.text.music",
+    "chorales": "bptt.tasks.text.chorales",
+    "digits": "bptt.tasks.speech.digits",
+    "ctc-digits": "bptt.tasks.speech.ctc_digits",
+    "trigger": "bptt.tasks.speech.trigger",
+    "video": "bptt.tasks.video.video",
 }
+if tuple(TASK_MODULES) != TASKS:  # two lists of one set of names: they must agree
+    raise ImportError("bptt.config.TASKS and bptt.tasks.TASK_MODULES name different tasks")
 
 
-def task_module(name: str) -> ModuleType:
+def get(name: str):
+    """The :class:`~bptt.tasks.base.Task` called ``name`` (its module imported now)."""
     if name not in TASK_MODULES:
         raise BpttError(f"unknown task {name!r}; known tasks: {', '.join(sorted(TASK_MODULES))}")
-    return importlib.import_module(TASK_MODULES[name])
+    return importlib.import_module(TASK_MODULES[name]).TASK
 
 
-def after_training(task: ModuleType, config, checkpoint) -> None:
-    """What a task shows once training ends: its own, or its held-out report."""
-    if hasattr(task, "after_training"):
-        task.after_training(config, checkpoint)
-    else:
-        print(task.held_out_report(checkpoint))
-
-
-def evaluate_checkpoint(task: ModuleType, args) -> str:
-    """``bptt eval``: the task's own evaluation, or its held-out report."""
-    if hasattr(task, "evaluate_checkpoint"):
-        return task.evaluate_checkpoint(args)
-    return task.held_out_report(args.checkpoint)
+def preset(name: str) -> dict:
+    """The Config defaults the task ``name`` changes."""
+    return dict(get(name).preset)

@@ -18,17 +18,19 @@ import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
 from bptt.data import Vocabulary, bucket_batches, pad_sequences
 from bptt.distributed import describe_parallel, get_comm, global_batch_size
-from bptt.errors import BpttError, CheckpointError
+from bptt.errors import BpttError
 from bptt.functional.crf import bio_constraints
 from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
-from bptt.train import Trainer, build_optimizer
+from bptt.tasks import base
+from bptt.tasks.base import Task
 
 HEADS = ("class", "tags")
 
@@ -116,23 +118,28 @@ def in_order(split: Split, batch_size: int) -> Iterator[tuple[np.ndarray, Sequen
         yield idx, make_batch(split, idx)
 
 
-class ExampleBatches:
-    """Endless bucketed batches of a split, in a new order each epoch, resumable.
+class BucketedBatches:
+    """Endless length-bucketed batches, in a new order each epoch, resumable.
 
     The order of epoch e is :func:`bptt.data.bucket_batches` with the Generator
-    seeded by (seed, e), so a position (epoch, batch) alone restores it.
+    seeded by (seed, e), so a position (epoch, batch) alone restores it. A subclass
+    says what a batch of indices is (``_batch``) and which of its attributes a saved
+    state must match (``CHECKED``).
     """
 
-    def __init__(self, split: Split, batch_size: int, seed: int):
-        if len(split) == 0:
-            raise BpttError("the training split has no examples")
-        self.split, self.batch_size, self.seed = split, batch_size, seed
+    CHECKED: tuple[str, ...] = ("batch_size", "seed")
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
         self.epoch, self.position = 0, 0
         self._order = self._epoch_order()
 
+    def _batch(self, idx: np.ndarray):
+        raise NotImplementedError
+
     def _epoch_order(self) -> list[np.ndarray]:
         rng = np.random.default_rng([self.seed, self.epoch])
-        return bucket_batches(self.split.lengths(), self.batch_size, rng)
+        return bucket_batches(self.lengths, self.batch_size, rng)
 
     def _next_indices(self) -> np.ndarray:
         if self.position == len(self._order):
@@ -141,34 +148,43 @@ class ExampleBatches:
         self.position += 1
         return self._order[self.position - 1]
 
-    def next_batch(self) -> SequenceBatch:
-        return make_batch(self.split, self._next_indices())
+    def next_batch(self):
+        return self._batch(self._next_indices())
 
-    def next_batch_parts(self, cut) -> list[SequenceBatch | None]:
+    def next_batch_parts(self, cut) -> list:
         """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
         each padded to its own longest example; None for an empty slice."""
         idx = self._next_indices()
-        return [make_batch(self.split, idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
+        return [self._batch(idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
 
     def state_dict(self) -> dict:
-        return {
-            "epoch": self.epoch,
-            "position": self.position,
-            "num_examples": len(self.split),
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-        }
+        checked = {key: getattr(self, key) for key in self.CHECKED}
+        return {"epoch": self.epoch, "position": self.position, **checked}
 
     def load_state_dict(self, state: dict) -> None:
-        mine = self.state_dict()
-        for key in ("num_examples", "batch_size", "seed"):
-            if state.get(key) != mine[key]:
+        for key in self.CHECKED:
+            if state.get(key) != getattr(self, key):
                 raise BpttError(
                     f"batches state was saved with {key}={state.get(key)!r}, "
-                    f"these batches have {key}={mine[key]!r}{_hint(key)}"
+                    f"these batches have {key}={getattr(self, key)!r}{_hint(key)}"
                 )
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self._order = self._epoch_order()
+
+
+class ExampleBatches(BucketedBatches):
+    """Endless bucketed batches of a split's examples (:class:`BucketedBatches`)."""
+
+    CHECKED = ("num_examples", "batch_size", "seed")
+
+    def __init__(self, split: Split, batch_size: int, seed: int):
+        if len(split) == 0:
+            raise BpttError("the training split has no examples")
+        self.split, self.num_examples = split, len(split)
+        super().__init__(split.lengths(), batch_size, seed)
+
+    def _batch(self, idx: np.ndarray) -> SequenceBatch:
+        return make_batch(self.split, idx)
 
 
 def _hint(key: str) -> str:
@@ -287,35 +303,16 @@ def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_ba
     what rebuilding the model needs (labels, head, input size, the task's extra). Under
     ``mpirun`` each rank trains on its rows of every batch (:mod:`bptt.distributed`)."""
     comm = get_comm(timeout=config.watchdog)
-    optimizer, schedule = build_optimizer(config)
     metadata = {
-        "task": config.task,
-        "config": config.to_dict(),
         "vocab": None if data.vocab is None else data.vocab.to_dict(),
         "labels": list(data.labels),
         "head": data.head,
         "input_size": data.input_size,
         "extra": data.extra,
     }
-    return Trainer(
-        model,
-        optimizer,
-        schedule,
-        ExampleBatches(data.train, global_batch_size(config, comm), config.seed),
-        lambda m: metrics(m, data.val),
-        steps=config.steps,
-        out_dir=out_dir,
-        rng=rng,
-        clip=config.clip,
-        eval_every=config.eval_every,
-        patience=config.patience,
-        metadata=metadata,
-        progress_bar=progress_bar,
-        skip_non_finite=config.skip_non_finite,
-        comm=comm,
-        accumulate=config.accumulate,
-        monitor=config.monitor,
-    )
+    batches = ExampleBatches(data.train, global_batch_size(config, comm), config.seed)
+    return base.make_trainer(config, model, batches, lambda m: metrics(m, data.val), out_dir,
+                             progress_bar, rng, metadata, comm, monitor=config.monitor)  # fmt: skip
 
 
 def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -> tuple:
@@ -363,38 +360,53 @@ def _load_vectors(model, path, vocab) -> None:
     print(f"word vectors: {len(found):,} of {len(vocab):,} words found in {path}")
 
 
+def model_from_meta(config, meta: dict, rng=None):
+    """The classifier or tagger a checkpoint's metadata describes (head, labels, sizes)."""
+    vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
+    return build_model(
+        config, meta["head"], len(meta["labels"]), None if vocab is None else len(vocab),
+        meta["input_size"], rng, meta["labels"], meta.get("extra"),
+        None if vocab is None else vocab.unk_id,
+    )  # fmt: skip
+
+
 def load_model(path, task: str, build=None):
     """Rebuild a task's model from a checkpoint alone: (model, config, metadata, vocab).
 
-    ``build`` (default :func:`build_model`) takes the same arguments as it does."""
-    from bptt.checkpoint import load_checkpoint
-    from bptt.config import Config
+    ``build(config, head, num_labels, vocab_size, input_size)`` is a task's own model
+    (video); the default is :func:`model_from_meta`'s classifier or tagger."""
 
-    tensors, meta = load_checkpoint(path)
-    if meta.get("task") != task:
-        raise CheckpointError(f"checkpoint '{path}' is for task {meta.get('task')!r}, not {task!r}")
-    try:
-        config = Config.from_dict(meta["config"])
+    def rebuild(config, meta):
+        if build is None:
+            return model_from_meta(config, meta)
         vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
-        vocab_size = None if vocab is None else len(vocab)
-        if build is not None:  # a task's own models (video)
-            model = build(config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"])
-        else:
-            unk_id = None if vocab is None else vocab.unk_id
-            model = build_model(
-                config, meta["head"], len(meta["labels"]), vocab_size, meta["input_size"], None,
-                meta["labels"], meta.get("extra"), unk_id,
-            )  # fmt: skip
-    except KeyError as e:
-        raise CheckpointError(f"checkpoint '{path}' lacks the metadata field {e}") from None
-    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except BpttError as e:
-        raise CheckpointError(f"checkpoint '{path}': {e}") from None
+        size = None if vocab is None else len(vocab)
+        return build(config, meta["head"], len(meta["labels"]), size, meta["input_size"])
+
+    model, config, meta = base.load_model(path, task, rebuild)
+    vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
     return model, config, meta, vocab
 
 
 def format_metrics(metrics: dict) -> str:
     """'accuracy 0.8712, loss 0.3110': the metrics on one line."""
     return ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+
+
+def example_task(module: ModuleType, name: str, options: str, **declared) -> Task:
+    """The :class:`~bptt.tasks.base.Task` of a classify/tag task ``module`` (its docstring's
+    first paragraph says what it learns): its ``PRESET``,
+    ``prepare_data``, ``build_trainer``, ``metrics``, ``held_out_report`` and (unless
+    ``predict`` is declared otherwise) ``predict_checkpoint``; ``options`` beside the
+    ``bidirectional`` and ``monitor`` every one reads; ``declared`` adds or replaces fields."""
+    fields = {
+        "prepare": module.prepare_data,
+        "build_model": model_from_meta,
+        "build_trainer": module.build_trainer,
+        "metrics": module.metrics,
+        "report": module.held_out_report,
+    }
+    if "predict" not in declared:
+        fields["predict"] = module.predict_checkpoint
+    options = f"{options} bidirectional monitor"
+    return Task(name, base.about(module), module.PRESET, options, **{**fields, **declared})

@@ -1,0 +1,371 @@
+"""Trigger-word detection, many-to-many with Tx = Ty: mark the half second after "activate".
+
+As in the deeplearning.ai assignment: 10-second clips of background noise with
+the trigger word and other words said at random, non-overlapping times; a
+UNIDIRECTIONAL recurrent tagger reads the clip frame by frame and says, at
+every step, whether the trigger word has just ended, so it can run live.
+
+Data (:mod:`bptt.tasks.speech.trigger_clips`): a word bank per split, spoken only by
+that split's voices, so test clips hold only speakers never heard in training;
+clips composed from it over noise, the words at random free places; and frame
+labels, 1 for the 50 frames (0.5 s) after each trigger ends and 0 elsewhere (y_t).
+
+Features: 40 log-mel filterbanks (or 39 MFCCs) per 10 ms frame
+(:mod:`bptt.data.audio`), normalised with the TRAINING clips' mean and spread
+per coefficient, not per utterance: a live detector cannot see a clip's future
+to normalise it. Frames are then stacked STACK = 4 at a time,
+
+    x_s = [f_{4s}, f_{4s+1}, f_{4s+2}, f_{4s+3}]      (T/4, 4D): one step per 40 ms
+    y_s = y_{4s+3}                                     the label of its last frame
+
+so a 10-second clip is 249 recurrent steps instead of 999 (4 times fewer
+sequential steps to train through, the same information).
+
+Model: :class:`bptt.models.tagger.SequenceTagger` with one direction and C = 2
+(p_s = ŷ_s[1], the probability that the trigger just ended).
+
+Metric, on held-out clips of unseen speakers. A detection is a maximal run of
+steps with p_s >= threshold; its time is the start of the last frame of its
+first step, (4s + 3) · 10 ms. It is correct if that time lies in
+[e - EARLY, e + LATE] (0.1 s before to 0.5 s after a trigger's end e) of a
+trigger not yet matched; each trigger is matched at most once, so
+
+    precision = TP / detections          recall = TP / triggers
+
+and a second detection of one trigger is a false alarm. Beside these: the
+frame (step) precision, recall and F1 of p_s >= threshold against y_s.
+
+Shapes: N samples, T frames, D features per frame, S steps (T // STACK), C = 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bptt.data.audio import (
+    HOP_SECONDS,
+    SAMPLE_RATE,
+    feature_size,
+    log_mel,
+    mfcc,
+    read_wav,
+    stack_frames,
+)
+from bptt.errors import BpttError, DataError
+from bptt.tasks._examples import (
+    Split,
+    TaskData,
+    example_task,
+    load_model,
+    make_trainer,
+    mean_loss,
+    predict,
+)
+from bptt.tasks.speech import speech_corpus as corpus
+from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import trigger_clips as clips
+
+LABELS = ["background", "after-trigger"]
+DATASETS = {"default": ("espeak-ng",), "espeak": ("espeak-ng",),
+            "espeak+flite": ("espeak-ng", "flite")}  # fmt: skip
+
+STACK = 4  # feature frames per recurrent step
+EARLY, LATE = 0.1, 0.5  # a detection may start this long before / after a trigger's end (s)
+CLIPS = {"train": 2000, "validation": 200, "test": 300}  # train: --max-examples overrides
+
+
+# ---------------------------------------------------------------- features and steps
+def raw_features(samples, kind: str) -> np.ndarray:
+    """Unnormalised features (T, D) float32: log-mel (D = 40) or MFCCs with deltas (39)."""
+    if kind not in ("logmel", "mfcc"):
+        raise BpttError(f"features must be logmel or mfcc; got {kind!r}")
+    f = log_mel(samples) if kind == "logmel" else mfcc(samples)  # (T, D)
+    return f.astype(np.float32)
+
+
+def step_labels(labels: np.ndarray, k: int = STACK) -> np.ndarray:
+    """Frame labels (T,) -> step labels (T // k,): the label of each step's last frame."""
+    s = len(labels) // k
+    return labels[k - 1 : s * k : k].copy()  # (S,)
+
+
+def step_time(s, k: int = STACK):
+    """Seconds at which step ``s``'s last frame starts: (k·s + k - 1) · hop."""
+    return (np.asarray(s) * k + k - 1) * HOP_SECONDS
+
+
+# ---------------------------------------------------------------- the metric
+def detections(probs: np.ndarray, threshold: float = 0.5, k: int = STACK) -> list[float]:
+    """Start times (s) of the maximal runs of steps with probs >= threshold; probs (S,)."""
+    on = np.asarray(probs) >= threshold  # (S,)
+    rising = np.flatnonzero(on & ~np.concatenate([[False], on[:-1]]))  # (R,)
+    return [float(t) for t in step_time(rising, k)]
+
+
+def match(detected, trigger_ends, early: float = EARLY, late: float = LATE):
+    """(TP, FP, FN) of detection times against trigger end times (both seconds): a
+    detection at d is a TP if e - early <= d <= e + late for a trigger e not yet matched
+    (the earliest such), else a false alarm; an unmatched trigger is a miss."""
+    free = sorted(float(e) for e in trigger_ends)
+    tp = 0
+    for d in sorted(detected):
+        hit = next((e for e in free if e - early <= d <= e + late), None)
+        if hit is not None:
+            free.remove(hit)
+            tp += 1
+    return tp, len(detected) - tp, len(free)
+
+
+def scores(probs, split: TriggerSplit, threshold: float = 0.5) -> dict:
+    """Detection and frame (step) precision, recall, F1 over the clips of ``split``."""
+    tp = fp = fn = ftp = n_pred = n_true = 0
+    for p, y, ends in zip(probs, split.targets, split.ends, strict=True):
+        a, b, c = match(detections(p, threshold), ends)
+        tp, fp, fn = tp + a, fp + b, fn + c
+        on = p >= threshold  # (S,)
+        ftp += int((on & (y == 1)).sum())
+        n_pred, n_true = n_pred + int(on.sum()), n_true + int(y.sum())
+    minutes = sum(len(y) for y in split.targets) * STACK * HOP_SECONDS / 60
+    return {
+        "precision": _ratio(tp, tp + fp),
+        "recall": _ratio(tp, tp + fn),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "false_alarms_per_min": fp / max(minutes, 1e-9),
+        "frame_precision": _ratio(ftp, n_pred),
+        "frame_recall": _ratio(ftp, n_true),
+        "frame_f1": _ratio(2 * ftp, n_pred + n_true),
+    }
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else 0.0
+
+
+# ---------------------------------------------------------------- clip sets, cached
+@dataclass
+class TriggerSplit(Split):
+    """A :class:`Split` of clips with each clip's trigger end times (s) and word count."""
+
+    ends: list = field(default_factory=list)
+    num_words: list = field(default_factory=list)
+
+
+def clip_set(
+    split: str, count: int, bank_key: str, bank, kind: str, folder=None, negatives_only=False
+):
+    """``count`` composed clips of ``split`` as raw features, cached beside the corpora.
+
+    ``bank`` is a :class:`~bptt.tasks.speech.trigger_clips.Bank` or a function returning one
+    (called only when the clips are not cached). Clip i is
+    :func:`~bptt.tasks.speech.trigger_clips.compose` with the Generator seeded by (DATA_SEED,
+    split, i), so a clip does not depend on how many are made.
+
+    Returns:
+        (features [(T_i, D)], words [[(word, start, end)]]).
+    """
+    head = {"version": clips.COMPOSE_VERSION, "bank": bank_key, "split": split,
+            "count": count, "seconds": clips.CLIP_SECONDS, "features": kind,
+            "label_frames": clips.LABEL_FRAMES}  # fmt: skip
+    if negatives_only:
+        head["negatives_only"] = True
+    key = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    path = corpus.cache_root(folder) / "trigger" / f"{split}-{key}.npz"
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as saved:
+            lengths, flat = saved["lengths"], saved["features"]  # (N,), (ΣT_i, D)
+            words = json.loads(str(saved["words"]))
+        return np.split(flat, np.cumsum(lengths)[:-1]), [[tuple(w) for w in ws] for ws in words]
+    bank = bank() if callable(bank) else bank
+    feats, words = [], []
+    for i in range(count):
+        rng = np.random.default_rng([clips.DATA_SEED, synth.SPLITS.index(split), i])
+        if negatives_only:
+            rng = np.random.default_rng([clips.DATA_SEED, synth.SPLITS.index(split), i, 99])
+        samples, placed = clips.compose(bank, rng, clips.CLIP_SECONDS, negatives_only)  # (N,)
+        feats.append(raw_features(samples, kind))  # (T_i, D)
+        words.append(placed)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, lengths=np.array([len(f) for f in feats]), features=np.concatenate(feats),
+                 words=np.array(json.dumps(words)))  # fmt: skip
+        os.replace(tmp, path)  # the cache file appears whole or not at all
+    except OSError:
+        pass  # a read-only cache still gives the clips
+    return feats, words
+
+
+def _split(feats, words, mean, std, dtype, k: int = STACK) -> TriggerSplit:
+    inputs, targets, ends, counts = [], [], [], []
+    for f, ws in zip(feats, words, strict=True):
+        trig = [e for w, _, e in ws if w == clips.TRIGGER]
+        inputs.append(stack_frames(((f - mean) / std).astype(dtype), k))  # (S, k·D)
+        targets.append(step_labels(clips.frame_labels(trig, len(f)), k))  # (S,)
+        ends.append([e / SAMPLE_RATE for e in trig])
+        counts.append(len(ws))
+    return TriggerSplit(inputs, targets, ends, counts)
+
+
+NEGATIVE_CLIPS = 120  # negatives-only test clips (20 minutes): false alarms per hour
+
+
+def raw_split(name: str, config, progress: bool = False, negatives_only: bool = False):
+    """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count."""
+    if config.dataset not in DATASETS:
+        raise BpttError(f"trigger reads --dataset {' or '.join(list(DATASETS)[1:])}; "
+                        f"got {config.dataset!r}")  # fmt: skip
+    if config.truncate:
+        raise BpttError(f"trigger reads {clips.CLIP_SECONDS:g}-second clips whole; "
+                        f"got --truncate {config.truncate}")  # fmt: skip
+    engines = DATASETS[config.dataset]
+    count = (config.max_examples or CLIPS["train"]) if name == "train" else CLIPS[name]
+    if negatives_only:
+        count = NEGATIVE_CLIPS
+    key, bank, speakers = clips.bank_for(name, engines, config.data, progress, config.test_engine)
+    feats = clip_set(name, count, key, bank, config.features, config.data, negatives_only)
+    return feats, speakers
+
+
+def prepare_data(config, progress: bool = False) -> TaskData:
+    """Train/validation/test clips of disjoint speakers, normalised with the training
+    clips' statistics, stacked STACK frames a step, with step labels."""
+    raw, speakers = {}, {}
+    for name in synth.SPLITS:
+        raw[name], speakers[name] = raw_split(name, config, progress)
+    engines = DATASETS[config.dataset]
+    if config.test_engine:
+        held = config.test_engine
+        engines = (*(e for e in synth.ENGINES if e != held), f"{held} (held out, test)")
+    stacked = np.concatenate(raw["train"][0])  # (ΣT_i, D)
+    mean, std = stacked.mean(axis=0), stacked.std(axis=0) + 1e-5  # (D,)
+    del stacked
+    dtype = np.dtype(config.dtype)
+    splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in synth.SPLITS}
+    extra = {"features": config.features, "stack": STACK, "mean": mean.tolist(),
+             "std": std.tolist(), "trigger": clips.TRIGGER}  # fmt: skip
+    return TaskData(
+        splits["train"],
+        splits["validation"],
+        splits["test"],
+        LABELS,
+        "tags",
+        input_size=STACK * feature_size(config.features),
+        source=f"{clips.CLIP_SECONDS:g}-second clips: {clips.TRIGGER!r} and "
+        f"{len(clips.DISTRACTORS)} other words over noise, {' and '.join(engines)} "
+        f"({speakers['train']} training, "
+        f"{speakers['validation']} validation, {speakers['test']} test speakers), "
+        f"{config.features} x {STACK} frames a step",
+        extra=extra,
+    )
+
+
+# ---------------------------------------------------------------- training and reports
+def metrics(model, split: TriggerSplit, threshold: float = 0.5) -> dict:
+    probs = predict(model, split)  # (S_i, 2) each
+    p1 = [p[:, 1] for p in probs]
+    return {"loss": mean_loss(probs, split), **scores(p1, split, threshold)}
+
+
+def build_trainer(config, out_dir, progress_bar: bool = True):
+    if config.bidirectional:
+        raise BpttError("trigger runs live, so its model reads one way: drop --bidirectional")
+    if config.head == "class":
+        raise BpttError("trigger tags every step: --head tags (or auto)")
+    data = prepare_data(config, progress=progress_bar)
+    return make_trainer(config, out_dir, progress_bar, data, metrics)
+
+
+THRESHOLDS = np.round(np.arange(0.1, 0.95, 0.05), 2)
+
+
+def held_out_report(path) -> str:
+    """Detection and frame scores on the test clips (unseen speakers) at threshold 0.5 and
+    at the threshold with the best detection F1 on the validation clips."""
+    model, config, meta, _ = load_model(path, "trigger")
+    extra, dtype = meta["extra"], np.dtype(config.dtype)
+    mean, std = np.array(extra["mean"]), np.array(extra["std"])  # (D,): the training clips'
+    val, test = (_split(*raw_split(name, config)[0], mean, std, dtype, extra["stack"])
+                 for name in ("validation", "test"))  # fmt: skip
+    p_val = [p[:, 1] for p in predict(model, val)]
+    best = max(THRESHOLDS, key=lambda t: scores(p_val, val, t)["f1"])
+    probs = predict(model, test)
+    p1 = [p[:, 1] for p in probs]
+    n_trig, words = sum(len(e) for e in test.ends), sum(test.num_words)
+    who = f"held-out engine {config.test_engine}" if config.test_engine else "unseen speakers"
+    lines = [f"test ({len(test)} clips of {clips.CLIP_SECONDS:g} s, {who}, {n_trig} "
+             f"triggers among {words} words): loss {mean_loss(probs, test):.4f}"]  # fmt: skip
+    for t, why in ((0.5, ""), (float(best), " (best detection F1 on validation)")):
+        s = scores(p1, test, t)
+        lines.append(
+            f"  threshold {t:.2f}{why}: detection precision {s['precision']:.4f}, recall "
+            f"{s['recall']:.4f}, F1 {s['f1']:.4f}, {s['false_alarms_per_min']:.2f} false "
+            f"alarms/min | frame precision {s['frame_precision']:.4f}, recall "
+            f"{s['frame_recall']:.4f}, F1 {s['frame_f1']:.4f}"
+        )
+    lines.append(f"  a detector firing at every word's end: precision {_ratio(n_trig, words):.4f}")
+    neg = _split(*raw_split("test", config, negatives_only=True)[0], mean, std, dtype,
+                 extra["stack"])  # fmt: skip
+    p_neg = [p[:, 1] for p in predict(model, neg)]
+    hours = len(neg) * clips.CLIP_SECONDS / 3600
+    for t in dict.fromkeys((0.5, float(best))):
+        fa = sum(len(detections(p, t, extra["stack"])) for p in p_neg)
+        lines.append(f"  negatives only ({len(neg)} clips, {hours * 60:.0f} min, no trigger, half "
+                     f"the words sound-alikes), threshold {t:.2f}: {fa} false alarms, "
+                     f"{fa / hours:.1f} per hour ({fa / hours / 60:.2f} per minute)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def detect(path, samples, rate: int = SAMPLE_RATE, threshold: float = 0.5):
+    """Run the checkpoint at ``path`` over ``samples`` (N,) left to right: (detection
+    times (s), step probabilities (S,))."""
+    from bptt.data.audio import resample
+
+    model, config, meta, _ = load_model(path, "trigger")
+    extra = meta["extra"]
+    f = raw_features(resample(samples, rate, SAMPLE_RATE), extra["features"])  # (T, D)
+    f = (f - np.array(extra["mean"])) / np.array(extra["std"])  # (T, D)
+    x = stack_frames(f.astype(np.dtype(config.dtype)), extra["stack"])[None]  # (1, S, kD)
+    if x.shape[1] == 0:
+        raise BpttError(f"the clip is too short: it needs at least {extra['stack']} frames")
+    p = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0, :, 1]  # (S,)
+    return detections(p, threshold, extra["stack"]), p
+
+
+def predict_checkpoint(path, text: str) -> str:
+    """The times at which the trigger word ends in a WAV file (any rate)."""
+    if not str(text).lower().endswith(".wav") or not Path(text).is_file():
+        raise BpttError(f"trigger reads a WAV file; got {text!r}")
+    try:
+        samples, rate = read_wav(text)
+    except DataError as e:
+        raise BpttError(str(e)) from None
+    found, p = detect(path, samples, rate)
+    if not found:
+        return f"no {clips.TRIGGER!r} heard (highest probability {p.max():.2f})"
+    return " ".join(f"{t:.2f}s" for t in found)
+
+
+PRESET = {
+    "out": "runs/trigger",
+    "cell": "gru",  # as in the assignment; 3 gates instead of 4
+    "hidden_size": 64,  # one direction only: the detector runs live
+    "bidirectional": False,  # must not read the future (build_trainer refuses True)
+    "max_examples": 2000,  # 10-second training clips (5.6 hours), 249 steps each
+    "batch_size": 32,
+    "lr": 5e-3,
+    "steps": 1500,  # 24 epochs
+    "eval_every": 250,  # each evaluation reads the 200 validation clips
+}
+
+TASK = example_task(
+    sys.modules[__name__],
+    "trigger",
+    "dataset data test_engine features max_examples truncate",
+)

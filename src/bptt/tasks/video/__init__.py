@@ -1,0 +1,1 @@
+"""Video: actions in rendered clips (``video``), drawn by ``video_clips``."""
