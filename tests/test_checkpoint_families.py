@@ -17,6 +17,7 @@ The checkpoints (tests/data/checkpoints/, a few tens of kB each) were written by
     bptt train digits --max-examples 40 --hidden-size 8 --batch-size 8 --steps 6 --eval-every 3
     bptt train music --text tunes.abc --hidden-size 32 --embed-size 8 --batch-size 8
         --window 32 --lr 0.01 --steps 300 --eval-every 150
+    bptt train dna --steps 2 --hidden-size 4 (and the preset otherwise)
     bptt train video --max-examples 60 --hidden-size 8 --embed-size 8 --batch-size 8 --steps 6
         --eval-every 3
 
@@ -38,7 +39,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bptt.checkpoint import load_checkpoint
 from bptt.cli import main
+from bptt.errors import CheckpointError
+from bptt.tasks import base, get
 
 DATA = Path(__file__).parent / "data"
 HERE = DATA / "checkpoints"
@@ -62,6 +66,7 @@ def _argv(case: str, out: Path) -> list[str]:
                        "--beam", "2"],
         "digits": ["predict", ck.get("digits", ""), str(HERE / "three_one.wav")],
         "video": ["predict", ck.get("video", ""), str(HERE / "video_clip.npy")],
+        "dna": ["predict", ck.get("dna", ""), "ACGT" * 25],
         "music": ["compose", ck.get("music", ""), "--bars", "4", "--formats", "abc",
                   "--tries", "8", "--out", str(out / "tune")],
     }[case]  # fmt: skip
@@ -77,12 +82,37 @@ def run_case(case: str, out: Path, capsys) -> str:
 
 
 CASES = ["lm", "sentiment", "ner", "ner-conll", "dates", "dates-greedy", "activity",
-         "ctc-digits", "digits", "video", "music"]  # fmt: skip
+         "ctc-digits", "digits", "video", "dna", "music"]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_an_old_checkpoint_answers_as_it_did(case, tmp_path, capsys):
     assert run_case(case, tmp_path, capsys) == EXPECTED[case]
+
+
+CHECKPOINTS = {p.stem: p for p in HERE.glob("*.safetensors")} | {
+    "lm": DATA / "lm_schema1.safetensors"
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKPOINTS))
+def test_an_old_checkpoint_rebuilds_through_its_tasks_contract(name):
+    """The one loader rebuilds each family's model from its metadata, with the saved weights."""
+    tensors, meta = load_checkpoint(CHECKPOINTS[name])
+    model, config, _ = base.load_model(
+        CHECKPOINTS[name], meta["task"], get(meta["task"]).build_model
+    )
+    assert config.task == meta["task"] == name
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = model.state_dict()
+    assert sorted(state) == sorted(weights)
+    for key, value in weights.items():
+        np.testing.assert_array_equal(state[key], value, err_msg=key)
+
+
+def test_a_checkpoint_of_another_task_is_refused_by_the_loader():
+    with pytest.raises(CheckpointError, match="is for task 'ner', not 'dates'"):
+        base.load_model(CHECKPOINTS["ner"], "dates", get("dates").build_model)
 
 
 def _numbers(flow: dict) -> tuple[list, list]:
