@@ -24,10 +24,22 @@ TEXT = "the quick brown fox jumps over the lazy dog. " * 40
 
 def config(family: str, batch_size: int, accumulate: int = 1, **overrides) -> Config:
     base = dict(
-        dtype="float64", batch_size=batch_size, accumulate=accumulate, embed_size=6,
-        hidden_size=8, num_layers=1, cell="lstm", dropout=0.0, clip=0.5, optimizer="adam",
-        lr=0.01, steps=STEPS, eval_every=1000, seed=3, watchdog=60.0,
-    )  # fmt: skip
+        dtype="float64",
+        batch_size=batch_size,
+        accumulate=accumulate,
+        embed_size=6,
+        hidden_size=8,
+        num_layers=1,
+        cell="lstm",
+        dropout=0.0,
+        clip=0.5,
+        optimizer="adam",
+        lr=0.01,
+        steps=STEPS,
+        eval_every=1000,
+        seed=3,
+        watchdog=60.0,
+    )
     if family == "text":
         base |= {"task": "lm", "window": 8}
     elif family == "classify":
@@ -55,18 +67,31 @@ def trainer(family: str, batch_size: int, out, accumulate: int = 1, **overrides)
     if family == "classify":  # token sequences of 3..14 words, 3 classes: bucketed, padded
         inputs = [rng.integers(1, 20, size=rng.integers(3, 15)) for _ in range(60)]
         split = _examples.Split(inputs, [int(x.sum() % 3) for x in inputs])
-        data = _examples.TaskData(split, split.subset(range(8)), split.subset(range(8)),
-                                  ["a", "b", "c"], "class", vocab=_vocab(20))  # fmt: skip
+        data = _examples.TaskData(
+            split,
+            split.subset(range(8)),
+            split.subset(range(8)),
+            ["a", "b", "c"],
+            "class",
+            vocab=_vocab(20),
+        )
         return _examples.make_trainer(c, out, False, data, _examples.class_metrics)[0]
     if family == "speech":  # 8 features per frame, 1..3 labels of 10, enough frames for CTC
         labels = [rng.integers(1, 11, size=rng.integers(1, 4)) for _ in range(60)]
         feats = [rng.normal(size=(2 * len(y) + rng.integers(2, 9), 8)) for y in labels]
         split = _examples.Split(feats, labels)
-        data = _examples.TaskData(split, split.subset(range(8)), split.subset(range(8)),
-                                  [str(d) for d in range(10)], "ctc", input_size=8)  # fmt: skip
+        data = _examples.TaskData(
+            split,
+            split.subset(range(8)),
+            split.subset(range(8)),
+            [str(d) for d in range(10)],
+            "ctc",
+            input_size=8,
+        )
         model = ctc_digits.build_model(c, 8, np.random.default_rng(c.seed))
-        return _examples.example_trainer(c, model, data, ctc_digits.metrics, out, False,
-                                         np.random.default_rng(c.seed))  # fmt: skip
+        return _examples.example_trainer(
+            c, model, data, ctc_digits.metrics, out, False, np.random.default_rng(c.seed)
+        )
     words = ["".join(rng.choice(list("abcdef"), size=rng.integers(2, 7))) for _ in range(80)]
     pairs = [(list(w), list(w[::-1])) for w in dict.fromkeys(words)]  # reverse the letters
     train, val, test = split_pairs(pairs, 5, 5, np.random.default_rng(0))

@@ -35,10 +35,10 @@ def ws(tmp_path_factory):
     for name, data in FILES.items():
         (root / name).write_bytes(data)
     flags = ["--steps", "2", "--eval-every", "2", "--sample-length", "3", *SMALL]
-    assert main(["train", "--quiet", "--text", str(root / "corpus.txt"),
-                 "--out", str(root / "run"), *flags]) == 0  # fmt: skip
-    assert main(["train", "--quiet", "--text", str(root / "changed.txt"),
-                 "--out", str(root / "run2"), *flags]) == 0  # fmt: skip
+    text, out = str(root / "corpus.txt"), str(root / "run")
+    assert main(["train", "--quiet", "--text", text, "--out", out, *flags]) == 0
+    text, out = str(root / "changed.txt"), str(root / "run2")
+    assert main(["train", "--quiet", "--text", text, "--out", out, *flags]) == 0
     (root / "changed.txt").write_text(TEXT[: len(TEXT) // 2] + "zzz")
     ckpt = root / "run" / "best.safetensors"
     tensors, meta = load_checkpoint(ckpt)

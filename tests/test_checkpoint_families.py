@@ -52,24 +52,23 @@ EXPECTED = json.loads((HERE / "expected.json").read_text(encoding="utf-8"))
 def _argv(case: str, out: Path) -> list[str]:
     """The command line of each case; ``out`` is a fresh folder for files a verb writes."""
     ck = {name: str(HERE / f"{name}.safetensors") for name in EXPECTED}
+    lm, wav = str(DATA / "lm_schema1.safetensors"), str(HERE / "three_one.wav")
+    john = "John Smith flew from Paris to Berlin"
+    tune = f"--out={out / 'tune'}"
     return {
-        "lm": ["sample", str(DATA / "lm_schema1.safetensors"), "--prompt", "the ",
-               "--length", "40", "--seed", "1"],
+        "lm": ["sample", lm, "--prompt", "the ", "--length", "40", "--seed", "1"],
         "sentiment": ["predict", ck.get("sentiment", ""), "a gripping , funny and warm film"],
-        "ner": ["predict", ck.get("ner", ""), "John Smith flew from Paris to Berlin"],
-        "ner-conll": ["predict", ck.get("ner", ""), "John Smith flew from Paris to Berlin",
-                      "--format", "conll"],
+        "ner": ["predict", ck.get("ner", ""), john],
+        "ner-conll": ["predict", ck.get("ner", ""), john, "--format", "conll"],
         "dates": ["translate", ck.get("dates", ""), "tuesday 25 september 1984", "--beam", "3"],
         "dates-greedy": ["translate", ck.get("dates", ""), "3/4/21", "--beam", "1"],
         "activity": ["predict", ck.get("activity", ""), str(HERE / "activity_clip.csv")],
-        "ctc-digits": ["transcribe", ck.get("ctc-digits", ""), str(HERE / "three_one.wav"),
-                       "--beam", "2"],
-        "digits": ["predict", ck.get("digits", ""), str(HERE / "three_one.wav")],
+        "ctc-digits": ["transcribe", ck.get("ctc-digits", ""), wav, "--beam", "2"],
+        "digits": ["predict", ck.get("digits", ""), wav],
         "video": ["predict", ck.get("video", ""), str(HERE / "video_clip.npy")],
         "dna": ["predict", ck.get("dna", ""), "ACGT" * 25],
-        "music": ["compose", ck.get("music", ""), "--bars", "4", "--formats", "abc",
-                  "--tries", "8", "--out", str(out / "tune")],
-    }[case]  # fmt: skip
+        "music": ["compose", ck.get("music", ""), "--bars=4", "--formats=abc", "--tries=8", tune],
+    }[case]
 
 
 def run_case(case: str, out: Path, capsys) -> str:
@@ -81,8 +80,9 @@ def run_case(case: str, out: Path, capsys) -> str:
     return printed
 
 
-CASES = ["lm", "sentiment", "ner", "ner-conll", "dates", "dates-greedy", "activity",
-         "ctc-digits", "digits", "video", "dna", "music"]  # fmt: skip
+CASES = (
+    "lm sentiment ner ner-conll dates dates-greedy activity ctc-digits digits video dna music"
+).split()
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -36,8 +36,16 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("mal")
     corpus = root / "corpus.txt"
     corpus.write_text("a small text for a small model. " * 20, encoding="utf-8")
-    config = Config(text=str(corpus), hidden_size=4, embed_size=3, batch_size=2, window=5,
-                    steps=2, eval_every=2, out=str(root / "run"))  # fmt: skip
+    config = Config(
+        text=str(corpus),
+        hidden_size=4,
+        embed_size=3,
+        batch_size=2,
+        window=5,
+        steps=2,
+        eval_every=2,
+        out=str(root / "run"),
+    )
     trainer, _ = lm.build_trainer(config, root / "run", progress_bar=False)
     trainer.run()
     return root / "run" / LATEST
@@ -54,8 +62,15 @@ def payload(tmp_path):
 def guarded(monkeypatch, payload):
     """Record every call that could run code; only fixed-table task imports are allowed."""
     calls = []
-    for mod, name in [(os, "system"), (posix, "system"), (os, "popen"), (subprocess, "Popen"),
-                      (pickle, "loads"), (pickle, "load"), (np, "load")]:  # fmt: skip
+    for mod, name in [
+        (os, "system"),
+        (posix, "system"),
+        (os, "popen"),
+        (subprocess, "Popen"),
+        (pickle, "loads"),
+        (pickle, "load"),
+        (np, "load"),
+    ]:
         monkeypatch.setattr(mod, name, lambda *a, _n=name, **k: calls.append((_n, a)))
     real_import = importlib.import_module
 

@@ -127,14 +127,26 @@ def test_train_help_says_each_default_once(capsys):
 @pytest.mark.parametrize(
     "task, shown",
     [
-        ("lm", ["--hidden-size HIDDEN_SIZE hidden units H per layer (default: 256)",
-                "(default: runs/lm)", "parameter updates to run (default: 800)"]),
-        ("sentiment", ["--hidden-size HIDDEN_SIZE hidden units H per layer (default: 64)",
-                       "(default: runs/sentiment)", "parameter updates to run (default: 1800)",
-                       "mean or max over real steps (default: mean)"]),
+        (
+            "lm",
+            [
+                "--hidden-size HIDDEN_SIZE hidden units H per layer (default: 256)",
+                "(default: runs/lm)",
+                "parameter updates to run (default: 800)",
+            ],
+        ),
+        (
+            "sentiment",
+            [
+                "--hidden-size HIDDEN_SIZE hidden units H per layer (default: 64)",
+                "(default: runs/sentiment)",
+                "parameter updates to run (default: 1800)",
+                "mean or max over real steps (default: mean)",
+            ],
+        ),
         ("dna", ["(default: 48)", "stacked recurrent layers L (default: 2)", "(default: tags)"]),
     ],
-)  # fmt: skip
+)
 def test_train_task_help_shows_the_tasks_preset(capsys, task, shown):
     text = _help(capsys, ["train", task, "--help"])
     for piece in shown:

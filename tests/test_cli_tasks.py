@@ -125,8 +125,16 @@ def test_every_task_declares_the_contract():
 def test_a_task_whose_preset_sets_what_it_does_not_read_is_refused():
     lm = get("lm")
     with pytest.raises(BpttError, match="preset sets fields it does not read"):
-        base.Task("x", "", {"beam": 3}, lm.options, lm.prepare, lm.build_model, lm.build_trainer,
-                  report=str)  # fmt: skip
+        base.Task(
+            "x",
+            "",
+            {"beam": 3},
+            lm.options,
+            lm.prepare,
+            lm.build_model,
+            lm.build_trainer,
+            report=str,
+        )
     with pytest.raises(BpttError, match="not Config fields: windwo"):
         base.Task("x", "", {}, "windwo", lm.prepare, lm.build_model, lm.build_trainer, report=str)
 

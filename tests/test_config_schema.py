@@ -84,8 +84,11 @@ def test_steps_rename_remove_and_add_in_order(monkeypatch):
 
 def test_a_newer_schema_with_unknown_fields_names_its_version():
     newer = {**Config().to_dict(), "schema_version": SCHEMA_VERSION + 1, "quantum": True}
-    with pytest.raises(BpttError, match=rf"newer bptt \(config schema version {SCHEMA_VERSION + 1}"
-                       r"; this bptt reads versions 1 to \d+\) .*quantum"):  # fmt: skip
+    with pytest.raises(
+        BpttError,
+        match=rf"newer bptt \(config schema version {SCHEMA_VERSION + 1}"
+        r"; this bptt reads versions 1 to \d+\) .*quantum",
+    ):
         Config.from_dict(newer)
     same = {**Config().to_dict(), "quantum": True}  # this version, a field it never had
     with pytest.raises(BpttError, match=r"schema version \d+\) has unknown fields: quantum"):

@@ -99,8 +99,12 @@ def test_mkdocs_build_strict(tmp_path):
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
-        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     html = "".join(p.read_text(encoding="utf-8") for p in (site / "reference").rglob("*.html"))
     anchors = set(re.findall(r'id="(bptt\.[\w.]+)"', html))

@@ -26,8 +26,12 @@ FUZZ = settings(
 def valid_bytes(tmp_path_factory):
     path = tmp_path_factory.mktemp("fz") / "c.safetensors"
     rng = np.random.default_rng(0)
-    tensors = {"w": rng.standard_normal((3, 4)).astype(np.float32), "ids": np.arange(5),
-               "b": np.array([True, False]), "s": np.array(2.5)}  # fmt: skip
+    tensors = {
+        "w": rng.standard_normal((3, 4)).astype(np.float32),
+        "ids": np.arange(5),
+        "b": np.array([True, False]),
+        "s": np.array(2.5),
+    }
     save_checkpoint(path, tensors, {"step": 3, "vocab": ["a", "b"], "rng": {"x": 1}})
     return path.read_bytes()
 

@@ -81,8 +81,16 @@ def test_classifier_matches_on_padded_batches(cell, pooling, bidirectional, laye
     rng = np.random.default_rng(2)
     B, T, D = 5, 9, 4
     kind = {"vocab_size": 13, "embed_size": 6} if tokens else {"input_size": D}
-    model = SequenceClassifier(3, pooling, hidden_size=7, num_layers=layers, cell=cell,
-                               bidirectional=bidirectional, rng=rng, **kind)  # fmt: skip
+    model = SequenceClassifier(
+        3,
+        pooling,
+        hidden_size=7,
+        num_layers=layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        rng=rng,
+        **kind,
+    )
     lengths, mask = lengths_and_mask(rng, B, T)
     if tokens:
         inputs = rng.integers(0, 13, size=(B, T))  # (B, T); padded ids are anything in range
@@ -96,8 +104,9 @@ def test_classifier_matches_on_padded_batches(cell, pooling, bidirectional, laye
 def test_tagger_matches_at_every_real_step(cell):
     rng = np.random.default_rng(3)
     B, T = 4, 8
-    model = SequenceTagger(5, vocab_size=17, embed_size=6, hidden_size=7, num_layers=2,
-                           cell=cell, rng=rng)  # fmt: skip
+    model = SequenceTagger(
+        5, vocab_size=17, embed_size=6, hidden_size=7, num_layers=2, cell=cell, rng=rng
+    )
     lengths, mask = lengths_and_mask(rng, B, T)
     ids = rng.integers(0, 17, size=(B, T))  # (B, T)
     got = session(sequence_model_graph(model)).run(None, {"inputs": ids, "lengths": lengths})[0]
@@ -110,8 +119,9 @@ def test_tagger_matches_at_every_real_step(cell):
     [({"crf": True}, "a CRF head"), ({"num_shape_features": 3}, "letters or shape features")],
 )
 def test_a_tagger_onnx_cannot_express_is_refused_by_name(options, named):
-    model = SequenceTagger(5, vocab_size=17, embed_size=6, hidden_size=7,
-                           rng=np.random.default_rng(4), **options)  # fmt: skip
+    model = SequenceTagger(
+        5, vocab_size=17, embed_size=6, hidden_size=7, rng=np.random.default_rng(4), **options
+    )
     with pytest.raises(BpttError, match=f"export does not support taggers with {named}"):
         sequence_model_graph(model)
 
@@ -129,17 +139,20 @@ def test_a_tagger_onnx_cannot_express_is_refused_by_name(options, named):
 def test_encoder_decoder_matches_step_by_step(cell, attention, bidirectional, layers):
     rng = np.random.default_rng(4)
     B, S, T = 4, 7, 5
-    model = Seq2Seq(12, 10, 6, 8, layers, cell, bidirectional, attention, attention_size=5,
-                    rng=rng)  # fmt: skip
+    model = Seq2Seq(12, 10, 6, 8, layers, cell, bidirectional, attention, attention_size=5, rng=rng)
     src_lengths, src_mask = lengths_and_mask(rng, B, S)
     source = rng.integers(0, 12, size=(B, S))  # (B, S)
     target_in = rng.integers(0, 10, size=(B, T))  # (B, T) teacher forcing
     batch = Seq2SeqBatch(source, src_mask, target_in, target_in, np.ones((B, T), bool))
     want_logits, want_alpha, _ = model.forward(batch)  # (B, T, V), (B, T, S)
     encoder, decoder = (session(p) for p in seq2seq_graphs(model))
-    enc = dict(zip([o.name for o in encoder.get_outputs()],
-                   encoder.run(None, {"source": source, "source_lengths": src_lengths}),
-                   strict=True))  # fmt: skip
+    enc = dict(
+        zip(
+            [o.name for o in encoder.get_outputs()],
+            encoder.run(None, {"source": source, "source_lengths": src_lengths}),
+            strict=True,
+        )
+    )
     memory, state = model.encode(source, src_mask)
     close(enc["memory"], memory.values, f"{cell} encoder outputs at real steps")
     names = ("h", "c")[: len(state)]
@@ -193,8 +206,14 @@ def test_checkpoints_of_a_classifier_and_an_encoder_decoder_export_as_trained(tm
     rng = np.random.default_rng(5)
     config = Config(task="activity", hidden_size=6, cell="gru", bidirectional=True)
     model = build_model(config, "class", 4, None, 3, rng)
-    meta = {"task": "activity", "config": config.to_dict(), "vocab": None,
-            "labels": list("abcd"), "head": "class", "input_size": 3}  # fmt: skip
+    meta = {
+        "task": "activity",
+        "config": config.to_dict(),
+        "vocab": None,
+        "labels": list("abcd"),
+        "head": "class",
+        "input_size": 3,
+    }
     tensors = {f"model.{k}": v for k, v in model.params.items()}
     save_checkpoint(tmp_path / "act.safetensors", tensors, meta)
     [path] = export_checkpoint(tmp_path / "act.safetensors", tmp_path / "act.onnx")
@@ -206,8 +225,12 @@ def test_checkpoints_of_a_classifier_and_an_encoder_decoder_export_as_trained(tm
     config = Config(task="dates", hidden_size=6, embed_size=4, attention_size=5)
     sv, tv = Vocabulary.from_text("monday 1 may"), Vocabulary.from_text("2024-05-01")
     model = translation.build_model(config, sv, tv, rng)
-    meta = {"task": "dates", "config": config.to_dict(), "source_vocab": sv.to_dict(),
-            "target_vocab": tv.to_dict()}  # fmt: skip
+    meta = {
+        "task": "dates",
+        "config": config.to_dict(),
+        "source_vocab": sv.to_dict(),
+        "target_vocab": tv.to_dict(),
+    }
     tensors = {f"model.{k}": v for k, v in model.params.items()}
     save_checkpoint(tmp_path / "dates.safetensors", tensors, meta)
     paths = export_checkpoint(tmp_path / "dates.safetensors", tmp_path / "dates.onnx")

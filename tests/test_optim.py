@@ -122,9 +122,17 @@ def test_state_dict_format():
     assert state["steps"] == 1
     assert state["step/w"] == 1
     assert set(state) == {
-        "optimizer", "lr", "steps", "beta1", "beta2", "eps", "weight_decay",
-        "step/w", "exp_avg/w", "exp_avg_sq/w",
-    }  # fmt: skip
+        "optimizer",
+        "lr",
+        "steps",
+        "beta1",
+        "beta2",
+        "eps",
+        "weight_decay",
+        "step/w",
+        "exp_avg/w",
+        "exp_avg_sq/w",
+    }
     np.testing.assert_allclose(state["exp_avg/w"], 0.05)
 
 

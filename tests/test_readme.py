@@ -35,12 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
 SHELL = ("bash", "sh", "shell", "console")
-PROGRAMS = ("bptt", "python", "python3", "pip", "pip3", "mkdocs", "tensorboard", "mpirun",
-            "pytest")  # fmt: skip
+PROGRAMS = ("bptt", "python", "python3", "pip", "pip3", "mkdocs", "tensorboard", "mpirun", "pytest")
 
 # `bptt train` in one update at small batches: the README's corpus, model and output lines.
-TINY = ["--quiet", "--steps", "1", "--eval-every", "1", "--batch-size", "32", "--window", "8",
-        "--sample-length", "20"]  # fmt: skip
+TINY = "--quiet --steps 1 --eval-every 1 --batch-size 32 --window 8 --sample-length 20".split()
 # Lines of `bptt train`'s output whose numbers depend on the sizes TINY changes.
 SIZED = ("training:", "step ", "best validation")
 
@@ -67,8 +65,9 @@ def python_blocks() -> list[tuple[str, str | None]]:
     """Each python block's code and the text block right after it (None if there is none)."""
     text = readme()
     blocks = fences(text)
-    return [(b[1], followed_by_text(i, blocks, text)) for i, b in enumerate(blocks)
-            if b[0] == "python"]  # fmt: skip
+    return [
+        (b[1], followed_by_text(i, blocks, text)) for i, b in enumerate(blocks) if b[0] == "python"
+    ]
 
 
 def shell_commands(text: str | None = None) -> list[str]:
@@ -240,8 +239,9 @@ def mentioned_bptt_commands() -> list[str]:
     found = []
     for language, body, _, _ in fences(text):
         if language == "text":
-            found += [re.split(r"\s{2,}", ln)[0] for ln in body.splitlines()
-                      if ln.startswith("bptt ")]  # fmt: skip
+            found += [
+                re.split(r"\s{2,}", ln)[0] for ln in body.splitlines() if ln.startswith("bptt ")
+            ]
     prose = FENCE.sub("", text)
     found += [s for s in re.findall(r"`([^`\n]+)`", prose) if s.startswith("bptt ")]
     return found

@@ -32,9 +32,18 @@ def corpus(tmp_path):
 
 def _config(corpus, **overrides):
     base = dict(
-        text=str(corpus), hidden_size=8, embed_size=4, batch_size=4, window=16, steps=20,
-        eval_every=6, dtype="float64", dropout=0.2, num_layers=2, cell="lstm",
-    )  # fmt: skip
+        text=str(corpus),
+        hidden_size=8,
+        embed_size=4,
+        batch_size=4,
+        window=16,
+        steps=20,
+        eval_every=6,
+        dtype="float64",
+        dropout=0.2,
+        num_layers=2,
+        cell="lstm",
+    )
     return Config(**{**base, **overrides})
 
 

@@ -38,9 +38,13 @@ def test_a_short_run_logs_what_metrics_jsonl_holds(tmp_path):
     acc = event_accumulator.EventAccumulator(str(tb))
     acc.Reload()
     assert set(acc.Tags()["scalars"]) == {
-        "train/loss", "train/bits_per_symbol", "train/grad_norm", "train/lr",
-        "val/loss", "val/bits_per_symbol",
-    }  # fmt: skip
+        "train/loss",
+        "train/bits_per_symbol",
+        "train/grad_norm",
+        "train/lr",
+        "val/loss",
+        "val/bits_per_symbol",
+    }
 
     def logged(tag):
         return [(e.step, e.value) for e in acc.Scalars(tag)]

@@ -23,9 +23,18 @@ def corpus(tmp_path):
 
 def _config(corpus, out, **overrides):
     base = dict(
-        text=str(corpus), hidden_size=12, embed_size=6, batch_size=4, window=7, steps=12,
-        eval_every=4, out=str(out), dtype="float64", dropout=0.2, num_layers=2,
-    )  # fmt: skip
+        text=str(corpus),
+        hidden_size=12,
+        embed_size=6,
+        batch_size=4,
+        window=7,
+        steps=12,
+        eval_every=4,
+        out=str(out),
+        dtype="float64",
+        dropout=0.2,
+        num_layers=2,
+    )
     return Config(**{**base, **overrides})
 
 
@@ -94,9 +103,16 @@ def test_divergence_stops_with_a_named_step_and_keeps_the_last_checkpoint(corpus
 
 def test_loss_falls_on_a_repetitive_text(corpus, tmp_path):
     config = _config(
-        corpus, tmp_path, steps=100, eval_every=50, dropout=0.0, num_layers=1, hidden_size=32,
-        window=16, lr=0.01,
-    )  # fmt: skip
+        corpus,
+        tmp_path,
+        steps=100,
+        eval_every=50,
+        dropout=0.0,
+        num_layers=1,
+        hidden_size=32,
+        window=16,
+        lr=0.01,
+    )
     trainer = _run(config, tmp_path)
     history = [h["val_loss"] for h in trainer.progress.history]
     assert history[-1] < 0.5 * np.log(len(set(TEXT))), history

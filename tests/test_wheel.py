@@ -44,11 +44,15 @@ def test_the_wheel_installs_into_a_fresh_venv_and_trains(tmp_path):
     tree.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, tree / name)
-    shutil.copytree(ROOT / "src", tree / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))  # fmt: skip
+    shutil.copytree(
+        ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     dist = tmp_path / "dist"
-    built = run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(tree)],
-                tmp_path, env)  # fmt: skip
+    built = run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist), str(tree)],
+        tmp_path,
+        env,
+    )
     log = built.stdout + built.stderr
     assert "deprecat" not in log.lower(), f"the build warns of a deprecation:\n{log}"
 
@@ -69,8 +73,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_trains(tmp_path):
     site = Path(run([python, "-c", purelib], tmp_path, env).stdout.strip())
     lent = {str(Path(m.__file__).resolve().parents[1]) for m in (numpy, pip, safetensors, tqdm)}
     (site / "outer.pth").write_text("\n".join(sorted(lent)) + "\n", encoding="utf-8")
-    run([python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
-         "--no-compile", str(wheel)], tmp_path, env)  # fmt: skip
+    offline = "--no-deps --no-index --ignore-installed --no-compile".split()
+    run([python, "-m", "pip", "install", *offline, str(wheel)], tmp_path, env)
     where = run([python, "-c", "import bptt; print(bptt.__file__)"], tmp_path, env).stdout
     assert Path(where.strip()).is_relative_to(venv), f"bptt imports from {where}, not the venv"
 
@@ -78,8 +82,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_trains(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("the quick brown fox jumps over the lazy dog. " * 40, encoding="utf-8")
     out = tmp_path / "run"
-    run([bptt, "train", "--quiet", "--text", corpus, "--out", out, "--steps", "5",
-         "--eval-every", "5", "--hidden-size", "16", "--embed-size", "8", "--batch-size", "4",
-         "--window", "8", "--sample-length", "10"], tmp_path, env)  # fmt: skip
+    tiny = "--steps 5 --eval-every 5 --hidden-size 16 --embed-size 8 --batch-size 4 --window 8 "
+    tiny += "--sample-length 10"
+    run([bptt, "train", "--quiet", "--text", corpus, "--out", out, *tiny.split()], tmp_path, env)
     assert (out / "best.safetensors").is_file()
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 5

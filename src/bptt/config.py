@@ -24,8 +24,10 @@ from bptt.errors import BpttError
 CELLS = ("rnn", "lstm", "gru")
 # The applications, by name (each one's module: bptt.tasks.TASK_MODULES, which checks it
 # holds these). A checkpoint's task is looked up, never imported by a name read from it.
-TASKS = ("lm", "sentiment", "ner", "dna", "activity", "dates", "g2p", "de-en", "names", "music",
-         "chorales", "digits", "ctc-digits", "trigger", "video")  # fmt: skip
+TASKS = tuple(
+    "lm sentiment ner dna activity dates g2p de-en names music chorales digits ctc-digits "
+    "trigger video".split()
+)
 SCHEMA_VERSION = 2  # the config schema's version; bump it and add a step to MIGRATIONS
 DTYPES = ("float32", "float64")
 
@@ -60,8 +62,11 @@ class Config:
         0, "updates with a NaN/Inf loss or gradient to skip in a row before stopping (0: stop)"
     )
     steps: int = _flag(800, "parameter updates to run")
-    accumulate: int = _flag(1, "micro-batches of --batch-size summed into each update: the "
-                            "update of a K times larger batch")  # fmt: skip
+    accumulate: int = _flag(
+        1,
+        "micro-batches of --batch-size summed into each "
+        "update: the update of a K times larger batch",
+    )
     # Evaluation, early stopping, output.
     eval_every: int = _flag(100, "updates between validation passes")
     patience: int = _flag(0, "stop after this many evaluations without improvement (0: never)")
@@ -72,60 +77,102 @@ class Config:
         "also write loss, bits per symbol, gradient norm and "
         "learning rate as TensorBoard event files into this folder",
     )
-    watchdog: float = _flag(600.0, "MPI ranks: seconds a collective may wait for the slowest "
-                            "rank before all stop, naming it (0: wait forever)")  # fmt: skip
+    watchdog: float = _flag(
+        600.0,
+        "MPI ranks: seconds a collective may wait for the slowest "
+        "rank before all stop, naming it (0: wait forever)",
+    )
     sample_length: int = _flag(300, "characters sampled at the end of training")
     # Sequence tasks: sentiment, ner, dna, activity (many-to-one and many-to-many).
-    dataset: str = _flag("default", "sentiment: imdb or rotten_tomatoes; ner: wnut16 or templates "
-                         "(default: the first)")  # fmt: skip
-    head: str = _flag("auto", "one class per sequence or a tag per step (auto: the task's own; "
-                      "dna takes either)", choices=("auto", "class", "tags"))  # fmt: skip
+    dataset: str = _flag(
+        "default",
+        "sentiment: imdb or rotten_tomatoes; ner: wnut16 or templates (default: the first)",
+    )
+    head: str = _flag(
+        "auto",
+        "one class per sequence or a tag per step (auto: the task's own; dna takes either)",
+        choices=("auto", "class", "tags"),
+    )
     bidirectional: bool = _flag(False, "read each sequence both ways (K = 2 directions)")
-    pooling: str = _flag("last", "classifier: the sequence as the final state, or the mean or "
-                         "max over real steps", choices=("last", "mean", "max"))  # fmt: skip
+    pooling: str = _flag(
+        "last",
+        "classifier: the sequence as the final state, or the mean or max over real steps",
+        choices=("last", "mean", "max"),
+    )
     truncate: int = _flag(0, "keep at most this many steps of an example (0: all)")
     vocab_size: int = _flag(0, "keep the most frequent words only, specials included (0: all)")
     min_freq: int = _flag(1, "words seen fewer times in training read as <unk>")
     max_examples: int = _flag(0, "examples to use (0: all); generated data: training examples made")
-    test_fraction: float = _flag(0.1, "share of the examples held out for the test (never trained "
-                                 "on, never used to pick a model)")  # fmt: skip
+    test_fraction: float = _flag(
+        0.1,
+        "share of the examples held out for the test "
+        "(never trained on, never used to pick a model)",
+    )
     vectors: str | None = _flag(None, "word vectors (GloVe text format) for the embedding")
-    crf: bool = _flag(False, "tagger: a linear-chain CRF over the tags (Viterbi decoding) "
-                      "instead of a softmax at each step")  # fmt: skip
-    char_size: int = _flag(0, "ner: hidden units per direction of a character BiLSTM read over "
-                           "each word, its final states joined to the word's embedding "
-                           "(0: words only)")  # fmt: skip
+    crf: bool = _flag(
+        False,
+        "tagger: a linear-chain CRF over the tags (Viterbi "
+        "decoding) instead of a softmax at each step",
+    )
+    char_size: int = _flag(
+        0,
+        "ner: hidden units per direction of a character BiLSTM read over each "
+        "word, its final states joined to the word's embedding (0: words only)",
+    )
     char_embed_size: int = _flag(25, "ner: size of the embedding of each character")
-    shape_features: bool = _flag(False, "ner: add 0/1 word-shape features (capitalised, all "
-                                 "caps, digits, @user, #tag, URL, punctuation)")  # fmt: skip
+    shape_features: bool = _flag(
+        False,
+        "ner: add 0/1 word-shape features (capitalised, "
+        "all caps, digits, @user, #tag, URL, punctuation)",
+    )
     lower: bool = _flag(False, "ner: look words up in lower case (the characters keep the case)")
     word_dropout: float = _flag(0.0, "ner: read a training word as <unk> with this probability")
     embed_dropout: float = _flag(0.0, "ner: dropout on each word's input vector in training")
-    monitor: str = _flag("loss", "the validation metric that picks the best checkpoint and "
-                         "drives --patience (loss: lowest; f1, accuracy: highest)",
-                         choices=("loss", "f1", "accuracy"))  # fmt: skip
-    clean_meter: bool = _flag(False, "music: train only on the training tunes that parse and keep "
-                              "their meter (the held-out tunes stay as they are)")  # fmt: skip
+    monitor: str = _flag(
+        "loss",
+        "the validation metric that picks the best checkpoint and "
+        "drives --patience (loss: lowest; f1, accuracy: highest)",
+        choices=("loss", "f1", "accuracy"),
+    )
+    clean_meter: bool = _flag(
+        False,
+        "music: train only on the training tunes that parse and "
+        "keep their meter (the held-out tunes stay as they are)",
+    )
     # Speech tasks (digits).
-    features: str = _flag("logmel", "speech: 40 log-mel filterbanks or 13 MFCCs with deltas (39) "
-                          "per 10 ms frame", choices=("logmel", "mfcc"))  # fmt: skip
-    data: str | None = _flag(None, "speech: folder of the synthesised corpora "
-                             "(default: ~/.cache/bptt/speech)")  # fmt: skip
-    test_engine: str = _flag("", "speech: hold this engine out (espeak-ng, flite or festival): "
-                             "train and validate on the other two, test on it (default: the "
-                             "split by speaker)")  # fmt: skip
-    augment: str = _flag("", "speech: training augmentations, comma-separated (speed, pitch, "
-                         "reverb, telephone, noise, babble, gain, specaugment; all: every one; "
-                         "default: none), see bptt.data.augment")  # fmt: skip
-    norm: str = _flag("cmvn", "speech: feature normalisation per utterance",
-                      choices=("cmvn", "pcen"))  # fmt: skip
+    features: str = _flag(
+        "logmel",
+        "speech: 40 log-mel filterbanks or 13 MFCCs with deltas (39) per 10 ms frame",
+        choices=("logmel", "mfcc"),
+    )
+    data: str | None = _flag(
+        None, "speech: folder of the synthesised corpora (default: ~/.cache/bptt/speech)"
+    )
+    test_engine: str = _flag(
+        "",
+        "speech: hold this engine out (espeak-ng, flite or festival): train and "
+        "validate on the other two, test on it (default: the split by speaker)",
+    )
+    augment: str = _flag(
+        "",
+        "speech: training augmentations, comma-separated (speed, pitch, reverb, telephone, "
+        "noise, babble, gain, specaugment; all: every one; default: none), see bptt.data.augment",
+    )
+    norm: str = _flag(
+        "cmvn", "speech: feature normalisation per utterance", choices=("cmvn", "pcen")
+    )
     # Video task.
-    frame_encoder: str = _flag("conv", "video: each frame's encoder, a linear layer on the "
-                               "pixels or two small convolutions first",
-                               choices=("linear", "conv"))  # fmt: skip
+    frame_encoder: str = _flag(
+        "conv",
+        "video: each frame's encoder, a linear layer on the pixels or two small convolutions first",
+        choices=("linear", "conv"),
+    )
     # Encoder-decoder tasks (dates, g2p, de-en).
-    attention: str = _flag("additive", "seq2seq: attention over the encoder's outputs",
-                           choices=("additive", "dot", "none"))  # fmt: skip
+    attention: str = _flag(
+        "additive",
+        "seq2seq: attention over the encoder's outputs",
+        choices=("additive", "dot", "none"),
+    )
     attention_size: int = _flag(64, "seq2seq: units A of the additive attention's score")
     beam: int = _flag(5, "seq2seq: beam width of the test metrics, beside greedy (1: greedy only)")
     length_penalty: float = _flag(1.0, "seq2seq: beam search ranks by log p / length^this")
@@ -138,8 +185,8 @@ class Config:
             _check_type(f.name, value, type(f.default))  # a checkpoint's config is untrusted JSON
             if allowed and value not in allowed:
                 raise BpttError(f"{f.name} must be one of {', '.join(allowed)}; got {value!r}")
-        for name in ("embed_size", "hidden_size", "num_layers", "batch_size", "window", "steps",
-                     "eval_every", "accumulate"):  # fmt: skip
+        counts = "embed_size hidden_size num_layers batch_size window steps eval_every accumulate"
+        for name in counts.split():
             if getattr(self, name) < 1:
                 raise BpttError(f"{name} must be at least 1; got {getattr(self, name)}")
         for name in ("attention_size", "beam"):

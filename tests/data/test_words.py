@@ -11,9 +11,8 @@ from bptt.errors import DataError
 def test_tokenize_words_punctuation_and_html_breaks():
     text = "I didn't like it.<br /><br />A well-made film!"
     assert tokenize(text) == ["i", "didn't", "like", "it", ".", "a", "well-made", "film", "!"]
-    assert tokenize("Yesterday, Harry Potter met Hermione Granger.", lower=False) == [
-        "Yesterday", ",", "Harry", "Potter", "met", "Hermione", "Granger", "."
-    ]  # fmt: skip
+    words = tokenize("Yesterday, Harry Potter met Hermione Granger.", lower=False)
+    assert words == "Yesterday , Harry Potter met Hermione Granger .".split()
     assert tokenize("  ") == []
 
 

@@ -88,8 +88,8 @@ def test_bptt_gradients_reads_a_language_model_checkpoint(tmp_path, capsys):
     flags += ["--batch-size", "2", "--window", "8", "--eval-every", "2", "--sample-length", "5"]
     assert main(["train", *flags, "--out", str(run)]) == 0
     out = tmp_path / "g"
-    assert main(["gradients", str(run / "best.safetensors"), "--lag", "6", "--examples", "2",
-                 "--out", str(out)]) == 0  # fmt: skip
+    checkpoint = str(run / "best.safetensors")
+    assert main(["gradients", checkpoint, "--lag", "6", "--examples", "2", "--out", str(out)]) == 0
     ((label, flow),) = json.loads((out / "flow.json").read_text()).items()
     assert label == "LSTM best.safetensors" and flow["T"] == 6
     assert all(r["last_h"] > 0 for r in flow["steps"]) and flow["gates"]["carry_gate"] == "forget"

@@ -29,8 +29,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PUBLISHED = ROOT / "docs" / "vanishing" / "gradients"
 PAGE = ROOT / "docs" / "tasks" / "vanishing.md"  # the vanishing-gradient page shows the run
 GOLDEN = Path(__file__).parent / "golden" / "gradients_small.json"
-SMALL = ["gradients", "--cells", "rnn,lstm,gru", "--lag", "6", "--train", "--steps", "25",
-         "--budget", "300", "--examples", "4", "--windows", "1,4"]  # fmt: skip
+SMALL = (
+    "gradients --cells rnn,lstm,gru --lag 6 --train --steps 25 --budget 300 --examples 4 "
+    "--windows 1,4"
+).split()
 
 
 def _readme_block() -> tuple[str, list[str]]:
@@ -45,8 +47,10 @@ def _readme_block() -> tuple[str, list[str]]:
 def _flows_from_json(report: dict) -> tuple[dict, dict]:
     flows, gates = {}, {}
     for label, r in report.items():
-        col = {k: np.array([row.get(k) for row in r["steps"]], dtype=float)
-               for k in ("last_h", "full_h", "jacobian", "last_c")}  # fmt: skip
+        col = {
+            k: np.array([row.get(k) for row in r["steps"]], dtype=float)
+            for k in ("last_h", "full_h", "jacobian", "last_c")
+        }
         last_c = col["last_c"] if r["cell"] == "lstm" else None
         flows[label] = GradientFlow(
             r["cell"], col["last_h"], col["full_h"], col["jacobian"], last_c
@@ -84,8 +88,11 @@ def _key_numbers(report: dict) -> dict:
     keys = {}
     for label, r in report.items():
         first, last = r["steps"][0], r["steps"][-1]
-        keys[label] = {"last_h": first["last_h"] / last["last_h"], "jacobian": first["jacobian"],
-                       "lag_grad": r["steps"][-2]["lag_grad_weight_hh"]}  # fmt: skip
+        keys[label] = {
+            "last_h": first["last_h"] / last["last_h"],
+            "jacobian": first["jacobian"],
+            "lag_grad": r["steps"][-2]["lag_grad_weight_hh"],
+        }
         if r["cell"] == "lstm":
             keys[label]["last_c"] = first["last_c"] / last["last_c"]
     return keys
@@ -115,8 +122,9 @@ def test_the_readme_command_reproduces_the_readme(tmp_path):
     else:
         argv += ["--out", str(tmp_path)]
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-m", "bptt", *argv], capture_output=True,
-                            text=True, env=env, timeout=1800)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bptt", *argv], capture_output=True, text=True, env=env, timeout=1800
+    )
     assert result.returncode == 0, result.stderr
     printed = [line.rstrip() for line in result.stdout.splitlines() if not line.startswith("wrote")]
     assert printed == [line.rstrip() for line in shown]

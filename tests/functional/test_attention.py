@@ -37,9 +37,14 @@ def test_gradients_match_finite_differences_with_padding(kind):
 
     def forward():
         return attention_forward(
-            arrays["query"], arrays["keys"], arrays["values"], mask,
-            arrays.get("weight_query"), arrays.get("v"), kind,
-        )  # fmt: skip
+            arrays["query"],
+            arrays["keys"],
+            arrays["values"],
+            mask,
+            arrays.get("weight_query"),
+            arrays.get("v"),
+            kind,
+        )
 
     _, _, cache = forward()
     d_q, d_k, d_v, grads = attention_backward(g, cache)
@@ -57,9 +62,14 @@ def test_weights_sum_to_one_and_are_zero_at_padding(kind):
     arrays, mask = _arrays(kind), _mask()
     arrays["values"][~mask] = np.nan  # whatever fills padding cannot leak in
     context, alpha, _ = attention_forward(
-        arrays["query"], arrays["keys"], np.nan_to_num(arrays["values"]), mask,
-        arrays.get("weight_query"), arrays.get("v"), kind,
-    )  # fmt: skip
+        arrays["query"],
+        arrays["keys"],
+        np.nan_to_num(arrays["values"]),
+        mask,
+        arrays.get("weight_query"),
+        arrays.get("v"),
+        kind,
+    )
     np.testing.assert_allclose(alpha.sum(axis=1), 1.0, rtol=0, atol=1e-12)
     assert (alpha[~mask] == 0).all()
     assert np.isfinite(context).all()
@@ -76,9 +86,12 @@ def test_a_padded_batch_gives_what_each_row_gives_alone(kind):
     d_q, d_k, d_v, _ = attention_backward(g, cache)
     for b, n in enumerate(LENGTHS):
         c1, a1, cache1 = attention_forward(
-            arrays["query"][b : b + 1], arrays["keys"][b : b + 1, :n],
-            arrays["values"][b : b + 1, :n], None, *args,
-        )  # fmt: skip
+            arrays["query"][b : b + 1],
+            arrays["keys"][b : b + 1, :n],
+            arrays["values"][b : b + 1, :n],
+            None,
+            *args,
+        )
         q1, k1, v1, _ = attention_backward(g[b : b + 1], cache1)
         np.testing.assert_allclose(context[b], c1[0], rtol=0, atol=1e-14)
         np.testing.assert_allclose(alpha[b, :n], a1[0], rtol=0, atol=1e-14)

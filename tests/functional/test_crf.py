@@ -66,8 +66,9 @@ def _torch_viterbi(e, lengths, A, a, z):
     return paths
 
 
-@pytest.mark.parametrize(("B", "T", "C", "seed"), [(1, 1, 3, 0), (4, 6, 5, 1), (7, 9, 4, 2),
-                                                    (3, 12, 9, 3), (5, 2, 2, 4)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("B", "T", "C", "seed"), [(1, 1, 3, 0), (4, 6, 5, 1), (7, 9, 4, 2), (3, 12, 9, 3), (5, 2, 2, 4)]
+)
 def test_nll_gradients_and_viterbi_equal_torch(B, T, C, seed):
     e, tags, mask, A, a, z = _problem(B, T, C, seed)
     rng = np.random.default_rng(seed + 100)
@@ -87,8 +88,9 @@ def test_nll_gradients_and_viterbi_equal_torch(B, T, C, seed):
     assert (grads["emissions"][~mask] == 0).all()
 
     ours = viterbi(e, mask, A, a, z)
-    theirs = _torch_viterbi(torch.tensor(e), lengths, torch.tensor(A), torch.tensor(a),
-                            torch.tensor(z))  # fmt: skip
+    theirs = _torch_viterbi(
+        torch.tensor(e), lengths, torch.tensor(A), torch.tensor(a), torch.tensor(z)
+    )
     for b in range(B):
         assert list(ours[b, : lengths[b]]) == theirs[b], f"row {b}"
     assert (ours[~mask] == 0).all()
@@ -158,8 +160,9 @@ def test_marginals_sum_to_one_and_padding_changes_nothing():
     # A row padded with garbage gives the same loss as the row alone.
     e2 = e.copy()
     e2[~mask] = 1e3
-    np.testing.assert_array_equal(crf_forward(e2, tags, mask, A, a, z)[0],
-                                  crf_forward(e, tags, mask, A, a, z)[0])  # fmt: skip
+    np.testing.assert_array_equal(
+        crf_forward(e2, tags, mask, A, a, z)[0], crf_forward(e, tags, mask, A, a, z)[0]
+    )
     np.testing.assert_array_equal(viterbi(e2, mask, A, a, z), viterbi(e, mask, A, a, z))
 
 

@@ -209,8 +209,12 @@ def test_float32_in_float32_out_close_to_float64():
     ],
 )
 def test_bad_input_names_what_was_expected(kwargs, message):
-    args = {"log_probs": np.zeros((1, 3, 5)), "targets": np.array([[1, 2]]),
-            "input_lengths": [3], "target_lengths": [2]} | kwargs  # fmt: skip
+    args = {
+        "log_probs": np.zeros((1, 3, 5)),
+        "targets": np.array([[1, 2]]),
+        "input_lengths": [3],
+        "target_lengths": [2],
+    } | kwargs
     with pytest.raises(BpttError, match=message):
         ctc_forward(**args)
 

@@ -14,9 +14,17 @@ LENGTHS = (5, 2, 4)  # padded to T = 5: rows 1 and 2 end early
 
 def _model(cell="lstm", pooling="last", layers=2, bidirectional=True, features=False, seed=0):
     source = {"input_size": 3} if features else {"vocab_size": 9, "embed_size": 4}
-    return SequenceClassifier(3, pooling, hidden_size=5, num_layers=layers, cell=cell,
-                              bidirectional=bidirectional, dtype=np.float64,
-                              rng=np.random.default_rng(seed), **source)  # fmt: skip
+    return SequenceClassifier(
+        3,
+        pooling,
+        hidden_size=5,
+        num_layers=layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        dtype=np.float64,
+        rng=np.random.default_rng(seed),
+        **source,
+    )
 
 
 def _batch(features=False, seed=1):
@@ -62,9 +70,12 @@ def test_loss_and_gradients_equal_torch_packed_sequences(pooling):
     layers = {"embedding": emb, "rnn": lstm, "head": head}
     for name, layer in layers.items():
         layer.double().load_state_dict(
-            {k.split(".", 1)[1]: torch.from_numpy(v) for k, v in model.state_dict().items()
-             if k.startswith(name + ".")}
-        )  # fmt: skip
+            {
+                k.split(".", 1)[1]: torch.from_numpy(v)
+                for k, v in model.state_dict().items()
+                if k.startswith(name + ".")
+            }
+        )
     lengths = torch.tensor(LENGTHS)
     x = emb(torch.from_numpy(batch.inputs))
     out, (h_n, _) = lstm(pack.pack_padded_sequence(x, lengths, True, enforce_sorted=False))
@@ -116,8 +127,9 @@ def test_pooling_reads_what_it_says():
 
 
 def test_predict_proba_is_a_distribution_and_float32_works():
-    model = SequenceClassifier(4, "max", vocab_size=9, embed_size=3, hidden_size=4,
-                               rng=np.random.default_rng(0))  # fmt: skip
+    model = SequenceClassifier(
+        4, "max", vocab_size=9, embed_size=3, hidden_size=4, rng=np.random.default_rng(0)
+    )
     batch = _batch()
     p = model.predict_proba(batch.inputs, batch.mask)
     assert p.shape == (3, 4) and p.dtype == np.float32

@@ -17,8 +17,16 @@ FRAMES = [6, 3, 2, 7]
 
 
 def _model(cell="lstm", layers=2, bidirectional=True, seed=0):
-    return CTCRecognizer(3, bidirectional, input_size=4, hidden_size=5, num_layers=layers,
-                         cell=cell, dtype=np.float64, rng=np.random.default_rng(seed))  # fmt: skip
+    return CTCRecognizer(
+        3,
+        bidirectional,
+        input_size=4,
+        hidden_size=5,
+        num_layers=layers,
+        cell=cell,
+        dtype=np.float64,
+        rng=np.random.default_rng(seed),
+    )
 
 
 def _batch(seed=1):
@@ -52,22 +60,30 @@ def test_loss_and_gradients_equal_torch():
     model, batch = _model("lstm"), _batch()
     loss, grads, _ = model.loss_and_grads(batch)
 
-    layers = {"rnn": torch.nn.LSTM(4, 5, 2, batch_first=True, bidirectional=True),
-              "head": torch.nn.Linear(10, 4)}  # fmt: skip
+    layers = {
+        "rnn": torch.nn.LSTM(4, 5, 2, batch_first=True, bidirectional=True),
+        "head": torch.nn.Linear(10, 4),
+    }
     for name, layer in layers.items():
         layer.double().load_state_dict(
-            {k.split(".", 1)[1]: torch.from_numpy(v) for k, v in model.state_dict().items()
-             if k.startswith(name + ".")}
-        )  # fmt: skip
+            {
+                k.split(".", 1)[1]: torch.from_numpy(v)
+                for k, v in model.state_dict().items()
+                if k.startswith(name + ".")
+            }
+        )
     x = torch.from_numpy(batch.inputs)
     packed = pack.pack_padded_sequence(x, torch.tensor(FRAMES), True, enforce_sorted=False)
     out, _ = pack.pad_packed_sequence(layers["rnn"](packed)[0], batch_first=True)
     lp = layers["head"](out).log_softmax(-1)  # (B, T, C)
     lengths = torch.tensor([len(t) for t in LABELS])
     nll = torch.nn.functional.ctc_loss(
-        lp.transpose(0, 1), torch.from_numpy(batch.targets), torch.tensor(FRAMES), lengths,
+        lp.transpose(0, 1),
+        torch.from_numpy(batch.targets),
+        torch.tensor(FRAMES),
+        lengths,
         reduction="sum",
-    )  # fmt: skip
+    )
     expected = nll / lengths.sum()
     expected.backward()
     assert abs(loss - expected.item()) < 1e-12
@@ -81,8 +97,11 @@ def test_padding_changes_nothing():
     total = model.loss(batch)
     alone = 0.0
     for b, n in enumerate(FRAMES):
-        one = SequenceBatch(batch.inputs[b : b + 1, :n], batch.mask[b : b + 1, :n],
-                            np.array([LABELS[b]], dtype=np.int64).reshape(1, -1))  # fmt: skip
+        one = SequenceBatch(
+            batch.inputs[b : b + 1, :n],
+            batch.mask[b : b + 1, :n],
+            np.array([LABELS[b]], dtype=np.int64).reshape(1, -1),
+        )
         alone += model.loss(one)
     assert total == pytest.approx(alone, rel=1e-12)
     assert model.loss_and_grads(batch)[0] == pytest.approx(total / 8, rel=1e-12)  # 8 labels
@@ -130,8 +149,9 @@ def test_learns_label_strings_to_zero_errors():
     inputs, mask = pad_sequences([_utterance(rng, s) for s in strings])  # (B, T, D)
     targets, _ = pad_sequences(strings)  # (B, S)
     batch = SequenceBatch(inputs, mask, targets)
-    model = CTCRecognizer(3, input_size=4, hidden_size=16, dtype=np.float64,
-                          rng=np.random.default_rng(1))  # fmt: skip
+    model = CTCRecognizer(
+        3, input_size=4, hidden_size=16, dtype=np.float64, rng=np.random.default_rng(1)
+    )
     errors = lambda ids: sum(p.tolist() != s.tolist() for p, s in zip(ids, strings, strict=True))  # noqa: E731
     assert errors(model.predict(inputs, mask)) > 8  # untrained: mostly wrong
     opt = Adam(0.03)

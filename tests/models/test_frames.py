@@ -77,11 +77,14 @@ def test_the_middle_frame_alone_decides():
     model = FramePool(3, P, 6, 5, "middle", dtype=np.float64, rng=np.random.default_rng(0))
     changed = batch.inputs.copy()
     changed[0, 0] = 255 - changed[0, 0]  # not the middle frame (2) of row 0 (5 frames)
-    np.testing.assert_array_equal(model.predict_proba(changed, batch.mask),
-                                  model.predict_proba(batch.inputs, batch.mask))  # fmt: skip
+    np.testing.assert_array_equal(
+        model.predict_proba(changed, batch.mask), model.predict_proba(batch.inputs, batch.mask)
+    )
     changed[0, 2] = 255 - changed[0, 2]
-    assert not np.allclose(model.predict_proba(changed, batch.mask)[0],
-                           model.predict_proba(batch.inputs, batch.mask)[0])  # fmt: skip
+    assert not np.allclose(
+        model.predict_proba(changed, batch.mask)[0],
+        model.predict_proba(batch.inputs, batch.mask)[0],
+    )
 
 
 def test_frames_of_the_wrong_size_are_refused():

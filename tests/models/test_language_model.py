@@ -45,9 +45,12 @@ def test_full_loss_and_gradients_equal_torch(cell):
     }
     for name, layer in layers.items():
         layer.double().load_state_dict(
-            {k.split(".", 1)[1]: torch.from_numpy(v) for k, v in model.state_dict().items()
-             if k.startswith(name + ".")}
-        )  # fmt: skip
+            {
+                k.split(".", 1)[1]: torch.from_numpy(v)
+                for k, v in model.state_dict().items()
+                if k.startswith(name + ".")
+            }
+        )
     out, _ = layers["rnn"](layers["embedding"](torch.from_numpy(batch.inputs)))
     logits = layers["head"](out).reshape(-1, 7)
     expected = torch.nn.functional.cross_entropy(

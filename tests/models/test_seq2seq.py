@@ -13,10 +13,22 @@ VS, VT, E, H = 9, 8, 4, 5
 BOS, EOS = 2, 3  # target ids, as a Vocabulary with <pad> <unk> <bos> <eos> numbers them
 
 
-def _model(cell="lstm", attention="additive", bidirectional=True, layers=1, seed=0,
-           dtype=np.float64):  # fmt: skip
-    return Seq2Seq(VS, VT, E, H, layers, cell, bidirectional, attention, attention_size=3,
-                   dtype=dtype, rng=np.random.default_rng(seed))  # fmt: skip
+def _model(
+    cell="lstm", attention="additive", bidirectional=True, layers=1, seed=0, dtype=np.float64
+):
+    return Seq2Seq(
+        VS,
+        VT,
+        E,
+        H,
+        layers,
+        cell,
+        bidirectional,
+        attention,
+        attention_size=3,
+        dtype=dtype,
+        rng=np.random.default_rng(seed),
+    )
 
 
 def _batch(seed=1, src_lengths=(5, 2, 4), tgt_lengths=(4, 1, 3)):
@@ -74,9 +86,13 @@ def test_padding_changes_nothing():
     total, summed = 0.0, {k: np.zeros_like(v) for k, v in grads.items()}
     for b in range(3):
         s, t = batch.source_mask[b].sum(), batch.target_mask[b].sum()
-        one = Seq2SeqBatch(batch.source[b : b + 1, :s], batch.source_mask[b : b + 1, :s],
-                           batch.target_in[b : b + 1, :t], batch.target_out[b : b + 1, :t],
-                           batch.target_mask[b : b + 1, :t])  # fmt: skip
+        one = Seq2SeqBatch(
+            batch.source[b : b + 1, :s],
+            batch.source_mask[b : b + 1, :s],
+            batch.target_in[b : b + 1, :t],
+            batch.target_out[b : b + 1, :t],
+            batch.target_mask[b : b + 1, :t],
+        )
         l1, g1, _ = model.loss_and_grads(one)
         total += l1 * t
         for k, v in g1.items():
@@ -158,8 +174,9 @@ def _sources(seed=5, lengths=(6, 1, 3, 5, 2)):
     return np.where(mask, rng.integers(2, VS, size=(len(lengths), S)), 0), mask
 
 
-@pytest.mark.parametrize(("cell", "attention"), [("lstm", "additive"), ("gru", "dot"),
-                                                 ("rnn", "none")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("cell", "attention"), [("lstm", "additive"), ("gru", "dot"), ("rnn", "none")]
+)
 def test_beam_width_one_is_greedy(cell, attention):
     model = _model(cell, attention, True, 2, seed=7, dtype=np.float32)
     source, mask = _sources()
@@ -243,19 +260,30 @@ def test_each_row_stops_at_its_own_eos(width):
 def test_beam_score_is_the_models_log_probability_and_rows_are_independent():
     model = _model(seed=11)
     source, mask = _sources()
-    ids, _, scores = beam_search(model, source, mask, BOS, EOS, 9, beam_width=4,
-                                 length_penalty=0.0)  # fmt: skip
+    ids, _, scores = beam_search(model, source, mask, BOS, EOS, 9, beam_width=4, length_penalty=0.0)
     for b, out in enumerate(ids):
         n = mask[b].sum()
-        alone, _, s1 = beam_search(model, source[b : b + 1, :n], mask[b : b + 1, :n], BOS, EOS,
-                                   9, beam_width=4, length_penalty=0.0)  # fmt: skip
+        alone, _, s1 = beam_search(
+            model,
+            source[b : b + 1, :n],
+            mask[b : b + 1, :n],
+            BOS,
+            EOS,
+            9,
+            beam_width=4,
+            length_penalty=0.0,
+        )
         np.testing.assert_array_equal(alone[0], out)
         assert abs(s1[0] - scores[b]) < 1e-9
         ended = len(out) < 9  # a finished hypothesis is scored with its <eos>
         target = np.concatenate([out, [EOS]]) if ended else out
-        one = Seq2SeqBatch(source[b : b + 1, :n], mask[b : b + 1, :n],
-                           np.concatenate([[BOS], target[:-1]])[None], target[None],
-                           np.ones((1, len(target)), dtype=bool))  # fmt: skip
+        one = Seq2SeqBatch(
+            source[b : b + 1, :n],
+            mask[b : b + 1, :n],
+            np.concatenate([[BOS], target[:-1]])[None],
+            target[None],
+            np.ones((1, len(target)), dtype=bool),
+        )
         assert abs(-model.loss(one) - scores[b]) < 1e-9
 
 

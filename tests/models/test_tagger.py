@@ -12,9 +12,17 @@ LENGTHS = (5, 2, 4)
 
 
 def _model(cell="lstm", layers=2, bidirectional=True, seed=0):
-    return SequenceTagger(4, bidirectional, vocab_size=9, embed_size=4, hidden_size=5,
-                          num_layers=layers, cell=cell, dtype=np.float64,
-                          rng=np.random.default_rng(seed))  # fmt: skip
+    return SequenceTagger(
+        4,
+        bidirectional,
+        vocab_size=9,
+        embed_size=4,
+        hidden_size=5,
+        num_layers=layers,
+        cell=cell,
+        dtype=np.float64,
+        rng=np.random.default_rng(seed),
+    )
 
 
 def _batch(seed=1):
@@ -50,9 +58,12 @@ def test_loss_and_gradients_equal_torch_packed_sequences(cell):
     }
     for name, layer in layers.items():
         layer.double().load_state_dict(
-            {k.split(".", 1)[1]: torch.from_numpy(v) for k, v in model.state_dict().items()
-             if k.startswith(name + ".")}
-        )  # fmt: skip
+            {
+                k.split(".", 1)[1]: torch.from_numpy(v)
+                for k, v in model.state_dict().items()
+                if k.startswith(name + ".")
+            }
+        )
     x = layers["embedding"](torch.from_numpy(batch.inputs))
     packed = pack.pack_padded_sequence(x, torch.tensor(LENGTHS), True, enforce_sorted=False)
     out, _ = pack.pad_packed_sequence(layers["rnn"](packed)[0], batch_first=True)
@@ -101,11 +112,21 @@ F, W = 2, 4  # shape features, letters per word
 
 
 def _word_model(crf=True, chars=True, shape=True, **kwargs):
-    return SequenceTagger(4, True, crf=crf, char_vocab_size=7 if chars else None,
-                          char_embed_size=3, char_hidden_size=2,
-                          num_shape_features=F if shape else 0, vocab_size=9, embed_size=4,
-                          hidden_size=5, dtype=np.float64, rng=np.random.default_rng(0),
-                          **kwargs)  # fmt: skip
+    return SequenceTagger(
+        4,
+        True,
+        crf=crf,
+        char_vocab_size=7 if chars else None,
+        char_embed_size=3,
+        char_hidden_size=2,
+        num_shape_features=F if shape else 0,
+        vocab_size=9,
+        embed_size=4,
+        hidden_size=5,
+        dtype=np.float64,
+        rng=np.random.default_rng(0),
+        **kwargs,
+    )
 
 
 def _word_batch(seed=1):

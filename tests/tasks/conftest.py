@@ -47,9 +47,16 @@ def _reviews_csv(n: int = 80, seed: int = 0) -> str:
 def _basic_motions_ts(n: int, length: int = 12, seed: int = 0) -> str:
     """A UEA ``.ts`` file of ``n`` 6-channel clips: standing is still, running shakes."""
     rng = np.random.default_rng(seed)
-    head = ["#toy", "@problemName BasicMotions", "@univariate false", "@dimensions 6",
-            "@equalLength true", f"@seriesLength {length}",
-            "@classLabel true Standing Running", "@data"]  # fmt: skip
+    head = [
+        "#toy",
+        "@problemName BasicMotions",
+        "@univariate false",
+        "@dimensions 6",
+        "@equalLength true",
+        f"@seriesLength {length}",
+        "@classLabel true Standing Running",
+        "@data",
+    ]
     lines = []
     for i in range(n):
         label = ("Standing", "Running")[i % 2]

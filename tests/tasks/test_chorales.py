@@ -19,8 +19,14 @@ from bptt.tasks.text.chorale_events import Event, Melody
 # Chorales that exercise the encoding: a pickup in 3/4 with fermatas (bwv269), ties across
 # bar lines and rests (bwv311, bwv8.6), a tie inside a bar (bwv183.5), 32nd notes (bwv432),
 # grace notes (bwv299, dropped).
-ROUND_TRIP = ["bach/bwv269", "bach/bwv311", "bach/bwv8.6", "bach/bwv183.5", "bach/bwv432",
-              "bach/bwv299"]  # fmt: skip
+ROUND_TRIP = [
+    "bach/bwv269",
+    "bach/bwv311",
+    "bach/bwv8.6",
+    "bach/bwv183.5",
+    "bach/bwv432",
+    "bach/bwv299",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -46,11 +52,14 @@ def _sounding(part):
     from music21 import note
 
     return [
-        (Fraction(n.offset), n.pitch.midi if isinstance(n, note.Note) else None,
-         Fraction(n.duration.quarterLength))
+        (
+            Fraction(n.offset),
+            n.pitch.midi if isinstance(n, note.Note) else None,
+            Fraction(n.duration.quarterLength),
+        )
         for n in part.stripTies().flatten().notesAndRests
         if not n.duration.isGrace
-    ]  # fmt: skip
+    ]
 
 
 def _fermata_onsets(part):
@@ -71,11 +80,15 @@ def _written(part):
     from music21 import note
 
     return [
-        (Fraction(n.offset), n.pitch.midi if isinstance(n, note.Note) else None,
-         Fraction(n.duration.quarterLength), n.tie.type if n.tie else None)
+        (
+            Fraction(n.offset),
+            n.pitch.midi if isinstance(n, note.Note) else None,
+            Fraction(n.duration.quarterLength),
+            n.tie.type if n.tie else None,
+        )
         for n in part.flatten().notesAndRests
         if not n.duration.isGrace
-    ]  # fmt: skip
+    ]
 
 
 def _bars(part):
@@ -94,18 +107,26 @@ def test_round_trip_keeps_onsets_pitches_durations_fermatas_bars(name):
     # tokens -> melody: exact (the tokens carry no tonic; the melody is in C when trained)
     back = chorale_events.from_tokens(chorale_events.to_tokens(melody))
     assert (back.mode, back.meter, back.pickup, back.events) == (
-        melody.mode, melody.meter, melody.pickup, melody.events)  # fmt: skip
+        melody.mode,
+        melody.meter,
+        melody.pickup,
+        melody.events,
+    )
     in_c = melody.in_c()
-    shift = next(a.pitch - b.pitch for a, b in zip(in_c.events, melody.events, strict=True)
-                 if b.pitch is not None)  # fmt: skip
+    shift = next(
+        a.pitch - b.pitch
+        for a, b in zip(in_c.events, melody.events, strict=True)
+        if b.pitch is not None
+    )
     assert in_c.tonic == 0 and abs(shift) <= 6
     assert in_c.transposed(-shift) == melody  # transposing to C loses nothing
 
     decoded = chorale_events.to_part(melody)
     # Kept exactly: every sounding note's and rest's onset, pitch and length ...
     assert _sounding(decoded) == _sounding(original)
-    assert [(t, e.pitch, e.duration) for t, e in zip(melody.onsets(), melody.events,
-            strict=True)] == _sounding(original)  # fmt: skip
+    assert [
+        (t, e.pitch, e.duration) for t, e in zip(melody.onsets(), melody.events, strict=True)
+    ] == _sounding(original)
     # ... which notes carry a fermata ...
     assert _fermata_onsets(decoded) == _fermata_onsets(original)
     # ... and the bar lines: each one drawn is one of the score's (the score adds one where a
@@ -135,8 +156,7 @@ def test_written_ties_and_bars_come_back_where_bars_are_regular():
 def test_tokens_look_as_documented_and_bad_tokens_are_refused():
     events = (Event(67, Fraction(1)), Event(None, Fraction(1, 2)), Event(63, Fraction(3), True))
     m = Melody("x", "minor", 0, "4/4", Fraction(1), events)
-    assert chorale_events.to_tokens(m) == ["minor", "meter:4/4", "pickup:1", "G4", "q1", "R",
-                                           "q1/2", "Eb4", "q3^"]  # fmt: skip
+    assert chorale_events.to_tokens(m) == "minor meter:4/4 pickup:1 G4 q1 R q1/2 Eb4 q3^".split()
     assert chorale_events.pitch_token(60) == "C4" and chorale_events.pitch_token(61) == "C#4"
     with pytest.raises(chorales.BpttError, match="expected a duration token"):
         chorale_events.from_tokens(["major", "meter:4/4", "pickup:0", "C4", "C4"])
@@ -166,8 +186,7 @@ def test_ngram_probabilities_sum_to_one_and_learn():
     assert uni.dist([]).tolist() == pytest.approx([1 / 6, 3 / 6, 2 / 6])
     # A sequence where the previous token says the next: the bigram knows, the unigram not.
     cycle = [np.array([1] + [2, 3, 4] * 20 + [1])]
-    assert NGram(2, 5).fit(cycle).nll(cycle, 0) < 0.2 * (
-        NGram(1, 5).fit(cycle).nll(cycle, 0))  # fmt: skip
+    assert NGram(2, 5).fit(cycle).nll(cycle, 0) < 0.2 * (NGram(1, 5).fit(cycle).nll(cycle, 0))
 
 
 def _labelled_data(n=40, length=4):
@@ -187,10 +206,19 @@ def _labelled_data(n=40, length=4):
 
 def test_the_label_changes_the_predicted_distribution(tmp_path):
     data = _labelled_data()
-    config = Config(task="chorales", embed_size=8, hidden_size=16, batch_size=4, window=16,
-                    steps=150, eval_every=150, lr=2e-2, seed=0)  # fmt: skip
-    trainer, _ = lm.text_trainer(config, tmp_path, "chorales", data.vocab,
-                                 data.stream(data.train), data.stream(data.val), False)  # fmt: skip
+    config = Config(
+        task="chorales",
+        embed_size=8,
+        hidden_size=16,
+        batch_size=4,
+        window=16,
+        steps=150,
+        eval_every=150,
+        lr=2e-2,
+        seed=0,
+    )
+    streams = data.stream(data.train), data.stream(data.val)
+    trainer, _ = lm.text_trainer(config, tmp_path, "chorales", data.vocab, *streams, False)
     trainer.run()
     model, vocab = trainer.model, data.vocab
     e, eb = vocab.index("E4"), vocab.index("Eb4")
@@ -227,8 +255,11 @@ def test_event_nll_counts_events_and_ends():
 def test_train_eval_end_to_end(tmp_path, capsys):
     _music21()
     names = tmp_path / "chorales.txt"
-    names.write_text("# a few chorales\nbach/bwv269\nbach/bwv347\nbach/bwv311\nbach/bwv8.6\n"
-                     "bach/bwv432\nbach/bwv299\nbach/bwv183.5\n", encoding="utf-8")  # fmt: skip
+    names.write_text(
+        "# a few chorales\nbach/bwv269\nbach/bwv347\nbach/bwv311\nbach/bwv8.6\n"
+        "bach/bwv432\nbach/bwv299\nbach/bwv183.5\n",
+        encoding="utf-8",
+    )
     out = tmp_path / "run"
     flags = ["--text", str(names), "--hidden-size", "16", "--embed-size", "8", "--steps", "4"]
     flags += ["--eval-every", "2", "--batch-size", "2", "--window", "16", "--out", str(out)]
@@ -273,8 +304,10 @@ def test_round_trip_over_the_whole_corpus():
         fermatas += _fermata_onsets(decoded) == _fermata_onsets(original)
         ties += _written(decoded) == _written(original)
         bars += set(_bars(decoded)) <= set(_bars(original))
-    print(f"{len(names)} chorales: sounding notes {sounding}, fermatas {fermatas}, written ties "
-          f"{ties}, bar lines among the score's {bars}")  # fmt: skip
+    print(
+        f"{len(names)} chorales: sounding notes {sounding}, fermatas {fermatas}, written ties "
+        f"{ties}, bar lines among the score's {bars}"
+    )
     assert len(names) == 350
     assert sounding == fermatas == 350
     assert ties >= 337 and bars >= 340  # the rest: ties inside bars, meter changes

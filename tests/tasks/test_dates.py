@@ -58,13 +58,17 @@ def test_dates_reach_99_percent_exact_match_with_attention(tmp_path):
     out = tmp_path / "dates"
     run = subprocess.run(
         [sys.executable, "-m", "bptt", "train", "dates", "--quiet", "--out", str(out)],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     greedy = re.search(r"greedy\s+exact_match ([\d.]+)", run.stdout)
     assert greedy and float(greedy.group(1)) >= 0.99, run.stdout
+    checkpoint, date = str(out / "best.safetensors"), "tuesday 25 september 1984"
     shown = subprocess.run(
-        [sys.executable, "-m", "bptt", "translate", str(out / "best.safetensors"),
-         "tuesday 25 september 1984", "--beam", "5"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "bptt", "translate", checkpoint, date, "--beam", "5"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert shown.stdout.splitlines()[0] == "1984-09-25"

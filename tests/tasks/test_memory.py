@@ -105,9 +105,13 @@ def _r(cell, lag, seed, acc):
 
 def test_longest_lag_is_per_seed_then_averaged_and_zero_when_nothing_learned():
     results = [
-        _r("rnn", 5, 0, 1.0), _r("rnn", 10, 0, 0.5), _r("rnn", 5, 1, 0.97), _r("rnn", 10, 1, 0.96),
-        _r("lstm", 5, 0, 0.2), _r("lstm", 10, 0, 0.3),
-    ]  # fmt: skip
+        _r("rnn", 5, 0, 1.0),
+        _r("rnn", 10, 0, 0.5),
+        _r("rnn", 5, 1, 0.97),
+        _r("rnn", 10, 1, 0.96),
+        _r("lstm", 5, 0, 0.2),
+        _r("lstm", 10, 0, 0.3),
+    ]
     got = longest_lags(results, 0.95)
     assert got["rnn"] == {"per_seed": [5, 10], "mean": 7.5}
     assert got["lstm"] == {"per_seed": [0], "mean": 0.0}
@@ -117,8 +121,17 @@ def test_longest_lag_is_per_seed_then_averaged_and_zero_when_nothing_learned():
 
 def test_a_tiny_sweep_runs_in_worker_processes():
     seen = []
-    results = sweep("first", ["rnn"], [2], [0, 1], jobs=2, progress=seen.append,
-                    budget=300, steps=20, eval_every=10)  # fmt: skip
+    results = sweep(
+        "first",
+        ["rnn"],
+        [2],
+        [0, 1],
+        jobs=2,
+        progress=seen.append,
+        budget=300,
+        steps=20,
+        eval_every=10,
+    )
     assert [(r.cell, r.lag, r.seed) for r in results] == [("rnn", 2, 0), ("rnn", 2, 1)]
     assert len(seen) == 2 and all(0 <= r.accuracy <= 1 for r in results)
 

@@ -133,8 +133,16 @@ def toy_model(tmp_path_factory):
     stream = music.as_stream(tunes)
     vocab = Vocabulary.from_text(stream, level="char", specials=(UNK,))
     ids = vocab.encode(stream)  # (N,)
-    config = Config(task="music", hidden_size=32, embed_size=8, batch_size=8, window=32,
-                    steps=150, lr=1e-2, eval_every=150)  # fmt: skip
+    config = Config(
+        task="music",
+        hidden_size=32,
+        embed_size=8,
+        batch_size=8,
+        window=32,
+        steps=150,
+        lr=1e-2,
+        eval_every=150,
+    )
     out = tmp_path_factory.mktemp("toy")
     trainer, _ = lm.text_trainer(config, out, "music", vocab, ids, ids[:200], progress_bar=False)
     trainer.run()
@@ -158,8 +166,9 @@ def test_conditioning_on_the_key_changes_the_next_note(toy_model):
     assert share["Dm"]["DEF"] > 0.6 and share["Dm"]["GAB"] < 0.2, share
     # ... and the sampled tunes follow their label
     for key, notes in (("G", "GAB"), ("Dm", "DEF")):
-        tunes = music.compose(model, vocab, 8, meter="2/4", key=key, unit="1/8", bars=4,
-                              rng=np.random.default_rng(0))  # fmt: skip
+        tunes = music.compose(
+            model, vocab, 8, meter="2/4", key=key, unit="1/8", bars=4, rng=np.random.default_rng(0)
+        )
         assert all(t.startswith(f"M:2/4\nL:1/8\nK:{key}\n") for t in tunes)
         body = "".join(t.split("\n", 3)[3] for t in tunes)
         letters = [c for c in body if c.isalpha()]
@@ -168,8 +177,9 @@ def test_conditioning_on_the_key_changes_the_next_note(toy_model):
 
 def test_compose_bars_prompt_and_nothing(toy_model):
     model, vocab, _ = toy_model
-    tunes = music.compose(model, vocab, 4, key="G", meter="2/4", prompt="GG", bars=3,
-                          rng=np.random.default_rng(1))  # fmt: skip
+    tunes = music.compose(
+        model, vocab, 4, key="G", meter="2/4", prompt="GG", bars=3, rng=np.random.default_rng(1)
+    )
     for t in tunes:
         body = t.split("\n", 3)[3]
         assert body.startswith("GG")

@@ -48,17 +48,24 @@ def build_parser(train_task: str = "lm") -> argparse.ArgumentParser:
     speech.add_parsers(sub)  # synth
     for command in sub.choices.values():
         command.add_argument(
-            "--threads", type=int, default=None,
+            "--threads",
+            type=int,
+            default=None,
             help="threads to use (default: every CPU this process may use, or BPTT_NUM_THREADS)",
-        )  # fmt: skip
+        )
     return parser
 
 
 def _commands() -> dict:
     from bptt.cli import memory, speech, train, use
 
-    return {"train": train.train, "gradients": memory.gradients, "memory": memory.memory,
-            "synth": speech.synth, **use.COMMANDS}  # fmt: skip
+    return {
+        "train": train.train,
+        "gradients": memory.gradients,
+        "memory": memory.memory,
+        "synth": speech.synth,
+        **use.COMMANDS,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bptt: error: {_as_typed(str(e), parser, args.command)}", file=sys.stderr)
         return 2
     except MemoryError:  # sizes from the command line too large for this machine
-        print("bptt: error: not enough memory for these sizes; choose smaller ones "
-              "(--hidden-size, --batch-size, --window, --length)", file=sys.stderr)  # fmt: skip
+        print(
+            "bptt: error: not enough memory for these sizes; choose smaller ones "
+            "(--hidden-size, --batch-size, --window, --length)",
+            file=sys.stderr,
+        )
         return 2
     except TrainingInterrupted as e:
         print(f"bptt: interrupted; {e}", file=sys.stderr)
@@ -103,8 +113,11 @@ def _as_typed(message: str, parser: argparse.ArgumentParser, command: str) -> st
     if message.startswith("checkpoint"):
         return message
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    flags = {a.dest: a.option_strings[-1] for a in sub.choices[command]._actions
-             if a.option_strings and a.option_strings[-1].startswith("--")}  # fmt: skip
+    flags = {
+        a.dest: a.option_strings[-1]
+        for a in sub.choices[command]._actions
+        if a.option_strings and a.option_strings[-1].startswith("--")
+    }
     for dest, typed in flags.items():
         if "_" in dest:
             message = re.sub(rf"(?<![\w-]){dest}\b", typed, message)

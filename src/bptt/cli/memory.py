@@ -35,64 +35,141 @@ def _cells(text: str) -> list[str]:
 
 def _training_flags(p: argparse.ArgumentParser) -> None:
     d = SWEEP_DEFAULTS
-    p.add_argument("--task", default="first", choices=("first", "adding", "copy"),
-                   help="memory task (default: first, 'remember the first symbol')")  # fmt: skip
-    p.add_argument("--budget", type=int, default=d["budget"],
-                   help=f"parameters per model, all cells (default: {d['budget']})")  # fmt: skip
-    p.add_argument("--steps", type=int, default=d["steps"],
-                   help=f"most updates per run (default: {d['steps']})")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=d["batch_size"],
-                   help=f"sequences per update (default: {d['batch_size']})")  # fmt: skip
-    p.add_argument("--lr", type=float, default=d["lr"],
-                   help=f"Adam learning rate (default: {d['lr']})")  # fmt: skip
-    p.add_argument("--clip", type=float, default=d["clip"],
-                   help=f"global-norm clipping (0: off; default: {d['clip']})")  # fmt: skip
-    p.add_argument("--threshold", type=float, default=0.95,
-                   help="held-out accuracy that counts as learned (default: 0.95)")  # fmt: skip
+    p.add_argument(
+        "--task",
+        default="first",
+        choices=("first", "adding", "copy"),
+        help="memory task (default: first, 'remember the first symbol')",
+    )
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=d["budget"],
+        help=f"parameters per model, all cells (default: {d['budget']})",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=d["steps"],
+        help=f"most updates per run (default: {d['steps']})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=d["batch_size"],
+        help=f"sequences per update (default: {d['batch_size']})",
+    )
+    p.add_argument(
+        "--lr", type=float, default=d["lr"], help=f"Adam learning rate (default: {d['lr']})"
+    )
+    p.add_argument(
+        "--clip",
+        type=float,
+        default=d["clip"],
+        help=f"global-norm clipping (0: off; default: {d['clip']})",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.95,
+        help="held-out accuracy that counts as learned (default: 0.95)",
+    )
 
 
 def add_parsers(sub) -> None:
     """Add ``gradients`` and ``memory`` to the ``bptt`` command's subparsers."""
     p = sub.add_parser("gradients", help="gradient flow through time: JSON/CSV numbers and PNGs")
-    p.add_argument("checkpoint", nargs="?", help="a language-model checkpoint (default: fresh "
-                   "models of --cells on the memory task)")  # fmt: skip
-    p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"],
-                   help="comma-separated cells to measure (default: rnn,lstm,gru)")  # fmt: skip
-    p.add_argument("--lag", type=int, default=50, help="lag of the memory task (T = lag + 1); "
-                   "with a CHECKPOINT, the steps T measured (default: 50)")  # fmt: skip
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        help="a language-model checkpoint (default: fresh models of --cells on the memory task)",
+    )
+    p.add_argument(
+        "--cells",
+        type=_cells,
+        default=["rnn", "lstm", "gru"],
+        help="comma-separated cells to measure (default: rnn,lstm,gru)",
+    )
+    p.add_argument(
+        "--lag",
+        type=int,
+        default=50,
+        help="lag of the memory task (T = lag + 1); "
+        "with a CHECKPOINT, the steps T measured (default: 50)",
+    )
     p.add_argument("--train", action="store_true", help="train each model on the task first")
-    p.add_argument("--seed", type=int, default=0, help="seed of the models, the training "
-                   "and the measured batch (default: 0)")  # fmt: skip
-    p.add_argument("--examples", type=int, default=16,
-                   help="batch B the flow is measured on (default: 16)")  # fmt: skip
-    p.add_argument("--method", choices=("auto", "exact", "power"), default="auto",
-                   help="spectral norm of the Jacobian products: auto is subspace iteration to a "
-                   "certified 1e-10 (the SVD where that is cheaper or it does not converge), "
-                   "equal to exact; power is 30 steps, an estimate (default: auto)")  # fmt: skip
-    p.add_argument("--windows", type=_ints, default=[1, 2, 5, 10, 20],
-                   help="truncation windows k for the truncation bias "
-                   "(default: 1,2,5,10,20)")  # fmt: skip
-    p.add_argument("--exploding", type=float, default=0.0, metavar="RADIUS",
-                   help="also run the exploding case: a tanh RNN with this spectral radius, "
-                   "trained with and without clipping")  # fmt: skip
-    p.add_argument("--exploding-lag", type=int, default=20,
-                   help="lag of the exploding runs (default: 20)")  # fmt: skip
-    p.add_argument("--format", choices=("json", "csv"), default="json",
-                   help="the per-step numbers as flow.json or flow.csv "
-                   "(default: json)")  # fmt: skip
-    p.add_argument("--out", default="runs/gradients",
-                   help="folder for the report and PNGs (default: runs/gradients)")  # fmt: skip
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the models, the training and the measured batch (default: 0)",
+    )
+    p.add_argument(
+        "--examples", type=int, default=16, help="batch B the flow is measured on (default: 16)"
+    )
+    p.add_argument(
+        "--method",
+        choices=("auto", "exact", "power"),
+        default="auto",
+        help="spectral norm of the Jacobian products: auto is subspace iteration to a "
+        "certified 1e-10 (the SVD where that is cheaper or it does not converge), "
+        "equal to exact; power is 30 steps, an estimate (default: auto)",
+    )
+    p.add_argument(
+        "--windows",
+        type=_ints,
+        default=[1, 2, 5, 10, 20],
+        help="truncation windows k for the truncation bias (default: 1,2,5,10,20)",
+    )
+    p.add_argument(
+        "--exploding",
+        type=float,
+        default=0.0,
+        metavar="RADIUS",
+        help="also run the exploding case: a tanh RNN with this spectral radius, "
+        "trained with and without clipping",
+    )
+    p.add_argument(
+        "--exploding-lag", type=int, default=20, help="lag of the exploding runs (default: 20)"
+    )
+    p.add_argument(
+        "--format",
+        choices=("json", "csv"),
+        default="json",
+        help="the per-step numbers as flow.json or flow.csv (default: json)",
+    )
+    p.add_argument(
+        "--out",
+        default="runs/gradients",
+        help="folder for the report and PNGs (default: runs/gradients)",
+    )
     _training_flags(p)
 
     p = sub.add_parser("memory", help="long-range memory sweep: longest lag learned per cell")
-    p.add_argument("--cells", type=_cells, default=["rnn", "lstm", "gru"],
-                   help="comma-separated cells to train (default: rnn,lstm,gru)")  # fmt: skip
-    p.add_argument("--lags", type=_ints, default=[5, 10, 20, 50, 100],
-                   help="comma-separated lags to train at (default: 5,10,20,50,100)")  # fmt: skip
-    p.add_argument("--seeds", type=_ints, default=[0, 1, 2],
-                   help="comma-separated seeds, a run each (default: 0,1,2)")  # fmt: skip
-    p.add_argument("--jobs", type=int, default=1,
-                   help="runs at once, a process each (0: one by one in this process)")  # fmt: skip
+    p.add_argument(
+        "--cells",
+        type=_cells,
+        default=["rnn", "lstm", "gru"],
+        help="comma-separated cells to train (default: rnn,lstm,gru)",
+    )
+    p.add_argument(
+        "--lags",
+        type=_ints,
+        default=[5, 10, 20, 50, 100],
+        help="comma-separated lags to train at (default: 5,10,20,50,100)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=_ints,
+        default=[0, 1, 2],
+        help="comma-separated seeds, a run each (default: 0,1,2)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs at once, a process each (0: one by one in this process)",
+    )
     p.add_argument("--out", default="runs/memory", help="folder for results.json, table.md, PNG")
     _training_flags(p)
 

@@ -37,8 +37,9 @@ def read(path) -> dict:
     known = {f.name for f in fields(Config)}
     unknown = sorted(set(settings) - known)
     if unknown:
-        raise BpttError(f"the run file '{path}' has settings bptt does not know: "
-                        f"{', '.join(unknown)}")  # fmt: skip
+        raise BpttError(
+            f"the run file '{path}' has settings bptt does not know: {', '.join(unknown)}"
+        )
     nested = sorted(k for k, v in settings.items() if isinstance(v, (dict, list)))
     if nested:
         raise BpttError(f"the run file '{path}': {', '.join(nested)} must be single values")

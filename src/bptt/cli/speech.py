@@ -20,17 +20,24 @@ def add_parsers(sub) -> None:
     p = sub.add_parser(
         "synth", help="speak a text into a 16 kHz WAV file (espeak-ng, flite or Festival)"
     )
-    p.add_argument("text", nargs="?", help='what to say, e.g. "3 1 4 1 5" (numerals: digit '
-                   "by digit)")  # fmt: skip
-    p.add_argument("--voice", default="en-us+m3",
-                   help="accent+variant of espeak-ng, e.g. en-gb-scotland+f2, flite:slt or "
-                   "festival:kal_diphone "
-                   "(default: en-us+m3; --list-voices shows them)")  # fmt: skip
+    p.add_argument(
+        "text", nargs="?", help='what to say, e.g. "3 1 4 1 5" (numerals: digit by digit)'
+    )
+    p.add_argument(
+        "--voice",
+        default="en-us+m3",
+        help="accent+variant of espeak-ng, e.g. en-gb-scotland+f2, flite:slt or "
+        "festival:kal_diphone (default: en-us+m3; --list-voices shows them)",
+    )
     p.add_argument("--rate", type=int, default=175, help="words per minute, 80..450 (default: 175)")
     p.add_argument("--pitch", type=int, default=50, help="0..99 (default: 50)")
     p.add_argument("--snr", type=float, default=None, help="add noise at this SNR in dB")
-    p.add_argument("--noise", choices=("white", "pink"), default="white",
-                   help="the colour of the --snr noise (default: white)")  # fmt: skip
+    p.add_argument(
+        "--noise",
+        choices=("white", "pink"),
+        default="white",
+        help="the colour of the --snr noise (default: white)",
+    )
     p.add_argument(
         "--by-word",
         action="store_true",
@@ -54,12 +61,15 @@ def synth(args: argparse.Namespace) -> int:
         raise BpttError('synth needs a text to say, e.g. bptt synth "3 1 4" --out pi.wav')
     voice = speech_synth.parse_voice(args.voice)
     text = speech_synth.digits_to_words(args.text)
-    spec = speech_synth.ClipSpec(text, voice.name, args.rate, args.pitch, args.snr, args.noise,
-                                 args.seed, args.by_word)  # fmt: skip
+    spec = speech_synth.ClipSpec(
+        text, voice.name, args.rate, args.pitch, args.snr, args.noise, args.seed, args.by_word
+    )
     samples, words = speech_synth.render(spec)
     path = write_wav(args.out, samples)
-    print(f"wrote {path}: {len(samples) / SAMPLE_RATE:.2f} s, {SAMPLE_RATE} Hz mono, voice "
-          f"{voice.name} ({voice.split} split), {text!r}")  # fmt: skip
+    print(
+        f"wrote {path}: {len(samples) / SAMPLE_RATE:.2f} s, {SAMPLE_RATE} Hz mono, voice "
+        f"{voice.name} ({voice.split} split), {text!r}"
+    )
     for word, start, end in words:
         print(f"{word}\t{start / SAMPLE_RATE:.3f}\t{end / SAMPLE_RATE:.3f}")
     return 0

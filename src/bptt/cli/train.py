@@ -51,20 +51,30 @@ def add_parser(sub, task_name: str = "lm") -> None:
     from bptt.tasks import get
 
     task = get(task_name)
-    p = sub.add_parser(
-        "train",
-        help="train a model",
-        description=f"Train {task.name}: {task.about}. The defaults shown are the {task.name} "
-        "preset's" + (". " if task.name != "lm" else "; 'bptt train TASK --help' shows another "
-                      "task's. ") + f"Tasks: {', '.join(TASKS)}.",
-    )  # fmt: skip
-    p.add_argument("task", nargs="?", default=None, choices=TASKS,
-                   help="the application (default: lm, the character language model)")  # fmt: skip
+    others = "; 'bptt train TASK --help' shows another task's" if task.name == "lm" else ""
+    description = (
+        f"Train {task.name}: {task.about}. The defaults shown are the {task.name} preset's"
+        f"{others}. Tasks: {', '.join(TASKS)}."
+    )
+    p = sub.add_parser("train", help="train a model", description=description)
+    p.add_argument(
+        "task",
+        nargs="?",
+        default=None,
+        choices=TASKS,
+        help="the application (default: lm, the character language model)",
+    )
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue the run saved here")
-    p.add_argument("--config", metavar="TOML", help="read the run's settings from this run "
-                   "file (flags typed override it)")  # fmt: skip
-    p.add_argument("--print-config", action="store_true", help="print the run's settings as "
-                   "a TOML run file and stop")  # fmt: skip
+    p.add_argument(
+        "--config",
+        metavar="TOML",
+        help="read the run's settings from this run file (flags typed override it)",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the run's settings as a TOML run file and stop",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     options = set(task.all_options())
     for f in dataclasses.fields(Config):
@@ -141,12 +151,15 @@ def _run_file(path, task) -> dict:
     """A run file's settings for ``task``: the fields it names, checked to be its options."""
     settings = runfile.read(path)
     if settings.pop("task", task.name) != task.name:
-        raise BpttError(f"the run file '{path}' is for another task than {task.name}; "
-                        f"leave the TASK out to use its own")  # fmt: skip
+        raise BpttError(
+            f"the run file '{path}' is for another task than {task.name}; "
+            f"leave the TASK out to use its own"
+        )
     others = sorted(set(settings) - set(task.all_options()))
     if others:
-        raise BpttError(f"the run file '{path}' sets {', '.join(others)}, not options of task "
-                        f"{task.name}")  # fmt: skip
+        raise BpttError(
+            f"the run file '{path}' sets {', '.join(others)}, not options of task {task.name}"
+        )
     return settings
 
 

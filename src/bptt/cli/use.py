@@ -44,17 +44,24 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("predict", help="classify a sentence, or tag each of its words")
     p.add_argument("checkpoint", help="a checkpoint of bptt train sentiment, ner, dna or activity")
     p.add_argument("text", help='e.g. "There is nothing to like in this movie."')
-    p.add_argument("--format", default=None, choices=("entities", "conll"),
-                   help="ner: each entity with its type (default), or 'token TAB tag TAB "
-                   "probability' lines")  # fmt: skip
+    p.add_argument(
+        "--format",
+        default=None,
+        choices=("entities", "conll"),
+        help="ner: each entity with its type (default), or 'token TAB tag TAB probability' lines",
+    )
 
     p = sub.add_parser("translate", help="run a trained encoder-decoder (dates, g2p, de-en)")
     p.add_argument("checkpoint", help="a checkpoint of bptt train dates, g2p or de-en")
     p.add_argument("text", help='the input, e.g. "tuesday 25 september 1984"')
     p.add_argument("--beam", type=int, default=5, help="beam width; 1 is greedy (default: 5)")
     p.add_argument("--max-length", type=int, default=None, help="longest output (default: run's)")
-    p.add_argument("--plot-attention", metavar="PNG", default=None,
-                   help="draw the attention weights (source across, output down)")  # fmt: skip
+    p.add_argument(
+        "--plot-attention",
+        metavar="PNG",
+        default=None,
+        help="draw the attention weights (source across, output down)",
+    )
 
     p = sub.add_parser("export", help="write a trained model as ONNX, for ONNX Runtime")
     p.add_argument("checkpoint", help="a .safetensors checkpoint written by bptt train")
@@ -71,20 +78,36 @@ def add_parsers(sub) -> None:
     p.add_argument("--unit", default=None, help="label L:, e.g. 1/8 (default: the model's)")
     p.add_argument("--prompt", default="", help='first notes of the body, e.g. "D|GAB"')
     p.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
-    p.add_argument("--temperature", type=float, default=0.5,
-                   help="lower keeps the meter more often (default: 0.5)")  # fmt: skip
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=0.5,
+        help="lower keeps the meter more often (default: 0.5)",
+    )
     p.add_argument("--top-k", type=int, default=None, help="draw only from the k most likely")
-    p.add_argument("--tries", type=int, default=1,
-                   help="write this many tunes at once and keep the first that parses and keeps "
-                   "its meter (default: 1, the first tune as it comes)")  # fmt: skip
+    p.add_argument(
+        "--tries",
+        type=int,
+        default=1,
+        help="write this many tunes at once and keep the first that parses and keeps "
+        "its meter (default: 1, the first tune as it comes)",
+    )
     p.add_argument(
         "--tempo", type=float, default=120.0, help="quarter notes a minute (default: 120)"
     )
     p.add_argument("--rate", type=int, default=16000, help="WAV sample rate, Hz (default: 16000)")
-    p.add_argument("--voice", choices=("pluck", "sine"), default="pluck",
-                   help="WAV voice: Karplus-Strong string or sine (default: pluck)")  # fmt: skip
-    p.add_argument("--formats", type=_formats, default=("abc", "mid", "wav", "png"),
-                   help="files to write, comma-separated (default: abc,mid,wav,png)")  # fmt: skip
+    p.add_argument(
+        "--voice",
+        choices=("pluck", "sine"),
+        default="pluck",
+        help="WAV voice: Karplus-Strong string or sine (default: pluck)",
+    )
+    p.add_argument(
+        "--formats",
+        type=_formats,
+        default=("abc", "mid", "wav", "png"),
+        help="files to write, comma-separated (default: abc,mid,wav,png)",
+    )
     p.add_argument(
         "--out", default="tune", help="file stem: writes OUT.abc, OUT.mid... (default: tune)"
     )
@@ -93,8 +116,12 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("transcribe", help="the digits spoken in a WAV file (a ctc-digits model)")
     p.add_argument("checkpoint", help="a checkpoint of bptt train ctc-digits")
     p.add_argument("wav", help="the WAV file (any rate: resampled to 16 kHz; mixed to mono)")
-    p.add_argument("--beam", type=int, default=1,
-                   help="prefix beam search of this width; 1: best path (default: 1)")  # fmt: skip
+    p.add_argument(
+        "--beam",
+        type=int,
+        default=1,
+        help="prefix beam search of this width; 1: best path (default: 1)",
+    )
 
 
 def task_of(path):
@@ -109,17 +136,30 @@ def task_of(path):
 
 # verb -> what a checkpoint of a task without it is told
 REFUSALS = {
-    "sample": (BpttError, "checkpoint '{path}' is for task {name!r}, not a language model "
-               "(lm, names, music, chorales)"),
-    "predict": (BpttError, "checkpoint '{path}' is a {name} model; predict needs a classifier "
-                "or tagger (sentiment, ner, dna, activity)"),
-    "translate": (BpttError, "checkpoint '{path}' is a {name} model; translate needs an "
-                  "encoder-decoder (dates, g2p, de-en)"),
-    "transcribe": (CheckpointError, "checkpoint '{path}' is for task {name!r}; transcribing "
-                   "needs a 'ctc-digits' checkpoint"),
-    "compose": (BpttError, "checkpoint '{path}' is a {name!r} model; compose needs a music "
-                "model (bptt train music)"),
-}  # fmt: skip
+    "sample": (
+        BpttError,
+        "checkpoint '{path}' is for task {name!r}, not a language model "
+        "(lm, names, music, chorales)",
+    ),
+    "predict": (
+        BpttError,
+        "checkpoint '{path}' is a {name} model; predict needs a classifier "
+        "or tagger (sentiment, ner, dna, activity)",
+    ),
+    "translate": (
+        BpttError,
+        "checkpoint '{path}' is a {name} model; translate needs an "
+        "encoder-decoder (dates, g2p, de-en)",
+    ),
+    "transcribe": (
+        CheckpointError,
+        "checkpoint '{path}' is for task {name!r}; transcribing needs a 'ctc-digits' checkpoint",
+    ),
+    "compose": (
+        BpttError,
+        "checkpoint '{path}' is a {name!r} model; compose needs a music model (bptt train music)",
+    ),
+}
 
 
 def offered(path, verb: str):
@@ -149,8 +189,10 @@ def predict(args: argparse.Namespace) -> int:
         print(predict_one(args.checkpoint, args.text))
         return 0
     if args.format not in task.predict_formats:
-        raise BpttError(f"--format {args.format} is for named entities (ner); checkpoint "
-                        f"'{args.checkpoint}' is a {task.name} model")  # fmt: skip
+        raise BpttError(
+            f"--format {args.format} is for named entities (ner); checkpoint "
+            f"'{args.checkpoint}' is a {task.name} model"
+        )
     print(predict_one(args.checkpoint, args.text, args.format))
     return 0
 
@@ -181,5 +223,12 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"sample": sample, "eval": evaluate, "predict": predict, "translate": translate,
-            "transcribe": transcribe, "compose": compose, "export": export}  # fmt: skip
+COMMANDS = {
+    "sample": sample,
+    "eval": evaluate,
+    "predict": predict,
+    "translate": translate,
+    "transcribe": transcribe,
+    "compose": compose,
+    "export": export,
+}

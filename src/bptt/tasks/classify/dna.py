@@ -109,8 +109,17 @@ def prepare_data(config, vocab: Vocabulary | None = None) -> TaskData:
     labels = ["absent", "present"] if head == "class" else ["background", "motif"]
     names = ", ".join(name for name, _ in motifs)
     source = f"{LENGTH}-base random DNA, half with one planted motif of {names} ({RELEASE})"
-    return TaskData(splits["train"], splits["val"], splits["test"], labels, head, vocab=vocab,
-                    source=source, raw=raw, extra={"motifs": names})  # fmt: skip
+    return TaskData(
+        splits["train"],
+        splits["val"],
+        splits["test"],
+        labels,
+        head,
+        vocab=vocab,
+        source=source,
+        raw=raw,
+        extra={"motifs": names},
+    )
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:

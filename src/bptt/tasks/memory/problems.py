@@ -170,10 +170,17 @@ def train_run(
     opt = Adam(lr=lr) if optimizer == "adam" else SGD(lr=lr, momentum=momentum)
     held_out = make_batch(task, lag, eval_size, np.random.default_rng(seed + 1_000_003), dtype)
     trainer = Trainer(
-        model, opt, constant(), _Fresh(task, lag, batch_size, rng, dtype),
-        lambda m: {"loss": 0.0}, steps=steps, out_dir=".", rng=rng, clip=clip,
+        model,
+        opt,
+        constant(),
+        _Fresh(task, lag, batch_size, rng, dtype),
+        lambda m: {"loss": 0.0},
+        steps=steps,
+        out_dir=".",
+        rng=rng,
+        clip=clip,
         progress_bar=False,
-    )  # fmt: skip
+    )
     started, acc, diverged = time.perf_counter(), 0.0, None
     while trainer.progress.step < steps:
         try:
@@ -187,9 +194,17 @@ def train_run(
                 break
     acc = 0.0 if diverged else model.accuracy(held_out)
     result = RunResult(
-        task, cell, lag, seed, H, model.num_parameters(), acc, trainer.progress.step,
-        time.perf_counter() - started, diverged,
-    )  # fmt: skip
+        task,
+        cell,
+        lag,
+        seed,
+        H,
+        model.num_parameters(),
+        acc,
+        trainer.progress.step,
+        time.perf_counter() - started,
+        diverged,
+    )
     return result, model
 
 

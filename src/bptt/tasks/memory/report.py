@@ -42,27 +42,35 @@ def memory(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     kwargs = _train_kwargs(args)
     n = len(args.cells) * len(args.lags) * len(args.seeds)
-    print(f"memory sweep: task {args.task}, {n} runs ({', '.join(args.cells)} x lags "
-          f"{args.lags} x seeds {args.seeds}), {args.jobs} at a time; {kwargs}")  # fmt: skip
+    print(
+        f"memory sweep: task {args.task}, {n} runs ({', '.join(args.cells)} x lags "
+        f"{args.lags} x seeds {args.seeds}), {args.jobs} at a time; {kwargs}"
+    )
     started, done = time.perf_counter(), []
 
     def report(r):
         done.append(r)
-        print(f"[{len(done)}/{n}] {r.cell:4s} lag {r.lag:4d} seed {r.seed}: accuracy "
-              f"{r.accuracy:.3f} after {r.updates} updates ({r.seconds:.1f} s)",
-              flush=True)  # fmt: skip
+        print(
+            f"[{len(done)}/{n}] {r.cell:4s} lag {r.lag:4d} seed {r.seed}: accuracy "
+            f"{r.accuracy:.3f} after {r.updates} updates ({r.seconds:.1f} s)",
+            flush=True,
+        )
 
-    results = sweep(args.task, args.cells, args.lags, args.seeds, jobs=args.jobs,
-                    progress=report, **kwargs)  # fmt: skip
+    results = sweep(
+        args.task, args.cells, args.lags, args.seeds, jobs=args.jobs, progress=report, **kwargs
+    )
     elapsed = time.perf_counter() - started
     settings = {"task": args.task, **kwargs, "seeds": args.seeds, "seconds": round(elapsed, 1)}
-    (out / "results.json").write_text(json.dumps(results_to_json(results, args.threshold, settings),
-                                                 indent=1))  # fmt: skip
+    (out / "results.json").write_text(
+        json.dumps(results_to_json(results, args.threshold, settings), indent=1)
+    )
     table = markdown_table(results, args.threshold)
     (out / "table.md").write_text(table + "\n")
     png = plot_memory_sweep(results, args.threshold, chance_accuracy(args.task), out / "memory.png")
-    print(f"\n{table}\n\nwall time {elapsed:.0f} s; wrote {out / 'results.json'}, "
-          f"{out / 'table.md'}" + (f", {png}" if png else ""))  # fmt: skip
+    print(
+        f"\n{table}\n\nwall time {elapsed:.0f} s; wrote {out / 'results.json'}, "
+        f"{out / 'table.md'}" + (f", {png}" if png else "")
+    )
     return 0
 
 
@@ -78,8 +86,10 @@ def _flows_for_models(models: dict, batch, args) -> tuple[dict, dict, dict]:
         started = time.perf_counter()
         layer, x, d, state = recurrent_io(model, batch)
         T, S = x.shape[1], layer.hidden_size * (2 if type(layer).__name__ == "LSTM" else 1)
-        _progress(f"[{i}/{len(models)}] {label}: T = {T} steps, state size {S}, "
-                  f"batch {x.shape[0]}, method {args.method}")  # fmt: skip
+        _progress(
+            f"[{i}/{len(models)}] {label}: T = {T} steps, state size {S}, "
+            f"batch {x.shape[0]}, method {args.method}"
+        )
         bar = partial(tqdm, leave=False, file=sys.stderr, disable=None, unit="step")  # TTY only
         flows[label] = gradient_flow(layer, x, d, state, method=args.method, progress=bar)
         if flows[label].cell != "rnn":
@@ -118,8 +128,9 @@ def _fresh_models(args) -> tuple[dict, object]:
             print(
                 f"{cell}: trained {result.updates} updates, held-out accuracy {result.accuracy:.3f}"
             )
-    batch = make_batch(args.task, args.lag, args.examples, np.random.default_rng(args.seed + 7),
-                       dtype=np.float64)  # fmt: skip
+    batch = make_batch(
+        args.task, args.lag, args.examples, np.random.default_rng(args.seed + 7), dtype=np.float64
+    )
     return models, batch
 
 
@@ -171,16 +182,22 @@ def _relative_range(norms) -> str:
 
 def summary(flows: dict, gates: dict) -> str:
     """The table ``bptt gradients`` prints (the README's copy is checked against flow.json)."""
-    lines = [f"{'model':24s} {'lag':>4s} {'|dE_T/dh_k| at lag T [min, max]':>32s} "
-             f"{'|dE_T/dC_k| at lag T [min, max]':>32s} {'|Jacobian prod|':>15s} "
-             f"{'half-life':>9s}"]  # fmt: skip
+    lines = [
+        f"{'model':24s} {'lag':>4s} {'|dE_T/dh_k| at lag T [min, max]':>32s} "
+        f"{'|dE_T/dC_k| at lag T [min, max]':>32s} {'|Jacobian prod|':>15s} "
+        f"{'half-life':>9s}"
+    ]
     for label, f in flows.items():
         ratio_c = "" if f.last_c is None else _relative_range(f.last_c)
         half = "" if label not in gates else str(gates[label].half_life or f"> {f.T}")
-        lines.append(f"{label:24s} {f.T:4d} {_relative_range(f.last_h):>32s} {ratio_c:>32s} "
-                     f"{f.jacobian[0]:15.3g} {half:>9s}")  # fmt: skip
-    lines.append("each norm over its value at lag 0 (1: nothing lost), at lag T and its least and "
-                 "greatest over all lags")  # fmt: skip
+        lines.append(
+            f"{label:24s} {f.T:4d} {_relative_range(f.last_h):>32s} {ratio_c:>32s} "
+            f"{f.jacobian[0]:15.3g} {half:>9s}"
+        )
+    lines.append(
+        "each norm over its value at lag 0 (1: nothing lost), at lag T and its least and "
+        "greatest over all lags"
+    )
     return "\n".join(lines)
 
 
@@ -220,21 +237,27 @@ def _exploding(args, out: Path) -> Path | None:
 
     clip = args.clip or 1.0
     lag = args.exploding_lag
-    batch = make_batch("first", lag, args.examples, np.random.default_rng(args.seed + 7),
-                       dtype=np.float64)  # fmt: skip
+    batch = make_batch(
+        "first", lag, args.examples, np.random.default_rng(args.seed + 7), dtype=np.float64
+    )
     flows = {}
     for radius in (0.5, args.exploding):
         rng = np.random.default_rng(args.seed)
         model = MemoryModel("first", "rnn", 32, dtype=np.float64, rng=rng)
         set_spectral_radius(model, radius, rng)
         flows[radius] = gradient_flow(*recurrent_io(model, batch)[:3], lags=False)
-    logs = single_threaded(exploding_runs, radius=args.exploding, lag=lag, seed=args.seed,
-                           clip=clip)  # fmt: skip
+    logs = single_threaded(
+        exploding_runs, radius=args.exploding, lag=lag, seed=args.seed, clip=clip
+    )
     print("\n".join(exploding_lines(logs, args.exploding)))
     for log in logs.values():  # JSON has no NaN: a non-finite value is written as null
         for key in ("loss", "grad_norm"):
             log[key] = [v if np.isfinite(v) else None for v in log[key]]
     (out / "exploding.json").write_text(json.dumps(logs, indent=1))
-    return plot_exploding({"RNN radius 0.5": flows[0.5]},
-                          {f"RNN radius {args.exploding}": flows[args.exploding]},
-                          logs, out / "exploding.png", clip=clip)  # fmt: skip
+    return plot_exploding(
+        {"RNN radius 0.5": flows[0.5]},
+        {f"RNN radius {args.exploding}": flows[args.exploding]},
+        logs,
+        out / "exploding.png",
+        clip=clip,
+    )

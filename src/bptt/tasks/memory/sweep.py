@@ -188,10 +188,17 @@ def exploding_runs(
         set_spectral_radius(model, radius, rng)
         held_out = make_batch("first", lag, 256, np.random.default_rng(seed + 1_000_003))
         trainer = Trainer(
-            model, SGD(lr=lr), constant(), _Fresh("first", lag, 32, rng, np.float32),
-            lambda m: {"loss": 0.0}, steps=steps, out_dir=".", rng=rng, clip=max_norm,
+            model,
+            SGD(lr=lr),
+            constant(),
+            _Fresh("first", lag, 32, rng, np.float32),
+            lambda m: {"loss": 0.0},
+            steps=steps,
+            out_dir=".",
+            rng=rng,
+            clip=max_norm,
             progress_bar=False,
-        )  # fmt: skip
+        )
         log: dict = {"loss": [], "grad_norm": [], "clipped": [], "diverged_at": None, "reason": ""}
         for _ in range(steps):
             try:

@@ -329,8 +329,16 @@ def plot_attention(alpha: np.ndarray, source: list[str], output: list[str], path
     return Path(path)
 
 
-SEQ2SEQ_OPTIONS = ("max_examples", "embed_size", "bidirectional", "attention", "attention_size",
-                   "beam", "length_penalty", "max_length")  # fmt: skip
+SEQ2SEQ_OPTIONS = (
+    "max_examples",
+    "embed_size",
+    "bidirectional",
+    "attention",
+    "attention_size",
+    "beam",
+    "length_penalty",
+    "max_length",
+)
 
 
 def seq2seq_task(module: ModuleType, preset: dict, options: tuple = ()) -> Task:

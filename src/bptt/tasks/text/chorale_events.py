@@ -1,6 +1,7 @@
 """A chorale melody as events and tokens, and back: the encoding :mod:`bptt.tasks.text.chorales`
 trains on (its docstring says what is kept exactly, what is dropped, and why two tokens
-per event). music21 is imported only by the functions that read or write scores.
+per event), and a melody written out as an event list, MIDI, WAV and PNG. music21 is
+imported only by the functions that read or write scores.
 
 Shapes: N events.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 from bptt.errors import BpttError, DataError
 
@@ -49,8 +51,7 @@ class Melody:
     @classmethod
     def from_dict(cls, d: dict) -> Melody:
         events = tuple(Event(p, Fraction(q), bool(f)) for p, q, f in d["events"])
-        return cls(d["name"], d["mode"], int(d["tonic"]), d["meter"], Fraction(d["pickup"]),
-                   events)  # fmt: skip
+        return cls(d["name"], d["mode"], int(d["tonic"]), d["meter"], Fraction(d["pickup"]), events)
 
     def onsets(self) -> list[Fraction]:
         """Each event's offset from the start, in quarter notes: the running sum of durations."""
@@ -121,8 +122,10 @@ def melody_from_score(score, name: str = "") -> Melody:
             raise DataError(f"{name}: expected one note at a time in the soprano; got a chord")
         onset, q = Fraction(n.offset), Fraction(n.duration.quarterLength)
         if onset != end:
-            raise DataError(f"{name}: expected the soprano's notes back to back; a note at "
-                            f"{float(onset)} follows one ending at {float(end)}")  # fmt: skip
+            raise DataError(
+                f"{name}: expected the soprano's notes back to back; a note at "
+                f"{float(onset)} follows one ending at {float(end)}"
+            )
         pitch = n.pitch.midi if isinstance(n, note.Note) else None
         tie = None if n.tie is None else n.tie.type
         if tied and pitch is not None and pitch == events[-1].pitch and tie in ("stop", "continue"):
@@ -182,8 +185,9 @@ def _parse_duration(token: str) -> tuple[Fraction, bool]:
 def from_tokens(tokens: list[str], name: str = "") -> Melody:
     """The inverse of :func:`to_tokens` (the tonic is C: tokens carry the mode only)."""
     if len(tokens) < HEADER + 2 or (len(tokens) - HEADER) % 2:
-        raise BpttError(f"expected label, meter, pickup and (pitch, duration) pairs; got "
-                        f"{len(tokens)} tokens")  # fmt: skip
+        raise BpttError(
+            f"expected label, meter, pickup and (pitch, duration) pairs; got {len(tokens)} tokens"
+        )
     mode, meter_token, pickup_token = tokens[:HEADER]
     if mode not in MODES:
         raise BpttError(f"expected the label major or minor first; got {mode!r}")
@@ -241,3 +245,32 @@ def to_part(melody: Melody):
     if measure.notesAndRests:
         part.append(measure)
     return part
+
+
+def event_list(melody: Melody) -> str:
+    """One line per event: onset and duration (quarter notes), pitch, fermata."""
+    lines = [
+        f"# {melody.name or 'melody'}: {NAMES[melody.tonic]} {melody.mode}, "
+        f"meter {melody.meter}, pickup {melody.pickup}",
+        "# onset  duration  pitch  fermata",
+    ]
+    for t, e in zip(melody.onsets(), melody.events, strict=True):
+        mark = "fermata" if e.fermata else ""
+        lines.append(f"{t!s:>7}  {e.duration!s:>8}  {pitch_token(e.pitch):>5}  {mark}")
+    return "\n".join(lines) + "\n"
+
+
+def write_melody(melody: Melody, stem: Path) -> list[Path]:
+    """``stem.txt`` (the event list) and, through :mod:`bptt.tasks.text.music_render`, ``stem.mid``,
+    ``stem.wav`` and ``stem.png`` (the PNG only where matplotlib is installed)."""
+    import importlib.util
+
+    from bptt.tasks.text import music_render
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    text = stem.with_name(stem.name + ".txt")
+    text.write_text(event_list(melody), encoding="utf-8")
+    formats = ("mid", "wav") + (("png",) if importlib.util.find_spec("matplotlib") else ())
+    title = f"{melody.name}: {melody.mode}, {melody.meter}"
+    paths = music_render.render(to_part(melody), stem, formats, title=title, force=True)
+    return [text, *paths.values()]

@@ -79,15 +79,14 @@ from bptt.tasks.text import lm
 from bptt.tasks.text.chorale_events import (  # the encoding, in a module of its own
     HEADER,
     MODES,
-    NAMES,
     PITCHES,
     REST,
     Melody,
+    event_list,
     from_tokens,
     melody_from_score,
-    pitch_token,
-    to_part,
     to_tokens,
+    write_melody,
 )
 from bptt.tasks.text.tune_split import split_by_tune
 from bptt.train import Trainer
@@ -137,8 +136,10 @@ def _parse(name: str) -> Melody:
     try:
         score = converter.parse(name) if Path(name).is_file() else corpus.parse(name)
     except Exception as e:  # music21 raises many kinds for a missing or unreadable score
-        raise DataError(f"cannot read the score {name!r}: expected a music21 corpus name or a "
-                        f"score file ({type(e).__name__}: {e})") from None  # fmt: skip
+        raise DataError(
+            f"cannot read the score {name!r}: expected a music21 corpus name or a "
+            f"score file ({type(e).__name__}: {e})"
+        ) from None
     return melody_from_score(score, name)
 
 
@@ -204,8 +205,9 @@ def prepare_data(config: Config) -> ChoraleData:
     melodies = [m.in_c() for m in load_melodies(config.text)]
     if config.max_examples:
         melodies = melodies[: config.max_examples]
-    train, val, test = split_by_tune(melodies, config.test_fraction, config.val_fraction,
-                                     config.seed)  # fmt: skip
+    train, val, test = split_by_tune(
+        melodies, config.test_fraction, config.val_fraction, config.seed
+    )
     tokens = [t for m in train for t in to_tokens(m)]
     vocab = Vocabulary.from_tokens(tokens, specials=(UNK, EOS), level="word")
     return ChoraleData(vocab, train, val, test, SOURCE if config.text is None else config.text)
@@ -234,10 +236,10 @@ def event_nll(model, sequences: list[np.ndarray], batch_size: int = 32) -> dict[
 def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[Trainer, list[str]]:
     """An LSTM LM on the training melodies' token stream; model choice on the validation tunes."""
     data = prepare_data(config)
-    trainer, model_lines = lm.text_trainer(
-        config, out_dir, "chorales", data.vocab, data.stream(data.train), data.stream(data.val),
-        progress_bar,
-    )  # fmt: skip
+    streams = data.stream(data.train), data.stream(data.val)
+    trainer, lines = lm.text_trainer(
+        config, out_dir, "chorales", data.vocab, *streams, progress_bar
+    )
     val = data.ids(data.val)
     trainer.evaluate = lambda model: event_nll(model, val)  # per event, not per token
     train_ids = data.ids(data.train)
@@ -248,7 +250,7 @@ def build_trainer(config: Config, out_dir, progress_bar: bool = True) -> tuple[T
         f"test (whole tunes held out) | {events_of(train_ids) - len(train_ids):,} training "
         f"events, {modes['major']} major, {modes['minor']} minor | vocabulary {len(data.vocab)}",
     ]
-    return trainer, summary + model_lines
+    return trainer, summary + lines
 
 
 # ---------------------------------------------------------------- generation and reports
@@ -267,9 +269,16 @@ def token_kinds(vocab: Vocabulary) -> np.ndarray:
 
 
 def sample_tokens(
-    model, vocab: Vocabulary, mode: str, n: int, temperature: float = 1.0, seed: int = 0,
-    max_tokens: int = 600, grammar: bool = True, top_k: int | None = None,
-) -> list[list[str]]:  # fmt: skip
+    model,
+    vocab: Vocabulary,
+    mode: str,
+    n: int,
+    temperature: float = 1.0,
+    seed: int = 0,
+    max_tokens: int = 600,
+    grammar: bool = True,
+    top_k: int | None = None,
+) -> list[list[str]]:
     """``n`` melodies' tokens drawn from ``<eos> mode``, each up to its <eos> (or max_tokens),
     all n at once, one step at a time with the state kept; <unk> is never drawn.
 
@@ -320,33 +329,6 @@ def third_shares(melodies: list[Melody]) -> tuple[float, float]:
     return pcs.count(4) / n, pcs.count(3) / n
 
 
-def event_list(melody: Melody) -> str:
-    """One line per event: onset and duration (quarter notes), pitch, fermata."""
-    lines = [f"# {melody.name or 'melody'}: {NAMES[melody.tonic]} {melody.mode}, "
-             f"meter {melody.meter}, pickup {melody.pickup}",
-             "# onset  duration  pitch  fermata"]  # fmt: skip
-    for t, e in zip(melody.onsets(), melody.events, strict=True):
-        mark = "fermata" if e.fermata else ""
-        lines.append(f"{t!s:>7}  {e.duration!s:>8}  {pitch_token(e.pitch):>5}  {mark}")
-    return "\n".join(lines) + "\n"
-
-
-def write_melody(melody: Melody, stem: Path) -> list[Path]:
-    """``stem.txt`` (the event list) and, through :mod:`bptt.tasks.text.music_render`, ``stem.mid``,
-    ``stem.wav`` and ``stem.png`` (the PNG only where matplotlib is installed)."""
-    import importlib.util
-
-    from bptt.tasks.text import music_render
-
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    text = stem.with_name(stem.name + ".txt")
-    text.write_text(event_list(melody), encoding="utf-8")
-    formats = ("mid", "wav") + (("png",) if importlib.util.find_spec("matplotlib") else ())
-    title = f"{melody.name}: {melody.mode}, {melody.meter}"
-    paths = music_render.render(to_part(melody), stem, formats, title=title, force=True)
-    return [text, *paths.values()]
-
-
 def report(model, data: ChoraleData) -> list[str]:
     """Test nats and bits per event of ``model`` beside the n-gram baselines."""
     train, val, test = data.ids(data.train), data.ids(data.val), data.ids(data.test)
@@ -384,15 +366,19 @@ def after_training(config: Config, checkpoint) -> None:
         ruled = sample_tokens(model, vocab, mode, 100, 1.0, config.seed + k)
         melodies = [m for m in map(well_formed, ruled) if m is not None]
         e, eb = third_shares(melodies)
-        print(f"100 samples labelled {mode}: {formed} well-formed as drawn; drawn in the token "
-              f"grammar, {len(melodies)} end within 600 tokens, {e:.1%} of their notes on E, "
-              f"{eb:.1%} on Eb")  # fmt: skip
+        print(
+            f"100 samples labelled {mode}: {formed} well-formed as drawn; drawn in the token "
+            f"grammar, {len(melodies)} end within 600 tokens, {e:.1%} of their notes on E, "
+            f"{eb:.1%} on Eb"
+        )
         for i, m in enumerate(melodies[:3]):
             m = Melody(f"sample {mode} {i + 1}", m.mode, 0, m.meter, m.pickup, m.events)
             written += write_melody(m, folder / f"{mode}-{i + 1}")
             if i == 0:
-                print(f"--- a sampled melody (label {mode}, temperature 1.0) ---\n"
-                      f"{' '.join(to_tokens(m))}")  # fmt: skip
+                print(
+                    f"--- a sampled melody (label {mode}, temperature 1.0) ---\n"
+                    f"{' '.join(to_tokens(m))}"
+                )
     if written:
         print(f"\nwritten: {len(written)} files in {folder} (event lists, MIDI, WAV, PNG)")
 
@@ -419,8 +405,10 @@ def evaluate_checkpoint(args) -> str:
     melodies = [m.in_c() for m in load_melodies(args.text)]
     ids = [vocab.encode([EOS, *to_tokens(m), EOS]) for m in melodies]
     nll = event_nll(model, ids)
-    return (f"{args.text}: {len(melodies)} melodies, {events_of(ids):,} events, "
-            f"{nll['loss']:.3f} nats ({nll['bits_per_event']:.3f} bits) per event")  # fmt: skip
+    return (
+        f"{args.text}: {len(melodies)} melodies, {events_of(ids):,} events, "
+        f"{nll['loss']:.3f} nats ({nll['bits_per_event']:.3f} bits) per event"
+    )
 
 
 PRESET = {

@@ -80,8 +80,9 @@ def load_tunes(text: str | None = None) -> list[str]:
                 "music needs the package music21 (pip install 'bptt[music]'), "
                 "or --text FILE of ABC tunes"
             ) from None
-        paths = sorted(p for p in corpus.getPaths(fileExtensions=("abc",))
-                       if Path(p).parent.name in FOLDERS)  # fmt: skip
+        paths = sorted(
+            p for p in corpus.getPaths(fileExtensions=("abc",)) if Path(p).parent.name in FOLDERS
+        )
         tunes = []
         for p in paths:  # a few files are Latin-1
             tunes += split_tunes(Path(p).read_bytes().decode("utf-8", errors="replace"))
@@ -168,9 +169,11 @@ BARLINE = "|:"  # characters that make a barline, with "]" inside one (|])
 
 def check_label(field: str, value: str) -> str:
     """A label for a header field (M meter, K key, L unit length), checked; the clean value."""
-    rule, what = {"M": (METER, "a meter such as 6/8, 4/4, C or C|"),
-                  "K": (KEY, "a key such as G, Dm, Ador or E minor"),
-                  "L": (UNIT, "a unit length such as 1/8 or 1/16")}[field]  # fmt: skip
+    rule, what = {
+        "M": (METER, "a meter such as 6/8, 4/4, C or C|"),
+        "K": (KEY, "a key such as G, Dm, Ador or E minor"),
+        "L": (UNIT, "a unit length such as 1/8 or 1/16"),
+    }[field]
     value = str(value).strip()
     if not rule.fullmatch(value):
         raise BpttError(f"{field}: expected {what}; got {value!r}")
@@ -310,8 +313,8 @@ def compose(
 
 def sample_tunes(model, vocab: Vocabulary, n: int, temperature=0.8, seed=0, max_chars=1200):
     """``n`` tunes written from nothing (the blank line), each cut at the next blank line."""
-    return compose(model, vocab, n, temperature=temperature, rng=np.random.default_rng(seed),
-                   max_chars=max_chars)  # fmt: skip
+    rng = np.random.default_rng(seed)
+    return compose(model, vocab, n, temperature=temperature, rng=rng, max_chars=max_chars)
 
 
 def after_training(config: Config, checkpoint) -> None:
@@ -379,8 +382,10 @@ def compose_checkpoint(args) -> str:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            raise BpttError("the piano roll (png) needs matplotlib: pip install 'bptt[plot]', "
-                            "or leave png out of --formats") from None  # fmt: skip
+            raise BpttError(
+                "the piano roll (png) needs matplotlib: pip install 'bptt[plot]', "
+                "or leave png out of --formats"
+            ) from None
     paths = music_render.output_paths(args.out, args.formats)
     there = [str(p) for p in paths.values() if p.exists()]
     if there and not args.force:
@@ -388,27 +393,34 @@ def compose_checkpoint(args) -> str:
 
     model, vocab, _, meta = lm.load_model(args.checkpoint)
     if meta.get("task") != "music":
-        raise BpttError(f"checkpoint '{args.checkpoint}' is a {meta.get('task')!r} model; compose "
-                        "needs a music model (bptt train music)")  # fmt: skip
+        raise BpttError(
+            f"checkpoint '{args.checkpoint}' is a {meta.get('task')!r} model; compose "
+            "needs a music model (bptt train music)"
+        )
     rng = np.random.default_rng(args.seed)
-    tunes = compose(model, vocab, args.tries, args.meter, args.key, args.unit, args.prompt,
-                    args.bars, args.temperature, args.top_k, rng)  # fmt: skip
+    knobs = ("meter", "key", "unit", "prompt", "bars", "temperature", "top_k")  # as typed
+    tunes = compose(model, vocab, args.tries, rng=rng, **{k: getattr(args, k) for k in knobs})
     checks = [check_tune(t) for t in tunes]
     pick = next((i for i, (p, m) in enumerate(checks) if p and m), None)
     if pick is None:
         pick = next((i for i, (p, _) in enumerate(checks) if p), None)
     if pick is None:
-        raise BpttError(f"none of the {len(tunes)} tunes written parses in music21; try another "
-                        "--seed, more --tries or a lower --temperature")  # fmt: skip
+        raise BpttError(
+            f"none of the {len(tunes)} tunes written parses in music21; try another "
+            "--seed, more --tries or a lower --temperature"
+        )
     tune = tunes[pick]
     kept = sum(p and m for p, m in checks)
     print(tune)
-    print(f"\ntune {pick + 1} of {len(tunes)} written; {kept} of them parse and keep their meter"
-          f"{'' if checks[pick][1] else ' (this one does not keep its meter)'}")  # fmt: skip
+    print(
+        f"\ntune {pick + 1} of {len(tunes)} written; {kept} of them parse and keep their meter"
+        f"{'' if checks[pick][1] else ' (this one does not keep its meter)'}"
+    )
     labels = [f"{w} {v}" for w, v in (("key", args.key), ("meter", args.meter)) if v]
     title = ", ".join(["bptt compose", *labels, f"seed {args.seed}"])  # no ':' (an ABC field)
-    written = music_render.render(tune, args.out, args.formats, args.tempo, args.rate, args.voice,
-                                  title, args.force)  # fmt: skip
+    written = music_render.render(
+        tune, args.out, args.formats, args.tempo, args.rate, args.voice, title, args.force
+    )
     return "wrote " + ", ".join(str(p) for p in written.values())
 
 

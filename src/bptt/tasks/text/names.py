@@ -126,8 +126,9 @@ def sample_names(model, vocab: Vocabulary, n: int, temperature: float = 0.8, see
     names: list[str] = []
     prompt = vocab.encode(SEP)  # (1,)
     while len(names) < n:
-        ids = generate(model, prompt, 16 * (n - len(names)) + 32, temperature, None, rng,
-                       exclude=never)  # fmt: skip
+        ids = generate(
+            model, prompt, 16 * (n - len(names)) + 32, temperature, None, rng, exclude=never
+        )
         lines = vocab.decode(ids).split(SEP)
         names.extend(x for x in lines[:-1] if x)  # the last line may be cut short
     return names[:n]

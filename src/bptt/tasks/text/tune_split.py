@@ -78,8 +78,10 @@ def split_by_tune(melodies: list[Melody], test_fraction: float, val_fraction: fl
     groups = tune_groups(melodies)
     tunes = sorted(set(groups.tolist()))
     if len(tunes) < 3:
-        raise DataError(f"chorales needs at least 3 different tunes (train, validation, test); "
-                        f"got {len(tunes)} among {len(melodies)} melodies")  # fmt: skip
+        raise DataError(
+            f"chorales needs at least 3 different tunes (train, validation, test); "
+            f"got {len(tunes)} among {len(melodies)} melodies"
+        )
     order = np.random.default_rng(seed).permutation(len(tunes))  # (G,)
     members = {t: [i for i in range(len(melodies)) if groups[i] == t] for t in tunes}
     held: list[list[int]] = [[], []]
