@@ -234,8 +234,17 @@ def class_metrics(model, split: Split) -> dict:
     return {"loss": mean_loss(probs, split), "accuracy": float(np.mean(hits))}
 
 
-def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=None, rng=None,
-                labels=None, extra=None, unk_id=None):  # fmt: skip
+def build_model(
+    config,
+    head: str,
+    num_labels: int,
+    vocab_size=None,
+    input_size=None,
+    rng=None,
+    labels=None,
+    extra=None,
+    unk_id=None,
+):
     """The classifier (head "class") or tagger ("tags") that ``config`` describes.
 
     A tagger's CRF decodes within the BIO constraints when ``labels`` are BIO tags;
@@ -297,32 +306,38 @@ def describe(data: TaskData) -> list[str]:
     ]
 
 
-def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_bar: bool, rng):
-    """The training loop for ``model`` on ``data``'s training split, scored by ``metrics(model,
-    split) -> dict`` (with "loss") on its validation split; the checkpoint's metadata holds
-    what rebuilding the model needs (labels, head, input size, the task's extra). Under
-    ``mpirun`` each rank trains on its rows of every batch (:mod:`bptt.distributed`)."""
-    comm = get_comm(timeout=config.watchdog)
-    metadata = {
+def checkpoint_metadata(data: TaskData) -> dict:
+    """What rebuilding the model needs, kept in its checkpoint: the vocabulary, labels, head,
+    input size and the task's extra (:func:`model_from_meta` reads it back)."""
+    return {
         "vocab": None if data.vocab is None else data.vocab.to_dict(),
         "labels": list(data.labels),
         "head": data.head,
         "input_size": data.input_size,
         "extra": data.extra,
     }
+
+
+def example_trainer(config, model, data: TaskData, metrics, out_dir, progress_bar: bool, rng):
+    """The training loop for ``model`` on ``data``'s training split, scored by ``metrics(model,
+    split) -> dict`` (with "loss") on its validation split; the checkpoint's metadata holds
+    what rebuilding the model needs (:func:`checkpoint_metadata`). Under ``mpirun`` each rank
+    trains on its rows of every batch (:mod:`bptt.distributed`)."""
+    comm = get_comm(timeout=config.watchdog)
     batches = ExampleBatches(data.train, global_batch_size(config, comm), config.seed)
-    return base.make_trainer(config, model, batches, lambda m: metrics(m, data.val), out_dir,
-                             progress_bar, rng, metadata, comm, monitor=config.monitor)  # fmt: skip
+
+    def score(m):  # the validation split's metrics
+        return metrics(m, data.val)
+
+    meta = checkpoint_metadata(data)
+    return base.make_trainer(config, model, batches, score, out_dir, progress_bar, rng, meta, comm)
 
 
 def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -> tuple:
     """Model, optimizer, batches and loop for ``config`` on ``data``; ``metrics(model, split)
     -> dict`` (with "loss") scores the validation split. Returns (trainer, summary lines)."""
     rng = np.random.default_rng(config.seed)
-    vocab_size = None if data.vocab is None else len(data.vocab)
-    unk_id = None if data.vocab is None else data.vocab.unk_id
-    model = build_model(config, data.head, len(data.labels), vocab_size, data.input_size, rng,
-                        data.labels, data.extra, unk_id)  # fmt: skip
+    model = model_from_meta(config, checkpoint_metadata(data), rng)  # as a checkpoint rebuilds it
     if config.vectors:
         _load_vectors(model, config.vectors, data.vocab)
     trainer = example_trainer(config, model, data, metrics, out_dir, progress_bar, rng)
@@ -353,8 +368,10 @@ def _load_vectors(model, path, vocab) -> None:
     found, width = load_word_vectors(path, vocab, model.dtype)
     table = model.embedding.params["weight"]  # (V, E)
     if width != table.shape[1]:
-        raise BpttError(f"the vectors in '{path}' have {width} numbers, --embed-size is "
-                        f"{table.shape[1]}; pass --embed-size {width}")  # fmt: skip
+        raise BpttError(
+            f"the vectors in '{path}' have {width} numbers, --embed-size is "
+            f"{table.shape[1]}; pass --embed-size {width}"
+        )
     for i, v in found.items():
         table[i] = v
     print(f"word vectors: {len(found):,} of {len(vocab):,} words found in {path}")
@@ -363,11 +380,11 @@ def _load_vectors(model, path, vocab) -> None:
 def model_from_meta(config, meta: dict, rng=None):
     """The classifier or tagger a checkpoint's metadata describes (head, labels, sizes)."""
     vocab = None if meta["vocab"] is None else Vocabulary.from_dict(meta["vocab"])
+    size, unk_id = (None, None) if vocab is None else (len(vocab), vocab.unk_id)
+    head, labels, extra = meta["head"], meta["labels"], meta.get("extra")
     return build_model(
-        config, meta["head"], len(meta["labels"]), None if vocab is None else len(vocab),
-        meta["input_size"], rng, meta["labels"], meta.get("extra"),
-        None if vocab is None else vocab.unk_id,
-    )  # fmt: skip
+        config, head, len(labels), size, meta["input_size"], rng, labels, extra, unk_id
+    )
 
 
 def load_model(path, task: str, build=None):
@@ -395,18 +412,38 @@ def format_metrics(metrics: dict) -> str:
 
 def example_task(module: ModuleType, name: str, options: str, **declared) -> Task:
     """The :class:`~bptt.tasks.base.Task` of a classify/tag task ``module`` (its docstring's
-    first paragraph says what it learns): its ``PRESET``,
-    ``prepare_data``, ``build_trainer``, ``metrics``, ``held_out_report`` and (unless
-    ``predict`` is declared otherwise) ``predict_checkpoint``; ``options`` beside the
-    ``bidirectional`` and ``monitor`` every one reads; ``declared`` adds or replaces fields."""
-    fields = {
-        "prepare": module.prepare_data,
-        "build_model": model_from_meta,
-        "build_trainer": module.build_trainer,
-        "metrics": module.metrics,
-        "report": module.held_out_report,
-    }
-    if "predict" not in declared:
-        fields["predict"] = module.predict_checkpoint
+    first paragraph says what it learns): its ``PRESET`` and ``prepare_data``; the fields
+    ``declared``, else its ``build_trainer``, ``metrics``, ``held_out_report`` and
+    ``predict_checkpoint``; ``options`` beside ``bidirectional`` and ``monitor`` (all read them)."""
+    fields = {"prepare": module.prepare_data, "build_model": model_from_meta, **declared}
+    own = {"build_trainer": "build_trainer", "metrics": "metrics", "report": "held_out_report"}
+    for key, function in {**own, "predict": "predict_checkpoint"}.items():
+        if key not in fields:
+            fields[key] = getattr(module, function)
     options = f"{options} bidirectional monitor"
-    return Task(name, base.about(module), module.PRESET, options, **{**fields, **declared})
+    return Task(name, base.about(module), module.PRESET, options, **fields)
+
+
+def class_task(module: ModuleType, name: str, options: str, per: str) -> Task:
+    """:func:`example_task` for one class per example (a ``per``: review, clip), scored by
+    accuracy (:func:`class_metrics`): training refuses ``--head tags``, and the held-out
+    report sets the test accuracy beside that of always answering the training split's
+    majority class. ``module.prepare_data(config, vocab=None)`` gives the data."""
+
+    def trainer(config, out_dir, progress_bar: bool = True):
+        if config.head == "tags":
+            raise BpttError(f"{name} gives one class per {per}: --head class (or auto)")
+        data = module.prepare_data(config)
+        return make_trainer(config, out_dir, progress_bar, data, class_metrics)
+
+    def report(path) -> str:
+        model, config, _, vocab = load_model(path, name)
+        data = module.prepare_data(config, vocab)
+        majority = np.bincount(np.array(data.train.targets), minlength=len(data.labels)).argmax()
+        baseline = float(np.mean(np.array(data.test.targets) == majority))
+        scores = format_metrics(class_metrics(model, data.test))
+        majority_class = f"majority class ({data.labels[majority]}): accuracy {baseline:.4f}"
+        return f"test ({len(data.test):,} held-out {per}s): {scores} | {majority_class}"
+
+    declared = {"build_trainer": trainer, "metrics": class_metrics, "report": report}
+    return example_task(module, name, options, **declared)

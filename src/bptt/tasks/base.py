@@ -42,11 +42,11 @@ from bptt.config import Config
 from bptt.errors import BpttError, CheckpointError
 
 # The Config fields of the network, the optimizer and the loop: every task reads them.
-COMMON = (
-    "cell", "hidden_size", "num_layers", "dropout", "dtype",
-    "batch_size", "optimizer", "lr", "momentum", "schedule", "clip", "skip_non_finite",
-    "steps", "accumulate", "eval_every", "patience", "seed", "out", "tensorboard", "watchdog",
-)  # fmt: skip
+COMMON = tuple(
+    "cell hidden_size num_layers dropout dtype "  # the network
+    "batch_size optimizer lr momentum schedule clip skip_non_finite "  # the optimizer
+    "steps accumulate eval_every patience seed out tensorboard watchdog".split()  # the loop
+)
 VERBS = ("sample", "predict", "translate", "transcribe", "compose")
 
 
@@ -111,12 +111,14 @@ class Task:
         return tuple(v for v in VERBS if getattr(self, v) is not None)
 
 
-def make_trainer(config: Config, model, batches, evaluate, out_dir, progress_bar: bool, rng,
-                 metadata: dict, comm, monitor: str = "loss"):  # fmt: skip
+def make_trainer(
+    config: Config, model, batches, evaluate, out_dir, progress_bar: bool, rng, metadata: dict, comm
+):
     """The one place a :class:`~bptt.train.Trainer` is built from a task's config.
 
     ``batches`` and ``evaluate(model) -> dict`` are the task's; the loop's settings
-    (steps, clipping, evaluation, patience, accumulation, TensorBoard) are the config's.
+    (steps, clipping, evaluation, the metric monitored, patience, accumulation, TensorBoard)
+    are the config's.
     ``metadata`` is what :func:`load_model` needs to rebuild the model (the config is added).
     """
     from bptt.train import Trainer, build_optimizer
@@ -140,7 +142,7 @@ def make_trainer(config: Config, model, batches, evaluate, out_dir, progress_bar
         comm=comm,
         tensorboard=config.tensorboard,
         accumulate=config.accumulate,
-        monitor=monitor,
+        monitor=config.monitor,
     )
 
 

@@ -22,11 +22,8 @@ from bptt.errors import BpttError, DataError
 from bptt.tasks._examples import (
     Split,
     TaskData,
-    class_metrics,
-    example_task,
-    format_metrics,
+    class_task,
     load_model,
-    make_trainer,
     require_package,
     split_indices,
 )
@@ -90,27 +87,6 @@ def prepare_data(config, vocab=None) -> TaskData:
     )
 
 
-metrics = class_metrics  # loss and accuracy
-
-
-def build_trainer(config, out_dir, progress_bar: bool = True):
-    if config.head == "tags":
-        raise BpttError("activity gives one class per clip: --head class (or auto)")
-    return make_trainer(config, out_dir, progress_bar, prepare_data(config), metrics)
-
-
-def held_out_report(path) -> str:
-    """Test accuracy of the checkpoint at ``path``, beside the majority class's."""
-    model, config, _, _ = load_model(path, "activity")
-    data = prepare_data(config)
-    majority = np.bincount(np.array(data.train.targets), minlength=len(data.labels)).argmax()
-    baseline = float(np.mean(np.array(data.test.targets) == majority))
-    return (
-        f"test ({len(data.test)} held-out clips): {format_metrics(metrics(model, data.test))} "
-        f"| majority class ({data.labels[majority]}): accuracy {baseline:.4f}"
-    )
-
-
 def predict_checkpoint(path, text: str) -> str:
     """The activity of a clip in a CSV file (T rows of D comma-separated numbers)."""
     model, config, meta, _ = load_model(path, "activity")
@@ -143,8 +119,9 @@ PRESET = {
     "eval_every": 25,
 }
 
-TASK = example_task(
+TASK = class_task(
     sys.modules[__name__],
     "activity",
     "dataset val_fraction truncate pooling",
+    per="clip",
 )

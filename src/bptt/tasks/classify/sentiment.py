@@ -21,11 +21,8 @@ from bptt.errors import BpttError, DataError
 from bptt.tasks._examples import (
     Split,
     TaskData,
-    class_metrics,
-    example_task,
-    format_metrics,
+    class_task,
     load_model,
-    make_trainer,
     require_package,
     split_indices,
 )
@@ -84,28 +81,8 @@ def prepare_data(config, vocab: Vocabulary | None = None) -> TaskData:
     def split(idx) -> Split:
         return Split([encode(vocab, texts[i], config.truncate) for i in idx], list(labels[idx]))
 
-    return TaskData(split(train), split(val), split(test), LABELS, "class", vocab=vocab,
-                    source=source)  # fmt: skip
-
-
-metrics = class_metrics  # loss and accuracy
-
-
-def build_trainer(config, out_dir, progress_bar: bool = True):
-    if config.head == "tags":
-        raise BpttError("sentiment gives one class per review: --head class (or auto)")
-    return make_trainer(config, out_dir, progress_bar, prepare_data(config), metrics)
-
-
-def held_out_report(path) -> str:
-    """Test accuracy of the checkpoint at ``path``, beside the majority class's."""
-    model, config, _, vocab = load_model(path, "sentiment")
-    data = prepare_data(config, vocab)
-    majority = np.bincount(np.array(data.train.targets), minlength=2).argmax()
-    baseline = float(np.mean(np.array(data.test.targets) == majority))
-    return (
-        f"test ({len(data.test):,} held-out reviews): {format_metrics(metrics(model, data.test))} "
-        f"| majority class ({LABELS[majority]}): accuracy {baseline:.4f}"
+    return TaskData(
+        split(train), split(val), split(test), LABELS, "class", vocab=vocab, source=source
     )
 
 
@@ -134,9 +111,10 @@ PRESET = {
     "eval_every": 300,  # each evaluation reads the 2,500 validation reviews
 }
 
-TASK = example_task(
+TASK = class_task(
     sys.modules[__name__],
     "sentiment",
     "dataset val_fraction test_fraction max_examples truncate vocab_size min_freq "
     "embed_size pooling vectors",
+    per="review",
 )
