@@ -105,17 +105,15 @@ def hidden_for_budget(cell: str, task: str, budget: int) -> int:
     return H
 
 
+@dataclass
 class _Fresh:
     """An endless source of fresh batches, in the shape :class:`bptt.train.Trainer` reads."""
 
-    def __init__(self, task: str, lag: int, batch_size: int, rng: np.random.Generator, dtype):
-        self.task, self.lag, self.batch_size, self.rng, self.dtype = (
-            task,
-            lag,
-            batch_size,
-            rng,
-            dtype,
-        )
+    task: str
+    lag: int
+    batch_size: int
+    rng: np.random.Generator
+    dtype: type
 
     def next_batch(self) -> MemoryBatch:
         return make_batch(self.task, self.lag, self.batch_size, self.rng, self.dtype)
@@ -125,6 +123,34 @@ class _Fresh:
 
     def load_state_dict(self, state: dict) -> None:
         pass
+
+
+def fresh_trainer(
+    model,
+    optimizer,
+    task: str,
+    lag: int,
+    rng,
+    steps: int,
+    clip: float,
+    batch_size: int = 32,
+    dtype=np.float32,
+) -> Trainer:
+    """A :class:`~bptt.train.Trainer` of ``model`` on endless fresh batches of ``task`` at
+    ``lag``, at a constant learning rate; it validates nothing (the caller scores)."""
+    batches = _Fresh(task, lag, batch_size, rng, dtype)
+    return Trainer(
+        model,
+        optimizer,
+        constant(),
+        batches,
+        lambda m: {"loss": 0.0},
+        steps=steps,
+        out_dir=".",
+        rng=rng,
+        clip=clip,
+        progress_bar=False,
+    )
 
 
 @dataclass
@@ -169,18 +195,7 @@ def train_run(
     model = MemoryModel(task, cell, H, dtype=dtype, rng=rng, chrono=chrono)
     opt = Adam(lr=lr) if optimizer == "adam" else SGD(lr=lr, momentum=momentum)
     held_out = make_batch(task, lag, eval_size, np.random.default_rng(seed + 1_000_003), dtype)
-    trainer = Trainer(
-        model,
-        opt,
-        constant(),
-        _Fresh(task, lag, batch_size, rng, dtype),
-        lambda m: {"loss": 0.0},
-        steps=steps,
-        out_dir=".",
-        rng=rng,
-        clip=clip,
-        progress_bar=False,
-    )
+    trainer = fresh_trainer(model, opt, task, lag, rng, steps, clip, batch_size, dtype)
     started, acc, diverged = time.perf_counter(), 0.0, None
     while trainer.progress.step < steps:
         try:

@@ -27,9 +27,8 @@ import numpy as np
 
 from bptt.errors import BpttError
 from bptt.models.memory import MemoryModel
-from bptt.optim import SGD, constant
-from bptt.tasks.memory.problems import RunResult, _Fresh, make_batch, train_run
-from bptt.train import Trainer
+from bptt.optim import SGD
+from bptt.tasks.memory.problems import RunResult, fresh_trainer, make_batch, train_run
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -187,18 +186,7 @@ def exploding_runs(
         model = MemoryModel("first", "rnn", hidden_size, rng=rng, nonlinearity=nonlinearity)
         set_spectral_radius(model, radius, rng)
         held_out = make_batch("first", lag, 256, np.random.default_rng(seed + 1_000_003))
-        trainer = Trainer(
-            model,
-            SGD(lr=lr),
-            constant(),
-            _Fresh("first", lag, 32, rng, np.float32),
-            lambda m: {"loss": 0.0},
-            steps=steps,
-            out_dir=".",
-            rng=rng,
-            clip=max_norm,
-            progress_bar=False,
-        )
+        trainer = fresh_trainer(model, SGD(lr=lr), "first", lag, rng, steps, max_norm)
         log: dict = {"loss": [], "grad_norm": [], "clipped": [], "diverged_at": None, "reason": ""}
         for _ in range(steps):
             try:
