@@ -7,7 +7,7 @@ that returns the input gradient and replaces ``grads``, and
 """
 
 from bptt.nn.attention import Attention
-from bptt.nn.conv import Conv2d
+from bptt.nn.conv import Conv1d, Conv2d
 from bptt.nn.crf import CRF
 from bptt.nn.init import (
     forget_bias_,
@@ -26,6 +26,7 @@ __all__ = [
     "LSTM",
     "RNN",
     "Attention",
+    "Conv1d",
     "Conv2d",
     "Dropout",
     "Embedding",
