@@ -116,18 +116,20 @@ class Config:
     )
     char_size: int = _flag(
         0,
-        "ner: hidden units per direction of a character BiLSTM read over each "
-        "word, its final states joined to the word's embedding (0: words only)",
+        "ner: units per direction of the letters' BiLSTM (final states "
+        "join the word's vector), or cnn filters (0: words only)",
     )
     char_embed_size: int = _flag(25, "ner: size of the embedding of each character")
-    shape_features: bool = _flag(
-        False,
-        "ner: add 0/1 word-shape features (capitalised, "
-        "all caps, digits, @user, #tag, URL, punctuation)",
+    char_encoder: str = _flag(
+        "lstm",
+        "ner: a word's letters read by a BiLSTM or a width-3 convolution, max-pooled",
+        choices=("lstm", "cnn"),
     )
+    shape_features: bool = _flag(False, "ner: 0/1 word shapes (capitals, digits, @, #, URL, ...)")
     lower: bool = _flag(False, "ner: look words up in lower case (the characters keep the case)")
     word_dropout: float = _flag(0.0, "ner: read a training word as <unk> with this probability")
     embed_dropout: float = _flag(0.0, "ner: dropout on each word's input vector in training")
+    tune_o: bool = _flag(False, "ner: then shift tag O's score as validation F1 says (0 to -3)")
     monitor: str = _flag(
         "loss",
         "the validation metric that picks the best checkpoint and "

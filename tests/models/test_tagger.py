@@ -5,6 +5,7 @@ import pytest
 
 from bptt.data import pad_sequences
 from bptt.diagnostics import gradcheck_model
+from bptt.errors import BpttError
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
 
@@ -144,18 +145,19 @@ def _word_batch(seed=1):
 
 
 WORD_CASES = [(True, True, True), (False, True, False), (True, False, True), (True, False, False)]
+WORD_CASES += [(True, "cnn", True), (False, "cnn", False)]
 
 
 @pytest.mark.parametrize(("crf", "chars", "shape"), WORD_CASES)
 def test_letters_shape_and_crf_gradients_match_finite_differences(crf, chars, shape):
-    """Words + character BiLSTM + shape -> BiLSTM -> Linear -> CRF, every parameter."""
-    model = _word_model(crf, chars, shape)
+    """Words + character BiLSTM (or CNN) + shape -> BiLSTM -> Linear -> CRF, every parameter."""
+    encoder = "cnn" if chars == "cnn" else "lstm"
+    model = _word_model(crf, bool(chars), shape, char_encoder=encoder)
     batch = _word_batch() if chars or shape else _batch()
     errors = gradcheck_model(model, batch, eps=1e-4, directions=4)
     assert set(errors) == set(model.params)
-    assert {"crf.transitions", "char_rnn.weight_hh_l0_reverse"} <= set(errors) or not (
-        crf and chars
-    )
+    letters = "char_rnn.weight_hh_l0_reverse" if encoder == "lstm" else "char_conv.weight"
+    assert {"crf.transitions", letters} <= set(errors) or not (crf and chars)
     worst = max(errors, key=errors.get)
     assert errors[worst] < 1e-6, f"{worst}: relative error {errors[worst]:.2e}"
 
@@ -172,8 +174,9 @@ def test_crf_tagger_decodes_by_viterbi_and_its_probabilities_are_marginals():
     assert model.loss_and_grads(batch)[0] == pytest.approx(total / batch.num_tokens, rel=1e-12)
 
 
-def test_an_unknown_word_reads_by_its_letters_and_padding_changes_nothing():
-    model, batch = _word_model(), _word_batch()
+@pytest.mark.parametrize("encoder", ["lstm", "cnn"])
+def test_an_unknown_word_reads_by_its_letters_and_padding_changes_nothing(encoder):
+    model, batch = _word_model(char_encoder=encoder), _word_batch()
     x = batch.inputs[:1, :2].copy()  # (1, 2, P)
     x[0, :, 0] = 0  # both words <unk>-like: the same word id
     x[0, 0, 1 + F :] = [1, 2, 3, 0]
@@ -184,6 +187,22 @@ def test_an_unknown_word_reads_by_its_letters_and_padding_changes_nothing():
     for b, n in enumerate(LENGTHS):
         alone = model.forward(batch.inputs[b : b + 1, :n], batch.mask[b : b + 1, :n])
         np.testing.assert_allclose(together[b, :n], alone[0], rtol=0, atol=1e-12)
+    wider = np.concatenate([batch.inputs, np.zeros_like(batch.inputs[..., :3])], axis=-1)
+    np.testing.assert_allclose(model.forward(wider, batch.mask), together, rtol=0, atol=1e-12)
+
+
+def test_the_letters_cnn_is_a_max_over_a_width_3_convolution_of_the_word_alone():
+    """One word by hand: zero-padded letters, the convolution, max per filter, tanh."""
+    model = _word_model(char_encoder="cnn", shape=False)
+    x = np.array([[[5, 1, 2, 3, 0]]])  # (1, 1, 1 + W): word 5, letters 1 2 3
+    e = model.embed(x, np.ones((1, 1), dtype=bool))  # (1, 1, E + Hc)
+    table = model.params["char_embedding.weight"]  # (7, Ec)
+    c = np.concatenate([np.zeros((1, 3)), table[[1, 2, 3]], np.zeros((1, 3))])  # (5, Ec)
+    w, b = model.params["char_conv.weight"], model.params["char_conv.bias"]  # (Hc, Ec, 3)
+    y = np.stack([sum(w[..., i] @ c[j + i] for i in range(3)) + b for j in range(3)])  # (3, Hc)
+    np.testing.assert_allclose(e[0, 0, 4:], np.tanh(y.max(axis=0)), rtol=1e-12)
+    with pytest.raises(BpttError, match="char_encoder must be one of lstm, cnn; got 'gru'"):
+        _word_model(char_encoder="gru")
 
 
 def test_word_dropout_reads_training_words_as_unk_only_in_training():

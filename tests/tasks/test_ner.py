@@ -102,9 +102,11 @@ def test_letters_and_crf_train_and_predict_prints_entities(tmp_path, capsys):
     pytest.importorskip("faker")
     out = tmp_path / "run"
     flags = [*FLAGS, *WORDS, "--dataset", "templates", "--max-examples", "200"]
-    assert main(["train", "ner", *flags, "--monitor", "f1", "--out", str(out)]) == 0
+    flags += ["--monitor", "f1", "--tune-o", "yes"]
+    assert main(["train", "ner", *flags, "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "tagger + letters (BiLSTM 4) + shape + CRF" in said
+    assert "tag O's score shifted by" in said and "chosen on validation: entity F1" in said
     assert "per type (seqeval, test):" in said and "micro avg" in said
     text = "Yesterday, Harry Potter met Hermione Granger."
     assert main(["predict", str(out / "best.safetensors"), text]) == 0
@@ -141,7 +143,7 @@ def test_an_old_checkpoint_without_the_new_fields_still_predicts(tmp_path, capsy
     assert main(["train", "ner", *flags, "--out", str(out)]) == 0
     tensors, meta = load_checkpoint(out / "best.safetensors")
     new = ("crf", "char_size", "char_embed_size", "shape_features", "lower", "word_dropout",
-           "embed_dropout", "monitor")  # fmt: skip
+           "embed_dropout", "monitor", "char_encoder", "tune_o")  # fmt: skip
     meta["config"] = {k: v for k, v in meta["config"].items() if k not in new}
     old = tmp_path / "old.safetensors"
     save_checkpoint(old, tensors, meta)
@@ -150,6 +152,40 @@ def test_an_old_checkpoint_without_the_new_fields_still_predicts(tmp_path, capsy
     assert len(capsys.readouterr().out.splitlines()) == 5
     assert main(["eval", str(old)]) == 0
     assert "most frequent tag per word" in capsys.readouterr().out
+
+
+def test_tune_o_picks_the_shift_of_the_best_validation_f1_and_changes_only_that(tmp_path):
+    """Each shift scored again the plain way (the bias moved, then metrics), not from the
+    saved emissions the tuning reuses; the checkpoint differs in O's bias alone."""
+    pytest.importorskip("faker")
+    from bptt.checkpoint import load_checkpoint
+    from bptt.tasks._examples import load_model
+
+    out = tmp_path / "run"
+    flags = [*FLAGS, *WORDS, "--dataset", "templates", "--max-examples", "100", "--steps", "10"]
+    assert main(["train", "ner", *flags, "--tune-o", "no", "--out", str(out)]) == 0
+    path = out / "best.safetensors"
+    before, _ = load_checkpoint(path)
+    model, config, meta, vocab = load_model(path, "ner")
+    data = ner.prepare_data(config, vocab, meta["extra"])
+    o, bias = meta["labels"].index("O"), model.head.params["bias"]
+    f1 = {}
+    for delta in ner.O_SHIFTS:
+        bias[o] = before["model.head.bias"][o] + delta
+        f1[delta] = ner.metrics(model, data.val, meta["labels"])["f1"]
+    line = ner.tune_o_shift(path)
+    after, meta_after = load_checkpoint(path)
+    chosen = meta_after["o_shift"]
+    assert f1[chosen] == max(f1.values()) and chosen == max(d for d in f1 if f1[d] == f1[chosen])
+    assert f"{f1[0.0]:.4f} -> {f1[chosen]:.4f}" in line, (line, f1)
+    assert after["model.head.bias"][o] == pytest.approx(before["model.head.bias"][o] + chosen)
+    for name in before:
+        if name != "model.head.bias":
+            np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+    others = np.arange(len(meta["labels"])) != o
+    np.testing.assert_array_equal(
+        after["model.head.bias"][others], before["model.head.bias"][others]
+    )
 
 
 def test_word_shapes_and_letters_as_the_model_reads_them():

@@ -26,6 +26,13 @@ in training still gets a vector from its spelling ("Granger" looks like a name):
     h→_chars, h← = the final states of a character BiLSTM over the word's letters
     f_t  = 0/1 shape features (capitalised, all caps, digits, @, #, URL, ...)
 
+or, with ``char_encoder="cnn"`` (Ma and Hovy 2016), a convolution of width 3 over
+the letters' embeddings c_1..c_n (zero beyond the word), max-pooled over them:
+
+    e_t  = [E[w_t]; tanh(max_j (K * c)_j + b); f_t]          Hc filters, K ≡ char_conv.weight
+
+one matrix product for all letters of all words, where the BiLSTM takes W steps.
+
 The inputs are then one integer array (B, T, P) per batch, P = 1 + F + W:
 ``[..., 0]`` the word id, ``[..., 1:1+F]`` the shape features, ``[..., 1+F:]``
 the first W character ids of the word (0 pads, 1 is an unknown character).
@@ -46,9 +53,10 @@ from bptt.errors import BpttError
 from bptt.functional.activations import softmax
 from bptt.losses import cross_entropy
 from bptt.models.sequence import SequenceBatch, SequenceModel
-from bptt.nn import CRF, LSTM, Dropout, Embedding, Linear
+from bptt.nn import CRF, LSTM, Conv1d, Dropout, Embedding, Linear
 
 CHAR_PAD, CHAR_UNK = 0, 1  # the character ids every character table starts with
+CHAR_ENCODERS = ("lstm", "cnn")
 
 
 class SequenceTagger(SequenceModel):
@@ -61,7 +69,8 @@ class SequenceTagger(SequenceModel):
         crf: a CRF head instead of the softmax per step.
         char_vocab_size: letters (with the pad and unknown ids 0 and 1) of the
             character BiLSTM; None: no characters.
-        char_embed_size: Ec. char_hidden_size: Hc per direction.
+        char_embed_size: Ec. char_hidden_size: Hc per direction (cnn: Hc filters).
+        char_encoder: "lstm" (a BiLSTM, 2Hc numbers per word) or "cnn" (Hc).
         num_shape_features: F 0/1 features per word given in the inputs.
         word_dropout: probability of reading a training word as ``unk_id``.
         embed_dropout: dropout on e_t (the word's whole input vector) in training.
@@ -79,6 +88,7 @@ class SequenceTagger(SequenceModel):
         char_vocab_size: int | None = None,
         char_embed_size: int = 25,
         char_hidden_size: int = 25,
+        char_encoder: str = "lstm",
         num_shape_features: int = 0,
         word_dropout: float = 0.0,
         embed_dropout: float = 0.0,
@@ -92,7 +102,11 @@ class SequenceTagger(SequenceModel):
             raise BpttError("characters and shape features need word inputs (a vocab_size)")
         if word_dropout > 0 and unk_id is None:
             raise BpttError("word_dropout needs the vocabulary's <unk> id (unk_id); got None")
-        chars = 0 if char_vocab_size is None else 2 * char_hidden_size
+        if char_encoder not in CHAR_ENCODERS:
+            raise BpttError(f"char_encoder must be one of {', '.join(CHAR_ENCODERS)}; "
+                            f"got {char_encoder!r}")  # fmt: skip
+        chars = 0 if char_vocab_size is None else char_hidden_size
+        chars *= 2 if char_encoder == "lstm" else 1
         super().__init__(
             bidirectional=bidirectional, extra_input=chars + num_shape_features, **kwargs
         )
@@ -104,9 +118,14 @@ class SequenceTagger(SequenceModel):
             self.layers["char_embedding"] = Embedding(
                 char_vocab_size, char_embed_size, dtype=dtype, rng=rng
             )
-            self.layers["char_rnn"] = LSTM(
-                char_embed_size, char_hidden_size, 1, True, dtype=dtype, rng=rng
-            )
+            if char_encoder == "lstm":
+                self.layers["char_rnn"] = LSTM(
+                    char_embed_size, char_hidden_size, 1, True, dtype=dtype, rng=rng
+                )
+            else:
+                self.layers["char_conv"] = Conv1d(
+                    char_embed_size, char_hidden_size, 3, dtype=dtype, rng=rng
+                )
         self.layers["head"] = Linear(self.features, num_tags, dtype=self.dtype, rng=rng)
         self.head = self.layers["head"]
         if crf:
@@ -139,21 +158,36 @@ class SequenceTagger(SequenceModel):
             drop = rng.random(words.shape) < self.word_dropout  # (B, T)
             words = np.where(drop & mask, self.unk_id, words)
         parts = [self.embedding.forward(words)]  # (B, T, E)
-        chars = None
-        if "char_rnn" in self.layers:
-            chars = inputs[..., 1 + F :][mask]  # (N, W) the real words' letters
-            char_mask = chars != CHAR_PAD  # (N, W) a prefix of each row
-            char_mask[:, 0] = True  # every word has a letter (an empty one reads as padding)
-            c = self.layers["char_embedding"].forward(chars)  # (N, W, Ec)
-            _, (h, _) = self.layers["char_rnn"].forward(c, None, char_mask)  # (2, N, Hc)
-            per_word = np.zeros((*mask.shape, 2 * h.shape[2]), dtype=self.dtype)  # (B, T, 2Hc)
-            per_word[mask] = np.concatenate([h[0], h[1]], axis=1)  # (N, 2Hc) forward, reverse
-            parts.append(per_word)
+        self._embed_cache = {"mask": mask}
+        if "char_embedding" in self.layers:
+            parts.append(self._read_letters(inputs[..., 1 + F :], mask))  # (B, T, 2Hc or Hc)
         if F:
             parts.append((inputs[..., 1 : 1 + F] * mask[..., None]).astype(self.dtype))  # (B,T,F)
         x = np.concatenate(parts, axis=-1)  # (B, T, E + 2Hc + F)
-        self._embed_cache = {"mask": mask, "shape": chars.shape if chars is not None else None}
         return self.embed_drop.forward(x, training=training, rng=rng)
+
+    def _read_letters(self, letters, mask) -> np.ndarray:
+        """Each real word's vector from its letters (B, T, 2Hc) or (B, T, Hc) for the cnn."""
+        chars = letters[mask]  # (N, W) the real words' letters
+        char_mask = chars != CHAR_PAD  # (N, W) a prefix of each row
+        char_mask[:, 0] = True  # every word has a letter (an empty one reads as padding)
+        longest = int(char_mask.sum(axis=1).max()) if len(chars) else 1
+        chars, char_mask = chars[:, :longest], char_mask[:, :longest]  # (N, W') no idle steps
+        c = self.layers["char_embedding"].forward(chars)  # (N, W', Ec)
+        cache = self._embed_cache
+        cache["shape"] = chars.shape
+        if "char_rnn" in self.layers:
+            _, (h, _) = self.layers["char_rnn"].forward(c, None, char_mask)  # (2, N, Hc)
+            h = np.concatenate([h[0], h[1]], axis=1)  # (N, 2Hc) forward, reverse
+        else:
+            c = c * char_mask[..., None]  # (N, W', Ec) zero beyond the word, as at its start
+            y = self.layers["char_conv"].forward(c)  # (N, W', Hc)
+            at = np.where(char_mask[..., None], y, -np.inf).argmax(axis=1)[:, None]  # (N,1,Hc)
+            h = np.tanh(np.take_along_axis(y, at, axis=1)[:, 0])  # (N, Hc)
+            cache.update(char_mask=char_mask, at=at, h=h)
+        per_word = np.zeros((*mask.shape, h.shape[1]), dtype=self.dtype)  # (B, T, 2Hc or Hc)
+        per_word[mask] = h
+        return per_word
 
     def embed_backward(self, d_x) -> None:
         if not self.packed:
@@ -161,13 +195,23 @@ class SequenceTagger(SequenceModel):
         d_x = self.embed_drop.backward(d_x)  # (B, T, E + 2Hc + F)
         E = self.embedding.embedding_dim
         self.embedding.backward(np.ascontiguousarray(d_x[..., :E]))
+        cache = self._embed_cache
+        N, W = cache.get("shape", (0, 0))
         if "char_rnn" in self.layers:
             rnn = self.layers["char_rnn"]
-            Hc, (N, W) = rnn.hidden_size, self._embed_cache["shape"]
-            d_h = d_x[..., E : E + 2 * Hc][self._embed_cache["mask"]]  # (N, 2Hc)
+            Hc = rnn.hidden_size
+            d_h = d_x[..., E : E + 2 * Hc][cache["mask"]]  # (N, 2Hc)
             d_final = np.stack([d_h[:, :Hc], d_h[:, Hc:]])  # (2, N, Hc)
             zeros = np.zeros((N, W, 2 * Hc), dtype=self.dtype)  # (N, W, 2Hc) no per-letter use
             self.layers["char_embedding"].backward(rnn.backward(zeros, (d_final, None)))
+        elif "char_conv" in self.layers:
+            conv = self.layers["char_conv"]
+            Hc, h = conv.out_channels, cache["h"]
+            d_max = d_x[..., E : E + Hc][cache["mask"]] * (1 - h * h)  # (N, Hc) through tanh
+            d_y = np.zeros((N, W, Hc), dtype=self.dtype)  # (N, W', Hc) only the maxima
+            np.put_along_axis(d_y, cache["at"], d_max[:, None], axis=1)
+            d_c = conv.backward(d_y) * cache["char_mask"][..., None]  # (N, W', Ec)
+            self.layers["char_embedding"].backward(d_c)
         return None
 
     # -- the head --------------------------------------------------------------

@@ -8,7 +8,7 @@ that returns the input gradient and replaces ``grads``, and
 
 from bptt.nn.attention import Attention
 from bptt.nn.cells import CELLS, GRU, LSTM, RNN, cell_layer
-from bptt.nn.conv import Conv2d
+from bptt.nn.conv import Conv1d, Conv2d
 from bptt.nn.crf import CRF
 from bptt.nn.init import (
     forget_bias_,
@@ -29,6 +29,7 @@ __all__ = [
     "LSTM",
     "RNN",
     "Attention",
+    "Conv1d",
     "Conv2d",
     "Dropout",
     "Embedding",

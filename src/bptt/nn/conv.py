@@ -1,11 +1,13 @@
-"""Conv2d over ``bptt.functional.conv``: channels-last images, "same" padding, stride s.
+"""Conv2d and Conv1d over ``bptt.functional.conv``: channels last, "same" padding.
 
     y = conv(x, K) + b       x (N, H, W, C) -> y (N, H/s, W/s, O), K ≡ weight (O, C, k, k)
+    y = conv(x, K) + b       x (N, W, C) -> y (N, W, O), K ≡ weight (O, C, k)   (Conv1d)
 
-Params as PyTorch's ``nn.Conv2d``: ``weight`` (O, C, k, k), ``bias`` (O,), both
-~ U(-1/√(C k²), 1/√(C k²)).
+Params as PyTorch's ``nn.Conv2d`` and ``nn.Conv1d``: ``weight`` (O, C, k, k) or
+(O, C, k), ``bias`` (O,), both ~ U(-1/√(fan in), 1/√(fan in)).
 
-Shapes: N images, H x W pixels, C input channels, O output channels, k kernel size.
+Shapes: N images (or sequences), H x W pixels (or W steps), C input channels,
+O output channels, k kernel size.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.functional.conv import conv2d_backward, conv2d_forward
+from bptt.functional.conv import conv1d_backward, conv1d_forward, conv2d_backward, conv2d_forward
 from bptt.nn.init import uniform
 from bptt.nn.layer import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
 
@@ -80,5 +82,65 @@ class Conv2d(Layer):
         k = self.kernel_size
         return (
             f"Conv2d({self.in_channels}, {self.out_channels}, {k}, stride={self.stride}, "
+            f"dtype={self.dtype.name})"
+        )
+
+
+class Conv1d(Layer):
+    """A width-k convolution along the steps (k odd), padding (k - 1)/2, stride 1: the
+    sequence keeps its length (a word's letters in :class:`~bptt.models.SequenceTagger`).
+
+    Args:
+        in_channels: C.
+        out_channels: O.
+        kernel_size: k, odd.
+        dtype: float32 (default) or float64.
+        rng: Generator for the initialisation.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | None = None,
+    ):
+        self.in_channels = check_count("in_channels", in_channels)
+        self.out_channels = check_count("out_channels", out_channels)
+        k = check_count("kernel_size", kernel_size)
+        if k % 2 == 0:
+            raise BpttError(f"kernel_size must be odd (the sequence keeps its length); got {k}")
+        self.kernel_size, self.dtype = k, layer_dtype(dtype)
+        rng = check_rng(rng)
+        bound = 1.0 / math.sqrt(in_channels * k)
+        self.params = {
+            "weight": uniform((out_channels, in_channels, k), bound, rng, self.dtype),
+            "bias": uniform((out_channels,), bound, rng, self.dtype),
+        }
+        self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
+        self._cache: dict | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        """x (N, W, C) -> y (N, W, O); keeps what :meth:`backward` needs."""
+        x = np.asarray(x)
+        if x.ndim != 3 or x.shape[-1] != self.in_channels:
+            raise BpttError(
+                f"Conv1d reads sequences (N, W, {self.in_channels}); got shape {x.shape}"
+            )
+        x = as_layer_dtype("input", x, self.dtype)
+        w, b = self.params["weight"], self.params["bias"]
+        y, self._cache = conv1d_forward(x, w, b, (self.kernel_size - 1) // 2)
+        return y
+
+    def backward(self, d_y: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """∂E/∂y (N, W, O) -> ∂E/∂x (N, W, C), or None if not ``need_dx``; sets grads."""
+        cache = self._cache_or_raise()
+        d_x, self.grads = conv1d_backward(as_layer_dtype("d_y", d_y, self.dtype), cache, need_dx)
+        return d_x
+
+    def __repr__(self) -> str:
+        return (
+            f"Conv1d({self.in_channels}, {self.out_channels}, {self.kernel_size}, "
             f"dtype={self.dtype.name})"
         )

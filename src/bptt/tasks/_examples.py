@@ -274,6 +274,7 @@ def build_model(
             char_vocab_size=None if chars is None else len(chars) + 2,  # and pad, unknown
             char_embed_size=config.char_embed_size,
             char_hidden_size=max(config.char_size, 1),
+            char_encoder=config.char_encoder,
             num_shape_features=int(extra.get("shape_features", 0)),
             word_dropout=config.word_dropout,
             embed_dropout=config.embed_dropout,
@@ -343,7 +344,8 @@ def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -
     trainer = example_trainer(config, model, data, metrics, out_dir, progress_bar, rng)
     kind = "classifier" if data.head == "class" else "tagger"
     if data.head == "tags":
-        words = f" + letters (BiLSTM {config.char_size})" if "chars" in data.extra else ""
+        reader = "BiLSTM" if config.char_encoder == "lstm" else "CNN"
+        words = f" + letters ({reader} {config.char_size})" if "chars" in data.extra else ""
         words += " + shape" if data.extra.get("shape_features") else ""
         kind += words + (" + CRF" if config.crf else "")
     way = "bidirectional " if config.bidirectional else ""
