@@ -344,10 +344,9 @@ def make_trainer(config, out_dir, progress_bar: bool, data: TaskData, metrics) -
     trainer = example_trainer(config, model, data, metrics, out_dir, progress_bar, rng)
     kind = "classifier" if data.head == "class" else "tagger"
     if data.head == "tags":
-        reader = "BiLSTM" if config.char_encoder == "lstm" else "CNN"
-        words = f" + letters ({reader} {config.char_size})" if "chars" in data.extra else ""
-        words += " + shape" if data.extra.get("shape_features") else ""
-        kind += words + (" + CRF" if config.crf else "")
+        reader = {"lstm": "BiLSTM", "cnn": "CNN"}[config.char_encoder]
+        kind += f" + letters ({reader} {config.char_size})" if "chars" in data.extra else ""
+        kind += " + shape" * bool(data.extra.get("shape_features")) + " + CRF" * config.crf
     way = "bidirectional " if config.bidirectional else ""
     pool = f", {config.pooling} pooling" if data.head == "class" else ""
     epochs = config.steps * config.batch_size / len(data.train)

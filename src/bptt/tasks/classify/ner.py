@@ -426,4 +426,5 @@ TASK = example_task(
     "crf char_size char_embed_size char_encoder shape_features lower word_dropout embed_dropout "
     "tune_o vectors",
     predict_formats=PREDICT_FORMATS,
+    after_training=after_training,
 )
