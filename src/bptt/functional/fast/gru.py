@@ -9,9 +9,8 @@ import numpy as np
 
 from bptt.functional.fast._fused import gru_step_backward, gru_step_forward, real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
-from bptt.functional.fast._jit import tell_slow_path
 from bptt.functional.fast._threads import step_threads
-from bptt.functional.fast._workspace import outputs_from, scratch
+from bptt.functional.fast._workspace import cell_cache, inputs_projected, outputs_from, scratch
 
 
 def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
@@ -21,15 +20,10 @@ def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspac
     values r_t, z_t, n_t after their activations, and ``"hn"`` (T, B, H) c_t^n.
     """
     (h0,) = state
-    tell_slow_path()  # once, and only without numba
-    B, T, D = x.shape
+    B, T, _ = x.shape
     H = weight_hh.shape[1]
-
     # W_i x_t + b_i for every step in one product, time-major so each step is contiguous.
-    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
-    np.copyto(x_tm, x.transpose(1, 0, 2))
-    a = scratch(workspace, "a", (T, B, 3 * H), x.dtype)  # (T, B, 3H)
-    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, 3 * H))
+    x_tm, a = inputs_projected(x, weight_ih, workspace)  # (T, B, D), (T, B, 3H)
     if bias_ih is not None:
         a += bias_ih
     m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
@@ -50,19 +44,8 @@ def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspac
             gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
 
     outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
-    cache = {
-        "x_tm": x_tm,
-        "h": h,
-        "gates": gates,
-        "hn": hn,
-        "m": m,
-        "real": real,
-        "weight_ih": weight_ih,
-        "weight_hh": weight_hh,
-        "has_bias_ih": bias_ih is not None,
-        "has_bias_hh": bias_hh is not None,
-        "workspace": workspace,
-    }
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    cache = cell_cache(m, real, weights, workspace, x_tm=x_tm, h=h, gates=gates, hn=hn)
     return outputs, (h[T].copy(),), cache
 
 

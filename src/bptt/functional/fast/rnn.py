@@ -9,9 +9,8 @@ import numpy as np
 
 from bptt.functional.fast._fused import real_steps, rnn_step_backward, rnn_step_forward
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
-from bptt.functional.fast._jit import tell_slow_path
 from bptt.functional.fast._threads import step_threads
-from bptt.functional.fast._workspace import outputs_from, scratch
+from bptt.functional.fast._workspace import cell_cache, inputs_projected, outputs_from, scratch
 
 
 def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinearity, workspace):
@@ -20,15 +19,10 @@ def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinea
     Its cache holds, time-major, ``"h"`` (T+1, B, H) the states s_0 .. s_T.
     """
     (h0,) = state
-    tell_slow_path()  # once, and only without numba
-    B, T, D = x.shape
+    B, T, _ = x.shape
     H = weight_hh.shape[0]
-
     # U x_t + b for every step in one product, time-major so each step is contiguous.
-    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
-    np.copyto(x_tm, x.transpose(1, 0, 2))
-    a = scratch(workspace, "a", (T, B, H), x.dtype)  # (T, B, H)
-    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, H))
+    x_tm, a = inputs_projected(x, weight_ih, workspace)  # (T, B, D), (T, B, H)
     for b in (bias_ih, bias_hh):
         if b is not None:
             a += b
@@ -48,18 +42,8 @@ def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinea
             )  # s_t = tanh(a_t), padding carries
 
     outputs = outputs_from(s, m)  # (B, T, H) a new array, zero at padding
-    cache = {
-        "x_tm": x_tm,
-        "h": s,
-        "m": m,
-        "real": real,
-        "weight_ih": weight_ih,
-        "weight_hh": weight_hh,
-        "has_bias_ih": bias_ih is not None,
-        "has_bias_hh": bias_hh is not None,
-        "nonlinearity": nonlinearity,
-        "workspace": workspace,
-    }
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    cache = cell_cache(m, real, weights, workspace, x_tm=x_tm, h=s, nonlinearity=nonlinearity)
     return outputs, (s[T].copy(),), cache
 
 
