@@ -329,7 +329,7 @@ def project(a: np.ndarray, w: np.ndarray, out: np.ndarray, kind: str = "proj") -
         return {r: runs(r) for r in applies}
 
     route = _routes.choose(kind, w.dtype, M, K, N, candidates, applies)
-    run(route, a, out, route != "blas" and compiled_threads() > 1)
+    run(route, a, out, route != "blas" and get_num_threads() > 1 and compiled_threads() > 1)
     return route
 
 
