@@ -1,4 +1,4 @@
-"""The LSTM's time loops: every step's product and gate kernel, compiled as one call when it can be.
+"""The cells' time loops: every step's product and gate kernel, compiled as one call when it can be.
 
 A step is two calls: the recurrent product (:class:`bptt.functional.fast._gemm.StepProduct`)
 and the fused gate kernel (:mod:`bptt.functional.fast._fused`). When the product's route
@@ -79,6 +79,63 @@ if numba is not None:
                 )  # fmt: skip
             _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
 
+    # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel),
+    # the gate kernel on one thread (it is a small part of a GRU or RNN step).
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _product(a, panels, rows, out, threads):
+        if threads > 1:
+            _gemm._step_product_par(a, panels, rows, out, threads)
+        else:
+            _gemm._step_product(a, panels, rows, out)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _gru_forward_steps_jit(panels, rows, a, c, bias_hh, h, real, gates, hn, threads):
+        for t in range(a.shape[0]):
+            _product(h[t], panels, rows, c, threads)
+            for b in range(c.shape[0]):
+                for j in range(c.shape[1]):  # c_t = W_h h_{t-1} + b_h
+                    c[b, j] += bias_hh[j]
+            _fused._gru_forward_jit(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _gru_backward_steps_jit(
+        panels_t, rows_t, gates, hn, h, d_out, g_rec, carry, real, da, dc, keep_h, keep, threads
+    ):
+        for t in range(gates.shape[0] - 1, -1, -1):
+            k = t + 1 if keep else 0  # keep_h is a (1, 1, 1) placeholder unless kept
+            _fused._gru_backward_jit(
+                gates[t],
+                hn[t],
+                h[t],
+                d_out[t],
+                g_rec,
+                carry,
+                real[t],
+                da[t],
+                dc[t],
+                keep_h[k],
+                keep,
+            )
+            _product(dc[t], panels_t, rows_t, g_rec, threads)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _rnn_forward_steps_jit(panels, rows, a, rec, s, real, relu, threads):
+        for t in range(a.shape[0]):
+            _product(s[t], panels, rows, rec, threads)
+            _fused._rnn_forward_jit(a[t], rec, s[t], real[t], relu, s[t + 1])
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _rnn_backward_steps_jit(
+        panels_t, rows_t, s, d_out, g_rec, carry, real, relu, da, keep_h, keep, threads
+    ):
+        for t in range(s.shape[0] - 2, -1, -1):
+            k = t + 1 if keep else 0
+            _fused._rnn_backward_jit(
+                s[t + 1], d_out[t], g_rec, carry, real[t], relu, da[t], keep_h[k], keep
+            )
+            _product(da[t], panels_t, rows_t, g_rec, threads)
+
 
 def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tanh_c, real) -> None:
     """All T LSTM steps: for each t, rec = recurrent(h[t]), then the gate kernel.
@@ -134,3 +191,85 @@ def lstm_backward_steps(
                 None if keep_c is None else keep_c[t + 1],
             )  # fmt: skip
             recurrent_t(dz[t], dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
+
+
+def _compiled_args(product: _gemm.StepProduct, keep: np.ndarray | None, dtype) -> tuple:
+    """The weight (panels, rows), the kept array or a (1, 1, 1) placeholder, whether it is
+    kept, and the threads of a compiled loop: the arguments every GRU and RNN loop ends with."""
+    kept = keep is not None
+    placeholder = np.empty((1, 1, 1), dtype=dtype)  # (1, 1, 1) never written
+    threads = compiled_threads() if product.parallel else 1
+    return (product.panels, product.rows), (keep if kept else placeholder, kept, threads)
+
+
+def gru_forward_steps(recurrent: _gemm.StepProduct, a, c, bias_hh, h, real, gates, hn) -> None:
+    """All T GRU steps: c = recurrent(h[t]) + bias_hh, then the gate kernel.
+
+    a (T, B, 3H) the input parts; c (B, 3H) scratch; h (T+1, B, H) enters with h_0;
+    gates (T, B, 3H) and hn (T, B, H) out. Compiled as one loop when the product's
+    route is compiled, else step by step from Python.
+    """
+    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
+        if recurrent.compiled:
+            w, (_, _, threads) = _compiled_args(recurrent, None, c.dtype)
+            bias = np.zeros(c.shape[1], c.dtype) if bias_hh is None else bias_hh  # (3H,)
+            _gru_forward_steps_jit(*w, a, c, bias, h, real, gates, hn, threads)
+            return
+        for t in range(a.shape[0]):
+            recurrent(h[t], c)  # the only per-step product
+            if bias_hh is not None:
+                c += bias_hh
+            # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
+            _fused.gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
+
+
+def gru_backward_steps(
+    recurrent_t: _gemm.StepProduct, gates, hn, h, d_out, g_rec, carry, real, da, dc, keep
+) -> None:
+    """All T GRU BPTT steps, t = T-1 .. 0: the gate kernel's backward, then
+    g_rec = recurrent_t(dc[t]). keep (T+1, B, H) or None: ∂E/∂h_t stored at t + 1."""
+    with step_threads(recurrent_t.route):
+        if recurrent_t.compiled:
+            w, tail = _compiled_args(recurrent_t, keep, g_rec.dtype)
+            _gru_backward_steps_jit(*w, gates, hn, h, d_out, g_rec, carry, real, da, dc, *tail)
+            return
+        for t in range(gates.shape[0] - 1, -1, -1):
+            # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
+            _fused.gru_step_backward(
+                gates[t], hn[t], h[t], d_out[t], g_rec, carry, real[t], da[t], dc[t],
+                None if keep is None else keep[t + 1],
+            )  # fmt: skip
+            recurrent_t(dc[t], g_rec)  # through the gates to h_{t-1}
+
+
+def rnn_forward_steps(recurrent: _gemm.StepProduct, a, rec, s, real, relu: bool) -> None:
+    """All T RNN steps: rec = recurrent(s[t]), s_{t+1} = tanh(a[t] + rec) (or relu).
+
+    a (T, B, H) = U x_t + b; rec (B, H) scratch; s (T+1, B, H) enters with s_0.
+    """
+    with step_threads(recurrent.route):
+        if recurrent.compiled:
+            w, (_, _, threads) = _compiled_args(recurrent, None, rec.dtype)
+            _rnn_forward_steps_jit(*w, a, rec, s, real, relu, threads)
+            return
+        for t in range(a.shape[0]):
+            recurrent(s[t], rec)  # W s_{t-1}
+            _fused.rnn_step_forward(a[t], rec, s[t], real[t], relu, s[t + 1])  # padding carries
+
+
+def rnn_backward_steps(
+    recurrent_t: _gemm.StepProduct, s, d_out, g_rec, carry, real, relu: bool, da, keep
+) -> None:
+    """All T RNN BPTT steps, t = T-1 .. 0: da[t] = ∂E/∂a_t, then g_rec = recurrent_t(da[t])."""
+    with step_threads(recurrent_t.route):
+        if recurrent_t.compiled:
+            w, tail = _compiled_args(recurrent_t, keep, g_rec.dtype)
+            _rnn_backward_steps_jit(*w, s, d_out, g_rec, carry, real, relu, da, *tail)
+            return
+        for t in range(s.shape[0] - 2, -1, -1):
+            # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
+            _fused.rnn_step_backward(
+                s[t + 1], d_out[t], g_rec, carry, real[t], relu, da[t],
+                None if keep is None else keep[t + 1],
+            )  # fmt: skip
+            recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t

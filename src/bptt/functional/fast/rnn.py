@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional.fast._fused import real_steps, rnn_step_backward, rnn_step_forward
+from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
-from bptt.functional.fast._threads import step_threads
+from bptt.functional.fast._time_loops import rnn_backward_steps, rnn_forward_steps
 from bptt.functional.fast._workspace import cell_cache, inputs_projected, outputs_from, scratch
 
 
@@ -34,12 +34,7 @@ def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinea
     s[0] = h0
     rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
     recurrent = StepProduct(weight_hh, B, T)  # rec = s_{t-1} @ Wᵀ
-    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T):
-            recurrent(s[t], rec)  # W s_{t-1}
-            rnn_step_forward(
-                a[t], rec, s[t], real[t], relu, s[t + 1]
-            )  # s_t = tanh(a_t), padding carries
+    rnn_forward_steps(recurrent, a, rec, s, real, relu)  # s_t = tanh(a_t), padding carries
 
     outputs = outputs_from(s, m)  # (B, T, H) a new array, zero at padding
     weights = (weight_ih, weight_hh, bias_ih, bias_hh)
@@ -63,14 +58,8 @@ def rnn_backward(d_outputs, d_final_state, cache, state_grads=None):
     da = scratch(cache["workspace"], "da", (T, B, H), s.dtype)  # (T, B, H) ∂E/∂a_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
     recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂a_t @ W
-    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T - 1, -1, -1):
-            # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
-            rnn_step_backward(
-                s[t + 1], d_out_tm[t], g_rec, carry, real[t], relu, da[t],
-                None if keep is None else keep[t + 1],
-            )  # fmt: skip
-            recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t
+    # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
+    rnn_backward_steps(recurrent_t, s, d_out_tm, g_rec, carry, real, relu, da, keep)
     g = g_rec + carry  # (B, H) ∂E/∂s_0
 
     if keep is not None:
