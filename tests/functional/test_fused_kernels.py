@@ -161,9 +161,9 @@ def test_compiled_lstm_loops_equal_step_by_step(monkeypatch, masked) -> None:
         return [out, *final, d_x, *d_state, kept["h"], kept["c"], *grads.values()]
 
     monkeypatch.setenv("BPTT_ROUTES", "step=packed")  # not left to the probe: the test needs it
-    assert _gemm.StepProduct(w_hh, Bl, T).panels is not None  # the compiled loops run
+    assert _gemm.StepProduct(w_hh, Bl, T).route == "packed"  # the compiled loops run
     compiled = run()
     monkeypatch.setattr(_gemm, "MIN_STEPS", T + 1)  # too few steps: BLAS, one step at a time
-    assert _gemm.StepProduct(w_hh, Bl, T).panels is None
+    assert not _gemm.StepProduct(w_hh, Bl, T).compiled
     for k, (a, c) in enumerate(zip(compiled, run(), strict=True)):
         np.testing.assert_allclose(a, c, rtol=2e-5, atol=2e-5, err_msg=f"result {k}")

@@ -53,6 +53,20 @@ def test_packed_product_with_no_inner_dimension_is_zero() -> None:
     assert np.all(out == 0)
 
 
+@pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT set")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("rows", "N", "K"), [(1, 64, 24), (3, 37, 5), (2, 3, 1)])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_dot_kernel_is_the_product(dtype, rows, N, K, parallel) -> None:
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((N, K)).astype(dtype)  # (N, K)
+    a = rng.standard_normal((rows, K)).astype(dtype)  # (rows, K)
+    out = np.full((rows, N), np.nan, dtype=dtype)  # (rows, N) every entry must be written
+    _gemm.matmul_dot(a, w, out, parallel)
+    exact, scale = reference(a, w)
+    assert np.all(np.abs(out - exact) <= 4 * K * np.finfo(dtype).eps * scale)
+
+
 @pytest.mark.parametrize(
     ("dtype", "N", "rows", "steps", "packed"),
     [
@@ -71,7 +85,7 @@ def test_step_product_picks_its_path_and_is_right_on_both(
     w = rng.standard_normal((N, 24)).astype(dtype)  # (N, K)
     a = rng.standard_normal((rows, 24)).astype(dtype)  # (rows, K)
     product = _gemm.StepProduct(w, rows, steps)
-    assert (product.panels is not None) == (packed and _gemm.JIT)  # without the JIT: BLAS
+    assert (product.route == "packed") == (packed and _gemm.JIT)  # without the JIT: BLAS
     out = np.empty((rows, N), dtype=dtype)  # (rows, N)
     product(a, out)
     exact, scale = reference(a, w)

@@ -210,6 +210,44 @@ def test_one_and_two_threads_give_the_same_float64_numbers(cell) -> None:
     assert_all_close(layer_results(cell, np.float64), one, 1e-12, "threads 1 vs 2")
 
 
+DOT_SETS = ["proj=dot,step=dot", "proj=dot,step=dot_mt", "proj=blas,step=dot_mt"]
+
+
+@compiled
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize(("B", "T"), [(1, 12), (3, 12), (1, 1), (2, 3)])
+def test_dot_routes_for_few_rows_give_the_same_float64_numbers(monkeypatch, cell, B, T) -> None:
+    """B < 4 (generation, streaming): the compiled dot products, on one thread or two."""
+    _threads.set_num_threads(2)
+    if _threads.compiled_threads() < 2:
+        pytest.skip("numba's pool has one thread here (NUMBA_NUM_THREADS=1)")
+    monkeypatch.setenv("BPTT_ROUTES", "proj=blas,step=blas")
+    reference = layer_results(cell, np.float64, B=B, T=T)
+    assert _gemm.StepProduct(np.zeros((16, 4)), B, T).route == "blas"
+    for routes in DOT_SETS:
+        monkeypatch.setenv("BPTT_ROUTES", routes)
+        step = routes.partition("step=")[2]
+        assert _gemm.StepProduct(np.zeros((16, 4)), B, T).route == step  # forced, so it runs
+        assert_all_close(layer_results(cell, np.float64, B=B, T=T), reference, 1e-12, routes)
+
+
+@compiled
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dot_on_two_threads_equals_dot_on_one_bit_for_bit(monkeypatch, cell, dtype) -> None:
+    """dot_mt splits the rows of w (H = 18: 4*H is no multiple of 8); each sum is the same."""
+    monkeypatch.setenv("BPTT_ROUTES", "proj=dot,step=dot")
+    _threads.set_num_threads(1)
+    one = layer_results(cell, dtype, B=2, T=10, H=18)
+    _threads.set_num_threads(2)
+    if _threads.compiled_threads() < 2:
+        pytest.skip("numba's pool has one thread here (NUMBA_NUM_THREADS=1)")
+    monkeypatch.setenv("BPTT_ROUTES", "proj=dot,step=dot_mt")
+    two = layer_results(cell, dtype, B=2, T=10, H=18)
+    for k, (p, q) in enumerate(zip(two, one, strict=True)):
+        np.testing.assert_array_equal(p, q, err_msg=f"result {k}")
+
+
 @compiled
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])

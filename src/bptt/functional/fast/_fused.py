@@ -56,14 +56,19 @@ def _lstm_forward_np(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_ou
         h_out[pad] = h_prev[pad]
 
 
+def _incoming(g_rec, carry, d_out, real, keep_h):
+    """∂E/∂h_t (B, H) = from step t+1 + through padding + the output's (padded outputs are
+    constants); stored in keep_h when asked."""
+    g = g_rec + carry + np.where(real[:, None], d_out, 0)  # (B, H)
+    if keep_h is not None:
+        keep_h[...] = g
+    return g
+
+
 def _lstm_backward_np(gates, c_prev, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c):
     """dz (B, 4H) = ∂E/∂z_t; dc becomes ∂E/∂C_{t-1}; carry the padded rows' ∂E/∂h."""
     H = dc.shape[1]
-    dh = (
-        dh_rec + carry + np.where(real[:, None], d_out, 0)
-    )  # (B, H) ∂E/∂h_t; padded outputs are constants
-    if keep_h is not None:
-        keep_h[...] = dh
+    dh = _incoming(dh_rec, carry, d_out, real, keep_h)  # (B, H) ∂E/∂h_t
     r = real[:, None]  # (B, 1)
     i, f, g, o = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
     dc_t = dc + dh * o * (1 - tanh_c * tanh_c)  # (B, H) ∂E/∂C_t
@@ -101,11 +106,7 @@ def _gru_forward_np(a, c, h_prev, real, gates, hn, h_out):
 def _gru_backward_np(gates, hn, h_prev, d_out, g_rec, carry, real, da, dc, keep_h):
     """da, dc (B, 3H) = ∂E/∂a_t, ∂E/∂c_t; carry = the direct path g z_t (or g at padding)."""
     H = h_prev.shape[1]
-    g = (
-        g_rec + carry + np.where(real[:, None], d_out, 0)
-    )  # (B, H) ∂E/∂h_t; padded outputs are constants
-    if keep_h is not None:
-        keep_h[...] = g
+    g = _incoming(g_rec, carry, d_out, real, keep_h)  # (B, H) ∂E/∂h_t
     r_ = real[:, None]  # (B, 1)
     dh = g * r_  # (B, H) only real steps go through the cell
     r, z, n = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H :]
@@ -132,11 +133,7 @@ def _rnn_forward_np(a, rec, s_prev, real, relu, s_out):
 
 def _rnn_backward_np(s, d_out, g_rec, carry, real, relu, da, keep_h):
     """da (B, H) = ∂E/∂a_t = g (1 - s_t²) (relu: g [s_t > 0]); carry the padded rows' g."""
-    g = (
-        g_rec + carry + np.where(real[:, None], d_out, 0)
-    )  # (B, H) ∂E/∂s_t; padded outputs are constants
-    if keep_h is not None:
-        keep_h[...] = g
+    g = _incoming(g_rec, carry, d_out, real, keep_h)  # (B, H) ∂E/∂s_t
     r = real[:, None]  # (B, 1)
     slope = (s > 0) if relu else 1 - s * s  # (B, H)
     np.multiply(g * r, slope, out=da)

@@ -145,27 +145,31 @@ if numba is not None:
     _tile6, _tile4, _tile2, _tile1 = (_make_tile(r) for r in (6, 4, 2, 1))
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def _panel_rows(a, panels, out, r_start, r_end, p):
+        """out[r_start:r_end, 16p:16p+16] = a[r_start:r_end] @ panel p, tiles of 6, 4, 2, 1 rows."""
+        r = r_start
+        while r + 6 <= r_end:
+            _tile6(a, panels, out, r, p)
+            r += 6
+        while r + 4 <= r_end:
+            _tile4(a, panels, out, r, p)
+            r += 4
+        while r + 2 <= r_end:
+            _tile2(a, panels, out, r, p)
+            r += 2
+        while r < r_end:
+            _tile1(a, panels, out, r, p)
+            r += 1
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _matmul_packed_jit(a, panels, out):
         M = a.shape[0]
         if a.shape[1] == 0:  # the tiles run k from 0 at least once
             out[:] = 0
             return
         for r_start in range(0, M, ROW_BLOCK):  # rows of a in blocks that stay in L2
-            r_end = min(M, r_start + ROW_BLOCK)
             for p in range(panels.shape[0]):  # one panel (16 columns of out), kept in L1
-                r = r_start
-                while r + 6 <= r_end:
-                    _tile6(a, panels, out, r, p)
-                    r += 6
-                while r + 4 <= r_end:
-                    _tile4(a, panels, out, r, p)
-                    r += 4
-                while r + 2 <= r_end:
-                    _tile2(a, panels, out, r, p)
-                    r += 2
-                while r < r_end:
-                    _tile1(a, panels, out, r, p)
-                    r += 1
+                _panel_rows(a, panels, out, r_start, min(M, r_start + ROW_BLOCK), p)
 
     @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
     def _matmul_packed_par(a, panels, out):
@@ -179,20 +183,87 @@ if numba is not None:
             return
         for p in numba.prange(panels.shape[0]):
             for r_start in range(0, M, ROW_BLOCK):
-                r_end = min(M, r_start + ROW_BLOCK)
-                r = r_start
-                while r + 6 <= r_end:
-                    _tile6(a, panels, out, r, p)
-                    r += 6
-                while r + 4 <= r_end:
-                    _tile4(a, panels, out, r, p)
-                    r += 4
-                while r + 2 <= r_end:
-                    _tile2(a, panels, out, r, p)
-                    r += 2
-                while r < r_end:
-                    _tile1(a, panels, out, r, p)
-                    r += 1
+                _panel_rows(a, panels, out, r_start, min(M, r_start + ROW_BLOCK), p)
+
+    # The "dot" route, for one to three rows: out[m, n] = a[m] · w[n], w's rows read in
+    # place (no packing), four rows of w at a time so four sums hide the FMA latency.
+    # Each sum's order depends only on K, never on which thread computes it.
+
+    _fast_sums = {"reassoc", "contract"}  # vector partial sums over k, FMAs
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_fast_sums)
+    def _dot_rows(a, w, out, n0, n1):
+        """out[:, n0:n1] = a (M, K) @ w[n0:n1]ᵀ, w (N, K) with contiguous rows."""
+        M, K = a.shape
+        zero = out.dtype.type(0)
+        for m in range(M):
+            n = n0
+            while n + 4 <= n1:
+                s0 = s1 = s2 = s3 = zero
+                for k in range(K):
+                    v = a[m, k]
+                    s0 += v * w[n, k]
+                    s1 += v * w[n + 1, k]
+                    s2 += v * w[n + 2, k]
+                    s3 += v * w[n + 3, k]
+                out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = s0, s1, s2, s3
+                n += 4
+            while n < n1:
+                s = zero
+                for k in range(K):
+                    s += a[m, k] * w[n, k]
+                out[m, n] = s
+                n += 1
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def _dot_jit(a, w, out):
+        _dot_rows(a, w, out, 0, w.shape[0])
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
+    def _dot_par(a, w, out, chunks):
+        """_dot_jit with the rows of w (columns of out) split into ``chunks`` runs of 4s."""
+        N = w.shape[0]
+        quads = (N + 3) // 4  # chunks start at multiples of 4, as the one-thread walk does
+        for j in numba.prange(chunks):
+            _dot_rows(
+                a,
+                w,
+                out,
+                min(N, 4 * (j * quads // chunks)),
+                min(N, 4 * ((j + 1) * quads // chunks)),
+            )
+
+    def _step_product(a, panels, rows, out):  # pragma: no cover - the overload replaces it
+        """out = a @ wᵀ inside a compiled loop: by ``rows`` (w) if it has rows, else ``panels``."""
+
+    @numba.extending.overload(_step_product)
+    def _step_product_impl(a, panels, rows, out):
+        if a.dtype != types.float32:  # the packed tiles are float32 only
+            return lambda a, panels, rows, out: _dot_rows(a, rows, out, 0, rows.shape[0])
+
+        def impl(a, panels, rows, out):
+            if rows.shape[0]:
+                _dot_rows(a, rows, out, 0, rows.shape[0])
+            else:
+                _matmul_packed_jit(a, panels, out)
+
+        return impl
+
+    def _step_product_par(a, panels, rows, out, chunks):  # pragma: no cover - overloaded
+        """_step_product with the columns of out split over ``chunks`` threads."""
+
+    @numba.extending.overload(_step_product_par)
+    def _step_product_par_impl(a, panels, rows, out, chunks):
+        if a.dtype != types.float32:
+            return lambda a, panels, rows, out, chunks: _dot_par(a, rows, out, chunks)
+
+        def impl(a, panels, rows, out, chunks):
+            if rows.shape[0]:
+                _dot_par(a, rows, out, chunks)
+            else:
+                _matmul_packed_par(a, panels, out)
+
+        return impl
 
 
 def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray, parallel=False) -> None:
@@ -205,40 +276,60 @@ def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray, parallel=F
         _matmul_packed_jit(a, panels, out)
 
 
-def _packed_applies(a: np.ndarray, w: np.ndarray) -> bool:
-    return usable(w.dtype, w.shape[0], a.shape[0]) and a.strides[1] == a.itemsize
+def dot_usable(dtype, rows: int) -> bool:
+    """True when the compiled "dot" route applies: float32 or float64, one to three rows."""
+    return JIT and dtype in (np.float32, np.float64) and 1 <= rows < 4
+
+
+def matmul_dot(a: np.ndarray, w: np.ndarray, out: np.ndarray, parallel=False) -> None:
+    """out (M, N) = a (M, K) @ wᵀ, w (N, K) and a with contiguous rows, out C-contiguous.
+    ``parallel``: the rows of w split over bptt's threads (the same sums, bit for bit)."""
+    if parallel:
+        _dot_par(a, w, out, compiled_threads())
+    else:
+        _dot_jit(a, w, out)
+
+
+def _rows_contiguous(*arrays: np.ndarray) -> bool:
+    return all(x.strides[-1] == x.itemsize for x in arrays)
 
 
 def project(a: np.ndarray, w: np.ndarray, out: np.ndarray, kind: str = "proj") -> str:
     """out (M, N) = a (M, K) @ wᵀ over all steps at once, by the measured route; returns it.
 
     ``kind`` names the product for the route probe: "proj" (the input projection)
-    or "dx" (∂E/∂x). Routes: "blas" (np.matmul) or "packed" (pack w, the compiled
-    kernel, its columns split over the threads when there are several).
+    or "dx" (∂E/∂x). Routes: "blas" (np.matmul), "packed" (pack w, the compiled
+    kernel) or, for one to three rows, "dot" (w's rows read in place); the compiled
+    ones split their columns over the threads when there are several.
     """
     (M, K), N = a.shape, w.shape[0]
-    applies = ("packed", "blas") if _packed_applies(a, w) else ("blas",)
+    if usable(w.dtype, N, M) and _rows_contiguous(a):
+        applies = ("packed", "blas")
+    elif dot_usable(w.dtype, M) and _rows_contiguous(a, w) and w.flags.c_contiguous:
+        applies = ("blas", "dot")
+    else:
+        applies = ("blas",)
+
+    def run(route, a_r, out_r, par):
+        if route == "packed":
+            matmul_packed(a_r, pack(w), out_r, par)
+        elif route == "dot":
+            matmul_dot(a_r, w, out_r, par)
+        else:
+            np.matmul(a_r, w.T, out=out_r)
 
     def candidates():
         rows = _routes.probe_rows(M, K, N)
         a_p, out_p = a[:rows], np.empty((rows, N), dtype=out.dtype)  # (rows, N)
         par = compiled_threads() > 1
 
-        def blas(n):
-            for _ in range(n):
-                np.matmul(a_p, w.T, out=out_p)
+        def runs(route):
+            return lambda n: [run(route, a_p, out_p, par) for _ in range(n)]
 
-        def packed(n):
-            for _ in range(n):
-                matmul_packed(a_p, pack(w), out_p, par)
-
-        return {"blas": blas, "packed": packed}
+        return {r: runs(r) for r in applies}
 
     route = _routes.choose(kind, w.dtype, M, K, N, candidates, applies)
-    if route == "packed":
-        matmul_packed(a, pack(w), out, compiled_threads() > 1)
-    else:
-        np.matmul(a, w.T, out=out)
+    run(route, a, out, route != "blas" and get_num_threads() > 1 and compiled_threads() > 1)
     return route
 
 
@@ -279,21 +370,30 @@ class StepProduct:
 
     The route (kind "step") is measured per shape and thread count: "packed"
     or "packed_mt" pack w (N, K) once into ``panels`` (the compiled kernel, on one
-    thread or with the columns split over all); "blas" and "blas_mt" call
+    thread or with the columns split over all); for one to three rows (generation,
+    streaming, B = 1 inference) "dot" and "dot_mt" read w's rows in place (``rows``,
+    a contiguous copy only when w is a transposed view); "blas" and "blas_mt" call
     ``np.matmul`` on the transposed view each step (BLAS at one thread inside
     the loop, or at bptt's count; see :func:`bptt.functional.fast._threads.step_threads`).
-    The compiled kernels need float32, N a multiple of 16, >= 4 rows and
-    enough steps to repay the packing (MIN_STEPS).
+    The packed kernel needs float32, N a multiple of 16, >= 4 rows and enough
+    steps to repay the packing (MIN_STEPS); "dot" float32 or float64.
+
+    ``compiled``: the route is one of the compiled kernels, which the time loops
+    call from their own compiled loop (``panels`` and ``rows`` then hold the
+    weight, the unused one an empty placeholder); ``parallel``: split over threads.
     """
 
     def __init__(self, w: np.ndarray, rows: int, steps: int) -> None:
         N, K = w.shape
         packable = steps >= MIN_STEPS and usable(w.dtype, N, rows)
+        dottable = dot_usable(w.dtype, rows) and (w.flags.c_contiguous or steps >= MIN_STEPS)
         threads = get_num_threads()
-        par = packable and threads > 1 and compiled_threads() > 1
+        par = threads > 1 and compiled_threads() > 1
         mt = ("blas_mt",) if threads > 1 else ()  # BLAS at every thread
         if packable:
             applies = ("packed", "blas", *(("packed_mt",) if par else ()), *mt)
+        elif dottable:
+            applies = ("blas", "dot", *(("dot_mt",) if par else ()), *mt)
         else:
             applies = ("blas", *mt)
 
@@ -302,6 +402,7 @@ class StepProduct:
             out = np.empty((rows, N), dtype=w.dtype)  # (rows, N)
             w_t = w.T
             panels = pack(w) if packable else None
+            w_rows = np.ascontiguousarray(w) if dottable else None  # (N, K)
 
             def blas(n, route="blas"):
                 with step_threads(route):
@@ -312,23 +413,35 @@ class StepProduct:
                 for _ in range(n):
                     matmul_packed(a, panels, out, par)
 
+            def dot(n, par=False):
+                for _ in range(n):
+                    matmul_dot(a, w_rows, out, par)
+
             return {
                 "blas": blas,
                 "blas_mt": lambda n: blas(n, "blas_mt"),
                 "packed": packed,
                 "packed_mt": lambda n: packed(n, True),
+                "dot": dot,
+                "dot_mt": lambda n: dot(n, True),
             }
 
         self.route = _routes.choose("step", w.dtype, rows, K, N, candidates, applies)
-        self.parallel = self.route == "packed_mt"
-        use = self.route in ("packed", "packed_mt")
-        self.panels = pack(w) if use else None  # (N/16, K, 16) or None
+        self.parallel = self.route in ("packed_mt", "dot_mt")
+        self.compiled = self.route not in ("blas", "blas_mt")
+        packed_route = self.route in ("packed", "packed_mt")
+        dot_route = self.route in ("dot", "dot_mt")
+        # (N/16, K, 16) and (N, K), or (0, K, 16) and (0, K) placeholders
+        self.panels = pack(w) if packed_route else np.empty((0, K, PANEL), dtype=w.dtype)
+        self.rows = np.ascontiguousarray(w) if dot_route else np.empty((0, K), dtype=w.dtype)
         self.w_t = w.T  # (K, N) a view
 
     def __call__(self, a: np.ndarray, out: np.ndarray) -> None:
-        if self.parallel:  # numba's thread count was set in __init__
+        if self.route == "packed_mt":  # numba's thread count was set in __init__
             _matmul_packed_par(a, self.panels, out)
-        elif self.panels is not None:
+        elif self.route == "packed":
             _matmul_packed_jit(a, self.panels, out)
+        elif self.compiled:
+            matmul_dot(a, self.rows, out, self.parallel)
         else:
             np.matmul(a, self.w_t, out=out)

@@ -9,6 +9,8 @@ assumed. The kinds (``kind``) and their routes:
            packed    bptt's compiled kernel (functional/fast/_gemm.py), weight packed first,
                      its columns split over the threads when there are several
            blas      np.matmul
+           dot       for one to three rows (T*B < 4): a compiled loop of dot products with
+                     w's rows in place, split over the threads when there are several
     dx     ∂E/∂x = (T*B, G*H) @ (G*H, D): the same routes as proj
     step   one step's recurrent product, (B, H) @ (H, G*H) forward, (B, G*H) @ (G*H, H) back
            blas      np.matmul, BLAS at one thread
@@ -16,6 +18,8 @@ assumed. The kinds (``kind``) and their routes:
            packed    the compiled kernel, one thread
            packed_mt the compiled kernel with the gate columns split over the threads
                      (and, in the LSTM's compiled loop, the batch rows of the gate kernel)
+           dot       for one to three rows (B < 4): dot products with w's rows, compiled
+           dot_mt    the same with the rows of w split over the threads
     dw     the weight gradients Σ_t g_t x_tᵀ over all steps, g (T*B, N), x (T*B, K)
            gx        (N, T*B) @ (T*B, K) = g.T @ x
            xg        ((K, T*B) @ (T*B, N)).T = (x.T @ g).T, the other orientation
@@ -61,11 +65,11 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 1  # bump when the routes or the probe change: old files are then ignored
+SCHEMA = 2  # bump when the routes or the probe change: old files are then ignored
 ROUTES = {
-    "proj": ("packed", "blas"),
-    "dx": ("packed", "blas"),
-    "step": ("packed", "blas", "packed_mt", "blas_mt"),
+    "proj": ("packed", "blas", "dot"),
+    "dx": ("packed", "blas", "dot"),
+    "step": ("packed", "blas", "packed_mt", "blas_mt", "dot", "dot_mt"),
     "dw": ("gx", "xg"),
 }
 PROBE_FLOPS = 2e8  # one probe call does about this much work (a few ms) ...

@@ -1,12 +1,13 @@
-"""The LSTM's time loops: every step's product and gate kernel, compiled as one call when it can be.
+"""The cells' time loops: every step's product and gate kernel, compiled as one call when it can be.
 
 A step is two calls: the recurrent product (:class:`bptt.functional.fast._gemm.StepProduct`)
-and the fused gate kernel (:mod:`bptt.functional.fast._fused`). When the product is
-packed (float32, numba present), both are compiled, so the whole loop over T
-steps runs as one compiled function: no Python call, slice or dispatch per step
-(measured at T = 200, B = 16, H = 256: a layer's loop went from 27-32 ms to 26-30). Otherwise the
-same loop runs from Python, step by step, with ``np.matmul``. Both give the same
-numbers to float32 rounding (tests/functional/test_fused_kernels.py).
+and the fused gate kernel (:mod:`bptt.functional.fast._fused`). When the product's route
+is compiled (packed: float32, B >= 4; dot: B < 4; numba present), both are compiled, so
+the whole loop over T steps runs as one compiled function: no Python call, slice or
+dispatch per step (measured at T = 200, B = 16, H = 256: a layer's loop went from
+27-32 ms to 26-30). Otherwise the same loop runs from Python, step by step, with
+``np.matmul``. Both give the same numbers to float32 rounding
+(tests/functional/test_fused_kernels.py).
 
 Shapes: T time steps, B batch, H hidden units; 4H the gates i, f, g, o.
 """
@@ -22,34 +23,36 @@ from bptt.functional.fast._threads import compiled_threads, step_threads
 if numba is not None:
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
-    def _lstm_forward_steps_jit(panels, gates, rec, bias, h, c, tanh_c, real):
+    def _lstm_forward_steps_jit(panels, rows, gates, rec, bias, h, c, tanh_c, real):
         for t in range(gates.shape[0]):  # the whole time loop compiled: no call per step
-            _gemm._matmul_packed_jit(h[t], panels, rec)
+            _gemm._step_product(h[t], panels, rows, rec)
             _fused._lstm_forward_jit(
                 gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
             )  # fmt: skip
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _lstm_backward_steps_jit(
-        panels_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c, keep
-    ):
+        panels_t, rows_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c,
+        keep,
+    ):  # fmt: skip
         for t in range(gates.shape[0] - 1, -1, -1):  # the whole BPTT loop compiled
             k = t + 1 if keep else 0  # keep_h, keep_c are (1, 1, 1) placeholders unless kept
             _fused._lstm_backward_jit(
                 gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
                 keep_h[k], keep_c[k], keep,
             )  # fmt: skip
-            _gemm._matmul_packed_jit(dz[t], panels_t, dh_rec)
+            _gemm._step_product(dz[t], panels_t, rows_t, dh_rec)
 
-    # The same loops on several threads (route "packed_mt"): each step's product splits
-    # the gate columns (panels) over the threads, the gate kernel splits the batch rows.
+    # The same loops on several threads (routes "packed_mt", "dot_mt"): each step's product
+    # splits the gate columns over the threads, the gate kernel splits the batch rows.
     # Every element is computed by the same code as on one thread, so the numbers are equal.
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
-    def _lstm_forward_steps_par(panels, gates, rec, bias, h, c, tanh_c, real, chunks):
+    def _lstm_forward_steps_par(panels, rows, gates, rec, bias, h, c, tanh_c, real, threads):
         B = rec.shape[0]
+        chunks = min(threads, B)
         for t in range(gates.shape[0]):
-            _gemm._matmul_packed_par(h[t], panels, rec)
+            _gemm._step_product_par(h[t], panels, rows, rec, threads)
             for k in numba.prange(chunks):  # rows b0:b1 of the batch
                 b0, b1 = k * B // chunks, (k + 1) * B // chunks
                 _fused._lstm_forward_jit(
@@ -59,10 +62,11 @@ if numba is not None:
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
     def _lstm_backward_steps_par(
-        panels_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c, keep,
-        chunks,
+        panels_t, rows_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c,
+        keep, threads,
     ):  # fmt: skip
         B = dc.shape[0]
+        chunks = min(threads, B)
         for t in range(gates.shape[0] - 1, -1, -1):
             k = t + 1 if keep else 0
             for j in numba.prange(chunks):  # rows b0:b1 of the batch
@@ -73,7 +77,64 @@ if numba is not None:
                     dh_rec[b0:b1], carry[b0:b1], dc[b0:b1], real[t, b0:b1], dz[t, b0:b1],
                     keep_h[k, kb0:kb1], keep_c[k, kb0:kb1], keep,
                 )  # fmt: skip
-            _gemm._matmul_packed_par(dz[t], panels_t, dh_rec)
+            _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
+
+    # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel),
+    # the gate kernel on one thread (it is a small part of a GRU or RNN step).
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _product(a, panels, rows, out, threads):
+        if threads > 1:
+            _gemm._step_product_par(a, panels, rows, out, threads)
+        else:
+            _gemm._step_product(a, panels, rows, out)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _gru_forward_steps_jit(panels, rows, a, c, bias_hh, h, real, gates, hn, threads):
+        for t in range(a.shape[0]):
+            _product(h[t], panels, rows, c, threads)
+            for b in range(c.shape[0]):
+                for j in range(c.shape[1]):  # c_t = W_h h_{t-1} + b_h
+                    c[b, j] += bias_hh[j]
+            _fused._gru_forward_jit(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _gru_backward_steps_jit(
+        panels_t, rows_t, gates, hn, h, d_out, g_rec, carry, real, da, dc, keep_h, keep, threads
+    ):
+        for t in range(gates.shape[0] - 1, -1, -1):
+            k = t + 1 if keep else 0  # keep_h is a (1, 1, 1) placeholder unless kept
+            _fused._gru_backward_jit(
+                gates[t],
+                hn[t],
+                h[t],
+                d_out[t],
+                g_rec,
+                carry,
+                real[t],
+                da[t],
+                dc[t],
+                keep_h[k],
+                keep,
+            )
+            _product(dc[t], panels_t, rows_t, g_rec, threads)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _rnn_forward_steps_jit(panels, rows, a, rec, s, real, relu, threads):
+        for t in range(a.shape[0]):
+            _product(s[t], panels, rows, rec, threads)
+            _fused._rnn_forward_jit(a[t], rec, s[t], real[t], relu, s[t + 1])
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _rnn_backward_steps_jit(
+        panels_t, rows_t, s, d_out, g_rec, carry, real, relu, da, keep_h, keep, threads
+    ):
+        for t in range(s.shape[0] - 2, -1, -1):
+            k = t + 1 if keep else 0
+            _fused._rnn_backward_jit(
+                s[t + 1], d_out[t], g_rec, carry, real[t], relu, da[t], keep_h[k], keep
+            )
+            _product(da[t], panels_t, rows_t, g_rec, threads)
 
 
 def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tanh_c, real) -> None:
@@ -81,23 +142,20 @@ def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tan
 
     gates (T, B, 4H) holds the input projections and leaves holding the gates;
     h, c (T+1, B, H) enter with the state at index 0; tanh_c (T, B, H). When the
-    product is packed the whole loop runs compiled, else step by step from Python.
+    product's route is compiled the whole loop runs compiled, else step by step from Python.
     """
     with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
-        if recurrent.panels is not None and recurrent.parallel:
-            chunks = min(compiled_threads(), rec.shape[0])
-            _lstm_forward_steps_par(
-                recurrent.panels, gates, rec, bias, h, c, tanh_c, real, chunks
-            )  # fmt: skip
-            return
-        if recurrent.panels is not None:  # packed implies JIT
-            _lstm_forward_steps_jit(recurrent.panels, gates, rec, bias, h, c, tanh_c, real)
-            return
-        for t in range(gates.shape[0]):
-            recurrent(h[t], rec)  # the only per-step product
-            _fused.lstm_step_forward(
-                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-            )  # fmt: skip
+        w = (recurrent.panels, recurrent.rows)
+        if recurrent.parallel:
+            _lstm_forward_steps_par(*w, gates, rec, bias, h, c, tanh_c, real, compiled_threads())
+        elif recurrent.compiled:
+            _lstm_forward_steps_jit(*w, gates, rec, bias, h, c, tanh_c, real)
+        else:
+            for t in range(gates.shape[0]):
+                recurrent(h[t], rec)  # the only per-step product
+                _fused.lstm_step_forward(
+                    gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
+                )  # fmt: skip
 
 
 def lstm_backward_steps(
@@ -109,24 +167,21 @@ def lstm_backward_steps(
     d_out (T, B, H) time-major (a view is fine); dz (T, B, 4H) out; dh_rec, carry
     and dc (B, H) carry the gradients from step to step and leave holding step 0's.
     keep_h, keep_c (T+1, B, H) or None: where to store ∂E/∂h_t, ∂E/∂C_t at t + 1.
-    Compiled as one loop when the product is packed, else step by step from Python.
+    Compiled as one loop when the product's route is compiled, else step by step from Python.
     """
     with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
-        if recurrent_t.panels is not None:  # packed implies JIT
+        if recurrent_t.compiled:
             keep = keep_h is not None
             if not keep:
                 keep_h = keep_c = np.empty((1, 1, 1), dtype=dc.dtype)  # (1, 1, 1) never written
-            if recurrent_t.parallel:
-                chunks = min(compiled_threads(), dc.shape[0])
-                _lstm_backward_steps_par(
-                    recurrent_t.panels, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
-                    keep_h, keep_c, keep, chunks,
-                )  # fmt: skip
-                return
-            _lstm_backward_steps_jit(
-                recurrent_t.panels, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
-                keep_h, keep_c, keep,
+            args = (
+                recurrent_t.panels, recurrent_t.rows, gates, c, tanh_c, d_out, dh_rec, carry, dc,
+                real, dz, keep_h, keep_c, keep,
             )  # fmt: skip
+            if recurrent_t.parallel:
+                _lstm_backward_steps_par(*args, compiled_threads())
+            else:
+                _lstm_backward_steps_jit(*args)
             return
         for t in range(gates.shape[0] - 1, -1, -1):
             # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt
@@ -136,3 +191,85 @@ def lstm_backward_steps(
                 None if keep_c is None else keep_c[t + 1],
             )  # fmt: skip
             recurrent_t(dz[t], dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
+
+
+def _compiled_args(product: _gemm.StepProduct, keep: np.ndarray | None, dtype) -> tuple:
+    """The weight (panels, rows), the kept array or a (1, 1, 1) placeholder, whether it is
+    kept, and the threads of a compiled loop: the arguments every GRU and RNN loop ends with."""
+    kept = keep is not None
+    placeholder = np.empty((1, 1, 1), dtype=dtype)  # (1, 1, 1) never written
+    threads = compiled_threads() if product.parallel else 1
+    return (product.panels, product.rows), (keep if kept else placeholder, kept, threads)
+
+
+def gru_forward_steps(recurrent: _gemm.StepProduct, a, c, bias_hh, h, real, gates, hn) -> None:
+    """All T GRU steps: c = recurrent(h[t]) + bias_hh, then the gate kernel.
+
+    a (T, B, 3H) the input parts; c (B, 3H) scratch; h (T+1, B, H) enters with h_0;
+    gates (T, B, 3H) and hn (T, B, H) out. Compiled as one loop when the product's
+    route is compiled, else step by step from Python.
+    """
+    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
+        if recurrent.compiled:
+            w, (_, _, threads) = _compiled_args(recurrent, None, c.dtype)
+            bias = np.zeros(c.shape[1], c.dtype) if bias_hh is None else bias_hh  # (3H,)
+            _gru_forward_steps_jit(*w, a, c, bias, h, real, gates, hn, threads)
+            return
+        for t in range(a.shape[0]):
+            recurrent(h[t], c)  # the only per-step product
+            if bias_hh is not None:
+                c += bias_hh
+            # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
+            _fused.gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
+
+
+def gru_backward_steps(
+    recurrent_t: _gemm.StepProduct, gates, hn, h, d_out, g_rec, carry, real, da, dc, keep
+) -> None:
+    """All T GRU BPTT steps, t = T-1 .. 0: the gate kernel's backward, then
+    g_rec = recurrent_t(dc[t]). keep (T+1, B, H) or None: ∂E/∂h_t stored at t + 1."""
+    with step_threads(recurrent_t.route):
+        if recurrent_t.compiled:
+            w, tail = _compiled_args(recurrent_t, keep, g_rec.dtype)
+            _gru_backward_steps_jit(*w, gates, hn, h, d_out, g_rec, carry, real, da, dc, *tail)
+            return
+        for t in range(gates.shape[0] - 1, -1, -1):
+            # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
+            _fused.gru_step_backward(
+                gates[t], hn[t], h[t], d_out[t], g_rec, carry, real[t], da[t], dc[t],
+                None if keep is None else keep[t + 1],
+            )  # fmt: skip
+            recurrent_t(dc[t], g_rec)  # through the gates to h_{t-1}
+
+
+def rnn_forward_steps(recurrent: _gemm.StepProduct, a, rec, s, real, relu: bool) -> None:
+    """All T RNN steps: rec = recurrent(s[t]), s_{t+1} = tanh(a[t] + rec) (or relu).
+
+    a (T, B, H) = U x_t + b; rec (B, H) scratch; s (T+1, B, H) enters with s_0.
+    """
+    with step_threads(recurrent.route):
+        if recurrent.compiled:
+            w, (_, _, threads) = _compiled_args(recurrent, None, rec.dtype)
+            _rnn_forward_steps_jit(*w, a, rec, s, real, relu, threads)
+            return
+        for t in range(a.shape[0]):
+            recurrent(s[t], rec)  # W s_{t-1}
+            _fused.rnn_step_forward(a[t], rec, s[t], real[t], relu, s[t + 1])  # padding carries
+
+
+def rnn_backward_steps(
+    recurrent_t: _gemm.StepProduct, s, d_out, g_rec, carry, real, relu: bool, da, keep
+) -> None:
+    """All T RNN BPTT steps, t = T-1 .. 0: da[t] = ∂E/∂a_t, then g_rec = recurrent_t(da[t])."""
+    with step_threads(recurrent_t.route):
+        if recurrent_t.compiled:
+            w, tail = _compiled_args(recurrent_t, keep, g_rec.dtype)
+            _rnn_backward_steps_jit(*w, s, d_out, g_rec, carry, real, relu, da, *tail)
+            return
+        for t in range(s.shape[0] - 2, -1, -1):
+            # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
+            _fused.rnn_step_backward(
+                s[t + 1], d_out[t], g_rec, carry, real[t], relu, da[t],
+                None if keep is None else keep[t + 1],
+            )  # fmt: skip
+            recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t

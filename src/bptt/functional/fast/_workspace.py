@@ -22,6 +22,9 @@ import math
 
 import numpy as np
 
+from bptt.functional.fast._gemm import project
+from bptt.functional.fast._jit import tell_slow_path
+
 
 def scratch(workspace: dict | None, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
     """An uninitialised array of ``shape``: the workspace's memory when it has some, else new."""
@@ -47,3 +50,37 @@ def outputs_from(history: np.ndarray, m: np.ndarray | None) -> np.ndarray:
     if m is not None:
         outputs *= m.transpose(1, 0, 2)  # (B, T, 1)
     return outputs
+
+
+def cell_cache(m, real, weights, workspace, **arrays) -> dict:
+    """The cache every fast cell's forward hands its backward: its own ``arrays``
+    (the time-major histories), the mask ``m`` (T, B, 1) or None, ``real`` (T, B),
+    ``weights`` = (weight_ih, weight_hh, bias_ih, bias_hh): the weights and which
+    biases exist, and the workspace the backward's scratch comes from."""
+    weight_ih, weight_hh, bias_ih, bias_hh = weights
+    return {
+        **arrays,
+        "m": m,
+        "real": real,
+        "weight_ih": weight_ih,
+        "weight_hh": weight_hh,
+        "has_bias_ih": bias_ih is not None,
+        "has_bias_hh": bias_hh is not None,
+        "workspace": workspace,
+    }
+
+
+def inputs_projected(x: np.ndarray, weight_ih: np.ndarray, workspace: dict | None):
+    """x (B, T, D) copied time-major, so each step is contiguous, and weight_ih x_t for
+    every step in one product: x_tm (T, B, D) and a (T, B, N), both workspace memory.
+
+    The first thing a cell's forward does; says once, without numba, how to get the fast path.
+    """
+    tell_slow_path()
+    B, T, D = x.shape
+    N = weight_ih.shape[0]
+    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
+    np.copyto(x_tm, x.transpose(1, 0, 2))
+    a = scratch(workspace, "a", (T, B, N), x.dtype)  # (T, B, N)
+    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, N))
+    return x_tm, a

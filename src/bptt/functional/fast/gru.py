@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional.fast._fused import gru_step_backward, gru_step_forward, real_steps
+from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
-from bptt.functional.fast._jit import tell_slow_path
-from bptt.functional.fast._threads import step_threads
-from bptt.functional.fast._workspace import outputs_from, scratch
+from bptt.functional.fast._time_loops import gru_backward_steps, gru_forward_steps
+from bptt.functional.fast._workspace import cell_cache, inputs_projected, outputs_from, scratch
 
 
 def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
@@ -21,15 +20,10 @@ def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspac
     values r_t, z_t, n_t after their activations, and ``"hn"`` (T, B, H) c_t^n.
     """
     (h0,) = state
-    tell_slow_path()  # once, and only without numba
-    B, T, D = x.shape
+    B, T, _ = x.shape
     H = weight_hh.shape[1]
-
     # W_i x_t + b_i for every step in one product, time-major so each step is contiguous.
-    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
-    np.copyto(x_tm, x.transpose(1, 0, 2))
-    a = scratch(workspace, "a", (T, B, 3 * H), x.dtype)  # (T, B, 3H)
-    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, 3 * H))
+    x_tm, a = inputs_projected(x, weight_ih, workspace)  # (T, B, D), (T, B, 3H)
     if bias_ih is not None:
         a += bias_ih
     m = None if mask is None else mask.T[:, :, None]  # (T, B, 1)
@@ -41,28 +35,12 @@ def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspac
     hn = scratch(workspace, "hn", (T, B, H), x.dtype)  # (T, B, H) c_t^n = W_hn h_{t-1} + b_hn
     c = np.empty((B, 3 * H), dtype=x.dtype)  # (B, 3H) c_t = W_h h_{t-1} + b_h, reused
     recurrent = StepProduct(weight_hh, B, T)  # c = h_{t-1} @ weight_hhᵀ
-    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T):
-            recurrent(h[t], c)  # the only per-step product
-            if bias_hh is not None:
-                c += bias_hh
-            # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
-            gru_step_forward(a[t], c, h[t], real[t], gates[t], hn[t], h[t + 1])
+    # r_t, z_t = σ(a + c); n_t = tanh(a^n + r_t c^n); h_t = n_t + z_t (h_{t-1} - n_t)
+    gru_forward_steps(recurrent, a, c, bias_hh, h, real, gates, hn)
 
     outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
-    cache = {
-        "x_tm": x_tm,
-        "h": h,
-        "gates": gates,
-        "hn": hn,
-        "m": m,
-        "real": real,
-        "weight_ih": weight_ih,
-        "weight_hh": weight_hh,
-        "has_bias_ih": bias_ih is not None,
-        "has_bias_hh": bias_hh is not None,
-        "workspace": workspace,
-    }
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    cache = cell_cache(m, real, weights, workspace, x_tm=x_tm, h=h, gates=gates, hn=hn)
     return outputs, (h[T].copy(),), cache
 
 
@@ -83,14 +61,8 @@ def gru_backward(d_outputs, d_final_state, cache, state_grads=None):
     dc = scratch(cache["workspace"], "dc", (T, B, 3 * H), h.dtype)  # (T, B, 3H) ∂E/∂c_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=h.dtype)  # (T+1, B, H)
     recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂c_t @ weight_hh
-    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T - 1, -1, -1):
-            # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
-            gru_step_backward(
-                gates[t], hn[t], h[t], d_out_tm[t], g_rec, carry, real[t], da[t], dc[t],
-                None if keep is None else keep[t + 1],
-            )  # fmt: skip
-            recurrent_t(dc[t], g_rec)  # through the gates to h_{t-1}
+    # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t; then to h_{t-1}
+    gru_backward_steps(recurrent_t, gates, hn, h, d_out_tm, g_rec, carry, real, da, dc, keep)
     g = g_rec + carry  # (B, H) ∂E/∂h_0
     if keep is not None:
         keep[0] = g

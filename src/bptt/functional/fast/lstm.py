@@ -12,7 +12,7 @@ from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
 from bptt.functional.fast._jit import tell_slow_path
 from bptt.functional.fast._time_loops import lstm_backward_steps, lstm_forward_steps
-from bptt.functional.fast._workspace import outputs_from, scratch
+from bptt.functional.fast._workspace import cell_cache, outputs_from, scratch
 
 
 def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
@@ -56,20 +56,8 @@ def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspa
     lstm_forward_steps(recurrent, gates, rec, bias, h, c, tanh_c, real)
 
     outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
-    cache = {
-        "xh": xh,
-        "h": h,
-        "c": c,
-        "gates": gates,
-        "tanh_c": tanh_c,
-        "m": m,
-        "real": real,
-        "weight_ih": weight_ih,
-        "weight_hh": weight_hh,
-        "has_bias_ih": bias_ih is not None,
-        "has_bias_hh": bias_hh is not None,
-        "workspace": workspace,
-    }
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    cache = cell_cache(m, real, weights, workspace, xh=xh, h=h, c=c, gates=gates, tanh_c=tanh_c)
     return outputs, (h[T].copy(), c[T].copy()), cache
 
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional.fast._fused import real_steps, rnn_step_backward, rnn_step_forward
+from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
-from bptt.functional.fast._jit import tell_slow_path
-from bptt.functional.fast._threads import step_threads
-from bptt.functional.fast._workspace import outputs_from, scratch
+from bptt.functional.fast._time_loops import rnn_backward_steps, rnn_forward_steps
+from bptt.functional.fast._workspace import cell_cache, inputs_projected, outputs_from, scratch
 
 
 def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinearity, workspace):
@@ -20,15 +19,10 @@ def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinea
     Its cache holds, time-major, ``"h"`` (T+1, B, H) the states s_0 .. s_T.
     """
     (h0,) = state
-    tell_slow_path()  # once, and only without numba
-    B, T, D = x.shape
+    B, T, _ = x.shape
     H = weight_hh.shape[0]
-
     # U x_t + b for every step in one product, time-major so each step is contiguous.
-    x_tm = scratch(workspace, "x_tm", (T, B, D), x.dtype)  # (T, B, D)
-    np.copyto(x_tm, x.transpose(1, 0, 2))
-    a = scratch(workspace, "a", (T, B, H), x.dtype)  # (T, B, H)
-    project(x_tm.reshape(T * B, D), weight_ih, a.reshape(T * B, H))
+    x_tm, a = inputs_projected(x, weight_ih, workspace)  # (T, B, D), (T, B, H)
     for b in (bias_ih, bias_hh):
         if b is not None:
             a += b
@@ -40,26 +34,11 @@ def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinea
     s[0] = h0
     rec = np.empty((B, H), dtype=x.dtype)  # (B, H) W s_{t-1}, reused
     recurrent = StepProduct(weight_hh, B, T)  # rec = s_{t-1} @ Wᵀ
-    with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T):
-            recurrent(s[t], rec)  # W s_{t-1}
-            rnn_step_forward(
-                a[t], rec, s[t], real[t], relu, s[t + 1]
-            )  # s_t = tanh(a_t), padding carries
+    rnn_forward_steps(recurrent, a, rec, s, real, relu)  # s_t = tanh(a_t), padding carries
 
     outputs = outputs_from(s, m)  # (B, T, H) a new array, zero at padding
-    cache = {
-        "x_tm": x_tm,
-        "h": s,
-        "m": m,
-        "real": real,
-        "weight_ih": weight_ih,
-        "weight_hh": weight_hh,
-        "has_bias_ih": bias_ih is not None,
-        "has_bias_hh": bias_hh is not None,
-        "nonlinearity": nonlinearity,
-        "workspace": workspace,
-    }
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    cache = cell_cache(m, real, weights, workspace, x_tm=x_tm, h=s, nonlinearity=nonlinearity)
     return outputs, (s[T].copy(),), cache
 
 
@@ -79,14 +58,8 @@ def rnn_backward(d_outputs, d_final_state, cache, state_grads=None):
     da = scratch(cache["workspace"], "da", (T, B, H), s.dtype)  # (T, B, H) ∂E/∂a_t
     keep = None if state_grads is None else np.empty((T + 1, B, H), dtype=s.dtype)  # (T+1, B, H)
     recurrent_t = StepProduct(weight_hh.T, B, T)  # g_rec = ∂E/∂a_t @ W
-    with step_threads(recurrent_t.route):  # BLAS at one thread unless the route is blas_mt
-        for t in range(T - 1, -1, -1):
-            # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
-            rnn_step_backward(
-                s[t + 1], d_out_tm[t], g_rec, carry, real[t], relu, da[t],
-                None if keep is None else keep[t + 1],
-            )  # fmt: skip
-            recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t
+    # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
+    rnn_backward_steps(recurrent_t, s, d_out_tm, g_rec, carry, real, relu, da, keep)
     g = g_rec + carry  # (B, H) ∂E/∂s_0
 
     if keep is not None:
