@@ -110,9 +110,9 @@ class Config:
     test_engine: str = _flag("", "speech: hold this engine out (espeak-ng, flite or festival): "
                              "train and validate on the other two, test on it (default: the "
                              "split by speaker)")  # fmt: skip
-    augment: str = _flag("", "speech: training augmentations, comma-separated (speed, pitch, "
-                         "reverb, telephone, noise, babble, gain, specaugment; all: every one; "
-                         "default: none), see bptt.data.augment")  # fmt: skip
+    augment: str = _flag("", "speech: training augmentations, comma-separated (speed, tempo, "
+                         "pitch, reverb, telephone, noise, babble, gain, vtlp, specaugment; all: "
+                         "every one; default: none), see bptt.data.augment")  # fmt: skip
     norm: str = _flag("cmvn", "speech: feature normalisation per utterance",
                       choices=("cmvn", "pcen"))  # fmt: skip
     # Video task.

@@ -10,7 +10,7 @@ import pytest
 from bptt.cli import main
 from bptt.data.audio import SAMPLE_RATE, read_wav
 from bptt.tasks import digits
-from bptt.tasks import speech_synth as synth
+from bptt.tasks import speech_voices as sv
 
 pytest.importorskip("python_speech_features", reason="extra 'speech'")
 pytestmark = pytest.mark.skipif(
@@ -23,11 +23,11 @@ FLAGS += ["--eval-every", "3", "--max-examples", "10"]
 
 
 def test_each_split_speaks_with_its_own_speakers_only():
-    for split in synth.SPLITS:
+    for split in sv.SPLITS:
         specs = digits.clip_specs(split, 30, ("espeak-ng",))
         assert [s.text for s in specs[:10]] == digits.LABELS  # clip i says digit i mod 10
-        speakers = {synth.parse_voice(s.voice).speaker for s in specs}
-        assert all(synth.split_of(sp) == split for sp in speakers), (split, speakers)
+        speakers = {sv.parse_voice(s.voice).speaker for s in specs}
+        assert all(sv.split_of(sp) == split for sp in speakers), (split, speakers)
     again = digits.clip_specs("train", 30, ("espeak-ng",))
     assert again == digits.clip_specs("train", 30, ("espeak-ng",))  # fixed, not --seed
 
@@ -90,11 +90,11 @@ def test_synth_by_word_prints_the_spans_and_refuses_bad_input(tmp_path, capsys):
 def test_held_out_engine_clips_never_train_on_the_test_engine():
     from bptt.tasks import ctc_digits
 
-    for held_out in synth.ENGINES:
+    for held_out in sv.ENGINES:
         for make in (digits.clip_specs, ctc_digits.utterance_specs):
             engines = {
-                split: {synth.engine_of(s.voice) for s in make(split, 60, (), held_out)}
-                for split in synth.SPLITS
+                split: {sv.engine_of(s.voice) for s in make(split, 60, (), held_out)}
+                for split in sv.SPLITS
             }
             assert engines["test"] == {held_out}
             assert held_out not in engines["train"] | engines["validation"]

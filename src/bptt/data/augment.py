@@ -7,6 +7,7 @@ changes one of those, leaves the words alone, and is switched on by name
 
     speed       x'[n] = x(n·s)                 resampled, s ~ U(0.85, 1.15): tempo and
                                                pitch together (Kaldi's 3-way perturbation)
+    tempo       duration × r, r ~ U(0.8, 1.25), pitch kept: overlap-add (WSOLA) alone
     pitch       pitch × 2^(k/12), k ~ U(-4, 4) semitones, duration kept: resampled by
                 2^(k/12), then stretched back by overlap-add of 32 ms Hann frames
     reverb      x * h,  h[n] = δ[n] + g·e^(-6.9 n / (RT60·fs)) ξ[n]     ξ white, RT60 ~
@@ -19,10 +20,13 @@ changes one of those, leaves the words alone, and is switched on by name
 
 and on features (T, D):
 
+    vtlp        vocal-tract-length perturbation: the spectrum's frequencies scaled by
+                α ~ U(0.85, 1.15) before the mel filters (piecewise linear above 4.8 kHz,
+                :func:`bptt.data.audio.vtlp_unwarp`): formants move, pitch and timing stay
     specaugment 2 time masks of up to 10% of T frames and 2 frequency masks of up to
                 D/5 channels, set to 0 (the mean, after normalisation): Park et al. 2019
 
-Each part is applied to a clip with probability 1/2 (speed and specaugment always),
+Each part is applied to a clip with probability 1/2 (speed, vtlp and specaugment always),
 in the order above, with a generator seeded by (seed, clip index): the same seed
 gives the same augmented corpus.
 
@@ -36,11 +40,13 @@ import numpy as np
 from bptt.data.audio import SAMPLE_RATE, resample
 from bptt.errors import BpttError
 
-AUDIO_PARTS = ("speed", "pitch", "reverb", "telephone", "noise", "babble", "gain")
-FEATURE_PARTS = ("specaugment",)
+AUDIO_PARTS = ("speed", "tempo", "pitch", "reverb", "telephone", "noise", "babble", "gain")
+FEATURE_PARTS = ("vtlp", "specaugment")
 PARTS = AUDIO_PARTS + FEATURE_PARTS
-ALWAYS = ("speed", "specaugment")  # the rest: each with probability 1/2
+ALWAYS = ("speed", "vtlp", "specaugment")  # the rest: each with probability 1/2
 SPEED_RANGE = (0.85, 1.15)
+TEMPO_RANGE = (0.8, 1.25)
+WARP_RANGE = (0.85, 1.15)
 SEMITONES = 4.0
 RT60_RANGE, DRR_RANGE = (0.1, 0.7), (0.0, 12.0)
 NOISE_SNR, BABBLE_SNR = (0.0, 25.0), (5.0, 20.0)
@@ -173,6 +179,8 @@ def augment_audio(
     on = {p: p in parts and (p in ALWAYS or rng.random() < 0.5) for p in AUDIO_PARTS}
     if on["speed"]:
         y = speed(y, rng.uniform(*SPEED_RANGE))
+    if on["tempo"]:
+        y = stretch(y, rng.uniform(*TEMPO_RANGE))
     if on["pitch"]:
         y = pitch_shift(y, rng.uniform(-SEMITONES, SEMITONES))
     if on["reverb"]:
@@ -187,6 +195,12 @@ def augment_audio(
     if on["gain"]:
         y = (y * 10 ** (rng.uniform(*GAIN_DB) / 20)).astype(np.float32)
     return y  # (N',)
+
+
+def warp_factor(parts: tuple[str, ...], rng: np.random.Generator) -> float:
+    """The VTLP factor α of one augmented copy: drawn from WARP_RANGE when "vtlp" is among
+    ``parts``, else 1 (features unwarped). Feed it to :func:`bptt.data.audio.features`."""
+    return float(rng.uniform(*WARP_RANGE)) if "vtlp" in parts else 1.0
 
 
 def spec_augment(

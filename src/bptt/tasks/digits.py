@@ -43,6 +43,7 @@ from bptt.data.audio import feature_size, features, read_wav
 from bptt.errors import BpttError, DataError
 from bptt.tasks import speech_corpus as corpus
 from bptt.tasks import speech_synth as synth
+from bptt.tasks import speech_voices as sv
 from bptt.tasks._examples import (
     Split,
     TaskData,
@@ -70,15 +71,15 @@ def clip_specs(
     (shuffled), with a random rate, pitch and noise; the same on every run. With a
     ``test_engine``, the voices are the held-out-engine protocol's, drawn engine first."""
     if test_engine:
-        pool = synth.engine_voices(split, test_engine)
-        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split),
-                                     100 + synth.ENGINES.index(test_engine)])  # fmt: skip
-        return [synth.draw_spec(LABELS[i % len(LABELS)], synth.draw_voice(pool, rng), rng)
+        pool = sv.engine_voices(split, test_engine)
+        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split),
+                                     100 + sv.ENGINES.index(test_engine)])  # fmt: skip
+        return [synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng), rng)
                 for i in range(count)]  # fmt: skip
-    voices = synth.voices(split, engines)
+    voices = sv.voices(split, engines)
     if not voices:
         raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
-    rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), len(engines)])
+    rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split), len(engines)])
     order = rng.permutation(len(voices))  # (V,)
     specs = []
     for i in range(count):
@@ -121,7 +122,8 @@ def augmented_features(clips: list[corpus.Clip], config, copies: int = AUG_COPIE
             rng = np.random.default_rng([config.seed, c, i, 7])
             others = [audio[j] for j in rng.integers(len(audio), size=8)]
             y = augment.augment_audio(x, parts, rng, others)  # (N',)
-            f = features(y, config.features, norm=config.norm)  # (T, D)
+            warp = augment.warp_factor(parts, rng) if config.features == "logmel" else 1.0
+            f = features(y, config.features, norm=config.norm, warp=warp)  # (T, D)
             if "specaugment" in parts:
                 f = augment.spec_augment(f, rng)
             out.append(f)
@@ -131,7 +133,7 @@ def augmented_features(clips: list[corpus.Clip], config, copies: int = AUG_COPIE
 def split_names(config) -> str:
     """Which voices the splits hold, for the summary line."""
     if config.test_engine:
-        others = [e for e in synth.ENGINES if e != config.test_engine]
+        others = [e for e in sv.ENGINES if e != config.test_engine]
         return f"trained on {' and '.join(others)}, tested on {config.test_engine} (held out)"
     return ""
 
@@ -145,15 +147,15 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     held_out = config.test_engine
     if held_out:
         n_test = HELD_OUT_TEST
-        engines = tuple(synth.ENGINES)
+        engines = tuple(sv.ENGINES)
     else:
-        n_test = TEST_CLIPS or len(LABELS) * len(synth.voices("test", engines))
+        n_test = TEST_CLIPS or len(LABELS) * len(sv.voices("test", engines))
     counts = {"train": config.max_examples or 6000, "validation": VAL_CLIPS, "test": n_test}
     dtype = np.dtype(config.dtype)
     splits, folders, speakers_of = {}, {}, {}
     for name, count in counts.items():
         specs = clip_specs(name, count, engines, held_out)
-        speakers_of[name] = [synth.parse_voice(s.voice).speaker for s in specs]
+        speakers_of[name] = [sv.parse_voice(s.voice).speaker for s in specs]
         clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features, config.norm)
         targets = [LABELS.index(c.text) for c in clips]
