@@ -171,3 +171,14 @@ def test_tempo_stretches_the_clip_and_keeps_its_pitch():
     factor = len(out) / len(x)
     assert augment.TEMPO_RANGE[0] - 0.01 <= factor <= augment.TEMPO_RANGE[1] + 0.01
     assert abs(peak_hz(out) - 440.0) < 6
+
+
+def test_the_equaliser_colours_tones_differently_and_keeps_the_level():
+    x = tone(200.0) + tone(4000.0)
+    gains = []
+    for seed in range(4):
+        y = augment.equalise(x, np.random.default_rng(seed)).astype(np.float64)
+        assert np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x.astype(float) ** 2)))
+        spectrum = np.abs(np.fft.rfft(y))  # 1 Hz bins: the tones at 200 and 4000
+        gains.append(20 * np.log10(spectrum[4000] / spectrum[200]))
+    assert max(gains) - min(gains) > 3.0  # the balance of high and low moves, seed to seed

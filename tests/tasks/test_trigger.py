@@ -131,6 +131,18 @@ def test_an_augmented_bank_keeps_its_words_one_by_one_and_follows_its_seed():
     assert all(len(x) != len(y) for x, y in zip(a.triggers, bank.triggers, strict=True))
 
 
+def test_pcen_features_of_a_prefix_are_the_prefix_of_the_features():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(3 * SAMPLE_RATE).astype(np.float32)  # (N,)
+    whole = tr.raw_features(x, "logmel", norm="pcen")  # (T, 40)
+    head = tr.raw_features(x[:SAMPLE_RATE], "logmel", norm="pcen")  # (T', 40)
+    n = len(head) - 1  # the prefix's last frame is zero-padded
+    assert np.allclose(head[:n], whole[:n], atol=1e-5)  # causal: the detector stays live
+    assert not np.allclose(whole, tr.raw_features(x, "logmel"))
+    with pytest.raises(BpttError, match="--norm pcen reads log-mel"):
+        tr.raw_features(x, "mfcc", norm="pcen")
+
+
 def test_the_tagger_must_read_one_way(tmp_path, capsys):
     flags = ["--quiet", "--out", str(tmp_path), "--bidirectional", "yes"]
     assert main(["train", "trigger", *flags]) == 2

@@ -14,6 +14,11 @@ changes one of those, leaves the words alone, and is switched on by name
                 U(0.1, 0.7) s, g so the tail holds 10^(-DRR/10) of the direct energy,
                 DRR ~ U(0, 12) dB: a synthetic room impulse response
     telephone   4th-order Butterworth band-pass 300..3400 Hz, then 8 kHz and back
+    eq          an equaliser: |X(f)| × 10^(G(f)/20), G(f) = τ log2(f / 1 kHz) + Σ_k g_k
+                exp(-(log2(f / f_k))² / 2w²) dB; tilt τ ~ U(-3, 3) dB/octave, two bands
+                f_k ~ log-U(200, 6000) Hz, g_k ~ U(-8, 8) dB, w = 0.5 octave: another
+                microphone or vocoder's colour (per-utterance CMVN removes a fixed one,
+                a detector normalised once for all clips does not)
     noise       + white or pink noise at SNR ~ U(0, 25) dB
     babble      + 3..6 other training utterances summed, at SNR ~ U(5, 20) dB
     gain        × 10^(g/20), g ~ U(-20, 10) dB
@@ -40,7 +45,7 @@ import numpy as np
 from bptt.data.audio import SAMPLE_RATE, resample
 from bptt.errors import BpttError
 
-AUDIO_PARTS = ("speed", "tempo", "pitch", "reverb", "telephone", "noise", "babble", "gain")
+AUDIO_PARTS = ("speed", "tempo", "pitch", "reverb", "telephone", "eq", "noise", "babble", "gain")
 FEATURE_PARTS = ("vtlp", "specaugment")
 PARTS = AUDIO_PARTS + FEATURE_PARTS
 ALWAYS = ("speed", "vtlp", "specaugment")  # the rest: each with probability 1/2
@@ -52,6 +57,7 @@ RT60_RANGE, DRR_RANGE = (0.1, 0.7), (0.0, 12.0)
 NOISE_SNR, BABBLE_SNR = (0.0, 25.0), (5.0, 20.0)
 GAIN_DB = (-20.0, 10.0)
 BAND = (300.0, 3400.0)
+TILT_DB, EQ_DB, EQ_BANDS = 3.0, 8.0, (200.0, 6000.0)
 
 
 def parse_parts(text: str) -> tuple[str, ...]:
@@ -141,6 +147,19 @@ def telephone(x: np.ndarray) -> np.ndarray:
     return (y * _rms(x) / _rms(y)).astype(np.float32)
 
 
+def equalise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` (N,) through a random equaliser (a tilt and two bands, see above), same RMS."""
+    spectrum = np.fft.rfft(np.asarray(x, dtype=np.float64))  # (N//2+1,)
+    f = np.maximum(np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE), 20.0)  # (N//2+1,) Hz
+    octaves = np.log2(f / 1000.0)  # (N//2+1,)
+    gain_db = rng.uniform(-TILT_DB, TILT_DB) * octaves  # (N//2+1,)
+    for _ in range(2):
+        centre = np.log2(np.exp(rng.uniform(*np.log(EQ_BANDS))) / 1000.0)
+        gain_db += rng.uniform(-EQ_DB, EQ_DB) * np.exp(-((octaves - centre) ** 2) / (2 * 0.5**2))
+    y = np.fft.irfft(spectrum * 10 ** (gain_db / 20), n=len(x))  # (N,)
+    return (y * _rms(x) / _rms(y)).astype(np.float32)
+
+
 def coloured_noise(n: int, rng: np.random.Generator, colour: str) -> np.ndarray:
     """Noise (n,) of RMS 1: "white" or "pink" (power ∝ 1/f)."""
     noise = rng.standard_normal(n)  # (n,)
@@ -187,6 +206,8 @@ def augment_audio(
         y = reverb(y, rng)
     if on["telephone"]:
         y = telephone(y)
+    if on["eq"]:
+        y = equalise(y, rng)
     if on["noise"]:
         colour = ("white", "pink")[int(rng.integers(2))]
         y = mix(y, coloured_noise(len(y), rng, colour), rng.uniform(*NOISE_SNR))

@@ -13,7 +13,9 @@ labels, 1 for the 50 frames (0.5 s) after each trigger ends and 0 elsewhere (y_t
 Features: 40 log-mel filterbanks (or 39 MFCCs) per 10 ms frame
 (:mod:`bptt.data.audio`), normalised with the TRAINING clips' mean and spread
 per coefficient, not per utterance: a live detector cannot see a clip's future
-to normalise it. Frames are then stacked STACK = 4 at a time,
+to normalise it (``--norm pcen``: per-channel energy normalisation of the mel energies
+first, which is causal too: a channel's level and an engine's spectral tilt weigh less).
+Frames are then stacked STACK = 4 at a time,
 
     x_s = [f_{4s}, f_{4s+1}, f_{4s+2}, f_{4s+3}]      (T/4, 4D): one step per 40 ms
     y_s = y_{4s+3}                                     the label of its last frame
@@ -54,6 +56,7 @@ from bptt.data.audio import (
     feature_size,
     log_mel,
     mfcc,
+    pcen,
     read_wav,
     stack_frames,
 )
@@ -74,12 +77,18 @@ CLIPS = {"train": 2000, "validation": 200, "test": 300}  # train: --max-examples
 
 
 # ---------------------------------------------------------------- features and steps
-def raw_features(samples, kind: str, warp: float = 1.0) -> np.ndarray:
-    """Unnormalised features (T, D) float32: log-mel (D = 40; ``warp``: its VTLP factor)
-    or MFCCs with deltas (39)."""
-    if kind not in ("logmel", "mfcc"):
-        raise BpttError(f"features must be logmel or mfcc; got {kind!r}")
+def raw_features(samples, kind: str, warp: float = 1.0, norm: str = "cmvn") -> np.ndarray:
+    """Features (T, D) float32 before the training clips' normalisation: log-mel (D = 40;
+    ``warp``: its VTLP factor; ``norm`` "pcen": per-channel energy normalisation of the
+    mel energies instead of their log, causal like the detector) or MFCCs with deltas (39)."""
+    if kind not in ("logmel", "mfcc") or norm not in ("cmvn", "pcen"):
+        raise BpttError(f"features must be logmel or mfcc, norm cmvn or pcen; got {kind!r}, "
+                        f"{norm!r}")  # fmt: skip
+    if norm == "pcen" and kind != "logmel":
+        raise BpttError("--norm pcen reads log-mel features: --features logmel")
     f = log_mel(samples, warp=warp) if kind == "logmel" else mfcc(samples)  # (T, D)
+    if norm == "pcen":
+        f = pcen(np.exp(f))  # (T, D)
     return f.astype(np.float32)
 
 
@@ -160,6 +169,7 @@ def clip_set(
     negatives_only=False,
     parts: tuple[str, ...] = (),
     seed: int = 0,
+    norm: str = "cmvn",
 ):
     """``count`` composed clips of ``split`` as raw features, cached beside the corpora.
 
@@ -182,6 +192,8 @@ def clip_set(
         head["negatives_only"] = True
     if parts:
         head["augment"], head["seed"] = list(parts), seed
+    if norm != "cmvn":
+        head["norm"] = norm
     key = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     path = corpus.cache_root(folder) / "trigger" / f"{split}-{key}.npz"
     if path.is_file():
@@ -203,7 +215,7 @@ def clip_set(
             rng = np.random.default_rng([clips.DATA_SEED, sv.SPLITS.index(split), i, seed, 1])
         samples, placed = clips.compose(bank, rng, clips.CLIP_SECONDS, negatives_only)  # (N,)
         warp = warp_factor(parts, rng) if parts and kind == "logmel" else 1.0
-        feats.append(raw_features(samples, kind, warp))  # (T_i, D)
+        feats.append(raw_features(samples, kind, warp, norm))  # (T_i, D)
         words.append(placed)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -244,12 +256,13 @@ def raw_split(name: str, config, progress: bool = False, negatives_only: bool = 
     if negatives_only:
         count = NEGATIVE_CLIPS
     key, bank, speakers = clips.bank_for(name, engines, config.data, progress, config.test_engine)
-    feats = clip_set(name, count, key, bank, config.features, config.data, negatives_only)
+    feats = clip_set(name, count, key, bank, config.features, config.data, negatives_only,
+                     norm=config.norm)  # fmt: skip
     parts = parse_parts(config.augment) if name == "train" and not negatives_only else ()
     parts = tuple(p for p in parts if p != "specaugment")  # a time mask could hide a trigger
     if parts:
         more = clip_set(name, count, key, bank, config.features, config.data, False, parts,
-                        config.seed)  # fmt: skip
+                        config.seed, config.norm)  # fmt: skip
         feats = (feats[0] + more[0], feats[1] + more[1])
     return feats, speakers
 
@@ -269,8 +282,8 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     del stacked
     dtype = np.dtype(config.dtype)
     splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in sv.SPLITS}
-    extra = {"features": config.features, "stack": STACK, "mean": mean.tolist(),
-             "std": std.tolist(), "trigger": clips.TRIGGER}  # fmt: skip
+    extra = {"features": config.features, "norm": config.norm, "stack": STACK,
+             "mean": mean.tolist(), "std": std.tolist(), "trigger": clips.TRIGGER}  # fmt: skip
     return TaskData(
         splits["train"],
         splits["validation"],
@@ -350,7 +363,8 @@ def detect(path, samples, rate: int = SAMPLE_RATE, threshold: float = 0.5):
 
     model, config, meta, _ = load_model(path, "trigger")
     extra = meta["extra"]
-    f = raw_features(resample(samples, rate, SAMPLE_RATE), extra["features"])  # (T, D)
+    f = raw_features(resample(samples, rate, SAMPLE_RATE), extra["features"],
+                     norm=extra.get("norm", "cmvn"))  # (T, D)  # fmt: skip
     f = (f - np.array(extra["mean"])) / np.array(extra["std"])  # (T, D)
     x = stack_frames(f.astype(np.dtype(config.dtype)), extra["stack"])[None]  # (1, S, kD)
     if x.shape[1] == 0:
