@@ -108,26 +108,44 @@ def clip_features(
     return feats
 
 
+AUG_WORKERS = int(os.environ.get("BPTT_AUG_WORKERS", 0)) or os.cpu_count() or 1
+_AUDIO: list[np.ndarray] = []  # the clips being augmented, shared with forked workers
+
+
+def _augment_clip(job) -> np.ndarray:
+    """Features (T, D) of copy c of clip i through ``parts`` (a worker's task)."""
+    from bptt.data import augment
+
+    c, i, seed, parts, kind, norm = job
+    rng = np.random.default_rng([seed, c, i, 7])
+    others = [_AUDIO[j] for j in rng.integers(len(_AUDIO), size=8)]
+    y = augment.augment_audio(_AUDIO[i], parts, rng, others)  # (N',)
+    warp = augment.warp_factor(parts, rng) if kind == "logmel" else 1.0
+    f = features(y, kind, norm=norm, warp=warp)  # (T, D)
+    return augment.spec_augment(f, rng) if "specaugment" in parts else f
+
+
 def augmented_features(clips: list[corpus.Clip], config, copies: int = AUG_COPIES) -> list:
     """``copies`` augmented feature sequences (T_i, D) of each clip, in clip order per
     copy, through ``config.augment``'s parts (:mod:`bptt.data.augment`), drawn from
-    ``config.seed``; babble is made of other clips of the same list."""
+    ``config.seed``; babble is made of other clips of the same list. Clip i's copy c
+    draws from (seed, c, i), so AUG_WORKERS forked processes (environment variable
+    BPTT_AUG_WORKERS; default: the CPU count) give the same features as one."""
+    import multiprocessing
+
     from bptt.data import augment
 
     parts = augment.parse_parts(config.augment)
-    audio = [clip.audio() for clip in clips]  # (N_i,) each
-    out = []
-    for c in range(copies):
-        for i, x in enumerate(audio):
-            rng = np.random.default_rng([config.seed, c, i, 7])
-            others = [audio[j] for j in rng.integers(len(audio), size=8)]
-            y = augment.augment_audio(x, parts, rng, others)  # (N',)
-            warp = augment.warp_factor(parts, rng) if config.features == "logmel" else 1.0
-            f = features(y, config.features, norm=config.norm, warp=warp)  # (T, D)
-            if "specaugment" in parts:
-                f = augment.spec_augment(f, rng)
-            out.append(f)
-    return out
+    _AUDIO[:] = [clip.audio() for clip in clips]  # (N_i,) each
+    jobs = [(c, i, config.seed, parts, config.features, config.norm)
+            for c in range(copies) for i in range(len(clips))]  # fmt: skip
+    try:
+        if AUG_WORKERS > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(AUG_WORKERS) as pool:
+                return pool.map(_augment_clip, jobs, chunksize=64)
+        return [_augment_clip(job) for job in jobs]
+    finally:
+        _AUDIO.clear()
 
 
 def split_names(config) -> str:
