@@ -32,6 +32,22 @@ def test_each_split_speaks_with_its_own_speakers_only():
     assert again == digits.clip_specs("train", 30, ("espeak-ng",))  # fixed, not --seed
 
 
+def test_augmented_copies_are_the_same_with_one_or_several_workers(monkeypatch):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    sounds = [(0.1 * rng.standard_normal(4000 + 500 * i)).astype(np.float32) for i in range(6)]
+    clips = [SimpleNamespace(audio=lambda x=x: x) for x in sounds]
+    config = SimpleNamespace(augment="all", seed=3, features="logmel", norm="cmvn")
+    runs = []
+    for workers in (1, 2):
+        monkeypatch.setattr(digits, "AUG_WORKERS", workers)
+        runs.append(digits.augmented_features(clips, config, copies=2))
+    assert len(runs[0]) == 12 and all(f.shape[1] == 40 for f in runs[0])
+    assert all(np.array_equal(a, b) for a, b in zip(*runs, strict=True))
+    assert not np.array_equal(runs[0][0], runs[0][6][: len(runs[0][0])])  # copies differ
+
+
 def test_end_to_end_train_eval_and_predict_a_synthesised_wav(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(digits, "VAL_CLIPS", 5)
     monkeypatch.setattr(digits, "TEST_CLIPS", 5)
