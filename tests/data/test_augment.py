@@ -140,3 +140,45 @@ def test_dither_pads_and_adds_seeded_noise_30_db_down():
     padded = np.concatenate([np.zeros(pad), x, np.zeros(pad)])
     snr = 10 * np.log10(np.mean(padded**2) / np.mean(noise**2))
     assert abs(snr - 30.0) < 1.0
+
+
+def test_vtlp_moves_a_tone_to_the_channel_of_the_warped_frequency():
+    psf = pytest.importorskip("python_speech_features", reason="extra 'speech'")
+    from bptt.data.audio import warped_filterbank
+
+    assert np.array_equal(warped_filterbank(40, 512, SAMPLE_RATE, 1.0),
+                          psf.get_filterbanks(40, 512, SAMPLE_RATE))  # fmt: skip
+    peak = lambda x, warp=1.0: int(log_mel(x, warp=warp).mean(axis=0).argmax())  # noqa: E731
+    for alpha, moved in ((0.8, 800.0), (1.2, 1200.0)):
+        assert peak(tone(1000.0), alpha) == peak(tone(moved)) != peak(tone(1000.0))
+    x = tone(300.0) + tone(2500.0)
+    assert np.array_equal(log_mel(x, warp=1.0), log_mel(x))
+    warped = features(x, warp=1.1)
+    assert warped.shape == features(x).shape and not np.allclose(warped, features(x))
+
+
+def test_the_warp_factor_is_drawn_only_with_vtlp_and_inside_its_range():
+    rng = np.random.default_rng(0)
+    assert augment.warp_factor(("speed",), rng) == 1.0
+    alphas = [augment.warp_factor(("vtlp",), rng) for _ in range(200)]
+    assert augment.WARP_RANGE[0] <= min(alphas) < 0.9 and 1.1 < max(alphas) <= 1.15
+
+
+def test_tempo_stretches_the_clip_and_keeps_its_pitch():
+    x = tone(440.0)
+    outs = [augment.augment_audio(x, ("tempo",), np.random.default_rng(s)) for s in range(6)]
+    out = next(y for y in outs if len(y) != len(x))  # applied with probability 1/2
+    factor = len(out) / len(x)
+    assert augment.TEMPO_RANGE[0] - 0.01 <= factor <= augment.TEMPO_RANGE[1] + 0.01
+    assert abs(peak_hz(out) - 440.0) < 6
+
+
+def test_the_equaliser_colours_tones_differently_and_keeps_the_level():
+    x = tone(200.0) + tone(4000.0)
+    gains = []
+    for seed in range(4):
+        y = augment.equalise(x, np.random.default_rng(seed)).astype(np.float64)
+        assert np.sqrt(np.mean(y**2)) == pytest.approx(np.sqrt(np.mean(x.astype(float) ** 2)))
+        spectrum = np.abs(np.fft.rfft(y))  # 1 Hz bins: the tones at 200 and 4000
+        gains.append(20 * np.log10(spectrum[4000] / spectrum[200]))
+    assert max(gains) - min(gains) > 3.0  # the balance of high and low moves, seed to seed

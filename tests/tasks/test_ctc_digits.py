@@ -16,6 +16,7 @@ from bptt.errors import BpttError, CheckpointError, DataError
 from bptt.tasks.speech import ctc_digits
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import speech_voices as sv
 
 needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None,
@@ -67,14 +68,14 @@ def test_labels_of_a_transcript_and_frame_stacking():
 # ---------------------------------------------------------------- data
 @needs_espeak
 def test_utterances_have_3_to_7_digits_and_only_their_splits_speakers():
-    for split in synth.SPLITS:
+    for split in sv.SPLITS:
         specs = ctc_digits.utterance_specs(split, 60, ("espeak-ng",))
         lengths = [len(s.text.split()) for s in specs]
         assert min(lengths) == 3 and max(lengths) == 7, lengths
         assert all(set(s.text.split()) <= set(synth.DIGIT_WORDS) for s in specs)
         assert {s.by_word for s in specs} == {True, False}  # both ways of speaking
-        speakers = {synth.parse_voice(s.voice).speaker for s in specs}
-        assert all(synth.split_of(sp) == split for sp in speakers), (split, speakers)
+        speakers = {sv.parse_voice(s.voice).speaker for s in specs}
+        assert all(sv.split_of(sp) == split for sp in speakers), (split, speakers)
     again = ctc_digits.utterance_specs("test", 60, ("espeak-ng",))
     assert again == ctc_digits.utterance_specs("test", 60, ("espeak-ng",))  # not --seed
 
@@ -118,7 +119,7 @@ def test_train_eval_and_transcribe_end_to_end(tmp_path, small_corpora, capsys):
     assert capsys.readouterr().out.strip() == report  # the same test numbers again
 
     wav = tmp_path / "x.wav"
-    test_voice = synth.voices("test")[0].name
+    test_voice = sv.voices("test")[0].name
     assert main(["synth", "4 0 7 1", "--voice", test_voice, "--out", str(wav)]) == 0
     capsys.readouterr()
     for beam in ("1", "4"):

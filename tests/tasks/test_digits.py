@@ -10,7 +10,7 @@ import pytest
 from bptt.cli import main
 from bptt.data.audio import SAMPLE_RATE, read_wav
 from bptt.tasks.speech import digits
-from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import speech_voices as sv
 
 pytest.importorskip("python_speech_features", reason="extra 'speech'")
 pytestmark = pytest.mark.skipif(
@@ -23,13 +23,29 @@ FLAGS += ["--eval-every", "3", "--max-examples", "10"]
 
 
 def test_each_split_speaks_with_its_own_speakers_only():
-    for split in synth.SPLITS:
+    for split in sv.SPLITS:
         specs = digits.clip_specs(split, 30, ("espeak-ng",))
         assert [s.text for s in specs[:10]] == digits.LABELS  # clip i says digit i mod 10
-        speakers = {synth.parse_voice(s.voice).speaker for s in specs}
-        assert all(synth.split_of(sp) == split for sp in speakers), (split, speakers)
+        speakers = {sv.parse_voice(s.voice).speaker for s in specs}
+        assert all(sv.split_of(sp) == split for sp in speakers), (split, speakers)
     again = digits.clip_specs("train", 30, ("espeak-ng",))
     assert again == digits.clip_specs("train", 30, ("espeak-ng",))  # fixed, not --seed
+
+
+def test_augmented_copies_are_the_same_with_one_or_several_workers(monkeypatch):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(0)
+    sounds = [(0.1 * rng.standard_normal(4000 + 500 * i)).astype(np.float32) for i in range(6)]
+    clips = [SimpleNamespace(audio=lambda x=x: x) for x in sounds]
+    config = SimpleNamespace(augment="all", seed=3, features="logmel", norm="cmvn")
+    runs = []
+    for workers in (1, 2):
+        monkeypatch.setattr(digits, "AUG_WORKERS", workers)
+        runs.append(digits.augmented_features(clips, config, copies=2))
+    assert len(runs[0]) == 12 and all(f.shape[1] == 40 for f in runs[0])
+    assert all(np.array_equal(a, b) for a, b in zip(*runs, strict=True))
+    assert not np.array_equal(runs[0][0], runs[0][6][: len(runs[0][0])])  # copies differ
 
 
 def test_end_to_end_train_eval_and_predict_a_synthesised_wav(tmp_path, monkeypatch, capsys):
@@ -90,11 +106,11 @@ def test_synth_by_word_prints_the_spans_and_refuses_bad_input(tmp_path, capsys):
 def test_held_out_engine_clips_never_train_on_the_test_engine():
     from bptt.tasks.speech import ctc_digits
 
-    for held_out in synth.ENGINES:
+    for held_out in sv.ENGINES:
         for make in (digits.clip_specs, ctc_digits.utterance_specs):
             engines = {
-                split: {synth.engine_of(s.voice) for s in make(split, 60, (), held_out)}
-                for split in synth.SPLITS
+                split: {sv.engine_of(s.voice) for s in make(split, 60, (), held_out)}
+                for split in sv.SPLITS
             }
             assert engines["test"] == {held_out}
             assert held_out not in engines["train"] | engines["validation"]

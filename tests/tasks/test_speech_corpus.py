@@ -10,6 +10,7 @@ import pytest
 from bptt.data.audio import SAMPLE_RATE, read_wav
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import speech_voices as sv
 
 pytest.importorskip("scipy", reason="extra 'speech'")
 needs_espeak = pytest.mark.skipif(
@@ -21,7 +22,7 @@ needs_espeak = pytest.mark.skipif(
 @needs_espeak
 def test_corpus_writes_wavs_and_transcripts_once(tmp_path, monkeypatch):
     rng = np.random.default_rng(0)
-    voices = synth.voices("train")
+    voices = sv.voices("train")
     specs = [synth.draw_spec(w, voices[i * 37], rng) for i, w in enumerate(["one", "two", "oh"])]
     clips, folder, cached = corpus.make_corpus(specs, tmp_path)
     assert not cached and folder.parent == tmp_path and len(clips) == 3

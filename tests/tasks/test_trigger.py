@@ -12,7 +12,7 @@ import pytest
 from bptt.cli import main
 from bptt.data.audio import SAMPLE_RATE, write_wav
 from bptt.errors import BpttError
-from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import speech_voices as sv
 from bptt.tasks.speech import trigger as tr
 from bptt.tasks.speech import trigger_clips as clips
 
@@ -117,6 +117,32 @@ def test_detections_are_matched_once_within_the_window():
     assert s["frame_f1"] == pytest.approx(2 * 7 / (9 + 24))
 
 
+def test_an_augmented_bank_keeps_its_words_one_by_one_and_follows_its_seed():
+    bank = toy_bank()
+    a = clips.augment_bank(bank, ("speed", "gain"), seed=3)
+    b = clips.augment_bank(bank, ("speed", "gain"), seed=3)
+    c = clips.augment_bank(bank, ("speed", "gain"), seed=4)
+    assert len(a.triggers) == len(bank.triggers) and [w for w, _ in a.others] == [
+        w for w, _ in bank.others
+    ]
+    assert all(np.array_equal(x, y) for x, y in zip(a.triggers, b.triggers, strict=True))
+    assert not all(len(x) == len(y) and np.allclose(x, y)
+                   for x, y in zip(a.triggers, c.triggers, strict=True))  # fmt: skip
+    assert all(len(x) != len(y) for x, y in zip(a.triggers, bank.triggers, strict=True))
+
+
+def test_pcen_features_of_a_prefix_are_the_prefix_of_the_features():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(3 * SAMPLE_RATE).astype(np.float32)  # (N,)
+    whole = tr.raw_features(x, "logmel", norm="pcen")  # (T, 40)
+    head = tr.raw_features(x[:SAMPLE_RATE], "logmel", norm="pcen")  # (T', 40)
+    n = len(head) - 1  # the prefix's last frame is zero-padded
+    assert np.allclose(head[:n], whole[:n], atol=1e-5)  # causal: the detector stays live
+    assert not np.allclose(whole, tr.raw_features(x, "logmel"))
+    with pytest.raises(BpttError, match="--norm pcen reads log-mel"):
+        tr.raw_features(x, "mfcc", norm="pcen")
+
+
 def test_the_tagger_must_read_one_way(tmp_path, capsys):
     flags = ["--quiet", "--out", str(tmp_path), "--bidirectional", "yes"]
     assert main(["train", "trigger", *flags]) == 2
@@ -131,7 +157,7 @@ def toy_data(monkeypatch, tmp_path):
     def bank_for(split, engines, folder=None, progress=False, test_engine=""):
         def load():
             calls.append(split)
-            return toy_bank(synth.SPLITS.index(split))
+            return toy_bank(sv.SPLITS.index(split))
 
         return f"toy-{split}", load, 1
 
@@ -179,7 +205,7 @@ def test_a_real_word_bank_holds_only_its_splits_speakers(monkeypatch, tmp_path):
     monkeypatch.setattr(clips, "TAKES", {**clips.TAKES, "test": (1, 2)})
     specs = clips.bank_specs("test")
     assert len(specs) == sum(clips.TAKES["test"])
-    assert {synth.parse_voice(s.voice).split for s in specs} == {"test"}
+    assert {sv.parse_voice(s.voice).split for s in specs} == {"test"}
     assert [s.text for s in specs].count(clips.TRIGGER) == clips.TAKES["test"][0]
     bank = clips.load_bank("test", folder=tmp_path)
     assert len(bank.triggers) == clips.TAKES["test"][0]

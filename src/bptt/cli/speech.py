@@ -50,16 +50,16 @@ def add_parsers(sub) -> None:
 
 def synth(args: argparse.Namespace) -> int:
     from bptt.data.audio import SAMPLE_RATE, write_wav
-    from bptt.tasks.speech import speech_synth
+    from bptt.tasks.speech import speech_synth, speech_voices
 
     if args.list_voices:
-        for split in speech_synth.SPLITS:
-            names = [v.name for v in speech_synth.voices(split, speech_synth.installed_engines())]
+        for split in speech_voices.SPLITS:
+            names = [v.name for v in speech_voices.voices(split, speech_voices.installed_engines())]
             print(f"{split} ({len(names)}): {' '.join(names)}")
         return 0
     if not args.text:
         raise BpttError('synth needs a text to say, e.g. bptt synth "3 1 4" --out pi.wav')
-    voice = speech_synth.parse_voice(args.voice)
+    voice = speech_voices.parse_voice(args.voice)
     text = speech_synth.digits_to_words(args.text)
     spec = speech_synth.ClipSpec(
         text, voice.name, args.rate, args.pitch, args.snr, args.noise, args.seed, args.by_word

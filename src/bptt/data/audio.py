@@ -174,15 +174,50 @@ def _check_audio(samples, rate: int) -> np.ndarray:
     return x
 
 
-def log_mel(samples, rate: int = SAMPLE_RATE, n_mels: int = 40) -> np.ndarray:
+VTLP_CORNER = 4800.0  # Hz: the warp is α·f below it (scaled by min(α, 1)), linear to Nyquist
+
+
+def vtlp_unwarp(hz: np.ndarray, alpha: float, nyquist: float) -> np.ndarray:
+    """The frequencies f whose energy vocal-tract-length perturbation moves to ``hz``:
+    the inverse of W(f) = α f for f ≤ F, and for f > F the line from (F, α F) to
+    (Nyquist, Nyquist), F = VTLP_CORNER · min(α, 1) / α (Jaitly and Hinton 2013)."""
+    corner = VTLP_CORNER * min(alpha, 1.0) / alpha
+    grid = np.array([0.0, corner, nyquist])  # W is piecewise linear on this grid
+    return np.interp(hz, grid * [alpha, alpha, 1.0], grid)
+
+
+def warped_filterbank(n_mels: int, nfft: int, rate: int, alpha: float) -> np.ndarray:
+    """python_speech_features' triangular mel filters (n_mels, nfft//2 + 1) read through
+    a warp α of the frequency axis (:func:`vtlp_unwarp`); α = 1 gives its own filters."""
+    psf = _psf()
+    mels = np.linspace(psf.hz2mel(0), psf.hz2mel(rate / 2), n_mels + 2)  # (n_mels+2,)
+    hz = vtlp_unwarp(psf.mel2hz(mels), alpha, rate / 2)  # (n_mels+2,)
+    bins = np.floor((nfft + 1) * hz / rate).astype(int)  # (n_mels+2,)
+    bank = np.zeros((n_mels, nfft // 2 + 1))
+    for j in range(n_mels):
+        lo, mid, hi = bins[j : j + 3]
+        bank[j, lo:mid] = (np.arange(lo, mid) - lo) / max(mid - lo, 1)
+        bank[j, mid:hi] = (hi - np.arange(mid, hi)) / max(hi - mid, 1)
+    return bank  # (n_mels, nfft//2 + 1)
+
+
+def log_mel(samples, rate: int = SAMPLE_RATE, n_mels: int = 40, warp: float = 1.0) -> np.ndarray:
     """Log mel filterbank energies (T, n_mels) of ``samples`` (N,): 25 ms windows, 10 ms hop,
-    T = 1 + ceil((N - win) / hop)."""
+    T = 1 + ceil((N - win) / hop). ``warp`` α ≠ 1: the spectrum's frequencies scaled by
+    α first (vocal-tract-length perturbation, :func:`vtlp_unwarp`)."""
     x = _check_audio(samples, rate)
     nfft = 1 << (int(WIN_SECONDS * rate) - 1).bit_length()  # 512 at 16 kHz
-    energies, _ = _psf().fbank(
-        x, rate, WIN_SECONDS, HOP_SECONDS, n_mels, nfft, winfunc=np.hamming
-    )  # (T, n_mels), zero energies raised to machine eps
-    return np.log(energies)  # (T, n_mels)
+    psf = _psf()
+    if warp == 1.0:
+        energies, _ = psf.fbank(
+            x, rate, WIN_SECONDS, HOP_SECONDS, n_mels, nfft, winfunc=np.hamming
+        )  # (T, n_mels), zero energies raised to machine eps
+        return np.log(energies)  # (T, n_mels)
+    x = psf.sigproc.preemphasis(x, 0.97)
+    frames = psf.sigproc.framesig(x, WIN_SECONDS * rate, HOP_SECONDS * rate, np.hamming)
+    power = psf.sigproc.powspec(frames, nfft)  # (T, nfft//2 + 1)
+    energies = power @ warped_filterbank(n_mels, nfft, rate, warp).T  # (T, n_mels)
+    return np.log(np.where(energies == 0, np.finfo(float).eps, energies))  # (T, n_mels)
 
 
 def mfcc(samples, rate: int = SAMPLE_RATE, n_ceps: int = 13, deltas: bool = True) -> np.ndarray:
@@ -232,19 +267,19 @@ NORMS = ("cmvn", "pcen")
 
 
 def features(
-    samples, kind: str = "logmel", rate: int = SAMPLE_RATE, norm: str = "cmvn"
+    samples, kind: str = "logmel", rate: int = SAMPLE_RATE, norm: str = "cmvn", warp: float = 1.0
 ) -> np.ndarray:
     """The normalised features (T, D) float32 of ``samples`` (N,): "logmel" (D = 40) or
     "mfcc" with deltas (D = 39). norm "cmvn": per-utterance mean and variance
     normalisation (:func:`normalise`); "pcen" (log-mel only): :func:`pcen` of the mel
-    energies, then :func:`normalise`."""
+    energies, then :func:`normalise`. ``warp`` (log-mel only): :func:`log_mel`'s VTLP."""
     if kind not in FEATURES:
         raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
     if norm not in NORMS or (norm == "pcen" and kind != "logmel"):
         raise BpttError(
             f"norm must be cmvn, or pcen with logmel features; got {norm!r} with {kind}"
         )
-    raw = log_mel(samples, rate) if kind == "logmel" else mfcc(samples, rate)  # (T, D)
+    raw = log_mel(samples, rate, warp=warp) if kind == "logmel" else mfcc(samples, rate)  # (T, D)
     if norm == "pcen":
         raw = pcen(np.exp(raw))  # (T, D)
     return normalise(raw).astype(np.float32)  # (T, D)

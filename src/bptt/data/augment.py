@@ -7,22 +7,31 @@ changes one of those, leaves the words alone, and is switched on by name
 
     speed       x'[n] = x(n·s)                 resampled, s ~ U(0.85, 1.15): tempo and
                                                pitch together (Kaldi's 3-way perturbation)
+    tempo       duration × r, r ~ U(0.8, 1.25), pitch kept: overlap-add (WSOLA) alone
     pitch       pitch × 2^(k/12), k ~ U(-4, 4) semitones, duration kept: resampled by
                 2^(k/12), then stretched back by overlap-add of 32 ms Hann frames
     reverb      x * h,  h[n] = δ[n] + g·e^(-6.9 n / (RT60·fs)) ξ[n]     ξ white, RT60 ~
                 U(0.1, 0.7) s, g so the tail holds 10^(-DRR/10) of the direct energy,
                 DRR ~ U(0, 12) dB: a synthetic room impulse response
     telephone   4th-order Butterworth band-pass 300..3400 Hz, then 8 kHz and back
+    eq          an equaliser: |X(f)| × 10^(G(f)/20), G(f) = τ log2(f / 1 kHz) + Σ_k g_k
+                exp(-(log2(f / f_k))² / 2w²) dB; tilt τ ~ U(-3, 3) dB/octave, two bands
+                f_k ~ log-U(200, 6000) Hz, g_k ~ U(-8, 8) dB, w = 0.5 octave: another
+                microphone or vocoder's colour (per-utterance CMVN removes a fixed one,
+                a detector normalised once for all clips does not)
     noise       + white or pink noise at SNR ~ U(0, 25) dB
     babble      + 3..6 other training utterances summed, at SNR ~ U(5, 20) dB
     gain        × 10^(g/20), g ~ U(-20, 10) dB
 
 and on features (T, D):
 
+    vtlp        vocal-tract-length perturbation: the spectrum's frequencies scaled by
+                α ~ U(0.85, 1.15) before the mel filters (piecewise linear above 4.8 kHz,
+                :func:`bptt.data.audio.vtlp_unwarp`): formants move, pitch and timing stay
     specaugment 2 time masks of up to 10% of T frames and 2 frequency masks of up to
                 D/5 channels, set to 0 (the mean, after normalisation): Park et al. 2019
 
-Each part is applied to a clip with probability 1/2 (speed and specaugment always),
+Each part is applied to a clip with probability 1/2 (speed, vtlp and specaugment always),
 in the order above, with a generator seeded by (seed, clip index): the same seed
 gives the same augmented corpus.
 
@@ -36,16 +45,19 @@ import numpy as np
 from bptt.data.audio import SAMPLE_RATE, resample
 from bptt.errors import BpttError
 
-AUDIO_PARTS = ("speed", "pitch", "reverb", "telephone", "noise", "babble", "gain")
-FEATURE_PARTS = ("specaugment",)
+AUDIO_PARTS = ("speed", "tempo", "pitch", "reverb", "telephone", "eq", "noise", "babble", "gain")
+FEATURE_PARTS = ("vtlp", "specaugment")
 PARTS = AUDIO_PARTS + FEATURE_PARTS
-ALWAYS = ("speed", "specaugment")  # the rest: each with probability 1/2
+ALWAYS = ("speed", "vtlp", "specaugment")  # the rest: each with probability 1/2
 SPEED_RANGE = (0.85, 1.15)
+TEMPO_RANGE = (0.8, 1.25)
+WARP_RANGE = (0.85, 1.15)
 SEMITONES = 4.0
 RT60_RANGE, DRR_RANGE = (0.1, 0.7), (0.0, 12.0)
 NOISE_SNR, BABBLE_SNR = (0.0, 25.0), (5.0, 20.0)
 GAIN_DB = (-20.0, 10.0)
 BAND = (300.0, 3400.0)
+TILT_DB, EQ_DB, EQ_BANDS = 3.0, 8.0, (200.0, 6000.0)
 
 
 def parse_parts(text: str) -> tuple[str, ...]:
@@ -137,6 +149,19 @@ def telephone(x: np.ndarray) -> np.ndarray:
     return (y * _rms(x) / _rms(y)).astype(np.float32)
 
 
+def equalise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``x`` (N,) through a random equaliser (a tilt and two bands, see above), same RMS."""
+    spectrum = np.fft.rfft(np.asarray(x, dtype=np.float64))  # (N//2+1,)
+    f = np.maximum(np.fft.rfftfreq(len(x), 1 / SAMPLE_RATE), 20.0)  # (N//2+1,) Hz
+    octaves = np.log2(f / 1000.0)  # (N//2+1,)
+    gain_db = rng.uniform(-TILT_DB, TILT_DB) * octaves  # (N//2+1,)
+    for _ in range(2):
+        centre = np.log2(np.exp(rng.uniform(*np.log(EQ_BANDS))) / 1000.0)
+        gain_db += rng.uniform(-EQ_DB, EQ_DB) * np.exp(-((octaves - centre) ** 2) / (2 * 0.5**2))
+    y = np.fft.irfft(spectrum * 10 ** (gain_db / 20), n=len(x))  # (N,)
+    return (y * _rms(x) / _rms(y)).astype(np.float32)
+
+
 def coloured_noise(n: int, rng: np.random.Generator, colour: str) -> np.ndarray:
     """Noise (n,) of RMS 1: "white" or "pink" (power ∝ 1/f)."""
     noise = rng.standard_normal(n)  # (n,)
@@ -175,12 +200,16 @@ def augment_audio(
     on = {p: p in parts and (p in ALWAYS or rng.random() < 0.5) for p in AUDIO_PARTS}
     if on["speed"]:
         y = speed(y, rng.uniform(*SPEED_RANGE))
+    if on["tempo"]:
+        y = stretch(y, rng.uniform(*TEMPO_RANGE))
     if on["pitch"]:
         y = pitch_shift(y, rng.uniform(-SEMITONES, SEMITONES))
     if on["reverb"]:
         y = reverb(y, rng)
     if on["telephone"]:
         y = telephone(y)
+    if on["eq"]:
+        y = equalise(y, rng)
     if on["noise"]:
         colour = ("white", "pink")[int(rng.integers(2))]
         y = mix(y, coloured_noise(len(y), rng, colour), rng.uniform(*NOISE_SNR))
@@ -189,6 +218,12 @@ def augment_audio(
     if on["gain"]:
         y = (y * 10 ** (rng.uniform(*GAIN_DB) / 20)).astype(np.float32)
     return y  # (N',)
+
+
+def warp_factor(parts: tuple[str, ...], rng: np.random.Generator) -> float:
+    """The VTLP factor α of one augmented copy: drawn from WARP_RANGE when "vtlp" is among
+    ``parts``, else 1 (features unwarped). Feed it to :func:`bptt.data.audio.features`."""
+    return float(rng.uniform(*WARP_RANGE)) if "vtlp" in parts else 1.0
 
 
 def spec_augment(

@@ -66,6 +66,7 @@ from bptt.tasks._examples import Split, TaskData, describe, example_task, exampl
 from bptt.tasks.metrics import edit_distance
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import speech_voices as sv
 from bptt.tasks.speech.digits import (
     AUG_COPIES,
     DATASETS,
@@ -92,23 +93,23 @@ def utterance_specs(
     one breath; the same on every run. With a ``test_engine``: the held-out-engine
     protocol's voices, drawn engine first."""
     if test_engine:
-        pool = synth.engine_voices(split, test_engine)
-        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split),
-                                     100 + synth.ENGINES.index(test_engine)])  # fmt: skip
+        pool = sv.engine_voices(split, test_engine)
+        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split),
+                                     100 + sv.ENGINES.index(test_engine)])  # fmt: skip
         voices = None
     else:
-        pool = voices = synth.voices(split, engines)
+        pool = voices = sv.voices(split, engines)
         if not voices:
             raise BpttError(
                 f"no installed voice falls in the {split} split of {', '.join(engines)}"
             )
-        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), len(engines)])
+        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split), len(engines)])
     specs = []
     for _ in range(count):
         n = int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))
         digits = rng.integers(0, 10, size=n)  # (L,)
         text = " ".join(synth.DIGIT_WORDS[d] for d in digits)
-        voice = voices[int(rng.integers(len(voices)))] if voices else synth.draw_voice(pool, rng)
+        voice = voices[int(rng.integers(len(voices)))] if voices else sv.draw_voice(pool, rng)
         by_word = bool(rng.random() < BY_WORD_SHARE)
         specs.append(synth.draw_spec(text, voice, rng, by_word=by_word))
     return specs
@@ -139,14 +140,14 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     engines = DATASETS[config.dataset]
     held_out = config.test_engine
     if held_out:
-        engines = tuple(synth.ENGINES)
+        engines = tuple(sv.ENGINES)
     counts = {"train": config.max_examples or 4000, "validation": VAL_UTTERANCES,
               "test": TEST_UTTERANCES}  # fmt: skip
     dtype = np.dtype(config.dtype)
     splits, folders, speakers = {}, {}, {}
     for name, count in counts.items():
         specs = utterance_specs(name, count, engines, held_out)
-        speakers[name] = len({synth.parse_voice(s.voice).speaker for s in specs})
+        speakers[name] = len({sv.parse_voice(s.voice).speaker for s in specs})
         clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features, config.norm)
         targets = [text_to_labels(c.text) for c in clips]

@@ -54,6 +54,7 @@ from bptt.tasks._examples import (
 )
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import speech_voices as sv
 
 LABELS = list(synth.DIGIT_WORDS)  # class c is the digit c
 DATASETS = {"default": ("espeak-ng",), "espeak": ("espeak-ng",),
@@ -72,15 +73,15 @@ def clip_specs(
     (shuffled), with a random rate, pitch and noise; the same on every run. With a
     ``test_engine``, the voices are the held-out-engine protocol's, drawn engine first."""
     if test_engine:
-        pool = synth.engine_voices(split, test_engine)
-        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split),
-                                     100 + synth.ENGINES.index(test_engine)])  # fmt: skip
-        return [synth.draw_spec(LABELS[i % len(LABELS)], synth.draw_voice(pool, rng), rng)
+        pool = sv.engine_voices(split, test_engine)
+        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split),
+                                     100 + sv.ENGINES.index(test_engine)])  # fmt: skip
+        return [synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng), rng)
                 for i in range(count)]  # fmt: skip
-    voices = synth.voices(split, engines)
+    voices = sv.voices(split, engines)
     if not voices:
         raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
-    rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), len(engines)])
+    rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split), len(engines)])
     order = rng.permutation(len(voices))  # (V,)
     specs = []
     for i in range(count):
@@ -109,31 +110,50 @@ def clip_features(
     return feats
 
 
+AUG_WORKERS = int(os.environ.get("BPTT_AUG_WORKERS", 0)) or os.cpu_count() or 1
+_AUDIO: list[np.ndarray] = []  # the clips being augmented, shared with forked workers
+
+
+def _augment_clip(job) -> np.ndarray:
+    """Features (T, D) of copy c of clip i through ``parts`` (a worker's task)."""
+    from bptt.data import augment
+
+    c, i, seed, parts, kind, norm = job
+    rng = np.random.default_rng([seed, c, i, 7])
+    others = [_AUDIO[j] for j in rng.integers(len(_AUDIO), size=8)]
+    y = augment.augment_audio(_AUDIO[i], parts, rng, others)  # (N',)
+    warp = augment.warp_factor(parts, rng) if kind == "logmel" else 1.0
+    f = features(y, kind, norm=norm, warp=warp)  # (T, D)
+    return augment.spec_augment(f, rng) if "specaugment" in parts else f
+
+
 def augmented_features(clips: list[corpus.Clip], config, copies: int = AUG_COPIES) -> list:
     """``copies`` augmented feature sequences (T_i, D) of each clip, in clip order per
     copy, through ``config.augment``'s parts (:mod:`bptt.data.augment`), drawn from
-    ``config.seed``; babble is made of other clips of the same list."""
+    ``config.seed``; babble is made of other clips of the same list. Clip i's copy c
+    draws from (seed, c, i), so AUG_WORKERS forked processes (environment variable
+    BPTT_AUG_WORKERS; default: the CPU count) give the same features as one."""
+    import multiprocessing
+
     from bptt.data import augment
 
     parts = augment.parse_parts(config.augment)
-    audio = [clip.audio() for clip in clips]  # (N_i,) each
-    out = []
-    for c in range(copies):
-        for i, x in enumerate(audio):
-            rng = np.random.default_rng([config.seed, c, i, 7])
-            others = [audio[j] for j in rng.integers(len(audio), size=8)]
-            y = augment.augment_audio(x, parts, rng, others)  # (N',)
-            f = features(y, config.features, norm=config.norm)  # (T, D)
-            if "specaugment" in parts:
-                f = augment.spec_augment(f, rng)
-            out.append(f)
-    return out
+    _AUDIO[:] = [clip.audio() for clip in clips]  # (N_i,) each
+    jobs = [(c, i, config.seed, parts, config.features, config.norm)
+            for c in range(copies) for i in range(len(clips))]  # fmt: skip
+    try:
+        if AUG_WORKERS > 1 and "fork" in multiprocessing.get_all_start_methods():
+            with multiprocessing.get_context("fork").Pool(AUG_WORKERS) as pool:
+                return pool.map(_augment_clip, jobs, chunksize=64)
+        return [_augment_clip(job) for job in jobs]
+    finally:
+        _AUDIO.clear()
 
 
 def split_names(config) -> str:
     """Which voices the splits hold, for the summary line."""
     if config.test_engine:
-        others = [e for e in synth.ENGINES if e != config.test_engine]
+        others = [e for e in sv.ENGINES if e != config.test_engine]
         return f"trained on {' and '.join(others)}, tested on {config.test_engine} (held out)"
     return ""
 
@@ -147,15 +167,15 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     held_out = config.test_engine
     if held_out:
         n_test = HELD_OUT_TEST
-        engines = tuple(synth.ENGINES)
+        engines = tuple(sv.ENGINES)
     else:
-        n_test = TEST_CLIPS or len(LABELS) * len(synth.voices("test", engines))
+        n_test = TEST_CLIPS or len(LABELS) * len(sv.voices("test", engines))
     counts = {"train": config.max_examples or 6000, "validation": VAL_CLIPS, "test": n_test}
     dtype = np.dtype(config.dtype)
     splits, folders, speakers_of = {}, {}, {}
     for name, count in counts.items():
         specs = clip_specs(name, count, engines, held_out)
-        speakers_of[name] = [synth.parse_voice(s.voice).speaker for s in specs]
+        speakers_of[name] = [sv.parse_voice(s.voice).speaker for s in specs]
         clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features, config.norm)
         targets = [LABELS.index(c.text) for c in clips]

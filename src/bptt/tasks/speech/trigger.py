@@ -13,7 +13,9 @@ labels, 1 for the 50 frames (0.5 s) after each trigger ends and 0 elsewhere (y_t
 Features: 40 log-mel filterbanks (or 39 MFCCs) per 10 ms frame
 (:mod:`bptt.data.audio`), normalised with the TRAINING clips' mean and spread
 per coefficient, not per utterance: a live detector cannot see a clip's future
-to normalise it. Frames are then stacked STACK = 4 at a time,
+to normalise it (``--norm pcen``: per-channel energy normalisation of the mel energies
+first, which is causal too: a channel's level and an engine's spectral tilt weigh less).
+Frames are then stacked STACK = 4 at a time,
 
     x_s = [f_{4s}, f_{4s+1}, f_{4s+2}, f_{4s+3}]      (T/4, 4D): one step per 40 ms
     y_s = y_{4s+3}                                     the label of its last frame
@@ -55,9 +57,11 @@ from bptt.data.audio import (
     feature_size,
     log_mel,
     mfcc,
+    pcen,
     read_wav,
     stack_frames,
 )
+from bptt.data.augment import parse_parts
 from bptt.errors import BpttError, DataError
 from bptt.tasks._examples import (
     Split,
@@ -69,7 +73,7 @@ from bptt.tasks._examples import (
     predict,
 )
 from bptt.tasks.speech import speech_corpus as corpus
-from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import speech_voices as sv
 from bptt.tasks.speech import trigger_clips as clips
 
 LABELS = ["background", "after-trigger"]
@@ -82,11 +86,18 @@ CLIPS = {"train": 2000, "validation": 200, "test": 300}  # train: --max-examples
 
 
 # ---------------------------------------------------------------- features and steps
-def raw_features(samples, kind: str) -> np.ndarray:
-    """Unnormalised features (T, D) float32: log-mel (D = 40) or MFCCs with deltas (39)."""
-    if kind not in ("logmel", "mfcc"):
-        raise BpttError(f"features must be logmel or mfcc; got {kind!r}")
-    f = log_mel(samples) if kind == "logmel" else mfcc(samples)  # (T, D)
+def raw_features(samples, kind: str, warp: float = 1.0, norm: str = "cmvn") -> np.ndarray:
+    """Features (T, D) float32 before the training clips' normalisation: log-mel (D = 40;
+    ``warp``: its VTLP factor; ``norm`` "pcen": per-channel energy normalisation of the
+    mel energies instead of their log, causal like the detector) or MFCCs with deltas (39)."""
+    if kind not in ("logmel", "mfcc") or norm not in ("cmvn", "pcen"):
+        raise BpttError(f"features must be logmel or mfcc, norm cmvn or pcen; got {kind!r}, "
+                        f"{norm!r}")  # fmt: skip
+    if norm == "pcen" and kind != "logmel":
+        raise BpttError("--norm pcen reads log-mel features: --features logmel")
+    f = log_mel(samples, warp=warp) if kind == "logmel" else mfcc(samples)  # (T, D)
+    if norm == "pcen":
+        f = pcen(np.exp(f))  # (T, D)
     return f.astype(np.float32)
 
 
@@ -158,14 +169,27 @@ class TriggerSplit(Split):
 
 
 def clip_set(
-    split: str, count: int, bank_key: str, bank, kind: str, folder=None, negatives_only=False
+    split: str,
+    count: int,
+    bank_key: str,
+    bank,
+    kind: str,
+    folder=None,
+    negatives_only=False,
+    parts: tuple[str, ...] = (),
+    seed: int = 0,
+    norm: str = "cmvn",
 ):
     """``count`` composed clips of ``split`` as raw features, cached beside the corpora.
 
     ``bank`` is a :class:`~bptt.tasks.speech.trigger_clips.Bank` or a function returning one
     (called only when the clips are not cached). Clip i is
     :func:`~bptt.tasks.speech.trigger_clips.compose` with the Generator seeded by (DATA_SEED,
-    split, i), so a clip does not depend on how many are made.
+    split, i), so a clip does not depend on how many are made. ``parts``: augmentations
+    (:mod:`bptt.data.augment`), drawn from ``seed``: every word of the bank goes through
+    the audio parts (:func:`~bptt.tasks.speech.trigger_clips.augment_bank`), and each clip's
+    log-mel features through a VTLP warp ("vtlp"); the clips are other draws (seeded by
+    (DATA_SEED, split, i, seed, 1)) than the plain ones.
 
     Returns:
         (features [(T_i, D)], words [[(word, start, end)]]).
@@ -175,6 +199,10 @@ def clip_set(
             "label_frames": clips.LABEL_FRAMES}  # fmt: skip
     if negatives_only:
         head["negatives_only"] = True
+    if parts:
+        head["augment"], head["seed"] = list(parts), seed
+    if norm != "cmvn":
+        head["norm"] = norm
     key = hashlib.sha256(json.dumps(head, sort_keys=True).encode("utf-8")).hexdigest()[:16]
     path = corpus.cache_root(folder) / "trigger" / f"{split}-{key}.npz"
     if path.is_file():
@@ -183,13 +211,20 @@ def clip_set(
             words = json.loads(str(saved["words"]))
         return np.split(flat, np.cumsum(lengths)[:-1]), [[tuple(w) for w in ws] for ws in words]
     bank = bank() if callable(bank) else bank
+    if parts:
+        from bptt.data.augment import warp_factor
+
+        bank = clips.augment_bank(bank, parts, seed)
     feats, words = [], []
     for i in range(count):
-        rng = np.random.default_rng([clips.DATA_SEED, synth.SPLITS.index(split), i])
+        rng = np.random.default_rng([clips.DATA_SEED, sv.SPLITS.index(split), i])
         if negatives_only:
-            rng = np.random.default_rng([clips.DATA_SEED, synth.SPLITS.index(split), i, 99])
+            rng = np.random.default_rng([clips.DATA_SEED, sv.SPLITS.index(split), i, 99])
+        if parts:
+            rng = np.random.default_rng([clips.DATA_SEED, sv.SPLITS.index(split), i, seed, 1])
         samples, placed = clips.compose(bank, rng, clips.CLIP_SECONDS, negatives_only)  # (N,)
-        feats.append(raw_features(samples, kind))  # (T_i, D)
+        warp = warp_factor(parts, rng) if parts and kind == "logmel" else 1.0
+        feats.append(raw_features(samples, kind, warp, norm))  # (T_i, D)
         words.append(placed)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +252,8 @@ NEGATIVE_CLIPS = 120  # negatives-only test clips (20 minutes): false alarms per
 
 
 def raw_split(name: str, config, progress: bool = False, negatives_only: bool = False):
-    """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count."""
+    """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count;
+    with ``config.augment``, the training split holds as many augmented clips again."""
     if config.dataset not in DATASETS:
         raise BpttError(f"trigger reads --dataset {' or '.join(list(DATASETS)[1:])}; "
                         f"got {config.dataset!r}")  # fmt: skip
@@ -229,7 +265,14 @@ def raw_split(name: str, config, progress: bool = False, negatives_only: bool = 
     if negatives_only:
         count = NEGATIVE_CLIPS
     key, bank, speakers = clips.bank_for(name, engines, config.data, progress, config.test_engine)
-    feats = clip_set(name, count, key, bank, config.features, config.data, negatives_only)
+    feats = clip_set(name, count, key, bank, config.features, config.data, negatives_only,
+                     norm=config.norm)  # fmt: skip
+    parts = parse_parts(config.augment) if name == "train" and not negatives_only else ()
+    parts = tuple(p for p in parts if p != "specaugment")  # a time mask could hide a trigger
+    if parts:
+        more = clip_set(name, count, key, bank, config.features, config.data, False, parts,
+                        config.seed, config.norm)  # fmt: skip
+        feats = (feats[0] + more[0], feats[1] + more[1])
     return feats, speakers
 
 
@@ -237,19 +280,19 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     """Train/validation/test clips of disjoint speakers, normalised with the training
     clips' statistics, stacked STACK frames a step, with step labels."""
     raw, speakers = {}, {}
-    for name in synth.SPLITS:
+    for name in sv.SPLITS:
         raw[name], speakers[name] = raw_split(name, config, progress)
     engines = DATASETS[config.dataset]
     if config.test_engine:
         held = config.test_engine
-        engines = (*(e for e in synth.ENGINES if e != held), f"{held} (held out, test)")
+        engines = (*(e for e in sv.ENGINES if e != held), f"{held} (held out, test)")
     stacked = np.concatenate(raw["train"][0])  # (ΣT_i, D)
     mean, std = stacked.mean(axis=0), stacked.std(axis=0) + 1e-5  # (D,)
     del stacked
     dtype = np.dtype(config.dtype)
-    splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in synth.SPLITS}
-    extra = {"features": config.features, "stack": STACK, "mean": mean.tolist(),
-             "std": std.tolist(), "trigger": clips.TRIGGER}  # fmt: skip
+    splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in sv.SPLITS}
+    extra = {"features": config.features, "norm": config.norm, "stack": STACK,
+             "mean": mean.tolist(), "std": std.tolist(), "trigger": clips.TRIGGER}  # fmt: skip
     return TaskData(
         splits["train"],
         splits["validation"],
@@ -329,7 +372,8 @@ def detect(path, samples, rate: int = SAMPLE_RATE, threshold: float = 0.5):
 
     model, config, meta, _ = load_model(path, "trigger")
     extra = meta["extra"]
-    f = raw_features(resample(samples, rate, SAMPLE_RATE), extra["features"])  # (T, D)
+    f = raw_features(resample(samples, rate, SAMPLE_RATE), extra["features"],
+                     norm=extra.get("norm", "cmvn"))  # (T, D)  # fmt: skip
     f = (f - np.array(extra["mean"])) / np.array(extra["std"])  # (T, D)
     x = stack_frames(f.astype(np.dtype(config.dtype)), extra["stack"])[None]  # (1, S, kD)
     if x.shape[1] == 0:

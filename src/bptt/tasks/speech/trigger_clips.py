@@ -35,6 +35,7 @@ from bptt.data.audio import HOP_SECONDS, SAMPLE_RATE
 from bptt.errors import BpttError, DataError
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_synth as synth
+from bptt.tasks.speech import speech_voices as sv
 
 TRIGGER = "activate"
 # Words that share the trigger's sounds: the model must hear the whole word.
@@ -91,21 +92,21 @@ def bank_specs(
     (:func:`bptt.tasks.speech.speech_synth.engine_voices`), drawn engine first, so the hard
     negatives (SIMILAR) are said by every training engine."""
     if test_engine:
-        pool = synth.engine_voices(split, test_engine)
-        rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split),
-                                     100 + synth.ENGINES.index(test_engine)])  # fmt: skip
+        pool = sv.engine_voices(split, test_engine)
+        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split),
+                                     100 + sv.ENGINES.index(test_engine)])  # fmt: skip
         n_trigger, n_other = TAKES[split]
         specs = []
         for _ in range(HELD_OUT_DRAWS[split]):
-            voice = synth.draw_voice(pool, rng)
+            voice = sv.draw_voice(pool, rng)
             words = [TRIGGER] * n_trigger + list(rng.choice(DISTRACTORS, n_other, replace=False))
             specs += [synth.draw_spec(str(w), voice, rng, by_word=True, snr_range=None)
                       for w in words]  # fmt: skip
         return specs
-    voices = synth.voices(split, engines)
+    voices = sv.voices(split, engines)
     if not voices:
         raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
-    rng = np.random.default_rng([DATA_SEED, synth.SPLITS.index(split), len(engines)])
+    rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split), len(engines)])
     order = rng.permutation(len(voices))[: BANK_VOICES[split]]  # (V',)
     n_trigger, n_other = TAKES[split]
     specs = []
@@ -138,9 +139,25 @@ def bank_for(split: str, engines, folder=None, progress=False, test_engine=""):
     """(the bank's cache key, a function that loads the bank, how many speakers it has):
     the clips of a split are cached under the key, so the bank is read only to compose."""
     specs = bank_specs(split, engines, test_engine)
-    speakers = len({synth.parse_voice(s.voice).speaker for s in specs})
+    speakers = len({sv.parse_voice(s.voice).speaker for s in specs})
     load = lambda: load_bank(split, engines, folder, progress, test_engine)  # noqa: E731
     return corpus.corpus_key(specs), load, speakers
+
+
+def augment_bank(bank: Bank, parts: tuple[str, ...], seed: int) -> Bank:
+    """``bank`` with every word through the audio ``parts`` of :mod:`bptt.data.augment`
+    (word i drawn from (seed, i, 9); babble of the bank's other words); the words stay
+    single words, so their bounds in a composed clip stay exact."""
+    from bptt.data.augment import augment_audio
+
+    others = [a for _, a in bank.others]
+    words = [(TRIGGER, a) for a in bank.triggers] + bank.others
+    out = []
+    for i, (word, audio) in enumerate(words):
+        rng = np.random.default_rng([seed, i, 9])
+        crowd = [others[j] for j in rng.integers(len(others), size=8)]
+        out.append((word, augment_audio(audio, parts, rng, crowd)))  # (N_i',)
+    return Bank([a for w, a in out if w == TRIGGER], [(w, a) for w, a in out if w != TRIGGER])
 
 
 # ---------------------------------------------------------------- composing a clip

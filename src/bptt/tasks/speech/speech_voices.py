@@ -1,0 +1,288 @@
+"""Speech engines and their voices, and the fixed split of voices by speaker.
+
+Three engines say any text: Debian's ``espeak-ng`` (formant synthesis), ``flite``
+(diphone and statistical parametric voices) and Festival's ``text2wave`` (diphone and
+HTS voices); :mod:`bptt.tasks.speech.speech_synth` renders clips with them.
+
+Voices. An espeak-ng voice is an accent (a language file: ``en-us``,
+``en-gb-scotland``...) with a variant (a speaker: formants, pitch range,
+breath, roughness: ``m3``, ``f2``, ``whisper``, ``klatt4``...), named
+``en-us+m3``; a flite voice is ``flite:slt``, a Festival voice
+``festival:kal_diphone``.
+
+The split by voice (fixed, documented, the same on every machine). The speaker
+is what must never be heard in training, so the split is made per *speaker
+family*: the variant's name without a trailing number (``robosoft3`` ->
+``robosoft``, ``klatt4`` -> ``klatt``: numbered variants are near copies of
+one voice), except ``m1``..``m8`` and ``f1``..``f5``, which are eight and five
+different speakers. A family goes to
+
+    test        if crc32(family) mod 20 ∈ {0, 1, 2}     (~15%)
+    validation  if crc32(family) mod 20 ∈ {3, 4}        (~10%)
+    train       otherwise
+
+(flite speakers as ``flite:<speaker>``, with ``kal`` and ``kal16`` one
+speaker; Festival's as ``festival:kal``, ``festival:ked``, ``festival:slt``: a speaker
+id names its engine, except espeak-ng's, whose ids are kept so that no voice changes
+split). Note that flite's kal and slt and Festival's kal_diphone and slt_arctic_hts
+are built from the same recordings (Kevin Lenzo's diphones, CMU ARCTIC's slt): across
+engines the recordings may repeat, the synthesis method does not. With espeak-ng 1.51's
+101 variants this puts 19 variants (including
+the female f1, f2, f3) in test, 9 in validation and 73 in train; a hash keeps
+each family's split when a new espeak-ng adds variants. Accents are not
+speakers and are shared by all splits: a test voice is an accent the model has
+heard, spoken by a speaker it has never heard under any accent.
+
+Held-out engine (:func:`engine_voices`): train on two engines and test on the third.
+Training voices: every voice of the training engines outside the validation split,
+less one voice kept for validation (:data:`VALIDATION_VOICES`: Festival's ked, or
+flite's rms when Festival is held out); validation voices: the training engines'
+validation split and that voice; test voices: every voice of the held-out engine,
+which no training or validation clip uses. :func:`draw_voice` draws the engine first,
+then the voice, so that an engine of 5 voices weighs as much as one of 800.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import zlib
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+from bptt.errors import BpttError
+
+ENGINES = ("espeak-ng", "flite", "festival")
+SPLITS = ("train", "validation", "test")
+# espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
+ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
+           "en-029", "en-us-nyc")  # fmt: skip
+# flite's general-domain voices (awb_time speaks only clock times; kal is kal16 at 8 kHz).
+FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
+# Festival's English voices (Debian: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+# Held out of training in the held-out-engine protocol, for validation: the first of a
+# training engine (Festival's ked: a diphone voice; flite's rms: a statistical one).
+VALIDATION_VOICES = ("festival:ked_diphone", "flite:rms")
+PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+APT_HINT = {"espeak-ng": "apt-get install espeak-ng", "flite": "apt-get install flite",
+            "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k "
+            "festvox-us-slt-hts"}  # fmt: skip
+
+
+def require_engine(engine: str) -> str:
+    """The path of the program of ``engine`` ("espeak-ng", "flite" or "festival": text2wave).
+
+    Raises:
+        BpttError: naming the Debian/Ubuntu package when it is not on PATH.
+    """
+    if engine not in ENGINES:
+        raise BpttError(f"speech engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    path = shutil.which(PROGRAMS[engine])
+    if path is None:
+        raise BpttError(
+            f"speech synthesis needs the program '{PROGRAMS[engine]}', which is not on PATH; "
+            f"install it (Debian/Ubuntu): {APT_HINT[engine]}"
+        )
+    return path
+
+
+def run_engine(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+    """Run an engine's command line; its failure (or a timeout of 60 s) -> BpttError."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BpttError(f"{what} failed: {e}") from None
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()
+        raise BpttError(f"{what} failed (exit {done.returncode}): {err}")
+    return done
+
+
+@cache
+def engine_version(engine: str) -> str:
+    """The engine's own version line (part of a corpus's cache key)."""
+    exe = require_engine(engine)
+    if engine == "festival":
+        exe = shutil.which("festival") or exe
+    flag = "-version" if engine == "flite" else "--version"
+    return run_engine([exe, flag], f"{engine} {flag}").stdout.decode(errors="replace").strip()
+
+
+@cache
+def _espeak_variants() -> tuple[str, ...]:
+    listing = run_engine([require_engine("espeak-ng"), "--voices=variant"], "espeak-ng --voices")
+    found = re.findall(r"!v/(.*\S)\s*$", listing.stdout.decode(errors="replace"), re.MULTILINE)
+    return tuple(sorted(set(found)))
+
+
+@cache
+def _espeak_accents() -> tuple[str, ...]:
+    listing = run_engine([require_engine("espeak-ng"), "--voices=en"], "espeak-ng --voices")
+    files = re.findall(r"\sgmw/(\S+)", listing.stdout.decode(errors="replace"))
+    installed = {f.lower() for f in files}  # gmw/en-GB-scotland is -v en-gb-scotland
+    return tuple(a for a in ACCENTS if a in installed)
+
+
+@cache
+def _flite_voices() -> tuple[str, ...]:
+    listing = run_engine([require_engine("flite"), "-lv"], "flite -lv").stdout.decode(
+        errors="replace"
+    )
+    installed = set(listing.split(":", 1)[-1].split())
+    return tuple(v for v in FLITE_VOICES if v in installed)
+
+
+@cache
+def _festival_voices() -> tuple[str, ...]:
+    require_engine("festival")
+    exe = shutil.which("festival")
+    if exe is None:
+        raise BpttError(f"Festival's voices are listed by 'festival', which is not on PATH; "
+                        f"install it (Debian/Ubuntu): {APT_HINT['festival']}")  # fmt: skip
+    try:
+        done = subprocess.run([exe, "--pipe"], input=b"(print (voice.list))\n",
+                              capture_output=True, timeout=60, check=False)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BpttError(f"festival (listing voices) failed: {e}") from None
+    installed = set(done.stdout.decode(errors="replace").strip("()\n ").split())
+    return tuple(v for v in FESTIVAL_VOICES if v in installed)
+
+
+def engine_of(voice_name: str) -> str:
+    """The engine of a voice name: "flite:slt" -> "flite", "festival:kal_diphone" ->
+    "festival", anything else (an espeak-ng accent+variant) -> "espeak-ng"."""
+    head = voice_name.split(":", 1)[0] if ":" in voice_name else ""
+    return head if head in ("flite", "festival") else "espeak-ng"
+
+
+def speaker_of(engine: str, variant: str) -> str:
+    """The speaker family a voice belongs to (the unit of the train/validation/test split)."""
+    if engine == "flite":
+        return "flite:" + ("kal" if variant.startswith("kal") else variant)
+    if engine == "festival":  # kal_diphone -> festival:kal, cmu_us_slt_arctic_hts -> festival:slt
+        return "festival:" + variant.removeprefix("cmu_us_").split("_")[0]
+    if not variant:
+        return "espeak-ng:default"  # an accent's own voice (never in voices())
+    if re.fullmatch(r"[mf]\d+", variant):
+        return variant  # m1..m8, f1..f5: different speakers
+    return variant.rstrip("0123456789").lower()  # robosoft3 -> robosoft: near copies
+
+
+def split_of(speaker: str) -> str:
+    """ "train", "validation" or "test": fixed by crc32 of the speaker family (see above)."""
+    bucket = zlib.crc32(speaker.encode("utf-8")) % 20
+    return "test" if bucket < 3 else "validation" if bucket < 5 else "train"
+
+
+@dataclass(frozen=True, order=True)
+class Voice:
+    """An engine's voice: espeak-ng ``accent+variant``, or a flite or Festival ``variant``
+    (accent "")."""
+
+    engine: str
+    accent: str
+    variant: str
+
+    @property
+    def name(self) -> str:
+        if self.engine in ("flite", "festival"):
+            return f"{self.engine}:{self.variant}"
+        return f"{self.accent}+{self.variant}" if self.variant else self.accent
+
+    @property
+    def speaker(self) -> str:
+        return speaker_of(self.engine, self.variant)
+
+    @property
+    def split(self) -> str:
+        """The voice's split; "none" for an accent's own default voice (in no corpus)."""
+        return split_of(self.speaker) if self.variant else "none"
+
+
+def installed_engines() -> tuple[str, ...]:
+    """The engines of :data:`ENGINES` whose program is on PATH."""
+    return tuple(e for e in ENGINES if shutil.which(PROGRAMS[e]))
+
+
+def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) -> list[Voice]:
+    """The installed voices of ``engines`` in ``split`` ("train", "validation", "test";
+    None: all), sorted. espeak-ng gives every accent with every variant."""
+    if split is not None and split not in SPLITS:
+        raise BpttError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
+    found = []
+    for engine in engines:
+        if engine == "espeak-ng":
+            found += [Voice(engine, a, v) for a in _espeak_accents() for v in _espeak_variants()]
+        elif engine == "flite":
+            found += [Voice(engine, "", v) for v in _flite_voices()]
+        elif engine == "festival":
+            found += [Voice(engine, "", v) for v in _festival_voices()]
+        else:
+            raise BpttError(f"speech engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    return sorted(v for v in found if split is None or v.split == split)
+
+
+def engine_voices(role: str, test_engine: str) -> list[Voice]:
+    """The held-out-engine protocol's voices for ``role`` ("train", "validation", "test"):
+    training and validation voices come from the engines other than ``test_engine``,
+    test voices are every voice of ``test_engine``. Validation holds the training
+    engines' validation split and the first voice of :data:`VALIDATION_VOICES` of a
+    training engine, which no training clip uses: a voice unheard in training, so that
+    choices made on validation favour what carries over to an unheard voice."""
+    if test_engine not in ENGINES:
+        raise BpttError(f"the held-out engine must be one of {', '.join(ENGINES)}; "
+                        f"got {test_engine!r}")  # fmt: skip
+    if role == "test":
+        return voices(None, (test_engine,))
+    others = tuple(e for e in ENGINES if e != test_engine)
+    kept = [v for v in voices(None, others) if v.split in ("train", "test")]
+    held = next((n for n in VALIDATION_VOICES if engine_of(n) in others), "")
+    if role == "validation":  # a voice no training clip uses, of another synthesis method
+        return voices("validation", others) + [v for v in kept if v.name == held]
+    if role == "train":
+        return [v for v in kept if v.name != held]
+    raise BpttError(f"role must be one of {', '.join(SPLITS)}; got {role!r}")
+
+
+def draw_voice(pool: list[Voice], rng: np.random.Generator) -> Voice:
+    """A voice of ``pool``: an engine uniformly among the pool's engines, then one of its
+    voices uniformly."""
+    engines = sorted({v.engine for v in pool})
+    engine = engines[int(rng.integers(len(engines)))]
+    own = [v for v in pool if v.engine == engine]
+    return own[int(rng.integers(len(own)))]
+
+
+def parse_voice(name: str) -> Voice:
+    """``"en-us+m3"`` (espeak-ng accent and variant), ``"en-us"`` (the accent's own
+    default voice), ``"flite:slt"`` or ``"festival:kal_diphone"`` -> a :class:`Voice`,
+    checked against what is installed."""
+    if name.startswith("festival:"):
+        variant = name.split(":", 1)[1]
+        if variant not in _festival_voices():
+            raise BpttError(f"Festival voice must be one of {', '.join(_festival_voices())}; "
+                            f"got {variant!r}")  # fmt: skip
+        return Voice("festival", "", variant)
+    if name.startswith("flite:"):
+        variant = name.split(":", 1)[1]
+        if variant not in _flite_voices():
+            raise BpttError(
+                f"flite voice must be one of {', '.join(_flite_voices())}; got {variant!r}"
+            )
+        return Voice("flite", "", variant)
+    accent, _, variant = name.partition("+")
+    if accent not in _espeak_accents():
+        raise BpttError(
+            f"voice {name!r}: the accent must be one of "
+            f"{', '.join(_espeak_accents())}; got {accent!r}"
+        )
+    if variant and variant not in _espeak_variants():
+        raise BpttError(
+            f"voice {name!r}: no espeak-ng variant {variant!r} is installed "
+            f"(espeak-ng --voices=variant lists them)"
+        )
+    return Voice("espeak-ng", accent, variant)
