@@ -1,23 +1,25 @@
 """Video activity recognition from pixels: a clip of a figure -> its action, or a label per frame.
 
 The clips are rendered (:mod:`bptt.tasks.video_clips`): 32x32 grayscale frames of
-an articulated figure doing one of eleven actions (walk, run, jump, wave one hand,
-wave both hands, clap, box, sit down, stand up, kneel down, get up), with random bodies, tempo,
-camera, clutter, noise and occluders. The split is by actor: validation clips
-(which pick the best checkpoint) show the validation actors, test clips the test
-actors, whose bodies the model never sees.
+an articulated figure doing one of eleven actions (walk, run, jump, wave one
+hand, wave both hands, clap, box, sit down, stand up, kneel down, get up), with
+random bodies, tempo, camera, clutter, noise and occluders. The split is by
+actor: validation clips (which pick the best checkpoint) show the validation
+actors, test clips the test actors, whose bodies the model never sees.
 
-The model (:mod:`bptt.models.frames`) encodes each frame by a linear layer and a
-rectifier (``--embed-size`` features) and reads the frames in order with an
-LSTM: ``--head class`` (the default) gives one action per clip; ``--head tags``
-trains on clips of two actions one after the other and labels every frame.
+The model (:mod:`bptt.models.frames`) encodes each frame (``--frame-encoder``:
+"band", the preset, a linear layer slid across the frame in full-height bands,
+max over positions; "linear"; or "conv") into ``--embed-size`` features and reads
+the frames in order with an LSTM: ``--head class`` (the default) gives one action
+per clip; ``--head tags`` trains on clips of two actions one after the other and
+labels every frame.
 
 After training, the test metric is printed beside two baselines trained the same
 way on the same encoder without recurrence: the frames averaged (blind to their
 order, so "sit down" and "stand up", the same frames reversed, look alike, as do
-"kneel down" and "get up") and
-the middle frame alone. The run's folder gets ``test_clips.gif`` (test clips with
-the true and predicted labels) and ``confusion.png``.
+"kneel down" and "get up") and the middle frame alone. The run's folder gets
+``test_clips.gif`` (test clips with the true and predicted labels) and
+``confusion.png``.
 
 Shapes: N clips, T frames, S pixels a side, P = S*S pixels, C = 11 actions.
 """
