@@ -3,17 +3,13 @@
 No labelled action video can be downloaded here, so the video task draws its
 own, in the spirit of the KTH set: grayscale clips of an articulated figure
 (a head, a torso, two arms and two legs, each limb two segments with a joint)
-doing one of eleven actions:
-
-    walk, run, jump, wave one hand, wave both hands, clap, box,
-    sit down, stand up, kneel down, get up
-
-"stand up" is "sit down" with its frames in reverse order and "get up" is
-"kneel down" reversed, so one frame alone, or all of them averaged, cannot tell
-the two of a pair apart; "walk" and "run" share their poses (overlapping stride
-and swing ranges) and differ mostly in tempo. Waving raises a hand above the
-head; clapping brings both hands together in front of the chest, the near hand
-swinging forward as the far one swings back, so the two arms part visibly.
+doing one of eleven :data:`ACTIONS` (walk, run, jump, wave one hand, wave both
+hands, clap, box, sit down, stand up, kneel down, get up).
+"stand up" is "sit down" reversed and "get up" "kneel down" reversed, so one frame,
+or all of them averaged, cannot tell a pair apart; "walk" and "run" share their
+poses and differ mostly in tempo. Waving raises a hand above the head; clapping
+brings both hands together before the chest, the near one swinging forward as the
+far one swings back.
 
 Every clip draws
     an actor      limb lengths (each 0.8..1.2 of the mean), line thickness, head style
@@ -117,13 +113,9 @@ def _smooth(u):
 
 
 def _poses(action: str, n: int, rng: np.random.Generator, fill: bool = False):
-    """Angles (n, 4, 2), lean (n,), lift (n,), forward speed (n,) of ``n`` frames.
-
-    A transition (sit down, kneel down) takes 55..85% of the frames, standing still
-    before and after; with ``fill`` it takes all ``n`` (in a two-action clip its label
-    then covers the frames where it happens). A reversed action (:data:`REVERSED`) is
-    the other's poses backwards.
-    """
+    """Angles (n, 4, 2), lean (n,), lift (n,), forward speed (n,) of ``n`` frames. A
+    transition (sit or kneel down) takes 55..85% of them, all with ``fill`` (so a label
+    covers its frames); a :data:`REVERSED` action is the other's poses backwards."""
     if action in REVERSED:
         return tuple(a[::-1].copy() for a in _poses(REVERSED[action], n, rng, fill))
     deg = np.pi / 180
@@ -209,10 +201,8 @@ def _poses(action: str, n: int, rng: np.random.Generator, fill: bool = False):
         start = rng.uniform(0, n - duration)
         u = _smooth((t - start) / duration)  # (n,) 0 standing .. 1 seated or kneeling
         if action == "kneel down":  # the near leg's thigh forward, the far knee on the ground
-            angles[:, 2, 0] = rng.uniform(75, 90) * deg * u
-            angles[:, 2, 1] = rng.uniform(-5, 5) * deg * u
-            angles[:, 3, 0] = -rng.uniform(0, 10) * deg * u
-            angles[:, 3, 1] = -rng.uniform(80, 95) * deg * u
+            legs = rng.uniform([75, -5, 0, 80], [90, 5, 10, 95]) * [1, 1, -1, -1] * deg  # (4,)
+            angles[:, 2:] = legs.reshape(2, 2) * u[:, None, None]
             for limb, spread in ((0, 6), (1, -6)):  # the hands drop towards the knee
                 angles[:, limb, 0] = (rng.uniform(10, 25) + spread) * deg * u
                 angles[:, limb, 1] = angles[:, limb, 0] + rng.uniform(0, 20) * deg * u
@@ -255,8 +245,8 @@ def _joints(actor: Actor, angles, lean, lift) -> np.ndarray:
 
 def action_joints(actions, lengths, actor: Actor, rng: np.random.Generator) -> np.ndarray:
     """Joints (T, J, 2) of ``actions`` done one after another for ``lengths`` frames each,
-    in body units, x forward; the figure walks on from where the last action left it.
-    With two or more actions, a transition fills its frames (see :func:`_poses`)."""
+    in body units, x forward; the figure walks on from where the last action left it
+    (with two or more, a transition fills its frames: see :func:`_poses`)."""
     parts, x0 = [], 0.0
     for action, n in zip(actions, lengths, strict=True):
         angles, lean, lift, speed = _poses(action, n, rng, fill=len(actions) > 1)
@@ -383,12 +373,9 @@ def render(actions, lengths, actor: Actor, rng: np.random.Generator) -> tuple[np
 # ---------------------------------------------------------------- clips and sets
 def render_clip(kind: str, split: str, index: int, seed: int = 0):
     """Clip ``index`` of a set: (frames (T, S, S) uint8, frame labels (T,), actor, info).
-
-    "single": one action (index mod 11, so a set is balanced), T in 20..28 frames;
-    "pair": two different actions one after the other, T = 32, the change at frame
-    10..22. A single "stand up" ("get up") is rendered as "sit down" ("kneel down") with
-    its frames reversed.
-    """
+    "single": one action (index mod 11: a set is balanced), T in 20..28 frames, a single
+    "stand up" ("get up") being "sit down" ("kneel down") reversed; "pair": two different
+    actions one after the other, T = 32, the change at frame 10..22."""
     if kind not in KINDS:
         raise BpttError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     cast = actors(split)
