@@ -167,8 +167,9 @@ class Config:
     # Video task.
     frame_encoder: str = _flag(
         "conv",
-        "video: each frame's encoder, a linear layer on the pixels or two small convolutions first",
-        choices=("linear", "conv"),
+        "video: each frame's encoder, a linear layer on the pixels, on bands of columns slid "
+        "across the frame (max over positions), or two small convolutions first",
+        choices=("linear", "band", "conv"),
     )
     # Encoder-decoder tasks (dates, g2p, de-en).
     attention: str = _flag(

@@ -30,7 +30,7 @@ def _kwargs(seed=0):
     return {"hidden_size": 5, "dtype": np.float64, "rng": np.random.default_rng(seed)}
 
 
-@pytest.mark.parametrize("encoder", ["linear", "conv"])
+@pytest.mark.parametrize("encoder", ["linear", "band", "conv"])
 @pytest.mark.parametrize("pooling", ["last", "mean"])
 def test_classifier_gradients_match_finite_differences(pooling, encoder):
     model = FrameClassifier(3, P, 6, pooling, encoder, **_kwargs())
@@ -39,14 +39,14 @@ def test_classifier_gradients_match_finite_differences(pooling, encoder):
     assert max(errors.values()) < 1e-4, errors
 
 
-@pytest.mark.parametrize("encoder", ["linear", "conv"])
+@pytest.mark.parametrize("encoder", ["linear", "band", "conv"])
 def test_tagger_gradients_match_finite_differences(encoder):
     model = FrameTagger(3, P, 6, encoder, **_kwargs())
     errors = gradcheck_model(model, _batch(tags=True), eps=EPS, directions=4)
     assert max(errors.values()) < 1e-4, errors
 
 
-@pytest.mark.parametrize("encoder", ["linear", "conv"])
+@pytest.mark.parametrize("encoder", ["linear", "band", "conv"])
 @pytest.mark.parametrize("pool", ["mean", "middle"])
 def test_baseline_gradients_match_finite_differences(pool, encoder):
     rng = np.random.default_rng(0)
@@ -93,5 +93,7 @@ def test_frames_of_the_wrong_size_are_refused():
         model.predict_proba(np.zeros((1, 4, 10)), np.ones((1, 4), bool))
     with pytest.raises(BpttError, match="pool must be one of mean, middle"):
         FramePool(3, P, 6, 5, "max")
+    with pytest.raises(BpttError, match="band encoder reads square frames; got 12 pixels"):
+        FrameClassifier(3, 12, 6, encoder="band", **_kwargs())
     with pytest.raises(BpttError, match="side divisible by 4; got 12 pixels"):
         FrameClassifier(3, 12, 6, encoder="conv", **_kwargs())

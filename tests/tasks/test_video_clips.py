@@ -49,18 +49,48 @@ def test_single_clips_cycle_through_the_actions_and_stand_up_reverses_sit_down()
     labels = [vc.render_clip("single", "train", i)[1] for i in range(len(vc.ACTIONS))]
     assert [int(y[0]) for y in labels] == list(range(len(vc.ACTIONS)))
     assert all((y == y[0]).all() and vc.FRAMES[0] <= len(y) <= vc.FRAMES[1] for y in labels)
-    stand = vc.ACTIONS.index("stand up")
-    _clip, _, _, info = vc.render_clip("single", "train", stand)
-    hip = info["joints"][:, 0, 1]  # (T,) pixels, y down: the hip rises as the figure stands
-    assert hip[0] - hip[-1] > 2.0
+    for up, down in vc.REVERSED.items():
+        for i in range(3):
+            index = vc.ACTIONS.index(up) + i * len(vc.ACTIONS)
+            _clip, _, _, info = vc.render_clip("single", "train", index)
+            hip = info["joints"][:, 0, 1]  # (T,) pixels, y down: the hip rises as it gets up
+            assert hip[0] - hip[-1] > 2.0, (up, i)
+            _clip, _, _, info = vc.render_clip("single", "train", vc.ACTIONS.index(down))
+            hip = info["joints"][:, 0, 1]
+            assert hip[-1] - hip[0] > 2.0, down
 
 
-def test_two_action_clips_change_once():
-    for i in range(10):
-        clip, labels, _, _ = vc.render_clip("pair", "test", i)
+def test_waving_raises_a_hand_above_the_head_and_clapping_keeps_both_below_it():
+    """The arm actions differ in the joints, not only in tempo: a wave's hand rises above
+    the head's centre, a clap's hands stay below it and part (by 2+ px) and meet."""
+    for i in range(6):
+        n = len(vc.ACTIONS)
+        _, _, _, wave = vc.render_clip("single", "train", vc.ACTIONS.index("wave one hand") + i * n)
+        _, _, _, clap = vc.render_clip("single", "train", vc.ACTIONS.index("clap") + i * n)
+        j = wave["joints"]  # (T, J, 2) pixels, y down
+        assert (j[:, 5:7, 1].min(axis=1) < j[:, 2, 1]).all()
+        j = clap["joints"]
+        assert (j[:, 5:7, 1] > j[:, 2, 1, None]).all()
+        gap = np.linalg.norm(j[:, 5] - j[:, 6], axis=1)  # (T,) between the hands
+        assert gap.max() > 2.0 and gap.min() < gap.max() / 2, gap
+
+
+def test_two_action_clips_change_once_and_a_transition_fills_its_frames():
+    sit, stand = vc.ACTIONS.index("sit down"), vc.ACTIONS.index("stand up")
+    seen = set()
+    for i in range(60):
+        clip, labels, _, info = vc.render_clip("pair", "test", i)
         assert len(clip) == vc.PAIR_FRAMES
         changes = np.flatnonzero(np.diff(labels))
         assert len(changes) == 1 and 10 <= changes[0] + 1 <= vc.PAIR_FRAMES - 10
+        hip = info["joints"][:, 0, 1]  # (T,) pixels, y down
+        for action, sign in ((sit, 1), (stand, -1)):  # the hip moves all through the segment
+            frames = np.flatnonzero(labels == action)
+            if len(frames):
+                seen.add(action)
+                first, mid, last = hip[frames[[0, len(frames) // 2, -1]]]
+                assert sign * (mid - first) > 0.5 and sign * (last - mid) > 0.5, (i, hip)
+    assert seen == {sit, stand}
 
 
 def test_a_set_is_cached_and_read_back_equal(tmp_path):

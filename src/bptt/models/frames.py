@@ -2,15 +2,21 @@
 two order-blind baselines that share it.
 
 Every frame x_t (an S x S image, P = S*S pixels of values 0..255) becomes a
-feature vector by the same encoder, "linear" or "conv":
+feature vector by the same encoder, "linear", "band" or "conv":
 
     z_t = relu(W_f x_t / 255 + b_f)               W_f ≡ frames.weight (E, P), b_f ≡ frames.bias
+
+    z_t = relu(max_q (W_f x_t[:, sq : sq+S/2] / 255 + b_f))   "band": W_f (E, S*S/2) reads a
+                                                  full-height band of S/2 columns, slid across
+                                                  the frame s = S/16 columns at a time (q < Q)
 
     a_t = relu(conv1(x_t / 255))                  5x5, stride 2, 8 channels:          (S/2, S/2, 8)
     a'_t = relu(conv2(a_t))                       3x3, stride 2, 16 channels:         (S/4, S/4, 16)
     z_t = relu(W_f a'_t + b_f)                    W_f ≡ frames.weight (E, P)
 
-(the convolutions see a limb wherever it is; the linear layer sees where it is).
+(the convolutions see a limb wherever it is, and the band sees a pose wherever it stands
+across the frame; the linear layer sees where it is). Per frame the band costs Q = 9
+products of half the linear layer's size, the convolutions far more (skinny products).
 
 Then either the sequence models read z_1..z_T as their features
 (:class:`FrameClassifier`: many-to-one, :class:`FrameTagger`: a label per frame),
@@ -21,12 +27,13 @@ or a baseline without recurrence (:class:`FramePool`) reads one summary of them:
     ŷ = softmax(V relu(U r + u) + c)               U ≡ hidden.weight, V ≡ head.weight
 
 Shapes: B batch, T frames, N frames of a batch, S pixels a side, P = S*S pixels per
-frame, E encoder features, H hidden, C classes.
+frame, E encoder features, H hidden, C classes, Q band positions.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from bptt.errors import BpttError
 from bptt.functional.activations import softmax
@@ -38,7 +45,7 @@ from bptt.models.tagger import SequenceTagger
 from bptt.nn import Conv2d, Linear
 
 POOLS = ("mean", "middle")
-ENCODERS = ("linear", "conv")
+ENCODERS = ("linear", "band", "conv")
 
 
 def _pixels(model, inputs, mask) -> tuple[np.ndarray, np.ndarray]:
@@ -59,7 +66,7 @@ def _relu(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class FrameEncoder:
-    """The per-frame encoder, "linear" or "conv" (see the module docstring); its layers
+    """The per-frame encoder, "linear", "band" or "conv" (see the module docstring); its layers
     join the model's ``layers`` (``conv1``, ``conv2``, ``frames``)."""
 
     def __init__(self, pixels: int, embed_size: int, kind: str, dtype, rng):
@@ -77,6 +84,12 @@ class FrameEncoder:
             self.layers["conv1"] = Conv2d(1, 8, 5, stride=2, dtype=dtype, rng=rng)
             self.layers["conv2"] = Conv2d(8, 16, 3, stride=2, dtype=dtype, rng=rng)
             flat = (self.side // 4) ** 2 * 16
+        elif kind == "band":
+            if self.side**2 != pixels or self.side < 2:
+                raise BpttError(f"the band encoder reads square frames; got {pixels} pixels")
+            self.band, self.stride = self.side // 2, max(1, self.side // 16)  # columns
+            self.positions = (self.side - self.band) // self.stride + 1  # Q
+            flat = self.side * self.band
         else:
             flat = pixels
         self.layers["frames"] = Linear(flat, embed_size, dtype=dtype, rng=rng)
@@ -91,6 +104,15 @@ class FrameEncoder:
             a, on2 = _relu(self.layers["conv2"].forward(a))  # (N, S/4, S/4, 16)
             cache = [on1, on2]
             x = a.reshape(len(a), -1)  # (N, S/4 * S/4 * 16)
+        elif self.kind == "band":
+            N, S = len(x), self.side
+            view = sliding_window_view(x.reshape(N, S, S), self.band, axis=2)[:, :, :: self.stride]
+            cols = view.transpose(0, 2, 1, 3).reshape(N * self.positions, -1)  # (N*Q, S*S/2)
+            a = self.layers["frames"].forward(cols).reshape(N, self.positions, -1)  # (N, Q, E)
+            best = a.argmax(axis=1)[:, None]  # (N, 1, E) the band each feature takes
+            z, on = _relu(np.take_along_axis(a, best, axis=1)[:, 0])  # (N, E)
+            self._cache = [best, on]
+            return z
         z, on = _relu(self.layers["frames"].forward(x))  # (N, E)
         self._cache = [*cache, on]
         return z
@@ -98,7 +120,13 @@ class FrameEncoder:
     def backward(self, d_z: np.ndarray) -> None:
         """Fill the encoder's grads from ∂E/∂z (N, E)."""
         *convs, on = self._cache
-        d = self.layers["frames"].backward(np.where(on, d_z, 0).astype(self.dtype))  # (N, F)
+        d = np.where(on, d_z, 0).astype(self.dtype)  # (N, E)
+        if self.kind == "band":  # the gradient goes to the band each feature took
+            d_a = np.zeros((len(d), self.positions, d.shape[1]), self.dtype)  # (N, Q, E)
+            np.put_along_axis(d_a, convs[0], d[:, None], axis=1)
+            self.layers["frames"].backward(d_a.reshape(-1, d.shape[1]))
+            return
+        d = self.layers["frames"].backward(d)  # (N, F)
         if self.kind == "conv":
             d = d.reshape(len(d), self.side // 4, self.side // 4, 16)  # (N, S/4, S/4, 16)
             for name, on_conv in zip(("conv2", "conv1"), reversed(convs), strict=True):
@@ -135,7 +163,7 @@ class FrameClassifier(_FrameEncoding, SequenceClassifier):
         pixels: P, pixels per frame.
         embed_size: E, the encoder's features per frame.
         pooling: "last", "mean" or "max" (see :class:`SequenceClassifier`).
-        encoder: "linear" or "conv".
+        encoder: "linear", "band" or "conv".
         **kwargs: hidden_size, num_layers, cell, bidirectional, dropout, dtype, rng.
     """
 
@@ -174,7 +202,7 @@ class FramePool(Model):
         embed_size: E, the encoder's features per frame (as the recurrent model's).
         hidden_size: H, the MLP's hidden units.
         pool: "mean" (the frames averaged, blind to their order) or "middle" (one frame).
-        encoder: "linear" or "conv", as the recurrent model's.
+        encoder: "linear", "band" or "conv", as the recurrent model's.
         dtype, rng: the parameters' precision and the initialisation's Generator.
     """
 

@@ -3,13 +3,13 @@
 No labelled action video can be downloaded here, so the video task draws its
 own, in the spirit of the KTH set: grayscale clips of an articulated figure
 (a head, a torso, two arms and two legs, each limb two segments with a joint)
-doing one of nine actions:
-
-    walk, run, jump, wave one hand, wave both hands, clap, box, sit down, stand up
-
-"stand up" is "sit down" with its frames in reverse order, so one frame alone,
-or all of them averaged, cannot tell the two apart; "walk" and "run" share
-their poses (overlapping stride and swing ranges) and differ mostly in tempo.
+doing one of eleven :data:`ACTIONS` (walk, run, jump, wave one hand, wave both
+hands, clap, box, sit down, stand up, kneel down, get up).
+"stand up" is "sit down" reversed and "get up" "kneel down" reversed, so one frame,
+or all of them averaged, cannot tell a pair apart; "walk" and "run" share their
+poses and differ mostly in tempo. Waving raises a hand above the head; clapping
+brings both hands together before the chest, the near one swinging forward as the
+far one swings back.
 
 Every clip draws
     an actor      limb lengths (each 0.8..1.2 of the mean), line thickness, head style
@@ -46,9 +46,10 @@ import numpy as np
 from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
 
-GENERATOR_VERSION = 3  # bump when a change makes the same arguments draw different clips
+GENERATOR_VERSION = 4  # bump when a change makes the same arguments draw different clips
 ACTIONS = ("walk", "run", "jump", "wave one hand", "wave both hands", "clap", "box",
-           "sit down", "stand up")  # fmt: skip
+           "sit down", "stand up", "kneel down", "get up")  # fmt: skip
+REVERSED = {"stand up": "sit down", "get up": "kneel down"}  # rendered as the other, backwards
 SPLITS = ("train", "validation", "test")
 KINDS = ("single", "pair")  # one action per clip, or two actions one after the other
 ACTOR_SEED = 2024
@@ -111,8 +112,12 @@ def _smooth(u):
     return u * u * (3 - 2 * u)
 
 
-def _poses(action: str, n: int, rng: np.random.Generator):
-    """Angles (n, 4, 2), lean (n,), lift (n,), forward speed (n,) of ``n`` frames."""
+def _poses(action: str, n: int, rng: np.random.Generator, fill: bool = False):
+    """Angles (n, 4, 2), lean (n,), lift (n,), forward speed (n,) of ``n`` frames. A
+    transition (sit or kneel down) takes 55..85% of them, all with ``fill`` (so a label
+    covers its frames); a :data:`REVERSED` action is the other's poses backwards."""
+    if action in REVERSED:
+        return tuple(a[::-1].copy() for a in _poses(REVERSED[action], n, rng, fill))
     deg = np.pi / 180
     t = np.arange(n, dtype=np.float64)  # (n,)
     angles = np.zeros((n, 4, 2))  # (n, limb, upper/lower)
@@ -169,12 +174,12 @@ def _poses(action: str, n: int, rng: np.random.Generator):
     elif action == "clap":
         freq = rng.uniform(1 / 8, 1 / 4)
         s = (1 - np.cos(2 * np.pi * freq * t + phase)) / 2  # (n,) 0: hands together
-        open_ = rng.uniform(30, 50) * deg
-        level = rng.uniform(95, 115) * deg  # the hands meet in front of the face
-        angles[:, 0, 0] = level + open_ * s
-        angles[:, 1, 0] = level - open_ * s
-        angles[:, 0, 1] = angles[:, 0, 0] + rng.uniform(15, 35) * deg - open_ * s
-        angles[:, 1, 1] = angles[:, 1, 0] + rng.uniform(15, 35) * deg + open_ * s
+        open_ = rng.uniform(35, 55) * deg
+        upper = rng.uniform(25, 45) * deg  # the elbows low, the hands meet before the chest
+        fore = rng.uniform(80, 100) * deg  # the forearms about level
+        for limb, sign in ((0, 1), (1, -1)):  # the near hand swings forward, the far one back
+            angles[:, limb, 0] = upper + sign * 0.6 * open_ * s
+            angles[:, limb, 1] = fore
         for leg, sign in ((2, 1), (3, -1)):
             angles[:, leg, :] = sign * rng.uniform(2, 8) * deg
     elif action == "box":
@@ -191,12 +196,18 @@ def _poses(action: str, n: int, rng: np.random.Generator):
         angles[:, 2, 1], angles[:, 3, 1] = stance - 10 * deg, -stance - 10 * deg
         lean[:] = rng.uniform(0, 10) * deg
         lift[:] = 0.01 * np.abs(np.sin(2 * phi))
-    elif action in ("sit down", "stand up"):
-        duration = rng.uniform(0.55, 0.85) * n
+    elif action in ("sit down", "kneel down"):
+        duration = n - 1 if fill else rng.uniform(0.55, 0.85) * n
         start = rng.uniform(0, n - duration)
-        u = _smooth((t - start) / duration)  # (n,) 0 standing .. 1 seated
-        if action == "stand up":
-            u = u[::-1]
+        u = _smooth((t - start) / duration)  # (n,) 0 standing .. 1 seated or kneeling
+        if action == "kneel down":  # the near leg's thigh forward, the far knee on the ground
+            legs = rng.uniform([75, -5, 0, 80], [90, 5, 10, 95]) * [1, 1, -1, -1] * deg  # (4,)
+            angles[:, 2:] = legs.reshape(2, 2) * u[:, None, None]
+            for limb, spread in ((0, 6), (1, -6)):  # the hands drop towards the knee
+                angles[:, limb, 0] = (rng.uniform(10, 25) + spread) * deg * u
+                angles[:, limb, 1] = angles[:, limb, 0] + rng.uniform(0, 20) * deg * u
+            lean[:] = rng.uniform(8, 18) * deg * np.sin(np.pi * u) + rng.uniform(-4, 6) * deg * u
+            return angles, lean, lift, speed
         thigh = rng.uniform(80, 95) * deg
         for leg, spread in ((2, 4), (3, -4)):
             angles[:, leg, 0] = (thigh + spread * deg) * u
@@ -234,10 +245,11 @@ def _joints(actor: Actor, angles, lean, lift) -> np.ndarray:
 
 def action_joints(actions, lengths, actor: Actor, rng: np.random.Generator) -> np.ndarray:
     """Joints (T, J, 2) of ``actions`` done one after another for ``lengths`` frames each,
-    in body units, x forward; the figure walks on from where the last action left it."""
+    in body units, x forward; the figure walks on from where the last action left it
+    (with two or more, a transition fills its frames: see :func:`_poses`)."""
     parts, x0 = [], 0.0
     for action, n in zip(actions, lengths, strict=True):
-        angles, lean, lift, speed = _poses(action, n, rng)
+        angles, lean, lift, speed = _poses(action, n, rng, fill=len(actions) > 1)
         j = _joints(actor, angles, lean, lift)  # (n, J, 2)
         travel = x0 + np.cumsum(speed) - speed[0]  # (n,)
         if speed.any():
@@ -361,11 +373,9 @@ def render(actions, lengths, actor: Actor, rng: np.random.Generator) -> tuple[np
 # ---------------------------------------------------------------- clips and sets
 def render_clip(kind: str, split: str, index: int, seed: int = 0):
     """Clip ``index`` of a set: (frames (T, S, S) uint8, frame labels (T,), actor, info).
-
-    "single": one action (index mod 9, so a set is balanced), T in 20..28 frames;
-    "pair": two different actions one after the other, T = 32, the change at frame
-    10..22. "stand up" is rendered as "sit down" with its frames reversed.
-    """
+    "single": one action (index mod 11: a set is balanced), T in 20..28 frames, a single
+    "stand up" ("get up") being "sit down" ("kneel down") reversed; "pair": two different
+    actions one after the other, T = 32, the change at frame 10..22."""
     if kind not in KINDS:
         raise BpttError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}")
     cast = actors(split)
@@ -374,7 +384,7 @@ def render_clip(kind: str, split: str, index: int, seed: int = 0):
     if kind == "single":
         action = index % len(ACTIONS)
         T = int(rng.integers(FRAMES[0], FRAMES[1] + 1))
-        drawn = ACTIONS.index("sit down") if ACTIONS[action] == "stand up" else action
+        drawn = ACTIONS.index(REVERSED.get(ACTIONS[action], ACTIONS[action]))
         clip, info = render([ACTIONS[drawn]], [T], actor, rng)
         if drawn != action:
             clip, info["joints"] = clip[::-1].copy(), info["joints"][::-1]
