@@ -115,18 +115,27 @@ def test_a_checkpoint_of_another_task_is_refused_by_the_loader():
         base.load_model(CHECKPOINTS["ner"], "dates", get("dates").build_model)
 
 
-def _numbers(flow: dict) -> tuple[list, list]:
-    """The flow report's numbers (None for an undefined entry) and everything else, in order."""
+def _numbers(report) -> tuple[list, list]:
+    """The report's floats (NaN for an undefined entry) and everything else, in order."""
     numbers, rest = [], []
-    for model in flow.values():
-        rest.append({k: v for k, v in model.items() if k != "steps"})
-        for step in model["steps"]:
-            numbers += [np.nan if v is None else v for k, v in sorted(step.items())]
+    if isinstance(report, dict):
+        report = [x for _, v in sorted(report.items()) for x in (_, v)]  # keys kept in rest
+    if isinstance(report, list):
+        for item in report:
+            n, r = _numbers(item)
+            numbers += n
+            rest += r
+    elif report is None or isinstance(report, float):
+        numbers.append(np.nan if report is None else report)
+    else:
+        rest.append(report)
     return numbers, rest
 
 
 def test_gradient_flow_of_an_old_checkpoint_is_as_it_was(tmp_path, monkeypatch, capsys):
-    """``bptt gradients`` on the kept LM checkpoint: the same numbers, step by step."""
+    """``bptt gradients`` on the kept LM checkpoint: the same numbers, step by step, to
+    rtol 1e-6 (the float32 model's last bits differ between the fast and reference routes),
+    and the same names, counts and labels exactly."""
     monkeypatch.chdir(tmp_path)  # the run's --text was the relative 'corpus.txt'
     corpus = "the clouds are in the sky. i grew up in france, i speak fluent french. " * 20
     (tmp_path / "corpus.txt").write_text(corpus, encoding="utf-8")  # tests/test_config_schema
