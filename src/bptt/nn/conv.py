@@ -23,7 +23,36 @@ from bptt.nn.init import uniform
 from bptt.nn.layer import Layer, as_layer_dtype, check_count, check_rng, layer_dtype
 
 
-class Conv2d(Layer):
+class _Conv(Layer):
+    """What Conv1d and Conv2d share: the checked sizes, the weights of a ``dims``-D kernel,
+    and reading an input of ``ndim`` axes whose last is the channels."""
+
+    def _init(self, in_channels, out_channels, kernel_size, dims: int, keeps: str, dtype, rng):
+        self.in_channels = check_count("in_channels", in_channels)
+        self.out_channels = check_count("out_channels", out_channels)
+        k = check_count("kernel_size", kernel_size)
+        if k % 2 == 0:
+            raise BpttError(f"kernel_size must be odd (the {keeps}); got {k}")
+        self.kernel_size, self.dtype = k, layer_dtype(dtype)
+        rng = check_rng(rng)
+        bound = 1.0 / math.sqrt(in_channels * k**dims)
+        self.params = {
+            "weight": uniform((out_channels, in_channels, *(k,) * dims), bound, rng, self.dtype),
+            "bias": uniform((out_channels,), bound, rng, self.dtype),
+        }
+        self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
+        self._cache: dict | None = None
+
+    def _input(self, x, shape: str) -> np.ndarray:
+        """``x`` checked to be ``shape`` (e.g. "images (N, H, W, C)"), in the layer's dtype."""
+        x = np.asarray(x)
+        if x.ndim != shape.count(",") + 1 or x.shape[-1] != self.in_channels:
+            shape = shape.replace("C)", f"{self.in_channels})")
+            raise BpttError(f"{type(self).__name__} reads {shape}; got shape {x.shape}")
+        return as_layer_dtype("input", x, self.dtype)
+
+
+class Conv2d(_Conv):
     """A k x k convolution (k odd), padding (k - 1)/2: the image keeps its size at stride 1.
 
     Args:
@@ -44,30 +73,13 @@ class Conv2d(Layer):
         dtype: Any = np.float32,
         rng: np.random.Generator | None = None,
     ):
-        self.in_channels = check_count("in_channels", in_channels)
-        self.out_channels = check_count("out_channels", out_channels)
-        k = check_count("kernel_size", kernel_size)
-        if k % 2 == 0:
-            raise BpttError(f"kernel_size must be odd (the image keeps its size); got {k}")
-        self.kernel_size, self.dtype = k, layer_dtype(dtype)
+        keeps = "image keeps its size"
+        self._init(in_channels, out_channels, kernel_size, 2, keeps, dtype, rng)
         self.stride = check_count("stride", stride)
-        rng = check_rng(rng)
-        bound = 1.0 / math.sqrt(in_channels * k * k)
-        self.params = {
-            "weight": uniform((out_channels, in_channels, k, k), bound, rng, self.dtype),
-            "bias": uniform((out_channels,), bound, rng, self.dtype),
-        }
-        self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
-        self._cache: dict | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, H, W, C) -> y (N, H/s, W/s, O); keeps what :meth:`backward` needs."""
-        x = np.asarray(x)
-        if x.ndim != 4 or x.shape[-1] != self.in_channels:
-            raise BpttError(
-                f"Conv2d reads images (N, H, W, {self.in_channels}); got shape {x.shape}"
-            )
-        x = as_layer_dtype("input", x, self.dtype)
+        x = self._input(x, "images (N, H, W, C)")
         w, b = self.params["weight"], self.params["bias"]
         y, self._cache = conv2d_forward(x, w, b, (self.kernel_size - 1) // 2, self.stride)
         return y
@@ -86,7 +98,7 @@ class Conv2d(Layer):
         )
 
 
-class Conv1d(Layer):
+class Conv1d(_Conv):
     """A width-k convolution along the steps (k odd), padding (k - 1)/2, stride 1: the
     sequence keeps its length (a word's letters in :class:`~bptt.models.SequenceTagger`).
 
@@ -106,29 +118,12 @@ class Conv1d(Layer):
         dtype: Any = np.float32,
         rng: np.random.Generator | None = None,
     ):
-        self.in_channels = check_count("in_channels", in_channels)
-        self.out_channels = check_count("out_channels", out_channels)
-        k = check_count("kernel_size", kernel_size)
-        if k % 2 == 0:
-            raise BpttError(f"kernel_size must be odd (the sequence keeps its length); got {k}")
-        self.kernel_size, self.dtype = k, layer_dtype(dtype)
-        rng = check_rng(rng)
-        bound = 1.0 / math.sqrt(in_channels * k)
-        self.params = {
-            "weight": uniform((out_channels, in_channels, k), bound, rng, self.dtype),
-            "bias": uniform((out_channels,), bound, rng, self.dtype),
-        }
-        self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
-        self._cache: dict | None = None
+        keeps = "sequence keeps its length"
+        self._init(in_channels, out_channels, kernel_size, 1, keeps, dtype, rng)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x (N, W, C) -> y (N, W, O); keeps what :meth:`backward` needs."""
-        x = np.asarray(x)
-        if x.ndim != 3 or x.shape[-1] != self.in_channels:
-            raise BpttError(
-                f"Conv1d reads sequences (N, W, {self.in_channels}); got shape {x.shape}"
-            )
-        x = as_layer_dtype("input", x, self.dtype)
+        x = self._input(x, "sequences (N, W, C)")
         w, b = self.params["weight"], self.params["bias"]
         y, self._cache = conv1d_forward(x, w, b, (self.kernel_size - 1) // 2)
         return y
