@@ -61,9 +61,9 @@ def followed_by_text(i: int, blocks, text: str) -> str | None:
     return None
 
 
-def python_blocks() -> list[tuple[str, str | None]]:
+def python_blocks(page: Path = README) -> list[tuple[str, str | None]]:
     """Each python block's code and the text block right after it (None if there is none)."""
-    text = readme()
+    text = page.read_text(encoding="utf-8")
     blocks = fences(text)
     return [
         (b[1], followed_by_text(i, blocks, text)) for i, b in enumerate(blocks) if b[0] == "python"
@@ -353,3 +353,16 @@ def test_the_readme_python_blocks_print_what_it_shows(readme_run, monkeypatch):
         with contextlib.redirect_stdout(out):
             exec(compile(code, f"README python block {i + 1}", "exec"), namespace)
         assert out.getvalue() == shown, f"README python block {i + 1} printed:\n{out.getvalue()}"
+
+
+def test_the_getting_started_page_python_blocks_print_what_it_shows(tmp_path, monkeypatch):
+    """docs/getting-started.md repeats the tour in its own blocks: they run and print too."""
+    blocks = python_blocks(ROOT / "docs" / "getting-started.md")
+    assert len(blocks) >= 3 and all(shown is not None for _, shown in blocks)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "__getting_started__"}
+    for i, (code, shown) in enumerate(blocks):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, f"getting-started python block {i + 1}", "exec"), namespace)
+        assert out.getvalue() == shown, f"getting-started block {i + 1} printed:\n{out.getvalue()}"
