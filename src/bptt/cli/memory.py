@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 
+from bptt.nn import CELLS
 from bptt.tasks.memory.report import SWEEP_DEFAULTS
 
 
@@ -27,9 +28,9 @@ def _ints(text: str) -> list[int]:
 
 def _cells(text: str) -> list[str]:
     cells = [c.strip() for c in text.split(",") if c.strip()]
-    bad = [c for c in cells if c not in ("rnn", "lstm", "gru")]
+    bad = [c for c in cells if c not in CELLS]
     if bad or not cells:
-        raise argparse.ArgumentTypeError(f"cells must be among rnn, lstm, gru; got {text!r}")
+        raise argparse.ArgumentTypeError(f"cells must be among {', '.join(CELLS)}; got {text!r}")
     return cells
 
 
@@ -41,33 +42,15 @@ def _training_flags(p: argparse.ArgumentParser) -> None:
         choices=("first", "adding", "copy"),
         help="memory task (default: first, 'remember the first symbol')",
     )
-    p.add_argument(
-        "--budget",
-        type=int,
-        default=d["budget"],
-        help=f"parameters per model, all cells (default: {d['budget']})",
-    )
-    p.add_argument(
-        "--steps",
-        type=int,
-        default=d["steps"],
-        help=f"most updates per run (default: {d['steps']})",
-    )
-    p.add_argument(
-        "--batch-size",
-        type=int,
-        default=d["batch_size"],
-        help=f"sequences per update (default: {d['batch_size']})",
-    )
-    p.add_argument(
-        "--lr", type=float, default=d["lr"], help=f"Adam learning rate (default: {d['lr']})"
-    )
-    p.add_argument(
-        "--clip",
-        type=float,
-        default=d["clip"],
-        help=f"global-norm clipping (0: off; default: {d['clip']})",
-    )
+    for flag, kind, what in (
+        ("--budget", int, "parameters per model, all cells"),
+        ("--steps", int, "most updates per run"),
+        ("--batch-size", int, "sequences per update"),
+        ("--lr", float, "Adam learning rate"),
+        ("--clip", float, "global-norm clipping (0: off)"),
+    ):
+        value = d[flag[2:].replace("-", "_")]
+        p.add_argument(flag, type=kind, default=value, help=f"{what} (default: {value})")
     p.add_argument(
         "--threshold",
         type=float,

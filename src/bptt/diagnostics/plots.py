@@ -174,20 +174,13 @@ def plot_truncation(reports: dict[str, Any], path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for label, tb in reports.items():
         color = COLORS.get(label.split()[0].lower())
-        ax.semilogy(
-            tb.windows,
-            np.maximum(tb.windowed_error, 1e-17),
-            "o-",
-            color=color,
-            label=f"{label}: windows of k",
-        )
-        ax.semilogy(
-            tb.windows,
-            np.maximum(tb.sliding_error, 1e-17),
-            "s--",
-            color=color,
-            label=f"{label}: each loss k back",
-        )
+        for error, style, way in (
+            (tb.windowed_error, "o-", "windows of k"),
+            (tb.sliding_error, "s--", "each loss k back"),
+        ):
+            ax.semilogy(
+                tb.windows, np.maximum(error, 1e-17), style, color=color, label=f"{label}: {way}"
+            )
     ax.set_xlabel("truncation k (steps)")
     ax.set_ylabel("‖g_k - g‖ / ‖g‖")
     ax.set_title("Truncation bias")

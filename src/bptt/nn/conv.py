@@ -43,6 +43,13 @@ class _Conv(Layer):
         self.grads = {key: np.zeros_like(v) for key, v in self.params.items()}
         self._cache: dict | None = None
 
+    def backward(self, d_y: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
+        """∂E/∂y (the output's shape) -> ∂E/∂x (the input's), or None if not ``need_dx``;
+        sets grads."""
+        d_y = as_layer_dtype("d_y", d_y, self.dtype)
+        d_x, self.grads = self._backward(d_y, self._cache_or_raise(), need_dx)
+        return d_x
+
     def _input(self, x, shape: str) -> np.ndarray:
         """``x`` checked to be ``shape`` (e.g. "images (N, H, W, C)"), in the layer's dtype."""
         x = np.asarray(x)
@@ -64,6 +71,8 @@ class Conv2d(_Conv):
         rng: Generator for the initialisation.
     """
 
+    _backward = staticmethod(conv2d_backward)
+
     def __init__(
         self,
         in_channels: int,
@@ -83,12 +92,6 @@ class Conv2d(_Conv):
         w, b = self.params["weight"], self.params["bias"]
         y, self._cache = conv2d_forward(x, w, b, (self.kernel_size - 1) // 2, self.stride)
         return y
-
-    def backward(self, d_y: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """∂E/∂y (N, H/s, W/s, O) -> ∂E/∂x (N, H, W, C), or None if not ``need_dx``; sets grads."""
-        cache = self._cache_or_raise()
-        d_x, self.grads = conv2d_backward(as_layer_dtype("d_y", d_y, self.dtype), cache, need_dx)
-        return d_x
 
     def __repr__(self) -> str:
         k = self.kernel_size
@@ -110,6 +113,8 @@ class Conv1d(_Conv):
         rng: Generator for the initialisation.
     """
 
+    _backward = staticmethod(conv1d_backward)
+
     def __init__(
         self,
         in_channels: int,
@@ -127,12 +132,6 @@ class Conv1d(_Conv):
         w, b = self.params["weight"], self.params["bias"]
         y, self._cache = conv1d_forward(x, w, b, (self.kernel_size - 1) // 2)
         return y
-
-    def backward(self, d_y: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
-        """∂E/∂y (N, W, O) -> ∂E/∂x (N, W, C), or None if not ``need_dx``; sets grads."""
-        cache = self._cache_or_raise()
-        d_x, self.grads = conv1d_backward(as_layer_dtype("d_y", d_y, self.dtype), cache, need_dx)
-        return d_x
 
     def __repr__(self) -> str:
         return (
