@@ -57,8 +57,6 @@ from bptt.tasks.speech import speech_synth as synth
 from bptt.tasks.speech import speech_voices as sv
 
 LABELS = list(synth.DIGIT_WORDS)  # class c is the digit c
-DATASETS = {"default": ("espeak-ng",), "espeak": ("espeak-ng",),
-            "espeak+flite": ("espeak-ng", "flite")}  # fmt: skip
 DATA_SEED = 10  # the clips drawn (voices, rates, pitches, noise) do not follow --seed
 VAL_CLIPS = 600  # validation: drawn from the validation speakers
 TEST_CLIPS = None  # test: every test voice says every digit once (None), or this many clips
@@ -74,14 +72,13 @@ def clip_specs(
     ``test_engine``, the voices are the held-out-engine protocol's, drawn engine first."""
     if test_engine:
         pool = sv.engine_voices(split, test_engine)
-        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split),
-                                     100 + sv.ENGINES.index(test_engine)])  # fmt: skip
-        return [synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng), rng)
-                for i in range(count)]  # fmt: skip
-    voices = sv.voices(split, engines)
-    if not voices:
-        raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
-    rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split), len(engines)])
+        rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
+        return [
+            synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng), rng)
+            for i in range(count)
+        ]
+    voices = sv.split_voices(split, engines)
+    rng = sv.draw_rng(DATA_SEED, split, engines)
     order = rng.permutation(len(voices))  # (V,)
     specs = []
     for i in range(count):
@@ -139,8 +136,11 @@ def augmented_features(clips: list[corpus.Clip], config, copies: int = AUG_COPIE
 
     parts = augment.parse_parts(config.augment)
     _AUDIO[:] = [clip.audio() for clip in clips]  # (N_i,) each
-    jobs = [(c, i, config.seed, parts, config.features, config.norm)
-            for c in range(copies) for i in range(len(clips))]  # fmt: skip
+    jobs = [
+        (c, i, config.seed, parts, config.features, config.norm)
+        for c in range(copies)
+        for i in range(len(clips))
+    ]
     try:
         if AUG_WORKERS > 1 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(AUG_WORKERS) as pool:
@@ -160,10 +160,7 @@ def split_names(config) -> str:
 
 def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     """Train/validation/test clips of disjoint speakers, as normalised feature sequences."""
-    if config.dataset not in DATASETS:
-        raise BpttError(f"digits reads --dataset {' or '.join(list(DATASETS)[1:])}; "
-                        f"got {config.dataset!r}")  # fmt: skip
-    engines = DATASETS[config.dataset]
+    engines = sv.dataset_engines("digits", config.dataset)
     held_out = config.test_engine
     if held_out:
         n_test = HELD_OUT_TEST

@@ -69,15 +69,15 @@ def corpus_key(specs: list[ClipSpec]) -> str:
 
 
 CHUNK = 500  # clips synthesised per batch (Festival's words are said in one run a batch)
-TSV_FIELDS = ("file", "text", "voice", "rate", "pitch", "snr_db", "noise", "seed", "by_word",
-              "words")  # fmt: skip
+TSV_FIELDS = tuple("file text voice rate pitch snr_db noise seed by_word words".split())
 
 
 def _row(name: str, spec: ClipSpec, words) -> str:
     bounds = " ".join(f"{w}:{a}:{b}" for w, a, b in words)
     snr = "" if spec.snr_db is None else repr(spec.snr_db)
-    cells = [name, spec.text, spec.voice, str(spec.rate), str(spec.pitch), snr, spec.noise,
-             str(spec.seed), str(int(spec.by_word)), bounds]  # fmt: skip
+    numbers = (str(n) for n in (spec.rate, spec.pitch))
+    said = (str(spec.seed), str(int(spec.by_word)), bounds)
+    cells = [name, spec.text, spec.voice, *numbers, snr, spec.noise, *said]
     return "\t".join(cells)
 
 
