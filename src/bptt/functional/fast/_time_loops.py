@@ -28,19 +28,41 @@ if numba is not None:
             _gemm._step_product(h[t], panels, rows, rec)
             _fused._lstm_forward_jit(
                 gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-            )  # fmt: skip
+            )
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _lstm_backward_steps_jit(
-        panels_t, rows_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c,
+        panels_t,
+        rows_t,
+        gates,
+        c,
+        tanh_c,
+        d_out,
+        dh_rec,
+        carry,
+        dc,
+        real,
+        dz,
+        keep_h,
+        keep_c,
         keep,
-    ):  # fmt: skip
+    ):
         for t in range(gates.shape[0] - 1, -1, -1):  # the whole BPTT loop compiled
             k = t + 1 if keep else 0  # keep_h, keep_c are (1, 1, 1) placeholders unless kept
             _fused._lstm_backward_jit(
-                gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
-                keep_h[k], keep_c[k], keep,
-            )  # fmt: skip
+                gates[t],
+                c[t],
+                tanh_c[t],
+                d_out[t],
+                dh_rec,
+                carry,
+                dc,
+                real[t],
+                dz[t],
+                keep_h[k],
+                keep_c[k],
+                keep,
+            )
             _gemm._step_product(dz[t], panels_t, rows_t, dh_rec)
 
     # The same loops on several threads (routes "packed_mt", "dot_mt"): each step's product
@@ -56,15 +78,35 @@ if numba is not None:
             for k in numba.prange(chunks):  # rows b0:b1 of the batch
                 b0, b1 = k * B // chunks, (k + 1) * B // chunks
                 _fused._lstm_forward_jit(
-                    gates[t, b0:b1], rec[b0:b1], bias, c[t, b0:b1], h[t, b0:b1], real[t, b0:b1],
-                    c[t + 1, b0:b1], tanh_c[t, b0:b1], h[t + 1, b0:b1],
-                )  # fmt: skip
+                    gates[t, b0:b1],
+                    rec[b0:b1],
+                    bias,
+                    c[t, b0:b1],
+                    h[t, b0:b1],
+                    real[t, b0:b1],
+                    c[t + 1, b0:b1],
+                    tanh_c[t, b0:b1],
+                    h[t + 1, b0:b1],
+                )
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
     def _lstm_backward_steps_par(
-        panels_t, rows_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c,
-        keep, threads,
-    ):  # fmt: skip
+        panels_t,
+        rows_t,
+        gates,
+        c,
+        tanh_c,
+        d_out,
+        dh_rec,
+        carry,
+        dc,
+        real,
+        dz,
+        keep_h,
+        keep_c,
+        keep,
+        threads,
+    ):
         B = dc.shape[0]
         chunks = min(threads, B)
         for t in range(gates.shape[0] - 1, -1, -1):
@@ -73,10 +115,19 @@ if numba is not None:
                 b0, b1 = j * B // chunks, (j + 1) * B // chunks
                 kb0, kb1 = (b0, b1) if keep else (0, 1)  # the (1, 1, 1) placeholders
                 _fused._lstm_backward_jit(
-                    gates[t, b0:b1], c[t, b0:b1], tanh_c[t, b0:b1], d_out[t, b0:b1],
-                    dh_rec[b0:b1], carry[b0:b1], dc[b0:b1], real[t, b0:b1], dz[t, b0:b1],
-                    keep_h[k, kb0:kb1], keep_c[k, kb0:kb1], keep,
-                )  # fmt: skip
+                    gates[t, b0:b1],
+                    c[t, b0:b1],
+                    tanh_c[t, b0:b1],
+                    d_out[t, b0:b1],
+                    dh_rec[b0:b1],
+                    carry[b0:b1],
+                    dc[b0:b1],
+                    real[t, b0:b1],
+                    dz[t, b0:b1],
+                    keep_h[k, kb0:kb1],
+                    keep_c[k, kb0:kb1],
+                    keep,
+                )
             _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
 
     # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel),
@@ -155,13 +206,23 @@ def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tan
                 recurrent(h[t], rec)  # the only per-step product
                 _fused.lstm_step_forward(
                     gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-                )  # fmt: skip
+                )
 
 
 def lstm_backward_steps(
-    recurrent_t: _gemm.StepProduct, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
-    keep_h=None, keep_c=None,
-) -> None:  # fmt: skip
+    recurrent_t: _gemm.StepProduct,
+    gates,
+    c,
+    tanh_c,
+    d_out,
+    dh_rec,
+    carry,
+    dc,
+    real,
+    dz,
+    keep_h=None,
+    keep_c=None,
+) -> None:
     """All T BPTT steps, t = T-1 .. 0: the gate kernel's backward, then dh_rec = recurrent_t(dz[t]).
 
     d_out (T, B, H) time-major (a view is fine); dz (T, B, 4H) out; dh_rec, carry
@@ -175,9 +236,21 @@ def lstm_backward_steps(
             if not keep:
                 keep_h = keep_c = np.empty((1, 1, 1), dtype=dc.dtype)  # (1, 1, 1) never written
             args = (
-                recurrent_t.panels, recurrent_t.rows, gates, c, tanh_c, d_out, dh_rec, carry, dc,
-                real, dz, keep_h, keep_c, keep,
-            )  # fmt: skip
+                recurrent_t.panels,
+                recurrent_t.rows,
+                gates,
+                c,
+                tanh_c,
+                d_out,
+                dh_rec,
+                carry,
+                dc,
+                real,
+                dz,
+                keep_h,
+                keep_c,
+                keep,
+            )
             if recurrent_t.parallel:
                 _lstm_backward_steps_par(*args, compiled_threads())
             else:
@@ -186,10 +259,18 @@ def lstm_backward_steps(
         for t in range(gates.shape[0] - 1, -1, -1):
             # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt
             _fused.lstm_step_backward(
-                gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
+                gates[t],
+                c[t],
+                tanh_c[t],
+                d_out[t],
+                dh_rec,
+                carry,
+                dc,
+                real[t],
+                dz[t],
                 None if keep_h is None else keep_h[t + 1],
                 None if keep_c is None else keep_c[t + 1],
-            )  # fmt: skip
+            )
             recurrent_t(dz[t], dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
 
 
@@ -236,9 +317,17 @@ def gru_backward_steps(
         for t in range(gates.shape[0] - 1, -1, -1):
             # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
             _fused.gru_step_backward(
-                gates[t], hn[t], h[t], d_out[t], g_rec, carry, real[t], da[t], dc[t],
+                gates[t],
+                hn[t],
+                h[t],
+                d_out[t],
+                g_rec,
+                carry,
+                real[t],
+                da[t],
+                dc[t],
                 None if keep is None else keep[t + 1],
-            )  # fmt: skip
+            )
             recurrent_t(dc[t], g_rec)  # through the gates to h_{t-1}
 
 
@@ -269,7 +358,13 @@ def rnn_backward_steps(
         for t in range(s.shape[0] - 2, -1, -1):
             # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
             _fused.rnn_step_backward(
-                s[t + 1], d_out[t], g_rec, carry, real[t], relu, da[t],
+                s[t + 1],
+                d_out[t],
+                g_rec,
+                carry,
+                real[t],
+                relu,
+                da[t],
                 None if keep is None else keep[t + 1],
-            )  # fmt: skip
+            )
             recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t
