@@ -30,7 +30,7 @@ from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
 from bptt.tasks import base
-from bptt.tasks.base import Task
+from bptt.tasks.base import Task, network, seeded
 
 HEADS = ("class", "tags")
 
@@ -255,13 +255,8 @@ def build_model(
         "vocab_size": vocab_size,
         "input_size": input_size,
         "embed_size": config.embed_size,
-        "hidden_size": config.hidden_size,
-        "num_layers": config.num_layers,
-        "cell": config.cell,
-        "bidirectional": config.bidirectional,
-        "dropout": config.dropout,
-        "dtype": np.dtype(config.dtype),
-        "rng": np.random.default_rng(config.seed) if rng is None else rng,
+        **network(config),
+        "rng": seeded(config, rng),
     }
     if head == "class":
         return SequenceClassifier(num_labels, config.pooling, **common)

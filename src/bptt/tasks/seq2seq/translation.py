@@ -108,19 +108,9 @@ def encode_pairs(pairs: list[Pair], sv: Vocabulary, tv: Vocabulary) -> list:
 
 
 def build_model(config: Config, sv: Vocabulary, tv: Vocabulary, rng) -> Seq2Seq:
+    attention = {"attention": config.attention, "attention_size": config.attention_size}
     return Seq2Seq(
-        len(sv),
-        len(tv),
-        config.embed_size,
-        config.hidden_size,
-        config.num_layers,
-        cell=config.cell,
-        bidirectional=config.bidirectional,
-        attention=config.attention,
-        attention_size=config.attention_size,
-        dropout=config.dropout,
-        dtype=np.dtype(config.dtype),
-        rng=rng,
+        len(sv), len(tv), config.embed_size, **attention, **base.network(config), rng=rng
     )
 
 

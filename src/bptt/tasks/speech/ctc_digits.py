@@ -152,20 +152,13 @@ def prepare_data(config, progress: bool = False) -> TaskData:
             targets = targets * (1 + AUG_COPIES)
         inputs = [stack_frames(f, STACK).astype(dtype) for f in feats]  # (S_i, kD) each
         splits[name] = Split(inputs, targets)
-    return TaskData(
-        splits["train"],
-        splits["validation"],
-        splits["test"],
-        LABELS,
-        "ctc",
-        input_size=STACK * feature_size(config.features),
-        source=f"spoken strings of {LENGTHS[0]}..{LENGTHS[1]} digits, "
-        f"{split_names(config) or ' and '.join(engines)} "
-        f"({speakers['train']} training, {speakers['validation']} validation, "
-        f"{speakers['test']} test speakers), {config.features} x {STACK} frames a step, "
-        f"cached in {folders['train'].parent}",
-        extra={"features": config.features, "stack": STACK, "norm": config.norm},
-    )
+    what = f"spoken strings of {LENGTHS[0]}..{LENGTHS[1]} digits"
+    voices = split_names(config) or " and ".join(engines)
+    steps = f"{config.features} x {STACK} frames a step"
+    source = sv.corpus_line(what, voices, speakers, steps, folders["train"].parent)
+    extra = {"features": config.features, "stack": STACK, "norm": config.norm}
+    size, ordered = STACK * feature_size(config.features), (splits[s] for s in sv.SPLITS)
+    return TaskData(*ordered, LABELS, "ctc", input_size=size, source=source, extra=extra)
 
 
 # ---------------------------------------------------------------- metrics
@@ -213,17 +206,8 @@ def metrics(model, split: Split, beam: int = 1, batch_size: int = 64) -> dict:
 # ---------------------------------------------------------------- model and training
 def build_model(config, input_size: int, rng=None) -> CTCRecognizer:
     """The recognizer ``config`` describes, reading ``input_size`` features per step."""
-    return CTCRecognizer(
-        num_labels=len(LABELS),
-        input_size=input_size,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_layers,
-        cell=config.cell,
-        bidirectional=config.bidirectional,
-        dropout=config.dropout,
-        dtype=np.dtype(config.dtype),
-        rng=np.random.default_rng(config.seed) if rng is None else rng,
-    )
+    rng = base.seeded(config, rng)
+    return CTCRecognizer(len(LABELS), input_size=input_size, **base.network(config), rng=rng)
 
 
 def build_trainer(config, out_dir, progress_bar: bool = True):

@@ -182,17 +182,15 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
         inputs = [f.astype(dtype)[: config.truncate or None] for f in feats]
         splits[name] = Split(inputs, targets)
     speakers = {s: len(set(speakers_of[s])) for s in counts}
+    voices = split_names(config) or " and ".join(engines)
+    features = f"{config.features} features"
+    source = sv.corpus_line("spoken digits", voices, speakers, features, folders["train"].parent)
     return TaskData(
-        splits["train"],
-        splits["validation"],
-        splits["test"],
+        *(splits[s] for s in sv.SPLITS),
         LABELS,
         "class",
         input_size=feature_size(config.features),
-        source=f"spoken digits, {split_names(config) or ' and '.join(engines)} "
-        f"({speakers['train']} training, "
-        f"{speakers['validation']} validation, {speakers['test']} test speakers), "
-        f"{config.features} features, cached in {folders['train'].parent}",
+        source=source,
         extra={"features": config.features, "norm": config.norm},
         raw={"speakers": speakers_of},
     )

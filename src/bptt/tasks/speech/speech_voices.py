@@ -57,6 +57,7 @@ from bptt.errors import BpttError
 
 ENGINES = ("espeak-ng", "flite", "festival")
 SPLITS = ("train", "validation", "test")
+ROLES = ("training", "validation", "test")  # each split's speakers, in a summary
 # What a speech task's --dataset names: the engines whose voices it trains on ("default": espeak).
 DATASETS = {
     "default": ("espeak-ng",),
@@ -260,6 +261,14 @@ def draw_rng(seed: int, split: str, engines: tuple[str, ...], test_engine: str =
     stream per engine set, and the held-out-engine protocol's own with a ``test_engine``."""
     stream = 100 + ENGINES.index(test_engine) if test_engine else len(engines)
     return np.random.default_rng([seed, SPLITS.index(split), stream])
+
+
+def corpus_line(what: str, voices: str, speakers: dict, features: str, folder=None) -> str:
+    """A speech task's data in one line for its summary: what is said, by which voices (and
+    how many speakers each split holds), read as which features, cached where."""
+    counts = [f"{speakers[s]} {role}" for s, role in zip(SPLITS, ROLES, strict=True)]
+    cached = "" if folder is None else f", cached in {folder}"
+    return f"{what}, {voices} ({', '.join(counts)} speakers), {features}{cached}"
 
 
 def engine_voices(role: str, test_engine: str) -> list[Voice]:

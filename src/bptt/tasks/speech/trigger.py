@@ -290,20 +290,12 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     stats = {"mean": mean.tolist(), "std": std.tolist()}
     extra = dict(features=config.features, norm=config.norm, stack=STACK, **stats)
     extra["trigger"] = clips.TRIGGER
-    return TaskData(
-        splits["train"],
-        splits["validation"],
-        splits["test"],
-        LABELS,
-        "tags",
-        input_size=STACK * feature_size(config.features),
-        source=f"{clips.CLIP_SECONDS:g}-second clips: {clips.TRIGGER!r} and "
-        f"{len(clips.DISTRACTORS)} other words over noise, {' and '.join(engines)} "
-        f"({speakers['train']} training, "
-        f"{speakers['validation']} validation, {speakers['test']} test speakers), "
-        f"{config.features} x {STACK} frames a step",
-        extra=extra,
-    )
+    what = f"{clips.CLIP_SECONDS:g}-second clips: {clips.TRIGGER!r} and "
+    what += f"{len(clips.DISTRACTORS)} other words over noise"
+    steps = f"{config.features} x {STACK} frames a step"
+    source = sv.corpus_line(what, " and ".join(engines), speakers, steps)
+    size = STACK * feature_size(config.features)
+    return TaskData(*splits.values(), LABELS, "tags", input_size=size, source=source, extra=extra)
 
 
 # ---------------------------------------------------------------- training and reports

@@ -47,6 +47,7 @@ from bptt.tasks._examples import (
     mean_loss,
     predict,
 )
+from bptt.tasks.base import network, seeded
 from bptt.tasks.video import video_clips as vc
 
 LABELS = list(vc.ACTIONS)
@@ -96,19 +97,12 @@ def prepare_data(config) -> TaskData:
 
 def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=None, rng=None):
     """The model a checkpoint's head names: the LSTM classifier or tagger, or a baseline."""
-    rng = np.random.default_rng(config.seed) if rng is None else rng
+    rng = seeded(config, rng)
     common = {"encoder": config.frame_encoder, "dtype": np.dtype(config.dtype), "rng": rng}
     if head in ("mean", "middle"):
-        return FramePool(
-            num_labels, input_size, config.embed_size, config.hidden_size, head, **common
-        )
-    common |= {
-        "hidden_size": config.hidden_size,
-        "num_layers": config.num_layers,
-        "cell": config.cell,
-        "bidirectional": config.bidirectional,
-        "dropout": config.dropout,
-    }
+        sizes = (config.embed_size, config.hidden_size)
+        return FramePool(num_labels, input_size, *sizes, head, **common)
+    common |= network(config)  # the recurrent layer's size, cell, directions and dropout
     if head == "class":
         return FrameClassifier(num_labels, input_size, config.embed_size, config.pooling, **common)
     if head == "tags":
