@@ -22,7 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bptt.data import Vocabulary, bucket_batches, pad_sequences
+from bptt.data import BucketedBatches, Vocabulary, pad_sequences
 from bptt.distributed import describe_parallel, get_comm, global_batch_size
 from bptt.errors import BpttError
 from bptt.functional.crf import bio_constraints
@@ -118,60 +118,6 @@ def in_order(split: Split, batch_size: int) -> Iterator[tuple[np.ndarray, Sequen
         yield idx, make_batch(split, idx)
 
 
-class BucketedBatches:
-    """Endless length-bucketed batches, in a new order each epoch, resumable.
-
-    The order of epoch e is :func:`bptt.data.bucket_batches` with the Generator
-    seeded by (seed, e), so a position (epoch, batch) alone restores it. A subclass
-    says what a batch of indices is (``_batch``) and which of its attributes a saved
-    state must match (``CHECKED``).
-    """
-
-    CHECKED: tuple[str, ...] = ("batch_size", "seed")
-
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
-        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
-        self.epoch, self.position = 0, 0
-        self._order = self._epoch_order()
-
-    def _batch(self, idx: np.ndarray):
-        raise NotImplementedError
-
-    def _epoch_order(self) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        return bucket_batches(self.lengths, self.batch_size, rng)
-
-    def _next_indices(self) -> np.ndarray:
-        if self.position == len(self._order):
-            self.epoch, self.position = self.epoch + 1, 0
-            self._order = self._epoch_order()
-        self.position += 1
-        return self._order[self.position - 1]
-
-    def next_batch(self):
-        return self._batch(self._next_indices())
-
-    def next_batch_parts(self, cut) -> list:
-        """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
-        each padded to its own longest example; None for an empty slice."""
-        idx = self._next_indices()
-        return [self._batch(idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
-
-    def state_dict(self) -> dict:
-        checked = {key: getattr(self, key) for key in self.CHECKED}
-        return {"epoch": self.epoch, "position": self.position, **checked}
-
-    def load_state_dict(self, state: dict) -> None:
-        for key in self.CHECKED:
-            if state.get(key) != getattr(self, key):
-                raise BpttError(
-                    f"batches state was saved with {key}={state.get(key)!r}, "
-                    f"these batches have {key}={getattr(self, key)!r}{_hint(key)}"
-                )
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
-        self._order = self._epoch_order()
-
-
 class ExampleBatches(BucketedBatches):
     """Endless bucketed batches of a split's examples (:class:`BucketedBatches`)."""
 
@@ -187,13 +133,6 @@ class ExampleBatches(BucketedBatches):
         return make_batch(self.split, idx)
 
 
-def _hint(key: str) -> str:
-    """Why a saved batch size may differ: it counts every rank's and micro-batch's rows."""
-    if key != "batch_size":
-        return ""
-    return " (rows per update: --batch-size x --accumulate x MPI ranks; resume with the same)"
-
-
 def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
     """Probabilities for every example of ``split``, in its order: (C,) each for a
     classifier, (T_i, C) for a tagger."""
@@ -203,6 +142,18 @@ def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
         for row, i in enumerate(idx):
             out[i] = probs[row] if probs.ndim == 2 else probs[row, : len(split.inputs[i])]
     return out
+
+
+def predict_one(model, x: np.ndarray) -> np.ndarray:
+    """The probabilities of one example ``x``, (T,) ids or (T, D) features: (C,) from a
+    classifier, (T, C) from a tagger."""
+    return model.predict_proba(x[None], np.ones((1, len(x)), dtype=bool))[0]
+
+
+def best_label(probs: np.ndarray, labels) -> str:
+    """'walking 0.93': a classifier's most probable label and its probability."""
+    best = int(np.argmax(probs))
+    return f"{labels[best]} {probs[best]:.2f}"
 
 
 def predict_tags(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:

@@ -22,8 +22,10 @@ from bptt.errors import BpttError, DataError
 from bptt.tasks._examples import (
     Split,
     TaskData,
+    best_label,
     class_task,
     load_model,
+    predict_one,
     require_package,
     split_indices,
 )
@@ -102,10 +104,7 @@ def predict_checkpoint(path, text: str) -> str:
             f"the clip has {clip.shape[1]} columns, the model reads {meta['input_size']}"
         )
     x = (clip - np.array(meta["extra"]["mean"])) / np.array(meta["extra"]["std"])  # (T, D)
-    x = x.astype(np.dtype(config.dtype))[None]  # (1, T, D)
-    probs = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0]  # (C,)
-    best = int(np.argmax(probs))
-    return f"{meta['labels'][best]} {probs[best]:.2f}"
+    return best_label(predict_one(model, x.astype(np.dtype(config.dtype))), meta["labels"])
 
 
 PRESET = {

@@ -21,8 +21,10 @@ from bptt.errors import BpttError, DataError
 from bptt.tasks._examples import (
     Split,
     TaskData,
+    best_label,
     class_task,
     load_model,
+    predict_one,
     require_package,
     split_indices,
 )
@@ -90,11 +92,9 @@ def predict_checkpoint(path, text: str) -> str:
     """'positive 0.93' for a sentence, naming the words read as <unk>."""
     model, config, meta, vocab = load_model(path, "sentiment")
     ids = encode(vocab, text, config.truncate)  # (T,)
-    probs = model.predict_proba(ids[None, :], np.ones((1, len(ids)), dtype=bool))[0]  # (C,)
-    best = int(np.argmax(probs))
     unknown = sorted({w for w in tokenize(text) if w not in vocab})
     note = f"  (read as <unk>: {', '.join(unknown)})" if unknown else ""
-    return f"{meta['labels'][best]} {probs[best]:.2f}{note}"
+    return best_label(predict_one(model, ids), meta["labels"]) + note
 
 
 PRESET = {

@@ -40,17 +40,19 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.data.audio import feature_size, features, read_wav
-from bptt.errors import BpttError, DataError
+from bptt.data.audio import feature_size, features
+from bptt.errors import BpttError
 from bptt.tasks._examples import (
     Split,
     TaskData,
+    best_label,
     class_metrics,
     example_task,
     format_metrics,
     load_model,
     make_trainer,
     predict,
+    predict_one,
 )
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_synth as synth
@@ -232,18 +234,11 @@ def predict_checkpoint(path, text: str) -> str:
     from bptt.data.audio import SAMPLE_RATE, resample
 
     model, config, meta, _ = load_model(path, "digits")
-    if not str(text).lower().endswith(".wav") or not Path(text).is_file():
-        raise BpttError(f"digits predicts from a WAV file (bptt synth makes one); got {text!r}")
-    try:
-        samples, rate = read_wav(text)
-    except DataError as e:
-        raise BpttError(str(e)) from None
+    samples, rate = corpus.read_wav_file(text, "digits predicts from")
     norm = meta["extra"].get("norm", "cmvn")
     x = features(resample(samples, rate, SAMPLE_RATE), meta["extra"]["features"], norm=norm)
-    x = x.astype(np.dtype(config.dtype))[None]  # (1, T, D)
-    probs = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0]  # (C,)
-    best = int(np.argmax(probs))
-    return f"{meta['labels'][best]} {probs[best]:.2f}"
+    probs = predict_one(model, x.astype(np.dtype(config.dtype)))  # (C,)
+    return best_label(probs, meta["labels"])
 
 
 PRESET = {

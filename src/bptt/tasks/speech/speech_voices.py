@@ -307,20 +307,13 @@ def parse_voice(name: str) -> Voice:
     """``"en-us+m3"`` (espeak-ng accent and variant), ``"en-us"`` (the accent's own
     default voice), ``"flite:slt"`` or ``"festival:kal_diphone"`` -> a :class:`Voice`,
     checked against what is installed."""
-    if name.startswith("festival:"):
-        variant = name.split(":", 1)[1]
-        if variant not in _festival_voices():
-            raise BpttError(
-                f"Festival voice must be one of {', '.join(_festival_voices())}; got {variant!r}"
-            )
-        return Voice("festival", "", variant)
-    if name.startswith("flite:"):
-        variant = name.split(":", 1)[1]
-        if variant not in _flite_voices():
-            raise BpttError(
-                f"flite voice must be one of {', '.join(_flite_voices())}; got {variant!r}"
-            )
-        return Voice("flite", "", variant)
+    engine, colon, variant = name.partition(":")
+    if colon and engine in ("festival", "flite"):
+        installed = (_festival_voices if engine == "festival" else _flite_voices)()
+        if variant not in installed:
+            who = "Festival" if engine == "festival" else engine
+            raise BpttError(f"{who} voice must be one of {', '.join(installed)}; got {variant!r}")
+        return Voice(engine, "", variant)
     accent, _, variant = name.partition("+")
     if accent not in _espeak_accents():
         raise BpttError(

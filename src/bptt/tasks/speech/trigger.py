@@ -47,7 +47,6 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -58,11 +57,10 @@ from bptt.data.audio import (
     log_mel,
     mfcc,
     pcen,
-    read_wav,
     stack_frames,
 )
 from bptt.data.augment import parse_parts
-from bptt.errors import BpttError, DataError
+from bptt.errors import BpttError
 from bptt.tasks._examples import (
     Split,
     TaskData,
@@ -71,6 +69,7 @@ from bptt.tasks._examples import (
     make_trainer,
     mean_loss,
     predict,
+    predict_one,
 )
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_voices as sv
@@ -372,21 +371,16 @@ def detect(path, samples, rate: int = SAMPLE_RATE, threshold: float = 0.5):
         resample(samples, rate, SAMPLE_RATE), extra["features"], norm=extra.get("norm", "cmvn")
     )  # (T, D)
     f = (f - np.array(extra["mean"])) / np.array(extra["std"])  # (T, D)
-    x = stack_frames(f.astype(np.dtype(config.dtype)), extra["stack"])[None]  # (1, S, kD)
-    if x.shape[1] == 0:
+    x = stack_frames(f.astype(np.dtype(config.dtype)), extra["stack"])  # (S, kD)
+    if len(x) == 0:
         raise BpttError(f"the clip is too short: it needs at least {extra['stack']} frames")
-    p = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0, :, 1]  # (S,)
+    p = predict_one(model, x)[:, 1]  # (S,) P(after-trigger) at each step
     return detections(p, threshold, extra["stack"]), p
 
 
 def predict_checkpoint(path, text: str) -> str:
     """The times at which the trigger word ends in a WAV file (any rate)."""
-    if not str(text).lower().endswith(".wav") or not Path(text).is_file():
-        raise BpttError(f"trigger reads a WAV file; got {text!r}")
-    try:
-        samples, rate = read_wav(text)
-    except DataError as e:
-        raise BpttError(str(e)) from None
+    samples, rate = corpus.read_wav_file(text, "trigger reads")
     found, p = detect(path, samples, rate)
     if not found:
         return f"no {clips.TRIGGER!r} heard (highest probability {p.max():.2f})"

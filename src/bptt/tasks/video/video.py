@@ -39,6 +39,7 @@ from bptt.models.frames import FrameClassifier, FramePool, FrameTagger
 from bptt.tasks._examples import (
     Split,
     TaskData,
+    best_label,
     class_metrics,
     describe,
     example_task,
@@ -46,6 +47,7 @@ from bptt.tasks._examples import (
     load_model,
     mean_loss,
     predict,
+    predict_one,
 )
 from bptt.tasks.base import network, seeded
 from bptt.tasks.video import video_clips as vc
@@ -368,11 +370,9 @@ def read_clip(path: str, size: int) -> np.ndarray:
 def predict_checkpoint(path, text: str) -> str:
     """The action in a clip file (and its probability), or the action of every frame (tags)."""
     model, _, meta, _ = load_model(path, "video", build_model)
-    x = read_clip(text, int(meta["extra"]["size"]))[None]  # (1, T, P)
-    probs = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0]  # (C,) or (T, C)
+    probs = predict_one(model, read_clip(text, int(meta["extra"]["size"])))  # (C,) or (T, C)
     if probs.ndim == 1:
-        best = int(np.argmax(probs))
-        return f"{meta['labels'][best]} {probs[best]:.2f}"
+        return best_label(probs, meta["labels"])
     tags = np.argmax(probs, axis=1)  # (T,)
     starts = [0, *(np.flatnonzero(np.diff(tags)) + 1)]
     ends = [*starts[1:], len(tags)]
