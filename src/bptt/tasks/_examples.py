@@ -375,7 +375,9 @@ def class_task(module: ModuleType, name: str, options: str, per: str) -> Task:
     """:func:`example_task` for one class per example (a ``per``: review, clip), scored by
     accuracy (:func:`class_metrics`): training refuses ``--head tags``, and the held-out
     report sets the test accuracy beside that of always answering the training split's
-    majority class. ``module.prepare_data(config, vocab=None)`` gives the data."""
+    majority class. ``module.prepare_data(config, vocab=None)`` gives the data, and
+    ``module.read_example(text, config, meta, vocab) -> (x, note)`` the input of
+    ``bptt predict`` (which answers "label probability" and the note)."""
 
     def trainer(config, out_dir, progress_bar: bool = True):
         if config.head == "tags":
@@ -392,5 +394,11 @@ def class_task(module: ModuleType, name: str, options: str, per: str) -> Task:
         majority_class = f"majority class ({data.labels[majority]}): accuracy {baseline:.4f}"
         return f"test ({len(data.test):,} held-out {per}s): {scores} | {majority_class}"
 
+    def predict(path, text: str) -> str:
+        model, config, meta, vocab = load_model(path, name)
+        x, note = module.read_example(text, config, meta, vocab)  # (T,) or (T, D)
+        return best_label(predict_one(model, x), meta["labels"]) + note
+
     declared = {"build_trainer": trainer, "metrics": class_metrics, "report": report}
+    declared["predict"] = predict
     return example_task(module, name, options, **declared)

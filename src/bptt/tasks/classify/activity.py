@@ -19,16 +19,7 @@ import sys
 import numpy as np
 
 from bptt.errors import BpttError, DataError
-from bptt.tasks._examples import (
-    Split,
-    TaskData,
-    best_label,
-    class_task,
-    load_model,
-    predict_one,
-    require_package,
-    split_indices,
-)
+from bptt.tasks._examples import Split, TaskData, class_task, require_package, split_indices
 
 PACKAGE, EXTRA = "sktime", "activity"
 FOLDER = "datasets/data/BasicMotions"
@@ -89,9 +80,9 @@ def prepare_data(config, vocab=None) -> TaskData:
     )
 
 
-def predict_checkpoint(path, text: str) -> str:
-    """The activity of a clip in a CSV file (T rows of D comma-separated numbers)."""
-    model, config, meta, _ = load_model(path, "activity")
+def read_example(text: str, config, meta: dict, vocab=None) -> tuple[np.ndarray, str]:
+    """The clip (T, D) in a CSV file (T rows of D comma-separated numbers), normalised
+    as the training clips were, for ``bptt predict``."""
     try:
         clip = np.loadtxt(text, delimiter=",", ndmin=2)  # (T, D)
     except (OSError, ValueError) as e:
@@ -104,7 +95,7 @@ def predict_checkpoint(path, text: str) -> str:
             f"the clip has {clip.shape[1]} columns, the model reads {meta['input_size']}"
         )
     x = (clip - np.array(meta["extra"]["mean"])) / np.array(meta["extra"]["std"])  # (T, D)
-    return best_label(predict_one(model, x.astype(np.dtype(config.dtype))), meta["labels"])
+    return x.astype(np.dtype(config.dtype)), ""
 
 
 PRESET = {
