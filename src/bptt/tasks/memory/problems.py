@@ -43,10 +43,10 @@ from bptt.models.memory import (  # the network and the problems' sizes
     MemoryModel,
     task_sizes,
 )
+from bptt.nn import cell_layer
 from bptt.tasks.base import make_trainer
 from bptt.train import Trainer
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 # A run's training settings unless told otherwise, as Config fields: a constant rate.
 RUN_DEFAULTS = {
     "steps": 1000,
@@ -106,7 +106,7 @@ def make_batch(
 
 def num_parameters(cell: str, D: int, H: int, O: int) -> int:
     """Parameters of :class:`MemoryModel`: G H (D + H + 2) in the cell, O (H + 1) in the head."""
-    return GATES[cell] * H * (D + H + 2) + O * (H + 1)
+    return cell_layer(cell).gates * H * (D + H + 2) + O * (H + 1)
 
 
 def hidden_for_budget(cell: str, task: str, budget: int) -> int:
