@@ -399,6 +399,10 @@ def class_task(module: ModuleType, name: str, options: str, per: str) -> Task:
         x, note = module.read_example(text, config, meta, vocab)  # (T,) or (T, D)
         return best_label(predict_one(model, x), meta["labels"]) + note
 
-    declared = {"build_trainer": trainer, "metrics": class_metrics, "report": report}
-    declared["predict"] = predict
+    declared = {
+        "build_trainer": trainer,
+        "metrics": class_metrics,
+        "report": report,
+        "predict": predict,
+    }
     return example_task(module, name, options, **declared)

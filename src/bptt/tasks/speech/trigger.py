@@ -286,11 +286,10 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     del stacked
     dtype = np.dtype(config.dtype)
     splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in sv.SPLITS}
-    stats = {"mean": mean.tolist(), "std": std.tolist()}
-    extra = dict(features=config.features, norm=config.norm, stack=STACK, **stats)
-    extra["trigger"] = clips.TRIGGER
-    what = f"{clips.CLIP_SECONDS:g}-second clips: {clips.TRIGGER!r} and "
-    what += f"{len(clips.DISTRACTORS)} other words over noise"
+    extra = {"features": config.features, "norm": config.norm, "stack": STACK}
+    extra |= {"mean": mean.tolist(), "std": std.tolist(), "trigger": clips.TRIGGER}
+    words = f"{clips.TRIGGER!r} and {len(clips.DISTRACTORS)} other words over noise"
+    what = f"{clips.CLIP_SECONDS:g}-second clips: {words}"
     steps = f"{config.features} x {STACK} frames a step"
     source = sv.corpus_line(what, " and ".join(engines), speakers, steps)
     size = STACK * feature_size(config.features)

@@ -102,8 +102,9 @@ def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=
     rng = seeded(config, rng)
     common = {"encoder": config.frame_encoder, "dtype": np.dtype(config.dtype), "rng": rng}
     if head in ("mean", "middle"):
-        sizes = (config.embed_size, config.hidden_size)
-        return FramePool(num_labels, input_size, *sizes, head, **common)
+        return FramePool(
+            num_labels, input_size, config.embed_size, config.hidden_size, head, **common
+        )
     common |= network(config)  # the recurrent layer's size, cell, directions and dropout
     if head == "class":
         return FrameClassifier(num_labels, input_size, config.embed_size, config.pooling, **common)
