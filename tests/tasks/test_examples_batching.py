@@ -7,7 +7,15 @@ import pytest
 from bptt.errors import BpttError
 from bptt.models.classifier import SequenceClassifier
 from bptt.models.tagger import SequenceTagger
-from bptt.tasks._examples import ExampleBatches, Split, predict, require_package, split_indices
+from bptt.tasks._examples import (
+    ExampleBatches,
+    Split,
+    best_label,
+    predict,
+    predict_one,
+    require_package,
+    split_indices,
+)
 
 
 def _split(n=23, seed=0, tags=False):
@@ -65,6 +73,18 @@ def test_bucketing_and_padding_do_not_change_predictions(tags):
             np.testing.assert_allclose(p, q, rtol=0, atol=1e-12)
     if tags:
         assert [len(p) for p in alone] == [len(x) for x in split.inputs]
+
+
+@pytest.mark.parametrize("tags", [False, True])
+def test_one_example_is_predicted_as_in_a_batch(tags):
+    """predict_one(x) is predict's answer for x among others; best_label names the top class."""
+    split = _split(tags=tags)
+    kwargs = {"vocab_size": 9, "embed_size": 4, "hidden_size": 6, "dtype": np.float64}
+    kwargs |= {"rng": np.random.default_rng(1)}
+    model = SequenceTagger(3, **kwargs) if tags else SequenceClassifier(3, "mean", **kwargs)
+    for x, p in zip(split.inputs, predict(model, split, batch_size=4), strict=True):
+        np.testing.assert_allclose(predict_one(model, x), p, rtol=0, atol=1e-12)
+    assert best_label(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"]) == "b 0.70"
 
 
 def test_a_missing_package_names_the_extra():

@@ -12,6 +12,7 @@ from bptt.tasks.memory.problems import (
     hidden_for_budget,
     make_batch,
     num_parameters,
+    run_config,
     train_run,
 )
 from bptt.tasks.memory.sweep import (
@@ -155,3 +156,16 @@ def test_exploding_rnn_without_clipping_is_stopped_at_the_update_it_diverged():
     assert free["diverged_at"] is not None and len(free["loss"]) == free["diverged_at"]
     assert f"at update {free['diverged_at']}" in free["reason"]
     assert logs["clipping"]["clipped"][0]  # the same first gradient is clipped
+
+
+def test_a_run_config_holds_the_run_defaults_and_what_is_given():
+    config = run_config("gru", lr=0.5, dtype=np.float64, optimizer="sgd")
+    assert (config.cell, config.lr, config.dtype, config.optimizer) == (
+        "gru",
+        0.5,
+        "float64",
+        "sgd",
+    )
+    assert (config.schedule, config.steps, config.clip) == ("constant", 1000, 1.0)
+    with pytest.raises(BpttError, match="optimizer must be one of"):
+        run_config("gru", optimizer="lbfgs")

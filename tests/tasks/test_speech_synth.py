@@ -95,6 +95,40 @@ def test_unknown_voices_are_refused_with_the_choices():
     assert sv.parse_voice("en-us").name == "en-us"
 
 
+def test_a_dataset_names_its_engines_and_an_unknown_one_the_choices():
+    assert sv.dataset_engines("digits", "default") == ("espeak-ng",)
+    assert sv.dataset_engines("digits", "espeak+flite") == ("espeak-ng", "flite")
+    with pytest.raises(
+        BpttError, match=r"trigger reads --dataset espeak or espeak\+flite; got 'x'"
+    ):
+        sv.dataset_engines("trigger", "x")
+
+
+def test_each_split_and_protocol_draws_its_own_fixed_stream():
+    """The same (seed, split, engines) gives the same draws; another split, another
+    engine set or the held-out-engine protocol gives other ones."""
+    first = sv.draw_rng(10, "train", ("espeak-ng",)).random(4)
+    np.testing.assert_array_equal(sv.draw_rng(10, "train", ("espeak-ng",)).random(4), first)
+    others = [
+        sv.draw_rng(10, "test", ("espeak-ng",)),
+        sv.draw_rng(10, "train", ("espeak-ng", "flite")),
+        sv.draw_rng(10, "train", ("espeak-ng",), "flite"),
+        sv.draw_rng(11, "train", ("espeak-ng",)),
+    ]
+    for rng in others:
+        assert not np.array_equal(rng.random(4), first)
+
+
+def test_the_summary_line_counts_each_splits_speakers():
+    speakers = {"train": 30, "validation": 6, "test": 8}
+    line = sv.corpus_line("spoken digits", "espeak-ng", speakers, "mfcc features", "/tmp/c")
+    assert line == (
+        "spoken digits, espeak-ng (30 training, 6 validation, 8 test speakers), "
+        "mfcc features, cached in /tmp/c"
+    )
+    assert sv.corpus_line("w", "e", speakers, "f").endswith("test speakers), f")
+
+
 def test_numerals_are_spoken_digit_by_digit():
     assert synth.digits_to_words("3 1 4 1 5") == "three one four one five"
     assert synth.digits_to_words("call 911") == "call nine one one"

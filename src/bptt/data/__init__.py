@@ -1,6 +1,7 @@
 """Vocabularies, text reading, batching (padding, masks, TBPTT windows)."""
 
 from bptt.data.batching import (
+    BucketedBatches,
     TBPTTBatches,
     bucket_batches,
     make_streams,
@@ -17,6 +18,7 @@ __all__ = [
     "PAD",
     "SPECIALS",
     "UNK",
+    "BucketedBatches",
     "TBPTTBatches",
     "Vocabulary",
     "bucket_batches",

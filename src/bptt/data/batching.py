@@ -17,7 +17,8 @@ the default) or dropped.
 
 Variable-length sequences (the other tasks): :func:`pad_sequences` stacks
 them with a (B, T) mask, True at real steps; :func:`bucket_batches` groups
-similar lengths so little of a batch is padding.
+similar lengths so little of a batch is padding, and :class:`BucketedBatches`
+serves such batches endlessly, a new order each epoch, resumable.
 
 Shapes: N corpus length, B streams (batch), L steps per stream, k window, T
 longest sequence, D features.
@@ -258,3 +259,64 @@ def bucket_batches(
     order = perm[np.argsort(lengths[perm], kind="stable")]  # (N,) by length, ties shuffled
     batches = [order[i : i + batch_size].astype(np.int64) for i in range(0, n, batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class BucketedBatches:
+    """Endless length-bucketed batches, in a new order each epoch, resumable.
+
+    The order of epoch e is :func:`bptt.data.bucket_batches` with the Generator
+    seeded by (seed, e), so a position (epoch, batch) alone restores it. A subclass
+    says what a batch of indices is (``_batch``) and which of its attributes a saved
+    state must match (``CHECKED``).
+    """
+
+    CHECKED: tuple[str, ...] = ("batch_size", "seed")
+
+    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
+        self.epoch, self.position = 0, 0
+        self._order = self._epoch_order()
+
+    def _batch(self, idx: np.ndarray):
+        raise NotImplementedError
+
+    def _epoch_order(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        return bucket_batches(self.lengths, self.batch_size, rng)
+
+    def _next_indices(self) -> np.ndarray:
+        if self.position == len(self._order):
+            self.epoch, self.position = self.epoch + 1, 0
+            self._order = self._epoch_order()
+        self.position += 1
+        return self._order[self.position - 1]
+
+    def next_batch(self):
+        return self._batch(self._next_indices())
+
+    def next_batch_parts(self, cut) -> list:
+        """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
+        each padded to its own longest example; None for an empty slice."""
+        idx = self._next_indices()
+        return [self._batch(idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
+
+    def state_dict(self) -> dict:
+        checked = {key: getattr(self, key) for key in self.CHECKED}
+        return {"epoch": self.epoch, "position": self.position, **checked}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in self.CHECKED:
+            if state.get(key) != getattr(self, key):
+                raise BpttError(
+                    f"batches state was saved with {key}={state.get(key)!r}, "
+                    f"these batches have {key}={getattr(self, key)!r}{_hint(key)}"
+                )
+        self.epoch, self.position = int(state["epoch"]), int(state["position"])
+        self._order = self._epoch_order()
+
+
+def _hint(key: str) -> str:
+    """Why a saved batch size may differ: it counts every rank's and micro-batch's rows."""
+    if key != "batch_size":
+        return ""
+    return " (rows per update: --batch-size x --accumulate x MPI ranks; resume with the same)"

@@ -37,15 +37,10 @@ from h_{t+1}). Then, line for line in :func:`gru_backward`:
     ∂E/∂b_i     = Σ_t ∂E/∂a_t,   ∂E/∂b_h = Σ_t ∂E/∂c_t (they differ in the n part)
     ∂E/∂x_t     = W_i^T ∂E/∂a_t
 
-Masks: where mask[b, t] is False the step is padding: the state is carried
-unchanged (h_t = h_{t-1}), the output is zero, and nothing there receives
-gradient. So a padded batch gives what each sequence gives alone.
-
-One step of each is :func:`gru_step_forward` and :func:`gru_step_backward`,
-written line for line from these equations; :func:`gru_forward` and
-:func:`gru_backward` run them over time (the reference loop in
-:mod:`bptt.functional.reference`) or, by default, take the fast route
-(:mod:`bptt.functional.fast.gru`), which gives the same numbers.
+The step pair :func:`gru_step_forward` / :func:`gru_step_backward` follows these
+equations line for line; :func:`gru_forward` and :func:`gru_backward` run it over time,
+on the reference loop (:mod:`bptt.functional.reference`, which also says what a mask
+does) or, by default, the fast route (:mod:`bptt.functional.fast.gru`): same numbers.
 
 Shapes: B batch, T time steps, D input features, H hidden units, 3H the
 three gates r, z, n stacked in that order.
@@ -119,56 +114,27 @@ def gru_step_backward(
 
 
 def gru_forward(
-    x: np.ndarray,
-    state: tuple[np.ndarray],
-    weight_ih: np.ndarray,
-    weight_hh: np.ndarray,
-    bias_ih: np.ndarray | None = None,
-    bias_hh: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    workspace: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray], dict]:
+    x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=None, workspace=None
+):
     """Run the GRU (r, z, n gates; reset after the hidden product) over all T steps.
 
-    Args:
-        x: inputs (B, T, D).
-        state: ``(h_0,)`` with h_0 of shape (B, H).
-        weight_ih, weight_hh: W_i = [W_ir; W_iz; W_in] (3H, D) and
-            W_h = [W_hr; W_hz; W_hn] (3H, H).
-        bias_ih, bias_hh: (3H,) each, or None for no bias.
-        mask: (B, T) booleans, True at real steps; None means all real.
-        workspace: a dict whose arrays the fast route's cache may reuse from
-            the last call (see :mod:`bptt.functional.fast._workspace`); None: all new.
-
-    Returns:
-        outputs (B, T, H) (zero at padded steps), ``(h_T,)`` the final state
-        (the state after each sequence's last real step), and the cache for
-        :func:`gru_backward`. On both routes the cache holds, time-major,
-        ``"h"`` (T+1, B, H) the states h_0 .. h_T, ``"gates"`` (T, B, 3H) the
-        gate values r_t, z_t, n_t after their activations and ``"hn"`` (T, B, H).
+    x (B, T, D), state ``(h_0,)`` (B, H), ``weight_ih`` W_i = [W_ir; W_iz; W_in] (3H, D),
+    ``weight_hh`` W_h = [W_hr; W_hz; W_hn] (3H, H), biases (3H,) or None; ``mask`` and
+    ``workspace`` as in :meth:`bptt.functional.reference.Route.forward`. Returns outputs
+    (B, T, H), ``(h_T,)`` and the cache for :func:`gru_backward`, which holds, time-major,
+    ``"h"`` (T+1, B, H) the states h_0 .. h_T, ``"gates"`` (T, B, 3H) the gate values
+    r_t, z_t, n_t after their activations and ``"hn"`` (T, B, H) c_t^n.
     """
     return ROUTE.forward(x, state, (weight_ih, weight_hh, bias_ih, bias_hh), mask, workspace)
 
 
-def gru_backward(
-    d_outputs: np.ndarray,
-    d_final_state: tuple[np.ndarray | None] | None,
-    cache: dict,
-    state_grads: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
+def gru_backward(d_outputs, d_final_state, cache, state_grads=None):
     """BPTT for :func:`gru_forward` (equations in the module docstring).
 
-    Args:
-        d_outputs: ∂E/∂outputs (B, T, H).
-        d_final_state: ``(∂E/∂h_T,)`` or None (zero).
-        cache: from :func:`gru_forward`.
-        state_grads: if a dict, BPTT's per-step gradients are kept in it:
-            ``"h"`` (T+1, B, H), ∂E/∂h_t for t = 0..T.
-
-    Returns:
-        ∂E/∂x (B, T, D), ``(∂E/∂h_0,)``, and the weight gradients
-        {"weight_ih" (3H, D), "weight_hh" (3H, H), "bias_ih" (3H,), "bias_hh" (3H,)}
-        (each bias only if it was used).
+    ``d_final_state`` is ``(∂E/∂h_T,)`` or None. Returns ∂E/∂x (B, T, D), ``(∂E/∂h_0,)``
+    and {"weight_ih" (3H, D), "weight_hh" (3H, H), "bias_ih" (3H,), "bias_hh" (3H,)}
+    (each bias only if it was used); ``state_grads`` as in
+    :meth:`bptt.functional.reference.Route.backward`.
     """
     return ROUTE.backward(d_outputs, d_final_state, cache, state_grads)
 

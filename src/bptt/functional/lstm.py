@@ -42,18 +42,11 @@ and dC = ∂E/∂C_t (from step t+1, the cell state's conveyor belt):
     ∂E/∂weight_hh = Σ_t ∂E/∂z_t h_{t-1}^T         one product over all steps
     ∂E/∂bias_ih   = ∂E/∂bias_hh = Σ_t ∂E/∂z_t
 
-Masks: where mask[b, t] is False the step is padding: h and C are both
-carried unchanged (h_t = h_{t-1}, C_t = C_{t-1}), the output is zero, and
-nothing there receives gradient (the padded inputs are zeroed in the
-working copy, so whatever fills them, even NaN, cannot leak in). So a padded
-batch gives what each sequence gives alone, and the final state is the state
-after each sequence's last real step.
-
-One step of each is :func:`lstm_step_forward` and :func:`lstm_step_backward`,
-written line for line from these equations; :func:`lstm_forward` and
-:func:`lstm_backward` run them over time (the reference loop in
-:mod:`bptt.functional.reference`) or, by default, take the fast route
-(:mod:`bptt.functional.fast.lstm`), which gives the same numbers.
+The step pair :func:`lstm_step_forward` / :func:`lstm_step_backward` follows these
+equations line for line; :func:`lstm_forward` and :func:`lstm_backward` run it over time,
+on the reference loop (:mod:`bptt.functional.reference`, which also says what a mask
+does) or, by default, the fast route (:mod:`bptt.functional.fast.lstm`): same numbers.
+A padded step carries h and C both (h_t = h_{t-1}, C_t = C_{t-1}).
 
 Shapes: B batch, T time steps, D input features, H hidden units; 4H is the
 four gates i, f, g, o stacked in that order.
@@ -148,54 +141,27 @@ def _total_dc(d_state: list, cache: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def lstm_forward(
-    x: np.ndarray,
-    state: tuple[np.ndarray, np.ndarray],
-    weight_ih: np.ndarray,
-    weight_hh: np.ndarray,
-    bias_ih: np.ndarray | None = None,
-    bias_hh: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    workspace: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict]:
+    x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None, mask=None, workspace=None
+):
     """Run the LSTM step (i, f, g, o gates; C_t = f_t * C_{t-1} + i_t * g_t) over all T steps.
 
-    Args:
-        x: inputs (B, T, D).
-        state: ``(h_0, C_0)``, each (B, H).
-        weight_ih, weight_hh: (4H, D) and (4H, H), gate rows in order i, f, g, o.
-        bias_ih, bias_hh: (4H,) each, or None for no bias.
-        mask: (B, T) booleans, True at real steps; None means all real.
-        workspace: a dict whose arrays the fast route's cache may reuse from
-            the last call (see :mod:`bptt.functional.fast._workspace`); None: all new.
-
-    Returns:
-        outputs (B, T, H) (zero at padded steps), ``(h_T, C_T)`` the final state
-        (the state after each sequence's last real step), and the cache for
-        :func:`lstm_backward`. On both routes the cache holds, time-major, ``"h"``
-        (T+1, B, H) and ``"c"`` (T+1, B, H) with h_0 and C_0 at index 0, ``"gates"``
-        (T, B, 4H) the post-activation i, f, g, o, and ``"tanh_c"`` (T, B, H).
+    x (B, T, D), state ``(h_0, C_0)`` (B, H) each, ``weight_ih`` (4H, D) and ``weight_hh``
+    (4H, H) with gate rows in order i, f, g, o, biases (4H,) or None; ``mask`` and
+    ``workspace`` as in :meth:`bptt.functional.reference.Route.forward`. Returns outputs
+    (B, T, H), ``(h_T, C_T)`` and the cache for :func:`lstm_backward`, which holds,
+    time-major, ``"h"`` and ``"c"`` (T+1, B, H) with h_0 and C_0 at index 0, ``"gates"``
+    (T, B, 4H) the post-activation i, f, g, o, and ``"tanh_c"`` (T, B, H).
     """
     return ROUTE.forward(x, state, (weight_ih, weight_hh, bias_ih, bias_hh), mask, workspace)
 
 
-def lstm_backward(
-    d_outputs: np.ndarray,
-    d_final_state: tuple[np.ndarray | None, np.ndarray | None] | None,
-    cache: dict,
-    state_grads: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray], dict[str, np.ndarray]]:
+def lstm_backward(d_outputs, d_final_state, cache, state_grads=None):
     """BPTT for :func:`lstm_forward` (the backward equations in the module docstring).
 
-    Args:
-        d_outputs: ∂E/∂outputs (B, T, H).
-        d_final_state: ``(∂E/∂h_T, ∂E/∂C_T)``, either may be None (zero), or None.
-        cache: from :func:`lstm_forward`.
-        state_grads: if a dict, BPTT's per-step gradients are kept in it:
-            ``"h"`` and ``"c"``, (T+1, B, H) each, ∂E/∂h_t and ∂E/∂C_t for t = 0..T.
-
-    Returns:
-        ∂E/∂x (B, T, D), ``(∂E/∂h_0, ∂E/∂C_0)``, and the weight gradients
-        {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
+    ``d_final_state`` is ``(∂E/∂h_T, ∂E/∂C_T)``, either may be None (zero), or None.
+    Returns ∂E/∂x (B, T, D), ``(∂E/∂h_0, ∂E/∂C_0)`` and the weight gradients (biases only
+    if used); ``state_grads`` as in :meth:`bptt.functional.reference.Route.backward`,
+    with ``"h"`` and ``"c"``: ∂E/∂h_t and ∂E/∂C_t for t = 0..T.
     """
     return ROUTE.backward(d_outputs, d_final_state, cache, state_grads)
 

@@ -10,7 +10,8 @@ and BPTT is then the loop below: forward for t = 1..T keeping every cache_t,
 backward for t = T..1 summing the weight gradients over the steps. Masks:
 where mask[b, t] is False the step is padding, the state is carried unchanged
 (state_t = state_{t-1}), the output is zero, and the gradient passes the step
-untouched, so nothing there receives gradient.
+untouched, so nothing there receives gradient; a padded input is never read (even a
+NaN there cannot leak in). So a padded batch gives what each sequence gives alone.
 
 The fast route (:mod:`bptt.functional.fast`) computes the same numbers with
 packed products and fused kernels. It runs by default; ``use_reference(True)``
@@ -142,8 +143,18 @@ class Route:
     def forward(self, x, state, weights: tuple, mask, workspace, **step_kwargs):
         """The cell's forward: checked (:func:`check_cell`), then on the route of the moment.
 
-        ``weights`` is (weight_ih, weight_hh, bias_ih, bias_hh); ``step_kwargs`` (the
-        RNN's nonlinearity) go to either route by name.
+        Args, as every cell's ``*_forward`` takes them:
+            x: inputs (B, T, D).
+            state: the initial state, a tuple of (B, H) arrays (``names``).
+            weights: (weight_ih (GH, D), weight_hh (GH, H), bias_ih, bias_hh); a bias
+                (GH,) or None for no bias.
+            mask: (B, T) booleans, True at real steps; None means all real.
+            workspace: a dict whose arrays the fast route's cache may reuse from the
+                last call (see :mod:`bptt.functional.fast._workspace`); None: all new.
+            step_kwargs: the RNN's nonlinearity, to either route by name.
+
+        Returns outputs (B, T, H) (zero at padded steps), the final state (the state
+        after each sequence's last real step) and the cache for :meth:`backward`.
         """
         check_cell(self.cell, self.gates, x, state, *weights, mask, self.names)
         if not reference_on():
@@ -155,7 +166,20 @@ class Route:
         )
 
     def backward(self, d_outputs, d_final_state, cache: dict, state_grads: dict | None):
-        """The cell's BPTT on the route its forward took (the cache says which)."""
+        """The cell's BPTT on the route its forward took (the cache says which).
+
+        Args, as every cell's ``*_backward`` takes them:
+            d_outputs: ∂E/∂outputs (B, T, H).
+            d_final_state: ∂E/∂ the final state, a tuple (an entry may be None, zero),
+                or None.
+            cache: from :meth:`forward`.
+            state_grads: if a dict, BPTT's per-step gradients are kept in it, one
+                (T+1, B, H) array per state name (``"h"``, and ``"c"`` for the LSTM),
+                ∂E/∂state_t for t = 0..T.
+
+        Returns ∂E/∂x (B, T, D), ∂E/∂ the initial state and the weight gradients
+        {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (each bias only if used).
+        """
         if not cache.get("reference"):
             return self.fast_backward(d_outputs, d_final_state, cache, state_grads)
         step, d_final = self.step_backward, d_final_state

@@ -19,15 +19,10 @@ g_t = ∂E/∂s_t the gradient arriving at s_t (from the output at t and from s_
     ∂E/∂b       = Σ_t ∂E/∂a_t
     ∂E/∂x_t     = U^T ∂E/∂a_t
 
-Masks: where mask[b, t] is False the step is padding: the state is carried
-unchanged (s_t = s_{t-1}), the output is zero, and nothing there receives
-gradient. So a padded batch gives what each sequence gives alone.
-
-One step of each is :func:`rnn_step_forward` and :func:`rnn_step_backward`,
-written line for line from these equations; :func:`rnn_forward` and
-:func:`rnn_backward` run them over time (the reference loop in
-:mod:`bptt.functional.reference`) or, by default, take the fast route
-(:mod:`bptt.functional.fast.rnn`), which gives the same numbers.
+The step pair :func:`rnn_step_forward` / :func:`rnn_step_backward` follows these
+equations line for line; :func:`rnn_forward` and :func:`rnn_backward` run it over time,
+on the reference loop (:mod:`bptt.functional.reference`, which also says what a mask
+does) or, by default, the fast route (:mod:`bptt.functional.fast.rnn`): same numbers.
 
 Shapes: B batch, T time steps, D input features, H hidden units.
 """
@@ -81,32 +76,23 @@ def rnn_step_backward(
 
 
 def rnn_forward(
-    x: np.ndarray,
-    state: tuple[np.ndarray],
-    weight_ih: np.ndarray,
-    weight_hh: np.ndarray,
-    bias_ih: np.ndarray | None = None,
-    bias_hh: np.ndarray | None = None,
-    mask: np.ndarray | None = None,
-    nonlinearity: str = "tanh",
-    workspace: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray], dict]:
+    x,
+    state,
+    weight_ih,
+    weight_hh,
+    bias_ih=None,
+    bias_hh=None,
+    mask=None,
+    nonlinearity="tanh",
+    workspace=None,
+):
     """Run s_t = tanh(U x_t + W s_{t-1} + b) over all T steps.
 
-    Args:
-        x: inputs (B, T, D).
-        state: ``(s_0,)`` with s_0 of shape (B, H).
-        weight_ih, weight_hh: U (H, D) and W (H, H).
-        bias_ih, bias_hh: (H,) each, or None for no bias.
-        mask: (B, T) booleans, True at real steps; None means all real.
-        nonlinearity: "tanh" (the lecture's) or "relu".
-        workspace: a dict whose arrays the fast route's cache may reuse from
-            the last call (see :mod:`bptt.functional.fast._workspace`); None: all new.
-
-    Returns:
-        outputs (B, T, H) (zero at padded steps), ``(s_T,)`` the final state
-        (the state after each sequence's last real step), and the cache for
-        :func:`rnn_backward`; its ``"h"`` (T+1, B, H) holds s_0 .. s_T.
+    x (B, T, D), state ``(s_0,)`` (B, H), U = ``weight_ih`` (H, D), W = ``weight_hh``
+    (H, H), biases (H,) or None; ``nonlinearity`` "tanh" (the lecture's) or "relu";
+    ``mask`` and ``workspace`` as in :meth:`bptt.functional.reference.Route.forward`.
+    Returns outputs (B, T, H), ``(s_T,)`` and the cache for :func:`rnn_backward`,
+    whose ``"h"`` (T+1, B, H) holds s_0 .. s_T.
     """
     if nonlinearity not in NONLINEARITIES:
         raise BpttError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
@@ -114,25 +100,12 @@ def rnn_forward(
     return ROUTE.forward(x, state, weights, mask, workspace, nonlinearity=nonlinearity)
 
 
-def rnn_backward(
-    d_outputs: np.ndarray,
-    d_final_state: tuple[np.ndarray | None] | None,
-    cache: dict,
-    state_grads: dict | None = None,
-) -> tuple[np.ndarray, tuple[np.ndarray], dict[str, np.ndarray]]:
-    """BPTT for :func:`rnn_forward`, on the route its forward took.
+def rnn_backward(d_outputs, d_final_state, cache, state_grads=None):
+    """BPTT for :func:`rnn_forward`: ∂E/∂x (B, T, D), ``(∂E/∂s_0,)`` and ∂E/∂weights.
 
-    Args:
-        d_outputs: ∂E/∂outputs (B, T, H).
-        d_final_state: ``(∂E/∂s_T,)`` or None (zero).
-        cache: from :func:`rnn_forward`.
-        state_grads: if a dict, BPTT's per-step gradients are kept in it:
-            ``"h"`` (T+1, B, H), ∂E/∂s_t for t = 0..T (what flows back through
-            time; the vanishing-gradient diagnostics read it).
-
-    Returns:
-        ∂E/∂x (B, T, D), ``(∂E/∂s_0,)``, and the weight gradients
-        {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (biases only if used).
+    ``d_final_state`` is ``(∂E/∂s_T,)`` or None; ``state_grads`` as in
+    :meth:`bptt.functional.reference.Route.backward`: its ``"h"`` is ∂E/∂s_t for
+    t = 0..T, what flows back through time (the vanishing-gradient diagnostics read it).
     """
     return ROUTE.backward(d_outputs, d_final_state, cache, state_grads)
 

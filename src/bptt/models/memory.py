@@ -18,10 +18,9 @@ import numpy as np
 from bptt.errors import BpttError
 from bptt.losses import cross_entropy
 from bptt.models.base import Model
-from bptt.nn import GRU, LSTM, RNN, Linear, forget_bias_
+from bptt.nn import GRU, LSTM, Linear, cell_layer, forget_bias_
 
 TASKS = ("first", "adding", "copy")
-CELLS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}  # a fixed table
 N_SYMBOLS = 4  # K symbols to remember (first, copy)
 N_COPY = 3  # N symbols of the copy task
 ADDING_TOLERANCE = 0.04  # |prediction - sum| that counts as solved (H&S 1997)
@@ -92,14 +91,13 @@ class MemoryModel(Model):
         chrono: float | None = 200.0,
         nonlinearity: str = "tanh",
     ):
-        if cell not in CELLS:
-            raise BpttError(f"cell must be one of {', '.join(CELLS)}; got {cell!r}")
+        layer = cell_layer(cell)  # the cell's layer, looked up in bptt.nn.CELLS
         rng = np.random.default_rng() if rng is None else rng
         D, O = task_sizes(task)
         self.task, self.cell = task, cell
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.layers = {
-            "rnn": CELLS[cell](D, hidden_size, dtype=dtype, rng=rng, **extra),
+            "rnn": layer(D, hidden_size, dtype=dtype, rng=rng, **extra),
             "head": Linear(hidden_size, O, dtype=dtype, rng=rng),
         }
         self.rnn, self.head = self.layers["rnn"], self.layers["head"]

@@ -103,8 +103,9 @@ class SequenceTagger(SequenceModel):
         if word_dropout > 0 and unk_id is None:
             raise BpttError("word_dropout needs the vocabulary's <unk> id (unk_id); got None")
         if char_encoder not in CHAR_ENCODERS:
-            raise BpttError(f"char_encoder must be one of {', '.join(CHAR_ENCODERS)}; "
-                            f"got {char_encoder!r}")  # fmt: skip
+            raise BpttError(
+                f"char_encoder must be one of {', '.join(CHAR_ENCODERS)}; got {char_encoder!r}"
+            )
         chars = 0 if char_vocab_size is None else char_hidden_size
         chars *= 2 if char_encoder == "lstm" else 1
         super().__init__(

@@ -22,7 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
-from bptt.data import Vocabulary, bucket_batches, pad_sequences
+from bptt.data import BucketedBatches, Vocabulary, pad_sequences
 from bptt.distributed import describe_parallel, get_comm, global_batch_size
 from bptt.errors import BpttError
 from bptt.functional.crf import bio_constraints
@@ -30,7 +30,7 @@ from bptt.models.classifier import SequenceClassifier
 from bptt.models.sequence import SequenceBatch
 from bptt.models.tagger import SequenceTagger
 from bptt.tasks import base
-from bptt.tasks.base import Task
+from bptt.tasks.base import Task, network, seeded
 
 HEADS = ("class", "tags")
 
@@ -118,60 +118,6 @@ def in_order(split: Split, batch_size: int) -> Iterator[tuple[np.ndarray, Sequen
         yield idx, make_batch(split, idx)
 
 
-class BucketedBatches:
-    """Endless length-bucketed batches, in a new order each epoch, resumable.
-
-    The order of epoch e is :func:`bptt.data.bucket_batches` with the Generator
-    seeded by (seed, e), so a position (epoch, batch) alone restores it. A subclass
-    says what a batch of indices is (``_batch``) and which of its attributes a saved
-    state must match (``CHECKED``).
-    """
-
-    CHECKED: tuple[str, ...] = ("batch_size", "seed")
-
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
-        self.lengths, self.batch_size, self.seed = lengths, batch_size, seed
-        self.epoch, self.position = 0, 0
-        self._order = self._epoch_order()
-
-    def _batch(self, idx: np.ndarray):
-        raise NotImplementedError
-
-    def _epoch_order(self) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        return bucket_batches(self.lengths, self.batch_size, rng)
-
-    def _next_indices(self) -> np.ndarray:
-        if self.position == len(self._order):
-            self.epoch, self.position = self.epoch + 1, 0
-            self._order = self._epoch_order()
-        self.position += 1
-        return self._order[self.position - 1]
-
-    def next_batch(self):
-        return self._batch(self._next_indices())
-
-    def next_batch_parts(self, cut) -> list:
-        """The next batch's rows ``cut(n)`` (slices; this rank's micro-batches) as batches,
-        each padded to its own longest example; None for an empty slice."""
-        idx = self._next_indices()
-        return [self._batch(idx[r]) if r.stop > r.start else None for r in cut(len(idx))]
-
-    def state_dict(self) -> dict:
-        checked = {key: getattr(self, key) for key in self.CHECKED}
-        return {"epoch": self.epoch, "position": self.position, **checked}
-
-    def load_state_dict(self, state: dict) -> None:
-        for key in self.CHECKED:
-            if state.get(key) != getattr(self, key):
-                raise BpttError(
-                    f"batches state was saved with {key}={state.get(key)!r}, "
-                    f"these batches have {key}={getattr(self, key)!r}{_hint(key)}"
-                )
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
-        self._order = self._epoch_order()
-
-
 class ExampleBatches(BucketedBatches):
     """Endless bucketed batches of a split's examples (:class:`BucketedBatches`)."""
 
@@ -187,13 +133,6 @@ class ExampleBatches(BucketedBatches):
         return make_batch(self.split, idx)
 
 
-def _hint(key: str) -> str:
-    """Why a saved batch size may differ: it counts every rank's and micro-batch's rows."""
-    if key != "batch_size":
-        return ""
-    return " (rows per update: --batch-size x --accumulate x MPI ranks; resume with the same)"
-
-
 def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
     """Probabilities for every example of ``split``, in its order: (C,) each for a
     classifier, (T_i, C) for a tagger."""
@@ -203,6 +142,18 @@ def predict(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
         for row, i in enumerate(idx):
             out[i] = probs[row] if probs.ndim == 2 else probs[row, : len(split.inputs[i])]
     return out
+
+
+def predict_one(model, x: np.ndarray) -> np.ndarray:
+    """The probabilities of one example ``x``, (T,) ids or (T, D) features: (C,) from a
+    classifier, (T, C) from a tagger."""
+    return model.predict_proba(x[None], np.ones((1, len(x)), dtype=bool))[0]
+
+
+def best_label(probs: np.ndarray, labels) -> str:
+    """'walking 0.93': a classifier's most probable label and its probability."""
+    best = int(np.argmax(probs))
+    return f"{labels[best]} {probs[best]:.2f}"
 
 
 def predict_tags(model, split: Split, batch_size: int = 64) -> list[np.ndarray]:
@@ -255,13 +206,8 @@ def build_model(
         "vocab_size": vocab_size,
         "input_size": input_size,
         "embed_size": config.embed_size,
-        "hidden_size": config.hidden_size,
-        "num_layers": config.num_layers,
-        "cell": config.cell,
-        "bidirectional": config.bidirectional,
-        "dropout": config.dropout,
-        "dtype": np.dtype(config.dtype),
-        "rng": np.random.default_rng(config.seed) if rng is None else rng,
+        **network(config),
+        "rng": seeded(config, rng),
     }
     if head == "class":
         return SequenceClassifier(num_labels, config.pooling, **common)
@@ -429,7 +375,9 @@ def class_task(module: ModuleType, name: str, options: str, per: str) -> Task:
     """:func:`example_task` for one class per example (a ``per``: review, clip), scored by
     accuracy (:func:`class_metrics`): training refuses ``--head tags``, and the held-out
     report sets the test accuracy beside that of always answering the training split's
-    majority class. ``module.prepare_data(config, vocab=None)`` gives the data."""
+    majority class. ``module.prepare_data(config, vocab=None)`` gives the data, and
+    ``module.read_example(text, config, meta, vocab) -> (x, note)`` the input of
+    ``bptt predict`` (which answers "label probability" and the note)."""
 
     def trainer(config, out_dir, progress_bar: bool = True):
         if config.head == "tags":
@@ -446,5 +394,15 @@ def class_task(module: ModuleType, name: str, options: str, per: str) -> Task:
         majority_class = f"majority class ({data.labels[majority]}): accuracy {baseline:.4f}"
         return f"test ({len(data.test):,} held-out {per}s): {scores} | {majority_class}"
 
-    declared = {"build_trainer": trainer, "metrics": class_metrics, "report": report}
+    def predict(path, text: str) -> str:
+        model, config, meta, vocab = load_model(path, name)
+        x, note = module.read_example(text, config, meta, vocab)  # (T,) or (T, D)
+        return best_label(predict_one(model, x), meta["labels"]) + note
+
+    declared = {
+        "build_trainer": trainer,
+        "metrics": class_metrics,
+        "report": report,
+        "predict": predict,
+    }
     return example_task(module, name, options, **declared)

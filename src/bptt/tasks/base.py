@@ -181,6 +181,13 @@ def load_model(path, tasks, build: Callable, refusal: str = "") -> tuple[object,
     return model, config, meta
 
 
+def network(config: Config) -> dict:
+    """The recurrent network ``config`` describes, as the models take it by keyword:
+    hidden_size, num_layers, cell, bidirectional, dropout and dtype."""
+    names = ("hidden_size", "num_layers", "cell", "bidirectional", "dropout")
+    return {**{name: getattr(config, name) for name in names}, "dtype": np.dtype(config.dtype)}
+
+
 def seeded(config: Config, rng) -> np.random.Generator:
     """``rng``, or a generator of the config's seed."""
     return np.random.default_rng(config.seed) if rng is None else rng

@@ -21,26 +21,38 @@ from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import compiled_threads, step_threads
 
 if numba is not None:
+    # A step's gate kernel on the batch rows b0:b1: all of them on one thread, a share of
+    # them on each of several. The backward's ``arrays``: gates, c, tanh_c, d_out (read),
+    # dh_rec, carry, dc (B, H, carried from step to step), real, dz (out), keep_h, keep_c.
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _lstm_forward_rows(t, b0, b1, gates, rec, bias, h, c, tanh_c, real):
+        z, r, m = gates[t, b0:b1], rec[b0:b1], real[t, b0:b1]  # (b, 4H), (b, 4H), (b,)
+        c_prev, h_prev = c[t, b0:b1], h[t, b0:b1]  # (b, H) each
+        c_out, tanh_c_out, h_out = c[t + 1, b0:b1], tanh_c[t, b0:b1], h[t + 1, b0:b1]
+        _fused._lstm_forward_jit(z, r, bias, c_prev, h_prev, m, c_out, tanh_c_out, h_out)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _lstm_backward_rows(t, b0, b1, arrays, keep):
+        gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c = arrays
+        k, kb0, kb1 = (t + 1, b0, b1) if keep else (0, 0, 1)  # else the (1, 1, 1) placeholders
+        z, c_prev, tc, d = gates[t, b0:b1], c[t, b0:b1], tanh_c[t, b0:b1], d_out[t, b0:b1]
+        dh, cr, dcb, m, dz_t = dh_rec[b0:b1], carry[b0:b1], dc[b0:b1], real[t, b0:b1], dz[t, b0:b1]
+        kh, kc = keep_h[k, kb0:kb1], keep_c[k, kb0:kb1]  # (b, H) each, or (1, 1)
+        _fused._lstm_backward_jit(z, c_prev, tc, d, dh, cr, dcb, m, dz_t, kh, kc, keep)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _lstm_forward_steps_jit(panels, rows, gates, rec, bias, h, c, tanh_c, real):
+        B = rec.shape[0]
         for t in range(gates.shape[0]):  # the whole time loop compiled: no call per step
             _gemm._step_product(h[t], panels, rows, rec)
-            _fused._lstm_forward_jit(
-                gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-            )  # fmt: skip
+            _lstm_forward_rows(t, 0, B, gates, rec, bias, h, c, tanh_c, real)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
-    def _lstm_backward_steps_jit(
-        panels_t, rows_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c,
-        keep,
-    ):  # fmt: skip
-        for t in range(gates.shape[0] - 1, -1, -1):  # the whole BPTT loop compiled
-            k = t + 1 if keep else 0  # keep_h, keep_c are (1, 1, 1) placeholders unless kept
-            _fused._lstm_backward_jit(
-                gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
-                keep_h[k], keep_c[k], keep,
-            )  # fmt: skip
+    def _lstm_backward_steps_jit(panels_t, rows_t, arrays, keep):
+        dh_rec, dz = arrays[4], arrays[8]
+        for t in range(dz.shape[0] - 1, -1, -1):  # the whole BPTT loop compiled
+            _lstm_backward_rows(t, 0, dh_rec.shape[0], arrays, keep)
             _gemm._step_product(dz[t], panels_t, rows_t, dh_rec)
 
     # The same loops on several threads (routes "packed_mt", "dot_mt"): each step's product
@@ -55,28 +67,17 @@ if numba is not None:
             _gemm._step_product_par(h[t], panels, rows, rec, threads)
             for k in numba.prange(chunks):  # rows b0:b1 of the batch
                 b0, b1 = k * B // chunks, (k + 1) * B // chunks
-                _fused._lstm_forward_jit(
-                    gates[t, b0:b1], rec[b0:b1], bias, c[t, b0:b1], h[t, b0:b1], real[t, b0:b1],
-                    c[t + 1, b0:b1], tanh_c[t, b0:b1], h[t + 1, b0:b1],
-                )  # fmt: skip
+                _lstm_forward_rows(t, b0, b1, gates, rec, bias, h, c, tanh_c, real)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
-    def _lstm_backward_steps_par(
-        panels_t, rows_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c,
-        keep, threads,
-    ):  # fmt: skip
-        B = dc.shape[0]
+    def _lstm_backward_steps_par(panels_t, rows_t, arrays, keep, threads):
+        dh_rec, dz = arrays[4], arrays[8]
+        B = dh_rec.shape[0]
         chunks = min(threads, B)
-        for t in range(gates.shape[0] - 1, -1, -1):
-            k = t + 1 if keep else 0
+        for t in range(dz.shape[0] - 1, -1, -1):
             for j in numba.prange(chunks):  # rows b0:b1 of the batch
                 b0, b1 = j * B // chunks, (j + 1) * B // chunks
-                kb0, kb1 = (b0, b1) if keep else (0, 1)  # the (1, 1, 1) placeholders
-                _fused._lstm_backward_jit(
-                    gates[t, b0:b1], c[t, b0:b1], tanh_c[t, b0:b1], d_out[t, b0:b1],
-                    dh_rec[b0:b1], carry[b0:b1], dc[b0:b1], real[t, b0:b1], dz[t, b0:b1],
-                    keep_h[k, kb0:kb1], keep_c[k, kb0:kb1], keep,
-                )  # fmt: skip
+                _lstm_backward_rows(t, b0, b1, arrays, keep)
             _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
 
     # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel),
@@ -104,19 +105,8 @@ if numba is not None:
     ):
         for t in range(gates.shape[0] - 1, -1, -1):
             k = t + 1 if keep else 0  # keep_h is a (1, 1, 1) placeholder unless kept
-            _fused._gru_backward_jit(
-                gates[t],
-                hn[t],
-                h[t],
-                d_out[t],
-                g_rec,
-                carry,
-                real[t],
-                da[t],
-                dc[t],
-                keep_h[k],
-                keep,
-            )
+            step = (gates[t], hn[t], h[t], d_out[t])  # what the forward kept at step t
+            _fused._gru_backward_jit(*step, g_rec, carry, real[t], da[t], dc[t], keep_h[k], keep)
             _product(dc[t], panels_t, rows_t, g_rec, threads)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
@@ -155,15 +145,15 @@ def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tan
                 recurrent(h[t], rec)  # the only per-step product
                 _fused.lstm_step_forward(
                     gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-                )  # fmt: skip
+                )
 
 
 def lstm_backward_steps(
-    recurrent_t: _gemm.StepProduct, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz,
-    keep_h=None, keep_c=None,
-) -> None:  # fmt: skip
+    recurrent_t, gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c
+) -> None:
     """All T BPTT steps, t = T-1 .. 0: the gate kernel's backward, then dh_rec = recurrent_t(dz[t]).
 
+    recurrent_t is the :class:`~bptt.functional.fast._gemm.StepProduct` of weight_hh^T;
     d_out (T, B, H) time-major (a view is fine); dz (T, B, 4H) out; dh_rec, carry
     and dc (B, H) carry the gradients from step to step and leave holding step 0's.
     keep_h, keep_c (T+1, B, H) or None: where to store ∂E/∂h_t, ∂E/∂C_t at t + 1.
@@ -174,22 +164,18 @@ def lstm_backward_steps(
             keep = keep_h is not None
             if not keep:
                 keep_h = keep_c = np.empty((1, 1, 1), dtype=dc.dtype)  # (1, 1, 1) never written
-            args = (
-                recurrent_t.panels, recurrent_t.rows, gates, c, tanh_c, d_out, dh_rec, carry, dc,
-                real, dz, keep_h, keep_c, keep,
-            )  # fmt: skip
+            arrays = (gates, c, tanh_c, d_out, dh_rec, carry, dc, real, dz, keep_h, keep_c)
+            w = (recurrent_t.panels, recurrent_t.rows)
             if recurrent_t.parallel:
-                _lstm_backward_steps_par(*args, compiled_threads())
+                _lstm_backward_steps_par(*w, arrays, keep, compiled_threads())
             else:
-                _lstm_backward_steps_jit(*args)
+                _lstm_backward_steps_jit(*w, arrays, keep)
             return
         for t in range(gates.shape[0] - 1, -1, -1):
             # ∂E/∂o_t, ∂E/∂C_t, ∂E/∂i_t, ∂E/∂f_t, ∂E/∂C~_t through their slopes, the belt
-            _fused.lstm_step_backward(
-                gates[t], c[t], tanh_c[t], d_out[t], dh_rec, carry, dc, real[t], dz[t],
-                None if keep_h is None else keep_h[t + 1],
-                None if keep_c is None else keep_c[t + 1],
-            )  # fmt: skip
+            step = (gates[t], c[t], tanh_c[t], d_out[t])  # what the forward kept at step t
+            kept = (None, None) if keep_h is None else (keep_h[t + 1], keep_c[t + 1])
+            _fused.lstm_step_backward(*step, dh_rec, carry, dc, real[t], dz[t], *kept)
             recurrent_t(dz[t], dh_rec)  # ∂E/∂h_{t-1} = weight_hh^T ∂E/∂z_t
 
 
@@ -235,10 +221,9 @@ def gru_backward_steps(
             return
         for t in range(gates.shape[0] - 1, -1, -1):
             # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
-            _fused.gru_step_backward(
-                gates[t], hn[t], h[t], d_out[t], g_rec, carry, real[t], da[t], dc[t],
-                None if keep is None else keep[t + 1],
-            )  # fmt: skip
+            step = (gates[t], hn[t], h[t], d_out[t])  # what the forward kept at step t
+            kept = None if keep is None else keep[t + 1]
+            _fused.gru_step_backward(*step, g_rec, carry, real[t], da[t], dc[t], kept)
             recurrent_t(dc[t], g_rec)  # through the gates to h_{t-1}
 
 
@@ -268,8 +253,6 @@ def rnn_backward_steps(
             return
         for t in range(s.shape[0] - 2, -1, -1):
             # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
-            _fused.rnn_step_backward(
-                s[t + 1], d_out[t], g_rec, carry, real[t], relu, da[t],
-                None if keep is None else keep[t + 1],
-            )  # fmt: skip
+            kept = None if keep is None else keep[t + 1]
+            _fused.rnn_step_backward(s[t + 1], d_out[t], g_rec, carry, real[t], relu, da[t], kept)
             recurrent_t(da[t], g_rec)  # g_{t-1} = W^T ∂E/∂a_t

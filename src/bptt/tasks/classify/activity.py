@@ -19,14 +19,7 @@ import sys
 import numpy as np
 
 from bptt.errors import BpttError, DataError
-from bptt.tasks._examples import (
-    Split,
-    TaskData,
-    class_task,
-    load_model,
-    require_package,
-    split_indices,
-)
+from bptt.tasks._examples import Split, TaskData, class_task, require_package, split_indices
 
 PACKAGE, EXTRA = "sktime", "activity"
 FOLDER = "datasets/data/BasicMotions"
@@ -87,9 +80,9 @@ def prepare_data(config, vocab=None) -> TaskData:
     )
 
 
-def predict_checkpoint(path, text: str) -> str:
-    """The activity of a clip in a CSV file (T rows of D comma-separated numbers)."""
-    model, config, meta, _ = load_model(path, "activity")
+def read_example(text: str, config, meta: dict, vocab=None) -> tuple[np.ndarray, str]:
+    """The clip (T, D) in a CSV file (T rows of D comma-separated numbers), normalised
+    as the training clips were, for ``bptt predict``."""
     try:
         clip = np.loadtxt(text, delimiter=",", ndmin=2)  # (T, D)
     except (OSError, ValueError) as e:
@@ -102,10 +95,7 @@ def predict_checkpoint(path, text: str) -> str:
             f"the clip has {clip.shape[1]} columns, the model reads {meta['input_size']}"
         )
     x = (clip - np.array(meta["extra"]["mean"])) / np.array(meta["extra"]["std"])  # (T, D)
-    x = x.astype(np.dtype(config.dtype))[None]  # (1, T, D)
-    probs = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0]  # (C,)
-    best = int(np.argmax(probs))
-    return f"{meta['labels'][best]} {probs[best]:.2f}"
+    return x.astype(np.dtype(config.dtype)), ""
 
 
 PRESET = {

@@ -33,6 +33,7 @@ from bptt.tasks._examples import (
     make_trainer,
     mean_loss,
     predict,
+    predict_one,
     predict_tags,
     require_package,
 )
@@ -214,7 +215,7 @@ def predict_checkpoint(path, text: str) -> str:
     if not seq:
         raise BpttError("predict needs a DNA sequence such as ACGTTGCA...; got an empty text")
     ids = vocab.encode(seq)  # (T,) anything but A, C, G, T reads as <unk>
-    probs = model.predict_proba(ids[None, :], np.ones((1, len(ids)), dtype=bool))[0]
+    probs = predict_one(model, ids)  # (2,) or (T, 2)
     if meta["head"] == "class":  # probs (2,)
         return f"motif present {probs[1]:.2f}"
     marked = probs[:, 1] > 0.5  # (T,)

@@ -208,8 +208,10 @@ def prepare_data(config, vocab: Vocabulary | None = None, extra: dict | None = N
         train, val, test = split_indices(
             len(sentences), config.val_fraction, config.test_fraction, SPLIT_SEED
         )
-        parts = {k: ([sentences[i] for i in idx], [tags[i] for i in idx])
-                 for k, idx in (("train", train), ("val", val), ("test", test))}  # fmt: skip
+        parts = {
+            k: ([sentences[i] for i in idx], [tags[i] for i in idx])
+            for k, idx in (("train", train), ("val", val), ("test", test))
+        }
         labels = ["O", *sorted({t for ts in tags for t in ts} - {"O"})]
     elif dataset == "templates":
         n = config.max_examples or 3000
@@ -236,13 +238,24 @@ def prepare_data(config, vocab: Vocabulary | None = None, extra: dict | None = N
     def split(k: str) -> Split:
         sents, tag_lists = parts[k]
         ids = [word_features(config, vocab, extra, s)[: config.truncate or None] for s in sents]
-        tids = [np.array([tag_id[t] for t in ts], dtype=np.int64)[: len(x)]
-                for ts, x in zip(tag_lists, ids, strict=True)]  # fmt: skip
+        tids = [
+            np.array([tag_id[t] for t in ts], dtype=np.int64)[: len(x)]
+            for ts, x in zip(tag_lists, ids, strict=True)
+        ]
         return Split(ids, tids)
 
     raw = {k: parts[k][0] for k in parts}  # the words, for the baseline
-    return TaskData(split("train"), split("val"), split("test"), labels, "tags", vocab=vocab,
-                    source=source, raw=raw, extra=extra)  # fmt: skip
+    return TaskData(
+        split("train"),
+        split("val"),
+        split("test"),
+        labels,
+        "tags",
+        vocab=vocab,
+        source=source,
+        raw=raw,
+        extra=extra,
+    )
 
 
 def _tag_names(labels, ids) -> list[str]:
@@ -325,8 +338,10 @@ def tune_o_shift(path) -> str:
     tensors["model.head.bias"][labels.index("O")] += best
     meta["o_shift"] = float(meta.get("o_shift", 0.0)) + best
     save_checkpoint(path, tensors, meta)
-    return (f"tag O's score shifted by {best:+.2f} (of {O_SHIFTS[0]:.2f} to {O_SHIFTS[-1]:.2f}), "
-            f"chosen on validation: entity F1 {scores[0.0]:.4f} -> {scores[best]:.4f}")  # fmt: skip
+    return (
+        f"tag O's score shifted by {best:+.2f} (of {O_SHIFTS[0]:.2f} to {O_SHIFTS[-1]:.2f}), "
+        f"chosen on validation: entity F1 {scores[0.0]:.4f} -> {scores[best]:.4f}"
+    )
 
 
 def after_training(config, checkpoint) -> None:

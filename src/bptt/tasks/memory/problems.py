@@ -19,7 +19,8 @@ between. Three tasks, each a fresh random batch per call (``rng`` passed in):
 :class:`~bptt.models.memory.MemoryModel` is the many-to-one / many-to-many
 network for them: a recurrent layer (RNN, LSTM or GRU, one layer) and a Linear
 head at every step, scored only at the steps the task marks. :func:`train_run`
-trains one model with :class:`bptt.train.Trainer`'s update (clipping, optimizer, divergence check).
+trains one model with the Trainer every task builds (:func:`bptt.tasks.base.make_trainer`:
+clipping, optimizer, divergence check), its settings a :class:`~bptt.config.Config`.
 
 Shapes: B batch, T time steps, D input features, H hidden units, O outputs.
 """
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bptt.config import Config
 from bptt.errors import BpttError
 from bptt.models.memory import (  # the network and the problems' sizes
     ADDING_TOLERANCE,
@@ -41,10 +43,21 @@ from bptt.models.memory import (  # the network and the problems' sizes
     MemoryModel,
     task_sizes,
 )
-from bptt.optim import SGD, Adam, constant
+from bptt.nn import cell_layer
+from bptt.tasks.base import make_trainer
 from bptt.train import Trainer
 
-GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+# A run's training settings unless told otherwise, as Config fields: a constant rate.
+RUN_DEFAULTS = {
+    "steps": 1000,
+    "batch_size": 32,
+    "optimizer": "adam",
+    "lr": 1e-2,
+    "momentum": 0.9,  # for SGD only
+    "schedule": "constant",
+    "clip": 1.0,
+    "eval_every": 50,  # updates between the held-out checks
+}
 
 
 def _one_hot(ids: np.ndarray, D: int, dtype) -> np.ndarray:
@@ -93,7 +106,7 @@ def make_batch(
 
 def num_parameters(cell: str, D: int, H: int, O: int) -> int:
     """Parameters of :class:`MemoryModel`: G H (D + H + 2) in the cell, O (H + 1) in the head."""
-    return GATES[cell] * H * (D + H + 2) + O * (H + 1)
+    return cell_layer(cell).gates * H * (D + H + 2) + O * (H + 1)
 
 
 def hidden_for_budget(cell: str, task: str, budget: int) -> int:
@@ -125,32 +138,22 @@ class _Fresh:
         pass
 
 
-def fresh_trainer(
-    model,
-    optimizer,
-    task: str,
-    lag: int,
-    rng,
-    steps: int,
-    clip: float,
-    batch_size: int = 32,
-    dtype=np.float32,
-) -> Trainer:
-    """A :class:`~bptt.train.Trainer` of ``model`` on endless fresh batches of ``task`` at
-    ``lag``, at a constant learning rate; it validates nothing (the caller scores)."""
-    batches = _Fresh(task, lag, batch_size, rng, dtype)
-    return Trainer(
-        model,
-        optimizer,
-        constant(),
-        batches,
-        lambda m: {"loss": 0.0},
-        steps=steps,
-        out_dir=".",
-        rng=rng,
-        clip=clip,
-        progress_bar=False,
-    )
+def run_config(cell: str = "lstm", **settings) -> Config:
+    """The :class:`~bptt.config.Config` of one memory run: :data:`RUN_DEFAULTS`, then
+    ``settings`` (Config fields; ``dtype`` may be a NumPy type). Its ``task`` is unused:
+    a memory run writes no checkpoint."""
+    if "dtype" in settings:
+        settings["dtype"] = np.dtype(settings["dtype"]).name
+    return Config(cell=cell, **{**RUN_DEFAULTS, **settings})
+
+
+def fresh_trainer(model, config: Config, task: str, lag: int, rng) -> Trainer:
+    """The :class:`~bptt.train.Trainer` (:func:`bptt.tasks.base.make_trainer`'s) of ``model``
+    on endless fresh batches of ``task`` at ``lag``, with ``config``'s optimizer, steps,
+    clipping and batch size; it validates nothing (the caller scores)."""
+    batches = _Fresh(task, lag, config.batch_size, rng, np.dtype(config.dtype))
+    no_validation = lambda m: {"loss": 0.0}  # noqa: E731
+    return make_trainer(config, model, batches, no_validation, ".", False, rng, {}, None)
 
 
 @dataclass
@@ -173,53 +176,40 @@ def train_run(
     lag: int,
     seed: int = 0,
     budget: int = 2500,
-    steps: int = 1000,
-    batch_size: int = 32,
-    lr: float = 1e-2,
-    optimizer: str = "adam",
-    momentum: float = 0.9,
-    clip: float = 1.0,
     chrono: float | None = 200.0,
     threshold: float = 0.95,
-    eval_every: int = 50,
     eval_size: int = 256,
-    dtype=np.float32,
+    **settings,
 ) -> tuple[RunResult, MemoryModel]:
     """Train one model on one task and lag; stop early once held-out accuracy >= threshold.
 
-    The held-out batch is drawn from its own generator (seed + 1,000,003), the
-    same for every cell, so cells are compared on the same sequences.
+    ``settings`` are the run's Config fields (steps, batch_size, optimizer, lr, momentum,
+    clip, eval_every, dtype) over :data:`RUN_DEFAULTS`. The held-out batch is drawn from
+    its own generator (seed + 1,000,003), the same for every cell, so cells are compared
+    on the same sequences.
     """
+    config = run_config(cell, seed=seed, **settings)
+    dtype = np.dtype(config.dtype)
     H = hidden_for_budget(cell, task, budget)
     rng = np.random.default_rng(seed)
     model = MemoryModel(task, cell, H, dtype=dtype, rng=rng, chrono=chrono)
-    opt = Adam(lr=lr) if optimizer == "adam" else SGD(lr=lr, momentum=momentum)
     held_out = make_batch(task, lag, eval_size, np.random.default_rng(seed + 1_000_003), dtype)
-    trainer = fresh_trainer(model, opt, task, lag, rng, steps, clip, batch_size, dtype)
+    trainer = fresh_trainer(model, config, task, lag, rng)
     started, acc, diverged = time.perf_counter(), 0.0, None
-    while trainer.progress.step < steps:
+    while trainer.progress.step < config.steps:
         try:
             trainer.update()
         except BpttError:
             diverged = trainer.progress.step + 1
             break
-        if trainer.progress.step % eval_every == 0:
+        if trainer.progress.step % config.eval_every == 0:
             acc = model.accuracy(held_out)
             if acc >= threshold:
                 break
     acc = 0.0 if diverged else model.accuracy(held_out)
-    result = RunResult(
-        task,
-        cell,
-        lag,
-        seed,
-        H,
-        model.num_parameters(),
-        acc,
-        trainer.progress.step,
-        time.perf_counter() - started,
-        diverged,
-    )
+    updates, seconds = trainer.progress.step, time.perf_counter() - started
+    parameters = model.num_parameters()
+    result = RunResult(task, cell, lag, seed, H, parameters, acc, updates, seconds, diverged)
     return result, model
 
 

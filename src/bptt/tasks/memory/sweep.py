@@ -27,8 +27,13 @@ import numpy as np
 
 from bptt.errors import BpttError
 from bptt.models.memory import MemoryModel
-from bptt.optim import SGD
-from bptt.tasks.memory.problems import RunResult, fresh_trainer, make_batch, train_run
+from bptt.tasks.memory.problems import (
+    RunResult,
+    fresh_trainer,
+    make_batch,
+    run_config,
+    train_run,
+)
 
 THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -186,7 +191,9 @@ def exploding_runs(
         model = MemoryModel("first", "rnn", hidden_size, rng=rng, nonlinearity=nonlinearity)
         set_spectral_radius(model, radius, rng)
         held_out = make_batch("first", lag, 256, np.random.default_rng(seed + 1_000_003))
-        trainer = fresh_trainer(model, SGD(lr=lr), "first", lag, rng, steps, max_norm)
+        settings = {"steps": steps, "lr": lr, "clip": float(max_norm)}
+        config = run_config("rnn", seed=seed, optimizer="sgd", momentum=0.0, **settings)
+        trainer = fresh_trainer(model, config, "first", lag, rng)
         log: dict = {"loss": [], "grad_norm": [], "clipped": [], "diverged_at": None, "reason": ""}
         for _ in range(steps):
             try:

@@ -26,13 +26,12 @@ from types import ModuleType
 import numpy as np
 
 from bptt.config import Config
-from bptt.data import Vocabulary, pad_sequences
+from bptt.data import BucketedBatches, Vocabulary, pad_sequences
 from bptt.decode import beam_search, decode_greedy
 from bptt.distributed import describe_parallel, get_comm, global_batch_size
 from bptt.errors import BpttError, CheckpointError
 from bptt.models.seq2seq import Seq2Seq, Seq2SeqBatch
 from bptt.tasks import base
-from bptt.tasks._examples import BucketedBatches
 from bptt.tasks.base import Task
 
 Pair = tuple[list[str], list[str]]  # (source symbols, target symbols)
@@ -70,7 +69,7 @@ def split_pairs(pairs: list[Pair], n_val: int, n_test: int, rng) -> tuple[list, 
 
 class PairBatches(BucketedBatches):
     """Length-bucketed batches of pairs, endless over epochs, resumable
-    (:class:`~bptt.tasks._examples.BucketedBatches`); a saved state must have the
+    (:class:`~bptt.data.BucketedBatches`); a saved state must have the
     same pairs (their CRC-32), batch size and seed."""
 
     CHECKED = ("data_crc32", "batch_size", "seed")
@@ -108,19 +107,9 @@ def encode_pairs(pairs: list[Pair], sv: Vocabulary, tv: Vocabulary) -> list:
 
 
 def build_model(config: Config, sv: Vocabulary, tv: Vocabulary, rng) -> Seq2Seq:
+    attention = {"attention": config.attention, "attention_size": config.attention_size}
     return Seq2Seq(
-        len(sv),
-        len(tv),
-        config.embed_size,
-        config.hidden_size,
-        config.num_layers,
-        cell=config.cell,
-        bidirectional=config.bidirectional,
-        attention=config.attention,
-        attention_size=config.attention_size,
-        dropout=config.dropout,
-        dtype=np.dtype(config.dtype),
-        rng=rng,
+        len(sv), len(tv), config.embed_size, **attention, **base.network(config), rng=rng
     )
 
 

@@ -69,7 +69,6 @@ from bptt.tasks.speech import speech_synth as synth
 from bptt.tasks.speech import speech_voices as sv
 from bptt.tasks.speech.digits import (
     AUG_COPIES,
-    DATASETS,
     augmented_features,
     clip_features,
     split_names,
@@ -94,16 +93,11 @@ def utterance_specs(
     protocol's voices, drawn engine first."""
     if test_engine:
         pool = sv.engine_voices(split, test_engine)
-        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split),
-                                     100 + sv.ENGINES.index(test_engine)])  # fmt: skip
+        rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
         voices = None
     else:
-        pool = voices = sv.voices(split, engines)
-        if not voices:
-            raise BpttError(
-                f"no installed voice falls in the {split} split of {', '.join(engines)}"
-            )
-        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split), len(engines)])
+        pool = voices = sv.split_voices(split, engines)
+        rng = sv.draw_rng(DATA_SEED, split, engines)
     specs = []
     for _ in range(count):
         n = int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))
@@ -131,18 +125,20 @@ def utterance_inputs(samples: np.ndarray, kind: str, k: int, dtype, norm="cmvn")
 def prepare_data(config, progress: bool = False) -> TaskData:
     """Train/validation/test utterances of disjoint speakers: stacked feature steps and
     their digit labels."""
-    if config.dataset not in DATASETS:
-        raise BpttError(f"ctc-digits reads --dataset {' or '.join(list(DATASETS)[1:])}; "
-                        f"got {config.dataset!r}")  # fmt: skip
+    engines = sv.dataset_engines("ctc-digits", config.dataset)
     if config.truncate:
-        raise BpttError(f"ctc-digits reads utterances whole (cut, they would lose digits); "
-                        f"got --truncate {config.truncate}")  # fmt: skip
-    engines = DATASETS[config.dataset]
+        raise BpttError(
+            f"ctc-digits reads utterances whole (cut, they would lose digits); "
+            f"got --truncate {config.truncate}"
+        )
     held_out = config.test_engine
     if held_out:
         engines = tuple(sv.ENGINES)
-    counts = {"train": config.max_examples or 4000, "validation": VAL_UTTERANCES,
-              "test": TEST_UTTERANCES}  # fmt: skip
+    counts = {
+        "train": config.max_examples or 4000,
+        "validation": VAL_UTTERANCES,
+        "test": TEST_UTTERANCES,
+    }
     dtype = np.dtype(config.dtype)
     splits, folders, speakers = {}, {}, {}
     for name, count in counts.items():
@@ -156,28 +152,23 @@ def prepare_data(config, progress: bool = False) -> TaskData:
             targets = targets * (1 + AUG_COPIES)
         inputs = [stack_frames(f, STACK).astype(dtype) for f in feats]  # (S_i, kD) each
         splits[name] = Split(inputs, targets)
-    return TaskData(
-        splits["train"],
-        splits["validation"],
-        splits["test"],
-        LABELS,
-        "ctc",
-        input_size=STACK * feature_size(config.features),
-        source=f"spoken strings of {LENGTHS[0]}..{LENGTHS[1]} digits, "
-        f"{split_names(config) or ' and '.join(engines)} "
-        f"({speakers['train']} training, {speakers['validation']} validation, "
-        f"{speakers['test']} test speakers), {config.features} x {STACK} frames a step, "
-        f"cached in {folders['train'].parent}",
-        extra={"features": config.features, "stack": STACK, "norm": config.norm},
-    )
+    what = f"spoken strings of {LENGTHS[0]}..{LENGTHS[1]} digits"
+    voices = split_names(config) or " and ".join(engines)
+    steps = f"{config.features} x {STACK} frames a step"
+    source = sv.corpus_line(what, voices, speakers, steps, folders["train"].parent)
+    extra = {"features": config.features, "stack": STACK, "norm": config.norm}
+    size, ordered = STACK * feature_size(config.features), (splits[s] for s in sv.SPLITS)
+    return TaskData(*ordered, LABELS, "ctc", input_size=size, source=source, extra=extra)
 
 
 # ---------------------------------------------------------------- metrics
 def error_rates(hyps, refs) -> dict:
     """digit_error_rate Σ edit(ŷ_n, y_n) / Σ |y_n| and sequence_accuracy (share exact)."""
     if len(hyps) != len(refs):
-        raise BpttError(f"error rates need one hypothesis per reference; got {len(hyps)} "
-                        f"hypotheses for {len(refs)} references")  # fmt: skip
+        raise BpttError(
+            f"error rates need one hypothesis per reference; got {len(hyps)} "
+            f"hypotheses for {len(refs)} references"
+        )
     hyps, refs = [list(h) for h in hyps], [list(r) for r in refs]
     edits = sum(edit_distance(h, r) for h, r in zip(hyps, refs, strict=True))
     exact = sum(h == r for h, r in zip(hyps, refs, strict=True))
@@ -215,23 +206,16 @@ def metrics(model, split: Split, beam: int = 1, batch_size: int = 64) -> dict:
 # ---------------------------------------------------------------- model and training
 def build_model(config, input_size: int, rng=None) -> CTCRecognizer:
     """The recognizer ``config`` describes, reading ``input_size`` features per step."""
-    return CTCRecognizer(
-        num_labels=len(LABELS),
-        input_size=input_size,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_layers,
-        cell=config.cell,
-        bidirectional=config.bidirectional,
-        dropout=config.dropout,
-        dtype=np.dtype(config.dtype),
-        rng=np.random.default_rng(config.seed) if rng is None else rng,
-    )
+    rng = base.seeded(config, rng)
+    return CTCRecognizer(len(LABELS), input_size=input_size, **base.network(config), rng=rng)
 
 
 def build_trainer(config, out_dir, progress_bar: bool = True):
     if config.head != "auto":
-        raise BpttError(f"ctc-digits reads a label string per utterance (CTC): drop --head; "
-                        f"got --head {config.head}")  # fmt: skip
+        raise BpttError(
+            f"ctc-digits reads a label string per utterance (CTC): drop --head; "
+            f"got --head {config.head}"
+        )
     data = prepare_data(config, progress=progress_bar)
     rng = np.random.default_rng(config.seed)
     model = build_model(config, data.input_size, rng)
@@ -274,8 +258,10 @@ def held_out_report(path) -> str:
     for beam in dict.fromkeys((1, config.beam)):
         m = metrics(model, data.test, beam)
         how = "greedy (best path)" if beam == 1 else f"prefix beam search, width {beam}"
-        lines.append(f"  {how}: digit error rate {m['digit_error_rate']:.4f}, sequence "
-                     f"accuracy {m['sequence_accuracy']:.4f}, loss {m['loss']:.4f}")  # fmt: skip
+        lines.append(
+            f"  {how}: digit error rate {m['digit_error_rate']:.4f}, sequence "
+            f"accuracy {m['sequence_accuracy']:.4f}, loss {m['loss']:.4f}"
+        )
     return "\n".join(lines)
 
 
@@ -292,8 +278,9 @@ def transcribe(path, wav, beam: int = 1) -> str:
     model, config, meta = load_recognizer(path)
     wav = Path(wav)
     if not wav.is_file():
-        raise BpttError(f"transcribe reads a WAV file (bptt synth makes one); '{wav}' is not "
-                        f"a file")  # fmt: skip
+        raise BpttError(
+            f"transcribe reads a WAV file (bptt synth makes one); '{wav}' is not a file"
+        )
     try:
         samples, rate = read_wav(wav)
     except DataError as e:
@@ -303,8 +290,10 @@ def transcribe(path, wav, beam: int = 1) -> str:
         samples = resample(samples, rate, SAMPLE_RATE)  # (N',)
     k = meta["extra"]["stack"]
     if len(samples) < SAMPLE_RATE // 10:
-        raise BpttError(f"'{wav}' holds {len(samples) / SAMPLE_RATE:.3f} s of audio; "
-                        f"a digit string needs at least 0.1 s")  # fmt: skip
+        raise BpttError(
+            f"'{wav}' holds {len(samples) / SAMPLE_RATE:.3f} s of audio; "
+            f"a digit string needs at least 0.1 s"
+        )
     norm = meta["extra"].get("norm", "cmvn")
     samples = dither(samples)  # (N + 2·pad,)
     x = utterance_inputs(samples, meta["extra"]["features"], k, np.dtype(config.dtype), norm)[None]

@@ -40,25 +40,25 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.data.audio import feature_size, features, read_wav
-from bptt.errors import BpttError, DataError
+from bptt.data.audio import feature_size, features
+from bptt.errors import BpttError
 from bptt.tasks._examples import (
     Split,
     TaskData,
+    best_label,
     class_metrics,
     example_task,
     format_metrics,
     load_model,
     make_trainer,
     predict,
+    predict_one,
 )
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_synth as synth
 from bptt.tasks.speech import speech_voices as sv
 
 LABELS = list(synth.DIGIT_WORDS)  # class c is the digit c
-DATASETS = {"default": ("espeak-ng",), "espeak": ("espeak-ng",),
-            "espeak+flite": ("espeak-ng", "flite")}  # fmt: skip
 DATA_SEED = 10  # the clips drawn (voices, rates, pitches, noise) do not follow --seed
 VAL_CLIPS = 600  # validation: drawn from the validation speakers
 TEST_CLIPS = None  # test: every test voice says every digit once (None), or this many clips
@@ -74,14 +74,13 @@ def clip_specs(
     ``test_engine``, the voices are the held-out-engine protocol's, drawn engine first."""
     if test_engine:
         pool = sv.engine_voices(split, test_engine)
-        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split),
-                                     100 + sv.ENGINES.index(test_engine)])  # fmt: skip
-        return [synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng), rng)
-                for i in range(count)]  # fmt: skip
-    voices = sv.voices(split, engines)
-    if not voices:
-        raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
-    rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split), len(engines)])
+        rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
+        return [
+            synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng), rng)
+            for i in range(count)
+        ]
+    voices = sv.split_voices(split, engines)
+    rng = sv.draw_rng(DATA_SEED, split, engines)
     order = rng.permutation(len(voices))  # (V,)
     specs = []
     for i in range(count):
@@ -139,8 +138,11 @@ def augmented_features(clips: list[corpus.Clip], config, copies: int = AUG_COPIE
 
     parts = augment.parse_parts(config.augment)
     _AUDIO[:] = [clip.audio() for clip in clips]  # (N_i,) each
-    jobs = [(c, i, config.seed, parts, config.features, config.norm)
-            for c in range(copies) for i in range(len(clips))]  # fmt: skip
+    jobs = [
+        (c, i, config.seed, parts, config.features, config.norm)
+        for c in range(copies)
+        for i in range(len(clips))
+    ]
     try:
         if AUG_WORKERS > 1 and "fork" in multiprocessing.get_all_start_methods():
             with multiprocessing.get_context("fork").Pool(AUG_WORKERS) as pool:
@@ -160,10 +162,7 @@ def split_names(config) -> str:
 
 def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     """Train/validation/test clips of disjoint speakers, as normalised feature sequences."""
-    if config.dataset not in DATASETS:
-        raise BpttError(f"digits reads --dataset {' or '.join(list(DATASETS)[1:])}; "
-                        f"got {config.dataset!r}")  # fmt: skip
-    engines = DATASETS[config.dataset]
+    engines = sv.dataset_engines("digits", config.dataset)
     held_out = config.test_engine
     if held_out:
         n_test = HELD_OUT_TEST
@@ -185,17 +184,15 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
         inputs = [f.astype(dtype)[: config.truncate or None] for f in feats]
         splits[name] = Split(inputs, targets)
     speakers = {s: len(set(speakers_of[s])) for s in counts}
+    voices = split_names(config) or " and ".join(engines)
+    features = f"{config.features} features"
+    source = sv.corpus_line("spoken digits", voices, speakers, features, folders["train"].parent)
     return TaskData(
-        splits["train"],
-        splits["validation"],
-        splits["test"],
+        *(splits[s] for s in sv.SPLITS),
         LABELS,
         "class",
         input_size=feature_size(config.features),
-        source=f"spoken digits, {split_names(config) or ' and '.join(engines)} "
-        f"({speakers['train']} training, "
-        f"{speakers['validation']} validation, {speakers['test']} test speakers), "
-        f"{config.features} features, cached in {folders['train'].parent}",
+        source=source,
         extra={"features": config.features, "norm": config.norm},
         raw={"speakers": speakers_of},
     )
@@ -237,18 +234,11 @@ def predict_checkpoint(path, text: str) -> str:
     from bptt.data.audio import SAMPLE_RATE, resample
 
     model, config, meta, _ = load_model(path, "digits")
-    if not str(text).lower().endswith(".wav") or not Path(text).is_file():
-        raise BpttError(f"digits predicts from a WAV file (bptt synth makes one); got {text!r}")
-    try:
-        samples, rate = read_wav(text)
-    except DataError as e:
-        raise BpttError(str(e)) from None
+    samples, rate = corpus.read_wav_file(text, "digits predicts from")
     norm = meta["extra"].get("norm", "cmvn")
     x = features(resample(samples, rate, SAMPLE_RATE), meta["extra"]["features"], norm=norm)
-    x = x.astype(np.dtype(config.dtype))[None]  # (1, T, D)
-    probs = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0]  # (C,)
-    best = int(np.argmax(probs))
-    return f"{meta['labels'][best]} {probs[best]:.2f}"
+    probs = predict_one(model, x.astype(np.dtype(config.dtype)))  # (C,)
+    return best_label(probs, meta["labels"])
 
 
 PRESET = {

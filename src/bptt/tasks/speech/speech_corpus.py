@@ -69,15 +69,26 @@ def corpus_key(specs: list[ClipSpec]) -> str:
 
 
 CHUNK = 500  # clips synthesised per batch (Festival's words are said in one run a batch)
-TSV_FIELDS = ("file", "text", "voice", "rate", "pitch", "snr_db", "noise", "seed", "by_word",
-              "words")  # fmt: skip
+TSV_FIELDS = tuple("file text voice rate pitch snr_db noise seed by_word words".split())
+
+
+def read_wav_file(path, reader: str) -> tuple[np.ndarray, int]:
+    """The samples (N,) and rate of the WAV file a user named, for ``reader`` (e.g.
+    "digits predicts from"); a BpttError says what was expected otherwise."""
+    if not str(path).lower().endswith(".wav") or not Path(path).is_file():
+        raise BpttError(f"{reader} a WAV file (bptt synth makes one); got {str(path)!r}")
+    try:
+        return read_wav(path)
+    except DataError as e:
+        raise BpttError(str(e)) from None
 
 
 def _row(name: str, spec: ClipSpec, words) -> str:
     bounds = " ".join(f"{w}:{a}:{b}" for w, a, b in words)
     snr = "" if spec.snr_db is None else repr(spec.snr_db)
-    cells = [name, spec.text, spec.voice, str(spec.rate), str(spec.pitch), snr, spec.noise,
-             str(spec.seed), str(int(spec.by_word)), bounds]  # fmt: skip
+    numbers = (str(n) for n in (spec.rate, spec.pitch))
+    said = (str(spec.seed), str(int(spec.by_word)), bounds)
+    cells = [name, spec.text, spec.voice, *numbers, snr, spec.noise, *said]
     return "\t".join(cells)
 
 

@@ -81,9 +81,10 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
     else:
         with tempfile.TemporaryDirectory(prefix="bptt-flite-") as tmp:
             out = Path(tmp) / "clip.wav"
-            cmd = [exe, "-voice", voice.variant, "--setf", f"duration_stretch={175 / rate:.4f}",
-                   "--setf", f"int_f0_target_mean={80 + 1.6 * pitch:.1f}", "-t", text,
-                   "-o", str(out)]  # fmt: skip
+            stretch = f"duration_stretch={175 / rate:.4f}"
+            f0 = f"int_f0_target_mean={80 + 1.6 * pitch:.1f}"
+            cmd = [exe, "-voice", voice.variant, "--setf", stretch, "--setf", f0]
+            cmd += ["-t", text, "-o", str(out)]  # the text in, the WAV out
             run_engine(cmd, f"flite ({voice.variant})")
             data = out.read_bytes()
     samples, rate_in = decode_wav(data, f"{voice.engine}'s output")
@@ -99,9 +100,11 @@ _FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in a batch,
 
 def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
     f0 = 80 + 1.6 * pitch
-    return [f"(Parameter.set 'Duration_Stretch {175 / rate:.4f})",
-            f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {f0 / 8:.1f}) "
-            f"(model_f0_mean 170) (model_f0_std 34)))"]  # fmt: skip
+    return [
+        f"(Parameter.set 'Duration_Stretch {175 / rate:.4f})",
+        f"(set! int_lr_params '((target_f0_mean {f0:.1f}) (target_f0_std {f0 / 8:.1f}) "
+        f"(model_f0_mean 170) (model_f0_std 34)))",
+    ]
 
 
 def prefetch(specs) -> None:
@@ -125,13 +128,16 @@ def prefetch(specs) -> None:
             for i, (text, rate, pitch) in enumerate(items):
                 said = text.replace("\\", " ").replace('"', " ")
                 lines += _festival_evals(variant, rate, pitch)
-                lines.append(f'(utt.save.wave (utt.synth (Utterance Text "{said}")) '
-                             f'"{tmp}/{i}.wav" (quote riff))')  # fmt: skip
+                lines.append(
+                    f'(utt.save.wave (utt.synth (Utterance Text "{said}")) '
+                    f'"{tmp}/{i}.wav" (quote riff))'
+                )
             script = Path(tmp) / "batch.scm"
             script.write_text("\n".join(lines) + "\n", encoding="utf-8")
             try:
-                subprocess.run([exe, "-b", str(script)], capture_output=True, timeout=600,
-                               check=False)  # fmt: skip
+                subprocess.run(
+                    [exe, "-b", str(script)], capture_output=True, timeout=600, check=False
+                )
             except (OSError, subprocess.TimeoutExpired):
                 continue  # synthesize() says them one by one
             for i, (text, rate, pitch) in enumerate(items):
@@ -147,8 +153,9 @@ def _festival(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes
         out = Path(tmp) / "clip.wav"
         cmd = [exe, *(a for e in evals for a in ("-eval", e)), "-o", str(out)]
         try:
-            done = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True,
-                                  timeout=60, check=False)  # fmt: skip
+            done = subprocess.run(
+                cmd, input=text.encode("utf-8"), capture_output=True, timeout=60, check=False
+            )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise BpttError(f"festival ({variant}) failed: {e}") from None
         if done.returncode != 0 or not out.is_file():

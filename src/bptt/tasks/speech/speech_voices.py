@@ -57,9 +57,17 @@ from bptt.errors import BpttError
 
 ENGINES = ("espeak-ng", "flite", "festival")
 SPLITS = ("train", "validation", "test")
+ROLES = ("training", "validation", "test")  # each split's speakers, in a summary
+# What a speech task's --dataset names: the engines whose voices it trains on ("default": espeak).
+DATASETS = {
+    "default": ("espeak-ng",),
+    "espeak": ("espeak-ng",),
+    "espeak+flite": ("espeak-ng", "flite"),
+}
 # espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
-ACCENTS = ("en", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
-           "en-029", "en-us-nyc")  # fmt: skip
+ACCENTS = tuple(
+    "en en-us en-gb-scotland en-gb-x-gbclan en-gb-x-rp en-gb-x-gbcwmd en-029 en-us-nyc".split()
+)
 # flite's general-domain voices (awb_time speaks only clock times; kal is kal16 at 8 kHz).
 FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
 # Festival's English voices (Debian: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
@@ -68,9 +76,11 @@ FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 # training engine (Festival's ked: a diphone voice; flite's rms: a statistical one).
 VALIDATION_VOICES = ("festival:ked_diphone", "flite:rms")
 PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
-APT_HINT = {"espeak-ng": "apt-get install espeak-ng", "flite": "apt-get install flite",
-            "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k "
-            "festvox-us-slt-hts"}  # fmt: skip
+APT_HINT = {
+    "espeak-ng": "apt-get install espeak-ng",
+    "flite": "apt-get install flite",
+    "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
+}
 
 
 def require_engine(engine: str) -> str:
@@ -141,11 +151,15 @@ def _festival_voices() -> tuple[str, ...]:
     require_engine("festival")
     exe = shutil.which("festival")
     if exe is None:
-        raise BpttError(f"Festival's voices are listed by 'festival', which is not on PATH; "
-                        f"install it (Debian/Ubuntu): {APT_HINT['festival']}")  # fmt: skip
+        raise BpttError(
+            f"Festival's voices are listed by 'festival', which is not on PATH; "
+            f"install it (Debian/Ubuntu): {APT_HINT['festival']}"
+        )
     try:
-        done = subprocess.run([exe, "--pipe"], input=b"(print (voice.list))\n",
-                              capture_output=True, timeout=60, check=False)  # fmt: skip
+        query = b"(print (voice.list))\n"
+        done = subprocess.run(
+            [exe, "--pipe"], input=query, capture_output=True, timeout=60, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise BpttError(f"festival (listing voices) failed: {e}") from None
     installed = set(done.stdout.decode(errors="replace").strip("()\n ").split())
@@ -226,6 +240,37 @@ def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) 
     return sorted(v for v in found if split is None or v.split == split)
 
 
+def dataset_engines(task: str, dataset: str) -> tuple[str, ...]:
+    """The engines a task's ``--dataset`` names (see :data:`DATASETS`)."""
+    if dataset not in DATASETS:
+        choices = " or ".join(list(DATASETS)[1:])
+        raise BpttError(f"{task} reads --dataset {choices}; got {dataset!r}")
+    return DATASETS[dataset]
+
+
+def split_voices(split: str, engines: tuple[str, ...]) -> list[Voice]:
+    """:func:`voices` of ``split``, at least one (a BpttError names the split otherwise)."""
+    found = voices(split, engines)
+    if not found:
+        raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
+    return found
+
+
+def draw_rng(seed: int, split: str, engines: tuple[str, ...], test_engine: str = ""):
+    """The generator a task's ``split`` draws its clips from, the same on every run: one
+    stream per engine set, and the held-out-engine protocol's own with a ``test_engine``."""
+    stream = 100 + ENGINES.index(test_engine) if test_engine else len(engines)
+    return np.random.default_rng([seed, SPLITS.index(split), stream])
+
+
+def corpus_line(what: str, voices: str, speakers: dict, features: str, folder=None) -> str:
+    """A speech task's data in one line for its summary: what is said, by which voices (and
+    how many speakers each split holds), read as which features, cached where."""
+    counts = [f"{speakers[s]} {role}" for s, role in zip(SPLITS, ROLES, strict=True)]
+    cached = "" if folder is None else f", cached in {folder}"
+    return f"{what}, {voices} ({', '.join(counts)} speakers), {features}{cached}"
+
+
 def engine_voices(role: str, test_engine: str) -> list[Voice]:
     """The held-out-engine protocol's voices for ``role`` ("train", "validation", "test"):
     training and validation voices come from the engines other than ``test_engine``,
@@ -234,8 +279,9 @@ def engine_voices(role: str, test_engine: str) -> list[Voice]:
     training engine, which no training clip uses: a voice unheard in training, so that
     choices made on validation favour what carries over to an unheard voice."""
     if test_engine not in ENGINES:
-        raise BpttError(f"the held-out engine must be one of {', '.join(ENGINES)}; "
-                        f"got {test_engine!r}")  # fmt: skip
+        raise BpttError(
+            f"the held-out engine must be one of {', '.join(ENGINES)}; got {test_engine!r}"
+        )
     if role == "test":
         return voices(None, (test_engine,))
     others = tuple(e for e in ENGINES if e != test_engine)
@@ -261,19 +307,13 @@ def parse_voice(name: str) -> Voice:
     """``"en-us+m3"`` (espeak-ng accent and variant), ``"en-us"`` (the accent's own
     default voice), ``"flite:slt"`` or ``"festival:kal_diphone"`` -> a :class:`Voice`,
     checked against what is installed."""
-    if name.startswith("festival:"):
-        variant = name.split(":", 1)[1]
-        if variant not in _festival_voices():
-            raise BpttError(f"Festival voice must be one of {', '.join(_festival_voices())}; "
-                            f"got {variant!r}")  # fmt: skip
-        return Voice("festival", "", variant)
-    if name.startswith("flite:"):
-        variant = name.split(":", 1)[1]
-        if variant not in _flite_voices():
-            raise BpttError(
-                f"flite voice must be one of {', '.join(_flite_voices())}; got {variant!r}"
-            )
-        return Voice("flite", "", variant)
+    engine, colon, variant = name.partition(":")
+    if colon and engine in ("festival", "flite"):
+        installed = (_festival_voices if engine == "festival" else _flite_voices)()
+        if variant not in installed:
+            who = "Festival" if engine == "festival" else engine
+            raise BpttError(f"{who} voice must be one of {', '.join(installed)}; got {variant!r}")
+        return Voice(engine, "", variant)
     accent, _, variant = name.partition("+")
     if accent not in _espeak_accents():
         raise BpttError(

@@ -47,7 +47,6 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -58,11 +57,10 @@ from bptt.data.audio import (
     log_mel,
     mfcc,
     pcen,
-    read_wav,
     stack_frames,
 )
 from bptt.data.augment import parse_parts
-from bptt.errors import BpttError, DataError
+from bptt.errors import BpttError
 from bptt.tasks._examples import (
     Split,
     TaskData,
@@ -71,14 +69,13 @@ from bptt.tasks._examples import (
     make_trainer,
     mean_loss,
     predict,
+    predict_one,
 )
 from bptt.tasks.speech import speech_corpus as corpus
 from bptt.tasks.speech import speech_voices as sv
 from bptt.tasks.speech import trigger_clips as clips
 
 LABELS = ["background", "after-trigger"]
-DATASETS = {"default": ("espeak-ng",), "espeak": ("espeak-ng",),
-            "espeak+flite": ("espeak-ng", "flite")}  # fmt: skip
 
 STACK = 4  # feature frames per recurrent step
 EARLY, LATE = 0.1, 0.5  # a detection may start this long before / after a trigger's end (s)
@@ -91,8 +88,9 @@ def raw_features(samples, kind: str, warp: float = 1.0, norm: str = "cmvn") -> n
     ``warp``: its VTLP factor; ``norm`` "pcen": per-channel energy normalisation of the
     mel energies instead of their log, causal like the detector) or MFCCs with deltas (39)."""
     if kind not in ("logmel", "mfcc") or norm not in ("cmvn", "pcen"):
-        raise BpttError(f"features must be logmel or mfcc, norm cmvn or pcen; got {kind!r}, "
-                        f"{norm!r}")  # fmt: skip
+        raise BpttError(
+            f"features must be logmel or mfcc, norm cmvn or pcen; got {kind!r}, {norm!r}"
+        )
     if norm == "pcen" and kind != "logmel":
         raise BpttError("--norm pcen reads log-mel features: --features logmel")
     f = log_mel(samples, warp=warp) if kind == "logmel" else mfcc(samples)  # (T, D)
@@ -194,9 +192,8 @@ def clip_set(
     Returns:
         (features [(T_i, D)], words [[(word, start, end)]]).
     """
-    head = {"version": clips.COMPOSE_VERSION, "bank": bank_key, "split": split,
-            "count": count, "seconds": clips.CLIP_SECONDS, "features": kind,
-            "label_frames": clips.LABEL_FRAMES}  # fmt: skip
+    head = dict(version=clips.COMPOSE_VERSION, bank=bank_key, split=split, count=count)
+    head.update(seconds=clips.CLIP_SECONDS, features=kind, label_frames=clips.LABEL_FRAMES)
     if negatives_only:
         head["negatives_only"] = True
     if parts:
@@ -229,8 +226,8 @@ def clip_set(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, lengths=np.array([len(f) for f in feats]), features=np.concatenate(feats),
-                 words=np.array(json.dumps(words)))  # fmt: skip
+        lengths, said = np.array([len(f) for f in feats]), np.array(json.dumps(words))
+        np.savez(tmp, lengths=lengths, features=np.concatenate(feats), words=said)
         os.replace(tmp, path)  # the cache file appears whole or not at all
     except OSError:
         pass  # a read-only cache still gives the clips
@@ -254,24 +251,22 @@ NEGATIVE_CLIPS = 120  # negatives-only test clips (20 minutes): false alarms per
 def raw_split(name: str, config, progress: bool = False, negatives_only: bool = False):
     """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count;
     with ``config.augment``, the training split holds as many augmented clips again."""
-    if config.dataset not in DATASETS:
-        raise BpttError(f"trigger reads --dataset {' or '.join(list(DATASETS)[1:])}; "
-                        f"got {config.dataset!r}")  # fmt: skip
+    engines = sv.dataset_engines("trigger", config.dataset)
     if config.truncate:
-        raise BpttError(f"trigger reads {clips.CLIP_SECONDS:g}-second clips whole; "
-                        f"got --truncate {config.truncate}")  # fmt: skip
-    engines = DATASETS[config.dataset]
+        raise BpttError(
+            f"trigger reads {clips.CLIP_SECONDS:g}-second clips whole; "
+            f"got --truncate {config.truncate}"
+        )
     count = (config.max_examples or CLIPS["train"]) if name == "train" else CLIPS[name]
     if negatives_only:
         count = NEGATIVE_CLIPS
     key, bank, speakers = clips.bank_for(name, engines, config.data, progress, config.test_engine)
-    feats = clip_set(name, count, key, bank, config.features, config.data, negatives_only,
-                     norm=config.norm)  # fmt: skip
+    of_split = (name, count, key, bank, config.features, config.data)
+    feats = clip_set(*of_split, negatives_only, norm=config.norm)
     parts = parse_parts(config.augment) if name == "train" and not negatives_only else ()
     parts = tuple(p for p in parts if p != "specaugment")  # a time mask could hide a trigger
     if parts:
-        more = clip_set(name, count, key, bank, config.features, config.data, False, parts,
-                        config.seed, config.norm)  # fmt: skip
+        more = clip_set(*of_split, False, parts, config.seed, config.norm)
         feats = (feats[0] + more[0], feats[1] + more[1])
     return feats, speakers
 
@@ -282,7 +277,7 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     raw, speakers = {}, {}
     for name in sv.SPLITS:
         raw[name], speakers[name] = raw_split(name, config, progress)
-    engines = DATASETS[config.dataset]
+    engines = sv.DATASETS[config.dataset]
     if config.test_engine:
         held = config.test_engine
         engines = (*(e for e in sv.ENGINES if e != held), f"{held} (held out, test)")
@@ -291,22 +286,14 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     del stacked
     dtype = np.dtype(config.dtype)
     splits = {name: _split(*raw.pop(name), mean, std, dtype) for name in sv.SPLITS}
-    extra = {"features": config.features, "norm": config.norm, "stack": STACK,
-             "mean": mean.tolist(), "std": std.tolist(), "trigger": clips.TRIGGER}  # fmt: skip
-    return TaskData(
-        splits["train"],
-        splits["validation"],
-        splits["test"],
-        LABELS,
-        "tags",
-        input_size=STACK * feature_size(config.features),
-        source=f"{clips.CLIP_SECONDS:g}-second clips: {clips.TRIGGER!r} and "
-        f"{len(clips.DISTRACTORS)} other words over noise, {' and '.join(engines)} "
-        f"({speakers['train']} training, "
-        f"{speakers['validation']} validation, {speakers['test']} test speakers), "
-        f"{config.features} x {STACK} frames a step",
-        extra=extra,
-    )
+    extra = {"features": config.features, "norm": config.norm, "stack": STACK}
+    extra |= {"mean": mean.tolist(), "std": std.tolist(), "trigger": clips.TRIGGER}
+    words = f"{clips.TRIGGER!r} and {len(clips.DISTRACTORS)} other words over noise"
+    what = f"{clips.CLIP_SECONDS:g}-second clips: {words}"
+    steps = f"{config.features} x {STACK} frames a step"
+    source = sv.corpus_line(what, " and ".join(engines), speakers, steps)
+    size = STACK * feature_size(config.features)
+    return TaskData(*splits.values(), LABELS, "tags", input_size=size, source=source, extra=extra)
 
 
 # ---------------------------------------------------------------- training and reports
@@ -334,16 +321,20 @@ def held_out_report(path) -> str:
     model, config, meta, _ = load_model(path, "trigger")
     extra, dtype = meta["extra"], np.dtype(config.dtype)
     mean, std = np.array(extra["mean"]), np.array(extra["std"])  # (D,): the training clips'
-    val, test = (_split(*raw_split(name, config)[0], mean, std, dtype, extra["stack"])
-                 for name in ("validation", "test"))  # fmt: skip
+    val, test = (
+        _split(*raw_split(name, config)[0], mean, std, dtype, extra["stack"])
+        for name in ("validation", "test")
+    )
     p_val = [p[:, 1] for p in predict(model, val)]
     best = max(THRESHOLDS, key=lambda t: scores(p_val, val, t)["f1"])
     probs = predict(model, test)
     p1 = [p[:, 1] for p in probs]
     n_trig, words = sum(len(e) for e in test.ends), sum(test.num_words)
     who = f"held-out engine {config.test_engine}" if config.test_engine else "unseen speakers"
-    lines = [f"test ({len(test)} clips of {clips.CLIP_SECONDS:g} s, {who}, {n_trig} "
-             f"triggers among {words} words): loss {mean_loss(probs, test):.4f}"]  # fmt: skip
+    lines = [
+        f"test ({len(test)} clips of {clips.CLIP_SECONDS:g} s, {who}, {n_trig} "
+        f"triggers among {words} words): loss {mean_loss(probs, test):.4f}"
+    ]
     for t, why in ((0.5, ""), (float(best), " (best detection F1 on validation)")):
         s = scores(p1, test, t)
         lines.append(
@@ -353,15 +344,18 @@ def held_out_report(path) -> str:
             f"{s['frame_recall']:.4f}, F1 {s['frame_f1']:.4f}"
         )
     lines.append(f"  a detector firing at every word's end: precision {_ratio(n_trig, words):.4f}")
-    neg = _split(*raw_split("test", config, negatives_only=True)[0], mean, std, dtype,
-                 extra["stack"])  # fmt: skip
+    neg = _split(
+        *raw_split("test", config, negatives_only=True)[0], mean, std, dtype, extra["stack"]
+    )
     p_neg = [p[:, 1] for p in predict(model, neg)]
     hours = len(neg) * clips.CLIP_SECONDS / 3600
     for t in dict.fromkeys((0.5, float(best))):
         fa = sum(len(detections(p, t, extra["stack"])) for p in p_neg)
-        lines.append(f"  negatives only ({len(neg)} clips, {hours * 60:.0f} min, no trigger, half "
-                     f"the words sound-alikes), threshold {t:.2f}: {fa} false alarms, "
-                     f"{fa / hours:.1f} per hour ({fa / hours / 60:.2f} per minute)")  # fmt: skip
+        lines.append(
+            f"  negatives only ({len(neg)} clips, {hours * 60:.0f} min, no trigger, half "
+            f"the words sound-alikes), threshold {t:.2f}: {fa} false alarms, "
+            f"{fa / hours:.1f} per hour ({fa / hours / 60:.2f} per minute)"
+        )
     return "\n".join(lines)
 
 
@@ -372,24 +366,20 @@ def detect(path, samples, rate: int = SAMPLE_RATE, threshold: float = 0.5):
 
     model, config, meta, _ = load_model(path, "trigger")
     extra = meta["extra"]
-    f = raw_features(resample(samples, rate, SAMPLE_RATE), extra["features"],
-                     norm=extra.get("norm", "cmvn"))  # (T, D)  # fmt: skip
+    f = raw_features(
+        resample(samples, rate, SAMPLE_RATE), extra["features"], norm=extra.get("norm", "cmvn")
+    )  # (T, D)
     f = (f - np.array(extra["mean"])) / np.array(extra["std"])  # (T, D)
-    x = stack_frames(f.astype(np.dtype(config.dtype)), extra["stack"])[None]  # (1, S, kD)
-    if x.shape[1] == 0:
+    x = stack_frames(f.astype(np.dtype(config.dtype)), extra["stack"])  # (S, kD)
+    if len(x) == 0:
         raise BpttError(f"the clip is too short: it needs at least {extra['stack']} frames")
-    p = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0, :, 1]  # (S,)
+    p = predict_one(model, x)[:, 1]  # (S,) P(after-trigger) at each step
     return detections(p, threshold, extra["stack"]), p
 
 
 def predict_checkpoint(path, text: str) -> str:
     """The times at which the trigger word ends in a WAV file (any rate)."""
-    if not str(text).lower().endswith(".wav") or not Path(text).is_file():
-        raise BpttError(f"trigger reads a WAV file; got {text!r}")
-    try:
-        samples, rate = read_wav(text)
-    except DataError as e:
-        raise BpttError(str(e)) from None
+    samples, rate = corpus.read_wav_file(text, "trigger reads")
     found, p = detect(path, samples, rate)
     if not found:
         return f"no {clips.TRIGGER!r} heard (highest probability {p.max():.2f})"

@@ -39,11 +39,13 @@ from bptt.tasks.speech import speech_voices as sv
 
 TRIGGER = "activate"
 # Words that share the trigger's sounds: the model must hear the whole word.
-SIMILAR = ("activity", "active", "captivate", "cultivate", "motivate", "activist", "elevate",
-           "relative", "navigate", "vacate")  # fmt: skip
-OTHER = ("hello", "computer", "window", "music", "weather", "lights", "kitchen", "tomorrow",
-         "banana", "station", "coffee", "seven", "yellow", "morning", "please", "garden",
-         "evening", "number", "open", "water")  # fmt: skip
+SIMILAR = tuple(
+    "activity active captivate cultivate motivate activist elevate relative navigate vacate".split()
+)
+OTHER = tuple(
+    "hello computer window music weather lights kitchen tomorrow banana station coffee seven "
+    "yellow morning please garden evening number open water".split()
+)
 DISTRACTORS = SIMILAR + OTHER
 
 HOP = round(HOP_SECONDS * SAMPLE_RATE)  # 160 samples per feature frame
@@ -93,28 +95,20 @@ def bank_specs(
     negatives (SIMILAR) are said by every training engine."""
     if test_engine:
         pool = sv.engine_voices(split, test_engine)
-        rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split),
-                                     100 + sv.ENGINES.index(test_engine)])  # fmt: skip
-        n_trigger, n_other = TAKES[split]
-        specs = []
-        for _ in range(HELD_OUT_DRAWS[split]):
-            voice = sv.draw_voice(pool, rng)
-            words = [TRIGGER] * n_trigger + list(rng.choice(DISTRACTORS, n_other, replace=False))
-            specs += [synth.draw_spec(str(w), voice, rng, by_word=True, snr_range=None)
-                      for w in words]  # fmt: skip
-        return specs
-    voices = sv.voices(split, engines)
-    if not voices:
-        raise BpttError(f"no installed voice falls in the {split} split of {', '.join(engines)}")
-    rng = np.random.default_rng([DATA_SEED, sv.SPLITS.index(split), len(engines)])
+        rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
+        draws = range(HELD_OUT_DRAWS[split])
+        return [s for _ in draws for s in _takes(split, sv.draw_voice(pool, rng), rng)]
+    voices = sv.split_voices(split, engines)
+    rng = sv.draw_rng(DATA_SEED, split, engines)
     order = rng.permutation(len(voices))[: BANK_VOICES[split]]  # (V',)
+    return [s for v in order for s in _takes(split, voices[v], rng)]
+
+
+def _takes(split: str, voice: sv.Voice, rng: np.random.Generator) -> list[synth.ClipSpec]:
+    """TAKES[split] single words said by ``voice``: the triggers, then distractors drawn."""
     n_trigger, n_other = TAKES[split]
-    specs = []
-    for v in order:
-        words = [TRIGGER] * n_trigger + list(rng.choice(DISTRACTORS, n_other, replace=False))
-        specs += [synth.draw_spec(str(w), voices[v], rng, by_word=True, snr_range=None)
-                  for w in words]  # fmt: skip
-    return specs
+    words = [TRIGGER] * n_trigger + list(rng.choice(DISTRACTORS, n_other, replace=False))
+    return [synth.draw_spec(str(w), voice, rng, by_word=True, snr_range=None) for w in words]
 
 
 def load_bank(

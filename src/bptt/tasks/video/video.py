@@ -39,6 +39,7 @@ from bptt.models.frames import FrameClassifier, FramePool, FrameTagger
 from bptt.tasks._examples import (
     Split,
     TaskData,
+    best_label,
     class_metrics,
     describe,
     example_task,
@@ -46,7 +47,9 @@ from bptt.tasks._examples import (
     load_model,
     mean_loss,
     predict,
+    predict_one,
 )
+from bptt.tasks.base import network, seeded
 from bptt.tasks.video import video_clips as vc
 
 LABELS = list(vc.ACTIONS)
@@ -73,8 +76,10 @@ def prepare_data(config) -> TaskData:
     for name, count in counts.items():
         clips = vc.make_clips(kind, name, count, DATA_SEED)
         inputs = [f.reshape(len(f), -1)[: config.truncate or None] for f in clips.frames]
-        targets = [int(y[0]) if head == "class" else y[: len(x)]
-                   for y, x in zip(clips.labels, inputs, strict=True)]  # fmt: skip
+        targets = [
+            int(y[0]) if head == "class" else y[: len(x)]
+            for y, x in zip(clips.labels, inputs, strict=True)
+        ]
         splits[name] = Split(inputs, targets)
     cast = {s: len(vc.actors(s)) for s in vc.SPLITS}
     what = "one action per clip" if head == "class" else "two actions per clip, a label per frame"
@@ -94,14 +99,13 @@ def prepare_data(config) -> TaskData:
 
 def build_model(config, head: str, num_labels: int, vocab_size=None, input_size=None, rng=None):
     """The model a checkpoint's head names: the LSTM classifier or tagger, or a baseline."""
-    rng = np.random.default_rng(config.seed) if rng is None else rng
+    rng = seeded(config, rng)
     common = {"encoder": config.frame_encoder, "dtype": np.dtype(config.dtype), "rng": rng}
     if head in ("mean", "middle"):
-        return FramePool(num_labels, input_size, config.embed_size, config.hidden_size, head,
-                         **common)  # fmt: skip
-    common |= {"hidden_size": config.hidden_size, "num_layers": config.num_layers,
-               "cell": config.cell, "bidirectional": config.bidirectional,
-               "dropout": config.dropout}  # fmt: skip
+        return FramePool(
+            num_labels, input_size, config.embed_size, config.hidden_size, head, **common
+        )
+    common |= network(config)  # the recurrent layer's size, cell, directions and dropout
     if head == "class":
         return FrameClassifier(num_labels, input_size, config.embed_size, config.pooling, **common)
     if head == "tags":
@@ -117,8 +121,9 @@ def model_from_meta(config, meta: dict, rng=None):
 def frame_metrics(model, split: Split) -> dict:
     """Loss per frame and the share of frames labelled right."""
     probs = predict(model, split)
-    hits = np.concatenate([np.argmax(p, axis=1) == y for p, y in zip(probs, split.targets,
-                                                                      strict=True)])  # fmt: skip
+    hits = np.concatenate(
+        [np.argmax(p, axis=1) == y for p, y in zip(probs, split.targets, strict=True)]
+    )
     return {"loss": mean_loss(probs, split), "accuracy": float(hits.mean())}
 
 
@@ -165,8 +170,10 @@ def class_report(model, split: Split) -> dict:
     guess = np.array(_predictions(model, split))  # (N,)
     truth = np.array(split.targets)  # (N,)
     pair = np.isin(truth, PAIR)
-    return {"accuracy": float((guess == truth).mean()),
-            "sit/stand": float((guess[pair] == truth[pair]).mean())}  # fmt: skip
+    return {
+        "accuracy": float((guess == truth).mean()),
+        "sit/stand": float((guess[pair] == truth[pair]).mean()),
+    }
 
 
 def held_out_report(path) -> str:
@@ -239,8 +246,10 @@ def write_pictures(model, data: TaskData, out: Path) -> list[Path]:
         return []
     matplotlib.use("Agg")
     guesses = _predictions(model, data.test)
-    targets = [np.broadcast_to(np.asarray(y), (len(x),)) for y, x in
-               zip(data.test.targets, data.test.inputs, strict=True)]  # fmt: skip
+    targets = [
+        np.broadcast_to(np.asarray(y), (len(x),))
+        for y, x in zip(data.test.targets, data.test.inputs, strict=True)
+    ]
     if data.head == "class":
         first = {int(y): i for i, y in reversed(list(enumerate(data.test.targets)))}
         shown = [first[c] for c in sorted(first)]
@@ -256,8 +265,8 @@ def write_pictures(model, data: TaskData, out: Path) -> list[Path]:
     )
     if data.head == "class":  # one count per clip, not per frame
         flat_t, flat_g = np.array(data.test.targets), np.array(guesses)
-    png = write_confusion(out / "confusion.png", _confusion(flat_t, flat_g, len(LABELS)),
-                          "frames" if data.head == "tags" else "clips")  # fmt: skip
+    unit = "frames" if data.head == "tags" else "clips"
+    png = write_confusion(out / "confusion.png", _confusion(flat_t, flat_g, len(LABELS)), unit)
     return [gif, png]
 
 
@@ -294,13 +303,14 @@ def write_gif(path: Path, clips, truth, guess, scale: int = 3) -> Path:
             canvas.paste(tile, (x0, y0))
             right = truth[k][i] == guess[k][i]
             draw.text((x0, y0 + S), f"true {LABELS[truth[k][i]]}", fill=(0, 0, 0))
-            draw.text((x0, y0 + S + 10), f"pred {LABELS[guess[k][i]]}",
-                      fill=(0, 130, 0) if right else (200, 0, 0))  # fmt: skip
+            colour = (0, 130, 0) if right else (200, 0, 0)
+            draw.text((x0, y0 + S + 10), f"pred {LABELS[guess[k][i]]}", fill=colour)
         frames.append(canvas.convert("P", palette=Image.ADAPTIVE, colors=32, dither=Image.NONE))
 
     def save(tmp):
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=120,
-                       loop=0)  # fmt: skip
+        frames[0].save(
+            tmp, format="GIF", save_all=True, append_images=frames[1:], duration=120, loop=0
+        )
 
     return _atomic(path, save)
 
@@ -313,8 +323,8 @@ def write_confusion(path: Path, counts: np.ndarray, unit: str) -> Path:
     ax.imshow(counts, cmap="Blues")
     for (r, c), v in np.ndenumerate(counts):
         if v:
-            ax.text(c, r, str(v), ha="center", va="center", fontsize=7,
-                    color="white" if v > counts.max() / 2 else "black")  # fmt: skip
+            ink = "white" if v > counts.max() / 2 else "black"
+            ax.text(c, r, str(v), ha="center", va="center", fontsize=7, color=ink)
     ax.set_xticks(range(len(LABELS)), LABELS, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(LABELS)), LABELS, fontsize=8)
     ax.set_xlabel("predicted")
@@ -349,8 +359,10 @@ def read_clip(path: str, size: int) -> np.ndarray:
         raise BpttError("reading a GIF needs Pillow: pip install 'bptt[video]'") from None
     try:
         with Image.open(name) as im:
-            frames = [np.asarray(f.convert("L").resize((size, size), Image.BILINEAR))
-                      for f in ImageSequence.Iterator(im)]  # fmt: skip
+            frames = [
+                np.asarray(f.convert("L").resize((size, size), Image.BILINEAR))
+                for f in ImageSequence.Iterator(im)
+            ]
     except OSError as e:
         raise BpttError(f"cannot read '{name}' as a GIF: {e}") from None
     return np.stack(frames).reshape(len(frames), -1)  # (T, P)
@@ -359,16 +371,15 @@ def read_clip(path: str, size: int) -> np.ndarray:
 def predict_checkpoint(path, text: str) -> str:
     """The action in a clip file (and its probability), or the action of every frame (tags)."""
     model, _, meta, _ = load_model(path, "video", build_model)
-    x = read_clip(text, int(meta["extra"]["size"]))[None]  # (1, T, P)
-    probs = model.predict_proba(x, np.ones(x.shape[:2], dtype=bool))[0]  # (C,) or (T, C)
+    probs = predict_one(model, read_clip(text, int(meta["extra"]["size"])))  # (C,) or (T, C)
     if probs.ndim == 1:
-        best = int(np.argmax(probs))
-        return f"{meta['labels'][best]} {probs[best]:.2f}"
+        return best_label(probs, meta["labels"])
     tags = np.argmax(probs, axis=1)  # (T,)
     starts = [0, *(np.flatnonzero(np.diff(tags)) + 1)]
     ends = [*starts[1:], len(tags)]
-    return ", ".join(f"{meta['labels'][tags[a]]} (frames {a}-{b - 1})"
-                     for a, b in zip(starts, ends, strict=True))  # fmt: skip
+    return ", ".join(
+        f"{meta['labels'][tags[a]]} (frames {a}-{b - 1})" for a, b in zip(starts, ends, strict=True)
+    )
 
 
 PRESET = {

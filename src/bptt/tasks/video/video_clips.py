@@ -3,8 +3,7 @@
 No labelled action video can be downloaded here, so the video task draws its
 own, in the spirit of the KTH set: grayscale clips of an articulated figure
 (a head, a torso, two arms and two legs, each limb two segments with a joint)
-doing one of eleven :data:`ACTIONS` (walk, run, jump, wave one hand, wave both
-hands, clap, box, sit down, stand up, kneel down, get up).
+doing one of the eleven :data:`ACTIONS`.
 "stand up" is "sit down" reversed and "get up" "kneel down" reversed, so one frame,
 or all of them averaged, cannot tell a pair apart; "walk" and "run" share their
 poses and differ mostly in tempo. Waving raises a hand above the head; clapping
@@ -47,8 +46,10 @@ from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
 
 GENERATOR_VERSION = 4  # bump when a change makes the same arguments draw different clips
-ACTIONS = ("walk", "run", "jump", "wave one hand", "wave both hands", "clap", "box",
-           "sit down", "stand up", "kneel down", "get up")  # fmt: skip
+ACTIONS = (
+    *("walk", "run", "jump", "wave one hand", "wave both hands", "clap", "box"),
+    *("sit down", "stand up", "kneel down", "get up"),  # posture changes, two of them reversed
+)
 REVERSED = {"stand up": "sit down", "get up": "kneel down"}  # rendered as the other, backwards
 SPLITS = ("train", "validation", "test")
 KINDS = ("single", "pair")  # one action per clip, or two actions one after the other
@@ -61,12 +62,13 @@ HEIGHT_PX = (19.0, 26.0)  # the standing figure's height
 MARGIN = 1.0  # pixels kept free at the frame's edge
 
 # Mean body, in units of the standing height (head top to feet ~0.96).
-BODY = {"torso": 0.30, "head": 0.075, "neck": 0.02, "thigh": 0.25, "shin": 0.24,
-        "upper_arm": 0.17, "forearm": 0.16}  # fmt: skip
+BODY = dict(torso=0.30, head=0.075, neck=0.02, thigh=0.25, shin=0.24, upper_arm=0.17, forearm=0.16)
 # Joints: 0 hip, 1 neck, 2 head centre, 3/4 elbow near/far, 5/6 hand near/far,
 # 7/8 knee near/far, 9/10 foot near/far. Segments (a, b, brightness): far limbs dimmer.
-SEGMENTS = ((0, 1, 1.0), (1, 3, 1.0), (3, 5, 1.0), (1, 4, 0.7), (4, 6, 0.7),
-            (0, 7, 1.0), (7, 9, 1.0), (0, 8, 0.7), (8, 10, 0.7))  # fmt: skip
+SEGMENTS = (
+    *((0, 1, 1.0), (1, 3, 1.0), (3, 5, 1.0), (1, 4, 0.7), (4, 6, 0.7)),  # torso, arm, far arm
+    *((0, 7, 1.0), (7, 9, 1.0), (0, 8, 0.7), (8, 10, 0.7)),  # leg, far leg
+)
 
 
 @dataclass(frozen=True)
@@ -289,10 +291,8 @@ def _disc_ink(c: np.ndarray, r: float, ring: float | None = None) -> np.ndarray:
 
 def draw_figure(px: np.ndarray, actor: Actor, head_r: float) -> np.ndarray:
     """Ink (T, S, S) in [0, 1] of the figure whose joints are ``px`` (T, J, 2) in pixels."""
-    idx_a = [s[0] for s in SEGMENTS]
-    idx_b = [s[1] for s in SEGMENTS]
-    shade = np.array([s[2] for s in SEGMENTS])[None, :, None, None]  # (1, K, 1, 1)
-    ink = (_segments_ink(px[:, idx_a], px[:, idx_b], actor.thickness) * shade).max(axis=1)
+    a, b, shade = (np.array(column) for column in zip(*SEGMENTS, strict=True))  # (K,) each
+    ink = (_segments_ink(px[:, a], px[:, b], actor.thickness) * shade[:, None, None]).max(axis=1)
     ring = None if actor.filled_head else max(1.0, actor.thickness)
     return np.maximum(ink, _disc_ink(px[:, 2], head_r, ring))  # (T, S, S)
 
@@ -412,8 +412,8 @@ class ClipSet:
 
 def set_key(kind: str, split: str, count: int, seed: int) -> str:
     """A hash of what fixes a set: the generator's version, its constants and the arguments."""
-    head = {"version": GENERATOR_VERSION, "size": SIZE, "actors": NUM_ACTORS, "frames": FRAMES,
-            "pair": PAIR_FRAMES, "height": HEIGHT_PX, "actor_seed": ACTOR_SEED}  # fmt: skip
+    sizes = dict(size=SIZE, frames=FRAMES, pair=PAIR_FRAMES, height=HEIGHT_PX)
+    head = dict(version=GENERATOR_VERSION, actors=NUM_ACTORS, actor_seed=ACTOR_SEED, **sizes)
     blob = json.dumps([head, kind, split, count, seed], sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -435,15 +435,15 @@ def make_clips(kind: str, split: str, count: int, seed: int = 0, folder=None) ->
         cuts = np.cumsum(lengths)[:-1]
         return ClipSet(np.split(frames, cuts), np.split(labels, cuts), cast)
     made = [render_clip(kind, split, i, seed) for i in range(count)]
-    clips = ClipSet([m[0] for m in made], [m[1] for m in made],
-                    np.array([m[2].index for m in made]))  # fmt: skip
+    frames, labels, cast, _ = zip(*made, strict=True)
+    clips = ClipSet(list(frames), list(labels), np.array([actor.index for actor in cast]))
     try:
         root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npz", dir=root)
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, lengths=np.array([len(c) for c in clips.frames]),
-                     frames=np.concatenate(clips.frames), labels=np.concatenate(clips.labels),
-                     actors=clips.actors)  # fmt: skip
+            lengths = np.array([len(c) for c in clips.frames])
+            frames, labels = np.concatenate(clips.frames), np.concatenate(clips.labels)
+            np.savez(f, lengths=lengths, frames=frames, labels=labels, actors=clips.actors)
         os.replace(tmp, path)  # atomic: the set appears whole or not at all
     except OSError as e:
         print(f"note: cannot cache the clips in '{root}': {e.strerror}; rendered only")
