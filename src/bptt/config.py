@@ -157,9 +157,9 @@ class Config:
     )
     augment: str = _flag(
         "",
-        "speech: training augmentations, comma-separated (speed, tempo, pitch, reverb, telephone, "
-        "noise, babble, gain, vtlp, specaugment; all: every one; default: none), "
-        "see bptt.data.augment",
+        "speech: training augmentations, comma-separated (vocoder, speed, tempo, pitch, reverb, "
+        "telephone, eq, noise, babble, gain, vtlp, specaugment; all: every one but vocoder, "
+        "all,vocoder: with it; default: none), see bptt.data.augment",
     )
     norm: str = _flag(
         "cmvn", "speech: feature normalisation per utterance", choices=("cmvn", "pcen")
