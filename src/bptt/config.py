@@ -144,8 +144,9 @@ class Config:
     # Speech tasks (digits).
     features: str = _flag(
         "logmel",
-        "speech: 40 log-mel filterbanks or 13 MFCCs with deltas (39) per 10 ms frame",
-        choices=("logmel", "mfcc"),
+        "speech: 40 log-mel filterbanks, 13 MFCCs with deltas (39), or 40 log-mel of the "
+        "LPC envelope (lpcmel: formants without the source's harmonics) per 10 ms frame",
+        choices=("logmel", "mfcc", "lpcmel"),
     )
     data: str | None = _flag(
         None, "speech: folder of the synthesised corpora (default: ~/.cache/bptt/speech)"

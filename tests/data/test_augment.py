@@ -242,3 +242,34 @@ def test_the_vocoder_voices_periodic_frames_and_leaves_noise_unvoiced():
     hiss = augment.vocoder(vowel(120.0, noise=1.0), np.random.default_rng(1))
     assert periodicity(voiced) > 0.5 and periodicity(hiss) < 0.3
     assert abs(envelope_peak_hz(hiss) - 700.0) < 100  # noise coloured by the same formants
+
+
+def test_lpc_solves_the_normal_equations_of_every_frame():
+    import scipy.linalg
+
+    from bptt.data.audio import lpc
+
+    frames = np.random.default_rng(4).standard_normal((5, 400)) * np.hanning(400)  # (T, W)
+    frames[1] = vowel(130.0)[1000:1400] * np.hanning(400)
+    A, energy = lpc(frames, order=12)
+    for f, a, e in zip(frames, A, energy, strict=True):
+        r = np.correlate(f, f, "full")[399 : 399 + 13]  # (13,)
+        r[0] = r[0] * (1 + 1e-9) + 1e-12  # lpc's white-noise correction
+        assert np.allclose(-a[1:], scipy.linalg.solve_toeplitz(r[:12], r[1:]), atol=1e-6)
+        assert e == pytest.approx(r @ a, rel=1e-6)
+        assert 0 < e <= r[0]
+
+
+def test_lpcmel_keeps_the_formants_and_drops_the_pitch():
+    pytest.importorskip("python_speech_features", reason="extra 'speech'")
+    low, high = vowel(100.0), vowel(160.0)  # one vowel, two pitches
+    other = vowel(100.0, formants=(400.0, 2200.0))  # another vowel
+
+    def dist(kind, a, b):  # of the mean spectra's shapes (each less its mean level)
+        m = [log_mel(x, envelope=kind == "lpcmel").mean(axis=0) for x in (a, b)]  # (40,) each
+        return np.abs((m[0] - m[0].mean()) - (m[1] - m[1].mean())).mean()
+
+    assert dist("lpcmel", low, high) < 0.5 * dist("logmel", low, high)  # harmonics gone
+    assert dist("lpcmel", low, other) > 3 * dist("lpcmel", low, high)  # formants kept
+    f = features(low, "lpcmel", warp=1.1, norm="pcen")
+    assert f.shape == features(low).shape and np.isfinite(f).all()

@@ -7,12 +7,12 @@ changes one of those, leaves the words alone, and is switched on by name
 ``all,vocoder`` adds). On audio, 16 kHz samples (N,):
 
     vocoder     LPC resynthesis (source-filter): each 25 ms frame's all-pole envelope
-                G / A(z) (order 18, every 10 ms) kept, the excitation replaced by a
-                pulse train on a new pitch contour, f0 gliding from f_a to f_b ~ U(80, 260)
-                Hz, mixed with white noise by the frame's voicing (the residual's
-                normalised autocorrelation peak at 60..400 Hz lags): the engine's own
-                glottal source or vocoder (its pulse shape, jitter, phase, harmonics) is
-                gone, the formants that tell the words stay
+                G / A(z) (order 18, every 10 ms: :func:`bptt.data.audio.lpc`) kept, the
+                excitation replaced by a pulse train on a new pitch contour, f0 gliding
+                from f_a to f_b ~ U(80, 260) Hz, mixed with white noise by the frame's
+                voicing (the residual's normalised autocorrelation peak at 60..400 Hz
+                lags): the engine's own glottal source or vocoder (its pulse shape,
+                jitter, phase, harmonics) is gone, the formants that tell the words stay
     speed       x'[n] = x(n·s)                 resampled, s ~ U(0.85, 1.15): tempo and
                                                pitch together (Kaldi's 3-way perturbation)
     tempo       duration × r, r ~ U(0.8, 1.25), pitch kept: overlap-add (WSOLA) alone
@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.data.audio import SAMPLE_RATE, resample
+from bptt.data.audio import LPC_ORDER, SAMPLE_RATE, lpc, resample
 from bptt.errors import BpttError
 
 AUDIO_PARTS = ("vocoder", "speed", "tempo", "pitch", "reverb", "telephone", "eq", "noise",
@@ -69,7 +69,7 @@ NOISE_SNR, BABBLE_SNR = (0.0, 25.0), (5.0, 20.0)
 GAIN_DB = (-20.0, 10.0)
 BAND = (300.0, 3400.0)
 TILT_DB, EQ_DB, EQ_BANDS = 3.0, 8.0, (200.0, 6000.0)
-LPC_ORDER, F0_RANGE, PRE_EMPHASIS = 18, (80.0, 260.0), 0.97
+F0_RANGE, PRE_EMPHASIS = (80.0, 260.0), 0.97
 
 
 def parse_parts(text: str) -> tuple[str, ...]:
@@ -90,19 +90,6 @@ def parse_parts(text: str) -> tuple[str, ...]:
 
 def _rms(x) -> float:
     return max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-12)
-
-
-def lpc(frame: np.ndarray, order: int = LPC_ORDER) -> tuple[np.ndarray, float]:
-    """The all-pole model of a windowed ``frame`` (W,) by the autocorrelation method:
-    (A (order+1,) with A[0] = 1, so that e[n] = Σ_k A[k] x[n-k] is the prediction
-    residual, and the residual's energy E = r·A over the frame)."""
-    import scipy.linalg
-
-    r = np.correlate(frame, frame, "full")[len(frame) - 1 : len(frame) + order]  # (order+1,)
-    r[0] = r[0] * (1 + 1e-9) + 1e-12  # white-noise correction: a silent frame still solves
-    a = scipy.linalg.solve_toeplitz(r[:order], r[1:])  # (order,) predictor x[n] ≈ a·x[n-1:]
-    A = np.concatenate([[1.0], -a])  # (order+1,)
-    return A, max(float(r @ A), 1e-12)
 
 
 def voicing(residual: np.ndarray, at: int, width: int = 400) -> float:
@@ -137,8 +124,8 @@ def vocoder(x: np.ndarray, rng: np.random.Generator, frame: int = 400, hop: int 
     window = np.hanning(frame)  # (W,)
     padded = np.concatenate([np.zeros(frame // 2), emph, np.zeros(frame + hop)])
     slices = [slice(h * hop, min((h + 1) * hop, n)) for h in range(-(-n // hop))]
-    models = [lpc(padded[s.start + hop // 2 : s.start + hop // 2 + frame] * window)
-              for s in slices]  # fmt: skip
+    frames = np.stack([padded[s.start + hop // 2 : s.start + hop // 2 + frame] for s in slices])
+    models = list(zip(*lpc(frames * window), strict=True))  # [(A_h (p+1,), E_h)] per hop
     residual, state = np.zeros(n), np.zeros(LPC_ORDER)  # (N,)
     for s, (A, _) in zip(slices, models, strict=True):
         residual[s], state = scipy.signal.lfilter(A, [1.0], emph[s], zi=state)

@@ -50,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt.data.audio import (
+    FEATURES,
     SAMPLE_RATE,
     dither,
     feature_size,
@@ -253,7 +254,7 @@ def build_trainer(config, out_dir, progress_bar: bool = True):
 def model_from_meta(config, meta: dict, rng=None) -> CTCRecognizer:
     """The recognizer a checkpoint's metadata describes (its features and input size)."""
     extra = meta["extra"]
-    if extra["features"] not in ("logmel", "mfcc") or not isinstance(extra["stack"], int):
+    if extra["features"] not in FEATURES or not isinstance(extra["stack"], int):
         raise CheckpointError(f"extra {extra!r} is not valid")
     return build_model(config, int(meta["input_size"]), rng)
 

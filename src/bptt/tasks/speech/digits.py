@@ -122,7 +122,7 @@ def _augment_clip(job) -> np.ndarray:
     rng = np.random.default_rng([seed, c, i, 7])
     others = [_AUDIO[j] for j in rng.integers(len(_AUDIO), size=8)]
     y = augment.augment_audio(_AUDIO[i], parts, rng, others)  # (N',)
-    warp = augment.warp_factor(parts, rng) if kind == "logmel" else 1.0
+    warp = augment.warp_factor(parts, rng) if kind != "mfcc" else 1.0
     f = features(y, kind, norm=norm, warp=warp)  # (T, D)
     return augment.spec_augment(f, rng) if "specaugment" in parts else f
 
