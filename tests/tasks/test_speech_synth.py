@@ -147,6 +147,20 @@ def test_festival_batches_split_across_workers_give_the_same_clips(monkeypatch):
 
 
 @needs_festival
+def test_a_prefetched_word_said_twice_starts_no_text2wave(monkeypatch):
+    voice = sv.parse_voice("festival:kal_diphone")
+    spec = synth.ClipSpec("nine two nine", voice.name, 150, 40, by_word=True)
+    synth._FESTIVAL_READY.clear()
+    first, _ = synth.render(spec)  # said by text2wave, word by word
+    calls = []
+    real = synth._festival
+    monkeypatch.setattr(synth, "_festival", lambda *a: calls.append(a) or real(*a))
+    synth.prefetch([spec])
+    again, _ = synth.render(spec)
+    assert calls == [] and np.array_equal(first, again)
+
+
+@needs_festival
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
 def test_held_out_engine_voices_never_share_an_engine_with_training():
     for held_out in sv.ENGINES:

@@ -73,7 +73,7 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
         cmd = [exe, "--stdout", "-v", voice.name, "-s", str(rate), "-p", str(pitch), "--", text]
         data = run_engine(cmd, f"espeak-ng ({voice.name})").stdout
     elif voice.engine == "festival":
-        data = _FESTIVAL_READY.pop((text, voice.variant, rate, pitch), None)
+        data = _FESTIVAL_READY.get((text, voice.variant, rate, pitch))  # a word may repeat
         if data is None:
             data = _festival(exe, text, voice.variant, rate, pitch)
         if voice.variant.endswith("_hts"):
@@ -94,7 +94,7 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
     return resample(samples, rate_in, SAMPLE_RATE)  # (N,)
 
 
-_FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in a batch, not yet read
+_FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in the last prefetch
 
 
 def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
@@ -109,7 +109,9 @@ def prefetch(specs, workers: int = 1) -> None:
     one per voice split into ``workers`` parts run side by side, so that :func:`synthesize`
     finds them ready (a Festival process takes about 0.5 s to start; a batch says 50 words
     a second; each utterance sets its own rate and pitch, so how they are batched does not
-    change a sample)."""
+    change a sample, and the batch's WAV is byte for byte text2wave's). They stay ready
+    until the next prefetch, since a word may be said again ("nine nine")."""
+    _FESTIVAL_READY.clear()
     wanted = {}
     for spec in specs:
         if engine_of(spec.voice) != "festival":
