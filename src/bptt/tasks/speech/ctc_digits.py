@@ -15,8 +15,9 @@ and their features are cached (``--data``, default ~/.cache/bptt/speech).
 on it), ``--augment`` adds augmented copies of the training utterances and ``--norm
 pcen`` changes the normalisation, as in :mod:`bptt.tasks.speech.digits`.
 
-Features. Normalised log-mel filterbanks (40 per 10 ms frame) or MFCCs with
-deltas (39), as in :mod:`bptt.tasks.speech.digits`, then STACK = 4 frames side by side:
+Features. Normalised log-mel filterbanks (40 per 10 ms frame), their LPC-envelope kind
+(lpcmel) or MFCCs with deltas (39), as in :mod:`bptt.tasks.speech.digits`, then
+STACK = 4 frames side by side:
 
     x_s = [f_{4s}, f_{4s+1}, f_{4s+2}, f_{4s+3}]      (T // 4, 4D): one step per 40 ms
 

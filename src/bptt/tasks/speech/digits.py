@@ -10,8 +10,9 @@ never hears (19 espeak-ng variants, among them the female f1, f2, f3, under
 each of the 8 accents). ``--dataset espeak+flite`` adds flite's voices (all of
 them fall in the training split).
 
-Each clip becomes normalised log-mel filterbanks (40 per 10 ms frame) or MFCCs
-with deltas (39), :func:`bptt.data.audio.features`, read by the classifier of
+Each clip becomes normalised log-mel filterbanks (40 per 10 ms frame), the log-mel of
+its LPC envelope (``--features lpcmel``, 40) or MFCCs with deltas (39),
+:func:`bptt.data.audio.features`, read by the classifier of
 :mod:`bptt.models.classifier`. Metric: accuracy, beside the majority class.
 
 Held-out engine (``--test-engine festival``, or flite or espeak-ng): training and
