@@ -144,8 +144,9 @@ class Config:
     # Speech tasks (digits).
     features: str = _flag(
         "logmel",
-        "speech: 40 log-mel filterbanks or 13 MFCCs with deltas (39) per 10 ms frame",
-        choices=("logmel", "mfcc"),
+        "speech: 40 log-mel filterbanks, 13 MFCCs with deltas (39), or 40 log-mel of the "
+        "LPC envelope (lpcmel: formants without the source's harmonics) per 10 ms frame",
+        choices=("logmel", "mfcc", "lpcmel"),
     )
     data: str | None = _flag(
         None, "speech: folder of the synthesised corpora (default: ~/.cache/bptt/speech)"
@@ -157,9 +158,9 @@ class Config:
     )
     augment: str = _flag(
         "",
-        "speech: training augmentations, comma-separated (speed, tempo, pitch, reverb, telephone, "
-        "noise, babble, gain, vtlp, specaugment; all: every one; default: none), "
-        "see bptt.data.augment",
+        "speech: training augmentations, comma-separated (vocoder, speed, tempo, pitch, reverb, "
+        "telephone, eq, noise, babble, gain, vtlp, specaugment; all: every one but vocoder, "
+        "all,vocoder: with it; default: none), see bptt.data.augment",
     )
     norm: str = _flag(
         "cmvn", "speech: feature normalisation per utterance", choices=("cmvn", "pcen")

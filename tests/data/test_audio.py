@@ -95,7 +95,7 @@ def test_log_mel_peaks_in_the_band_of_the_tone():
 
 
 def test_feature_errors_name_what_was_expected():
-    with pytest.raises(BpttError, match="features must be one of logmel, mfcc; got 'fbank'"):
+    with pytest.raises(BpttError, match="one of logmel, mfcc, lpcmel; got 'fbank'"):
         audio.features(_tone(0.1), "fbank")
     with pytest.raises(BpttError, match=r"at least one 25 ms window .400 samples.*got 100"):
         audio.features(np.zeros(100))

@@ -111,7 +111,8 @@ def test_the_chain_is_deterministic_from_the_seed_and_each_part_switches():
 def test_part_names_are_parsed_and_bad_ones_refused():
     assert augment.parse_parts("") == ()
     assert augment.parse_parts("reverb, speed") == ("speed", "reverb")
-    assert augment.parse_parts("all") == augment.PARTS
+    assert augment.parse_parts("all") == augment.ALL and "vocoder" not in augment.ALL
+    assert augment.parse_parts("vocoder,all") == augment.PARTS
     with pytest.raises(BpttError, match=r"--augment takes a comma-separated list.*'echo'"):
         augment.parse_parts("speed,echo")
 
@@ -182,3 +183,93 @@ def test_the_equaliser_colours_tones_differently_and_keeps_the_level():
         spectrum = np.abs(np.fft.rfft(y))  # 1 Hz bins: the tones at 200 and 4000
         gains.append(20 * np.log10(spectrum[4000] / spectrum[200]))
     assert max(gains) - min(gains) > 3.0  # the balance of high and low moves, seed to seed
+
+
+def vowel(f0: float, formants=(700.0, 1200.0), seconds: float = 0.5, noise: float = 0.0):
+    """A pulse train at f0 (or, noise > 0, white noise) through two resonators."""
+    import scipy.signal
+
+    n = int(seconds * SAMPLE_RATE)
+    source = np.zeros(n)  # (N,)
+    source[:: int(SAMPLE_RATE / f0)] = 1.0
+    if noise:
+        source = noise * np.random.default_rng(9).standard_normal(n)
+    y = source
+    for f in formants:
+        r, theta = 0.97, 2 * np.pi * f / SAMPLE_RATE
+        y = scipy.signal.lfilter([1.0], [1.0, -2 * r * np.cos(theta), r * r], y)
+    return (0.3 * y / np.abs(y).max()).astype(np.float32)
+
+
+def envelope_peak_hz(x: np.ndarray) -> float:
+    """The strongest frequency of the spectrum smoothed over 200 Hz (the formant, not a
+    harmonic)."""
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)))) ** 2  # (N//2+1,)
+    width = int(200 * len(x) / SAMPLE_RATE)
+    smooth = np.convolve(spectrum, np.ones(width) / width, "same")
+    return float(np.argmax(smooth) * SAMPLE_RATE / len(x))
+
+
+def pitch_hz(x: np.ndarray, at: int = 4000, width: int = 800) -> float:
+    x = np.asarray(x, dtype=np.float64)[at - width // 2 : at + width // 2]
+    ac = np.correlate(x, x, "full")[len(x) - 1 :]  # (N,)
+    lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE // 60
+    return SAMPLE_RATE / (lo + int(np.argmax(ac[lo:hi])))
+
+
+def test_the_vocoder_keeps_the_formants_and_replaces_the_source():
+    x = vowel(100.0)
+    assert abs(pitch_hz(x) - 100.0) < 2 and abs(envelope_peak_hz(x) - 700.0) < 60
+    for seed in range(3):
+        glide = np.random.default_rng(seed).uniform(*augment.F0_RANGE, size=2)  # its first draw
+        y = augment.vocoder(x, np.random.default_rng(seed))
+        assert y.shape == x.shape and y.dtype == np.float32
+        assert np.sqrt(np.mean(y.astype(np.float64) ** 2)) == pytest.approx(
+            np.sqrt(np.mean(x.astype(np.float64) ** 2)), rel=1e-5)  # fmt: skip
+        assert abs(envelope_peak_hz(y) - 700.0) < 60  # the first formant stays
+        assert abs(pitch_hz(y) / glide.mean() - 1) < 0.05, (pitch_hz(y), glide)  # mid-glide
+    assert np.array_equal(augment.vocoder(x, np.random.default_rng(0)),
+                          augment.vocoder(x, np.random.default_rng(0)))  # fmt: skip
+
+
+def test_the_vocoder_voices_periodic_frames_and_leaves_noise_unvoiced():
+    def periodicity(y):
+        y = np.asarray(y, dtype=np.float64)[3600:4400]
+        ac = np.correlate(y, y, "full")[len(y) - 1 :]
+        return ac[SAMPLE_RATE // 400 : SAMPLE_RATE // 60].max() / ac[0]
+
+    voiced = augment.vocoder(vowel(120.0), np.random.default_rng(1))
+    hiss = augment.vocoder(vowel(120.0, noise=1.0), np.random.default_rng(1))
+    assert periodicity(voiced) > 0.5 and periodicity(hiss) < 0.3
+    assert abs(envelope_peak_hz(hiss) - 700.0) < 100  # noise coloured by the same formants
+
+
+def test_lpc_solves_the_normal_equations_of_every_frame():
+    import scipy.linalg
+
+    from bptt.data.audio import lpc
+
+    frames = np.random.default_rng(4).standard_normal((5, 400)) * np.hanning(400)  # (T, W)
+    frames[1] = vowel(130.0)[1000:1400] * np.hanning(400)
+    A, energy = lpc(frames, order=12)
+    for f, a, e in zip(frames, A, energy, strict=True):
+        r = np.correlate(f, f, "full")[399 : 399 + 13]  # (13,)
+        r[0] = r[0] * (1 + 1e-9) + 1e-12  # lpc's white-noise correction
+        assert np.allclose(-a[1:], scipy.linalg.solve_toeplitz(r[:12], r[1:]), atol=1e-6)
+        assert e == pytest.approx(r @ a, rel=1e-6)
+        assert 0 < e <= r[0]
+
+
+def test_lpcmel_keeps_the_formants_and_drops_the_pitch():
+    pytest.importorskip("python_speech_features", reason="extra 'speech'")
+    low, high = vowel(100.0), vowel(160.0)  # one vowel, two pitches
+    other = vowel(100.0, formants=(400.0, 2200.0))  # another vowel
+
+    def dist(kind, a, b):  # of the mean spectra's shapes (each less its mean level)
+        m = [log_mel(x, envelope=kind == "lpcmel").mean(axis=0) for x in (a, b)]  # (40,) each
+        return np.abs((m[0] - m[0].mean()) - (m[1] - m[1].mean())).mean()
+
+    assert dist("lpcmel", low, high) < 0.5 * dist("logmel", low, high)  # harmonics gone
+    assert dist("lpcmel", low, other) > 3 * dist("lpcmel", low, high)  # formants kept
+    f = features(low, "lpcmel", warp=1.1, norm="pcen")
+    assert f.shape == features(low).shape and np.isfinite(f).all()

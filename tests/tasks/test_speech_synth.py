@@ -165,6 +165,36 @@ def test_festival_voices_speak_at_16_khz_and_follow_rate_and_pitch():
 
 
 @needs_festival
+def test_festival_batches_split_across_workers_give_the_same_clips(monkeypatch):
+    rng = np.random.default_rng(3)
+    voices = [sv.parse_voice(f"festival:{v}") for v in ("kal_diphone", "ked_diphone")]
+    specs = [synth.draw_spec(w, v, rng) for w in ("one", "two", "six") for v in voices]
+    said, runs, real = {}, [], synth._festival_batch  # runs: the festival -b runs
+    monkeypatch.setattr(synth, "_festival_batch", lambda *a: runs.append(a) or real(*a))
+    for workers in (1, 2):
+        runs.clear()
+        synth.prefetch(specs, workers)
+        said[workers] = dict(synth._FESTIVAL_READY)
+        synth._FESTIVAL_READY.clear()
+        assert len(runs) == 2 * workers and len(said[workers]) == len(specs)
+    assert said[1] == said[2]
+
+
+@needs_festival
+def test_a_prefetched_word_said_twice_starts_no_text2wave(monkeypatch):
+    voice = sv.parse_voice("festival:kal_diphone")
+    spec = synth.ClipSpec("nine two nine", voice.name, 150, 40, by_word=True)
+    synth._FESTIVAL_READY.clear()
+    first, _ = synth.render(spec)  # said by text2wave, word by word
+    calls = []
+    real = synth._festival
+    monkeypatch.setattr(synth, "_festival", lambda *a: calls.append(a) or real(*a))
+    synth.prefetch([spec])
+    again, _ = synth.render(spec)
+    assert calls == [] and np.array_equal(first, again)
+
+
+@needs_festival
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
 def test_held_out_engine_voices_never_share_an_engine_with_training():
     for held_out in sv.ENGINES:

@@ -34,7 +34,8 @@ from bptt.errors import BpttError, DataError
 
 SAMPLE_RATE = 16_000  # every clip of the speech tasks
 WIN_SECONDS, HOP_SECONDS = 0.025, 0.010
-FEATURES = ("logmel", "mfcc")
+FEATURES = ("logmel", "mfcc", "lpcmel")
+LPC_ORDER = 18  # all-pole order: two poles a formant, 8 kHz holds about 8, and 2 for tilt
 _PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
 
 
@@ -201,21 +202,50 @@ def warped_filterbank(n_mels: int, nfft: int, rate: int, alpha: float) -> np.nda
     return bank  # (n_mels, nfft//2 + 1)
 
 
-def log_mel(samples, rate: int = SAMPLE_RATE, n_mels: int = 40, warp: float = 1.0) -> np.ndarray:
+def lpc(frames: np.ndarray, order: int = LPC_ORDER) -> tuple[np.ndarray, np.ndarray]:
+    """All-pole models of windowed ``frames`` (T, W) by the autocorrelation method:
+    (A (T, order+1), A[:, 0] = 1, so that e[n] = Σ_k A_k x[n-k] is the prediction
+    residual; E (T,), the residual's energy over the frame). Levinson-Durbin on the
+    autocorrelations r_0..r_p, every frame at once:
+
+        k_i = -(Σ_{j<i} A_j r_{i-j}) / E_{i-1},  A_j += k_i A_{i-j} (0 < j ≤ i),
+        E_i = (1 - k_i²) E_{i-1},  E_0 = r_0 (raised by 1e-9 so a silent frame solves)."""
+    frames = np.atleast_2d(np.asarray(frames, dtype=np.float64))  # (T, W)
+    spectrum = np.fft.rfft(frames, 2 * frames.shape[1])  # (T, W+1): no circular wrap
+    r = np.fft.irfft(np.abs(spectrum) ** 2)[:, : order + 1]  # (T, p+1)
+    energy = r[:, 0] * (1 + 1e-9) + 1e-12  # (T,)
+    A = np.zeros_like(r)  # (T, p+1)
+    A[:, 0] = 1.0
+    for i in range(1, order + 1):
+        k = -np.einsum("tj,tj->t", A[:, :i], r[:, i:0:-1]) / energy  # (T,)
+        A[:, 1 : i + 1] = A[:, 1 : i + 1] + k[:, None] * A[:, i - 1 :: -1]
+        energy = energy * (1 - k**2)
+    return A, np.maximum(energy, 1e-12)  # (T, p+1), (T,)
+
+
+def log_mel(
+    samples, rate: int = SAMPLE_RATE, n_mels: int = 40, warp: float = 1.0, envelope: bool = False
+) -> np.ndarray:
     """Log mel filterbank energies (T, n_mels) of ``samples`` (N,): 25 ms windows, 10 ms hop,
     T = 1 + ceil((N - win) / hop). ``warp`` α ≠ 1: the spectrum's frequencies scaled by
-    α first (vocal-tract-length perturbation, :func:`vtlp_unwarp`)."""
+    α first (vocal-tract-length perturbation, :func:`vtlp_unwarp`). ``envelope``: each
+    frame's power spectrum replaced by its all-pole (LPC) envelope E / |A(e^{jω})|² / nfft
+    (:func:`lpc`): the formants without the source's harmonics, breath or buzz."""
     x = _check_audio(samples, rate)
     nfft = 1 << (int(WIN_SECONDS * rate) - 1).bit_length()  # 512 at 16 kHz
     psf = _psf()
-    if warp == 1.0:
+    if warp == 1.0 and not envelope:
         energies, _ = psf.fbank(
             x, rate, WIN_SECONDS, HOP_SECONDS, n_mels, nfft, winfunc=np.hamming
         )  # (T, n_mels), zero energies raised to machine eps
         return np.log(energies)  # (T, n_mels)
     x = psf.sigproc.preemphasis(x, 0.97)
     frames = psf.sigproc.framesig(x, WIN_SECONDS * rate, HOP_SECONDS * rate, np.hamming)
-    power = psf.sigproc.powspec(frames, nfft)  # (T, nfft//2 + 1)
+    if envelope:
+        A, energy = lpc(frames)  # (T, p+1), (T,)
+        power = energy[:, None] / np.abs(np.fft.rfft(A, nfft)) ** 2 / nfft  # (T, nfft//2+1)
+    else:
+        power = psf.sigproc.powspec(frames, nfft)  # (T, nfft//2 + 1)
     energies = power @ warped_filterbank(n_mels, nfft, rate, warp).T  # (T, n_mels)
     return np.log(np.where(energies == 0, np.finfo(float).eps, energies))  # (T, n_mels)
 
@@ -269,17 +299,21 @@ NORMS = ("cmvn", "pcen")
 def features(
     samples, kind: str = "logmel", rate: int = SAMPLE_RATE, norm: str = "cmvn", warp: float = 1.0
 ) -> np.ndarray:
-    """The normalised features (T, D) float32 of ``samples`` (N,): "logmel" (D = 40) or
-    "mfcc" with deltas (D = 39). norm "cmvn": per-utterance mean and variance
-    normalisation (:func:`normalise`); "pcen" (log-mel only): :func:`pcen` of the mel
-    energies, then :func:`normalise`. ``warp`` (log-mel only): :func:`log_mel`'s VTLP."""
+    """The normalised features (T, D) float32 of ``samples`` (N,): "logmel" (D = 40),
+    "lpcmel" (D = 40: log-mel of the LPC envelope, :func:`log_mel` ``envelope``) or "mfcc"
+    with deltas (D = 39). norm "cmvn": per-utterance mean and variance normalisation
+    (:func:`normalise`); "pcen" (mel kinds only): :func:`pcen` of the mel energies, then
+    :func:`normalise`. ``warp`` (mel kinds only): :func:`log_mel`'s VTLP."""
     if kind not in FEATURES:
         raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
-    if norm not in NORMS or (norm == "pcen" and kind != "logmel"):
+    if norm not in NORMS or (norm == "pcen" and kind == "mfcc"):
         raise BpttError(
-            f"norm must be cmvn, or pcen with logmel features; got {norm!r} with {kind}"
+            f"norm must be cmvn, or pcen with logmel or lpcmel features; got {norm!r} with {kind}"
         )
-    raw = log_mel(samples, rate, warp=warp) if kind == "logmel" else mfcc(samples, rate)  # (T, D)
+    if kind == "mfcc":
+        raw = mfcc(samples, rate)  # (T, 39)
+    else:
+        raw = log_mel(samples, rate, warp=warp, envelope=kind == "lpcmel")  # (T, 40)
     if norm == "pcen":
         raw = pcen(np.exp(raw))  # (T, D)
     return normalise(raw).astype(np.float32)  # (T, D)
@@ -289,7 +323,7 @@ def feature_size(kind: str) -> int:
     """D of :func:`features` of that kind."""
     if kind not in FEATURES:
         raise BpttError(f"features must be one of {', '.join(FEATURES)}; got {kind!r}")
-    return 40 if kind == "logmel" else 39
+    return 39 if kind == "mfcc" else 40
 
 
 DITHER_DB = 30.0  # the cleanest training clips: speech 30 dB over noise

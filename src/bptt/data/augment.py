@@ -3,8 +3,16 @@
 A model trained on one synthesiser's voices learns that synthesiser's sound (its
 level, spectral tilt, pitch contour, silence) as much as the words. Each part below
 changes one of those, leaves the words alone, and is switched on by name
-(``--augment speed,reverb,...``; ``all``: every one). On audio, 16 kHz samples (N,):
+(``--augment speed,reverb,...``; ``all``: every one but the opt-in ``vocoder``, which
+``all,vocoder`` adds). On audio, 16 kHz samples (N,):
 
+    vocoder     LPC resynthesis (source-filter): each 25 ms frame's all-pole envelope
+                G / A(z) (order 18, every 10 ms: :func:`bptt.data.audio.lpc`) kept, the
+                excitation replaced by a pulse train on a new pitch contour, f0 gliding
+                from f_a to f_b ~ U(80, 260) Hz, mixed with white noise by the frame's
+                voicing (the residual's normalised autocorrelation peak at 60..400 Hz
+                lags): the engine's own glottal source or vocoder (its pulse shape,
+                jitter, phase, harmonics) is gone, the formants that tell the words stay
     speed       x'[n] = x(n·s)                 resampled, s ~ U(0.85, 1.15): tempo and
                                                pitch together (Kaldi's 3-way perturbation)
     tempo       duration × r, r ~ U(0.8, 1.25), pitch kept: overlap-add (WSOLA) alone
@@ -42,12 +50,25 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.data.audio import SAMPLE_RATE, resample
+from bptt.data.audio import LPC_ORDER, SAMPLE_RATE, lpc, resample
 from bptt.errors import BpttError
 
-AUDIO_PARTS = ("speed", "tempo", "pitch", "reverb", "telephone", "eq", "noise", "babble", "gain")
+AUDIO_PARTS = (
+    "vocoder",
+    "speed",
+    "tempo",
+    "pitch",
+    "reverb",
+    "telephone",
+    "eq",
+    "noise",
+    "babble",
+    "gain",
+)
 FEATURE_PARTS = ("vtlp", "specaugment")
 PARTS = AUDIO_PARTS + FEATURE_PARTS
+OPT_IN = ("vocoder",)  # named alone or beside "all", which leaves them out
+ALL = tuple(p for p in PARTS if p not in OPT_IN)
 ALWAYS = ("speed", "vtlp", "specaugment")  # the rest: each with probability 1/2
 SPEED_RANGE = (0.85, 1.15)
 TEMPO_RANGE = (0.8, 1.25)
@@ -58,24 +79,78 @@ NOISE_SNR, BABBLE_SNR = (0.0, 25.0), (5.0, 20.0)
 GAIN_DB = (-20.0, 10.0)
 BAND = (300.0, 3400.0)
 TILT_DB, EQ_DB, EQ_BANDS = 3.0, 8.0, (200.0, 6000.0)
+F0_RANGE, PRE_EMPHASIS = (80.0, 260.0), 0.97
 
 
 def parse_parts(text: str) -> tuple[str, ...]:
-    """``"speed,reverb"`` -> ("speed", "reverb"); "all" -> every part; "" -> ()."""
+    """``"speed,reverb"`` -> ("speed", "reverb"); "all" -> every part but OPT_IN's;
+    "all,vocoder" -> those and the vocoder; "" -> ()."""
     names = [t.strip() for t in str(text).split(",") if t.strip()]
-    if names == ["all"]:
-        return PARTS
+    if "all" in names:
+        names = [n for n in names if n != "all"] + list(ALL)
     bad = [n for n in names if n not in PARTS]
     if bad:
         raise BpttError(
             f"--augment takes a comma-separated list of {', '.join(PARTS)} "
-            f"(or all); got {', '.join(map(repr, bad))}"
+            f"(or all, which is every one but {', '.join(OPT_IN)}); "
+            f"got {', '.join(map(repr, bad))}"
         )
     return tuple(p for p in PARTS if p in names)
 
 
 def _rms(x) -> float:
     return max(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))), 1e-12)
+
+
+def voicing(residual: np.ndarray, at: int, width: int = 400) -> float:
+    """How periodic ``residual`` (N,) is around sample ``at``, 0..1: the largest normalised
+    cross-correlation of its ``width`` samples from ``at`` with the same length l samples
+    later, l over the pitch lags (60..400 Hz), mapped from 0.3..0.7 onto 0..1."""
+    lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE // 60
+    seg = residual[at : at + width + hi]  # (width + hi,)
+    if len(seg) < width + hi:
+        seg = np.concatenate([seg, np.zeros(width + hi - len(seg))])
+    cc = np.correlate(seg, seg[:width], "valid")  # (hi+1,) Σ seg[l+n] seg[n]
+    energy = np.concatenate([[0.0], np.cumsum(seg**2)])  # (width+hi+1,)
+    power = energy[width:] - energy[: hi + 1]  # (hi+1,) Σ seg[l+n]² over the window at l
+    nccf = cc[lo:] / np.sqrt(np.maximum(power[0] * power[lo:], 1e-24))  # (hi-lo+1,)
+    return float(np.clip((nccf.max() - 0.3) / 0.4, 0.0, 1.0))
+
+
+def vocoder(x: np.ndarray, rng: np.random.Generator, frame: int = 400, hop: int = 160):
+    """``x`` (N,) resynthesised from its LPC envelopes over a new excitation (see above):
+    (N,) float32 at the same RMS. Per hop h, the pre-emphasised signal's Hann frame
+    centred on it gives A_h and the residual power e_h = E_h / Σw²; the residual
+    (inverse-filtered by A_h hop by hop) gives the voicing v_h (:func:`voicing`); the
+    excitation √v_h·pulses + √(1-v_h)·noise (RMS 1) is filtered by √e_h / A_h(z), the
+    filter's state carried from hop to hop, then de-emphasised."""
+    import scipy.signal
+
+    x64 = np.asarray(x, dtype=np.float64)
+    n = len(x64)
+    if n < frame:
+        return np.asarray(x, dtype=np.float32)
+    emph = scipy.signal.lfilter([1.0, -PRE_EMPHASIS], [1.0], x64)  # (N,)
+    window = np.hanning(frame)  # (W,)
+    padded = np.concatenate([np.zeros(frame // 2), emph, np.zeros(frame + hop)])
+    slices = [slice(h * hop, min((h + 1) * hop, n)) for h in range(-(-n // hop))]
+    frames = np.stack([padded[s.start + hop // 2 : s.start + hop // 2 + frame] for s in slices])
+    models = list(zip(*lpc(frames * window), strict=True))  # [(A_h (p+1,), E_h)] per hop
+    residual, state = np.zeros(n), np.zeros(LPC_ORDER)  # (N,)
+    for s, (A, _) in zip(slices, models, strict=True):
+        residual[s], state = scipy.signal.lfilter(A, [1.0], emph[s], zi=state)
+    f0 = np.linspace(*rng.uniform(*F0_RANGE, size=2), n)  # (N,) Hz: a glide
+    phase = np.cumsum(f0 / SAMPLE_RATE)  # (N,) periods so far
+    pulses = np.diff(np.floor(phase), prepend=0.0) * np.sqrt(SAMPLE_RATE / f0)  # (N,) RMS≈1
+    noise = rng.standard_normal(n)  # (N,)
+    y, state = np.zeros(n), np.zeros(LPC_ORDER)  # (N,)
+    for s, (A, energy) in zip(slices, models, strict=True):
+        v = voicing(residual, max(s.start + hop // 2 - frame // 2, 0), frame)
+        u = np.sqrt(v) * pulses[s] + np.sqrt(1 - v) * noise[s]  # (hop,)
+        gain = np.sqrt(energy / np.sum(window**2))
+        y[s], state = scipy.signal.lfilter([gain], A, u, zi=state)
+    y = scipy.signal.lfilter([1.0], [1.0, -PRE_EMPHASIS], y)  # (N,)
+    return (y * _rms(x64) / _rms(y)).astype(np.float32)
 
 
 def speed(x: np.ndarray, factor: float) -> np.ndarray:
@@ -198,6 +273,8 @@ def augment_audio(
     """``x`` (N,) through the audio ``parts`` (see the module docstring): (N',) float32."""
     y = np.asarray(x, dtype=np.float32)
     on = {p: p in parts and (p in ALWAYS or rng.random() < 0.5) for p in AUDIO_PARTS}
+    if on["vocoder"]:
+        y = vocoder(y, rng)
     if on["speed"]:
         y = speed(y, rng.uniform(*SPEED_RANGE))
     if on["tempo"]:

@@ -15,8 +15,9 @@ and their features are cached (``--data``, default ~/.cache/bptt/speech).
 on it), ``--augment`` adds augmented copies of the training utterances and ``--norm
 pcen`` changes the normalisation, as in :mod:`bptt.tasks.speech.digits`.
 
-Features. Normalised log-mel filterbanks (40 per 10 ms frame) or MFCCs with
-deltas (39), as in :mod:`bptt.tasks.speech.digits`, then STACK = 4 frames side by side:
+Features. Normalised log-mel filterbanks (40 per 10 ms frame), their LPC-envelope kind
+(lpcmel) or MFCCs with deltas (39), as in :mod:`bptt.tasks.speech.digits`, then
+STACK = 4 frames side by side:
 
     x_s = [f_{4s}, f_{4s+1}, f_{4s+2}, f_{4s+3}]      (T // 4, 4D): one step per 40 ms
 
@@ -50,6 +51,7 @@ from pathlib import Path
 import numpy as np
 
 from bptt.data.audio import (
+    FEATURES,
     SAMPLE_RATE,
     dither,
     feature_size,
@@ -237,7 +239,7 @@ def build_trainer(config, out_dir, progress_bar: bool = True):
 def model_from_meta(config, meta: dict, rng=None) -> CTCRecognizer:
     """The recognizer a checkpoint's metadata describes (its features and input size)."""
     extra = meta["extra"]
-    if extra["features"] not in ("logmel", "mfcc") or not isinstance(extra["stack"], int):
+    if extra["features"] not in FEATURES or not isinstance(extra["stack"], int):
         raise CheckpointError(f"extra {extra!r} is not valid")
     return build_model(config, int(meta["input_size"]), rng)
 

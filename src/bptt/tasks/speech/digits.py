@@ -10,8 +10,9 @@ never hears (19 espeak-ng variants, among them the female f1, f2, f3, under
 each of the 8 accents). ``--dataset espeak+flite`` adds flite's voices (all of
 them fall in the training split).
 
-Each clip becomes normalised log-mel filterbanks (40 per 10 ms frame) or MFCCs
-with deltas (39), :func:`bptt.data.audio.features`, read by the classifier of
+Each clip becomes normalised log-mel filterbanks (40 per 10 ms frame), the log-mel of
+its LPC envelope (``--features lpcmel``, 40) or MFCCs with deltas (39),
+:func:`bptt.data.audio.features`, read by the classifier of
 :mod:`bptt.models.classifier`. Metric: accuracy, beside the majority class.
 
 Held-out engine (``--test-engine festival``, or flite or espeak-ng): training and
@@ -121,7 +122,7 @@ def _augment_clip(job) -> np.ndarray:
     rng = np.random.default_rng([seed, c, i, 7])
     others = [_AUDIO[j] for j in rng.integers(len(_AUDIO), size=8)]
     y = augment.augment_audio(_AUDIO[i], parts, rng, others)  # (N',)
-    warp = augment.warp_factor(parts, rng) if kind == "logmel" else 1.0
+    warp = augment.warp_factor(parts, rng) if kind != "mfcc" else 1.0
     f = features(y, kind, norm=norm, warp=warp)  # (T, D)
     return augment.spec_augment(f, rng) if "specaugment" in parts else f
 

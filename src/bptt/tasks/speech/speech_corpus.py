@@ -137,7 +137,8 @@ def make_corpus(
         specs: what to say, in order; clip i is ``clips/{i:06d}.wav``.
         folder: the cache root (default :func:`cache_root`); the corpus is its
             subfolder named by :func:`corpus_key`.
-        workers: synthesis threads (each clip is an engine process; 2 suit 2 cores).
+        workers: synthesis threads (each clip is an engine process; 2 suit 2 cores), also
+            the Festival batches said side by side.
         progress: show a progress bar while synthesising.
 
     Returns:
@@ -174,7 +175,7 @@ def make_corpus(
             bar = tqdm(total=len(specs), desc="synthesising", unit="clip")
         with ThreadPoolExecutor(max(1, workers)) as pool:
             for at in range(0, len(specs), CHUNK):  # Festival's words said in one batch
-                prefetch(specs[at : at + CHUNK])
+                prefetch(specs[at : at + CHUNK], workers)
                 bounds += pool.map(one, range(at, min(at + CHUNK, len(specs))))
                 if bar is not None:
                     bar.update(min(CHUNK, len(specs) - at))

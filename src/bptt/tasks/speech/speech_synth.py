@@ -73,7 +73,7 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
         cmd = [exe, "--stdout", "-v", voice.name, "-s", str(rate), "-p", str(pitch), "--", text]
         data = run_engine(cmd, f"espeak-ng ({voice.name})").stdout
     elif voice.engine == "festival":
-        data = _FESTIVAL_READY.pop((text, voice.variant, rate, pitch), None)
+        data = _FESTIVAL_READY.get((text, voice.variant, rate, pitch))  # a word may repeat
         if data is None:
             data = _festival(exe, text, voice.variant, rate, pitch)
         if voice.variant.endswith("_hts"):
@@ -95,7 +95,7 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
     return resample(samples, rate_in, SAMPLE_RATE)  # (N,)
 
 
-_FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in a batch, not yet read
+_FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in the last prefetch
 
 
 def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
@@ -107,10 +107,14 @@ def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
     ]
 
 
-def prefetch(specs) -> None:
-    """Say every Festival word or text of ``specs`` (ClipSpecs) in one ``festival -b`` run
-    per voice, so that :func:`synthesize` finds them ready (a Festival process takes
-    about 0.5 s to start; a batch says 50 words a second)."""
+def prefetch(specs, workers: int = 1) -> None:
+    """Say every Festival word or text of ``specs`` (ClipSpecs) in ``festival -b`` runs,
+    one per voice split into ``workers`` parts run side by side, so that :func:`synthesize`
+    finds them ready (a Festival process takes about 0.5 s to start; a batch says 50 words
+    a second; each utterance sets its own rate and pitch, so how they are batched does not
+    change a sample, and the batch's WAV is byte for byte text2wave's). They stay ready
+    until the next prefetch, since a word may be said again ("nine nine")."""
+    _FESTIVAL_READY.clear()
     wanted = {}
     for spec in specs:
         if engine_of(spec.voice) != "festival":
@@ -121,29 +125,42 @@ def prefetch(specs) -> None:
     exe = shutil.which("festival")
     if not wanted or exe is None:
         return
+    batches = []
     for variant, items in sorted(wanted.items()):
         items = sorted(items)
-        with tempfile.TemporaryDirectory(prefix="bptt-festival-") as tmp:
-            lines = [f"(voice_{variant})"]
-            for i, (text, rate, pitch) in enumerate(items):
-                said = text.replace("\\", " ").replace('"', " ")
-                lines += _festival_evals(variant, rate, pitch)
-                lines.append(
-                    f'(utt.save.wave (utt.synth (Utterance Text "{said}")) '
-                    f'"{tmp}/{i}.wav" (quote riff))'
-                )
-            script = Path(tmp) / "batch.scm"
-            script.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            try:
-                subprocess.run(
-                    [exe, "-b", str(script)], capture_output=True, timeout=600, check=False
-                )
-            except (OSError, subprocess.TimeoutExpired):
-                continue  # synthesize() says them one by one
-            for i, (text, rate, pitch) in enumerate(items):
-                out = Path(tmp) / f"{i}.wav"
-                if out.is_file():
-                    _FESTIVAL_READY[text, variant, rate, pitch] = out.read_bytes()
+        size = -(-len(items) // max(1, workers))
+        batches += [(variant, items[at : at + size]) for at in range(0, len(items), size)]
+    if len(batches) == 1:
+        _festival_batch(exe, *batches[0])
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(lambda batch: _festival_batch(exe, *batch), batches))
+
+
+def _festival_batch(exe: str, variant: str, items: list[tuple[str, int, int]]) -> None:
+    """Say ``items`` (text, rate, pitch) in ``variant`` in one ``festival -b`` run, into
+    _FESTIVAL_READY (left out on a failure: :func:`synthesize` then says them one by one)."""
+    with tempfile.TemporaryDirectory(prefix="bptt-festival-") as tmp:
+        lines = [f"(voice_{variant})"]
+        for i, (text, rate, pitch) in enumerate(items):
+            said = text.replace("\\", " ").replace('"', " ")
+            lines += _festival_evals(variant, rate, pitch)
+            lines.append(
+                f'(utt.save.wave (utt.synth (Utterance Text "{said}")) '
+                f'"{tmp}/{i}.wav" (quote riff))'
+            )
+        script = Path(tmp) / "batch.scm"
+        script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        try:
+            subprocess.run([exe, "-b", str(script)], capture_output=True, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return
+        for i, (text, rate, pitch) in enumerate(items):
+            out = Path(tmp) / f"{i}.wav"
+            if out.is_file():
+                _FESTIVAL_READY[text, variant, rate, pitch] = out.read_bytes()
 
 
 def _festival(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
