@@ -39,6 +39,7 @@ from bptt.functional.fast._threads import compiled_threads, get_num_threads, ste
 PANEL = 16  # columns per panel: two 8-wide float32 vectors
 ROW_BLOCK = 48  # rows of a per block in a large product: 48 x K floats stay in L2
 MIN_STEPS = 8  # packing costs about two products; below this many steps BLAS is as fast
+DOT_ROWS = 8  # rows of w per block of the "dot" kernel (_dot_rows)
 
 
 def usable(dtype, n_columns: int, rows: int) -> bool:
@@ -186,52 +187,64 @@ if numba is not None:
                 _panel_rows(a, panels, out, r_start, min(M, r_start + ROW_BLOCK), p)
 
     # The "dot" route, for one to three rows: out[m, n] = a[m] · w[n], w's rows read in
-    # place (no packing), four rows of w at a time so four sums hide the FMA latency.
-    # Each sum's order depends only on K, never on which thread computes it.
+    # place (no packing), eight rows of w at a time so eight sums hide the FMA latency.
+    # Each sum's order depends on K and its block only, never on the thread (dot_span).
 
     _fast_sums = {"reassoc", "contract"}  # vector partial sums over k, FMAs
 
     @numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_fast_sums)
     def _dot_rows(a, w, out, n0, n1):
-        """out[:, n0:n1] = a (M, K) @ w[n0:n1]ᵀ, w (N, K) with contiguous rows."""
+        """out[:, n0:n1] = a (M, K) @ w[n0:n1]ᵀ, w (N, K) with contiguous rows.
+
+        DOT_ROWS (8) rows of w at a time, each block used by every row of a while it is
+        in L1: eight sums in flight hide the FMA latency, and the loads stream eight rows."""
         M, K = a.shape
         zero = out.dtype.type(0)
-        for m in range(M):
-            n = n0
-            while n + 4 <= n1:
-                s0 = s1 = s2 = s3 = zero
+        n = n0
+        while n + 8 <= n1:
+            for m in range(M):
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
                 for k in range(K):
                     v = a[m, k]
                     s0 += v * w[n, k]
                     s1 += v * w[n + 1, k]
                     s2 += v * w[n + 2, k]
                     s3 += v * w[n + 3, k]
+                    s4 += v * w[n + 4, k]
+                    s5 += v * w[n + 5, k]
+                    s6 += v * w[n + 6, k]
+                    s7 += v * w[n + 7, k]
                 out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = s0, s1, s2, s3
-                n += 4
-            while n < n1:
+                out[m, n + 4], out[m, n + 5], out[m, n + 6], out[m, n + 7] = s4, s5, s6, s7
+            n += 8
+        while n < n1:
+            for m in range(M):
                 s = zero
                 for k in range(K):
                     s += a[m, k] * w[n, k]
                 out[m, n] = s
-                n += 1
+            n += 1
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _dot_jit(a, w, out):
         _dot_rows(a, w, out, 0, w.shape[0])
 
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def dot_span(N, j, chunks):
+        """Rows n0:n1 of w that chunk j of ``chunks`` computes: runs of DOT_ROWS, so every
+        block is the one the one-thread walk makes and the sums equal it bit for bit."""
+        blocks = (N + DOT_ROWS - 1) // DOT_ROWS
+        return (
+            min(N, DOT_ROWS * (j * blocks // chunks)),
+            min(N, DOT_ROWS * ((j + 1) * blocks // chunks)),
+        )
+
     @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
     def _dot_par(a, w, out, chunks):
-        """_dot_jit with the rows of w (columns of out) split into ``chunks`` runs of 4s."""
-        N = w.shape[0]
-        quads = (N + 3) // 4  # chunks start at multiples of 4, as the one-thread walk does
+        """_dot_jit with the rows of w (columns of out) split into ``chunks`` (dot_span)."""
         for j in numba.prange(chunks):
-            _dot_rows(
-                a,
-                w,
-                out,
-                min(N, 4 * (j * quads // chunks)),
-                min(N, 4 * ((j + 1) * quads // chunks)),
-            )
+            n0, n1 = dot_span(w.shape[0], j, chunks)
+            _dot_rows(a, w, out, n0, n1)
 
     def _step_product(a, panels, rows, out):  # pragma: no cover - the overload replaces it
         """out = a @ wᵀ inside a compiled loop: by ``rows`` (w) if it has rows, else ``panels``."""

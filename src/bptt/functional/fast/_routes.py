@@ -70,6 +70,7 @@ ROUTES = {
     "proj": ("packed", "blas", "dot"),
     "dx": ("packed", "blas", "dot"),
     "step": ("packed", "blas", "packed_mt", "blas_mt", "dot", "dot_mt"),
+    "step1": ("fused", "fused_mt"),
     "dw": ("gx", "xg"),
 }
 PROBE_FLOPS = 2e8  # one probe call does about this much work (a few ms) ...
