@@ -201,6 +201,12 @@ class Recurrent(Layer):
 
     def _unpack(self, state: Any, B: int, what: str, allow_none_pieces: bool) -> tuple:
         """Validate a state-like structure; return a tuple of arrays (or None pieces)."""
+        pieces = (state,) if self.state_arity == 1 else state
+        shape, dtype = self._state_shape(B), self.dtype
+        if type(pieces) is tuple and len(pieces) == self.state_arity:  # the usual case, quickly
+            ok = [type(p) is np.ndarray and p.dtype == dtype and p.shape == shape for p in pieces]
+            if all(ok) and all(p.flags.c_contiguous for p in pieces):
+                return pieces
         name = type(self).__name__
         # pieces are named like torch's: h0, c0 for the state; d_hn, d_cn for its gradient
         names = self.state_names
@@ -321,7 +327,7 @@ class Recurrent(Layer):
         kwargs = self.cell_kwargs()
         reuse = self.checkpoint_steps is None  # chunked caches are made and dropped in backward
         L, K, H = self.num_layers, self.num_directions, self.hidden_size
-        finals = self._zeros(B)  # (L*K, B, H) each
+        finals = tuple(np.empty_like(s) for s in states)  # (L*K, B, H) each, every row set below
         mask_rev = None if mask is None else np.ascontiguousarray(mask[:, ::-1])  # (B, T)
         caches: list[dict] = []
         drop_masks: list[np.ndarray | None] = []

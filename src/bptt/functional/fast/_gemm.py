@@ -7,8 +7,8 @@ the arithmetic. Measured here with one thread (``python benchmarks/gemm_step.py`
 (16, 256) @ (256, 1024) runs at 58 GFLOP/s in OpenBLAS and 90 in the kernel
 below, which reads a weight packed once; (32, 128) @ (128, 512) at 69 and 88;
 (64, 512) @ (512, 2048) at 80 and 92. oneDNN's LSTM, which PyTorch uses, also
-packs its weights once; this is how we match it. At B = 1 (generation) BLAS's
-matrix-vector path is faster, so the layers keep it there.
+packs its weights once; this is how we match it. At one to three rows nothing is
+reused, and the "dot" route (:mod:`bptt.functional.fast._dot`) reads w in place.
 
 Layout: :func:`pack` turns w (N, K) into panels (N/16, K, 16): panel p holds
 columns 16p .. 16p+15 of wᵀ, one row of 16 per k, so the kernel reads each
@@ -33,13 +33,13 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional.fast import _routes
+from bptt.functional.fast._dot import _dot_par, _dot_rows, dot_usable, matmul_dot
 from bptt.functional.fast._jit import JIT, numba
 from bptt.functional.fast._threads import compiled_threads, get_num_threads, step_threads
 
 PANEL = 16  # columns per panel: two 8-wide float32 vectors
 ROW_BLOCK = 48  # rows of a per block in a large product: 48 x K floats stay in L2
 MIN_STEPS = 8  # packing costs about two products; below this many steps BLAS is as fast
-DOT_ROWS = 8  # rows of w per block of the "dot" kernel (_dot_rows)
 
 
 def usable(dtype, n_columns: int, rows: int) -> bool:
@@ -186,66 +186,6 @@ if numba is not None:
             for r_start in range(0, M, ROW_BLOCK):
                 _panel_rows(a, panels, out, r_start, min(M, r_start + ROW_BLOCK), p)
 
-    # The "dot" route, for one to three rows: out[m, n] = a[m] · w[n], w's rows read in
-    # place (no packing), eight rows of w at a time so eight sums hide the FMA latency.
-    # Each sum's order depends on K and its block only, never on the thread (dot_span).
-
-    _fast_sums = {"reassoc", "contract"}  # vector partial sums over k, FMAs
-
-    @numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_fast_sums)
-    def _dot_rows(a, w, out, n0, n1):
-        """out[:, n0:n1] = a (M, K) @ w[n0:n1]ᵀ, w (N, K) with contiguous rows.
-
-        DOT_ROWS (8) rows of w at a time, each block used by every row of a while it is
-        in L1: eight sums in flight hide the FMA latency, and the loads stream eight rows."""
-        M, K = a.shape
-        zero = out.dtype.type(0)
-        n = n0
-        while n + 8 <= n1:
-            for m in range(M):
-                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
-                for k in range(K):
-                    v = a[m, k]
-                    s0 += v * w[n, k]
-                    s1 += v * w[n + 1, k]
-                    s2 += v * w[n + 2, k]
-                    s3 += v * w[n + 3, k]
-                    s4 += v * w[n + 4, k]
-                    s5 += v * w[n + 5, k]
-                    s6 += v * w[n + 6, k]
-                    s7 += v * w[n + 7, k]
-                out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = s0, s1, s2, s3
-                out[m, n + 4], out[m, n + 5], out[m, n + 6], out[m, n + 7] = s4, s5, s6, s7
-            n += 8
-        while n < n1:
-            for m in range(M):
-                s = zero
-                for k in range(K):
-                    s += a[m, k] * w[n, k]
-                out[m, n] = s
-            n += 1
-
-    @numba.njit(cache=True, boundscheck=False, nogil=True)
-    def _dot_jit(a, w, out):
-        _dot_rows(a, w, out, 0, w.shape[0])
-
-    @numba.njit(cache=True, boundscheck=False, nogil=True)
-    def dot_span(N, j, chunks):
-        """Rows n0:n1 of w that chunk j of ``chunks`` computes: runs of DOT_ROWS, so every
-        block is the one the one-thread walk makes and the sums equal it bit for bit."""
-        blocks = (N + DOT_ROWS - 1) // DOT_ROWS
-        return (
-            min(N, DOT_ROWS * (j * blocks // chunks)),
-            min(N, DOT_ROWS * ((j + 1) * blocks // chunks)),
-        )
-
-    @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
-    def _dot_par(a, w, out, chunks):
-        """_dot_jit with the rows of w (columns of out) split into ``chunks`` (dot_span)."""
-        for j in numba.prange(chunks):
-            n0, n1 = dot_span(w.shape[0], j, chunks)
-            _dot_rows(a, w, out, n0, n1)
-
     def _step_product(a, panels, rows, out):  # pragma: no cover - the overload replaces it
         """out = a @ wᵀ inside a compiled loop: by ``rows`` (w) if it has rows, else ``panels``."""
 
@@ -287,20 +227,6 @@ def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray, parallel=F
         _matmul_packed_par(a, panels, out)
     else:
         _matmul_packed_jit(a, panels, out)
-
-
-def dot_usable(dtype, rows: int) -> bool:
-    """True when the compiled "dot" route applies: float32 or float64, one to three rows."""
-    return JIT and dtype in (np.float32, np.float64) and 1 <= rows < 4
-
-
-def matmul_dot(a: np.ndarray, w: np.ndarray, out: np.ndarray, parallel=False) -> None:
-    """out (M, N) = a (M, K) @ wᵀ, w (N, K) and a with contiguous rows, out C-contiguous.
-    ``parallel``: the rows of w split over bptt's threads (the same sums, bit for bit)."""
-    if parallel:
-        _dot_par(a, w, out, compiled_threads())
-    else:
-        _dot_jit(a, w, out)
 
 
 def _rows_contiguous(*arrays: np.ndarray) -> bool:

@@ -20,6 +20,10 @@ assumed. The kinds (``kind``) and their routes:
                      (and, in the LSTM's compiled loop, the batch rows of the gate kernel)
            dot       for one to three rows (B < 4): dot products with w's rows, compiled
            dot_mt    the same with the rows of w split over the threads
+    step1  a whole step at T = 1 and B <= 3 (generation, streaming; functional/fast/_step.py),
+           both products (B, D) @ (D, G*H) and (B, H) @ (H, G*H) and the gates in one call
+           fused     on one thread
+           fused_mt  the weight rows split over the threads, in one parallel region
     dw     the weight gradients Σ_t g_t x_tᵀ over all steps, g (T*B, N), x (T*B, K)
            gx        (N, T*B) @ (T*B, K) = g.T @ x
            xg        ((K, T*B) @ (T*B, N)).T = (x.T @ g).T, the other orientation

@@ -13,7 +13,7 @@ function, writing the same cache the sequence route writes (so the backward,
 :mod:`~bptt.functional.fast.lstm` and its siblings, is unchanged).
 
 Nothing is packed or kept between calls: the products read the weights' rows
-in place (the "dot" kernel of :mod:`~bptt.functional.fast._gemm`; at one to three
+in place (the kernel of :mod:`~bptt.functional.fast._dot`; at one to three
 rows, packing would buy no reuse), so a weight changed in place by an optimizer,
 ``load_state_dict`` or the user is read as it is at the next step, and a new
 array in ``params`` is simply passed in. With several threads the weight rows
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional.fast import _fused, _gemm, _routes
+from bptt.functional.fast import _dot, _fused, _routes
 from bptt.functional.fast._jit import JIT, numba
 from bptt.functional.fast._threads import compiled_threads, get_num_threads
 from bptt.functional.fast._workspace import cell_cache
@@ -45,8 +45,8 @@ if numba is not None:
         """zx[:, n0:n1] = x @ w_ih[n0:n1]ᵀ + b_ih, zh[:, n0:n1] = h @ w_hh[n0:n1]ᵀ + b_hh.
 
         A bias of length 0 is absent."""
-        _gemm._dot_rows(x, w_ih, zx, n0, n1)
-        _gemm._dot_rows(h, w_hh, zh, n0, n1)
+        _dot._dot_rows(x, w_ih, zx, n0, n1)
+        _dot._dot_rows(h, w_hh, zh, n0, n1)
         for b in range(zx.shape[0]):
             if b_ih.shape[0]:
                 for n in range(n0, n1):
@@ -65,9 +65,9 @@ if numba is not None:
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
     def _products_par(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, chunks):
-        """_products with the weight rows split into ``chunks`` (_gemm.dot_span), one region."""
+        """_products with the weight rows split into ``chunks`` (_dot.dot_span), one region."""
         for j in numba.prange(chunks):
-            n0, n1 = _gemm.dot_span(w_ih.shape[0], j, chunks)
+            n0, n1 = _dot.dot_span(w_ih.shape[0], j, chunks)
             _products(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, n0, n1)
 
     @_jit
