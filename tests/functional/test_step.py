@@ -132,3 +132,28 @@ def test_two_threads_give_the_numbers_of_one_bit_for_bit(cell, monkeypatch) -> N
     with forced(False):
         one = run(cell, *args, workspace={})
     assert_close(two, one, 0.0, f"{cell} threads 2 vs 1")
+
+
+def test_the_step_probe_compares_typical_rounds_not_the_luckiest(monkeypatch) -> None:
+    """A route fast once and slow otherwise (a parallel region waiting on a busy core) loses
+    to a steady one for kind step1; the other kinds keep comparing the fastest rounds."""
+    clock = [0.0]
+    monkeypatch.setattr(_routes.time, "perf_counter", lambda: clock[0])
+    calls = {"steady": 0, "lucky": 0}
+
+    def route(name, cost):
+        def run(n):
+            for _ in range(n):
+                calls[name] += 1
+                clock[0] += cost(calls[name])
+
+        return run
+
+    runs = {
+        "steady": route("steady", lambda i: 1e-3),
+        "lucky": route("lucky", lambda i: 1e-4 if i == 3 else 1e-2),  # the first timed call
+    }
+    lucky, typical = _routes.probe(runs), _routes.probe(runs, typical=True)
+    assert min(lucky, key=lucky.get) == "lucky"
+    assert min(typical, key=typical.get) == "steady"
+    assert "step1" in _routes.TYPICAL and "step" not in _routes.TYPICAL

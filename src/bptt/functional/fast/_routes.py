@@ -58,6 +58,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -69,7 +70,7 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 2  # bump when the routes or the probe change: old files are then ignored
+SCHEMA = 3  # bump when the routes, their kernels or the probe change: old files are then ignored
 ROUTES = {
     "proj": ("packed", "blas", "dot"),
     "dx": ("packed", "blas", "dot"),
@@ -82,6 +83,11 @@ PROBE_MIN_ROWS = 256  # ... but keeps at least this many rows of the long side
 PROBE_ROUNDS = 5  # each route is timed this many times, alternating; the fastest counts
 PROBE_BUDGET = 0.1  # seconds of timed rounds per probe; at least 2 rounds run
 MARGIN = 1.05  # another route must beat the default by 5% to replace it: no flip-flop on noise
+# Kinds whose probe compares each route's median round, not its fastest: a whole step called
+# once per symbol from Python, where a parallel region waits on a descheduled thread whenever
+# another process holds a core (measured on a shared 2-core machine: 17 µs a call when the
+# other core was free, 15-18 ms when it was not); the fastest round would hide that.
+TYPICAL = ("step1",)
 
 _memory: dict[str, str] = {}  # entry -> route, for this process
 _loaded_key: str | None = None  # the machine key the memory belongs to
@@ -283,7 +289,7 @@ def _choose(kind, dtype, M, K, N, candidates, applies) -> str:
         _log.setdefault(entry, {"route": route, "source": "cache"})
         return route
     runs = candidates()
-    times = probe({r: runs[r] for r in applies})
+    times = probe({r: runs[r] for r in applies}, typical=kind in TYPICAL)
     route = min(times, key=times.get)
     if times[applies[0]] <= MARGIN * times[route]:  # a tie keeps the default
         route = applies[0]
@@ -294,11 +300,12 @@ def _choose(kind, dtype, M, K, N, candidates, applies) -> str:
     return route
 
 
-def probe(runs: dict[str, Callable[[int], object]]) -> dict[str, float]:
+def probe(runs: dict[str, Callable[[int], object]], typical: bool = False) -> dict[str, float]:
     """Seconds per call of each route; ``run(n)`` makes n calls. Each route is warmed
     (twice: compiled code, pools, first-touch pages), then timed in PROBE_ROUNDS
     alternating rounds of enough calls to last about 0.3 ms (fewer rounds once they
-    have taken PROBE_BUDGET seconds); the fastest round counts."""
+    have taken PROBE_BUDGET seconds); the fastest round counts, or with ``typical`` the
+    median round."""
     reps = {}
     for name, run in runs.items():
         run(1)
@@ -306,7 +313,7 @@ def probe(runs: dict[str, Callable[[int], object]]) -> dict[str, float]:
         run(1)
         once = time.perf_counter() - t0
         reps[name] = max(1, min(64, int(3e-4 / max(once, 1e-7))))
-    best = dict.fromkeys(runs, float("inf"))
+    rounds: dict[str, list[float]] = {name: [] for name in runs}
     start = time.perf_counter()
     for k in range(PROBE_ROUNDS):
         if k >= 2 and time.perf_counter() - start > PROBE_BUDGET:
@@ -314,8 +321,9 @@ def probe(runs: dict[str, Callable[[int], object]]) -> dict[str, float]:
         for name, run in runs.items():
             t0 = time.perf_counter()
             run(reps[name])
-            best[name] = min(best[name], (time.perf_counter() - t0) / reps[name])
-    return best
+            rounds[name].append((time.perf_counter() - t0) / reps[name])
+    pick = statistics.median if typical else min
+    return {name: pick(ts) for name, ts in rounds.items()}
 
 
 def probe_rows(M: int, K: int, N: int) -> int:
