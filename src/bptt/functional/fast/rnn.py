@@ -21,7 +21,7 @@ def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinea
     """
     weights = (weight_ih, weight_hh, bias_ih, bias_hh)
     if _step.applies(x, mask, weights):  # T = 1, B <= 3 (generation, streaming): one compiled call
-        return _step.rnn_forward(x, state, weights, nonlinearity, workspace)
+        return _step.rnn_forward(x, state, weights, workspace, nonlinearity)
     (h0,) = state
     B, T, _ = x.shape
     H = weight_hh.shape[0]
