@@ -237,38 +237,39 @@ def project(a: np.ndarray, w: np.ndarray, out: np.ndarray, kind: str = "proj") -
     """out (M, N) = a (M, K) @ wᵀ over all steps at once, by the measured route; returns it.
 
     ``kind`` names the product for the route probe: "proj" (the input projection)
-    or "dx" (∂E/∂x). Routes: "blas" (np.matmul), "packed" (pack w, the compiled
-    kernel) or, for one to three rows, "dot" (w's rows read in place); the compiled
-    ones split their columns over the threads when there are several.
+    or "dx" (∂E/∂x). Routes: "blas" (np.matmul, BLAS at bptt's thread count),
+    "packed" (pack w, the compiled kernel) or, for one to three rows, "dot" (w's rows
+    read in place), each on one thread or, as "packed_mt" and "dot_mt", with the
+    columns split over bptt's threads: whether the threads pay is measured, not assumed.
     """
     (M, K), N = a.shape, w.shape[0]
+    mt = get_num_threads() > 1 and compiled_threads() > 1
     if usable(w.dtype, N, M) and _rows_contiguous(a):
-        applies = ("packed", "blas")
+        applies = ("packed", "blas", *(("packed_mt",) if mt else ()))
     elif dot_usable(w.dtype, M) and _rows_contiguous(a, w) and w.flags.c_contiguous:
-        applies = ("blas", "dot")
+        applies = ("blas", "dot", *(("dot_mt",) if mt else ()))
     else:
         applies = ("blas",)
 
-    def run(route, a_r, out_r, par):
-        if route == "packed":
-            matmul_packed(a_r, pack(w), out_r, par)
-        elif route == "dot":
-            matmul_dot(a_r, w, out_r, par)
+    def run(route, a_r, out_r):
+        if route.startswith("packed"):
+            matmul_packed(a_r, pack(w), out_r, route == "packed_mt")
+        elif route.startswith("dot"):
+            matmul_dot(a_r, w, out_r, route == "dot_mt")
         else:
             np.matmul(a_r, w.T, out=out_r)
 
     def candidates():
         rows = _routes.probe_rows(M, K, N)
         a_p, out_p = a[:rows], np.empty((rows, N), dtype=out.dtype)  # (rows, N)
-        par = compiled_threads() > 1
 
         def runs(route):
-            return lambda n: [run(route, a_p, out_p, par) for _ in range(n)]
+            return lambda n: [run(route, a_p, out_p) for _ in range(n)]
 
         return {r: runs(r) for r in applies}
 
     route = _routes.choose(kind, w.dtype, M, K, N, candidates, applies)
-    run(route, a, out, route != "blas" and get_num_threads() > 1 and compiled_threads() > 1)
+    run(route, a, out)
     return route
 
 

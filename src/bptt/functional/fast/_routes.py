@@ -6,11 +6,11 @@ build and kernel, the thread count and the shape, so it is measured, not
 assumed. The kinds (``kind``) and their routes:
 
     proj   the input projection (T*B, D) @ (D, G*H), all steps at once
-           packed    bptt's compiled kernel (functional/fast/_gemm.py), weight packed first,
-                     its columns split over the threads when there are several
-           blas      np.matmul
+           packed    bptt's compiled kernel (functional/fast/_gemm.py), weight packed first
+           blas      np.matmul, BLAS at bptt's thread count
            dot       for one to three rows (T*B < 4): a compiled loop of dot products with
-                     w's rows in place, split over the threads when there are several
+                     w's rows in place (functional/fast/_dot.py)
+           packed_mt, dot_mt  the same with the columns split over the threads
     dx     ∂E/∂x = (T*B, G*H) @ (G*H, D): the same routes as proj
     step   one step's recurrent product, (B, H) @ (H, G*H) forward, (B, G*H) @ (G*H, H) back
            blas      np.matmul, BLAS at one thread
@@ -70,10 +70,10 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 3  # bump when the routes, their kernels or the probe change: old files are then ignored
+SCHEMA = 4  # bump when the routes, their kernels or the probe change: old files are then ignored
 ROUTES = {
-    "proj": ("packed", "blas", "dot"),
-    "dx": ("packed", "blas", "dot"),
+    "proj": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
+    "dx": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
     "step": ("packed", "blas", "packed_mt", "blas_mt", "dot", "dot_mt"),
     "step1": ("fused", "fused_mt"),
     "dw": ("gx", "xg"),
@@ -83,11 +83,11 @@ PROBE_MIN_ROWS = 256  # ... but keeps at least this many rows of the long side
 PROBE_ROUNDS = 5  # each route is timed this many times, alternating; the fastest counts
 PROBE_BUDGET = 0.1  # seconds of timed rounds per probe; at least 2 rounds run
 MARGIN = 1.05  # another route must beat the default by 5% to replace it: no flip-flop on noise
-# Kinds whose probe compares each route's median round, not its fastest: a whole step called
-# once per symbol from Python, where a parallel region waits on a descheduled thread whenever
-# another process holds a core (measured on a shared 2-core machine: 17 µs a call when the
-# other core was free, 15-18 ms when it was not); the fastest round would hide that.
-TYPICAL = ("step1",)
+# Kinds whose probe compares each route's median round, not its fastest: where a route may run
+# a parallel region, it waits on a descheduled thread whenever another process holds a core
+# (measured on a shared 2-core machine: a step at T = 1 took 17 µs a call when the other core
+# was free, 15-18 ms when it was not); the fastest round would hide that.
+TYPICAL = ("step1", "proj", "dx")
 
 _memory: dict[str, str] = {}  # entry -> route, for this process
 _loaded_key: str | None = None  # the machine key the memory belongs to
