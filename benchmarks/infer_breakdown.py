@@ -1,6 +1,6 @@
 """Where an LSTM layer's inference time goes: the whole forward beside its parts, timed alone.
 
-    python benchmarks/infer_breakdown.py a c        # configs of rnn_speed.py: a, b, c
+    python benchmarks/infer_breakdown.py a c e      # configs of rnn_speed.py: a, b, c, e
 
 Prints, per config, the best time of ``layer.forward(x, training=False)`` and of
 its parts with the same shapes, one BLAS thread: the input projections
@@ -27,7 +27,12 @@ from _timing import call_times
 from bptt.functional.fast._fused import lstm_step_forward
 from bptt.functional.fast._gemm import StepProduct, project
 
-CONFIGS = {"a": (32, 100, 128, 128, 1), "b": (64, 100, 512, 512, 1), "c": (16, 200, 64, 256, 2)}
+CONFIGS = {
+    "a": (32, 100, 128, 128, 1),
+    "b": (64, 100, 512, 512, 1),
+    "c": (16, 200, 64, 256, 2),
+    "e": (1, 50, 256, 256, 1),
+}
 
 
 def best_ms(fn, reps: int) -> float:
@@ -78,9 +83,9 @@ def breakdown(name: str) -> str:
         w_ih, w_hh = layer.params[f"weight_ih_l{l}"], layer.params[f"weight_hh_l{l}"]
         for k, v in layer_parts(B, T, D if l == 0 else H, H, w_ih, w_hh, reps, rng).items():
             parts[k] = parts.get(k, 0.0) + v
-    shown = ", ".join(f"{k} {v:.1f}" for k, v in parts.items())
+    shown = ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
     rest = whole - sum(parts.values())
-    return f"lstm-{name} inference: forward {whole:.1f} ms = {shown}, rest {rest:.1f}"
+    return f"lstm-{name} inference: forward {whole:.2f} ms = {shown}, rest {rest:.2f}"
 
 
 if __name__ == "__main__":

@@ -47,9 +47,9 @@ def count_probes(monkeypatch) -> list[dict]:
     seen: list[dict] = []
     real = _routes.probe
 
-    def spy(runs):
+    def spy(runs, **options):
         seen.append(runs)
-        return real(runs)
+        return real(runs, **options)
 
     monkeypatch.setattr(_routes, "probe", spy)
     return seen

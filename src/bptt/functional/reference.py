@@ -80,9 +80,10 @@ def check_cell(
     if getattr(x, "ndim", None) != 3:
         raise BpttError(f"{cell} input must be (B, T, D), got shape {np.shape(x)}")
     B, T, D = x.shape
-    if weight_hh.ndim != 2 or weight_hh.shape[0] != gates * weight_hh.shape[1]:
+    hh = weight_hh.shape
+    if len(hh) != 2 or hh[0] != gates * hh[1]:
         raise BpttError(f"{cell} weight_hh must be ({G}H, H), got {weight_hh.shape}")
-    H = weight_hh.shape[1]
+    H = hh[1]
     if weight_ih.shape != (gates * H, D):
         if weight_ih.ndim == 2 and weight_ih.shape[0] == gates * H:
             raise BpttError(
@@ -99,7 +100,7 @@ def check_cell(
             f"{cell} state must be a tuple ({', '.join(names)}), got {type(state).__name__}"
         )
     for name, s in zip(names, state, strict=True):
-        if np.shape(s) != (B, H):
+        if getattr(s, "shape", None) != (B, H) and np.shape(s) != (B, H):  # arrays, then lists
             raise BpttError(f"{cell} {name} must be (B, H) = {(B, H)}, got {np.shape(s)}")
     if mask is not None and np.shape(mask) != (B, T):
         raise BpttError(f"{cell} mask must be (B, T) = {(B, T)}, got {np.shape(mask)}")

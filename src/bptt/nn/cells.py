@@ -18,6 +18,7 @@ of comparing names.
 from __future__ import annotations
 
 from bptt.errors import BpttError
+from bptt.functional.fast import _step as fast_step
 from bptt.functional.gru import gru_backward, gru_forward
 from bptt.functional.lstm import lstm_backward, lstm_forward
 from bptt.functional.rnn import NONLINEARITIES, rnn_backward, rnn_forward
@@ -36,6 +37,7 @@ class RNN(Recurrent):
     state_names = ("h0",)
     cell_forward = staticmethod(rnn_forward)
     cell_backward = staticmethod(rnn_backward)
+    cell_step = staticmethod(fast_step.rnn_forward)
 
     def _configure(self, nonlinearity: str = "tanh") -> None:
         if nonlinearity not in NONLINEARITIES:
@@ -62,6 +64,7 @@ class LSTM(Recurrent):
     carry_gate = "forget"
     cell_forward = staticmethod(lstm_forward)
     cell_backward = staticmethod(lstm_backward)
+    cell_step = staticmethod(fast_step.lstm_forward)
 
 
 class GRU(Recurrent):
@@ -81,6 +84,7 @@ class GRU(Recurrent):
     carry_gate = "update"
     cell_forward = staticmethod(gru_forward)
     cell_backward = staticmethod(gru_backward)
+    cell_step = staticmethod(fast_step.gru_forward)
 
 
 # name -> layer; a fixed table: a cell named in a file is looked up here, never imported.

@@ -58,6 +58,7 @@ from bptt.nn.layer import (
     check_rng,
     layer_dtype,
 )
+from bptt.nn.step import forward_one
 
 State = np.ndarray | tuple[np.ndarray, ...]
 
@@ -101,6 +102,7 @@ class Recurrent(Layer):
     carry_gate: str | None = None  # the gate that carries the state on (LSTM f, GRU z)
     cell_forward: Callable  # the functional forward and backward this layer runs
     cell_backward: Callable
+    cell_step: Callable  # one step at B <= 3 (bptt.nn.step), the fast route's
 
     def __init__(
         self,
@@ -201,6 +203,12 @@ class Recurrent(Layer):
 
     def _unpack(self, state: Any, B: int, what: str, allow_none_pieces: bool) -> tuple:
         """Validate a state-like structure; return a tuple of arrays (or None pieces)."""
+        pieces = (state,) if self.state_arity == 1 else state
+        shape, dtype = self._state_shape(B), self.dtype
+        if type(pieces) is tuple and len(pieces) == self.state_arity:  # the usual case, quickly
+            ok = [type(p) is np.ndarray and p.dtype == dtype and p.shape == shape for p in pieces]
+            if all(ok) and all(p.flags.c_contiguous for p in pieces):
+                return pieces
         name = type(self).__name__
         # pieces are named like torch's: h0, c0 for the state; d_hn, d_cn for its gradient
         names = self.state_names
@@ -300,7 +308,11 @@ class Recurrent(Layer):
 
         The activations :meth:`backward` needs are kept in ``self._cache``,
         replaced by each call: call ``backward`` after the forward it belongs to.
+        A single step (T = 1, B <= 3) takes :func:`bptt.nn.step.forward_one`.
         """
+        one = forward_one(self, x, state, mask, training)
+        if one is not None:
+            return one
         x = self._check_input(x)
         B, T, _ = x.shape
         mask = self._check_mask(mask, B, T)
@@ -321,7 +333,7 @@ class Recurrent(Layer):
         kwargs = self.cell_kwargs()
         reuse = self.checkpoint_steps is None  # chunked caches are made and dropped in backward
         L, K, H = self.num_layers, self.num_directions, self.hidden_size
-        finals = self._zeros(B)  # (L*K, B, H) each
+        finals = tuple(np.empty_like(s) for s in states)  # (L*K, B, H) each, every row set below
         mask_rev = None if mask is None else np.ascontiguousarray(mask[:, ::-1])  # (B, T)
         caches: list[dict] = []
         drop_masks: list[np.ndarray | None] = []

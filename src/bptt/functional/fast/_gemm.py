@@ -7,8 +7,8 @@ the arithmetic. Measured here with one thread (``python benchmarks/gemm_step.py`
 (16, 256) @ (256, 1024) runs at 58 GFLOP/s in OpenBLAS and 90 in the kernel
 below, which reads a weight packed once; (32, 128) @ (128, 512) at 69 and 88;
 (64, 512) @ (512, 2048) at 80 and 92. oneDNN's LSTM, which PyTorch uses, also
-packs its weights once; this is how we match it. At B = 1 (generation) BLAS's
-matrix-vector path is faster, so the layers keep it there.
+packs its weights once; this is how we match it. At one to three rows nothing is
+reused, and the "dot" route (:mod:`bptt.functional.fast._dot`) reads w in place.
 
 Layout: :func:`pack` turns w (N, K) into panels (N/16, K, 16): panel p holds
 columns 16p .. 16p+15 of wᵀ, one row of 16 per k, so the kernel reads each
@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional.fast import _routes
+from bptt.functional.fast._dot import _dot_par, _dot_rows, dot_usable, matmul_dot
 from bptt.functional.fast._jit import JIT, numba
 from bptt.functional.fast._threads import compiled_threads, get_num_threads, step_threads
 
@@ -185,54 +186,6 @@ if numba is not None:
             for r_start in range(0, M, ROW_BLOCK):
                 _panel_rows(a, panels, out, r_start, min(M, r_start + ROW_BLOCK), p)
 
-    # The "dot" route, for one to three rows: out[m, n] = a[m] · w[n], w's rows read in
-    # place (no packing), four rows of w at a time so four sums hide the FMA latency.
-    # Each sum's order depends only on K, never on which thread computes it.
-
-    _fast_sums = {"reassoc", "contract"}  # vector partial sums over k, FMAs
-
-    @numba.njit(cache=True, boundscheck=False, nogil=True, fastmath=_fast_sums)
-    def _dot_rows(a, w, out, n0, n1):
-        """out[:, n0:n1] = a (M, K) @ w[n0:n1]ᵀ, w (N, K) with contiguous rows."""
-        M, K = a.shape
-        zero = out.dtype.type(0)
-        for m in range(M):
-            n = n0
-            while n + 4 <= n1:
-                s0 = s1 = s2 = s3 = zero
-                for k in range(K):
-                    v = a[m, k]
-                    s0 += v * w[n, k]
-                    s1 += v * w[n + 1, k]
-                    s2 += v * w[n + 2, k]
-                    s3 += v * w[n + 3, k]
-                out[m, n], out[m, n + 1], out[m, n + 2], out[m, n + 3] = s0, s1, s2, s3
-                n += 4
-            while n < n1:
-                s = zero
-                for k in range(K):
-                    s += a[m, k] * w[n, k]
-                out[m, n] = s
-                n += 1
-
-    @numba.njit(cache=True, boundscheck=False, nogil=True)
-    def _dot_jit(a, w, out):
-        _dot_rows(a, w, out, 0, w.shape[0])
-
-    @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
-    def _dot_par(a, w, out, chunks):
-        """_dot_jit with the rows of w (columns of out) split into ``chunks`` runs of 4s."""
-        N = w.shape[0]
-        quads = (N + 3) // 4  # chunks start at multiples of 4, as the one-thread walk does
-        for j in numba.prange(chunks):
-            _dot_rows(
-                a,
-                w,
-                out,
-                min(N, 4 * (j * quads // chunks)),
-                min(N, 4 * ((j + 1) * quads // chunks)),
-            )
-
     def _step_product(a, panels, rows, out):  # pragma: no cover - the overload replaces it
         """out = a @ wᵀ inside a compiled loop: by ``rows`` (w) if it has rows, else ``panels``."""
 
@@ -276,20 +229,6 @@ def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray, parallel=F
         _matmul_packed_jit(a, panels, out)
 
 
-def dot_usable(dtype, rows: int) -> bool:
-    """True when the compiled "dot" route applies: float32 or float64, one to three rows."""
-    return JIT and dtype in (np.float32, np.float64) and 1 <= rows < 4
-
-
-def matmul_dot(a: np.ndarray, w: np.ndarray, out: np.ndarray, parallel=False) -> None:
-    """out (M, N) = a (M, K) @ wᵀ, w (N, K) and a with contiguous rows, out C-contiguous.
-    ``parallel``: the rows of w split over bptt's threads (the same sums, bit for bit)."""
-    if parallel:
-        _dot_par(a, w, out, compiled_threads())
-    else:
-        _dot_jit(a, w, out)
-
-
 def _rows_contiguous(*arrays: np.ndarray) -> bool:
     return all(x.strides[-1] == x.itemsize for x in arrays)
 
@@ -298,38 +237,39 @@ def project(a: np.ndarray, w: np.ndarray, out: np.ndarray, kind: str = "proj") -
     """out (M, N) = a (M, K) @ wᵀ over all steps at once, by the measured route; returns it.
 
     ``kind`` names the product for the route probe: "proj" (the input projection)
-    or "dx" (∂E/∂x). Routes: "blas" (np.matmul), "packed" (pack w, the compiled
-    kernel) or, for one to three rows, "dot" (w's rows read in place); the compiled
-    ones split their columns over the threads when there are several.
+    or "dx" (∂E/∂x). Routes: "blas" (np.matmul, BLAS at bptt's thread count),
+    "packed" (pack w, the compiled kernel) or, for one to three rows, "dot" (w's rows
+    read in place), each on one thread or, as "packed_mt" and "dot_mt", with the
+    columns split over bptt's threads: whether the threads pay is measured, not assumed.
     """
     (M, K), N = a.shape, w.shape[0]
+    mt = get_num_threads() > 1 and compiled_threads() > 1
     if usable(w.dtype, N, M) and _rows_contiguous(a):
-        applies = ("packed", "blas")
+        applies = ("packed", "blas", *(("packed_mt",) if mt else ()))
     elif dot_usable(w.dtype, M) and _rows_contiguous(a, w) and w.flags.c_contiguous:
-        applies = ("blas", "dot")
+        applies = ("blas", "dot", *(("dot_mt",) if mt else ()))
     else:
         applies = ("blas",)
 
-    def run(route, a_r, out_r, par):
-        if route == "packed":
-            matmul_packed(a_r, pack(w), out_r, par)
-        elif route == "dot":
-            matmul_dot(a_r, w, out_r, par)
+    def run(route, a_r, out_r):
+        if route.startswith("packed"):
+            matmul_packed(a_r, pack(w), out_r, route == "packed_mt")
+        elif route.startswith("dot"):
+            matmul_dot(a_r, w, out_r, route == "dot_mt")
         else:
             np.matmul(a_r, w.T, out=out_r)
 
     def candidates():
         rows = _routes.probe_rows(M, K, N)
         a_p, out_p = a[:rows], np.empty((rows, N), dtype=out.dtype)  # (rows, N)
-        par = compiled_threads() > 1
 
         def runs(route):
-            return lambda n: [run(route, a_p, out_p, par) for _ in range(n)]
+            return lambda n: [run(route, a_p, out_p) for _ in range(n)]
 
         return {r: runs(r) for r in applies}
 
     route = _routes.choose(kind, w.dtype, M, K, N, candidates, applies)
-    run(route, a, out, route != "blas" and get_num_threads() > 1 and compiled_threads() > 1)
+    run(route, a, out)
     return route
 
 

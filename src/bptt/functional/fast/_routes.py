@@ -6,11 +6,11 @@ build and kernel, the thread count and the shape, so it is measured, not
 assumed. The kinds (``kind``) and their routes:
 
     proj   the input projection (T*B, D) @ (D, G*H), all steps at once
-           packed    bptt's compiled kernel (functional/fast/_gemm.py), weight packed first,
-                     its columns split over the threads when there are several
-           blas      np.matmul
+           packed    bptt's compiled kernel (functional/fast/_gemm.py), weight packed first
+           blas      np.matmul, BLAS at bptt's thread count
            dot       for one to three rows (T*B < 4): a compiled loop of dot products with
-                     w's rows in place, split over the threads when there are several
+                     w's rows in place (functional/fast/_dot.py)
+           packed_mt, dot_mt  the same with the columns split over the threads
     dx     ∂E/∂x = (T*B, G*H) @ (G*H, D): the same routes as proj
     step   one step's recurrent product, (B, H) @ (H, G*H) forward, (B, G*H) @ (G*H, H) back
            blas      np.matmul, BLAS at one thread
@@ -20,6 +20,10 @@ assumed. The kinds (``kind``) and their routes:
                      (and, in the LSTM's compiled loop, the batch rows of the gate kernel)
            dot       for one to three rows (B < 4): dot products with w's rows, compiled
            dot_mt    the same with the rows of w split over the threads
+    step1  a whole step at T = 1 and B <= 3 (generation, streaming; functional/fast/_step.py),
+           both products (B, D) @ (D, G*H) and (B, H) @ (H, G*H) and the gates in one call
+           fused     on one thread
+           fused_mt  the weight rows split over the threads, in one parallel region
     dw     the weight gradients Σ_t g_t x_tᵀ over all steps, g (T*B, N), x (T*B, K)
            gx        (N, T*B) @ (T*B, K) = g.T @ x
            xg        ((K, T*B) @ (T*B, N)).T = (x.T @ g).T, the other orientation
@@ -54,6 +58,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -65,11 +70,12 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 2  # bump when the routes or the probe change: old files are then ignored
+SCHEMA = 4  # bump when the routes, their kernels or the probe change: old files are then ignored
 ROUTES = {
-    "proj": ("packed", "blas", "dot"),
-    "dx": ("packed", "blas", "dot"),
+    "proj": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
+    "dx": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
     "step": ("packed", "blas", "packed_mt", "blas_mt", "dot", "dot_mt"),
+    "step1": ("fused", "fused_mt"),
     "dw": ("gx", "xg"),
 }
 PROBE_FLOPS = 2e8  # one probe call does about this much work (a few ms) ...
@@ -77,6 +83,11 @@ PROBE_MIN_ROWS = 256  # ... but keeps at least this many rows of the long side
 PROBE_ROUNDS = 5  # each route is timed this many times, alternating; the fastest counts
 PROBE_BUDGET = 0.1  # seconds of timed rounds per probe; at least 2 rounds run
 MARGIN = 1.05  # another route must beat the default by 5% to replace it: no flip-flop on noise
+# Kinds whose probe compares each route's median round, not its fastest: where a route may run
+# a parallel region, it waits on a descheduled thread whenever another process holds a core
+# (measured on a shared 2-core machine: a step at T = 1 took 17 µs a call when the other core
+# was free, 15-18 ms when it was not); the fastest round would hide that.
+TYPICAL = ("step1", "proj", "dx")
 
 _memory: dict[str, str] = {}  # entry -> route, for this process
 _loaded_key: str | None = None  # the machine key the memory belongs to
@@ -278,7 +289,7 @@ def _choose(kind, dtype, M, K, N, candidates, applies) -> str:
         _log.setdefault(entry, {"route": route, "source": "cache"})
         return route
     runs = candidates()
-    times = probe({r: runs[r] for r in applies})
+    times = probe({r: runs[r] for r in applies}, typical=kind in TYPICAL)
     route = min(times, key=times.get)
     if times[applies[0]] <= MARGIN * times[route]:  # a tie keeps the default
         route = applies[0]
@@ -289,11 +300,12 @@ def _choose(kind, dtype, M, K, N, candidates, applies) -> str:
     return route
 
 
-def probe(runs: dict[str, Callable[[int], object]]) -> dict[str, float]:
+def probe(runs: dict[str, Callable[[int], object]], typical: bool = False) -> dict[str, float]:
     """Seconds per call of each route; ``run(n)`` makes n calls. Each route is warmed
     (twice: compiled code, pools, first-touch pages), then timed in PROBE_ROUNDS
     alternating rounds of enough calls to last about 0.3 ms (fewer rounds once they
-    have taken PROBE_BUDGET seconds); the fastest round counts."""
+    have taken PROBE_BUDGET seconds); the fastest round counts, or with ``typical`` the
+    median round."""
     reps = {}
     for name, run in runs.items():
         run(1)
@@ -301,7 +313,7 @@ def probe(runs: dict[str, Callable[[int], object]]) -> dict[str, float]:
         run(1)
         once = time.perf_counter() - t0
         reps[name] = max(1, min(64, int(3e-4 / max(once, 1e-7))))
-    best = dict.fromkeys(runs, float("inf"))
+    rounds: dict[str, list[float]] = {name: [] for name in runs}
     start = time.perf_counter()
     for k in range(PROBE_ROUNDS):
         if k >= 2 and time.perf_counter() - start > PROBE_BUDGET:
@@ -309,8 +321,9 @@ def probe(runs: dict[str, Callable[[int], object]]) -> dict[str, float]:
         for name, run in runs.items():
             t0 = time.perf_counter()
             run(reps[name])
-            best[name] = min(best[name], (time.perf_counter() - t0) / reps[name])
-    return best
+            rounds[name].append((time.perf_counter() - t0) / reps[name])
+    pick = statistics.median if typical else min
+    return {name: pick(ts) for name, ts in rounds.items()}
 
 
 def probe_rows(M: int, K: int, N: int) -> int:

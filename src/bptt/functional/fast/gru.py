@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bptt.functional.fast import _step
 from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
 from bptt.functional.fast._time_loops import gru_backward_steps, gru_forward_steps
@@ -19,6 +20,9 @@ def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspac
     Its cache holds, time-major, ``"h"`` (T+1, B, H), ``"gates"`` (T, B, 3H) the gate
     values r_t, z_t, n_t after their activations, and ``"hn"`` (T, B, H) c_t^n.
     """
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    if _step.applies(x, mask, weights):  # T = 1, B <= 3 (generation, streaming): one compiled call
+        return _step.gru_forward(x, state, weights, workspace)
     (h0,) = state
     B, T, _ = x.shape
     H = weight_hh.shape[1]
@@ -39,7 +43,6 @@ def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspac
     gru_forward_steps(recurrent, a, c, bias_hh, h, real, gates, hn)
 
     outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
-    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
     cache = cell_cache(m, real, weights, workspace, x_tm=x_tm, h=h, gates=gates, hn=hn)
     return outputs, (h[T].copy(),), cache
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.errors import BpttError
+from bptt.functional.fast import _step
 from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
 from bptt.functional.fast._jit import tell_slow_path
@@ -24,6 +25,9 @@ def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspa
     the step computed and threw away.
     """
     h0, c0 = state
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    if _step.applies(x, mask, weights):  # T = 1, B <= 3 (generation, streaming): one compiled call
+        return _step.lstm_forward(x, state, weights, workspace)
     tell_slow_path()  # once, and only without numba
     B, T, D = x.shape
     H = weight_hh.shape[1]
@@ -56,7 +60,6 @@ def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspa
     lstm_forward_steps(recurrent, gates, rec, bias, h, c, tanh_c, real)
 
     outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
-    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
     cache = cell_cache(m, real, weights, workspace, xh=xh, h=h, c=c, gates=gates, tanh_c=tanh_c)
     return outputs, (h[T].copy(), c[T].copy()), cache
 

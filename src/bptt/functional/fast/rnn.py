@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bptt.functional.fast import _step
 from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
 from bptt.functional.fast._time_loops import rnn_backward_steps, rnn_forward_steps
@@ -18,6 +19,9 @@ def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinea
 
     Its cache holds, time-major, ``"h"`` (T+1, B, H) the states s_0 .. s_T.
     """
+    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
+    if _step.applies(x, mask, weights):  # T = 1, B <= 3 (generation, streaming): one compiled call
+        return _step.rnn_forward(x, state, weights, workspace, nonlinearity)
     (h0,) = state
     B, T, _ = x.shape
     H = weight_hh.shape[0]
@@ -37,7 +41,6 @@ def rnn_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, nonlinea
     rnn_forward_steps(recurrent, a, rec, s, real, relu)  # s_t = tanh(a_t), padding carries
 
     outputs = outputs_from(s, m)  # (B, T, H) a new array, zero at padding
-    weights = (weight_ih, weight_hh, bias_ih, bias_hh)
     cache = cell_cache(m, real, weights, workspace, x_tm=x_tm, h=s, nonlinearity=nonlinearity)
     return outputs, (s[T].copy(),), cache
 
