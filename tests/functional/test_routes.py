@@ -235,14 +235,15 @@ def test_dot_routes_for_few_rows_give_the_same_float64_numbers(monkeypatch, cell
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dot_on_two_threads_equals_dot_on_one_bit_for_bit(monkeypatch, cell, dtype) -> None:
-    """dot_mt splits the rows of w (H = 18: 4*H is no multiple of 8); each sum is the same."""
-    monkeypatch.setenv("BPTT_ROUTES", "proj=dot,step=dot")
+    """dot_mt splits the rows of w (H = 18: 4*H is no multiple of 8); each sum is the same.
+    ∂E/∂x's route is forced too: left to the probe, two threads may pick another route."""
+    monkeypatch.setenv("BPTT_ROUTES", "proj=dot,step=dot,dx=dot")
     _threads.set_num_threads(1)
     one = layer_results(cell, dtype, B=2, T=10, H=18)
     _threads.set_num_threads(2)
     if _threads.compiled_threads() < 2:
         pytest.skip("numba's pool has one thread here (NUMBA_NUM_THREADS=1)")
-    monkeypatch.setenv("BPTT_ROUTES", "proj=dot,step=dot_mt")
+    monkeypatch.setenv("BPTT_ROUTES", "proj=dot,step=dot_mt,dx=dot")
     two = layer_results(cell, dtype, B=2, T=10, H=18)
     for k, (p, q) in enumerate(zip(two, one, strict=True)):
         np.testing.assert_array_equal(p, q, err_msg=f"result {k}")
