@@ -142,18 +142,29 @@ if numba is not None:
 
         return tile
 
-    _tile6, _tile4, _tile2, _tile1 = (_make_tile(r) for r in (6, 4, 2, 1))
+    _tile6, _tile4, _tile3, _tile2, _tile1 = (_make_tile(r) for r in (6, 4, 3, 2, 1))
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _panel_rows(a, panels, out, r_start, r_end, p):
-        """out[r_start:r_end, 16p:16p+16] = a[r_start:r_end] @ panel p, tiles of 6, 4, 2, 1 rows."""
+        """out[r_start:r_end, 16p:16p+16] = a[r_start:r_end] @ panel p, tiles of 6, 4, 3, 2, 1 rows.
+
+        A tile of r rows keeps 2r sums in flight; an FMA's latency (4 cycles, 2 a cycle)
+        needs 8 to keep the units busy, so 2 rows run at half speed: 8 = 4 + 4, not 6 + 2.
+        Measured (one thread, Zen 4): (32, 128) @ (128, 512) in 0.96-0.98 of the time,
+        (9, 128) @ (128, 512) in 0.73. Every sum runs over k in order whatever the tile."""
         r = r_start
-        while r + 6 <= r_end:
+        sixes = (r_end - r_start) // 6
+        if sixes and (r_end - r_start) % 6 == 2:
+            sixes -= 1  # ... + 6 + 2 -> ... + 4 + 4
+        for _ in range(sixes):
             _tile6(a, panels, out, r, p)
             r += 6
         while r + 4 <= r_end:
             _tile4(a, panels, out, r, p)
             r += 4
+        if r + 3 <= r_end:
+            _tile3(a, panels, out, r, p)
+            r += 3
         while r + 2 <= r_end:
             _tile2(a, panels, out, r, p)
             r += 2
