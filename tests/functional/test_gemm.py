@@ -20,7 +20,8 @@ from bptt.functional.fast import _gemm
 
 compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT set")
 
-SHAPES = [(1, 5, 16), (5, 3, 32), (7, 128, 512), (13, 1, 48), (16, 256, 1024), (23, 64, 64)]
+SHAPES = [(1, 5, 16), (5, 3, 32), (7, 128, 512), (9, 7, 16), (13, 1, 48), (16, 256, 1024)]
+SHAPES += [(23, 64, 64), (32, 128, 512)]  # 32 rows: tiles 6 6 6 6 4 4; 9: 6 3
 
 
 def reference(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -43,6 +44,22 @@ def test_packed_product_matches_float64(shape, transposed) -> None:
     _gemm.matmul_packed(a, _gemm.pack(w), out)
     exact, scale = reference(a, w)
     assert np.all(np.abs(out - exact) <= 4 * K * np.finfo(np.float32).eps * scale + 1e-30)
+
+
+@compiled
+@pytest.mark.parametrize("M", [2, 3, 8, 9, 14, 32, 33, 50])
+def test_packed_rows_do_not_depend_on_their_tile(M) -> None:
+    """Each row's sums run over k in order whatever tile holds the row: a row alone
+    (a one-row tile) equals, bit for bit, the same row inside M rows."""
+    rng = np.random.default_rng(M)
+    a = rng.standard_normal((M, 37)).astype(np.float32)  # (M, K)
+    panels = _gemm.pack(rng.standard_normal((32, 37)).astype(np.float32))  # (2, K, 16)
+    together = np.empty((M, 32), dtype=np.float32)  # (M, N)
+    _gemm.matmul_packed(a, panels, together)
+    alone = np.empty((1, 32), dtype=np.float32)  # (1, N)
+    for r in range(M):
+        _gemm.matmul_packed(a[r : r + 1], panels, alone)
+        np.testing.assert_array_equal(together[r], alone[0], err_msg=f"row {r} of {M}")
 
 
 @compiled

@@ -254,7 +254,7 @@ def test_dot_on_two_threads_equals_dot_on_one_bit_for_bit(monkeypatch, cell, dty
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
 def test_packed_on_two_threads_equals_packed_on_one_bit_for_bit(monkeypatch, cell, masked) -> None:
     """The compiled kernels split columns and rows over threads; each number is the same sum."""
-    B, T, D, H = 7, 12, 7, 32  # 7 rows: two row chunks of unequal size, tiles of 6 and 1
+    B, T, D, H = 9, 12, 7, 32  # 9 rows: two row shares of unequal size (4, 5), tiles 4 and 4, 1
     monkeypatch.setenv("BPTT_ROUTES", "proj=packed,dx=packed,dw=gx,step=packed")
     _threads.set_num_threads(1)
     one = layer_results(cell, np.float32, B, T, D, H, masked)

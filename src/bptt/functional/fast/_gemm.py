@@ -24,15 +24,16 @@ The sums run over k in order, so results differ from BLAS only by float32
 rounding (BLAS splits k into blocks). Used only for float32 with N a multiple
 of 16 and numba present (:func:`usable`); everything else takes ``np.matmul``.
 
-Shapes: a (M, K) with contiguous rows (any row stride), w (N, K), out (M, N)
-C-contiguous.
+Shapes: a (M, K), rows contiguous (any row stride); w (N, K); out (M, N) C-contiguous.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from bptt.functional.fast import _routes
+from bptt.functional.fast import _routes, _threads
 from bptt.functional.fast._dot import _dot_par, _dot_rows, dot_usable, matmul_dot
 from bptt.functional.fast._jit import JIT, numba
 from bptt.functional.fast._threads import compiled_threads, get_num_threads, step_threads
@@ -92,10 +93,7 @@ if numba is not None:
                 as_vec = _V8.as_pointer()
 
                 def at(base, *offsets):  # &base[sum(offsets)]
-                    total = offsets[0]
-                    for o in offsets[1:]:
-                        total = builder.add(total, o)
-                    return builder.gep(base, [total])
+                    return builder.gep(base, [functools.reduce(builder.add, offsets)])
 
                 undef = ir.Constant(_V8, ir.Undefined)
                 splat = ir.Constant(ir.VectorType(ir.IntType(32), 8), [0] * 8)
@@ -143,18 +141,23 @@ if numba is not None:
 
         return tile
 
-    _tile6, _tile4, _tile2, _tile1 = (_make_tile(r) for r in (6, 4, 2, 1))
+    _tile6, _tile4, _tile3, _tile2, _tile1 = (_make_tile(r) for r in (6, 4, 3, 2, 1))
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _panel_rows(a, panels, out, r_start, r_end, p):
-        """out[r_start:r_end, 16p:16p+16] = a[r_start:r_end] @ panel p, tiles of 6, 4, 2, 1 rows."""
-        r = r_start
-        while r + 6 <= r_end:
+        """out[r_start:r_end, 16p:16p+16] = a[r_start:r_end] @ panel p, tiles of 6, 4, 3, 2, 1 rows
+        (8 as 4 + 4: 2 rows keep too few FMAs in flight). Any tile: each sum over k in order."""
+        r, n = r_start, r_end - r_start
+        sixes = n // 6 - (1 if n % 6 == 2 and n > 6 else 0)  # ... 6 + 2 rows run as 4 + 4
+        for _ in range(sixes):
             _tile6(a, panels, out, r, p)
             r += 6
         while r + 4 <= r_end:
             _tile4(a, panels, out, r, p)
             r += 4
+        if r + 3 <= r_end:
+            _tile3(a, panels, out, r, p)
+            r += 3
         while r + 2 <= r_end:
             _tile2(a, panels, out, r, p)
             r += 2
@@ -173,18 +176,19 @@ if numba is not None:
                 _panel_rows(a, panels, out, r_start, min(M, r_start + ROW_BLOCK), p)
 
     @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
-    def _matmul_packed_par(a, panels, out):
-        """_matmul_packed_jit with the panels (16 columns of out each) split over threads.
-
-        Each element of out is the same tile's sum over k in order, so the result
-        equals the one-thread kernel's bit for bit, at any thread count."""
+    def _matmul_packed_par(a, panels, out, threads):
+        """_matmul_packed_jit, rows split over threads (as the LSTM loop splits a step's
+        product and gates); each element the same tile's sum: one thread's, bit for bit."""
         M = a.shape[0]
         if a.shape[1] == 0:
             out[:] = 0
             return
-        for p in numba.prange(panels.shape[0]):
-            for r_start in range(0, M, ROW_BLOCK):
-                _panel_rows(a, panels, out, r_start, min(M, r_start + ROW_BLOCK), p)
+        chunks = _threads.row_chunks(M, threads, ROW_BLOCK)
+        for k in numba.prange(chunks):
+            r0, r1 = _threads.share(k, chunks, M)
+            for r_start in range(r0, r1, ROW_BLOCK):
+                for p in range(panels.shape[0]):
+                    _panel_rows(a, panels, out, r_start, min(r1, r_start + ROW_BLOCK), p)
 
     def _step_product(a, panels, rows, out):  # pragma: no cover - the overload replaces it
         """out = a @ wᵀ inside a compiled loop: by ``rows`` (w) if it has rows, else ``panels``."""
@@ -214,17 +218,16 @@ if numba is not None:
             if rows.shape[0]:
                 _dot_par(a, rows, out, chunks)
             else:
-                _matmul_packed_par(a, panels, out)
+                _matmul_packed_par(a, panels, out, chunks)
 
         return impl
 
 
 def matmul_packed(a: np.ndarray, panels: np.ndarray, out: np.ndarray, parallel=False) -> None:
     """out (M, N) = a (M, K) @ wᵀ, with ``panels = pack(w)``; float32, out C-contiguous,
-    a's rows contiguous (any row stride). ``parallel``: columns split over bptt's threads."""
+    a's rows contiguous (any row stride). ``parallel``: rows split over bptt's threads."""
     if parallel:
-        compiled_threads()
-        _matmul_packed_par(a, panels, out)
+        _matmul_packed_par(a, panels, out, compiled_threads())
     else:
         _matmul_packed_jit(a, panels, out)
 
@@ -377,8 +380,8 @@ class StepProduct:
         self.w_t = w.T  # (K, N) a view
 
     def __call__(self, a: np.ndarray, out: np.ndarray) -> None:
-        if self.route == "packed_mt":  # numba's thread count was set in __init__
-            _matmul_packed_par(a, self.panels, out)
+        if self.route == "packed_mt":
+            _matmul_packed_par(a, self.panels, out, compiled_threads())
         elif self.route == "packed":
             _matmul_packed_jit(a, self.panels, out)
         elif self.compiled:

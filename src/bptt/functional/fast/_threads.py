@@ -132,3 +132,17 @@ def step_threads(route: str = "") -> Iterator[None]:
     finally:
         for lib in libs:
             lib.set_num_threads(n)
+
+
+if numba is not None:
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def share(k, chunks, M):
+        """Rows r0:r1 of M that share k of ``chunks`` takes (the shares differ by <= 1 row)."""
+        return k * M // chunks, (k + 1) * M // chunks
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def row_chunks(M, threads, block):
+        """How many shares to split M rows into: one per row ``block``, or, for a small M
+        (a step's batch), one per thread while each keeps >= 4 rows (a full tile)."""
+        return max((M + block - 1) // block, min(threads, M // 4), 1)
