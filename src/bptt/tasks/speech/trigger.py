@@ -401,5 +401,5 @@ PRESET = {
 TASK = example_task(
     sys.modules[__name__],
     "trigger",
-    "dataset data test_engine features max_examples truncate",
+    "dataset data test_engine features max_examples truncate norm augment",
 )
