@@ -35,7 +35,10 @@ trigger not yet matched; each trigger is matched at most once, so
     precision = TP / detections          recall = TP / triggers
 
 and a second detection of one trigger is a false alarm. Beside these: the
-frame (step) precision, recall and F1 of p_s >= threshold against y_s.
+frame (step) precision, recall and F1 of p_s >= threshold against y_s. A detection
+may also have to *hold*, stay above the threshold for ``hold`` steps, firing at the
+last of them (:func:`detections`); the report picks a threshold and hold on
+validation within a false-alarm budget (:func:`budget_choice`).
 
 Shapes: N samples, T frames, D features per frame, S steps (T // STACK), C = 2.
 """
