@@ -29,6 +29,29 @@ def test_split_by_speaker_is_fixed_and_numbered_variants_stay_together():
     assert [sv.split_of(s) for s in speakers] == expected
 
 
+ESPEAK_VARIANT_LISTING = "\n".join(
+    [
+        "Pty Language       Age/Gender VoiceName          File                 Other Languages",
+        " 5  variant         --/M      Mr serious         !v/Mr serious        ",
+        " 5  variant         --/M      Storm              !v/Storm             (en-us 5)",
+        " 5  variant         --/M      Two                !v/two               (en 5)(en-gb 3)",
+        " 5  variant         --/M      Klatt4             !v/klatt4            ",
+    ]
+)
+
+
+def test_espeak_variants_are_the_file_names_without_the_other_languages_column():
+    # "storm             (en-us 5)" was once read as a variant: espeak-ng said it as
+    # the accent's default voice, so "storm" was no speaker of its own.
+    found = sv.parse_espeak_variants(ESPEAK_VARIANT_LISTING)
+    assert found == ("Mr serious", "Storm", "klatt4", "two")
+
+
+@needs_espeak
+def test_installed_espeak_variants_are_single_names():
+    assert all("(" not in v and v == v.strip() for v in sv._espeak_variants())
+
+
 @needs_espeak
 def test_voice_splits_are_disjoint_by_speaker_and_cover_every_voice():
     by_split = {s: sv.voices(s) for s in sv.SPLITS}

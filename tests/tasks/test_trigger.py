@@ -117,6 +117,36 @@ def test_detections_are_matched_once_within_the_window():
     assert s["frame_f1"] == pytest.approx(2 * 7 / (9 + 24))
 
 
+def test_a_hold_drops_short_runs_and_fires_at_the_holds_last_step():
+    p = np.zeros(100)
+    p[25:30] = 0.9  # 5 steps from 25: kept by holds 1..5, fires at step 25 + hold - 1
+    p[40] = 0.8  # a 1-step blip: only hold 1 keeps it
+    p[98:] = 0.7  # 2 steps at the clip's end
+    assert tr.detections(p, 0.5) == pytest.approx([1.03, 1.63, 3.95])
+    assert tr.detections(p, 0.5, hold=2) == pytest.approx([1.07, 3.99])
+    assert tr.detections(p, 0.5, hold=3) == pytest.approx([1.11])
+    assert tr.detections(p, 0.5, hold=6) == []
+    assert tr.detections(np.zeros(0), 0.5, hold=2) == []
+
+
+def test_the_budget_choice_trades_validation_f1_for_fewer_false_alarms():
+    S = 100
+    y = np.zeros(S, dtype=np.int64)
+    y[23:35] = 1
+    p = np.zeros(S)
+    p[25:30] = 0.9  # the trigger ending at 1.0 s: a 5-step run
+    p[60] = 0.95  # a one-step false alarm on the mixed clip
+    val = tr.TriggerSplit([np.zeros((S, 1))], [y], [[1.0]], [3])
+    neg = np.zeros(S)
+    neg[10] = neg[50] = 0.99  # blips on negatives-only audio: 2 in 4 s = 30 a minute
+    t, hold, f1, fa = tr.budget_choice([p], val, [neg], S * 0.04 / 60)
+    assert hold == 2 and f1 == 1.0 and fa == 0.0  # the blips go, the trigger stays
+    assert t == 0.1  # the best F1 ties over every threshold below 0.9: the first
+    neg[10:14] = 0.99  # a 4-step false alarm no hold drops: none within the budget
+    t, hold, f1, fa = tr.budget_choice([p], val, [neg], S * 0.04 / 60)
+    assert fa == pytest.approx(15.0) and hold == 2  # the fewest false alarms
+
+
 def test_an_augmented_bank_keeps_its_words_one_by_one_and_follows_its_seed():
     bank = toy_bank()
     a = clips.augment_bank(bank, ("speed", "gain"), seed=3)
@@ -174,14 +204,15 @@ def test_end_to_end_train_eval_predict_and_the_model_runs_live(toy_data, tmp_pat
     flags += ["--max-examples", "12", "--eval-every", "2", "--data", str(cache), "--out", str(out)]
     assert main(["train", "trigger", *flags]) == 0
     printed = capsys.readouterr().out
-    assert sorted(toy_data) == ["test", "test", "train", "validation"]  # test: and negatives
+    # test and validation: and their negatives-only clips
+    assert sorted(toy_data) == ["test", "test", "train", "validation", "validation"]
     assert "train 12, validation 4, test 4" in printed and "160 features per step" in printed
     assert "tagger, GRU 1x8" in printed  # one direction
     report = printed[printed.index("test (4 clips of 3 s") :].strip()
     assert "threshold 0.50: detection precision" in report and "frame precision" in report
     assert "negatives only (3 clips, 0 min, no trigger" in report and "per hour" in report
     assert (out / "best.safetensors").is_file()
-    assert len(list((cache / "trigger").glob("*.npz"))) == 4  # and the negatives-only set
+    assert len(list((cache / "trigger").glob("*.npz"))) == 5  # and the negatives-only sets
 
     toy_data.clear()
     assert main(["eval", str(out / "best.safetensors")]) == 0

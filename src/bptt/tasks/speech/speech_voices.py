@@ -125,8 +125,15 @@ def engine_version(engine: str) -> str:
 @cache
 def _espeak_variants() -> tuple[str, ...]:
     listing = run_engine([require_engine("espeak-ng"), "--voices=variant"], "espeak-ng --voices")
-    found = re.findall(r"!v/(.*\S)\s*$", listing.stdout.decode(errors="replace"), re.MULTILINE)
-    return tuple(sorted(set(found)))
+    return parse_espeak_variants(listing.stdout.decode(errors="replace"))
+
+
+def parse_espeak_variants(listing: str) -> tuple[str, ...]:
+    """The variant names in ``espeak-ng --voices=variant``'s listing, sorted: each line's
+    file name after ``!v/``, which may hold a space (``Mr serious``), without the
+    "Other Languages" column that may follow it (``Storm  (en-us 5)`` -> ``Storm``)."""
+    pattern = r"!v/(.*?\S)\s*(?:\([^()]*\)\s*)*$"
+    return tuple(sorted(set(re.findall(pattern, listing, re.MULTILINE))))
 
 
 @cache
