@@ -164,15 +164,23 @@ def _weights(weight_ih, weight_hh, bias_ih, bias_hh, none):
 # route names them, T = 1) and the product's scratch (rec, c).
 _SHAPES = {
     "lstm": lambda B, D, H: {
-        "xh": (1, B, D + H), "h": (2, B, H), "c": (2, B, H), "gates": (1, B, 4 * H),
-        "tanh_c": (1, B, H), "rec": (B, 4 * H),
+        "xh": (1, B, D + H),
+        "h": (2, B, H),
+        "c": (2, B, H),
+        "gates": (1, B, 4 * H),
+        "tanh_c": (1, B, H),
+        "rec": (B, 4 * H),
     },
     "gru": lambda B, D, H: {
-        "x_tm": (1, B, D), "a": (1, B, 3 * H), "h": (2, B, H), "gates": (1, B, 3 * H),
-        "hn": (1, B, H), "c": (B, 3 * H),
+        "x_tm": (1, B, D),
+        "a": (1, B, 3 * H),
+        "h": (2, B, H),
+        "gates": (1, B, 3 * H),
+        "hn": (1, B, H),
+        "c": (B, 3 * H),
     },
     "rnn": lambda B, D, H: {"x_tm": (1, B, D), "a": (1, B, H), "h": (2, B, H), "rec": (B, H)},
-}  # fmt: skip
+}
 
 
 def _step_arrays(workspace: dict | None, cell: str, B: int, D: int, H: int, dtype) -> dict:
@@ -212,8 +220,10 @@ def lstm_forward(x, state, weights, workspace):
     a = _step_arrays(workspace, "lstm", B, D, H, dt)
     w_ih, w_hh, b_ih, b_hh = _weights(*weights, a["none"])
     xh, h, c, gates, tanh_c, real = a["xh"], a["h"], a["c"], a["gates"], a["tanh_c"], a["real"]
-    _lstm_one(x[:, 0], h0, c0, w_ih, w_hh, b_ih, b_hh, xh, h, c, gates, a["rec"], tanh_c, real[0],
-              _threads(w_ih, w_hh, B), _walk_back(a))  # fmt: skip
+    run = (_threads(w_ih, w_hh, B), _walk_back(a))  # threads, and the order the rows are read
+    _lstm_one(
+        x[:, 0], h0, c0, w_ih, w_hh, b_ih, b_hh, xh, h, c, gates, a["rec"], tanh_c, real[0], *run
+    )
     outputs = h[1:].transpose(1, 0, 2).copy()  # (B, 1, H) the caller's own
     cache = cell_cache(None, real, weights, workspace, xh=xh, h=h, c=c, gates=gates, tanh_c=tanh_c)
     return outputs, (h[1].copy(), c[1].copy()), cache
@@ -227,8 +237,8 @@ def gru_forward(x, state, weights, workspace):
     a = _step_arrays(workspace, "gru", B, D, H, x.dtype)
     w_ih, w_hh, b_ih, b_hh = _weights(*weights, a["none"])
     x_tm, h, gates, hn, real = a["x_tm"], a["h"], a["gates"], a["hn"], a["real"]
-    _gru_one(x[:, 0], h0, w_ih, w_hh, b_ih, b_hh, x_tm, a["a"], h, a["c"], gates, hn, real[0],
-             _threads(w_ih, w_hh, B), _walk_back(a))  # fmt: skip
+    run = (_threads(w_ih, w_hh, B), _walk_back(a))  # threads, and the order the rows are read
+    _gru_one(x[:, 0], h0, w_ih, w_hh, b_ih, b_hh, x_tm, a["a"], h, a["c"], gates, hn, real[0], *run)
     outputs = h[1:].transpose(1, 0, 2).copy()  # (B, 1, H) the caller's own
     cache = cell_cache(None, real, weights, workspace, x_tm=x_tm, h=h, gates=gates, hn=hn)
     return outputs, (h[1].copy(),), cache
@@ -243,8 +253,8 @@ def rnn_forward(x, state, weights, workspace, nonlinearity="tanh"):
     w_ih, w_hh, b_ih, b_hh = _weights(*weights, a["none"])
     x_tm, s, real = a["x_tm"], a["h"], a["real"]
     relu = nonlinearity == "relu"
-    _rnn_one(x[:, 0], h0, w_ih, w_hh, b_ih, b_hh, x_tm, a["a"], s, a["rec"], real[0], relu,
-             _threads(w_ih, w_hh, B), _walk_back(a))  # fmt: skip
+    run = (_threads(w_ih, w_hh, B), _walk_back(a))  # threads, and the order the rows are read
+    _rnn_one(x[:, 0], h0, w_ih, w_hh, b_ih, b_hh, x_tm, a["a"], s, a["rec"], real[0], relu, *run)
     outputs = s[1:].transpose(1, 0, 2).copy()  # (B, 1, H) the caller's own
     cache = cell_cache(None, real, weights, workspace, x_tm=x_tm, h=s, nonlinearity=nonlinearity)
     return outputs, (s[1].copy(),), cache
