@@ -492,6 +492,8 @@ def test_input_errors():
         layer.forward(np.zeros((2, 5, 11)))
     with pytest.raises(BpttError, match=r"empty batch: input has shape \(0, 5, 3\)"):
         layer.forward(np.zeros((0, 5, D)))
+    with pytest.raises(BpttError, match=r"empty batch: input has shape \(0, 1, 3\)"):
+        layer.forward(np.zeros((0, 1, D)))  # one step (generation's shape) is checked too
     with pytest.raises(BpttError, match=r"zero-length sequences: input has shape \(2, 0, 3\)"):
         layer.forward(np.zeros((2, 0, D)))
     with pytest.raises(BpttError, match="input has dtype float32, the layer's dtype is float64"):

@@ -35,6 +35,7 @@ def forward_one(layer: Any, x: Any, state: Any, mask: Any, training: bool) -> tu
         or type(x) is not np.ndarray
         or x.ndim != 3
         or x.shape[1] != 1
+        or x.shape[0] == 0
         or x.dtype != layer.dtype
         or x.shape[2] != layer.input_size
         or not _step.applies(x, None, ())
