@@ -11,6 +11,7 @@ Shapes: B batch, T time steps, D input features, H hidden units.
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -148,6 +149,39 @@ def test_thread_count_comes_from_the_environment_else_the_affinity_mask(monkeypa
     monkeypatch.setenv("BPTT_NUM_THREADS", "3")  # bptt's own variable wins
     monkeypatch.setattr(_threads, "_threads", None)
     assert _threads.get_num_threads() == 3
+
+
+QUIET = """
+import json, numpy, threadpoolctl
+from bptt.functional.fast import _threads
+_threads.set_num_threads({n})
+libs = [p for p in threadpoolctl.threadpool_info() if p.get("internal_api") == "openblas"]
+import ctypes, os
+timeouts = [ctypes.CDLL(p["filepath"]).openblas_thread_timeout() for p in libs]
+print(json.dumps([os.environ.get("OPENBLAS_THREAD_TIMEOUT"), timeouts, len(libs)]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("n", "user", "expected"), [(2, None, "4"), (2, "12", "12"), (1, None, None)]
+)
+def test_threads_above_one_ask_openblas_not_to_spin_unless_the_user_said(n, user, expected) -> None:
+    """OpenBLAS's spinning threads would hold the cores the compiled parallel loops need."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    if user is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = user
+    out = subprocess.run(
+        [sys.executable, "-c", QUIET.format(n=n)], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    value, timeouts, found = json.loads(out.stdout)
+    assert value == expected
+    if found == 0:
+        pytest.skip("NumPy's BLAS here is not OpenBLAS")
+    assert timeouts == [int(expected or 0)] * found  # what OpenBLAS itself now reads
 
 
 # --------------------------------------------------------------------------- same numbers

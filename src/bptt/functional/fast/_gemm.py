@@ -190,6 +190,16 @@ if numba is not None:
                 for p in range(panels.shape[0]):
                     _panel_rows(a, panels, out, r_start, min(r1, r_start + ROW_BLOCK), p)
 
+    @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
+    def _step_products_split(a, panels, out, n, threads):
+        """n products out = a @ wᵀ with a's rows shared over threads, each thread making its
+        n in a row: a packed time loop's products as the loop runs them (the route probe)."""
+        chunks = _threads.batch_chunks(a.shape[0], threads)
+        for k in numba.prange(chunks):
+            r0, r1 = _threads.share(k, chunks, a.shape[0])
+            for _ in range(n):
+                _matmul_packed_jit(a[r0:r1], panels, out[r0:r1])
+
     def _step_product(a, panels, rows, out):  # pragma: no cover - the overload replaces it
         """out = a @ wᵀ inside a compiled loop: by ``rows`` (w) if it has rows, else ``panels``."""
 
@@ -353,8 +363,11 @@ class StepProduct:
                         np.matmul(a, w_t, out=out)
 
             def packed(n, par=False):
+                if par:  # one region for all n, as the time loop runs them
+                    _step_products_split(a, panels, out, n, compiled_threads())
+                    return
                 for _ in range(n):
-                    matmul_packed(a, panels, out, par)
+                    matmul_packed(a, panels, out)
 
             def dot(n, par=False):
                 for _ in range(n):

@@ -70,7 +70,7 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 5  # bump when the routes, their kernels or the probe change: old files are then ignored
+SCHEMA = 6  # bump when the routes, their kernels or the probe change: old files are then ignored
 ROUTES = {
     "proj": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
     "dx": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
@@ -88,6 +88,12 @@ MARGIN = 1.05  # another route must beat the default by 5% to replace it: no fli
 # (measured on a shared 2-core machine: a step at T = 1 took 17 µs a call when the other core
 # was free, 15-18 ms when it was not); the fastest round would hide that.
 TYPICAL = ("step1", "proj", "dx")
+# Routes that run BLAS on bptt's threads. After such a call OpenBLAS's threads may spin
+# for their next work (bptt asks them not to, _threads.quiet_blas, unless the user set
+# OPENBLAS_THREAD_TIMEOUT), and a compiled parallel region in that time waits for a core:
+# timed round by round beside them, the compiled routes would pay for BLAS's threads.
+# So at more than one thread these are timed after every other route.
+BLAS_THREADED = {"proj": ("blas",), "dx": ("blas",), "step": ("blas_mt",)}
 
 _memory: dict[str, str] = {}  # entry -> route, for this process
 _loaded_key: str | None = None  # the machine key the memory belongs to
@@ -289,7 +295,8 @@ def _choose(kind, dtype, M, K, N, candidates, applies) -> str:
         _log.setdefault(entry, {"route": route, "source": "cache"})
         return route
     runs = candidates()
-    times = probe({r: runs[r] for r in applies}, typical=kind in TYPICAL)
+    late = BLAS_THREADED.get(kind, ()) if threads > 1 else ()
+    times = probe({r: runs[r] for r in applies}, typical=kind in TYPICAL, late=late)
     route = min(times, key=times.get)
     if times[applies[0]] <= MARGIN * times[route]:  # a tie keeps the default
         route = applies[0]
@@ -300,12 +307,21 @@ def _choose(kind, dtype, M, K, N, candidates, applies) -> str:
     return route
 
 
-def probe(runs: dict[str, Callable[[int], object]], typical: bool = False) -> dict[str, float]:
+def probe(
+    runs: dict[str, Callable[[int], object]], typical: bool = False, late: tuple[str, ...] = ()
+) -> dict[str, float]:
     """Seconds per call of each route; ``run(n)`` makes n calls. Each route is warmed
     (twice: compiled code, pools, first-touch pages), then timed in PROBE_ROUNDS
     alternating rounds of enough calls to last about 0.3 ms (fewer rounds once they
     have taken PROBE_BUDGET seconds); the fastest round counts, or with ``typical`` the
-    median round."""
+    median round. The routes named in ``late`` are warmed and timed after all the others."""
+    early = {name: run for name, run in runs.items() if name not in late}
+    times = _rounds(early, typical)
+    times.update(_rounds({name: runs[name] for name in runs if name not in early}, typical))
+    return times
+
+
+def _rounds(runs: dict[str, Callable[[int], object]], typical: bool) -> dict[str, float]:
     reps = {}
     for name, run in runs.items():
         run(1)

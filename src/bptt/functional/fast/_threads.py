@@ -14,6 +14,16 @@ per-step product and gate kernels (numba's pool, split over the gate columns
 and the batch rows), and the route probe (:mod:`bptt.functional.fast._routes`),
 which keys every choice by it.
 
+OpenBLAS's threads spin for about 0.1 s after each call, waiting for more work
+(``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default). A compiled parallel region in
+that time waits for a core they hold: measured on a quiet 2-core AMD EPYC, a threaded
+step product took 0.2-5.6 ms a call right after a two-thread BLAS product against
+24-30 µs otherwise, and a training step of benchmarks/rnn_speed.py's lstm-c 149 ms
+against 117. So when bptt runs more than one thread it asks OpenBLAS to stop spinning
+(:func:`quiet_blas`: the timeout at its floor, 2^4 cycles, unless the user set
+``OPENBLAS_THREAD_TIMEOUT``); its threads then sleep between calls and wake in
+microseconds.
+
 Inside a time loop, BLAS runs with one thread unless the per-step route is
 ``blas_mt`` (:func:`step_threads`): one step's product is small, and on a busy
 machine OpenBLAS's waiting threads spin against the other processes (a training
@@ -25,6 +35,7 @@ per shape by the route probe, not assumed.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 from collections.abc import Iterator
 
@@ -66,6 +77,8 @@ def get_num_threads() -> int:
             if lib.num_threads != _threads:
                 lib.set_num_threads(_threads)
         _numba_threads(_threads)
+        if _threads > 1:
+            quiet_blas()
     return _threads
 
 
@@ -82,6 +95,8 @@ def set_num_threads(n: int) -> None:
     for lib in _controllers():
         lib.set_num_threads(n)
     _numba_threads(n)
+    if n > 1:
+        quiet_blas()
 
 
 def _numba_threads(n: int) -> None:
@@ -98,6 +113,33 @@ def compiled_threads() -> int:
     n = min(n, numba.config.NUMBA_NUM_THREADS)
     numba.set_num_threads(n)  # numba's count is per calling thread
     return n
+
+
+_quieted = False
+
+
+def quiet_blas() -> None:
+    """Make OpenBLAS's threads sleep between calls instead of spinning (once a process).
+
+    OpenBLAS reads ``OPENBLAS_THREAD_TIMEOUT`` when it starts its threads; bptt sets it
+    (unless set), has each loaded OpenBLAS read its environment again and stops its
+    threads, which the next threaded call starts afresh with the new timeout. Other
+    BLAS libraries are left as they are.
+    """
+    global _quieted
+    if _quieted:
+        return
+    _quieted = True
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    for lib in _controllers():
+        if lib.internal_api != "openblas":
+            continue
+        try:
+            dynlib = getattr(lib, "dynlib", None) or ctypes.CDLL(lib.filepath)
+            dynlib.openblas_read_env()
+            dynlib.blas_thread_shutdown_()
+        except (AttributeError, OSError):  # pragma: no cover - an OpenBLAS without them
+            pass
 
 
 def _controllers() -> list:
@@ -146,3 +188,9 @@ if numba is not None:
         """How many shares to split M rows into: one per row ``block``, or, for a small M
         (a step's batch), one per thread while each keeps >= 4 rows (a full tile)."""
         return max((M + block - 1) // block, min(threads, M // 4), 1)
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def batch_chunks(B, threads):
+        """How many shares a compiled time loop splits its B batch rows into, each running
+        every step: one per thread while each keeps >= 4 rows (a full tile), else one."""
+        return max(1, min(threads, B // 4))

@@ -55,39 +55,50 @@ if numba is not None:
             _lstm_backward_rows(t, 0, dh_rec.shape[0], arrays, keep)
             _gemm._step_product(dz[t], panels_t, rows_t, dh_rec)
 
-    # The same loops on several threads (routes "packed_mt", "dot_mt"). Packed: each thread
-    # takes a share of the batch rows and runs the product and the gate kernel of its rows,
-    # so a step is one parallel region (the product's rows are split as in
-    # _gemm._matmul_packed_par). Dot (one to three rows): the product splits the gate
-    # columns, then the gate kernel the rows. Every element is computed by the same code
-    # as on one thread, so the numbers are equal.
+    # The same loops on several threads (routes "packed_mt", "dot_mt"). Packed (four rows or
+    # more): a sequence's batch rows never meet, so each thread takes a share of them and
+    # runs the whole time loop on its share, product and gate kernel, with no barrier
+    # between steps (one parallel region a call, not one a step: at T = 100, B = 32,
+    # H = 128 a step's region cost about as much as its product). Dot (one to three
+    # rows): each step splits the product's gate columns, then the gate kernel the rows.
+    # Every element is computed by the same code as on one thread: the numbers are equal.
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
     def _lstm_forward_steps_par(panels, rows, gates, rec, bias, h, c, tanh_c, real, threads):
-        B, packed = rec.shape[0], rows.shape[0] == 0
-        chunks = _threads.row_chunks(B, threads, _gemm.ROW_BLOCK) if packed else min(threads, B)
-        for t in range(gates.shape[0]):
-            if not packed:
-                _gemm._step_product_par(h[t], panels, rows, rec, threads)
-            for k in numba.prange(chunks):  # rows b0:b1 of the batch
+        B, T = rec.shape[0], gates.shape[0]
+        if rows.shape[0] == 0:  # packed
+            chunks = _threads.batch_chunks(B, threads)
+            for k in numba.prange(chunks):  # rows b0:b1 of the batch, all T steps
                 b0, b1 = _threads.share(k, chunks, B)
-                if packed:  # this share's rows of the product first
+                for t in range(T):
                     _gemm._step_product(h[t, b0:b1], panels, rows, rec[b0:b1])
+                    _lstm_forward_rows(t, b0, b1, gates, rec, bias, h, c, tanh_c, real)
+            return
+        chunks = min(threads, B)
+        for t in range(T):
+            _gemm._step_product_par(h[t], panels, rows, rec, threads)
+            for k in numba.prange(chunks):
+                b0, b1 = _threads.share(k, chunks, B)
                 _lstm_forward_rows(t, b0, b1, gates, rec, bias, h, c, tanh_c, real)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
     def _lstm_backward_steps_par(panels_t, rows_t, arrays, keep, threads):
         dh_rec, dz = arrays[4], arrays[8]
-        B, packed = dh_rec.shape[0], rows_t.shape[0] == 0
-        chunks = _threads.row_chunks(B, threads, _gemm.ROW_BLOCK) if packed else min(threads, B)
-        for t in range(dz.shape[0] - 1, -1, -1):
-            for j in numba.prange(chunks):  # rows b0:b1 of the batch
+        B, T = dh_rec.shape[0], dz.shape[0]
+        if rows_t.shape[0] == 0:  # packed
+            chunks = _threads.batch_chunks(B, threads)
+            for j in numba.prange(chunks):  # rows b0:b1 of the batch, all T steps
+                b0, b1 = _threads.share(j, chunks, B)
+                for t in range(T - 1, -1, -1):
+                    _lstm_backward_rows(t, b0, b1, arrays, keep)
+                    _gemm._step_product(dz[t, b0:b1], panels_t, rows_t, dh_rec[b0:b1])
+            return
+        chunks = min(threads, B)
+        for t in range(T - 1, -1, -1):
+            for j in numba.prange(chunks):
                 b0, b1 = _threads.share(j, chunks, B)
                 _lstm_backward_rows(t, b0, b1, arrays, keep)
-                if packed:  # this share's rows of the product after
-                    _gemm._step_product(dz[t, b0:b1], panels_t, rows_t, dh_rec[b0:b1])
-            if not packed:
-                _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
+            _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
 
     # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel),
     # the gate kernel on one thread (it is a small part of a GRU or RNN step).
