@@ -100,8 +100,10 @@ if numba is not None:
                 _lstm_backward_rows(t, b0, b1, arrays, keep)
             _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
 
-    # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel),
-    # the gate kernel on one thread (it is a small part of a GRU or RNN step).
+    # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel;
+    # more: "dot_mt", the columns split each step), the gate kernel on one thread (it is a
+    # small part of a GRU or RNN step). "packed_mt" runs the *_par loops below them, which
+    # split the batch rows once for all steps, as the LSTM's do.
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _product(a, panels, rows, out, threads):
@@ -145,6 +147,64 @@ if numba is not None:
                 s[t + 1], d_out[t], g_rec, carry, real[t], relu, da[t], keep_h[k], keep
             )
             _product(da[t], panels_t, rows_t, g_rec, threads)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
+    def _gru_forward_steps_par(panels, rows, a, c, bias_hh, h, real, gates, hn, threads):
+        B, T = c.shape[0], a.shape[0]
+        chunks = _threads.batch_chunks(B, threads)
+        for k in numba.prange(chunks):  # rows b0:b1 of the batch, all T steps
+            b0, b1 = _threads.share(k, chunks, B)
+            for t in range(T):
+                _gemm._step_product(h[t, b0:b1], panels, rows, c[b0:b1])
+                for b in range(b0, b1):
+                    for j in range(c.shape[1]):  # c_t = W_h h_{t-1} + b_h
+                        c[b, j] += bias_hh[j]
+                step = (a[t, b0:b1], c[b0:b1], h[t, b0:b1], real[t, b0:b1])
+                _fused._gru_forward_jit(*step, gates[t, b0:b1], hn[t, b0:b1], h[t + 1, b0:b1])
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
+    def _gru_backward_steps_par(
+        panels_t, rows, gates, hn, h, d_out, g_rec, carry, real, da, dc, keep_h, keep, threads
+    ):
+        B, T = g_rec.shape[0], gates.shape[0]
+        chunks = _threads.batch_chunks(B, threads)
+        for q in numba.prange(chunks):  # rows b0:b1 of the batch, all T steps
+            b0, b1 = _threads.share(q, chunks, B)
+            kb0, kb1 = (b0, b1) if keep else (0, 1)  # keep_h may be the (1, 1, 1) placeholder
+            for t in range(T - 1, -1, -1):
+                k = t + 1 if keep else 0
+                step = (gates[t, b0:b1], hn[t, b0:b1], h[t, b0:b1], d_out[t, b0:b1])
+                grads = (g_rec[b0:b1], carry[b0:b1], real[t, b0:b1], da[t, b0:b1], dc[t, b0:b1])
+                _fused._gru_backward_jit(*step, *grads, keep_h[k, kb0:kb1], keep)
+                _gemm._step_product(dc[t, b0:b1], panels_t, rows, g_rec[b0:b1])
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
+    def _rnn_forward_steps_par(panels, rows, a, rec, s, real, relu, threads):
+        B, T = rec.shape[0], a.shape[0]
+        chunks = _threads.batch_chunks(B, threads)
+        for k in numba.prange(chunks):  # rows b0:b1 of the batch, all T steps
+            b0, b1 = _threads.share(k, chunks, B)
+            for t in range(T):
+                _gemm._step_product(s[t, b0:b1], panels, rows, rec[b0:b1])
+                step = (a[t, b0:b1], rec[b0:b1], s[t, b0:b1], real[t, b0:b1])
+                _fused._rnn_forward_jit(*step, relu, s[t + 1, b0:b1])
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
+    def _rnn_backward_steps_par(
+        panels_t, rows, s, d_out, g_rec, carry, real, relu, da, keep_h, keep, threads
+    ):
+        B, T = g_rec.shape[0], s.shape[0] - 1
+        chunks = _threads.batch_chunks(B, threads)
+        for q in numba.prange(chunks):  # rows b0:b1 of the batch, all T steps
+            b0, b1 = _threads.share(q, chunks, B)
+            kb0, kb1 = (b0, b1) if keep else (0, 1)  # keep_h may be the (1, 1, 1) placeholder
+            for t in range(T - 1, -1, -1):
+                k = t + 1 if keep else 0
+                step = (s[t + 1, b0:b1], d_out[t, b0:b1], g_rec[b0:b1], carry[b0:b1])
+                _fused._rnn_backward_jit(
+                    *step, real[t, b0:b1], relu, da[t, b0:b1], keep_h[k, kb0:kb1], keep
+                )
+                _gemm._step_product(da[t, b0:b1], panels_t, rows, g_rec[b0:b1])
 
 
 def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tanh_c, real) -> None:
@@ -219,7 +279,10 @@ def gru_forward_steps(recurrent: _gemm.StepProduct, a, c, bias_hh, h, real, gate
         if recurrent.compiled:
             w, (_, _, threads) = _compiled_args(recurrent, None, c.dtype)
             bias = np.zeros(c.shape[1], c.dtype) if bias_hh is None else bias_hh  # (3H,)
-            _gru_forward_steps_jit(*w, a, c, bias, h, real, gates, hn, threads)
+            if recurrent.route == "packed_mt":
+                _gru_forward_steps_par(*w, a, c, bias, h, real, gates, hn, threads)
+            else:
+                _gru_forward_steps_jit(*w, a, c, bias, h, real, gates, hn, threads)
             return
         for t in range(a.shape[0]):
             recurrent(h[t], c)  # the only per-step product
@@ -237,7 +300,11 @@ def gru_backward_steps(
     with step_threads(recurrent_t.route):
         if recurrent_t.compiled:
             w, tail = _compiled_args(recurrent_t, keep, g_rec.dtype)
-            _gru_backward_steps_jit(*w, gates, hn, h, d_out, g_rec, carry, real, da, dc, *tail)
+            arrays = (gates, hn, h, d_out, g_rec, carry, real, da, dc)
+            if recurrent_t.route == "packed_mt":
+                _gru_backward_steps_par(*w, *arrays, *tail)
+            else:
+                _gru_backward_steps_jit(*w, *arrays, *tail)
             return
         for t in range(gates.shape[0] - 1, -1, -1):
             # ∂E/∂n̂_t, ∂E/∂r̂_t, ∂E/∂ẑ_t, ∂E/∂c_t and the direct path g_t z_t: one pass
@@ -255,7 +322,10 @@ def rnn_forward_steps(recurrent: _gemm.StepProduct, a, rec, s, real, relu: bool)
     with step_threads(recurrent.route):
         if recurrent.compiled:
             w, (_, _, threads) = _compiled_args(recurrent, None, rec.dtype)
-            _rnn_forward_steps_jit(*w, a, rec, s, real, relu, threads)
+            if recurrent.route == "packed_mt":
+                _rnn_forward_steps_par(*w, a, rec, s, real, relu, threads)
+            else:
+                _rnn_forward_steps_jit(*w, a, rec, s, real, relu, threads)
             return
         for t in range(a.shape[0]):
             recurrent(s[t], rec)  # W s_{t-1}
@@ -269,7 +339,12 @@ def rnn_backward_steps(
     with step_threads(recurrent_t.route):
         if recurrent_t.compiled:
             w, tail = _compiled_args(recurrent_t, keep, g_rec.dtype)
-            _rnn_backward_steps_jit(*w, s, d_out, g_rec, carry, real, relu, da, *tail)
+            loop = (
+                _rnn_backward_steps_par
+                if recurrent_t.route == "packed_mt"
+                else _rnn_backward_steps_jit
+            )
+            loop(*w, s, d_out, g_rec, carry, real, relu, da, *tail)
             return
         for t in range(s.shape[0] - 2, -1, -1):
             # ∂E/∂a_t = g_t * (1 - s_t²) with g_t = ∂E/∂s_t from the output and from s_{t+1}
