@@ -252,8 +252,8 @@ def project(a: np.ndarray, w: np.ndarray, out: np.ndarray, kind: str = "proj") -
     ``kind`` names the product for the route probe: "proj" (the input projection)
     or "dx" (∂E/∂x). Routes: "blas" (np.matmul, BLAS at bptt's thread count),
     "packed" (pack w, the compiled kernel) or, for one to three rows, "dot" (w's rows
-    read in place), each on one thread or, as "packed_mt" and "dot_mt", with the
-    columns split over bptt's threads: whether the threads pay is measured, not assumed.
+    read in place), each on one thread or, as "packed_mt" and "dot_mt", split over
+    bptt's threads (a's rows, w's rows): whether the threads pay is measured, not assumed.
     """
     (M, K), N = a.shape, w.shape[0]
     mt = get_num_threads() > 1 and compiled_threads() > 1
@@ -323,7 +323,7 @@ class StepProduct:
 
     The route (kind "step") is measured per shape and thread count: "packed"
     or "packed_mt" pack w (N, K) once into ``panels`` (the compiled kernel, on one
-    thread or with the columns split over all); for one to three rows (generation,
+    thread or with the batch rows split over all); for one to three rows (generation,
     streaming, B = 1 inference) "dot" and "dot_mt" read w's rows in place (``rows``,
     a contiguous copy only when w is a transposed view); "blas" and "blas_mt" call
     ``np.matmul`` on the transposed view each step (BLAS at one thread inside

@@ -10,13 +10,15 @@ assumed. The kinds (``kind``) and their routes:
            blas      np.matmul, BLAS at bptt's thread count
            dot       for one to three rows (T*B < 4): a compiled loop of dot products with
                      w's rows in place (functional/fast/_dot.py)
-           packed_mt, dot_mt  the same with the columns split over the threads
+           packed_mt, dot_mt  the same on bptt's threads: packed_mt splits a's rows, dot_mt
+                     w's rows (the columns of the product)
     dx     ∂E/∂x = (T*B, G*H) @ (G*H, D): the same routes as proj
     step   one step's recurrent product, (B, H) @ (H, G*H) forward, (B, G*H) @ (G*H, H) back
            blas      np.matmul, BLAS at one thread
            blas_mt   np.matmul, BLAS at bptt's thread count
            packed    the compiled kernel, one thread
-           packed_mt the compiled kernel with the gate columns split over the threads
+           packed_mt the compiled kernel, the batch rows split over the threads once: each
+                     thread runs every step of its rows (the time loops; the probe times it so)
                      (and, in the LSTM's compiled loop, the batch rows of the gate kernel)
            dot       for one to three rows (B < 4): dot products with w's rows, compiled
            dot_mt    the same with the rows of w split over the threads
