@@ -11,8 +11,8 @@ as PyTorch does. The count comes from, first to last:
 The count reaches three places: the large products over all steps (BLAS's
 own pool, set through ``threadpoolctl`` when it is installed), the compiled
 per-step product and gate kernels (numba's pool, split over the batch rows,
-or below four rows over the weight's rows), and the route probe (:mod:`bptt.functional.fast._routes`),
-which keys every choice by it.
+or below four rows over the weight's rows), and the route probe
+(:mod:`bptt.functional.fast._routes`), which keys every choice by it.
 
 OpenBLAS's threads spin for about 0.1 s after each call, waiting for more work
 (``OPENBLAS_THREAD_TIMEOUT``, 2^28 cycles by default). A compiled parallel region in
