@@ -156,6 +156,11 @@ class Config:
         "speech: hold this engine out (espeak-ng, flite or festival): train and "
         "validate on the other two, test on it (default: the split by speaker)",
     )
+    extra_engines: str = _flag(
+        "",
+        "speech: training-only engines added to a held-out-engine run (gnuspeech, sam; "
+        "comma-separated; default: none): train on every engine but --test-engine",
+    )
     augment: str = _flag(
         "",
         "speech: training augmentations, comma-separated (vocoder, speed, tempo, pitch, reverb, "

@@ -94,7 +94,7 @@ def utterance_specs(
     one breath; the same on every run. With a ``test_engine``: the held-out-engine
     protocol's voices, drawn engine first."""
     if test_engine:
-        pool = sv.engine_voices(split, test_engine)
+        pool = sv.engine_voices(split, test_engine, engines)
         rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
         voices = None
     else:
@@ -134,8 +134,8 @@ def prepare_data(config, progress: bool = False) -> TaskData:
             f"got --truncate {config.truncate}"
         )
     held_out = config.test_engine
-    if held_out:
-        engines = tuple(sv.ENGINES)
+    extra = sv.parse_extra_engines(config.extra_engines, held_out)  # none without held_out
+    engines = sv.ENGINES + extra if held_out else engines
     counts = {
         "train": config.max_examples or 4000,
         "validation": VAL_UTTERANCES,
@@ -321,7 +321,7 @@ PRESET = {
 TASK = example_task(
     sys.modules[__name__],
     "ctc-digits",
-    "dataset data test_engine features max_examples truncate norm augment beam",
+    "dataset data test_engine extra_engines features max_examples truncate norm augment beam",
     build_model=model_from_meta,
     transcribe=transcribe,
     predict=None,
