@@ -306,6 +306,14 @@ def test_a_missing_node_names_the_packages(monkeypatch, tmp_path):
             synth.synthesize("one", sv.parse_voice(name))
 
 
+def test_ci_installs_the_npm_packages_bptt_pins():
+    from pathlib import Path
+
+    ci = (Path(__file__).parents[2] / ".ci" / "run").read_text(encoding="utf-8")
+    line = next(ln for ln in ci.splitlines() if ln.startswith("NPM_PACKAGES="))
+    assert line.split("=", 1)[1].strip('"').split() == list(sv.NPM_PACKAGES.values())
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 def test_a_missing_npm_package_without_npm_says_how_to_get_it(monkeypatch, tmp_path):
     (tmp_path / "bin").mkdir()

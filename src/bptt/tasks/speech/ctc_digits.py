@@ -134,8 +134,10 @@ def prepare_data(config, progress: bool = False) -> TaskData:
             f"got --truncate {config.truncate}"
         )
     held_out = config.test_engine
-    extra = sv.parse_extra_engines(config.extra_engines, held_out)  # none without held_out
-    engines = sv.ENGINES + extra if held_out else engines
+    if held_out:
+        engines = sv.held_out_engines(held_out, config.extra_engines)
+    else:
+        sv.parse_extra_engines(config.extra_engines, held_out)  # refused without --test-engine
     counts = {
         "train": config.max_examples or 4000,
         "validation": VAL_UTTERANCES,

@@ -33,14 +33,22 @@ async function loadGnuspeech() {
   return { module, manager: wrapEmscriptenModuleHeap(module), control }
 }
 
-// The package's synthesize(), with the pitch offset (semitones) set as well.
+// The control model's line "key = ..." (not a commented-out "#key = ...") set to value;
+// a key the package's model lacks is an error, not a setting silently left at its default.
+function setting(config, key, value) {
+  const line = new RegExp(`^${key} = .*$`, 'm')
+  if (!line.test(config)) throw new Error(`GnuSpeech's control model has no "${key} = " line`)
+  return config.replace(line, `${key} = ${value}`)
+}
+
+// The package's synthesize(), with the pitch offset (semitones) set as well, and the
+// intonation's random part off (the same word, rate and pitch: the same samples).
 function sayGnuspeech({ text, voice, tempo, pitch_offset }) {
   const { module: m, manager, control } = gnuspeech
-  const config = control
-    .replace('voice_name = male', `voice_name = ${voice}`)
-    .replace('tempo = 1.0', `tempo = ${tempo}`)
-    .replace('pitch_offset = -4.0', `pitch_offset = ${pitch_offset}`)
-    .replace('random_intonation = 1', 'random_intonation = 0')
+  let config = setting(control, 'voice_name', voice)
+  config = setting(config, 'tempo', tempo)
+  config = setting(config, 'pitch_offset', pitch_offset)
+  config = setting(config, 'random_intonation', 0)
   m.FS.writeFile('/data/en/trm_control_model.txt', config)
   const refs = [text, './out.wav', '/data/en', './out-params.txt'].map((s) =>
     manager.allocNullTerminatedUtf8String(s)
