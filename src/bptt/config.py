@@ -154,7 +154,13 @@ class Config:
     test_engine: str = _flag(
         "",
         "speech: hold this engine out (espeak-ng, flite or festival): train and "
-        "validate on the other two, test on it (default: the split by speaker)",
+        "validate on the other two (train on --extra-engines too), test on it "
+        "(default: the split by speaker)",
+    )
+    extra_engines: str = _flag(
+        "",
+        "speech: training-only engines added to a held-out-engine run (gnuspeech, sam; "
+        "comma-separated; default: none): train on every engine but --test-engine",
     )
     augment: str = _flag(
         "",

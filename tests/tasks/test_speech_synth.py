@@ -241,3 +241,117 @@ def test_engine_of_reads_the_voice_name():
     assert sv.engine_of("festival:kal_diphone") == "festival"
     assert sv.engine_of("flite:slt") == "flite"
     assert sv.engine_of("en-us+m3") == "espeak-ng"
+
+
+# ---------------------------------------------------------------- npm engines: GnuSpeech, SAM
+needs_npm_engines = pytest.mark.skipif(
+    shutil.which("node") is None
+    or (shutil.which("npm") is None and not all(map(sv.npm_installed, sv.EXTRA_ENGINES))),
+    reason="GnuSpeech and SAM run on node (apt-get install nodejs npm; bptt installs their "
+    "npm packages into ~/.cache/bptt/npm; .ci/run does both)",
+)
+
+
+def test_npm_voices_are_named_by_engine_and_split_by_voice():
+    found = sv.voices(engines=sv.EXTRA_ENGINES)  # listed without node: the package's own
+    assert [v.name for v in found if v.engine == "sam"] == sorted(f"sam:{v}" for v in sv.SAM_VOICES)
+    assert len(found) == len(sv.GNUSPEECH_VOICES) + len(sv.SAM_VOICES)
+    assert sv.parse_voice("gnuspeech:large_child") == sv.Voice("gnuspeech", "", "large_child")
+    assert sv.engine_of("sam:elf") == "sam" and sv.engine_of("gnuspeech:male") == "gnuspeech"
+    assert sv.speaker_of("sam", "elf") == "sam:elf"
+    # Golden assignments: a change here would move voices between splits.
+    split = {v.name: v.split for v in found}
+    assert split["gnuspeech:baby"] == "validation" and split["sam:robot"] == "test"
+    assert sum(s == "train" for s in split.values()) == 9
+    with pytest.raises(BpttError, match="sam voice must be one of sam, elf, robot"):
+        sv.parse_voice("sam:nosuch")
+
+
+def test_extra_engines_are_named_checked_and_need_a_held_out_engine():
+    assert sv.parse_extra_engines("sam, gnuspeech", "festival") == ("gnuspeech", "sam")
+    assert sv.held_out_engines("flite", "sam") == (*sv.ENGINES, "sam")
+    assert sv.held_out_engines("flite") == sv.ENGINES
+    with pytest.raises(BpttError, match=r"--extra-engines takes gnuspeech, sam.*'mbrola'"):
+        sv.parse_extra_engines("sam,mbrola", "festival")
+    with pytest.raises(BpttError, match="give --test-engine too"):
+        sv.parse_extra_engines("sam", "")
+    with pytest.raises(BpttError, match="held-out engine must be one of espeak-ng, flite"):
+        sv.engine_voices("test", "sam", ("sam",))  # a training-only engine is never tested
+
+
+@needs_festival
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+def test_extra_engines_only_add_training_voices_and_never_the_test_engine():
+    from bptt.tasks.speech import digits
+
+    extra = sv.EXTRA_ENGINES
+    for held_out in sv.ENGINES:
+        train = sv.engine_voices("train", held_out, extra)
+        assert held_out not in {v.engine for v in train}
+        assert {v.engine for v in train} == {*sv.ENGINES, *extra} - {held_out}
+        assert "gnuspeech:baby" not in {v.name for v in train}  # its validation split
+        assert set(sv.engine_voices("train", held_out)) < set(train)
+        for role in ("validation", "test"):  # the same voices, and the same clips
+            assert sv.engine_voices(role, held_out, extra) == sv.engine_voices(role, held_out)
+            with_extra = digits.clip_specs(role, 30, sv.ENGINES + extra, held_out)
+            assert with_extra == digits.clip_specs(role, 30, sv.ENGINES, held_out)
+        said = {sv.engine_of(s.voice) for s in digits.clip_specs("train", 80, extra, held_out)}
+        assert set(extra) <= said and held_out not in said
+
+
+def test_a_missing_node_names_the_packages(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no node, no npm
+    for name in ("gnuspeech:male", "sam:sam"):
+        with pytest.raises(BpttError, match=r"'node', which is not on PATH.*nodejs npm"):
+            synth.synthesize("one", sv.parse_voice(name))
+
+
+def test_ci_installs_the_npm_packages_bptt_pins():
+    from pathlib import Path
+
+    ci = (Path(__file__).parents[2] / ".ci" / "run").read_text(encoding="utf-8")
+    line = next(ln for ln in ci.splitlines() if ln.startswith("NPM_PACKAGES="))
+    assert line.split("=", 1)[1].strip('"').split() == list(sv.NPM_PACKAGES.values())
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_a_missing_npm_package_without_npm_says_how_to_get_it(monkeypatch, tmp_path):
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "node").symlink_to(shutil.which("node"))  # node, but no npm
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    monkeypatch.setenv("BPTT_CACHE", str(tmp_path / "cache"))  # no package installed there
+    with pytest.raises(BpttError, match=r"sam-js@0\.3\.1, which is not in .*'npm' is not on"):
+        sv.require_engine("sam")
+
+
+@needs_npm_engines
+def test_npm_engines_say_a_word_as_a_wav_and_follow_the_rate():
+    from bptt.data.audio import decode_wav
+
+    exe = sv.require_engine("sam")  # node; installs both packages when missing
+    sv.require_engine("gnuspeech")
+    items = [("gnuspeech", "seven", "female", 175, 50), ("sam", "seven", "elf", 175, 50)]
+    wavs = synth._node_batch(exe, items, strict=True)  # one node process for both
+    rates = {engine: decode_wav(wavs[(engine, *rest)], engine)[1] for engine, *rest in items}
+    assert rates == {"gnuspeech": 44100, "sam": 22050}
+    for name in ("gnuspeech:female", "sam:elf", "sam:lady"):
+        voice = sv.parse_voice(name)
+        normal = synth.synthesize("seven", voice, 175, 50)
+        slow = synth.synthesize("seven", voice, 110, 50)
+        assert normal.dtype == np.float32 and 0.2 < len(normal) / SAMPLE_RATE < 1.5, name
+        assert len(slow) > 1.3 * len(normal), name
+        assert np.abs(normal).max() > 0.05, name  # it said something
+        np.testing.assert_array_equal(synth.synthesize("seven", voice, 175, 50), normal)
+
+
+@needs_npm_engines
+def test_npm_words_of_a_prefetch_are_said_in_node_batches(monkeypatch):
+    rng = np.random.default_rng(4)
+    voices = [sv.parse_voice(n) for n in ("gnuspeech:male", "sam:sam")]
+    specs = [synth.draw_spec("one two", v, rng, by_word=True) for v in voices]
+    runs, real = [], synth._node_batch
+    monkeypatch.setattr(synth, "_node_batch", lambda *a, **k: runs.append(a) or real(*a, **k))
+    synth.prefetch(specs, workers=2)
+    assert len(runs) == 2 and len(synth._NODE_READY) == 4  # 2 voices x 2 words
+    _, bounds = synth.render(specs[1])  # from the batch: no node process more
+    assert len(runs) == 2 and [w for w, _, _ in bounds] == ["one", "two"]

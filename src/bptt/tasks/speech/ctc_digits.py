@@ -94,7 +94,7 @@ def utterance_specs(
     one breath; the same on every run. With a ``test_engine``: the held-out-engine
     protocol's voices, drawn engine first."""
     if test_engine:
-        pool = sv.engine_voices(split, test_engine)
+        pool = sv.engine_voices(split, test_engine, engines)
         rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
         voices = None
     else:
@@ -135,7 +135,9 @@ def prepare_data(config, progress: bool = False) -> TaskData:
         )
     held_out = config.test_engine
     if held_out:
-        engines = tuple(sv.ENGINES)
+        engines = sv.held_out_engines(held_out, config.extra_engines)
+    else:
+        sv.parse_extra_engines(config.extra_engines, held_out)  # refused without --test-engine
     counts = {
         "train": config.max_examples or 4000,
         "validation": VAL_UTTERANCES,
@@ -321,7 +323,7 @@ PRESET = {
 TASK = example_task(
     sys.modules[__name__],
     "ctc-digits",
-    "dataset data test_engine features max_examples truncate norm augment beam",
+    "dataset data test_engine extra_engines features max_examples truncate norm augment beam",
     build_model=model_from_meta,
     transcribe=transcribe,
     predict=None,

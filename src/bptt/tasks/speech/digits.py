@@ -74,7 +74,7 @@ def clip_specs(
     (shuffled), with a random rate, pitch and noise; the same on every run. With a
     ``test_engine``, the voices are the held-out-engine protocol's, drawn engine first."""
     if test_engine:
-        pool = sv.engine_voices(split, test_engine)
+        pool = sv.engine_voices(split, test_engine, engines)
         rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
         return [
             synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng), rng)
@@ -156,7 +156,8 @@ def augmented_features(clips: list[corpus.Clip], config, copies: int = AUG_COPIE
 def split_names(config) -> str:
     """Which voices the splits hold, for the summary line."""
     if config.test_engine:
-        others = [e for e in sv.ENGINES if e != config.test_engine]
+        engines = sv.held_out_engines(config.test_engine, config.extra_engines)
+        others = sv.training_engine_names(config.test_engine, engines)
         return f"trained on {' and '.join(others)}, tested on {config.test_engine} (held out)"
     return ""
 
@@ -167,8 +168,9 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     held_out = config.test_engine
     if held_out:
         n_test = HELD_OUT_TEST
-        engines = tuple(sv.ENGINES)
+        engines = sv.held_out_engines(held_out, config.extra_engines)
     else:
+        sv.parse_extra_engines(config.extra_engines, held_out)  # refused without --test-engine
         n_test = TEST_CLIPS or len(LABELS) * len(sv.voices("test", engines))
     counts = {"train": config.max_examples or 6000, "validation": VAL_CLIPS, "test": n_test}
     dtype = np.dtype(config.dtype)
@@ -257,5 +259,5 @@ PRESET = {
 TASK = example_task(
     sys.modules[__name__],
     "digits",
-    "dataset data test_engine features max_examples truncate norm augment pooling",
+    "dataset data test_engine extra_engines features max_examples truncate norm augment pooling",
 )

@@ -9,7 +9,11 @@ Every clip draws a speaking rate and a pitch as well, so even one voice never sa
 word twice the same way. Festival's diphone voices take the rate
 (``Duration_Stretch``) and pitch (the target f0 mean); its HTS voice ignores both, so
 its rate and pitch are varied together by resampling (a speed factor 175 / rate, as a
-tape played faster).
+tape played faster). GnuSpeech takes the rate as its tempo and the pitch as its pitch
+offset (±4 semitones about its own -4); SAM's preset speed and pitch (both periods:
+higher is slower, lower) are scaled by 175 / rate and 2^(-(pitch - 50) / 75). Both run
+in one node process per batch (``js/say.mjs``: :func:`prefetch`), since node and
+GnuSpeech's WebAssembly take about 0.3 s to start.
 
 Corpora. A :class:`ClipSpec` (text, voice, rate, pitch, noise, seed) fixes a
 clip; :mod:`bptt.tasks.speech.speech_corpus` turns a list of them into a cached folder
@@ -20,6 +24,7 @@ Shapes: N samples (16 kHz).
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -32,8 +37,11 @@ import numpy as np
 from bptt.data.audio import SAMPLE_RATE, decode_wav, resample
 from bptt.errors import BpttError
 from bptt.tasks.speech.speech_voices import (
+    EXTRA_ENGINES,
+    SAM_VOICES,
     Voice,
     engine_of,
+    npm_prefix,
     parse_voice,
     require_engine,
     run_engine,
@@ -78,6 +86,9 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
             data = _festival(exe, text, voice.variant, rate, pitch)
         if voice.variant.endswith("_hts"):
             speed = rate / 175 * 2 ** ((pitch - 50) / 100)
+    elif voice.engine in EXTRA_ENGINES:
+        item = (voice.engine, text, voice.variant, rate, pitch)
+        data = _NODE_READY.get(item) or _node_batch(exe, [item], strict=True)[item]
     else:
         with tempfile.TemporaryDirectory(prefix="bptt-flite-") as tmp:
             out = Path(tmp) / "clip.wav"
@@ -107,6 +118,47 @@ def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
     ]
 
 
+# Said in the last prefetch, by (engine, text, variant, rate, pitch).
+_NODE_READY: dict[tuple[str, str, str, int, int], bytes] = {}
+SAY_SCRIPT = Path(__file__).with_name("js") / "say.mjs"
+
+
+def _node_item(engine: str, text: str, variant: str, rate: int, pitch: int, out: str) -> dict:
+    """One word of a ``js/say.mjs`` batch: the engine's own parameters for a rate and pitch."""
+    if engine == "gnuspeech":
+        tempo, offset = rate / 175, -4 + (pitch - 50) / 6.25
+        return dict(engine=engine, text=text, voice=variant, tempo=round(tempo, 4),
+                    pitch_offset=round(offset, 3), out=out)  # fmt: skip
+    speed, period, throat, mouth = SAM_VOICES[variant]
+    speed = min(255, max(1, round(speed * 175 / rate)))
+    period = min(255, max(1, round(period * 2 ** (-(pitch - 50) / 75))))
+    return dict(engine=engine, text=text, speed=speed, pitch=period, throat=throat, mouth=mouth,
+                out=out)  # fmt: skip
+
+
+def _node_batch(exe: str, items: list, strict: bool = False) -> dict:
+    """WAV bytes of each (engine, text, variant, rate, pitch) of ``items``, said by one node
+    process (``js/say.mjs``); a word that fails is left out (``strict``: a BpttError)."""
+    with tempfile.TemporaryDirectory(prefix="bptt-node-") as tmp:
+        batch = [_node_item(*item, f"{tmp}/{i}.wav") for i, item in enumerate(items)]
+        cmd = [exe, str(SAY_SCRIPT), str(npm_prefix())]
+        try:
+            done = subprocess.run(
+                cmd, input=json.dumps(batch).encode(), capture_output=True, timeout=600
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise BpttError(f"node ({SAY_SCRIPT.name}) failed: {e}") from None
+        said = {}
+        for i, item in enumerate(items):
+            out = Path(tmp) / f"{i}.wav"
+            if out.is_file():
+                said[item] = out.read_bytes()
+        if strict and len(said) < len(items):
+            err = done.stderr.decode(errors="replace").strip()[-2000:]
+            raise BpttError(f"{items[0][0]} failed (node exit {done.returncode}): {err}")
+        return said
+
+
 def prefetch(specs, workers: int = 1) -> None:
     """Say every Festival word or text of ``specs`` (ClipSpecs) in ``festival -b`` runs,
     one per voice split into ``workers`` parts run side by side, so that :func:`synthesize`
@@ -115,13 +167,20 @@ def prefetch(specs, workers: int = 1) -> None:
     change a sample, and the batch's WAV is byte for byte text2wave's). They stay ready
     until the next prefetch, since a word may be said again ("nine nine")."""
     _FESTIVAL_READY.clear()
-    wanted = {}
+    _NODE_READY.clear()
+    wanted, on_node = {}, set()
     for spec in specs:
-        if engine_of(spec.voice) != "festival":
+        engine = engine_of(spec.voice)
+        if engine not in ("festival", *EXTRA_ENGINES):
             continue
         variant = spec.voice.split(":", 1)[1]
         for text in spec.text.split() if spec.by_word else [spec.text]:
-            wanted.setdefault(variant, set()).add((text, spec.rate, spec.pitch))
+            if engine == "festival":
+                wanted.setdefault(variant, set()).add((text, spec.rate, spec.pitch))
+            else:
+                on_node.add((engine, text, variant, spec.rate, spec.pitch))
+    if on_node:  # GnuSpeech and SAM: the words split into `workers` node processes
+        _prefetch_node(sorted(on_node), workers)
     exe = shutil.which("festival")
     if not wanted or exe is None:
         return
@@ -137,6 +196,21 @@ def prefetch(specs, workers: int = 1) -> None:
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         list(pool.map(lambda batch: _festival_batch(exe, *batch), batches))
+
+
+def _prefetch_node(items: list, workers: int) -> None:
+    """Say ``items`` (engine, text, variant, rate, pitch) in ``workers`` node processes
+    side by side, into _NODE_READY."""
+    exe = require_engine(items[0][0])
+    for engine in {item[0] for item in items}:
+        require_engine(engine)  # its npm package, installed once
+    size = -(-len(items) // max(1, workers))
+    parts = [items[at : at + size] for at in range(0, len(items), size)]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(parts)) as pool:
+        for said in pool.map(lambda part: _node_batch(exe, part), parts):
+            _NODE_READY.update(said)
 
 
 def _festival_batch(exe: str, variant: str, items: list[tuple[str, int, int]]) -> None:
@@ -256,7 +330,7 @@ class ClipSpec:
     """
 
     text: str
-    voice: str  # Voice.name: "en-us+m3", "flite:slt" or "festival:kal_diphone"
+    voice: str  # Voice.name: "en-us+m3", "flite:slt", "festival:kal_diphone", "sam:elf"...
     rate: int = 175
     pitch: int = 50
     snr_db: float | None = None

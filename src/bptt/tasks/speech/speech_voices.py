@@ -2,7 +2,14 @@
 
 Three engines say any text: Debian's ``espeak-ng`` (formant synthesis), ``flite``
 (diphone and statistical parametric voices) and Festival's ``text2wave`` (diphone and
-HTS voices); :mod:`bptt.tasks.speech.speech_synth` renders clips with them.
+HTS voices); :mod:`bptt.tasks.speech.speech_synth` renders clips with them. Two more,
+from npm and run by node, are training-only (:data:`EXTRA_ENGINES`, never a test
+engine): GnuSpeech (``@echogarden/gnuspeech-wasm``, an articulatory synthesiser: a tube
+model of the vocal tract; voices ``gnuspeech:male``, ``female``, ``large_child``,
+``small_child``, ``baby``) and SAM (``sam-js``, the 1982 Software Automatic Mouth, a
+formant synthesiser; its manual's six presets of speed, pitch, throat and mouth as
+voices ``sam:sam``, ``elf``, ``robot``, ``stuffy``, ``lady``, ``et``). Their packages are
+installed on first use into the cache (:func:`npm_prefix`: ~/.cache/bptt/npm).
 
 Voices. An espeak-ng voice is an accent (a language file: ``en-us``,
 ``en-gb-scotland``...) with a variant (a speaker: formants, pitch range,
@@ -39,23 +46,30 @@ less one voice kept for validation (:data:`VALIDATION_VOICES`: Festival's ked, o
 flite's rms when Festival is held out); validation voices: the training engines'
 validation split and that voice; test voices: every voice of the held-out engine,
 which no training or validation clip uses. :func:`draw_voice` draws the engine first,
-then the voice, so that an engine of 5 voices weighs as much as one of 800.
+then the voice, so that an engine of 5 voices weighs as much as one of 800. Extra
+engines (``--extra-engines gnuspeech,sam``) add their voices outside their validation
+split to training only: validation and test stay the same clips, so runs with and
+without them are compared on the same validation.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 import zlib
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
+from bptt.data.cache import cache_dir
 from bptt.errors import BpttError
 
-ENGINES = ("espeak-ng", "flite", "festival")
+ENGINES = ("espeak-ng", "flite", "festival")  # the engines a held-out test may use
+EXTRA_ENGINES = ("gnuspeech", "sam")  # training-only engines, from npm (never a test engine)
 SPLITS = ("train", "validation", "test")
 ROLES = ("training", "validation", "test")  # each split's speakers, in a summary
 # What a speech task's --dataset names: the engines whose voices it trains on ("default": espeak).
@@ -72,32 +86,108 @@ ACCENTS = tuple(
 FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
 # Festival's English voices (Debian: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+GNUSPEECH_VOICES = ("male", "female", "large_child", "small_child", "baby")
+# SAM's voices: its manual's presets (speed, pitch, throat, mouth; pitch is a period:
+# higher is lower).
+SAM_VOICES = {
+    "sam": (72, 64, 128, 128),
+    "elf": (72, 64, 110, 160),
+    "robot": (92, 60, 190, 190),
+    "stuffy": (82, 72, 110, 105),
+    "lady": (82, 32, 145, 145),
+    "et": (100, 64, 150, 200),
+}
+# The npm package (pinned) of each extra engine, installed into npm_prefix() on first use.
+NPM_PACKAGES = {"gnuspeech": "@echogarden/gnuspeech-wasm@0.3.0", "sam": "sam-js@0.3.1"}
 # Held out of training in the held-out-engine protocol, for validation: the first of a
 # training engine (Festival's ked: a diphone voice; flite's rms: a statistical one).
 VALIDATION_VOICES = ("festival:ked_diphone", "flite:rms")
-PROGRAMS = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+PROGRAMS = {
+    "espeak-ng": "espeak-ng",
+    "flite": "flite",
+    "festival": "text2wave",
+    "gnuspeech": "node",
+    "sam": "node",
+}
+_NODE_HINT = "apt-get install nodejs npm (node 18 or later; bptt then installs the npm package "
 APT_HINT = {
     "espeak-ng": "apt-get install espeak-ng",
     "flite": "apt-get install flite",
     "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
+    "gnuspeech": _NODE_HINT + "@echogarden/gnuspeech-wasm itself)",
+    "sam": _NODE_HINT + "sam-js itself)",
 }
+ALL_ENGINES = ENGINES + EXTRA_ENGINES
 
 
 def require_engine(engine: str) -> str:
-    """The path of the program of ``engine`` ("espeak-ng", "flite" or "festival": text2wave).
+    """The path of the program of ``engine`` ("espeak-ng", "flite", "festival": text2wave;
+    "gnuspeech", "sam": node, with the engine's npm package installed, on first use).
 
     Raises:
-        BpttError: naming the Debian/Ubuntu package when it is not on PATH.
+        BpttError: naming the Debian/Ubuntu package when it is not on PATH, or why the
+            npm package could not be installed.
     """
-    if engine not in ENGINES:
-        raise BpttError(f"speech engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+    if engine not in ALL_ENGINES:
+        raise BpttError(f"speech engine must be one of {', '.join(ALL_ENGINES)}; got {engine!r}")
     path = shutil.which(PROGRAMS[engine])
     if path is None:
         raise BpttError(
             f"speech synthesis needs the program '{PROGRAMS[engine]}', which is not on PATH; "
             f"install it (Debian/Ubuntu): {APT_HINT[engine]}"
         )
+    if engine in EXTRA_ENGINES:
+        _require_npm_package(engine)
     return path
+
+
+def npm_prefix() -> Path:
+    """Where the extra engines' npm packages are installed: $BPTT_CACHE/npm, else
+    ~/.cache/bptt/npm (``npm install --prefix`` it)."""
+    return cache_dir("npm")
+
+
+def npm_package_dir(engine: str) -> Path:
+    """The folder of ``engine``'s npm package under :func:`npm_prefix`."""
+    name = NPM_PACKAGES[engine].rsplit("@", 1)[0]
+    return npm_prefix() / "node_modules" / name
+
+
+def npm_installed(engine: str) -> bool:
+    """Whether node is on PATH and ``engine``'s npm package, at its pinned version, is in
+    :func:`npm_prefix` (nothing is installed)."""
+    package = npm_package_dir(engine) / "package.json"
+    if shutil.which("node") is None or not package.is_file():
+        return False
+    version = json.loads(package.read_text(encoding="utf-8")).get("version")
+    return version == NPM_PACKAGES[engine].rsplit("@", 1)[1]
+
+
+def _require_npm_package(engine: str) -> None:
+    """Install ``engine``'s pinned npm package into :func:`npm_prefix` unless it is there."""
+    if npm_installed(engine):
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        raise BpttError(
+            f"the speech engine {engine} needs the npm package {NPM_PACKAGES[engine]}, which "
+            f"is not in {npm_prefix()}, and 'npm' is not on PATH to install it; install "
+            f"(Debian/Ubuntu): {APT_HINT[engine]}"
+        )
+    npm_prefix().mkdir(parents=True, exist_ok=True)
+    cmd = [npm, "install", "--prefix", str(npm_prefix()), "--no-audit", "--no-fund"]
+    try:
+        done = subprocess.run(
+            [*cmd, NPM_PACKAGES[engine]], capture_output=True, timeout=300, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BpttError(f"npm install {NPM_PACKAGES[engine]} failed: {e}") from None
+    if done.returncode != 0 or not npm_installed(engine):
+        err = done.stderr.decode(errors="replace").strip()[-2000:]
+        raise BpttError(
+            f"npm install --prefix {npm_prefix()} {NPM_PACKAGES[engine]} failed "
+            f"(exit {done.returncode}); the speech engine {engine} needs it: {err}"
+        )
 
 
 def run_engine(cmd: list[str], what: str) -> subprocess.CompletedProcess:
@@ -116,6 +206,9 @@ def run_engine(cmd: list[str], what: str) -> subprocess.CompletedProcess:
 def engine_version(engine: str) -> str:
     """The engine's own version line (part of a corpus's cache key)."""
     exe = require_engine(engine)
+    if engine in EXTRA_ENGINES:  # node's version and the package's pinned one
+        node = run_engine([exe, "--version"], "node --version").stdout.decode().strip()
+        return f"node {node}, {NPM_PACKAGES[engine]}"
     if engine == "festival":
         exe = shutil.which("festival") or exe
     flag = "-version" if engine == "flite" else "--version"
@@ -177,7 +270,7 @@ def engine_of(voice_name: str) -> str:
     """The engine of a voice name: "flite:slt" -> "flite", "festival:kal_diphone" ->
     "festival", anything else (an espeak-ng accent+variant) -> "espeak-ng"."""
     head = voice_name.split(":", 1)[0] if ":" in voice_name else ""
-    return head if head in ("flite", "festival") else "espeak-ng"
+    return head if head in ALL_ENGINES else "espeak-ng"
 
 
 def speaker_of(engine: str, variant: str) -> str:
@@ -186,6 +279,8 @@ def speaker_of(engine: str, variant: str) -> str:
         return "flite:" + ("kal" if variant.startswith("kal") else variant)
     if engine == "festival":  # kal_diphone -> festival:kal, cmu_us_slt_arctic_hts -> festival:slt
         return "festival:" + variant.removeprefix("cmu_us_").split("_")[0]
+    if engine in EXTRA_ENGINES:  # each voice its own speaker: gnuspeech:female, sam:elf
+        return f"{engine}:{variant}"
     if not variant:
         return "espeak-ng:default"  # an accent's own voice (never in voices())
     if re.fullmatch(r"[mf]\d+", variant):
@@ -201,7 +296,7 @@ def split_of(speaker: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Voice:
-    """An engine's voice: espeak-ng ``accent+variant``, or a flite or Festival ``variant``
+    """An engine's voice: espeak-ng ``accent+variant``, or another engine's ``variant``
     (accent "")."""
 
     engine: str
@@ -210,7 +305,7 @@ class Voice:
 
     @property
     def name(self) -> str:
-        if self.engine in ("flite", "festival"):
+        if self.engine != "espeak-ng":
             return f"{self.engine}:{self.variant}"
         return f"{self.accent}+{self.variant}" if self.variant else self.accent
 
@@ -242,9 +337,47 @@ def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) 
             found += [Voice(engine, "", v) for v in _flite_voices()]
         elif engine == "festival":
             found += [Voice(engine, "", v) for v in _festival_voices()]
+        elif engine in EXTRA_ENGINES:  # all of them: the package holds every voice
+            found += [Voice(engine, "", v) for v in _npm_voices(engine)]
         else:
-            raise BpttError(f"speech engine must be one of {', '.join(ENGINES)}; got {engine!r}")
+            raise BpttError(
+                f"speech engine must be one of {', '.join(ALL_ENGINES)}; got {engine!r}"
+            )
     return sorted(v for v in found if split is None or v.split == split)
+
+
+def _npm_voices(engine: str) -> tuple[str, ...]:
+    return GNUSPEECH_VOICES if engine == "gnuspeech" else tuple(SAM_VOICES)
+
+
+def parse_extra_engines(text: str, test_engine: str) -> tuple[str, ...]:
+    """``--extra-engines`` ("gnuspeech,sam"; "": none) -> the training-only engines, in the
+    order of :data:`EXTRA_ENGINES`; they join the held-out-engine protocol only."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in EXTRA_ENGINES]
+    if unknown:
+        raise BpttError(
+            f"--extra-engines takes {', '.join(EXTRA_ENGINES)} (comma-separated); "
+            f"got {', '.join(map(repr, unknown))}"
+        )
+    if names and not test_engine:
+        raise BpttError(
+            "--extra-engines adds training voices to the held-out-engine protocol; "
+            "give --test-engine too (e.g. --test-engine festival)"
+        )
+    return tuple(e for e in EXTRA_ENGINES if e in names)
+
+
+def held_out_engines(test_engine: str, extra: str = "") -> tuple[str, ...]:
+    """Every engine of a held-out-engine run: the three test engines and the extra
+    training-only ones that ``extra`` (``--extra-engines``) names."""
+    return ENGINES + parse_extra_engines(extra, test_engine)
+
+
+def training_engine_names(test_engine: str, engines: tuple[str, ...]) -> list[str]:
+    """The engines a held-out-engine run trains on: every engine of ``engines`` but
+    ``test_engine`` (for a summary line)."""
+    return [e for e in engines if e != test_engine]
 
 
 def dataset_engines(task: str, dataset: str) -> tuple[str, ...]:
@@ -278,13 +411,17 @@ def corpus_line(what: str, voices: str, speakers: dict, features: str, folder=No
     return f"{what}, {voices} ({', '.join(counts)} speakers), {features}{cached}"
 
 
-def engine_voices(role: str, test_engine: str) -> list[Voice]:
+def engine_voices(role: str, test_engine: str, extra: tuple[str, ...] = ()) -> list[Voice]:
     """The held-out-engine protocol's voices for ``role`` ("train", "validation", "test"):
     training and validation voices come from the engines other than ``test_engine``,
     test voices are every voice of ``test_engine``. Validation holds the training
     engines' validation split and the first voice of :data:`VALIDATION_VOICES` of a
     training engine, which no training clip uses: a voice unheard in training, so that
-    choices made on validation favour what carries over to an unheard voice."""
+    choices made on validation favour what carries over to an unheard voice. The
+    ``extra`` engines (of :data:`EXTRA_ENGINES`; others in it are ignored, so a task may
+    pass its whole engine list) add their voices outside their validation split to
+    training, and nothing to validation or test."""
+    extra = tuple(e for e in extra if e in EXTRA_ENGINES)
     if test_engine not in ENGINES:
         raise BpttError(
             f"the held-out engine must be one of {', '.join(ENGINES)}; got {test_engine!r}"
@@ -297,7 +434,8 @@ def engine_voices(role: str, test_engine: str) -> list[Voice]:
     if role == "validation":  # a voice no training clip uses, of another synthesis method
         return voices("validation", others) + [v for v in kept if v.name == held]
     if role == "train":
-        return [v for v in kept if v.name != held]
+        added = [v for v in voices(None, extra) if v.split != "validation"]
+        return [v for v in kept if v.name != held] + added
     raise BpttError(f"role must be one of {', '.join(SPLITS)}; got {role!r}")
 
 
@@ -312,9 +450,15 @@ def draw_voice(pool: list[Voice], rng: np.random.Generator) -> Voice:
 
 def parse_voice(name: str) -> Voice:
     """``"en-us+m3"`` (espeak-ng accent and variant), ``"en-us"`` (the accent's own
-    default voice), ``"flite:slt"`` or ``"festival:kal_diphone"`` -> a :class:`Voice`,
-    checked against what is installed."""
+    default voice), ``"flite:slt"``, ``"festival:kal_diphone"``, ``"gnuspeech:female"``
+    or ``"sam:elf"`` -> a :class:`Voice`, checked against what is installed (an extra
+    engine's voices are its package's, checked by name only)."""
     engine, colon, variant = name.partition(":")
+    if colon and engine in EXTRA_ENGINES:
+        if variant not in _npm_voices(engine):
+            listed = ", ".join(_npm_voices(engine))
+            raise BpttError(f"{engine} voice must be one of {listed}; got {variant!r}")
+        return Voice(engine, "", variant)
     if colon and engine in ("festival", "flite"):
         installed = (_festival_voices if engine == "festival" else _flite_voices)()
         if variant not in installed:

@@ -261,6 +261,8 @@ def raw_split(name: str, config, progress: bool = False, negatives_only: bool = 
     """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count;
     with ``config.augment``, the training split holds as many augmented clips again."""
     engines = sv.dataset_engines("trigger", config.dataset)
+    if config.test_engine or config.extra_engines:  # the extra engines train, never test
+        engines = sv.held_out_engines(config.test_engine, config.extra_engines)
     if config.truncate:
         raise BpttError(
             f"trigger reads {clips.CLIP_SECONDS:g}-second clips whole; "
@@ -289,7 +291,8 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     engines = sv.DATASETS[config.dataset]
     if config.test_engine:
         held = config.test_engine
-        engines = (*(e for e in sv.ENGINES if e != held), f"{held} (held out, test)")
+        every = sv.held_out_engines(held, config.extra_engines)
+        engines = (*sv.training_engine_names(held, every), f"{held} (held out, test)")
     stacked = np.concatenate(raw["train"][0])  # (ΣT_i, D)
     mean, std = stacked.mean(axis=0), stacked.std(axis=0) + 1e-5  # (D,)
     del stacked
@@ -430,5 +433,5 @@ PRESET = {
 TASK = example_task(
     sys.modules[__name__],
     "trigger",
-    "dataset data test_engine features max_examples truncate norm augment",
+    "dataset data test_engine extra_engines features max_examples truncate norm augment",
 )

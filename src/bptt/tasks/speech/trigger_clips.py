@@ -94,7 +94,7 @@ def bank_specs(
     (:func:`bptt.tasks.speech.speech_synth.engine_voices`), drawn engine first, so the hard
     negatives (SIMILAR) are said by every training engine."""
     if test_engine:
-        pool = sv.engine_voices(split, test_engine)
+        pool = sv.engine_voices(split, test_engine, engines)
         rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
         draws = range(HELD_OUT_DRAWS[split])
         return [s for _ in draws for s in _takes(split, sv.draw_voice(pool, rng), rng)]
