@@ -9,6 +9,7 @@ import pytest
 
 from bptt.data.audio import SAMPLE_RATE
 from bptt.errors import BpttError
+from bptt.tasks.speech import speech_npm
 from bptt.tasks.speech import speech_synth as synth
 from bptt.tasks.speech import speech_voices as sv
 
@@ -246,7 +247,7 @@ def test_engine_of_reads_the_voice_name():
 # ---------------------------------------------------------------- npm engines: GnuSpeech, SAM
 needs_npm_engines = pytest.mark.skipif(
     shutil.which("node") is None
-    or (shutil.which("npm") is None and not all(map(sv.npm_installed, sv.EXTRA_ENGINES))),
+    or (shutil.which("npm") is None and not all(map(speech_npm.npm_installed, sv.EXTRA_ENGINES))),
     reason="GnuSpeech and SAM run on node (apt-get install nodejs npm; bptt installs their "
     "npm packages into ~/.cache/bptt/npm; .ci/run does both)",
 )
@@ -311,7 +312,7 @@ def test_ci_installs_the_npm_packages_bptt_pins():
 
     ci = (Path(__file__).parents[2] / ".ci" / "run").read_text(encoding="utf-8")
     line = next(ln for ln in ci.splitlines() if ln.startswith("NPM_PACKAGES="))
-    assert line.split("=", 1)[1].strip('"').split() == list(sv.NPM_PACKAGES.values())
+    assert line.split("=", 1)[1].strip('"').split() == list(speech_npm.NPM_PACKAGES.values())
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")

@@ -36,12 +36,12 @@ import numpy as np
 
 from bptt.data.audio import SAMPLE_RATE, decode_wav, resample
 from bptt.errors import BpttError
+from bptt.tasks.speech.speech_npm import npm_prefix
 from bptt.tasks.speech.speech_voices import (
     EXTRA_ENGINES,
     SAM_VOICES,
     Voice,
     engine_of,
-    npm_prefix,
     parse_voice,
     require_engine,
     run_engine,

@@ -9,7 +9,7 @@ model of the vocal tract; voices ``gnuspeech:male``, ``female``, ``large_child``
 ``small_child``, ``baby``) and SAM (``sam-js``, the 1982 Software Automatic Mouth, a
 formant synthesiser; its manual's six presets of speed, pitch, throat and mouth as
 voices ``sam:sam``, ``elf``, ``robot``, ``stuffy``, ``lady``, ``et``). Their packages are
-installed on first use into the cache (:func:`npm_prefix`: ~/.cache/bptt/npm).
+installed on first use into the cache (:mod:`bptt.tasks.speech.speech_npm`).
 
 Voices. An espeak-ng voice is an accent (a language file: ``en-us``,
 ``en-gb-scotland``...) with a variant (a speaker: formants, pitch range,
@@ -54,7 +54,6 @@ without them are compared on the same validation.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -65,8 +64,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bptt.data.cache import cache_dir
 from bptt.errors import BpttError
+from bptt.tasks.speech.speech_npm import NODE_HINT, NPM_PACKAGES, require_npm_package
 
 ENGINES = ("espeak-ng", "flite", "festival")  # the engines a held-out test may use
 EXTRA_ENGINES = ("gnuspeech", "sam")  # training-only engines, from npm (never a test engine)
@@ -97,8 +96,6 @@ SAM_VOICES = {
     "lady": (82, 32, 145, 145),
     "et": (100, 64, 150, 200),
 }
-# The npm package (pinned) of each extra engine, installed into npm_prefix() on first use.
-NPM_PACKAGES = {"gnuspeech": "@echogarden/gnuspeech-wasm@0.3.0", "sam": "sam-js@0.3.1"}
 # Held out of training in the held-out-engine protocol, for validation: the first of a
 # training engine (Festival's ked: a diphone voice; flite's rms: a statistical one).
 VALIDATION_VOICES = ("festival:ked_diphone", "flite:rms")
@@ -109,13 +106,12 @@ PROGRAMS = {
     "gnuspeech": "node",
     "sam": "node",
 }
-_NODE_HINT = "apt-get install nodejs npm (node 18 or later; bptt then installs the npm package "
 APT_HINT = {
     "espeak-ng": "apt-get install espeak-ng",
     "flite": "apt-get install flite",
     "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
-    "gnuspeech": _NODE_HINT + "@echogarden/gnuspeech-wasm itself)",
-    "sam": _NODE_HINT + "sam-js itself)",
+    "gnuspeech": NODE_HINT + "@echogarden/gnuspeech-wasm itself)",
+    "sam": NODE_HINT + "sam-js itself)",
 }
 ALL_ENGINES = ENGINES + EXTRA_ENGINES
 
@@ -137,57 +133,8 @@ def require_engine(engine: str) -> str:
             f"install it (Debian/Ubuntu): {APT_HINT[engine]}"
         )
     if engine in EXTRA_ENGINES:
-        _require_npm_package(engine)
+        require_npm_package(engine, APT_HINT[engine])
     return path
-
-
-def npm_prefix() -> Path:
-    """Where the extra engines' npm packages are installed: $BPTT_CACHE/npm, else
-    ~/.cache/bptt/npm (``npm install --prefix`` it)."""
-    return cache_dir("npm")
-
-
-def npm_package_dir(engine: str) -> Path:
-    """The folder of ``engine``'s npm package under :func:`npm_prefix`."""
-    name = NPM_PACKAGES[engine].rsplit("@", 1)[0]
-    return npm_prefix() / "node_modules" / name
-
-
-def npm_installed(engine: str) -> bool:
-    """Whether node is on PATH and ``engine``'s npm package, at its pinned version, is in
-    :func:`npm_prefix` (nothing is installed)."""
-    package = npm_package_dir(engine) / "package.json"
-    if shutil.which("node") is None or not package.is_file():
-        return False
-    version = json.loads(package.read_text(encoding="utf-8")).get("version")
-    return version == NPM_PACKAGES[engine].rsplit("@", 1)[1]
-
-
-def _require_npm_package(engine: str) -> None:
-    """Install ``engine``'s pinned npm package into :func:`npm_prefix` unless it is there."""
-    if npm_installed(engine):
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BpttError(
-            f"the speech engine {engine} needs the npm package {NPM_PACKAGES[engine]}, which "
-            f"is not in {npm_prefix()}, and 'npm' is not on PATH to install it; install "
-            f"(Debian/Ubuntu): {APT_HINT[engine]}"
-        )
-    npm_prefix().mkdir(parents=True, exist_ok=True)
-    cmd = [npm, "install", "--prefix", str(npm_prefix()), "--no-audit", "--no-fund"]
-    try:
-        done = subprocess.run(
-            [*cmd, NPM_PACKAGES[engine]], capture_output=True, timeout=300, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise BpttError(f"npm install {NPM_PACKAGES[engine]} failed: {e}") from None
-    if done.returncode != 0 or not npm_installed(engine):
-        err = done.stderr.decode(errors="replace").strip()[-2000:]
-        raise BpttError(
-            f"npm install --prefix {npm_prefix()} {NPM_PACKAGES[engine]} failed "
-            f"(exit {done.returncode}); the speech engine {engine} needs it: {err}"
-        )
 
 
 def run_engine(cmd: list[str], what: str) -> subprocess.CompletedProcess:
