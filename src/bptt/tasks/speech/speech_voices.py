@@ -60,7 +60,6 @@ import subprocess
 import zlib
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 
