@@ -111,3 +111,17 @@ def test_competitors_compute_what_bptt_computes(config: str, mode: str) -> None:
     for lib in ("torch", "ort"):
         theirs = worker_check(lib, config, mode)["out_sq"]
         assert abs(theirs - mine) <= 1e-5 * mine, f"{lib}: {theirs} vs bptt {mine}"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="threads read from /proc")
+def test_the_next_slot_waits_until_the_last_workers_threads_sleep(rnn_speed) -> None:
+    """A worker still spinning (as ONNX Runtime's pool does after a run) is waited for:
+    checked at once, it would still be running (0.3 s of spinning)."""
+    spin = "import time\nt = time.time()\nwhile time.time() - t < 0.3: pass\ntime.sleep(30)"
+    proc = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        rnn_speed.wait_quiet(proc.pid, limit_s=20)
+        assert rnn_speed.running_threads(proc.pid) == 0 and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
