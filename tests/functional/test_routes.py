@@ -184,6 +184,22 @@ def test_threads_above_one_ask_openblas_not_to_spin_unless_the_user_said(n, user
     assert timeouts == [int(expected or 0)] * found  # what OpenBLAS itself now reads
 
 
+@pytest.mark.skipif(_threads.numba is None, reason="numba's pool (the fast extra)")
+@pytest.mark.parametrize(("user", "expected"), [(None, _threads.GOMP_SPINCOUNT), ("500", "500")])
+def test_numbas_pool_starts_with_a_short_openmp_spin_unless_the_user_said(user, expected) -> None:
+    """Set before numba's pool starts (GNU OpenMP reads it once, when it loads)."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    if user is not None:
+        env["GOMP_SPINCOUNT"] = user
+    code = "import os, bptt; bptt.set_num_threads(1); print(os.environ['GOMP_SPINCOUNT'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected
+
+
 # --------------------------------------------------------------------------- same numbers
 
 

@@ -22,7 +22,13 @@ step product took 0.2-5.6 ms a call right after a two-thread BLAS product agains
 against 117. So when bptt runs more than one thread it asks OpenBLAS to stop spinning
 (:func:`quiet_blas`: the timeout at its floor, 2^4 cycles, unless the user set
 ``OPENBLAS_THREAD_TIMEOUT``); its threads then sleep between calls and wake in
-microseconds.
+microseconds. numba's own pool (GNU OpenMP, numba's "omp" threading layer) does the
+same the other way round: after a compiled loop its threads spin for about 1 ms
+(libgomp's 300,000 spins) while the weight-gradient product runs on BLAS's two threads,
+which then ran at one thread's speed (8.9 ms against 4.7 ms alone) and lstm-a's
+two-thread training step took 22-23 ms; with ``GOMP_SPINCOUNT=20000`` (bptt's default,
+set before numba's pool starts unless the user set it) 17-19.5 ms, with its per-step
+barriers (B = 1 inference) as fast as before (three alternated runs each, same machine).
 
 Inside a time loop, BLAS runs with one thread unless the per-step route is
 ``blas_mt`` (:func:`step_threads`): one step's product is small, and on a busy
@@ -99,9 +105,20 @@ def set_num_threads(n: int) -> None:
         quiet_blas()
 
 
+# GNU OpenMP's spin before a waiting thread sleeps (libgomp's default, 300,000 spins,
+# is about 1 ms here; see the module docstring).
+GOMP_SPINCOUNT = "20000"
+
+
 def _numba_threads(n: int) -> None:
-    """numba's pool runs at most NUMBA_NUM_THREADS (fixed when numba loads)."""
+    """numba's pool runs at most NUMBA_NUM_THREADS (fixed when numba loads).
+
+    The first call starts numba's pool, which loads GNU OpenMP where numba's threading
+    layer is "omp"; GNU OpenMP reads ``GOMP_SPINCOUNT`` then, so it is set first
+    (unless the user set it).
+    """
     if numba is not None:
+        os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
         numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
