@@ -71,6 +71,7 @@ K directions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -740,7 +741,8 @@ def pin_threads(spec: str | None) -> None:
     if spec:
         cpus = [int(c) for c in spec.split(",")]
         for tid in os.listdir("/proc/self/task"):
-            os.sched_setaffinity(int(tid), cpus)
+            with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+                os.sched_setaffinity(int(tid), cpus)
 
 
 def spawn(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
