@@ -77,9 +77,12 @@ if numba is not None:
         chunks = min(threads, B)
         for t in range(T):
             _gemm._step_product_par(h[t], panels, rows, rec, threads)
-            for k in numba.prange(chunks):
-                b0, b1 = _threads.share(k, chunks, B)
-                _lstm_forward_rows(t, b0, b1, gates, rec, bias, h, c, tanh_c, real)
+            if chunks == 1:  # one row: a parallel region would wake threads for nothing
+                _lstm_forward_rows(t, 0, B, gates, rec, bias, h, c, tanh_c, real)
+            else:
+                for k in numba.prange(chunks):
+                    b0, b1 = _threads.share(k, chunks, B)
+                    _lstm_forward_rows(t, b0, b1, gates, rec, bias, h, c, tanh_c, real)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
     def _lstm_backward_steps_par(panels_t, rows_t, arrays, keep, threads):
@@ -95,9 +98,12 @@ if numba is not None:
             return
         chunks = min(threads, B)
         for t in range(T - 1, -1, -1):
-            for j in numba.prange(chunks):
-                b0, b1 = _threads.share(j, chunks, B)
-                _lstm_backward_rows(t, b0, b1, arrays, keep)
+            if chunks == 1:  # one row, as in the forward
+                _lstm_backward_rows(t, 0, B, arrays, keep)
+            else:
+                for j in numba.prange(chunks):
+                    b0, b1 = _threads.share(j, chunks, B)
+                    _lstm_backward_rows(t, b0, b1, arrays, keep)
             _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
 
     # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel;
