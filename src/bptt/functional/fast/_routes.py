@@ -18,8 +18,8 @@ assumed. The kinds (``kind``) and their routes:
            blas_mt   np.matmul, BLAS at bptt's thread count
            packed    the compiled kernel, one thread
            packed_mt the compiled kernel, the batch rows split over the threads once: each
-                     thread runs every step of its rows (the time loops; the probe times it so)
-                     (and, in the LSTM's compiled loop, the batch rows of the gate kernel)
+                     thread runs every step of its rows, product and gate kernel (the time
+                     loops; the probe times it so)
            dot       for one to three rows (B < 4): dot products with w's rows, compiled
            dot_mt    the same with the rows of w split over the threads
     step1  a whole step at T = 1 and B <= 3 (generation, streaming; functional/fast/_step.py),

@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,14 +187,10 @@ def prefetch(specs, workers: int = 1) -> None:
         return
     batches = []
     for variant, items in sorted(wanted.items()):
-        items = sorted(items)
-        size = -(-len(items) // max(1, workers))
-        batches += [(variant, items[at : at + size]) for at in range(0, len(items), size)]
+        batches += [(variant, part) for part in _parts(sorted(items), workers)]
     if len(batches) == 1:
         _festival_batch(exe, *batches[0])
         return
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(max(1, workers)) as pool:
         list(pool.map(lambda batch: _festival_batch(exe, *batch), batches))
 
@@ -201,16 +198,19 @@ def prefetch(specs, workers: int = 1) -> None:
 def _prefetch_node(items: list, workers: int) -> None:
     """Say ``items`` (engine, text, variant, rate, pitch) in ``workers`` node processes
     side by side, into _NODE_READY."""
-    exe = require_engine(items[0][0])
-    for engine in {item[0] for item in items}:
-        require_engine(engine)  # its npm package, installed once
-    size = -(-len(items) // max(1, workers))
-    parts = [items[at : at + size] for at in range(0, len(items), size)]
-    from concurrent.futures import ThreadPoolExecutor
-
+    exe = ""
+    for engine in sorted({item[0] for item in items}):
+        exe = require_engine(engine)  # node, with the engine's npm package installed once
+    parts = _parts(items, workers)
     with ThreadPoolExecutor(len(parts)) as pool:
         for said in pool.map(lambda part: _node_batch(exe, part), parts):
             _NODE_READY.update(said)
+
+
+def _parts(items: list, workers: int) -> list[list]:
+    """``items`` cut into at most ``workers`` runs of nearly equal length, in order."""
+    size = -(-len(items) // max(1, workers))
+    return [items[at : at + size] for at in range(0, len(items), size)]
 
 
 def _festival_batch(exe: str, variant: str, items: list[tuple[str, int, int]]) -> None:
