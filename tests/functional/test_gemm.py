@@ -3,9 +3,10 @@
 Without numba (or with BPTT_NO_JIT=1) only the fallback test runs, and checks
 that every case takes np.matmul.
 
-The compiled tiles cover 6, 4, 2 and 1 rows; the shapes below hit every
-remainder, a single column panel and many, K = 1 and K = 0. float32 sums run
-in another order than BLAS's, so they agree to float32 rounding of the sum
+The compiled tiles cover 6, 4, 2 and 1 rows (AVX2) and 12, 8, 4, 2, 1 rows of two
+panels (AVX-512); the shapes below hit every remainder, a single column panel and
+many, K = 1 and K = 0. float32 sums run in another order than BLAS's, so they agree
+to float32 rounding of the sum
 (relative to the largest |a| |w| sum, as a dot product's error bound).
 
 Shapes: M rows of a, K inner size, N columns of out (a multiple of 16).
@@ -60,6 +61,22 @@ def test_packed_rows_do_not_depend_on_their_tile(M) -> None:
     for r in range(M):
         _gemm.matmul_packed(a[r : r + 1], panels, alone)
         np.testing.assert_array_equal(together[r], alone[0], err_msg=f"row {r} of {M}")
+
+
+@compiled
+@pytest.mark.parametrize(("M", "N"), [(1, 32), (3, 48), (12, 64), (16, 32), (29, 80), (48, 16)])
+def test_wide_tiles_equal_the_narrow_ones_bit_for_bit(M, N) -> None:
+    """The AVX-512 tiles (two panels, 12/8/4/2/1 rows) make every element from the same
+    chain of FMAs over k as the AVX2 tiles: equal bit for bit, for odd panel counts
+    (the last panel narrow) and row counts off the tile sizes, from strided rows. On a
+    CPU without AVX-512 LLVM splits the wide vectors, so this runs everywhere."""
+    rng = np.random.default_rng(M + N)
+    a = rng.standard_normal((M, 45)).astype(np.float32)[:, :37]  # (M, K) row stride 45
+    panels = _gemm.pack(rng.standard_normal((N, 37)).astype(np.float32))  # (N/16, K, 16)
+    narrow, wide = (np.full((M, N), np.nan, dtype=np.float32) for _ in range(2))  # (M, N)
+    _gemm._block_rows(a, panels, narrow, 0, M, False)
+    _gemm._block_rows(a, panels, wide, 0, M, True)
+    np.testing.assert_array_equal(wide, narrow)
 
 
 @compiled

@@ -72,7 +72,7 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 6  # bump when the routes, their kernels or the probe change: old files are then ignored
+SCHEMA = 7  # bump when the routes, their kernels or the probe change: old files are then ignored
 ROUTES = {
     "proj": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
     "dx": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
