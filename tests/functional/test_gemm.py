@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bptt.functional.fast import _gemm
+from bptt.functional.fast import _gemm, _tiles
 
 compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT set")
 
@@ -74,8 +74,8 @@ def test_wide_tiles_equal_the_narrow_ones_bit_for_bit(M, N) -> None:
     a = rng.standard_normal((M, 45)).astype(np.float32)[:, :37]  # (M, K) row stride 45
     panels = _gemm.pack(rng.standard_normal((N, 37)).astype(np.float32))  # (N/16, K, 16)
     narrow, wide = (np.full((M, N), np.nan, dtype=np.float32) for _ in range(2))  # (M, N)
-    _gemm._block_rows(a, panels, narrow, 0, M, False)
-    _gemm._block_rows(a, panels, wide, 0, M, True)
+    _tiles._block_rows(a, panels, narrow, 0, M, False)
+    _tiles._block_rows(a, panels, wide, 0, M, True)
     np.testing.assert_array_equal(wide, narrow)
 
 
