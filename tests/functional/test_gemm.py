@@ -139,3 +139,21 @@ def test_project_reads_strided_rows_over_several_row_blocks() -> None:
     _gemm.project(a, w, out)
     exact, scale = reference(a, w)
     assert np.all(np.abs(out - exact) <= 4 * K * np.finfo(np.float32).eps * scale)
+
+
+@compiled
+@pytest.mark.parametrize("steps", [10, 100])
+def test_step_probe_times_products_in_a_row_as_the_time_loop_makes_them(steps, monkeypatch) -> None:
+    """One probe call of a step route makes min(steps, PROBE_RUN) products: timed one
+    product at a time, a threaded route paid a parallel region's wake-up per product
+    that the time loop pays once per sequence, and lost to one thread."""
+    calls = []
+    monkeypatch.setattr(_gemm, "matmul_packed", lambda a, panels, out: calls.append(1))
+
+    def choose(kind, dtype, M, K, N, candidates, applies):
+        candidates()["packed"](1)
+        return "packed"
+
+    monkeypatch.setattr(_gemm._routes, "choose", choose)
+    _gemm.StepProduct(np.ones((32, 8), np.float32), 8, steps)
+    assert len(calls) == min(steps, _gemm.PROBE_RUN)
