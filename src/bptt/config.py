@@ -162,6 +162,11 @@ class Config:
         "speech: training-only engines added to a held-out-engine run (gnuspeech, sam; "
         "comma-separated; default: none): train on every engine but --test-engine",
     )
+    extra_share: float = _flag(
+        1.0,
+        "speech: how often a training clip comes from each --extra-engines engine, against "
+        "each of the two natural ones (1: as often, the default; 0.25: a quarter as often)",
+    )
     augment: str = _flag(
         "",
         "speech: training augmentations, comma-separated (vocoder, speed, tempo, pitch, reverb, "
@@ -223,6 +228,8 @@ class Config:
             raise BpttError(f"char_embed_size must be at least 1; got {self.char_embed_size}")
         if not 0.0 < self.val_fraction < 1.0:
             raise BpttError(f"val_fraction must be in (0, 1); got {self.val_fraction}")
+        if not 0.0 < self.extra_share <= 1.0:
+            raise BpttError(f"extra_share must be in (0, 1]; got {self.extra_share}")
         if not 0.0 < self.test_fraction < 1.0:
             raise BpttError(f"test_fraction must be in (0, 1); got {self.test_fraction}")
         for name in ("truncate", "vocab_size", "max_examples"):

@@ -356,3 +356,31 @@ def test_npm_words_of_a_prefetch_are_said_in_node_batches(monkeypatch):
     assert len(runs) == 2 and len(synth._NODE_READY) == 4  # 2 voices x 2 words
     _, bounds = synth.render(specs[1])  # from the batch: no node process more
     assert len(runs) == 2 and [w for w, _, _ in bounds] == ["one", "two"]
+
+
+def test_extra_share_weighs_the_extra_engines_and_needs_them():
+    """--extra-share draws each training-only engine that many times as often as a
+    natural one; at 1 the draw is the one every earlier corpus was made with."""
+    pool = [sv.Voice("flite", "", "slt"), sv.Voice("festival", "", "kal_diphone")]
+    pool += [sv.Voice("sam", "", "elf"), sv.Voice("gnuspeech", "", "male")]
+
+    def shares(extra_share, n=4000):
+        rng = np.random.default_rng(0)
+        drawn = [sv.draw_voice(pool, rng, extra_share).engine for _ in range(n)]
+        return {e: drawn.count(e) / n for e in ("flite", "festival", "sam", "gnuspeech")}
+
+    assert all(abs(f - 0.25) < 0.03 for f in shares(1.0).values())
+    tenth = shares(0.1)  # weights 1, 1, 0.1, 0.1
+    assert abs(tenth["sam"] - 0.1 / 2.2) < 0.02 and abs(tenth["flite"] - 1 / 2.2) < 0.03
+
+    drawn, rng = np.random.default_rng(5), np.random.default_rng(5)
+    engines = sorted({v.engine for v in pool})
+    for _ in range(50):  # at 1: an engine uniformly, then a voice, as before the option
+        engine = engines[int(rng.integers(len(engines)))]
+        own = [v for v in pool if v.engine == engine]
+        assert sv.draw_voice(pool, drawn, 1.0) == own[int(rng.integers(len(own)))]
+
+    sv.check_extra_share(0.25, "sam")
+    sv.check_extra_share(1.0, "")
+    with pytest.raises(BpttError, match=r"--extra-share 0\.5 weighs the --extra-engines"):
+        sv.check_extra_share(0.5, "")

@@ -87,7 +87,7 @@ TEST_UTTERANCES = 500  # test: drawn from the test speakers
 
 # ---------------------------------------------------------------- data
 def utterance_specs(
-    split: str, count: int, engines: tuple[str, ...], test_engine: str = ""
+    split: str, count: int, engines: tuple[str, ...], test_engine: str = "", extra_share=1.0
 ) -> list[synth.ClipSpec]:
     """``count`` utterances of ``split``'s voices: LENGTHS[0]..LENGTHS[1] random digits
     as words, a random voice, rate, pitch and noise, said word by word (with gaps) or in
@@ -105,7 +105,10 @@ def utterance_specs(
         n = int(rng.integers(LENGTHS[0], LENGTHS[1] + 1))
         digits = rng.integers(0, 10, size=n)  # (L,)
         text = " ".join(synth.DIGIT_WORDS[d] for d in digits)
-        voice = voices[int(rng.integers(len(voices)))] if voices else sv.draw_voice(pool, rng)
+        if voices:
+            voice = voices[int(rng.integers(len(voices)))]
+        else:
+            voice = sv.draw_voice(pool, rng, extra_share)
         by_word = bool(rng.random() < BY_WORD_SHARE)
         specs.append(synth.draw_spec(text, voice, rng, by_word=by_word))
     return specs
@@ -127,6 +130,7 @@ def utterance_inputs(samples: np.ndarray, kind: str, k: int, dtype, norm="cmvn")
 def prepare_data(config, progress: bool = False) -> TaskData:
     """Train/validation/test utterances of disjoint speakers: stacked feature steps and
     their digit labels."""
+    sv.check_extra_share(config.extra_share, config.extra_engines)
     engines = sv.dataset_engines("ctc-digits", config.dataset)
     if config.truncate:
         raise BpttError(
@@ -146,7 +150,7 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     dtype = np.dtype(config.dtype)
     splits, folders, speakers = {}, {}, {}
     for name, count in counts.items():
-        specs = utterance_specs(name, count, engines, held_out)
+        specs = utterance_specs(name, count, engines, held_out, config.extra_share)
         speakers[name] = len({sv.parse_voice(s.voice).speaker for s in specs})
         clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features, config.norm)
@@ -323,7 +327,8 @@ PRESET = {
 TASK = example_task(
     sys.modules[__name__],
     "ctc-digits",
-    "dataset data test_engine extra_engines features max_examples truncate norm augment beam",
+    "dataset data test_engine extra_engines extra_share features max_examples truncate norm "
+    "augment beam",
     build_model=model_from_meta,
     transcribe=transcribe,
     predict=None,

@@ -68,7 +68,7 @@ AUG_COPIES = 1  # augmented copies of each training clip (beside the clip itself
 
 
 def clip_specs(
-    split: str, count: int, engines: tuple[str, ...], test_engine: str = ""
+    split: str, count: int, engines: tuple[str, ...], test_engine: str = "", extra_share=1.0
 ) -> list[synth.ClipSpec]:
     """``count`` clips of ``split``'s voices: clip i says digit i mod 10, each voice in turn
     (shuffled), with a random rate, pitch and noise; the same on every run. With a
@@ -77,7 +77,7 @@ def clip_specs(
         pool = sv.engine_voices(split, test_engine, engines)
         rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
         return [
-            synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng), rng)
+            synth.draw_spec(LABELS[i % len(LABELS)], sv.draw_voice(pool, rng, extra_share), rng)
             for i in range(count)
         ]
     voices = sv.split_voices(split, engines)
@@ -165,6 +165,7 @@ def split_names(config) -> str:
 def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     """Train/validation/test clips of disjoint speakers, as normalised feature sequences."""
     engines = sv.dataset_engines("digits", config.dataset)
+    sv.check_extra_share(config.extra_share, config.extra_engines)
     held_out = config.test_engine
     if held_out:
         n_test = HELD_OUT_TEST
@@ -176,7 +177,7 @@ def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     dtype = np.dtype(config.dtype)
     splits, folders, speakers_of = {}, {}, {}
     for name, count in counts.items():
-        specs = clip_specs(name, count, engines, held_out)
+        specs = clip_specs(name, count, engines, held_out, config.extra_share)
         speakers_of[name] = [sv.parse_voice(s.voice).speaker for s in specs]
         clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features, config.norm)
@@ -259,5 +260,6 @@ PRESET = {
 TASK = example_task(
     sys.modules[__name__],
     "digits",
-    "dataset data test_engine extra_engines features max_examples truncate norm augment pooling",
+    "dataset data test_engine extra_engines extra_share features max_examples truncate norm "
+    "augment pooling",
 )

@@ -314,6 +314,15 @@ def parse_extra_engines(text: str, test_engine: str) -> tuple[str, ...]:
     return tuple(e for e in EXTRA_ENGINES if e in names)
 
 
+def check_extra_share(share: float, extra: str) -> None:
+    """``--extra-share`` weighs the ``--extra-engines``: without them it would do nothing."""
+    if share != 1.0 and not extra:
+        raise BpttError(
+            f"--extra-share {share} weighs the --extra-engines' training clips; "
+            "name them too (--extra-engines gnuspeech,sam)"
+        )
+
+
 def held_out_engines(test_engine: str, extra: str = "") -> tuple[str, ...]:
     """Every engine of a held-out-engine run: the three test engines and the extra
     training-only ones that ``extra`` (``--extra-engines``) names."""
@@ -385,11 +394,16 @@ def engine_voices(role: str, test_engine: str, extra: tuple[str, ...] = ()) -> l
     raise BpttError(f"role must be one of {', '.join(SPLITS)}; got {role!r}")
 
 
-def draw_voice(pool: list[Voice], rng: np.random.Generator) -> Voice:
-    """A voice of ``pool``: an engine uniformly among the pool's engines, then one of its
-    voices uniformly."""
+def draw_voice(pool: list[Voice], rng: np.random.Generator, extra_share: float = 1.0) -> Voice:
+    """A voice of ``pool``: an engine among the pool's engines, then one of its voices
+    uniformly. The engines are equally likely, but for the training-only ones
+    (EXTRA_ENGINES), each ``extra_share`` times as likely as another (``--extra-share``)."""
     engines = sorted({v.engine for v in pool})
-    engine = engines[int(rng.integers(len(engines)))]
+    weights = np.array([extra_share if e in EXTRA_ENGINES else 1.0 for e in engines])  # (E,)
+    if np.all(weights == 1.0):  # the draw every earlier corpus was made with
+        engine = engines[int(rng.integers(len(engines)))]
+    else:
+        engine = engines[int(rng.choice(len(engines), p=weights / weights.sum()))]
     own = [v for v in pool if v.engine == engine]
     return own[int(rng.integers(len(own)))]
 
