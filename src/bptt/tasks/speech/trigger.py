@@ -261,6 +261,7 @@ def raw_split(name: str, config, progress: bool = False, negatives_only: bool = 
     """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count;
     with ``config.augment``, the training split holds as many augmented clips again."""
     engines = sv.dataset_engines("trigger", config.dataset)
+    sv.check_extra_share(config.extra_share, config.extra_engines)
     if config.test_engine or config.extra_engines:  # the extra engines train, never test
         engines = sv.held_out_engines(config.test_engine, config.extra_engines)
     if config.truncate:
@@ -271,7 +272,8 @@ def raw_split(name: str, config, progress: bool = False, negatives_only: bool = 
     count = (config.max_examples or CLIPS["train"]) if name == "train" else CLIPS[name]
     if negatives_only:
         count = NEGATIVE_CLIPS
-    key, bank, speakers = clips.bank_for(name, engines, config.data, progress, config.test_engine)
+    held, share = config.test_engine, config.extra_share
+    key, bank, speakers = clips.bank_for(name, engines, config.data, progress, held, share)
     of_split = (name, count, key, bank, config.features, config.data)
     feats = clip_set(*of_split, negatives_only, norm=config.norm)
     parts = parse_parts(config.augment) if name == "train" and not negatives_only else ()
@@ -433,5 +435,6 @@ PRESET = {
 TASK = example_task(
     sys.modules[__name__],
     "trigger",
-    "dataset data test_engine extra_engines features max_examples truncate norm augment",
+    "dataset data test_engine extra_engines extra_share features max_examples truncate norm "
+    "augment",
 )

@@ -86,7 +86,7 @@ HELD_OUT_DRAWS = {"train": 400, "validation": 60, "test": 60}  # voices drawn, e
 
 
 def bank_specs(
-    split: str, engines: tuple[str, ...] = ("espeak-ng",), test_engine: str = ""
+    split: str, engines: tuple[str, ...] = ("espeak-ng",), test_engine: str = "", extra_share=1.0
 ) -> list[synth.ClipSpec]:
     """Per voice of ``split`` (BANK_VOICES[split] of them, a fixed shuffle; None: all):
     TAKES[split] triggers and distractors, each a single word with exact bounds. With a
@@ -97,7 +97,8 @@ def bank_specs(
         pool = sv.engine_voices(split, test_engine, engines)
         rng = sv.draw_rng(DATA_SEED, split, engines, test_engine)
         draws = range(HELD_OUT_DRAWS[split])
-        return [s for _ in draws for s in _takes(split, sv.draw_voice(pool, rng), rng)]
+        voices = (sv.draw_voice(pool, rng, extra_share) for _ in draws)
+        return [s for voice in voices for s in _takes(split, voice, rng)]
     voices = sv.split_voices(split, engines)
     rng = sv.draw_rng(DATA_SEED, split, engines)
     order = rng.permutation(len(voices))[: BANK_VOICES[split]]  # (V',)
@@ -112,10 +113,10 @@ def _takes(split: str, voice: sv.Voice, rng: np.random.Generator) -> list[synth.
 
 
 def load_bank(
-    split: str, engines=("espeak-ng",), folder=None, progress=False, test_engine=""
+    split: str, engines=("espeak-ng",), folder=None, progress=False, test_engine="", extra_share=1.0
 ) -> Bank:
     """The bank of ``split``, synthesised once (:func:`.speech_corpus.make_corpus`)."""
-    specs = bank_specs(split, engines, test_engine)
+    specs = bank_specs(split, engines, test_engine, extra_share)
     clips, _, _ = corpus.make_corpus(specs, folder, progress=progress)
     triggers, others = [], []
     for clip in clips:
@@ -129,12 +130,12 @@ def load_bank(
     return Bank(triggers, others)
 
 
-def bank_for(split: str, engines, folder=None, progress=False, test_engine=""):
+def bank_for(split: str, engines, folder=None, progress=False, test_engine="", extra_share=1.0):
     """(the bank's cache key, a function that loads the bank, how many speakers it has):
     the clips of a split are cached under the key, so the bank is read only to compose."""
-    specs = bank_specs(split, engines, test_engine)
+    specs = bank_specs(split, engines, test_engine, extra_share)
     speakers = len({sv.parse_voice(s.voice).speaker for s in specs})
-    load = lambda: load_bank(split, engines, folder, progress, test_engine)  # noqa: E731
+    load = lambda: load_bank(split, engines, folder, progress, test_engine, extra_share)  # noqa: E731
     return corpus.corpus_key(specs), load, speakers
 
 
