@@ -166,7 +166,8 @@ if numba is not None:
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _panel_pair_rows(a, panels, out, r_start, r_end, p):
         """_panel_rows for panels p and p + 1 at once, AVX-512 tiles of 12, 8, 4, 2, 1 rows
-        (16 as 8 + 8: 4 rows keep too few FMAs in flight)."""
+        (16 as 8 + 8: 4 rows keep too few FMAs in flight). The same walk as _panel_rows
+        over other tiles: a tile is an intrinsic, which numba will not take as an argument."""
         r, n = r_start, r_end - r_start
         twelves = n // 12 - (1 if n % 12 == 4 and n > 12 else 0)  # ... 12 + 4 rows run as 8 + 8
         for _ in range(twelves):
