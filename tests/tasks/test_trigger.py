@@ -184,7 +184,7 @@ def toy_data(monkeypatch, tmp_path):
     """Small clip sets of 3 s composed from :func:`toy_bank`, cached under tmp_path."""
     calls = []
 
-    def bank_for(split, engines, folder=None, progress=False, test_engine=""):
+    def bank_for(split, engines, folder=None, progress=False, test_engine="", extra_share=1.0):
         def load():
             calls.append(split)
             return toy_bank(sv.SPLITS.index(split))
