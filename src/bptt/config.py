@@ -230,6 +230,11 @@ class Config:
             raise BpttError(f"val_fraction must be in (0, 1); got {self.val_fraction}")
         if not 0.0 < self.extra_share <= 1.0:
             raise BpttError(f"extra_share must be in (0, 1]; got {self.extra_share}")
+        if self.extra_share != 1.0 and not self.extra_engines:  # it would do nothing
+            raise BpttError(
+                f"--extra-share {self.extra_share} weighs the --extra-engines' training clips; "
+                "name them too (--extra-engines gnuspeech,sam)"
+            )
         if not 0.0 < self.test_fraction < 1.0:
             raise BpttError(f"test_fraction must be in (0, 1); got {self.test_fraction}")
         for name in ("truncate", "vocab_size", "max_examples"):

@@ -7,6 +7,7 @@ import shutil
 import numpy as np
 import pytest
 
+from bptt.config import Config
 from bptt.data.audio import SAMPLE_RATE
 from bptt.errors import BpttError
 from bptt.tasks.speech import speech_npm
@@ -380,7 +381,7 @@ def test_extra_share_weighs_the_extra_engines_and_needs_them():
         own = [v for v in pool if v.engine == engine]
         assert sv.draw_voice(pool, drawn, 1.0) == own[int(rng.integers(len(own)))]
 
-    sv.check_extra_share(0.25, "sam")
-    sv.check_extra_share(1.0, "")
+    Config(extra_share=0.25, extra_engines="sam")
+    Config(extra_share=1.0)
     with pytest.raises(BpttError, match=r"--extra-share 0\.5 weighs the --extra-engines"):
-        sv.check_extra_share(0.5, "")
+        Config(extra_share=0.5)

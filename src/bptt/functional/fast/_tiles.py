@@ -173,10 +173,7 @@ if numba is not None:
         for _ in range(twelves):
             _wide12(a, panels, out, r, p)
             r += 12
-        if r + 8 <= r_end:
-            _wide8(a, panels, out, r, p)
-            r += 8
-        if r + 8 <= r_end:
+        while r + 8 <= r_end:  # once, or twice for the 8 + 8
             _wide8(a, panels, out, r, p)
             r += 8
         if r + 4 <= r_end:

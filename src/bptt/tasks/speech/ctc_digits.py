@@ -130,7 +130,6 @@ def utterance_inputs(samples: np.ndarray, kind: str, k: int, dtype, norm="cmvn")
 def prepare_data(config, progress: bool = False) -> TaskData:
     """Train/validation/test utterances of disjoint speakers: stacked feature steps and
     their digit labels."""
-    sv.check_extra_share(config.extra_share, config.extra_engines)
     engines = sv.dataset_engines("ctc-digits", config.dataset)
     if config.truncate:
         raise BpttError(

@@ -165,7 +165,6 @@ def split_names(config) -> str:
 def prepare_data(config, vocab=None, progress: bool = False) -> TaskData:
     """Train/validation/test clips of disjoint speakers, as normalised feature sequences."""
     engines = sv.dataset_engines("digits", config.dataset)
-    sv.check_extra_share(config.extra_share, config.extra_engines)
     held_out = config.test_engine
     if held_out:
         n_test = HELD_OUT_TEST

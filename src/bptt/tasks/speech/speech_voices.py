@@ -314,15 +314,6 @@ def parse_extra_engines(text: str, test_engine: str) -> tuple[str, ...]:
     return tuple(e for e in EXTRA_ENGINES if e in names)
 
 
-def check_extra_share(share: float, extra: str) -> None:
-    """``--extra-share`` weighs the ``--extra-engines``: without them it would do nothing."""
-    if share != 1.0 and not extra:
-        raise BpttError(
-            f"--extra-share {share} weighs the --extra-engines' training clips; "
-            "name them too (--extra-engines gnuspeech,sam)"
-        )
-
-
 def held_out_engines(test_engine: str, extra: str = "") -> tuple[str, ...]:
     """Every engine of a held-out-engine run: the three test engines and the extra
     training-only ones that ``extra`` (``--extra-engines``) names."""

@@ -261,7 +261,6 @@ def raw_split(name: str, config, progress: bool = False, negatives_only: bool = 
     """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count;
     with ``config.augment``, the training split holds as many augmented clips again."""
     engines = sv.dataset_engines("trigger", config.dataset)
-    sv.check_extra_share(config.extra_share, config.extra_engines)
     if config.test_engine or config.extra_engines:  # the extra engines train, never test
         engines = sv.held_out_engines(config.test_engine, config.extra_engines)
     if config.truncate:
