@@ -159,8 +159,9 @@ class Config:
     )
     extra_engines: str = _flag(
         "",
-        "speech: training-only engines added to a held-out-engine run (gnuspeech, sam; "
-        "comma-separated; default: none): train on every engine but --test-engine",
+        "speech: training-only engines added to a held-out-engine run (gnuspeech, sam, "
+        "mbrola, pico; comma-separated; default: none): train on every engine but "
+        "--test-engine",
     )
     extra_share: float = _flag(
         1.0,

@@ -3,6 +3,7 @@ split by speaker, noise at a given SNR, word boundaries, and a clear error when 
 engine is missing."""
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from bptt.config import Config
 from bptt.data.audio import SAMPLE_RATE
 from bptt.errors import BpttError
+from bptt.tasks.speech import speech_engines as se
 from bptt.tasks.speech import speech_npm
 from bptt.tasks.speech import speech_synth as synth
 from bptt.tasks.speech import speech_voices as sv
@@ -45,13 +47,13 @@ ESPEAK_VARIANT_LISTING = "\n".join(
 def test_espeak_variants_are_the_file_names_without_the_other_languages_column():
     # "storm             (en-us 5)" was once read as a variant: espeak-ng said it as
     # the accent's default voice, so "storm" was no speaker of its own.
-    found = sv.parse_espeak_variants(ESPEAK_VARIANT_LISTING)
+    found = se.parse_espeak_variants(ESPEAK_VARIANT_LISTING)
     assert found == ("Mr serious", "Storm", "klatt4", "two")
 
 
 @needs_espeak
 def test_installed_espeak_variants_are_single_names():
-    assert all("(" not in v and v == v.strip() for v in sv._espeak_variants())
+    assert all("(" not in v and v == v.strip() for v in se.espeak_variants())
 
 
 @needs_espeak
@@ -109,6 +111,10 @@ def test_a_missing_engine_names_the_apt_package(monkeypatch, tmp_path):
         synth.synthesize("one", sv.Voice("flite", "", "slt"))
     with pytest.raises(BpttError, match=r"'text2wave'.*apt-get install festival festvox"):
         synth.synthesize("one", sv.Voice("festival", "", "kal_diphone"))
+    with pytest.raises(BpttError, match=r"'mbrola'.*apt-get install espeak-ng mbrola mbrola-us1"):
+        synth.synthesize("one", sv.Voice("mbrola", "", "us1"))
+    with pytest.raises(BpttError, match=r"'pico2wave'.*apt-get install libttspico-utils"):
+        synth.synthesize("one", sv.Voice("pico", "", "en-US"))
 
 
 @needs_espeak
@@ -178,7 +184,7 @@ needs_festival = pytest.mark.skipif(
 @needs_festival
 def test_festival_voices_speak_at_16_khz_and_follow_rate_and_pitch():
     found = sv.voices(engines=("festival",))
-    assert {v.name for v in found} == {f"festival:{v}" for v in sv.FESTIVAL_VOICES}
+    assert {v.name for v in found} == {f"festival:{v}" for v in se.FESTIVAL_VOICES}
     assert {v.speaker for v in found} == {"festival:kal", "festival:ked", "festival:slt"}
     for name in ("festival:kal_diphone", "festival:cmu_us_slt_arctic_hts"):
         voice = sv.parse_voice(name)
@@ -248,16 +254,16 @@ def test_engine_of_reads_the_voice_name():
 # ---------------------------------------------------------------- npm engines: GnuSpeech, SAM
 needs_npm_engines = pytest.mark.skipif(
     shutil.which("node") is None
-    or (shutil.which("npm") is None and not all(map(speech_npm.npm_installed, sv.EXTRA_ENGINES))),
+    or (shutil.which("npm") is None and not all(map(speech_npm.npm_installed, se.NPM_ENGINES))),
     reason="GnuSpeech and SAM run on node (apt-get install nodejs npm; bptt installs their "
     "npm packages into ~/.cache/bptt/npm; .ci/run does both)",
 )
 
 
 def test_npm_voices_are_named_by_engine_and_split_by_voice():
-    found = sv.voices(engines=sv.EXTRA_ENGINES)  # listed without node: the package's own
-    assert [v.name for v in found if v.engine == "sam"] == sorted(f"sam:{v}" for v in sv.SAM_VOICES)
-    assert len(found) == len(sv.GNUSPEECH_VOICES) + len(sv.SAM_VOICES)
+    found = sv.voices(engines=se.NPM_ENGINES)  # listed without node: the package's own
+    assert [v.name for v in found if v.engine == "sam"] == sorted(f"sam:{v}" for v in se.SAM_VOICES)
+    assert len(found) == len(se.GNUSPEECH_VOICES) + len(se.SAM_VOICES)
     assert sv.parse_voice("gnuspeech:large_child") == sv.Voice("gnuspeech", "", "large_child")
     assert sv.engine_of("sam:elf") == "sam" and sv.engine_of("gnuspeech:male") == "gnuspeech"
     assert sv.speaker_of("sam", "elf") == "sam:elf"
@@ -273,8 +279,11 @@ def test_extra_engines_are_named_checked_and_need_a_held_out_engine():
     assert sv.parse_extra_engines("sam, gnuspeech", "festival") == ("gnuspeech", "sam")
     assert sv.held_out_engines("flite", "sam") == (*sv.ENGINES, "sam")
     assert sv.held_out_engines("flite") == sv.ENGINES
-    with pytest.raises(BpttError, match=r"--extra-engines takes gnuspeech, sam.*'mbrola'"):
-        sv.parse_extra_engines("sam,mbrola", "festival")
+    assert sv.parse_extra_engines("pico,mbrola", "flite") == ("mbrola", "pico")
+    with pytest.raises(BpttError, match=r"--extra-engines takes gnuspeech, sam, mbrola.*'nosuch'"):
+        sv.parse_extra_engines("sam,nosuch", "festival")
+    with pytest.raises(BpttError, match="mbrola is said through espeak-ng's front end"):
+        sv.parse_extra_engines("pico,mbrola", "espeak-ng")  # espeak-ng's prosody in training
     with pytest.raises(BpttError, match="give --test-engine too"):
         sv.parse_extra_engines("sam", "")
     with pytest.raises(BpttError, match="held-out engine must be one of espeak-ng, flite"):
@@ -286,7 +295,7 @@ def test_extra_engines_are_named_checked_and_need_a_held_out_engine():
 def test_extra_engines_only_add_training_voices_and_never_the_test_engine():
     from bptt.tasks.speech import digits
 
-    extra = sv.EXTRA_ENGINES
+    extra = se.NPM_ENGINES
     for held_out in sv.ENGINES:
         train = sv.engine_voices("train", held_out, extra)
         assert held_out not in {v.engine for v in train}
@@ -309,7 +318,6 @@ def test_a_missing_node_names_the_packages(monkeypatch, tmp_path):
 
 
 def test_ci_installs_the_npm_packages_bptt_pins():
-    from pathlib import Path
 
     ci = (Path(__file__).parents[2] / ".ci" / "run").read_text(encoding="utf-8")
     line = next(ln for ln in ci.splitlines() if ln.startswith("NPM_PACKAGES="))
@@ -323,15 +331,15 @@ def test_a_missing_npm_package_without_npm_says_how_to_get_it(monkeypatch, tmp_p
     monkeypatch.setenv("PATH", str(tmp_path / "bin"))
     monkeypatch.setenv("BPTT_CACHE", str(tmp_path / "cache"))  # no package installed there
     with pytest.raises(BpttError, match=r"sam-js@0\.3\.1, which is not in .*'npm' is not on"):
-        sv.require_engine("sam")
+        se.require_engine("sam")
 
 
 @needs_npm_engines
 def test_npm_engines_say_a_word_as_a_wav_and_follow_the_rate():
     from bptt.data.audio import decode_wav
 
-    exe = sv.require_engine("sam")  # node; installs both packages when missing
-    sv.require_engine("gnuspeech")
+    exe = se.require_engine("sam")  # node; installs both packages when missing
+    se.require_engine("gnuspeech")
     items = [("gnuspeech", "seven", "female", 175, 50), ("sam", "seven", "elf", 175, 50)]
     wavs = synth._node_batch(exe, items, strict=True)  # one node process for both
     rates = {engine: decode_wav(wavs[(engine, *rest)], engine)[1] for engine, *rest in items}
@@ -385,3 +393,73 @@ def test_extra_share_weighs_the_extra_engines_and_needs_them():
     Config(extra_share=1.0)
     with pytest.raises(BpttError, match=r"--extra-share 0\.5 weighs the --extra-engines"):
         Config(extra_share=0.5)
+
+
+# ---------------------------------------------------------------- Debian's non-free: MBROLA, Pico
+needs_mbrola_pico = pytest.mark.skipif(
+    shutil.which("pico2wave") is None
+    or shutil.which("mbrola") is None
+    or shutil.which("espeak-ng") is None
+    or not (Path(se.MBROLA_DATA) / "us1").exists(),
+    reason="MBROLA and SVOX Pico are in Debian's contrib and non-free components (apt-get "
+    "install mbrola mbrola-us1 libttspico-utils; .ci/run does)",
+)
+
+
+def test_mbrola_and_pico_voices_are_split_by_voice():
+    """Golden assignments: a change here would move voices between splits."""
+    assert sv.speaker_of("pico", "en-GB") == "pico:en-gb"
+    assert sv.speaker_of("mbrola", "us1") == "mbrola:us1"
+    split = {f"mbrola:{v}": sv.split_of(sv.speaker_of("mbrola", v)) for v in se.MBROLA_VOICES}
+    split |= {f"pico:{v}": sv.split_of(sv.speaker_of("pico", v)) for v in se.PICO_VOICES}
+    assert set(split.values()) == {"train"}  # training-only: none is lost to another split
+    assert se.MBROLA_VOICES["us1"] == "mb-us1"
+
+
+@needs_mbrola_pico
+def test_mbrola_and_pico_say_a_word_at_16_khz_and_follow_the_rate_and_pitch():
+    assert {"us1"} <= set(se.installed_voices("mbrola")) <= set(se.MBROLA_VOICES)
+    assert se.installed_voices("pico") == se.PICO_VOICES
+    assert "MBROLA" in se.engine_version("mbrola") and "en-US_ta.bin" in se.engine_version("pico")
+    for name in ("mbrola:us1", "pico:en-US", "pico:en-GB"):
+        voice = sv.parse_voice(name)
+        normal = synth.synthesize("seven", voice, 175, 50)
+        slow = synth.synthesize("seven", voice, 110, 50)
+        high = synth.synthesize("seven", voice, 175, 90)
+        assert normal.dtype == np.float32 and 0.2 < len(normal) / SAMPLE_RATE < 1.5, name
+        assert len(slow) > 1.3 * len(normal), name
+        assert np.abs(normal).max() > 0.05, name  # it said something
+        assert _pitch(high) > 1.1 * _pitch(normal), name
+        np.testing.assert_array_equal(synth.synthesize("seven", voice, 175, 50), normal)
+    with pytest.raises(BpttError, match="pico voice must be one of en-US, en-GB; got 'fr-FR'"):
+        sv.parse_voice("pico:fr-FR")
+
+
+def _pitch(samples: np.ndarray) -> float:
+    """The median f0 (Hz) of a clip's loud 40 ms frames, by autocorrelation (60-400 Hz)."""
+    frame, f0s = 640, []
+    loud = 0.3 * np.abs(samples).max()
+    for at in range(0, len(samples) - frame, frame // 2):
+        x = samples[at : at + frame].astype(np.float64)
+        if np.abs(x).max() < loud:
+            continue
+        ac = np.correlate(x, x, "full")[frame - 1 :]  # lags 0..frame-1
+        lo, hi = SAMPLE_RATE // 400, SAMPLE_RATE // 60
+        f0s.append(SAMPLE_RATE / (lo + int(np.argmax(ac[lo:hi]))))
+    return float(np.median(f0s))
+
+
+@needs_festival
+@needs_mbrola_pico
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed")
+def test_mbrola_and_pico_add_training_voices_only():
+    from bptt.tasks.speech import digits
+
+    extra = ("mbrola", "pico")
+    train = sv.engine_voices("train", "festival", extra)
+    assert {v.engine for v in train} == {"espeak-ng", "flite", *extra}
+    assert {"mbrola:us1", "mbrola:en1", "pico:en-GB"} <= {v.name for v in train}
+    for role in ("validation", "test"):
+        assert sv.engine_voices(role, "festival", extra) == sv.engine_voices(role, "festival")
+    said = {sv.engine_of(s.voice) for s in digits.clip_specs("train", 60, extra, "festival")}
+    assert said == {"espeak-ng", "flite", *extra}

@@ -31,8 +31,9 @@ import numpy as np
 from bptt.data.audio import SAMPLE_RATE, read_wav, write_wav
 from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
+from bptt.tasks.speech.speech_engines import engine_version
 from bptt.tasks.speech.speech_synth import GENERATOR_VERSION, ClipSpec, prefetch, render
-from bptt.tasks.speech.speech_voices import engine_of, engine_version
+from bptt.tasks.speech.speech_voices import engine_of
 
 
 @dataclass

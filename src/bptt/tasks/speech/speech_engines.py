@@ -1,0 +1,217 @@
+"""The speech engines: their programs, how to install them, and their installed voices.
+
+Three engines say any text: Debian's ``espeak-ng`` (formant synthesis), ``flite``
+(diphone and statistical parametric voices) and Festival's ``text2wave`` (diphone and
+HTS voices). Four more are training-only (:data:`EXTRA_ENGINES`, never a test engine):
+from npm, run by node (:mod:`bptt.tasks.speech.speech_npm` installs their packages into
+the cache on first use), GnuSpeech (``@echogarden/gnuspeech-wasm``, an articulatory
+synthesiser: a tube model of the vocal tract; voices ``gnuspeech:male``, ``female``,
+``large_child``, ``small_child``, ``baby``) and SAM (``sam-js``, the 1982 Software
+Automatic Mouth, a formant synthesiser; its manual's six presets of speed, pitch, throat
+and mouth as voices ``sam:sam``, ``elf``, ``robot``, ``stuffy``, ``lady``, ``et``); and
+from Debian's contrib and non-free components, MBROLA (diphones recorded from real
+speakers, said through espeak-ng's front end: its phonemes, durations and intonation;
+see :data:`MBROLA_VOICES`) and SVOX Pico (``pico2wave``, Android's old engine, with a
+front end of its own; ``pico:en-US``, ``pico:en-GB``, two female voices).
+:mod:`bptt.tasks.speech.speech_synth` renders clips with them;
+:mod:`bptt.tasks.speech.speech_voices` splits their voices by speaker.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from functools import cache
+from pathlib import Path
+
+from bptt.errors import BpttError
+from bptt.tasks.speech.speech_npm import NODE_HINT, NPM_PACKAGES, require_npm_package
+
+ENGINES = ("espeak-ng", "flite", "festival")  # the engines a held-out test may use
+NPM_ENGINES = ("gnuspeech", "sam")  # training-only engines from npm, run by node
+# Training-only engines (never a test engine): the npm ones and two of Debian's non-free.
+EXTRA_ENGINES = (*NPM_ENGINES, "mbrola", "pico")
+# espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
+ACCENTS = tuple(
+    "en en-us en-gb-scotland en-gb-x-gbclan en-gb-x-rp en-gb-x-gbcwmd en-029 en-us-nyc".split()
+)
+# flite's general-domain voices (awb_time speaks only clock times; kal is kal16 at 8 kHz).
+FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
+# Festival's English voices (Debian: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+GNUSPEECH_VOICES = ("male", "female", "large_child", "small_child", "baby")
+# MBROLA's English databases (Debian: mbrola-us1 ...) and the espeak-ng voice that says
+# each: us1 female, us2 and us3 male (American), en1 male (British). espeak-ng also says
+# English with sixteen databases of other languages (mb-de1-en ...), accented: measured
+# as training voices they lowered held-out Festival's digits (docs/tasks/speech.md).
+MBROLA_VOICES = {"us1": "mb-us1", "us2": "mb-us2", "us3": "mb-us3", "en1": "mb-en1"}
+MBROLA_DATA = "/usr/share/mbrola"
+PICO_VOICES = ("en-US", "en-GB")  # pico2wave -l; its lingware in PICO_DATA
+PICO_DATA = "/usr/share/pico/lang"
+# SAM's voices: its manual's presets (speed, pitch, throat, mouth; pitch is a period:
+# higher is lower).
+SAM_VOICES = {
+    "sam": (72, 64, 128, 128),
+    "elf": (72, 64, 110, 160),
+    "robot": (92, 60, 190, 190),
+    "stuffy": (82, 72, 110, 105),
+    "lady": (82, 32, 145, 145),
+    "et": (100, 64, 150, 200),
+}
+PROGRAMS = {
+    "espeak-ng": "espeak-ng",
+    "flite": "flite",
+    "festival": "text2wave",
+    "gnuspeech": "node",
+    "sam": "node",
+    "mbrola": "mbrola",  # run by espeak-ng
+    "pico": "pico2wave",
+}
+APT_HINT = {
+    "espeak-ng": "apt-get install espeak-ng",
+    "flite": "apt-get install flite",
+    "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
+    "gnuspeech": NODE_HINT + "@echogarden/gnuspeech-wasm itself)",
+    "sam": NODE_HINT + "sam-js itself)",
+    "mbrola": "apt-get install espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
+    "(Debian's contrib and non-free components; the accented voices: mbrola-de1 ...)",
+    "pico": "apt-get install libttspico-utils (Debian's non-free component)",
+}
+ALL_ENGINES = ENGINES + EXTRA_ENGINES
+
+
+def require_engine(engine: str) -> str:
+    """The path of the program of ``engine`` ("espeak-ng", "flite", "festival": text2wave;
+    "gnuspeech", "sam": node, with the engine's npm package installed, on first use;
+    "mbrola": espeak-ng, which runs mbrola; "pico": pico2wave).
+
+    Raises:
+        BpttError: naming the Debian/Ubuntu package when it is not on PATH, or why the
+            npm package could not be installed.
+    """
+    if engine not in ALL_ENGINES:
+        raise BpttError(f"speech engine must be one of {', '.join(ALL_ENGINES)}; got {engine!r}")
+    path = shutil.which(PROGRAMS[engine])
+    if path is None:
+        raise BpttError(
+            f"speech synthesis needs the program '{PROGRAMS[engine]}', which is not on PATH; "
+            f"install it (Debian/Ubuntu): {APT_HINT[engine]}"
+        )
+    if engine in NPM_ENGINES:
+        require_npm_package(engine, APT_HINT[engine])
+    if engine == "mbrola":
+        return require_engine("espeak-ng")
+    return path
+
+
+def run_engine(cmd: list[str], what: str) -> subprocess.CompletedProcess:
+    """Run an engine's command line; its failure (or a timeout of 60 s) -> BpttError."""
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=60, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BpttError(f"{what} failed: {e}") from None
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()
+        raise BpttError(f"{what} failed (exit {done.returncode}): {err}")
+    return done
+
+
+@cache
+def engine_version(engine: str) -> str:
+    """The engine's own version line (part of a corpus's cache key)."""
+    exe = require_engine(engine)
+    if engine in NPM_ENGINES:  # node's version and the package's pinned one
+        node = run_engine([exe, "--version"], "node --version").stdout.decode().strip()
+        return f"node {node}, {NPM_PACKAGES[engine]}"
+    if engine == "mbrola":  # mbrola's banner ("MBROLA 3.02b - speech synthesizer") and
+        banner = run_engine([shutil.which("mbrola") or "mbrola"], "mbrola").stdout  # espeak-ng's
+        first = banner.decode(errors="replace").strip().splitlines()[:1]
+        return f"{' '.join(first)}, {engine_version('espeak-ng')}"
+    if engine == "pico":  # pico2wave has no version flag: its lingware's sizes
+        return "pico2wave, " + ", ".join(
+            f"{f.name} {f.stat().st_size}" for f in sorted(Path(PICO_DATA).glob("en-*.bin"))
+        )
+    if engine == "festival":
+        exe = shutil.which("festival") or exe
+    flag = "-version" if engine == "flite" else "--version"
+    return run_engine([exe, flag], f"{engine} {flag}").stdout.decode(errors="replace").strip()
+
+
+@cache
+def espeak_variants() -> tuple[str, ...]:
+    listing = run_engine([require_engine("espeak-ng"), "--voices=variant"], "espeak-ng --voices")
+    return parse_espeak_variants(listing.stdout.decode(errors="replace"))
+
+
+def parse_espeak_variants(listing: str) -> tuple[str, ...]:
+    """The variant names in ``espeak-ng --voices=variant``'s listing, sorted: each line's
+    file name after ``!v/``, which may hold a space (``Mr serious``), without the
+    "Other Languages" column that may follow it (``Storm  (en-us 5)`` -> ``Storm``)."""
+    pattern = r"!v/(.*?\S)\s*(?:\([^()]*\)\s*)*$"
+    return tuple(sorted(set(re.findall(pattern, listing, re.MULTILINE))))
+
+
+@cache
+def espeak_accents() -> tuple[str, ...]:
+    listing = run_engine([require_engine("espeak-ng"), "--voices=en"], "espeak-ng --voices")
+    files = re.findall(r"\sgmw/(\S+)", listing.stdout.decode(errors="replace"))
+    installed = {f.lower() for f in files}  # gmw/en-GB-scotland is -v en-gb-scotland
+    return tuple(a for a in ACCENTS if a in installed)
+
+
+@cache
+def flite_voices() -> tuple[str, ...]:
+    listing = run_engine([require_engine("flite"), "-lv"], "flite -lv").stdout.decode(
+        errors="replace"
+    )
+    installed = set(listing.split(":", 1)[-1].split())
+    return tuple(v for v in FLITE_VOICES if v in installed)
+
+
+@cache
+def festival_voices() -> tuple[str, ...]:
+    require_engine("festival")
+    exe = shutil.which("festival")
+    if exe is None:
+        raise BpttError(
+            f"Festival's voices are listed by 'festival', which is not on PATH; "
+            f"install it (Debian/Ubuntu): {APT_HINT['festival']}"
+        )
+    try:
+        query = b"(print (voice.list))\n"
+        done = subprocess.run(
+            [exe, "--pipe"], input=query, capture_output=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BpttError(f"festival (listing voices) failed: {e}") from None
+    installed = set(done.stdout.decode(errors="replace").strip("()\n ").split())
+    return tuple(v for v in FESTIVAL_VOICES if v in installed)
+
+
+@cache
+def mbrola_voices() -> tuple[str, ...]:
+    require_engine("mbrola")
+    return tuple(v for v in MBROLA_VOICES if (Path(MBROLA_DATA) / v).exists())
+
+
+@cache
+def pico_voices() -> tuple[str, ...]:
+    require_engine("pico")
+    return tuple(v for v in PICO_VOICES if (Path(PICO_DATA) / f"{v}_ta.bin").is_file())
+
+
+def installed_voices(engine: str) -> tuple[str, ...]:
+    """The installed voices of an engine but espeak-ng (whose voices are an accent and a
+    variant): their variant names. An npm package holds all its voices."""
+    listing = {
+        "flite": flite_voices,
+        "festival": festival_voices,
+        "mbrola": mbrola_voices,
+        "pico": pico_voices,
+        "gnuspeech": lambda: GNUSPEECH_VOICES,
+        "sam": lambda: tuple(SAM_VOICES),
+    }
+    if engine not in listing:
+        raise BpttError(f"speech engine must be one of {', '.join(ALL_ENGINES)}; got {engine!r}")
+    return listing[engine]()
