@@ -282,8 +282,7 @@ def test_extra_engines_are_named_checked_and_need_a_held_out_engine():
     assert sv.parse_extra_engines("pico,mbrola", "flite") == ("mbrola", "pico")
     with pytest.raises(BpttError, match=r"--extra-engines takes gnuspeech, sam, mbrola.*'nosuch'"):
         sv.parse_extra_engines("sam,nosuch", "festival")
-    with pytest.raises(BpttError, match="mbrola is said through espeak-ng's front end"):
-        sv.parse_extra_engines("pico,mbrola", "espeak-ng")  # espeak-ng's prosody in training
+
     with pytest.raises(BpttError, match="give --test-engine too"):
         sv.parse_extra_engines("sam", "")
     with pytest.raises(BpttError, match="held-out engine must be one of espeak-ng, flite"):
@@ -399,10 +398,12 @@ def test_extra_share_weighs_the_extra_engines_and_needs_them():
 needs_mbrola_pico = pytest.mark.skipif(
     shutil.which("pico2wave") is None
     or shutil.which("mbrola") is None
+    or shutil.which("festival") is None
     or shutil.which("espeak-ng") is None
-    or not (Path(se.MBROLA_DATA) / "us1").exists(),
+    or not (Path(se.MBROLA_DATA) / "us1").exists()
+    or not Path("/usr/share/festival/voices/english/us1_mbrola").exists(),
     reason="MBROLA and SVOX Pico are in Debian's contrib and non-free components (apt-get "
-    "install mbrola mbrola-us1 libttspico-utils; .ci/run does)",
+    "install mbrola mbrola-us1 festvox-us1 libttspico-utils; .ci/run does)",
 )
 
 
@@ -413,7 +414,9 @@ def test_mbrola_and_pico_voices_are_split_by_voice():
     split = {f"mbrola:{v}": sv.split_of(sv.speaker_of("mbrola", v)) for v in se.MBROLA_VOICES}
     split |= {f"pico:{v}": sv.split_of(sv.speaker_of("pico", v)) for v in se.PICO_VOICES}
     assert set(split.values()) == {"train"}  # training-only: none is lost to another split
-    assert se.MBROLA_VOICES["us1"] == "mb-us1"
+    assert se.MBROLA_VOICES["us1"] == ("espeak-ng", "mb-us1")
+    assert se.MBROLA_VOICES["us1-festival"] == ("festival", "us1_mbrola")
+    assert sv.speaker_of("mbrola", "us1-festival") == "mbrola:us1"  # one speaker, two front ends
 
 
 @needs_mbrola_pico
@@ -421,7 +424,7 @@ def test_mbrola_and_pico_say_a_word_at_16_khz_and_follow_the_rate_and_pitch():
     assert {"us1"} <= set(se.installed_voices("mbrola")) <= set(se.MBROLA_VOICES)
     assert se.installed_voices("pico") == se.PICO_VOICES
     assert "MBROLA" in se.engine_version("mbrola") and "en-US_ta.bin" in se.engine_version("pico")
-    for name in ("mbrola:us1", "pico:en-US", "pico:en-GB"):
+    for name in ("mbrola:us1", "mbrola:us1-festival", "pico:en-US", "pico:en-GB"):
         voice = sv.parse_voice(name)
         normal = synth.synthesize("seven", voice, 175, 50)
         slow = synth.synthesize("seven", voice, 110, 50)
@@ -459,6 +462,9 @@ def test_mbrola_and_pico_add_training_voices_only():
     train = sv.engine_voices("train", "festival", extra)
     assert {v.engine for v in train} == {"espeak-ng", "flite", *extra}
     assert {"mbrola:us1", "mbrola:en1", "pico:en-GB"} <= {v.name for v in train}
+    for held_out in sv.ENGINES:  # MBROLA said by a front end other than the tested engine's
+        fronts = {sv.front_end(v) for v in sv.engine_voices("train", held_out, ("mbrola",))}
+        assert held_out not in fronts and "mbrola" not in fronts
     for role in ("validation", "test"):
         assert sv.engine_voices(role, "festival", extra) == sv.engine_voices(role, "festival")
     said = {sv.engine_of(s.voice) for s in digits.clip_specs("train", 60, extra, "festival")}

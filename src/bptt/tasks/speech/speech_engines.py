@@ -10,9 +10,9 @@ synthesiser: a tube model of the vocal tract; voices ``gnuspeech:male``, ``femal
 Automatic Mouth, a formant synthesiser; its manual's six presets of speed, pitch, throat
 and mouth as voices ``sam:sam``, ``elf``, ``robot``, ``stuffy``, ``lady``, ``et``); and
 from Debian's contrib and non-free components, MBROLA (diphones recorded from real
-speakers, said through espeak-ng's front end: its phonemes, durations and intonation;
-see :data:`MBROLA_VOICES`) and SVOX Pico (``pico2wave``, Android's old engine, with a
-front end of its own; ``pico:en-US``, ``pico:en-GB``, two female voices).
+speakers, said through espeak-ng's or Festival's front end: their phonemes, durations
+and intonation; see :data:`MBROLA_VOICES`) and SVOX Pico (``pico2wave``, Android's old
+engine, with a front end of its own; ``pico:en-US``, ``pico:en-GB``, two female voices).
 :mod:`bptt.tasks.speech.speech_synth` renders clips with them;
 :mod:`bptt.tasks.speech.speech_voices` splits their voices by speaker.
 """
@@ -41,11 +41,16 @@ FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
 # Festival's English voices (Debian: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 GNUSPEECH_VOICES = ("male", "female", "large_child", "small_child", "baby")
-# MBROLA's English databases (Debian: mbrola-us1 ...) and the espeak-ng voice that says
-# each: us1 female, us2 and us3 male (American), en1 male (British). espeak-ng also says
-# English with sixteen databases of other languages (mb-de1-en ...), accented: measured
-# as training voices they lowered held-out Festival's digits (docs/tasks/speech.md).
-MBROLA_VOICES = {"us1": "mb-us1", "us2": "mb-us2", "us3": "mb-us3", "en1": "mb-en1"}
+# MBROLA's English databases (Debian: mbrola-us1 ...; us1 female, us2 and us3 male,
+# American, en1 male, British), each said through two front ends: espeak-ng's (-v mb-us1)
+# and Festival's (voice_us1_mbrola; Debian: festvox-us1 ...). A voice -> (front end, its
+# name there). espeak-ng also says English with sixteen databases of other languages
+# (mb-de1-en ...), accented: measured as training voices, they lowered held-out
+# Festival's digits (docs/tasks/speech.md).
+MBROLA_VOICES = {
+    **{db: ("espeak-ng", f"mb-{db}") for db in ("us1", "us2", "us3", "en1")},
+    **{f"{db}-festival": ("festival", f"{db}_mbrola") for db in ("us1", "us2", "us3", "en1")},
+}
 MBROLA_DATA = "/usr/share/mbrola"
 PICO_VOICES = ("en-US", "en-GB")  # pico2wave -l; its lingware in PICO_DATA
 PICO_DATA = "/usr/share/pico/lang"
@@ -75,7 +80,8 @@ APT_HINT = {
     "gnuspeech": NODE_HINT + "@echogarden/gnuspeech-wasm itself)",
     "sam": NODE_HINT + "sam-js itself)",
     "mbrola": "apt-get install espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
-    "(Debian's contrib and non-free components; the accented voices: mbrola-de1 ...)",
+    "(Debian's contrib and non-free components; with Festival's front end: festival "
+    "festvox-us1 festvox-us2 festvox-us3 festvox-en1)",
     "pico": "apt-get install libttspico-utils (Debian's non-free component)",
 }
 ALL_ENGINES = ENGINES + EXTRA_ENGINES
@@ -169,8 +175,15 @@ def flite_voices() -> tuple[str, ...]:
     return tuple(v for v in FLITE_VOICES if v in installed)
 
 
-@cache
 def festival_voices() -> tuple[str, ...]:
+    """Festival's installed voices of :data:`FESTIVAL_VOICES` (its others are not its own:
+    us1_mbrola is MBROLA's)."""
+    installed = _festival_listing()
+    return tuple(v for v in FESTIVAL_VOICES if v in installed)
+
+
+@cache
+def _festival_listing() -> frozenset[str]:
     require_engine("festival")
     exe = shutil.which("festival")
     if exe is None:
@@ -185,14 +198,21 @@ def festival_voices() -> tuple[str, ...]:
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise BpttError(f"festival (listing voices) failed: {e}") from None
-    installed = set(done.stdout.decode(errors="replace").strip("()\n ").split())
-    return tuple(v for v in FESTIVAL_VOICES if v in installed)
+    return frozenset(done.stdout.decode(errors="replace").strip("()\n ").split())
 
 
 @cache
 def mbrola_voices() -> tuple[str, ...]:
+    """MBROLA's voices whose database is installed, and whose front end is (Festival's:
+    when festival lists the voice)."""
     require_engine("mbrola")
-    return tuple(v for v in MBROLA_VOICES if (Path(MBROLA_DATA) / v).exists())
+    found = []
+    for voice, (front, name) in MBROLA_VOICES.items():
+        if not (Path(MBROLA_DATA) / voice.removesuffix("-festival")).exists():
+            continue
+        if front == "espeak-ng" or (shutil.which("festival") and name in _festival_listing()):
+            found.append(voice)
+    return tuple(found)
 
 
 @cache

@@ -13,9 +13,9 @@ tape played faster). GnuSpeech takes the rate as its tempo and the pitch as its 
 offset (±4 semitones about its own -4); SAM's preset speed and pitch (both periods:
 higher is slower, lower) are scaled by 175 / rate and 2^(-(pitch - 50) / 75). Both run
 in one node process per batch (``js/say.mjs``: :func:`prefetch`), since node and
-GnuSpeech's WebAssembly take about 0.3 s to start. MBROLA's voices take espeak-ng's
-rate and pitch (espeak-ng drives them); SVOX Pico takes them as its markup's speed
-(100 · rate / 175 %) and pitch (100 · 2^((pitch - 50) / 100) %).
+GnuSpeech's WebAssembly take about 0.3 s to start. MBROLA's voices take their front
+end's rate and pitch (espeak-ng's or Festival's, which drive them); SVOX Pico takes them
+as its markup's speed (100 · rate / 175 %) and pitch (100 · 2^((pitch - 50) / 100) %).
 
 Corpora. A :class:`ClipSpec` (text, voice, rate, pitch, noise, seed) fixes a
 clip; :mod:`bptt.tasks.speech.speech_corpus` turns a list of them into a cached folder
@@ -77,17 +77,21 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
         raise BpttError("there is no text to speak (got an empty string)")
     if not 80 <= rate <= 450 or not 0 <= pitch <= 99:
         raise BpttError(f"rate must be in 80..450 and pitch in 0..99; got {rate}, {pitch}")
-    exe = require_engine(voice.engine)
+    engine, variant = voice.engine, voice.variant
+    if engine == "mbrola":  # its diphones, said by espeak-ng's or Festival's front end
+        require_engine("mbrola")
+        engine, variant = MBROLA_VOICES[variant]  # ("espeak-ng", "mb-us1"), ("festival", ...)
+    exe = require_engine(engine)
     speed = 1.0
-    if voice.engine in ("espeak-ng", "mbrola"):  # espeak-ng runs mbrola for "mb-us1"...
-        name = voice.name if voice.engine == "espeak-ng" else MBROLA_VOICES[voice.variant]
+    if engine == "espeak-ng":
+        name = variant if voice.engine == "mbrola" else voice.name
         cmd = [exe, "--stdout", "-v", name, "-s", str(rate), "-p", str(pitch), "--", text]
         data = run_engine(cmd, f"espeak-ng ({name})").stdout
-    elif voice.engine == "festival":
-        data = _FESTIVAL_READY.get((text, voice.variant, rate, pitch))  # a word may repeat
+    elif engine == "festival":
+        data = _FESTIVAL_READY.get((text, variant, rate, pitch))  # a word may repeat
         if data is None:
-            data = _festival(exe, text, voice.variant, rate, pitch)
-        if voice.variant.endswith("_hts"):
+            data = _festival(exe, text, variant, rate, pitch)
+        if variant.endswith("_hts"):
             speed = rate / 175 * 2 ** ((pitch - 50) / 100)
     elif voice.engine == "pico":
         data = _pico(exe, text, voice.variant, rate, pitch)
@@ -187,9 +191,11 @@ def prefetch(specs, workers: int = 1) -> None:
     wanted, on_node = {}, set()
     for spec in specs:
         engine = engine_of(spec.voice)
+        variant = spec.voice.split(":", 1)[-1]
+        if engine == "mbrola":  # Festival's front end says some of them
+            engine, variant = MBROLA_VOICES[variant]
         if engine not in ("festival", *NPM_ENGINES):
             continue
-        variant = spec.voice.split(":", 1)[1]
         for text in spec.text.split() if spec.by_word else [spec.text]:
             if engine == "festival":
                 wanted.setdefault(variant, set()).add((text, spec.rate, spec.pitch))

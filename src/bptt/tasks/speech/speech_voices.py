@@ -57,8 +57,10 @@ import numpy as np
 from bptt.errors import BpttError
 from bptt.tasks.speech.speech_engines import (
     ALL_ENGINES,
+    APT_HINT,
     ENGINES,
     EXTRA_ENGINES,
+    MBROLA_VOICES,
     PROGRAMS,
     espeak_accents,
     espeak_variants,
@@ -91,6 +93,8 @@ def speaker_of(engine: str, variant: str) -> str:
         return "flite:" + ("kal" if variant.startswith("kal") else variant)
     if engine == "festival":  # kal_diphone -> festival:kal, cmu_us_slt_arctic_hts -> festival:slt
         return "festival:" + variant.removeprefix("cmu_us_").split("_")[0]
+    if engine == "mbrola":  # one speaker through either front end: us1, us1-festival
+        return "mbrola:" + variant.removesuffix("-festival")
     if engine in EXTRA_ENGINES:  # each voice its own speaker: gnuspeech:female, pico:en-gb
         return f"{engine}:{variant.lower()}"
     if not variant:
@@ -153,7 +157,7 @@ def voices(split: str | None = None, engines: tuple[str, ...] = ("espeak-ng",)) 
 def parse_extra_engines(text: str, test_engine: str) -> tuple[str, ...]:
     """``--extra-engines`` ("gnuspeech,sam,mbrola,pico"; "": none) -> the training-only
     engines, in the order of :data:`EXTRA_ENGINES`; they join the held-out-engine protocol
-    only, and mbrola (said through espeak-ng's front end) not when espeak-ng is tested."""
+    only."""
     names = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in EXTRA_ENGINES]
     if unknown:
@@ -165,12 +169,6 @@ def parse_extra_engines(text: str, test_engine: str) -> tuple[str, ...]:
         raise BpttError(
             "--extra-engines adds training voices to the held-out-engine protocol; "
             "give --test-engine too (e.g. --test-engine festival)"
-        )
-    if "mbrola" in names and test_engine == "espeak-ng":
-        raise BpttError(
-            "--extra-engines mbrola is said through espeak-ng's front end (its phonemes, "
-            "durations and intonation), so it cannot train a model tested on espeak-ng; "
-            "leave it out with --test-engine espeak-ng"
         )
     return tuple(e for e in EXTRA_ENGINES if e in names)
 
@@ -227,7 +225,9 @@ def engine_voices(role: str, test_engine: str, extra: tuple[str, ...] = ()) -> l
     choices made on validation favour what carries over to an unheard voice. The
     ``extra`` engines (of :data:`EXTRA_ENGINES`; others in it are ignored, so a task may
     pass its whole engine list) add their voices outside their validation split to
-    training, and nothing to validation or test."""
+    training, and nothing to validation or test; MBROLA's only those whose front end is
+    not the test engine's (its voices said by Festival when espeak-ng is tested, and the
+    other way round)."""
     extra = tuple(e for e in extra if e in EXTRA_ENGINES)
     if test_engine not in ENGINES:
         raise BpttError(
@@ -242,8 +242,21 @@ def engine_voices(role: str, test_engine: str, extra: tuple[str, ...] = ()) -> l
         return voices("validation", others) + [v for v in kept if v.name == held]
     if role == "train":
         added = [v for v in voices(None, extra) if v.split != "validation"]
+        added = [v for v in added if front_end(v) != test_engine]
+        for engine in extra:
+            if not any(v.engine == engine for v in added):
+                raise BpttError(
+                    f"--extra-engines {engine} has no installed voice to train a model tested "
+                    f"on {test_engine}; install (Debian/Ubuntu): {APT_HINT[engine]}"
+                )
         return [v for v in kept if v.name != held] + added
     raise BpttError(f"role must be one of {', '.join(SPLITS)}; got {role!r}")
+
+
+def front_end(voice: Voice) -> str:
+    """The engine whose front end (text to phonemes, durations, intonation) says ``voice``:
+    its own, but MBROLA's, which espeak-ng or Festival drives."""
+    return MBROLA_VOICES[voice.variant][0] if voice.engine == "mbrola" else voice.engine
 
 
 def draw_voice(pool: list[Voice], rng: np.random.Generator, extra_share: float = 1.0) -> Voice:
