@@ -469,3 +469,15 @@ def test_mbrola_and_pico_add_training_voices_only():
         assert sv.engine_voices(role, "festival", extra) == sv.engine_voices(role, "festival")
     said = {sv.engine_of(s.voice) for s in digits.clip_specs("train", 60, extra, "festival")}
     assert said == {"espeak-ng", "flite", *extra}
+
+
+def test_an_extra_engine_without_a_voice_for_the_held_out_test_names_what_to_install(monkeypatch):
+    """MBROLA's voices through Festival alone cannot train a model tested on Festival."""
+    listing = {"flite": ("slt",), "festival": ("kal_diphone",), "mbrola": ("us1-festival",)}
+    monkeypatch.setattr(sv, "espeak_accents", lambda: ("en-us",))
+    monkeypatch.setattr(sv, "espeak_variants", lambda: ("m3",))
+    monkeypatch.setattr(sv, "installed_voices", lambda engine: listing[engine])
+    train = sv.engine_voices("train", "espeak-ng", ("mbrola",))
+    assert "mbrola:us1-festival" in {v.name for v in train}
+    with pytest.raises(BpttError, match=r"mbrola has no installed voice .* festival.*mbrola-us1"):
+        sv.engine_voices("train", "festival", ("mbrola",))
