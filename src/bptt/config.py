@@ -160,7 +160,7 @@ class Config:
     extra_engines: str = _flag(
         "",
         "speech: training-only engines added to a held-out-engine run (gnuspeech, sam, "
-        "mbrola, pico; comma-separated; default: none): train on every engine but "
+        "mbrola, pico, piper; comma-separated; default: none): train on every engine but "
         "--test-engine",
     )
     extra_share: float = _flag(

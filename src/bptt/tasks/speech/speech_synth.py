@@ -16,6 +16,8 @@ in one node process per batch (``js/say.mjs``: :func:`prefetch`), since node and
 GnuSpeech's WebAssembly take about 0.3 s to start. MBROLA's voices take their front
 end's rate and pitch (espeak-ng's or Festival's, which drive them); SVOX Pico takes them
 as its markup's speed (100 · rate / 175 %) and pitch (100 · 2^((pitch - 50) / 100) %).
+Piper takes the rate as its length scale and the pitch by resampling, as Festival's HTS
+voice (its length scale stretched to keep the rate).
 
 Corpora. A :class:`ClipSpec` (text, voice, rate, pitch, noise, seed) fixes a
 clip; :mod:`bptt.tasks.speech.speech_corpus` turns a list of them into a cached folder
@@ -26,11 +28,15 @@ Shapes: N samples (16 kHz).
 
 from __future__ import annotations
 
+import functools
+import importlib
+import io
 import json
 import re
 import shutil
 import subprocess
 import tempfile
+import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +48,7 @@ from bptt.errors import BpttError
 from bptt.tasks.speech.speech_engines import (
     MBROLA_VOICES,
     NPM_ENGINES,
+    PIPER_VOICES,
     SAM_VOICES,
     require_engine,
     run_engine,
@@ -93,8 +100,11 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
             data = _festival(exe, text, variant, rate, pitch)
         if variant.endswith("_hts"):
             speed = rate / 175 * 2 ** ((pitch - 50) / 100)
-    elif voice.engine == "pico":
-        data = _pico(exe, text, voice.variant, rate, pitch)
+    elif engine == "pico":
+        data = _pico(exe, text, variant, rate, pitch)
+    elif engine == "piper":  # the rate as its length scale, the pitch by resampling
+        speed = 2 ** ((pitch - 50) / 100)
+        data = _piper(text, variant, 175 / rate * speed)
     elif voice.engine in NPM_ENGINES:
         item = (voice.engine, text, voice.variant, rate, pitch)
         data = _NODE_READY.get(item) or _node_batch(exe, [item], strict=True)[item]
@@ -116,6 +126,28 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
 
 
 _FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in the last prefetch
+
+
+@functools.cache
+def _piper_voice(variant: str):
+    """Piper's model of ``variant``, loaded once a process (about 0.3 s)."""
+    import piper
+
+    module = importlib.import_module(PIPER_VOICES[variant][1])
+    return piper.PiperVoice.load(str(module.model_path()))
+
+
+def _piper(text: str, variant: str, length_scale: float) -> bytes:
+    """WAV bytes of Piper's ``variant`` saying ``text``, its durations scaled by
+    ``length_scale``. Its two noise scales are 0: the clip is then the same on every call
+    (with them, ONNX Runtime draws noise no seed reaches)."""
+    import piper
+
+    config = piper.SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        _piper_voice(variant).synthesize_wav(text, wav, syn_config=config)
+    return out.getvalue()
 
 
 def _pico(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:

@@ -227,7 +227,7 @@ def engine_voices(role: str, test_engine: str, extra: tuple[str, ...] = ()) -> l
     pass its whole engine list) add their voices outside their validation split to
     training, and nothing to validation or test; MBROLA's only those whose front end is
     not the test engine's (its voices said by Festival when espeak-ng is tested, and the
-    other way round)."""
+    other way round), and Piper's (espeak-ng's phonemes) not when espeak-ng is tested."""
     extra = tuple(e for e in extra if e in EXTRA_ENGINES)
     if test_engine not in ENGINES:
         raise BpttError(
@@ -241,21 +241,36 @@ def engine_voices(role: str, test_engine: str, extra: tuple[str, ...] = ()) -> l
     if role == "validation":  # a voice no training clip uses, of another synthesis method
         return voices("validation", others) + [v for v in kept if v.name == held]
     if role == "train":
-        added = [v for v in voices(None, extra) if v.split != "validation"]
-        added = [v for v in added if front_end(v) != test_engine]
+        installed = [v for v in voices(None, extra) if v.split != "validation"]
+        added = [v for v in installed if front_end(v) != test_engine]
         for engine in extra:
-            if not any(v.engine == engine for v in added):
+            if any(v.engine == engine for v in added):
+                continue
+            if any(v.engine == engine for v in installed):  # all said by the tested front end
                 raise BpttError(
-                    f"--extra-engines {engine} has no installed voice to train a model tested "
-                    f"on {test_engine}; install (Debian/Ubuntu): {APT_HINT[engine]}"
+                    f"--extra-engines {engine}: its installed voices read {test_engine}'s "
+                    f"front end (its phonemes), so they cannot train a model tested on "
+                    f"{test_engine}; leave it out"
+                    + (
+                        " or install Festival's MBROLA voices (festvox-us1 ...)"
+                        if engine == "mbrola"
+                        else ""
+                    )
                 )
+            raise BpttError(
+                f"--extra-engines {engine} has no installed voice to train a model tested "
+                f"on {test_engine}; install: {APT_HINT[engine]}"
+            )
         return [v for v in kept if v.name != held] + added
     raise BpttError(f"role must be one of {', '.join(SPLITS)}; got {role!r}")
 
 
 def front_end(voice: Voice) -> str:
     """The engine whose front end (text to phonemes, durations, intonation) says ``voice``:
-    its own, but MBROLA's, which espeak-ng or Festival drives."""
+    its own, but MBROLA's, which espeak-ng or Festival drives, and Piper's, which reads
+    espeak-ng's phonemes (its own model gives their durations and pitch)."""
+    if voice.engine == "piper":
+        return "espeak-ng"
     return MBROLA_VOICES[voice.variant][0] if voice.engine == "mbrola" else voice.engine
 
 
