@@ -480,6 +480,9 @@ def test_an_extra_engine_without_a_voice_for_the_held_out_test_names_what_to_ins
     monkeypatch.setattr(sv, "installed_voices", lambda engine: listing[engine])
     train = sv.engine_voices("train", "espeak-ng", ("mbrola",))
     assert "mbrola:us1-festival" in {v.name for v in train}
+    with pytest.raises(BpttError, match=r"mbrola: its installed voices read festival's front"):
+        sv.engine_voices("train", "festival", ("mbrola",))
+    listing["mbrola"] = ()  # none at all
     with pytest.raises(BpttError, match=r"mbrola has no installed voice .* festival.*mbrola-us1"):
         sv.engine_voices("train", "festival", ("mbrola",))
 

@@ -252,7 +252,7 @@ def engine_voices(role: str, test_engine: str, extra: tuple[str, ...] = ()) -> l
                     f"front end (its phonemes), so they cannot train a model tested on "
                     f"{test_engine}; leave it out"
                     + (
-                        " or install Festival's MBROLA voices (festvox-us1 ...)"
+                        f" or give it the other front end: {APT_HINT[engine]}"
                         if engine == "mbrola"
                         else ""
                     )
