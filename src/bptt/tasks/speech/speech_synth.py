@@ -36,7 +36,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -146,16 +145,9 @@ def _piper(text: str, variant: str, length_scale: float) -> bytes:
 
     config = piper.SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
     out = io.BytesIO()
-    with _PIPER_LOCK, wave.open(out, "wb") as wav:  # one clip at a time (see _PIPER_LOCK)
+    with wave.open(out, "wb") as wav:
         _piper_voice(variant).synthesize_wav(text, wav, syn_config=config)
     return out.getvalue()
-
-
-# A corpus is said by several threads. Piper's phonemes come from the espeak-ng library,
-# which keeps global state, and its network already runs on every core; clips said two at
-# a time came out a little different (up to 0.04 in a sample, correlation 1.0000 with the
-# same spec said alone), so one clip at a time keeps a spec's samples fixed.
-_PIPER_LOCK = threading.Lock()
 
 
 def _pico(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
