@@ -35,7 +35,7 @@ from bptt.tasks.speech.speech_npm import NODE_HINT, NPM_PACKAGES, require_npm_pa
 
 ENGINES = ("espeak-ng", "flite", "festival")  # the engines a held-out test may use
 NPM_ENGINES = ("gnuspeech", "sam")  # training-only engines from npm, run by node
-# Training-only engines (never a test engine): the npm ones and two of Debian's non-free.
+# Training-only engines (never a test engine): the npm ones, two of Debian's non-free, PyPI's.
 EXTRA_ENGINES = (*NPM_ENGINES, "mbrola", "pico", "piper")
 # espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
 ACCENTS = tuple(
@@ -145,10 +145,11 @@ def engine_version(engine: str) -> str:
     if engine in NPM_ENGINES:  # node's version and the package's pinned one
         node = run_engine([exe, "--version"], "node --version").stdout.decode().strip()
         return f"node {node}, {NPM_PACKAGES[engine]}"
-    if engine == "mbrola":  # mbrola's banner ("MBROLA 3.02b - speech synthesizer") and
-        banner = run_engine([shutil.which("mbrola") or "mbrola"], "mbrola").stdout  # espeak-ng's
+    if engine == "mbrola":  # mbrola's banner ("MBROLA 3.02b - speech synthesizer") and its
+        banner = run_engine([shutil.which("mbrola") or "mbrola"], "mbrola").stdout  # front ends'
         first = banner.decode(errors="replace").strip().splitlines()[:1]
-        return f"{' '.join(first)}, {engine_version('espeak-ng')}"
+        fronts = [engine_version(e) for e in ("espeak-ng", "festival") if shutil.which(PROGRAMS[e])]
+        return ", ".join([*first, *fronts])
     if engine == "piper":  # the packages' versions (the voices' weights are pinned by them)
         packages = ["piper-tts", *(package for package, _ in PIPER_VOICES.values())]
         found = [f"{p} {_version(p)}" for p in packages]

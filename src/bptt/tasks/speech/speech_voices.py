@@ -1,14 +1,14 @@
 """The voices of the speech engines and their fixed split by speaker.
 
 The engines (espeak-ng, flite and Festival, which a held-out test may use, and the
-training-only GnuSpeech, SAM, MBROLA and SVOX Pico) are in
+training-only GnuSpeech, SAM, MBROLA, SVOX Pico and Piper) are in
 :mod:`bptt.tasks.speech.speech_engines`.
 
 Voices. An espeak-ng voice is an accent (a language file: ``en-us``,
 ``en-gb-scotland``...) with a variant (a speaker: formants, pitch range,
 breath, roughness: ``m3``, ``f2``, ``whisper``, ``klatt4``...), named
 ``en-us+m3``; another engine's voice is ``<engine>:<voice>``: ``flite:slt``,
-``festival:kal_diphone``, ``mbrola:us1``, ``pico:en-GB``.
+``festival:kal_diphone``, ``mbrola:us1``, ``pico:en-GB``, ``piper:joe``.
 
 The split by voice (fixed, documented, the same on every machine). The speaker
 is what must never be heard in training, so the split is made per *speaker
@@ -291,8 +291,9 @@ def draw_voice(pool: list[Voice], rng: np.random.Generator, extra_share: float =
 def parse_voice(name: str) -> Voice:
     """``"en-us+m3"`` (espeak-ng accent and variant), ``"en-us"`` (the accent's own
     default voice), ``"flite:slt"``, ``"festival:kal_diphone"``, ``"gnuspeech:female"``,
-    ``"sam:elf"``, ``"mbrola:us1"`` or ``"pico:en-GB"`` -> a :class:`Voice`, checked
-    against what is installed (an npm engine's voices are its package's)."""
+    ``"sam:elf"``, ``"mbrola:us1"``, ``"pico:en-GB"`` or ``"piper:joe"`` -> a
+    :class:`Voice`, checked against what is installed (an npm engine's voices are its
+    package's)."""
     engine, colon, variant = name.partition(":")
     if colon and engine in ALL_ENGINES and engine != "espeak-ng":
         installed = installed_voices(engine)
