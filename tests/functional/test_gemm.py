@@ -3,11 +3,11 @@
 Without numba (or with BPTT_NO_JIT=1) only the fallback test runs, and checks
 that every case takes np.matmul.
 
-The compiled tiles cover 6, 4, 2 and 1 rows (AVX2) and 12, 8, 4, 2, 1 rows of two
-panels (AVX-512); the shapes below hit every remainder, a single column panel and
-many, K = 1 and K = 0. float32 sums run in another order than BLAS's, so they agree
-to float32 rounding of the sum
-(relative to the largest |a| |w| sum, as a dot product's error bound).
+The compiled tiles cover 6, 4, 2 and 1 rows (AVX2), 12, 8, 4, 2, 1 rows of two
+panels and 3, 2, 1 rows of eight (AVX-512); the shapes below hit every remainder, a
+single column panel and many, K = 1 and K = 0. float32 sums run in another order than
+BLAS's, so they agree to float32 rounding of the sum (relative to the largest |a| |w|
+sum, as a dot product's error bound).
 
 Shapes: M rows of a, K inner size, N columns of out (a multiple of 16).
 """
@@ -23,6 +23,7 @@ compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT
 
 SHAPES = [(1, 5, 16), (5, 3, 32), (7, 128, 512), (9, 7, 16), (13, 1, 48), (16, 256, 1024)]
 SHAPES += [(23, 64, 64), (32, 128, 512)]  # 32 rows: tiles 6 6 6 6 4 4; 9: 6 3
+SHAPES += [(2, 64, 256), (3, 17, 176)]  # AVX-512, 1-3 rows: eight panels a tile, then 2, 1
 
 
 def reference(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,22 +55,26 @@ def test_packed_rows_do_not_depend_on_their_tile(M) -> None:
     (a one-row tile) equals, bit for bit, the same row inside M rows."""
     rng = np.random.default_rng(M)
     a = rng.standard_normal((M, 37)).astype(np.float32)  # (M, K)
-    panels = _gemm.pack(rng.standard_normal((32, 37)).astype(np.float32))  # (2, K, 16)
-    together = np.empty((M, 32), dtype=np.float32)  # (M, N)
+    # 11 panels: a tile of eight for 1-3 rows (AVX-512), then a pair and a single
+    panels = _gemm.pack(rng.standard_normal((176, 37)).astype(np.float32))  # (11, K, 16)
+    together = np.empty((M, 176), dtype=np.float32)  # (M, N)
     _gemm.matmul_packed(a, panels, together)
-    alone = np.empty((1, 32), dtype=np.float32)  # (1, N)
+    alone = np.empty((1, 176), dtype=np.float32)  # (1, N)
     for r in range(M):
         _gemm.matmul_packed(a[r : r + 1], panels, alone)
         np.testing.assert_array_equal(together[r], alone[0], err_msg=f"row {r} of {M}")
 
 
 @compiled
-@pytest.mark.parametrize(("M", "N"), [(1, 32), (3, 48), (12, 64), (16, 32), (29, 80), (48, 16)])
+@pytest.mark.parametrize(
+    ("M", "N"), [(1, 32), (3, 48), (12, 64), (16, 32), (29, 80), (48, 16), (1, 144), (2, 272)]
+)
 def test_wide_tiles_equal_the_narrow_ones_bit_for_bit(M, N) -> None:
-    """The AVX-512 tiles (two panels, 12/8/4/2/1 rows) make every element from the same
-    chain of FMAs over k as the AVX2 tiles: equal bit for bit, for odd panel counts
-    (the last panel narrow) and row counts off the tile sizes, from strided rows. On a
-    CPU without AVX-512 LLVM splits the wide vectors, so this runs everywhere."""
+    """The AVX-512 tiles (two panels, 12/8/4/2/1 rows; eight panels, 3/2/1 rows) make
+    every element from the same chain of FMAs over k as the AVX2 tiles: equal bit for
+    bit, for odd panel counts (the last panel narrow) and row counts off the tile sizes,
+    from strided rows. On a CPU without AVX-512 LLVM splits the wide vectors, so this
+    runs everywhere."""
     rng = np.random.default_rng(M + N)
     a = rng.standard_normal((M, 45)).astype(np.float32)[:, :37]  # (M, K) row stride 45
     panels = _gemm.pack(rng.standard_normal((N, 37)).astype(np.float32))  # (N/16, K, 16)
@@ -107,7 +112,7 @@ def test_dot_kernel_is_the_product(dtype, rows, N, K, parallel) -> None:
         (np.float32, 64, 8, 100, True),
         (np.float64, 64, 8, 100, False),  # float64 keeps BLAS (and the parity tests exact)
         (np.float32, 60, 8, 100, False),  # N not a multiple of 16
-        (np.float32, 64, 2, 100, False),  # too few rows to fill a tile
+        (np.float32, 64, 2, 100, False),  # few rows: packed only if the probe picks it
         (np.float32, 64, 8, 3, False),  # too few steps to repay the packing
     ],
 )

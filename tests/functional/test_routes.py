@@ -283,6 +283,22 @@ def test_dot_routes_for_few_rows_give_the_same_float64_numbers(monkeypatch, cell
 
 @compiled
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("B", [1, 2, 3])
+def test_packed_route_for_few_rows_gives_the_dot_routes_numbers(monkeypatch, cell, B) -> None:
+    """B < 4 on AVX-512: the packed kernel's tiles of eight panels, a route the probe may
+    pick; float32 (the packed kernel's only dtype), to float32 rounding of the sums."""
+    H = 32  # 4H = 128: eight panels
+    if not _gemm.thin_usable(np.float32, H, B):
+        pytest.skip("no AVX-512 here: the packed route starts at four rows")
+    monkeypatch.setenv("BPTT_ROUTES", "proj=blas,step=dot")
+    reference = layer_results(cell, np.float32, B=B, T=12, H=H)
+    monkeypatch.setenv("BPTT_ROUTES", "proj=blas,step=packed")
+    assert _gemm.StepProduct(np.zeros((4 * H, H), np.float32), B, 12).route == "packed"
+    assert_all_close(layer_results(cell, np.float32, B=B, T=12, H=H), reference, 1e-5, "packed")
+
+
+@compiled
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("B", [1, 2])  # one row: the LSTM's gate kernel runs outside a region
 def test_dot_on_two_threads_equals_dot_on_one_bit_for_bit(monkeypatch, cell, dtype, B) -> None:

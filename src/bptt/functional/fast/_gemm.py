@@ -46,6 +46,12 @@ def usable(dtype, n_columns: int, rows: int) -> bool:
     return JIT and dtype == np.float32 and n_columns % PANEL == 0 and rows >= 4
 
 
+def thin_usable(dtype, n_columns: int, rows: int) -> bool:
+    """True when the packed kernel's tiles of one to three rows apply (AVX-512, float32,
+    N a multiple of 16): eight panels a tile keep 8 FMA chains in flight even at one row."""
+    return JIT and WIDE and dtype == np.float32 and n_columns % PANEL == 0 and 1 <= rows < 4
+
+
 def pack(w: np.ndarray) -> np.ndarray:
     """w (N, K) -> panels (N/16, K, 16), the layout :func:`matmul_packed` reads."""
     N, K = w.shape
@@ -220,8 +226,10 @@ class StepProduct:
     a contiguous copy only when w is a transposed view); "blas" and "blas_mt" call
     ``np.matmul`` on the transposed view each step (BLAS at one thread inside
     the loop, or at bptt's count; see :func:`bptt.functional.fast._threads.step_threads`).
-    The packed kernel needs float32, N a multiple of 16, >= 4 rows and enough
-    steps to repay the packing (MIN_STEPS); "dot" float32 or float64.
+    The packed kernel needs float32, N a multiple of 16, >= 4 rows (1 to 3 where the CPU
+    has AVX-512: :func:`thin_usable`) and enough steps to repay the packing (MIN_STEPS);
+    "dot" float32 or float64. The probe charges the packed routes their share of the
+    packing, one pack a sequence: at one row a pack costs as much as a dozen products.
 
     ``compiled``: the route is one of the compiled kernels, which the time loops
     call from their own compiled loop (``panels`` and ``rows`` then hold the
@@ -231,6 +239,7 @@ class StepProduct:
     def __init__(self, w: np.ndarray, rows: int, steps: int) -> None:
         N, K = w.shape
         packable = steps >= MIN_STEPS and usable(w.dtype, N, rows)
+        thin = steps >= MIN_STEPS and thin_usable(w.dtype, N, rows)  # packed, 1 to 3 rows
         dottable = dot_usable(w.dtype, rows) and (w.flags.c_contiguous or steps >= MIN_STEPS)
         threads = get_num_threads()
         par = threads > 1 and compiled_threads() > 1
@@ -238,7 +247,13 @@ class StepProduct:
         if packable:
             applies = ("packed", "blas", *(("packed_mt",) if par else ()), *mt)
         elif dottable:
-            applies = ("blas", "dot", *(("dot_mt",) if par else ()), *mt)
+            applies = (
+                "blas",
+                "dot",
+                *(("packed",) if thin else ()),
+                *(("dot_mt",) if par else ()),
+                *mt,
+            )
         else:
             applies = ("blas", *mt)
 
@@ -246,7 +261,7 @@ class StepProduct:
             a = np.random.default_rng(0).standard_normal((rows, K)).astype(w.dtype)  # (rows, K)
             out = np.empty((rows, N), dtype=w.dtype)  # (rows, N)
             w_t = w.T
-            panels = pack(w) if packable else None
+            panels = pack(w) if packable or thin else None
             w_rows = np.ascontiguousarray(w) if dottable else None  # (N, K)
 
             def blas(n, route="blas"):
@@ -254,7 +269,17 @@ class StepProduct:
                     for _ in range(n):
                         np.matmul(a, w_t, out=out)
 
+            def packing(n):
+                """The packing n of a sequence's ``steps`` products pay: whole packs of w,
+                then a share of its panels (packing costs about the same per panel)."""
+                share = n * (N // PANEL) // steps  # panels
+                for _ in range(share // (N // PANEL)):
+                    pack(w)
+                if share % (N // PANEL):
+                    pack(w[: PANEL * (share % (N // PANEL))])
+
             def packed(n, par=False):
+                packing(n)  # at one row a pack costs about 13 products (1 MiB weight)
                 if par:  # one region for all n, as the time loop runs them
                     _step_products_split(a, panels, out, n, compiled_threads())
                     return

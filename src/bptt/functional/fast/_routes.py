@@ -16,7 +16,7 @@ assumed. The kinds (``kind``) and their routes:
     step   one step's recurrent product, (B, H) @ (H, G*H) forward, (B, G*H) @ (G*H, H) back
            blas      np.matmul, BLAS at one thread
            blas_mt   np.matmul, BLAS at bptt's thread count
-           packed    the compiled kernel, one thread
+           packed    the compiled kernel, one thread (from one row where the CPU has AVX-512)
            packed_mt the compiled kernel, the batch rows split over the threads once: each
                      thread runs every step of its rows, product and gate kernel (the time
                      loops; the probe times it so)
@@ -72,7 +72,7 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 7  # bump when the routes, their kernels or the probe change: old files are then ignored
+SCHEMA = 8  # bump when the routes, their kernels or the probe change: old files are then ignored
 ROUTES = {
     "proj": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
     "dx": ("packed", "blas", "dot", "packed_mt", "dot_mt"),

@@ -28,6 +28,7 @@ import functools
 from bptt.functional.fast._jit import numba
 
 PANEL = 16  # columns per panel: two 8-wide or one 16-wide float32 vector
+THIN = 8  # panels a tile of one to three rows takes at once (AVX-512)
 
 
 def _has_avx512() -> bool:
@@ -140,6 +141,10 @@ if numba is not None:
     # AVX-512: two panels (32 columns) a tile, one zmm per panel and row: 12 rows keep 24
     # of the 32 registers as accumulators, and each broadcast of a[r, k] feeds two FMAs.
     _wide12, _wide8, _wide4, _wide2, _wide1 = (_make_tile(r, 16, 2) for r in (12, 8, 4, 2, 1))
+    # AVX-512, one to three rows (B = 1 inference, a short batch's last rows): eight panels
+    # (128 columns) a tile, so even one row keeps 8 FMA chains in flight, where a pair tile
+    # has 2 and waits on the FMA's latency.
+    _thin3, _thin2, _thin1 = (_make_tile(r, 16, THIN) for r in (3, 2, 1))
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _panel_rows(a, panels, out, r_start, r_end, p):
@@ -187,10 +192,21 @@ if numba is not None:
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _block_rows(a, panels, out, r_start, r_end, wide):
-        """out[r_start:r_end] over every panel: by pairs of panels in zmm tiles if ``wide``.
+        """out[r_start:r_end] over every panel: by pairs of panels in zmm tiles if ``wide``
+        (and eight at a time first for fewer than four rows).
         Either way each element is the same chain of FMAs over k in order: bit for bit equal."""
         P = panels.shape[0]
         p = 0
+        n = r_end - r_start
+        if wide and n < 4:  # a few rows: eight panels a tile, then pairs and singles
+            while p + THIN <= P:
+                if n == 3:
+                    _thin3(a, panels, out, r_start, p)
+                elif n == 2:
+                    _thin2(a, panels, out, r_start, p)
+                else:
+                    _thin1(a, panels, out, r_start, p)
+                p += THIN
         if wide:
             while p + 2 <= P:
                 _panel_pair_rows(a, panels, out, r_start, r_end, p)
