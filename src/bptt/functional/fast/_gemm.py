@@ -98,6 +98,10 @@ if numba is not None:
             for _ in range(n):
                 _matmul_packed_jit(a[r0:r1], panels, out[r0:r1])
 
+    @numba.njit(cache=True, nogil=True)
+    def _python_step(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out):
+        """Nothing: a gate kernel's call as a Python time loop makes it, for the probe."""
+
     def _step_product(a, panels, rows, out):  # pragma: no cover - the overload replaces it
         """out = a @ wᵀ inside a compiled loop: by ``rows`` (w) if it has rows, else ``panels``."""
 
@@ -265,9 +269,17 @@ class StepProduct:
             w_rows = np.ascontiguousarray(w) if dottable else None  # (N, K)
 
             def blas(n, route="blas"):
+                # The BLAS routes run the time loop from Python: each step also slices the
+                # histories and calls the gate kernel (about 1 µs a step here), which the
+                # compiled routes' loop does not. A compiled route that computes the
+                # product a little slower than BLAS can still make the faster loop.
+                hist = np.empty((2, *out.shape), dtype=out.dtype)  # (2, rows, N)
                 with step_threads(route):
                     for _ in range(n):
                         np.matmul(a, w_t, out=out)
+                        if JIT:
+                            _python_step(out, out, out[0], hist[0], hist[1], hist[0, 0],
+                                         hist[1], hist[0], hist[1])  # fmt: skip
 
             def packing(n):
                 """The packing n of a sequence's ``steps`` products pay: whole packs of w,
