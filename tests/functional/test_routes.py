@@ -286,15 +286,16 @@ def test_dot_routes_for_few_rows_give_the_same_float64_numbers(monkeypatch, cell
 @pytest.mark.parametrize("B", [1, 2, 3])
 def test_packed_route_for_few_rows_gives_the_dot_routes_numbers(monkeypatch, cell, B) -> None:
     """B < 4 on AVX-512: the packed kernel's tiles of eight panels, a route the probe may
-    pick; float32 (the packed kernel's only dtype), to float32 rounding of the sums."""
-    H = 32  # 4H = 128: eight panels
+    pick. float32 (the packed kernel's only dtype): both routes within float32 rounding of
+    the float64 results (the RNN's growing gradients make the two differ by about 1e-5)."""
+    H = 48  # 4H = 192: twelve panels, a tile of eight, then pairs; GRU nine: eight and one
     if not _gemm.thin_usable(np.float32, H, B):
         pytest.skip("no AVX-512 here: the packed route starts at four rows")
-    monkeypatch.setenv("BPTT_ROUTES", "proj=blas,step=dot")
-    reference = layer_results(cell, np.float32, B=B, T=12, H=H)
-    monkeypatch.setenv("BPTT_ROUTES", "proj=blas,step=packed")
-    assert _gemm.StepProduct(np.zeros((4 * H, H), np.float32), B, 12).route == "packed"
-    assert_all_close(layer_results(cell, np.float32, B=B, T=12, H=H), reference, 1e-5, "packed")
+    exact = layer_results(cell, np.float64, B=B, T=12, H=H)
+    for step in ("dot", "packed"):
+        monkeypatch.setenv("BPTT_ROUTES", f"proj=blas,step={step}")
+        assert _gemm.StepProduct(np.zeros((4 * H, H), np.float32), B, 12).route == step
+        assert_all_close(layer_results(cell, np.float32, B=B, T=12, H=H), exact, 5e-5, step)
 
 
 @compiled
