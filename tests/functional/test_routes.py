@@ -336,6 +336,104 @@ def test_packed_on_two_threads_equals_packed_on_one_bit_for_bit(monkeypatch, cel
         np.testing.assert_array_equal(p, q, err_msg=f"result {k}")
 
 
+TEAM_CASES = [  # (route on one thread, team route on two, dtype, H)
+    ("proj=dot,step=dot", "proj=dot,step=dot_team", np.float64, 40),
+    ("proj=dot,step=dot", "proj=dot,step=dot_team", np.float32, 40),
+    ("proj=packed,step=packed", "proj=packed,step=packed_team", np.float32, 48),
+]
+
+
+@compiled
+@pytest.mark.parametrize(
+    ("one", "team", "dtype", "H"), TEAM_CASES, ids=["dot64", "dot32", "packed"]
+)
+@pytest.mark.parametrize("B", [1, 2, 3])
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
+def test_team_routes_equal_their_one_thread_routes_bit_for_bit(
+    monkeypatch, one, team, dtype, H, B, masked
+) -> None:
+    """The LSTM forward as a team (one parallel region, each thread its hidden units, all
+    meeting each step; packed_team also makes the input projection) gives the one-thread
+    route's outputs and final state bit for bit. dot at H = 40: five runs of 8 units a
+    gate, split 16 | 24 (a split at 20 would cut a run, and its sums would differ);
+    packed at H = 48: three panels a gate, split 16 | 32 (one panel, a pair)."""
+    T = 9
+    if "packed" in team and not _gemm.thin_usable(np.float32, 4 * H, B):
+        pytest.skip("no AVX-512 here: the packed route starts at four rows")
+    monkeypatch.setenv("BPTT_ROUTES", one)
+    _threads.set_num_threads(1)
+    reference = layer_results("lstm", dtype, B=B, T=T, H=H, masked=masked)
+    _threads.set_num_threads(2)
+    if _threads.compiled_threads() < 2:
+        pytest.skip("numba's pool has one thread here (NUMBA_NUM_THREADS=1)")
+    monkeypatch.setenv("BPTT_ROUTES", team)
+    step = team.partition("step=")[2]
+    assert _gemm.StepProduct(np.zeros((4 * H, H), dtype), B, T, groups=4).route == step
+    results = layer_results("lstm", dtype, B=B, T=T, H=H, masked=masked)
+    for k in range(3):  # outputs, h_T, c_T: the forward, which the team ran
+        np.testing.assert_array_equal(results[k], reference[k], err_msg=f"result {k}")
+    tol = 1e-12 if dtype == np.float64 else 5e-5  # the backward: whatever route the probe picks
+    assert_all_close(results, reference, tol, team)
+
+
+@compiled
+def test_team_routes_apply_only_where_a_thread_can_own_whole_runs_of_units(monkeypatch) -> None:
+    """dot_team needs N/groups a multiple of 8 (the one-thread walk's runs), packed_team of
+    16 (a panel), and both a loop that can split its columns (groups) and two threads."""
+    _threads.set_num_threads(2)
+    if _threads.compiled_threads() < 2:
+        pytest.skip("numba's pool has one thread here (NUMBA_NUM_THREADS=1)")
+    monkeypatch.setenv("BPTT_ROUTES", "step=dot_team")
+    assert _gemm.StepProduct(np.zeros((4 * 24, 24)), 1, 10, groups=4).route == "dot_team"
+    for w, groups in [(np.zeros((4 * 20, 20)), 4), (np.zeros((4 * 24, 24)), 0)]:
+        assert _gemm.StepProduct(w, 1, 10, groups=groups).route != "dot_team"
+    _threads.set_num_threads(1)
+    assert _gemm.StepProduct(np.zeros((4 * 24, 24)), 1, 10, groups=4).route != "dot_team"
+
+
+TEAM_ALONE = """
+import numba, numpy as np, bptt
+from bptt.functional.fast import _team
+from bptt.functional.fast._time_loops import _lstm_forward_steps_jit, _lstm_forward_steps_team
+bptt.set_num_threads(1)  # numba's pool: one thread, so the region's chunks run one by one
+T, B, H = 7, 2, 16
+rng = np.random.default_rng(3)
+w = rng.standard_normal((4 * H, H)) * 0.3
+g0 = rng.standard_normal((T, B, 4 * H))
+bias, real = rng.standard_normal(4 * H), np.ones((T, B), bool)
+runs = []
+for team in (False, True):
+    gates, h, c = g0.copy(), np.zeros((T + 1, B, H)), np.zeros((T + 1, B, H))
+    tanh_c, rec, none = np.empty((T, B, H)), np.empty((B, 4 * H)), np.empty((0, H, 16))
+    if team:  # three parts a step, on a pool of one thread
+        x, empty = np.empty((0, H)), np.empty((0, H, 16))
+        flags = _team.flags(T + 1, 3)
+        _lstm_forward_steps_team(none, w, gates, rec, bias, h, c, tanh_c, real, 3, flags, x, empty)
+        claims = flags[:T, 0 : 3 * _team.LINE : _team.LINE]  # (T, 3) each part's claims
+        assert (flags[:T, -_team.LINE] == 3).all() and (claims >= 1).all()
+    else:
+        _lstm_forward_steps_jit(none, w, gates, rec, bias, h, c, tanh_c, real)
+    runs.append(h)
+assert np.array_equal(runs[0], runs[1])
+print("ok")
+"""
+
+
+@compiled
+def test_a_team_alone_runs_every_part_itself_and_never_waits() -> None:
+    """On a pool of one thread the team's chunks run one after another: the first claims
+    and computes every part of every step, the others find them claimed and finished.
+    A plain barrier would hang here; the subprocess's timeout turns a hang into a failure."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", TEAM_ALONE], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "ok"
+
+
 @compiled
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 def test_float32_routes_agree_to_float32_rounding(monkeypatch, cell) -> None:

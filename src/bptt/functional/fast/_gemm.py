@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional.fast import _routes, _threads
-from bptt.functional.fast._dot import _dot_par, _dot_rows, dot_usable, matmul_dot
+from bptt.functional.fast import _routes, _team, _threads
+from bptt.functional.fast._dot import DOT_ROWS, _dot_par, _dot_rows, dot_usable, matmul_dot
 from bptt.functional.fast._jit import JIT, numba
 from bptt.functional.fast._threads import compiled_threads, get_num_threads, step_threads
-from bptt.functional.fast._tiles import PANEL, WIDE
+from bptt.functional.fast._tiles import PANEL, ROW_BLOCK, WIDE
 
-ROW_BLOCK = 48  # rows of a per block in a large product: 48 x K floats stay in L2
 MIN_STEPS = 8  # packing costs about two products; below this many steps BLAS is as fast
 PROBE_RUN = 32  # products in a row per call of the step probe (fewer if the sequence is shorter)
 
@@ -53,17 +52,46 @@ def thin_usable(dtype, n_columns: int, rows: int) -> bool:
 
 
 def pack(w: np.ndarray) -> np.ndarray:
-    """w (N, K) -> panels (N/16, K, 16), the layout :func:`matmul_packed` reads."""
+    """w (N, K) -> panels (N/16, K, 16), the layout :func:`matmul_packed` reads.
+
+    From w's rows the copy is a transpose, compiled and with the panels shared over
+    bptt's threads where there are several (1 MiB: about 100 µs on one core here,
+    as NumPy's strided copy takes); from a transposed view, runs of 16 copied by NumPy."""
     N, K = w.shape
     if w.T.flags.c_contiguous:  # w is a transposed view: copy runs of 16 from wᵀ (K, N)
         return np.ascontiguousarray(w.T.reshape(K, N // PANEL, PANEL).transpose(1, 0, 2))
-    return np.ascontiguousarray(w.reshape(N // PANEL, PANEL, K).transpose(0, 2, 1))
+    if not JIT:
+        return np.ascontiguousarray(w.reshape(N // PANEL, PANEL, K).transpose(0, 2, 1))
+    panels = np.empty((N // PANEL, K, PANEL), dtype=w.dtype)  # (N/16, K, 16)
+    threads = compiled_threads() if get_num_threads() > 1 else 1
+    if threads > 1 and N // PANEL > 1:
+        _pack_par(w, panels, threads)
+    else:
+        _pack_rows(w, panels, 0, N // PANEL)
+    return panels
 
 
 if numba is not None:
     from numba import types
 
     from bptt.functional.fast._tiles import _block_rows
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def _pack_rows(w, panels, p0, p1):
+        """panels[p] = w[16p:16p+16]ᵀ for panels p0:p1: each row of w read once, in order."""
+        for p in range(p0, p1):
+            for i in range(PANEL):
+                for k in range(w.shape[1]):
+                    panels[p, k, i] = w[PANEL * p + i, k]
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
+    def _pack_par(w, panels, threads):
+        """_pack_rows with the panels shared over ``threads``."""
+        P = panels.shape[0]
+        chunks = min(threads, P)
+        for j in numba.prange(chunks):
+            p0, p1 = _threads.share(j, chunks, P)
+            _pack_rows(w, panels, p0, p1)
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _matmul_packed_jit(a, panels, out):
@@ -235,12 +263,19 @@ class StepProduct:
     "dot" float32 or float64. The probe charges the packed routes their share of the
     packing, one pack a sequence: at one row a pack costs as much as a dozen products.
 
+    ``groups``: the caller's time loop can run as a team (:mod:`._team`; one to three
+    rows, several threads): out's N columns are ``groups`` blocks of N/groups units
+    (a cell's gates) and each thread takes the same units of every block, the product
+    by "dot" (N/groups a multiple of 8) or "packed" (of 16, AVX-512), routes
+    "dot_team" and "packed_team". 0: the loop cannot.
+
     ``compiled``: the route is one of the compiled kernels, which the time loops
     call from their own compiled loop (``panels`` and ``rows`` then hold the
-    weight, the unused one an empty placeholder); ``parallel``: split over threads.
+    weight, the unused one an empty placeholder); ``parallel``: split over threads
+    each step or once for the batch rows; ``team``: a team route.
     """
 
-    def __init__(self, w: np.ndarray, rows: int, steps: int) -> None:
+    def __init__(self, w: np.ndarray, rows: int, steps: int, groups: int = 0) -> None:
         N, K = w.shape
         packable = steps >= MIN_STEPS and usable(w.dtype, N, rows)
         thin = steps >= MIN_STEPS and thin_usable(w.dtype, N, rows)  # packed, 1 to 3 rows
@@ -248,6 +283,11 @@ class StepProduct:
         threads = get_num_threads()
         par = threads > 1 and compiled_threads() > 1
         mt = ("blas_mt",) if threads > 1 else ()  # BLAS at every thread
+        units = N // groups if groups and N % groups == 0 else 0
+        team = (
+            *(("dot_team",) if par and dottable and units % DOT_ROWS == 0 else ()),
+            *(("packed_team",) if par and thin and units % PANEL == 0 else ()),
+        ) if units else ()  # fmt: skip
         if packable:
             applies = ("packed", "blas", *(("packed_mt",) if par else ()), *mt)
         elif dottable:
@@ -256,6 +296,7 @@ class StepProduct:
                 "dot",
                 *(("packed",) if thin else ()),
                 *(("dot_mt",) if par else ()),
+                *team,
                 *mt,
             )
         else:
@@ -302,6 +343,17 @@ class StepProduct:
                 for _ in range(n):
                     matmul_dot(a, w_rows, out, par)
 
+            def teams(n, route):
+                """n products in one team region, each thread its units of every group."""
+                threads = compiled_threads()
+                if route == "packed_team":
+                    packing(n)
+                    w_p, w_r = panels, np.empty((0, K), dtype=w.dtype)
+                else:
+                    w_p, w_r = np.empty((0, K, PANEL), dtype=w.dtype), w_rows
+                flags = _team.flags(n, threads)
+                _team.team_products(a, w_p, w_r, out, n, threads, groups, flags)
+
             # A probe call makes `run` products in a row, as the time loop makes a sequence's
             # products: packed_mt's loop opens one parallel region for all its steps, and
             # timed one product a region it paid the threads' wake-up each time (measured
@@ -315,14 +367,17 @@ class StepProduct:
                 "packed_mt": lambda n: packed(n, True),
                 "dot": dot,
                 "dot_mt": lambda n: dot(n, True),
+                "dot_team": lambda n: teams(n, "dot_team"),
+                "packed_team": lambda n: teams(n, "packed_team"),
             }
             return {name: (lambda n, f=f: f(n * run)) for name, f in routes.items()}
 
         self.route = _routes.choose("step", w.dtype, rows, K, N, candidates, applies)
         self.parallel = self.route in ("packed_mt", "dot_mt")
+        self.team = self.route in ("dot_team", "packed_team")
         self.compiled = self.route not in ("blas", "blas_mt")
-        packed_route = self.route in ("packed", "packed_mt")
-        dot_route = self.route in ("dot", "dot_mt")
+        packed_route = self.route in ("packed", "packed_mt", "packed_team")
+        dot_route = self.route in ("dot", "dot_mt", "dot_team")
         # (N/16, K, 16) and (N, K), or (0, K, 16) and (0, K) placeholders
         self.panels = pack(w) if packed_route else np.empty((0, K, PANEL), dtype=w.dtype)
         self.rows = np.ascontiguousarray(w) if dot_route else np.empty((0, K), dtype=w.dtype)
@@ -331,9 +386,9 @@ class StepProduct:
     def __call__(self, a: np.ndarray, out: np.ndarray) -> None:
         if self.route == "packed_mt":
             _matmul_packed_par(a, self.panels, out, compiled_threads())
-        elif self.route == "packed":
+        elif self.route in ("packed", "packed_team"):
             _matmul_packed_jit(a, self.panels, out)
         elif self.compiled:
-            matmul_dot(a, self.rows, out, self.parallel)
+            matmul_dot(a, self.rows, out, self.route == "dot_mt")
         else:
             np.matmul(a, self.w_t, out=out)

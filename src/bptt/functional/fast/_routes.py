@@ -21,7 +21,11 @@ assumed. The kinds (``kind``) and their routes:
                      thread runs every step of its rows, product and gate kernel (the time
                      loops; the probe times it so)
            dot       for one to three rows (B < 4): dot products with w's rows, compiled
-           dot_mt    the same with the rows of w split over the threads
+           dot_mt    the same with the rows of w split over the threads, a parallel region a step
+           dot_team, packed_team  one to three rows, a time loop that can run as a team
+                     (functional/fast/_team.py): one parallel region for all steps, each
+                     thread the same hidden units every step, by dot or the packed kernel;
+                     entries of such products end in "|team"
     step1  a whole step at T = 1 and B <= 3 (generation, streaming; functional/fast/_step.py),
            both products (B, D) @ (D, G*H) and (B, H) @ (H, G*H) and the gates in one call
            fused     on one thread
@@ -72,11 +76,11 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 8  # bump when the routes, their kernels or the probe change: old files are then ignored
+SCHEMA = 9  # bump when the routes, their kernels or the probe change: old files are then ignored
 ROUTES = {
     "proj": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
     "dx": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
-    "step": ("packed", "blas", "packed_mt", "blas_mt", "dot", "dot_mt"),
+    "step": ("packed", "blas", "packed_mt", "blas_mt", "dot", "dot_mt", "dot_team", "packed_team"),
     "step1": ("fused", "fused_mt"),
     "dw": ("gx", "xg"),
 }
@@ -248,10 +252,12 @@ def _bucket(n: int) -> int:
     return 1 << max(0, int(n - 1).bit_length())
 
 
-def entry_name(kind: str, dtype, M: int, K: int, N: int, threads: int) -> str:
+def entry_name(kind: str, dtype, M: int, K: int, N: int, threads: int, team=False) -> str:
+    """The cache's name for a product. ``team``: its loop can run as a team (other routes
+    than a same-shape product whose loop cannot, such as a square RNN's backward)."""
     if kind != "step":
         M = _bucket(M)
-    return f"{kind}|{np.dtype(dtype).name}|{M}x{K}x{N}|t{threads}"
+    return f"{kind}|{np.dtype(dtype).name}|{M}x{K}x{N}|t{threads}" + ("|team" if team else "")
 
 
 def choose(
@@ -291,7 +297,7 @@ def _choose(kind, dtype, M, K, N, candidates, applies) -> str:
         _memory.clear()
         _memory.update(_read(cache_file(key), info))
         _loaded_key = key
-    entry = entry_name(kind, dtype, M, K, N, threads)
+    entry = entry_name(kind, dtype, M, K, N, threads, any(r.endswith("_team") for r in applies))
     route = _memory.get(entry)
     if route in applies:
         _log.setdefault(entry, {"route": route, "source": "cache"})

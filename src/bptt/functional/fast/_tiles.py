@@ -29,6 +29,7 @@ from bptt.functional.fast._jit import numba
 
 PANEL = 16  # columns per panel: two 8-wide or one 16-wide float32 vector
 THIN = 8  # panels a tile of one to three rows takes at once (AVX-512)
+ROW_BLOCK = 48  # rows of a per block in a large product: 48 x K floats stay in L2
 
 
 def _has_avx512() -> bool:
@@ -192,14 +193,19 @@ if numba is not None:
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _block_rows(a, panels, out, r_start, r_end, wide):
-        """out[r_start:r_end] over every panel: by pairs of panels in zmm tiles if ``wide``
-        (and eight at a time first for fewer than four rows).
-        Either way each element is the same chain of FMAs over k in order: bit for bit equal."""
-        P = panels.shape[0]
-        p = 0
+        """out[r_start:r_end] over every panel (:func:`_block_panels`)."""
+        _block_panels(a, panels, out, r_start, r_end, wide, 0, panels.shape[0])
+
+    @numba.njit(cache=True, boundscheck=False, nogil=True)
+    def _block_panels(a, panels, out, r_start, r_end, wide, p0, p1):
+        """out[r_start:r_end] over panels p0:p1 (columns 16 p0 .. 16 p1): by pairs of
+        panels in zmm tiles if ``wide`` (and eight at a time first for fewer than four
+        rows). Either way each element is the same chain of FMAs over k in order: bit for
+        bit equal, whichever tile or panel range computes it."""
+        p = p0
         n = r_end - r_start
         if wide and n < 4:  # a few rows: eight panels a tile, then pairs and singles
-            while p + THIN <= P:
+            while p + THIN <= p1:
                 if n == 3:
                     _thin3(a, panels, out, r_start, p)
                 elif n == 2:
@@ -208,9 +214,9 @@ if numba is not None:
                     _thin1(a, panels, out, r_start, p)
                 p += THIN
         if wide:
-            while p + 2 <= P:
+            while p + 2 <= p1:
                 _panel_pair_rows(a, panels, out, r_start, r_end, p)
                 p += 2
-        while p < P:
+        while p < p1:
             _panel_rows(a, panels, out, r_start, r_end, p)
             p += 1

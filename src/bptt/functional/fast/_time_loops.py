@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bptt.functional.fast import _fused, _gemm, _threads
+from bptt.functional.fast import _fused, _gemm, _team, _threads
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import compiled_threads, step_threads
 
@@ -105,6 +105,40 @@ if numba is not None:
                     b0, b1 = _threads.share(j, chunks, B)
                     _lstm_backward_rows(t, b0, b1, arrays, keep)
             _gemm._step_product_par(dz[t], panels_t, rows_t, dh_rec, threads)
+
+    # The team loop (routes "dot_team", "packed_team"; one to three rows): one parallel
+    # region for all T steps, each thread computing its part of the hidden units, product
+    # columns of their four gates and their gate kernel, and all meeting after each step
+    # (:mod:`bptt.functional.fast._team`, which says why it cannot hang). With the packed
+    # weight of the inputs (``panels_ih``, else a (0, D, 16) placeholder) the team first
+    # makes the input projection of its units for all steps, x (T*B, D) into gates: one
+    # region for the whole layer (see lstm_forward_steps).
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
+    def _lstm_forward_steps_team(
+        panels, rows, gates, rec, bias, h, c, tanh_c, real, threads, flags, x, panels_ih
+    ):
+        T = gates.shape[0]
+        z = gates.reshape(T * gates.shape[1], gates.shape[2])  # (T*B, 4H) a view
+        for k in numba.prange(threads):
+            if panels_ih.shape[0]:  # the projection, flags' last row
+                for q in range(threads):
+                    j = (k + q) % threads
+                    if _team.claim(flags, T, j):
+                        _team.part_panels(x, panels_ih, z, j, threads, 4)
+                        _team.finish(flags, T)
+                _team.wait(flags, T, threads)
+            for t in range(T):
+                for q in range(threads):
+                    j = (k + q) % threads  # its own part first, then any nobody has claimed
+                    if _team.claim(flags, t, j):
+                        u0, u1 = _team.part_product(h[t], panels, rows, rec, j, threads, 4)
+                        _fused._lstm_forward_units(
+                            gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t],
+                            h[t + 1], u0, u1,
+                        )  # fmt: skip
+                        _team.finish(flags, t)
+                _team.wait(flags, t, threads)
 
     # The GRU's and the RNN's loops: the product on ``threads`` (1: the one-thread kernel;
     # more: "dot_mt", the columns split each step), the gate kernel on one thread (it is a
@@ -215,16 +249,44 @@ if numba is not None:
                 _gemm._step_product(da[t, b0:b1], panels_t, rows, g_rec[b0:b1])
 
 
-def lstm_forward_steps(recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tanh_c, real) -> None:
+def team_projects(recurrent: _gemm.StepProduct, x: np.ndarray, columns: int) -> bool:
+    """Whether the forward loop makes the input projection x (T*B, D) @ (D, columns)
+    itself: a team route, and a projection the packed kernel can make (float32, columns
+    a multiple of 16, four rows or more unless the CPU has AVX-512)."""
+    return recurrent.team and (
+        _gemm.usable(x.dtype, columns, x.shape[0]) or _gemm.thin_usable(x.dtype, columns, 1)
+    )
+
+
+def lstm_forward_steps(
+    recurrent: _gemm.StepProduct, gates, rec, bias, h, c, tanh_c, real, x=None, weight_ih=None
+) -> None:
     """All T LSTM steps: for each t, rec = recurrent(h[t]), then the gate kernel.
 
     gates (T, B, 4H) holds the input projections and leaves holding the gates;
     h, c (T+1, B, H) enter with the state at index 0; tanh_c (T, B, H). When the
     product's route is compiled the whole loop runs compiled, else step by step from Python.
+
+    With ``x`` (T*B, D) and ``weight_ih`` (4H, D), a team route makes the input
+    projection itself where :func:`team_projects` says so (gates then enters as
+    scratch), by the packed kernel in the team's region: at one to three rows the
+    projection is a small product, and made apart, by BLAS on its own threads, it paid
+    them a wake-up each call (lstm-e, T = 50, B = 1, H = 256, two
+    threads: 0.26 ms at best, 0.40 median, against the team's about 0.15). Other
+    routes leave the projection to the caller: :func:`team_projects` says which.
     """
     with step_threads(recurrent.route):  # BLAS at one thread unless the route is blas_mt
         w = (recurrent.panels, recurrent.rows)
-        if recurrent.parallel:
+        if recurrent.team:
+            threads = compiled_threads()
+            T, D = gates.shape[0], 0 if x is None else x.shape[1]
+            in_team = x is not None and team_projects(recurrent, x, gates.shape[2])
+            panels_ih = _gemm.pack(weight_ih) if in_team else np.empty((0, D, 16), gates.dtype)
+            x = x if in_team else np.empty((0, D), gates.dtype)
+            flags = _team.flags(T + 1, threads)  # the steps', then the projection's
+            step = (gates, rec, bias, h, c, tanh_c, real)
+            _lstm_forward_steps_team(*w, *step, threads, flags, x, panels_ih)
+        elif recurrent.parallel:
             _lstm_forward_steps_par(*w, gates, rec, bias, h, c, tanh_c, real, compiled_threads())
         elif recurrent.compiled:
             _lstm_forward_steps_jit(*w, gates, rec, bias, h, c, tanh_c, real)

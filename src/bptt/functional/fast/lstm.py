@@ -12,7 +12,11 @@ from bptt.functional.fast import _step
 from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
 from bptt.functional.fast._jit import tell_slow_path
-from bptt.functional.fast._time_loops import lstm_backward_steps, lstm_forward_steps
+from bptt.functional.fast._time_loops import (
+    lstm_backward_steps,
+    lstm_forward_steps,
+    team_projects,
+)
 from bptt.functional.fast._workspace import cell_cache, outputs_from, scratch
 
 
@@ -43,7 +47,10 @@ def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspa
     if m is not None:
         np.copyto(x_tm, 0, where=~m)  # padding must not reach the sums over steps
     gates = scratch(workspace, "gates", (T, B, 4 * H), x.dtype)  # (T, B, 4H) z, then gates
-    project(x_tm.reshape(T * B, D), weight_ih, gates.reshape(T * B, 4 * H))
+    # rec = h_{t-1} @ weight_hhᵀ, the per-step product; its columns: the 4 gates' H units
+    recurrent = StepProduct(weight_hh, B, T, groups=4)
+    if not team_projects(recurrent, x, 4 * H):  # else the time loop's team makes it
+        project(x_tm.reshape(T * B, D), weight_ih, gates.reshape(T * B, 4 * H))
     bias = np.zeros(4 * H, dtype=x.dtype)  # (4H,) both biases, added inside the step kernel
     for b in (bias_ih, bias_hh):
         if b is not None:
@@ -55,9 +62,9 @@ def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspa
     rec = np.empty((B, 4 * H), dtype=x.dtype)  # (B, 4H) weight_hh h_{t-1}, reused
     h[0] = h0
     c[0] = c0
-    recurrent = StepProduct(weight_hh, B, T)  # rec = h_{t-1} @ weight_hhᵀ, the per-step product
     # z_t = gates[t] + rec + bias; i, f, g, o = σ, σ, tanh, σ; C_t, tanh(C_t), h_t: one pass a step
-    lstm_forward_steps(recurrent, gates, rec, bias, h, c, tanh_c, real)
+    inputs = (x_tm.reshape(T * B, D), weight_ih)  # (T*B, D) a view, (4H, D)
+    lstm_forward_steps(recurrent, gates, rec, bias, h, c, tanh_c, real, *inputs)
 
     outputs = outputs_from(h, m)  # (B, T, H) a new array, zero at padding
     cache = cell_cache(m, real, weights, workspace, xh=xh, h=h, c=c, gates=gates, tanh_c=tanh_c)
