@@ -162,3 +162,21 @@ def test_step_probe_times_products_in_a_row_as_the_time_loop_makes_them(steps, m
     monkeypatch.setattr(_gemm._routes, "choose", choose)
     _gemm.StepProduct(np.ones((32, 8), np.float32), 8, steps)
     assert len(calls) == min(steps, _gemm.PROBE_RUN)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(3, 5, 4), (40, 70, 30)])  # one tiny, one over SWAP_THREADED
+def test_swap_copy_is_the_transposed_copy_on_one_thread_or_several(threads, shape) -> None:
+    """The time-major <-> batch-first copy, into a strided view (as into [x_t | h_{t-1}])."""
+    from bptt.functional.fast import _threads, _workspace
+
+    before = _threads.get_num_threads()
+    _threads.set_num_threads(threads)
+    try:
+        src = np.random.default_rng(0).standard_normal(shape).astype(np.float32)  # (B, A, K)
+        wide = np.zeros((shape[1], shape[0], shape[2] + 3), dtype=np.float32)  # (A, B, K+3)
+        _workspace.swap_copy(src, wide[:, :, : shape[2]])
+        np.testing.assert_array_equal(wide[:, :, : shape[2]], src.transpose(1, 0, 2))
+        assert not wide[:, :, shape[2] :].any()  # nothing written beyond the view
+    finally:
+        _threads.set_num_threads(before)

@@ -11,7 +11,13 @@ from bptt.functional.fast import _step
 from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
 from bptt.functional.fast._time_loops import gru_backward_steps, gru_forward_steps
-from bptt.functional.fast._workspace import cell_cache, inputs_projected, outputs_from, scratch
+from bptt.functional.fast._workspace import (
+    cell_cache,
+    inputs_projected,
+    outputs_from,
+    scratch,
+    swap_copy,
+)
 
 
 def gru_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
@@ -75,7 +81,8 @@ def gru_backward(d_outputs, d_final_state, cache, state_grads=None):
     dc_flat = dc.reshape(T * B, 3 * H)  # (T*B, 3H)
     d_x_tm = np.empty((T * B, D), dtype=h.dtype)  # (T*B, D)
     project(da_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = W_i^T ∂E/∂a_t, all steps
-    d_x = d_x_tm.reshape(T, B, D).transpose(1, 0, 2)  # (B, T, D) a view
+    d_x = np.empty((B, T, D), dtype=h.dtype)  # (B, T, D) the caller's own
+    swap_copy(d_x_tm.reshape(T, B, D), d_x)
     grads = {
         "weight_ih": weight_grad(da_flat, x_tm.reshape(T * B, D)),  # (3H, D)
         "weight_hh": weight_grad(dc_flat, h[:-1].reshape(T * B, H)),  # (3H, H)
@@ -84,4 +91,4 @@ def gru_backward(d_outputs, d_final_state, cache, state_grads=None):
         grads["bias_ih"] = da_flat.sum(axis=0)  # (3H,)
     if cache["has_bias_hh"]:
         grads["bias_hh"] = dc_flat.sum(axis=0)  # (3H,)
-    return np.ascontiguousarray(d_x), (g,), grads
+    return d_x, (g,), grads

@@ -17,7 +17,7 @@ from bptt.functional.fast._time_loops import (
     lstm_forward_steps,
     team_projects,
 )
-from bptt.functional.fast._workspace import cell_cache, outputs_from, scratch
+from bptt.functional.fast._workspace import cell_cache, outputs_from, scratch, swap_copy
 
 
 def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
@@ -41,7 +41,7 @@ def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspa
     # backward gets both weight gradients from one product: fewer, larger products run faster.
     xh = scratch(workspace, "xh", (T, B, D + H), x.dtype)  # (T, B, D+H) [x_t | h_{t-1}]
     x_tm = xh[:, :, :D]  # (T, B, D) a view
-    np.copyto(x_tm, x.transpose(1, 0, 2))
+    swap_copy(x, x_tm)
     m = None if mask is None else np.asarray(mask, dtype=bool).T[:, :, None]  # (T, B, 1)
     real = real_steps(mask, T, B)  # (T, B)
     if m is not None:
@@ -111,7 +111,7 @@ def lstm_backward(d_outputs, d_final_state, cache, state_grads=None):
     d_x_tm = scratch(cache["workspace"], "d_x", (T * B, D), h.dtype)  # (T*B, D)
     project(dz_flat, weight_ih.T, d_x_tm, kind="dx")  # ∂E/∂x_t = weight_ih^T ∂E/∂z_t, all steps
     d_x = np.empty((B, T, D), dtype=h.dtype)  # (B, T, D) the caller's own
-    np.copyto(d_x, d_x_tm.reshape(T, B, D).transpose(1, 0, 2))
+    swap_copy(d_x_tm.reshape(T, B, D), d_x)
     np.copyto(xh[:, :, D:], h[:-1])  # h_{t-1} beside x_t: [x_t | h_{t-1}]
     d_w = weight_grad(dz_flat, xh.reshape(T * B, D + H), contiguous=False)  # (4H, D+H)
     grads = {  # d_w = [∂E/∂weight_ih | ∂E/∂weight_hh]
