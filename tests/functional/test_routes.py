@@ -91,6 +91,25 @@ def test_cache_is_invalidated_when_its_key_changes(monkeypatch, changed) -> None
     assert len(probes) == 2, f"a new {changed} must be measured again"
 
 
+def test_the_key_names_numpys_blas_whichever_other_blas_is_loaded_first(monkeypatch) -> None:
+    """SciPy's wheel brings a second OpenBLAS; listed before NumPy's in one process and
+    after it in another, it must not give the two processes different cache files."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    numpys = {
+        "user_api": "blas",
+        "internal_api": "openblas",
+        "version": "0.3.31",
+        "architecture": "SkylakeX",
+        "filepath": "/sp/numpy.libs/libscipy_openblas64_.so",
+    }
+    scipys = {**numpys, "version": "0.3.30", "filepath": "/sp/scipy.libs/libscipy_openblas.so"}
+    keys = []
+    for pools in ([numpys, scipys], [scipys, numpys]):
+        monkeypatch.setattr(threadpoolctl, "threadpool_info", lambda pools=pools: pools)
+        keys.append(_routes._blas())
+    assert keys == ["openblas 0.3.31 SkylakeX"] * 2
+
+
 def test_a_file_with_another_machine_inside_is_ignored(monkeypatch) -> None:
     probes = count_probes(monkeypatch)
     g, x = dw_case()

@@ -152,14 +152,26 @@ def _cpu() -> tuple[str, str]:
     ).hexdigest()[:12]
 
 
+def _numpys_first(pool: dict) -> tuple[bool, str]:
+    """Sort key of a loaded BLAS: NumPy's own (a wheel's ``numpy.libs``) first, then by path.
+
+    Another BLAS may be loaded beside NumPy's (SciPy's wheel brings its own OpenBLAS),
+    and in an order that differs from one process to the next: keyed by whichever came
+    first, two processes of one machine read and wrote different cache files, and a
+    benchmark's workers, started together, probed again on a crowded machine (measured:
+    a step route timed 7 s a round) and kept what that probe picked."""
+    path = str(pool.get("filepath", ""))
+    return ("numpy.libs" not in path, path)
+
+
 def _blas() -> str:
-    """BLAS's name, version and the kernel it picked at run time (threadpoolctl), if known."""
+    """The name, version and run-time kernel of the BLAS NumPy calls (threadpoolctl), if known."""
     try:
         from threadpoolctl import threadpool_info
 
         pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         if pools:
-            p = pools[0]
+            p = min(pools, key=_numpys_first)
             return f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')}"
     except ImportError:  # pragma: no cover - depends on the environment
         pass
