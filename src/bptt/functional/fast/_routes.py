@@ -76,7 +76,7 @@ from bptt.errors import BpttError
 from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import get_num_threads
 
-SCHEMA = 9  # bump when the routes, their kernels or the probe change: old files are then ignored
+SCHEMA = 10  # bump when the routes, their kernels or the probe change: old files are then ignored
 ROUTES = {
     "proj": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
     "dx": ("packed", "blas", "dot", "packed_mt", "dot_mt"),
@@ -88,6 +88,11 @@ PROBE_FLOPS = 2e8  # one probe call does about this much work (a few ms) ...
 PROBE_MIN_ROWS = 256  # ... but keeps at least this many rows of the long side
 PROBE_ROUNDS = 5  # each route is timed this many times, alternating; the fastest counts
 PROBE_BUDGET = 0.1  # seconds of timed rounds per probe; at least 2 rounds run
+# Seconds a probe round lasts at least (calls in a row): at 0.3 ms a generation step of an
+# LSTM at D = H = 512 (8 MiB of weights, about 0.3 ms a call) was one call a round, and
+# one probe in five picked one thread where two run 20% faster (two threads' rounds
+# 355.8 µs against 355.0; the others 266-303 against 313-355).
+PROBE_ROUND = 1.5e-3
 MARGIN = 1.05  # another route must beat the default by 5% to replace it: no flip-flop on noise
 # Kinds whose probe compares each route's median round, not its fastest: where a route may run
 # a parallel region, it waits on a descheduled thread whenever another process holds a core
@@ -332,7 +337,7 @@ def probe(
 ) -> dict[str, float]:
     """Seconds per call of each route; ``run(n)`` makes n calls. Each route is warmed
     (twice: compiled code, pools, first-touch pages), then timed in PROBE_ROUNDS
-    alternating rounds of enough calls to last about 0.3 ms (fewer rounds once they
+    alternating rounds of enough calls to last about PROBE_ROUND (fewer rounds once they
     have taken PROBE_BUDGET seconds); the fastest round counts, or with ``typical`` the
     median round. The routes named in ``late`` are warmed and timed after all the others."""
     early = {name: run for name, run in runs.items() if name not in late}
@@ -348,7 +353,7 @@ def _rounds(runs: dict[str, Callable[[int], object]], typical: bool) -> dict[str
         t0 = time.perf_counter()
         run(1)
         once = time.perf_counter() - t0
-        reps[name] = max(1, min(64, int(3e-4 / max(once, 1e-7))))
+        reps[name] = max(1, min(64, int(PROBE_ROUND / max(once, 1e-7))))
     rounds: dict[str, list[float]] = {name: [] for name in runs}
     start = time.perf_counter()
     for k in range(PROBE_ROUNDS):

@@ -139,9 +139,9 @@ def _threads(w_ih: np.ndarray, w_hh: np.ndarray, B: int) -> int:
         bias = np.zeros(N, dtype=dtype)  # (N,)
         zx, zh = np.empty((B, N), dtype=dtype), np.empty((B, N), dtype=dtype)  # (B, N) each
 
-        def run(threads):
+        def run(threads):  # walking the weights forward and back in turn, as steps do
             return lambda n: [
-                _both(x, w_x, bias, h, w_h, bias, zx, zh, threads, False) for _ in range(n)
+                _both(x, w_x, bias, h, w_h, bias, zx, zh, threads, i % 2 == 1) for i in range(n)
             ]
 
         return {"fused": run(1), "fused_mt": run(compiled_threads())}
