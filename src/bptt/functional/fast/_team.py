@@ -58,9 +58,14 @@ if numba is not None:
 
     _X86 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
-    def _pointer(context, builder, aryty, ary, t, k):
-        array = context.make_array(aryty)(context, builder, ary)
-        return cgutils.get_item_pointer(context, builder, aryty, array, [t, k])
+    def _flag_pointer(context, builder, signature, args):
+        """&flags[t, k] from an intrinsic's arguments (flags, t, k)."""
+        aryty, t_ty, k_ty = signature.args
+        ary_v, t_v, k_v = args
+        t_v = context.cast(builder, t_v, t_ty, types.intp)
+        k_v = context.cast(builder, k_v, k_ty, types.intp)
+        array = context.make_array(aryty)(context, builder, ary_v)
+        return cgutils.get_item_pointer(context, builder, aryty, array, [t_v, k_v])
 
     @intrinsic
     def _fetch_add(typingctx, ary, t, k):
@@ -68,11 +73,7 @@ if numba is not None:
         sig = types.int64(ary, t, k)
 
         def codegen(context, builder, signature, args):
-            aryty, t_ty, k_ty = signature.args
-            ary_v, t_v, k_v = args
-            t_v = context.cast(builder, t_v, t_ty, types.intp)
-            k_v = context.cast(builder, k_v, k_ty, types.intp)
-            ptr = _pointer(context, builder, aryty, ary_v, t_v, k_v)
+            ptr = _flag_pointer(context, builder, signature, args)
             one = ir.Constant(ir.IntType(64), 1)
             return builder.atomic_rmw("add", ptr, one, "seq_cst")
 
@@ -84,11 +85,7 @@ if numba is not None:
         sig = types.int64(ary, t, k)
 
         def codegen(context, builder, signature, args):
-            aryty, t_ty, k_ty = signature.args
-            ary_v, t_v, k_v = args
-            t_v = context.cast(builder, t_v, t_ty, types.intp)
-            k_v = context.cast(builder, k_v, k_ty, types.intp)
-            ptr = _pointer(context, builder, aryty, ary_v, t_v, k_v)
+            ptr = _flag_pointer(context, builder, signature, args)
             return builder.load_atomic(ptr, "acquire", 8)
 
         return sig, codegen
