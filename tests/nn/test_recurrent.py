@@ -545,3 +545,45 @@ def test_backward_errors():
         layer.backward(np.zeros((3, 4, H)))
     with pytest.raises(BpttError, match=r"d_cn has shape \(1, 3, 4\), expected \(2, 3, 4\)"):
         layer.backward(np.zeros((3, 4, 2 * H)), (None, np.zeros((1, 3, H))))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_masked_batch_runs_longest_first_and_comes_back_in_the_callers_order(
+    threads, monkeypatch
+):
+    """The layer sorts a masked batch longest first (dealt to the loop's thread shares),
+    and every result returns in the caller's rows: outputs, final states, ∂E/∂x,
+    ∂E/∂(initial state) and weight gradients equal those of the reference loop run on
+    the rows as given, unsorted."""
+    import bptt
+    import bptt.nn.recurrent as recurrent
+    from bptt.functional.reference import forced
+
+    B, T, D, H = 9, 8, 3, 4
+    rng = np.random.default_rng(11)
+    lengths = np.array([3, 8, 1, 5, 8, 2, 6, 4, 7])  # (B,) unsorted
+    mask = np.arange(T)[None, :] < lengths[:, None]  # (B, T)
+    x = rng.standard_normal((B, T, D))
+    state = tuple(rng.standard_normal((4, B, H)) for _ in range(2))  # (L*K, B, H) each
+    d_out = rng.standard_normal((B, T, 2 * H))
+    d_final = tuple(rng.standard_normal((4, B, H)) for _ in range(2))
+    layer = LSTM(D, H, num_layers=2, bidirectional=True, dtype=np.float64, rng=rng)
+
+    def run(reference: bool) -> list:
+        with forced(reference):
+            out, final = layer.forward(x, state, mask=mask)
+            d_x = layer.backward(d_out, d_final)
+        return [out, *final, d_x, *layer.d_initial_state, *layer.grads.values()]
+
+    before = bptt.get_num_threads()
+    bptt.set_num_threads(threads)
+    try:
+        fast = run(False)
+        order = layer._cache["order"]  # (B,) the rows as the cells ran them
+        monkeypatch.setattr(recurrent, "longest_first", lambda x, m, s: (None, x, m, s))
+        ref = run(True)  # the caller's order throughout
+    finally:
+        bptt.set_num_threads(before)
+    assert sorted(order.tolist()) == list(range(B)) and order.tolist() != list(range(B))
+    for a, b in zip(fast, ref, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)

@@ -49,6 +49,7 @@ import numpy as np
 from bptt.errors import BpttError
 from bptt.functional.linear import dropout_backward, dropout_forward
 from bptt.functional.recompute import checkpointed_backward, checkpointed_forward
+from bptt.nn.batch_order import longest_first, rows_back, rows_to
 from bptt.nn.init import uniform_default
 from bptt.nn.layer import (
     Layer,
@@ -320,6 +321,7 @@ class Recurrent(Layer):
             states = self._zeros(B)
         else:
             states = self._unpack(state, B, "state", allow_none_pieces=False)
+        order, x, mask, states = longest_first(x, mask, states)  # the fast loops skip ended rows
         drop = training and self.dropout > 0 and self.num_layers > 1
         if drop and not isinstance(rng, np.random.Generator):
             raise BpttError(
@@ -364,7 +366,8 @@ class Recurrent(Layer):
                 outputs, dm = dropout_forward(outputs, self.dropout, rng)  # (B, T, K*H)
             drop_masks.append(dm)
             layer_in = outputs
-        self._cache = {"caches": caches, "drop_masks": drop_masks, "B": B, "T": T}
+        self._cache = {"caches": caches, "drop_masks": drop_masks, "B": B, "T": T, "order": order}
+        layer_in, finals = rows_back(order, layer_in, finals)
         return layer_in, self._pack(finals)
 
     def backward(self, d_outputs: np.ndarray, d_final_state: State | None = None) -> np.ndarray:
@@ -393,6 +396,8 @@ class Recurrent(Layer):
             else self._unpack(d_final_state, B, "d_final_state", allow_none_pieces=True)
         )
 
+        order = cache.get("order")  # the forward's rows, longest sequence first, or None
+        d_outputs, d_final = rows_to(order, d_outputs, d_final)
         cell_forward, cell_backward = self.cell_forward, self.cell_backward
         caches, drop_masks = cache["caches"], cache["drop_masks"]
         grads: dict[str, np.ndarray] = {}
@@ -428,6 +433,7 @@ class Recurrent(Layer):
                 for name, value in g.items():
                     grads[f"{name}{sfx}"] = value
             d_layer = d_in
+        d_layer, d_init = rows_back(order, d_layer, d_init)
         self.grads = grads
         self.d_initial_state = self._pack(d_init)
         return d_layer
@@ -435,15 +441,9 @@ class Recurrent(Layer):
     __call__ = forward
 
     def __repr__(self) -> str:
-        extra = "".join(
-            [
-                f", num_layers={self.num_layers}" if self.num_layers != 1 else "",
-                ", bidirectional=True" if self.bidirectional else "",
-                f", dropout={self.dropout}" if self.dropout else "",
-                ", bias=False" if not self.bias else "",
-            ]
-        )
-        return (
-            f"{type(self).__name__}({self.input_size}, {self.hidden_size}{extra}, "
-            f"dtype={self.dtype.name})"
-        )
+        extra = f", num_layers={self.num_layers}" if self.num_layers != 1 else ""
+        extra += ", bidirectional=True" if self.bidirectional else ""
+        extra += f", dropout={self.dropout}" if self.dropout else ""
+        extra += ", bias=False" if not self.bias else ""
+        name, sizes = type(self).__name__, f"{self.input_size}, {self.hidden_size}"
+        return f"{name}({sizes}{extra}, dtype={self.dtype.name})"

@@ -327,6 +327,29 @@ if numba is not None:
                 if keep:
                     keep_h[b, j] = g
 
+    @_jit
+    def _rows_running(real, t, b0, b1):
+        """1 + the last of rows b0:b1 real at step t (b0 if none): the rows after it are
+        padding there, so the time loops leave them out of the step's product and gate
+        kernel and carry their state. With the rows sorted longest first (as
+        :mod:`bptt.nn.batch_order` sorts a masked batch) each step then computes only the
+        sequences still running, as PyTorch's packed sequences do."""
+        e = b1
+        while e > b0 and not real[t, e - 1]:
+            e -= 1
+        return e
+
+    @_jit
+    def _lstm_skip_rows(t, b0, b1, gates, h, c, tanh_c):
+        """Rows b0:b1 of step t, all padding, not computed: h and C carried, the gates and
+        tanh(C) kept zero (their values at padding are never read)."""
+        for b in range(b0, b1):
+            for j in range(h.shape[2]):
+                h[t + 1, b, j], c[t + 1, b, j], tanh_c[t, b, j] = h[t, b, j], c[t, b, j], 0
+            for j in range(gates.shape[2]):
+                gates[t, b, j] = 0
+
+
 # --------------------------------------------------------------------------- dispatch
 
 

@@ -132,6 +132,12 @@ def compiled_threads() -> int:
     return n
 
 
+def loop_shares(B: int) -> int:
+    """Into how many shares of its B batch rows a compiled time loop splits a batch now."""
+    threads = compiled_threads()
+    return 1 if threads == 1 else int(batch_chunks(B, threads))
+
+
 _quieted = False
 
 

@@ -45,15 +45,27 @@ if numba is not None:
     def _lstm_forward_steps_jit(panels, rows, gates, rec, bias, h, c, tanh_c, real):
         B = rec.shape[0]
         for t in range(gates.shape[0]):  # the whole time loop compiled: no call per step
-            _gemm._step_product(h[t], panels, rows, rec)
-            _lstm_forward_rows(t, 0, B, gates, rec, bias, h, c, tanh_c, real)
+            n = _fused._rows_running(real, t, 0, B)  # rows n: are padding at step t
+            if n > 0:
+                _gemm._step_product(h[t, :n], panels, rows, rec[:n])
+                _lstm_forward_rows(t, 0, n, gates, rec, bias, h, c, tanh_c, real)
+            _fused._lstm_skip_rows(t, n, B, gates, h, c, tanh_c)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _lstm_backward_steps_jit(panels_t, rows_t, arrays, keep):
         dh_rec, dz = arrays[4], arrays[8]
         for t in range(dz.shape[0] - 1, -1, -1):  # the whole BPTT loop compiled
             _lstm_backward_rows(t, 0, dh_rec.shape[0], arrays, keep)
-            _gemm._step_product(dz[t], panels_t, rows_t, dh_rec)
+            _padded_product(dz[t], panels_t, rows_t, dh_rec, 0, dh_rec.shape[0], arrays[7], t)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _padded_product(dz_t, panels_t, rows_t, dh_rec, b0, b1, real, t):
+        """dh_rec[b0:b1] = dz_t[b0:b1] @ weight_hh; the rows after the last real one are
+        padding, their dz zero, so their product is zero without computing it."""
+        e = _fused._rows_running(real, t, b0, b1)
+        if e > b0:
+            _gemm._step_product(dz_t[b0:e], panels_t, rows_t, dh_rec[b0:e])
+        dh_rec[e:b1] = 0
 
     # The same loops on several threads (routes "packed_mt", "dot_mt"). Packed (four rows or
     # more): a sequence's batch rows never meet, so each thread takes a share of them and
@@ -71,18 +83,24 @@ if numba is not None:
             for k in numba.prange(chunks):  # rows b0:b1 of the batch, all T steps
                 b0, b1 = _threads.share(k, chunks, B)
                 for t in range(T):
-                    _gemm._step_product(h[t, b0:b1], panels, rows, rec[b0:b1])
-                    _lstm_forward_rows(t, b0, b1, gates, rec, bias, h, c, tanh_c, real)
+                    e = _fused._rows_running(real, t, b0, b1)  # rows e:b1: padding at t
+                    if e > b0:
+                        _gemm._step_product(h[t, b0:e], panels, rows, rec[b0:e])
+                        _lstm_forward_rows(t, b0, e, gates, rec, bias, h, c, tanh_c, real)
+                    _fused._lstm_skip_rows(t, e, b1, gates, h, c, tanh_c)
             return
-        chunks = min(threads, B)
         for t in range(T):
-            _gemm._step_product_par(h[t], panels, rows, rec, threads)
+            n = _fused._rows_running(real, t, 0, B)
+            chunks = min(threads, n)
+            if n > 0:
+                _gemm._step_product_par(h[t, :n], panels, rows, rec[:n], threads)
             if chunks == 1:  # one row: a parallel region would wake threads for nothing
-                _lstm_forward_rows(t, 0, B, gates, rec, bias, h, c, tanh_c, real)
-            else:
+                _lstm_forward_rows(t, 0, n, gates, rec, bias, h, c, tanh_c, real)
+            elif chunks > 1:
                 for k in numba.prange(chunks):
-                    b0, b1 = _threads.share(k, chunks, B)
+                    b0, b1 = _threads.share(k, chunks, n)
                     _lstm_forward_rows(t, b0, b1, gates, rec, bias, h, c, tanh_c, real)
+            _fused._lstm_skip_rows(t, n, B, gates, h, c, tanh_c)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True, parallel=True)
     def _lstm_backward_steps_par(panels_t, rows_t, arrays, keep, threads):
@@ -94,7 +112,7 @@ if numba is not None:
                 b0, b1 = _threads.share(j, chunks, B)
                 for t in range(T - 1, -1, -1):
                     _lstm_backward_rows(t, b0, b1, arrays, keep)
-                    _gemm._step_product(dz[t, b0:b1], panels_t, rows_t, dh_rec[b0:b1])
+                    _padded_product(dz[t], panels_t, rows_t, dh_rec, b0, b1, arrays[7], t)
             return
         chunks = min(threads, B)
         for t in range(T - 1, -1, -1):
@@ -286,16 +304,20 @@ def lstm_forward_steps(
             flags = _team.flags(T + 1, threads)  # the steps', then the projection's
             step = (gates, rec, bias, h, c, tanh_c, real)
             _lstm_forward_steps_team(*w, *step, threads, flags, x, panels_ih)
-        elif recurrent.parallel:
-            _lstm_forward_steps_par(*w, gates, rec, bias, h, c, tanh_c, real, compiled_threads())
+            return
+        step = (gates, rec, bias, h, c, tanh_c, real)
+        if recurrent.parallel:
+            _lstm_forward_steps_par(*w, *step, compiled_threads())
         elif recurrent.compiled:
-            _lstm_forward_steps_jit(*w, gates, rec, bias, h, c, tanh_c, real)
+            _lstm_forward_steps_jit(*w, *step)
         else:
             for t in range(gates.shape[0]):
-                recurrent(h[t], rec)  # the only per-step product
-                _fused.lstm_step_forward(
-                    gates[t], rec, bias, c[t], h[t], real[t], c[t + 1], tanh_c[t], h[t + 1]
-                )
+                n = int(np.flatnonzero(real[t])[-1]) + 1 if real[t].any() else 0  # then padding
+                recurrent(h[t, :n], rec[:n])  # the only per-step product
+                rows = (gates[t, :n], rec[:n], bias, c[t, :n], h[t, :n], real[t, :n])
+                _fused.lstm_step_forward(*rows, c[t + 1, :n], tanh_c[t, :n], h[t + 1, :n])
+                h[t + 1, n:], c[t + 1, n:] = h[t, n:], c[t, n:]  # padding carries the state
+                gates[t, n:], tanh_c[t, n:] = 0, 0
 
 
 def lstm_backward_steps(

@@ -26,7 +26,8 @@ def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspa
     Its cache holds, time-major, ``"h"`` and ``"c"`` (T+1, B, H), ``"gates"`` (T, B, 4H)
     the post-activation i, f, g, o and ``"tanh_c"`` (T, B, H); at padded steps (``"m"``
     (T, B, 1) False) h and c hold the carried state while gates and tanh_c hold values
-    the step computed and threw away.
+    nothing reads: zero where the step left the row out (its rows after the last real
+    one: ``_fused._rows_running``), else computed and unused.
     """
     h0, c0 = state
     weights = (weight_ih, weight_hh, bias_ih, bias_hh)
