@@ -20,11 +20,12 @@ import numpy as np
 from bptt.functional.fast._threads import loop_shares
 
 
-def longest_first(x, mask, states) -> tuple:
+def longest_first(x, mask, states, sort: bool = True) -> tuple:
     """(order, x, mask, states) with the batch's rows sorted by their real steps, most
     first (ties in the caller's order); order None, and the rest as given, without a
-    mask or when it is sorted already."""
-    lengths = None if mask is None else mask.sum(axis=1)  # (B,)
+    mask, when it is sorted already, or when not to ``sort`` (a cell whose loop does not
+    skip: only the LSTM's does so far)."""
+    lengths = None if mask is None or not sort else mask.sum(axis=1)  # (B,)
     if lengths is None or np.all(lengths[:-1] >= lengths[1:]):
         return None, x, mask, states
     order = np.argsort(-lengths, kind="stable")  # (B,)
