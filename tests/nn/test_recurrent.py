@@ -580,20 +580,10 @@ def test_a_masked_batch_runs_longest_first_and_comes_back_in_the_callers_order(
     try:
         fast = run(False)
         order = layer._cache["order"]  # (B,) the rows as the cells ran them
-        monkeypatch.setattr(recurrent, "longest_first", lambda x, m, s, sort: (None, x, m, s))
+        monkeypatch.setattr(recurrent, "longest_first", lambda x, m, s: (None, x, m, s))
         ref = run(True)  # the caller's order throughout
     finally:
         bptt.set_num_threads(before)
     assert sorted(order.tolist()) == list(range(B)) and order.tolist() != list(range(B))
     for a, b in zip(fast, ref, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
-
-
-def test_only_a_cell_whose_loop_skips_ended_rows_sorts_its_batch():
-    """The GRU's and RNN's loops compute every row: their batch stays as given."""
-    mask = np.arange(5)[None, :] < np.array([2, 5, 3])[:, None]  # (3, 5) unsorted
-    x = np.zeros((3, 5, 2), dtype=np.float32)
-    for cls, sorts in ((LSTM, True), (GRU, False), (RNN, False)):
-        layer = cls(2, 4, rng=np.random.default_rng(0))
-        layer.forward(x, mask=mask)
-        assert (layer._cache["order"] is not None) == sorts, cls.__name__

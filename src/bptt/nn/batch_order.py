@@ -1,7 +1,7 @@
 """A masked batch run longest sequence first, and its results put back in the caller's order.
 
-At each step the fast LSTM time loop leaves out the batch rows after the last one still
-running there and carries their state (``bptt.functional.fast._fused._rows_running``),
+At each step the fast time loops leave out the batch rows after the last one still
+running there and carry their state (``bptt.functional.fast._fused._rows_running``),
 as PyTorch's packed sequences do. That skips the most when the rows are sorted by
 length, longest first, so a recurrent layer given a mask sorts its batch so, runs, and
 returns every result in the caller's row order. On several threads the loop gives each
@@ -20,12 +20,11 @@ import numpy as np
 from bptt.functional.fast._threads import loop_shares
 
 
-def longest_first(x, mask, states, sort: bool = True) -> tuple:
+def longest_first(x, mask, states) -> tuple:
     """(order, x, mask, states) with the batch's rows sorted by their real steps, most
     first (ties in the caller's order); order None, and the rest as given, without a
-    mask, when it is sorted already, or when not to ``sort`` (a cell whose loop does not
-    skip: only the LSTM's does so far)."""
-    lengths = None if mask is None or not sort else mask.sum(axis=1)  # (B,)
+    mask or when it is sorted already."""
+    lengths = None if mask is None else mask.sum(axis=1)  # (B,)
     if lengths is None or np.all(lengths[:-1] >= lengths[1:]):
         return None, x, mask, states
     order = np.argsort(-lengths, kind="stable")  # (B,)

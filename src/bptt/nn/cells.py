@@ -62,7 +62,6 @@ class LSTM(Recurrent):
     state_names = ("h0", "c0")
     gate_names = ("input", "forget", "candidate", "output")
     carry_gate = "forget"
-    skips_ended_rows = True  # bptt.nn.batch_order
     cell_forward = staticmethod(lstm_forward)
     cell_backward = staticmethod(lstm_backward)
     cell_step = staticmethod(fast_step.lstm_forward)

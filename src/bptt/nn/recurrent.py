@@ -101,7 +101,6 @@ class Recurrent(Layer):
     state_names: tuple[str, ...] = ("h0",)
     gate_names: tuple[str, ...] = ()  # the G gate blocks, in order (none for the RNN)
     carry_gate: str | None = None  # the gate that carries the state on (LSTM f, GRU z)
-    skips_ended_rows = False  # its fast loop leaves out ended rows: sort a masked batch
     cell_forward: Callable  # the functional forward and backward this layer runs
     cell_backward: Callable
     cell_step: Callable  # one step at B <= 3 (bptt.nn.step), the fast route's
@@ -322,7 +321,7 @@ class Recurrent(Layer):
             states = self._zeros(B)
         else:
             states = self._unpack(state, B, "state", allow_none_pieces=False)
-        order, x, mask, states = longest_first(x, mask, states, self.skips_ended_rows)
+        order, x, mask, states = longest_first(x, mask, states)  # the fast loops skip ended rows
         drop = training and self.dropout > 0 and self.num_layers > 1
         if drop and not isinstance(rng, np.random.Generator):
             raise BpttError(

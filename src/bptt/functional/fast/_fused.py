@@ -360,6 +360,12 @@ def real_steps(mask: np.ndarray | None, T: int, B: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(mask, dtype=bool).T)  # (T, B)
 
 
+def rows_running(real_t: np.ndarray) -> int:
+    """1 + the last real row of a step's real (B,) (0 if none): the rows after it are padding."""
+    real_rows = np.flatnonzero(real_t)
+    return int(real_rows[-1]) + 1 if real_rows.size else 0
+
+
 def lstm_step_forward(z, rec, bias, c_prev, h_prev, real, c_out, tanh_c_out, h_out) -> None:
     """One LSTM step: z (B, 4H) in: x_t's projection; out: i, f, g, o.
 

@@ -10,7 +10,7 @@ import numpy as np
 from bptt.functional.fast import _step
 from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, project, weight_grad
-from bptt.functional.fast._time_loops import rnn_backward_steps, rnn_forward_steps
+from bptt.functional.fast._gru_rnn_loops import rnn_backward_steps, rnn_forward_steps
 from bptt.functional.fast._workspace import (
     cell_cache,
     inputs_projected,
