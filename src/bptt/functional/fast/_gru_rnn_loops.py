@@ -19,19 +19,14 @@ from bptt.functional.fast._jit import numba
 from bptt.functional.fast._threads import compiled_threads, step_threads
 
 if numba is not None:
+    from bptt.functional.fast._time_loops import _padded_product, _product
+
     # The product on ``threads`` (1: the one-thread kernel; more: "dot_mt", the columns
     # split each step), the gate kernel on one thread (a small part of a GRU or RNN step).
     # "packed_mt" runs the *_par loops, which split the batch rows once for all steps, as
     # the LSTM's do. Both run a step on a range of rows (*_rows, on the whole arrays: a
     # one-thread loop called on (T, b, N) slices compiled for strided arrays and ran gru-a
     # inference 40% slower); its rows after the last real one carry their state.
-
-    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
-    def _product(a, panels, rows, out, threads):
-        if threads > 1:
-            _gemm._step_product_par(a, panels, rows, out, threads)
-        else:
-            _gemm._step_product(a, panels, rows, out)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _gru_forward_rows(t, b0, b1, panels, rows, a, c, bias_hh, h, real, gates, hn, threads):
@@ -53,10 +48,7 @@ if numba is not None:
         step = (gates[t, b0:b1], hn[t, b0:b1], h[t, b0:b1], d_out[t, b0:b1])
         grads = (g_rec[b0:b1], carry[b0:b1], real[t, b0:b1], da[t, b0:b1], dc[t, b0:b1])
         _fused._gru_backward_jit(*step, *grads, keep_h[k, kb0:kb1], keep)
-        e = _fused._rows_running(real, t, b0, b1)  # padding after: dc zero, its product too
-        if e > b0:
-            _product(dc[t, b0:e], panels_t, rows_t, g_rec[b0:e], threads)
-        g_rec[e:b1] = 0
+        _padded_product(dc[t], panels_t, rows_t, g_rec, b0, b1, real, t, threads)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _rnn_forward_rows(t, b0, b1, panels, rows, a, rec, s, real, relu, threads):
@@ -74,10 +66,7 @@ if numba is not None:
         k, kb0, kb1 = (t + 1, b0, b1) if keep else (0, 0, 1)
         step = (s[t + 1, b0:b1], d_out[t, b0:b1], g_rec[b0:b1], carry[b0:b1], real[t, b0:b1])
         _fused._rnn_backward_jit(*step, relu, da[t, b0:b1], keep_h[k, kb0:kb1], keep)
-        e = _fused._rows_running(real, t, b0, b1)  # padding after: da zero, its product too
-        if e > b0:
-            _product(da[t, b0:e], panels_t, rows_t, g_rec[b0:e], threads)
-        g_rec[e:b1] = 0
+        _padded_product(da[t], panels_t, rows_t, g_rec, b0, b1, real, t, threads)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _gru_forward_steps_jit(panels, rows, a, c, bias_hh, h, real, gates, hn, threads):

@@ -42,30 +42,45 @@ if numba is not None:
         _fused._lstm_backward_jit(z, c_prev, tc, d, dh, cr, dcb, m, dz_t, kh, kc, keep)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _product(a, panels, rows, out, threads):
+        """out = a @ wᵀ on ``threads`` (1: the one-thread kernel; more: the columns split)."""
+        if threads > 1:
+            _gemm._step_product_par(a, panels, rows, out, threads)
+        else:
+            _gemm._step_product(a, panels, rows, out)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _padded_product(a_t, panels, rows, out, b0, b1, real, t, threads):
+        """out[b0:b1] = a_t[b0:b1] @ wᵀ for a backward step: the rows after the last real
+        one are padding, their gradient a_t zero, so their product is zero without computing
+        it (every cell's backward loop)."""
+        e = _fused._rows_running(real, t, b0, b1)
+        if e > b0:
+            _product(a_t[b0:e], panels, rows, out[b0:e], threads)
+        out[e:b1] = 0
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
+    def _lstm_forward_part(t, b0, b1, panels, rows, gates, rec, bias, h, c, tanh_c, real):
+        """Step t of rows b0:b1, product and gate kernel; the rows after the last real one
+        are padding there and carry their state."""
+        e = _fused._rows_running(real, t, b0, b1)
+        if e > b0:
+            _gemm._step_product(h[t, b0:e], panels, rows, rec[b0:e])
+            _lstm_forward_rows(t, b0, e, gates, rec, bias, h, c, tanh_c, real)
+        _fused._lstm_skip_rows(t, e, b1, gates, h, c, tanh_c)
+
+    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _lstm_forward_steps_jit(panels, rows, gates, rec, bias, h, c, tanh_c, real):
-        B = rec.shape[0]
+        step = (gates, rec, bias, h, c, tanh_c, real)
         for t in range(gates.shape[0]):  # the whole time loop compiled: no call per step
-            n = _fused._rows_running(real, t, 0, B)  # rows n: are padding at step t
-            if n > 0:
-                _gemm._step_product(h[t, :n], panels, rows, rec[:n])
-                _lstm_forward_rows(t, 0, n, gates, rec, bias, h, c, tanh_c, real)
-            _fused._lstm_skip_rows(t, n, B, gates, h, c, tanh_c)
+            _lstm_forward_part(t, 0, rec.shape[0], panels, rows, *step)
 
     @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
     def _lstm_backward_steps_jit(panels_t, rows_t, arrays, keep):
         dh_rec, dz = arrays[4], arrays[8]
         for t in range(dz.shape[0] - 1, -1, -1):  # the whole BPTT loop compiled
             _lstm_backward_rows(t, 0, dh_rec.shape[0], arrays, keep)
-            _padded_product(dz[t], panels_t, rows_t, dh_rec, 0, dh_rec.shape[0], arrays[7], t)
-
-    @numba.njit(cache=True, error_model="numpy", boundscheck=False, nogil=True)
-    def _padded_product(dz_t, panels_t, rows_t, dh_rec, b0, b1, real, t):
-        """dh_rec[b0:b1] = dz_t[b0:b1] @ weight_hh; the rows after the last real one are
-        padding, their dz zero, so their product is zero without computing it."""
-        e = _fused._rows_running(real, t, b0, b1)
-        if e > b0:
-            _gemm._step_product(dz_t[b0:e], panels_t, rows_t, dh_rec[b0:e])
-        dh_rec[e:b1] = 0
+            _padded_product(dz[t], panels_t, rows_t, dh_rec, 0, dh_rec.shape[0], arrays[7], t, 1)
 
     # The same loops on several threads (routes "packed_mt", "dot_mt"). Packed (four rows or
     # more): a sequence's batch rows never meet, so each thread takes a share of them and
@@ -83,11 +98,8 @@ if numba is not None:
             for k in numba.prange(chunks):  # rows b0:b1 of the batch, all T steps
                 b0, b1 = _threads.share(k, chunks, B)
                 for t in range(T):
-                    e = _fused._rows_running(real, t, b0, b1)  # rows e:b1: padding at t
-                    if e > b0:
-                        _gemm._step_product(h[t, b0:e], panels, rows, rec[b0:e])
-                        _lstm_forward_rows(t, b0, e, gates, rec, bias, h, c, tanh_c, real)
-                    _fused._lstm_skip_rows(t, e, b1, gates, h, c, tanh_c)
+                    step = (gates, rec, bias, h, c, tanh_c, real)
+                    _lstm_forward_part(t, b0, b1, panels, rows, *step)
             return
         for t in range(T):
             n = _fused._rows_running(real, t, 0, B)
@@ -112,7 +124,7 @@ if numba is not None:
                 b0, b1 = _threads.share(j, chunks, B)
                 for t in range(T - 1, -1, -1):
                     _lstm_backward_rows(t, b0, b1, arrays, keep)
-                    _padded_product(dz[t], panels_t, rows_t, dh_rec, b0, b1, arrays[7], t)
+                    _padded_product(dz[t], panels_t, rows_t, dh_rec, b0, b1, arrays[7], t, 1)
             return
         chunks = min(threads, B)
         for t in range(T - 1, -1, -1):
