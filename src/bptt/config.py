@@ -177,6 +177,11 @@ class Config:
     norm: str = _flag(
         "cmvn", "speech: feature normalisation per utterance", choices=("cmvn", "pcen")
     )
+    hard_negatives: float = _flag(
+        0.0,
+        "trigger: negatives-only training clips (no trigger; half of their words sound like "
+        "it) added per training clip (0.5: half as many again)",
+    )
     # Video task.
     frame_encoder: str = _flag(
         "conv",
@@ -229,6 +234,8 @@ class Config:
             raise BpttError(f"char_embed_size must be at least 1; got {self.char_embed_size}")
         if not 0.0 < self.val_fraction < 1.0:
             raise BpttError(f"val_fraction must be in (0, 1); got {self.val_fraction}")
+        if not 0.0 <= self.hard_negatives <= 4.0:
+            raise BpttError(f"hard_negatives must be in [0, 4]; got {self.hard_negatives}")
         if not 0.0 < self.extra_share <= 1.0:
             raise BpttError(f"extra_share must be in (0, 1]; got {self.extra_share}")
         if self.extra_share != 1.0 and not self.extra_engines:  # it would do nothing

@@ -206,13 +206,13 @@ def test_end_to_end_train_eval_predict_and_the_model_runs_live(toy_data, tmp_pat
     printed = capsys.readouterr().out
     # test and validation: and their negatives-only clips
     assert sorted(toy_data) == ["test", "test", "train", "validation", "validation"]
-    assert "train 12, validation 4, test 4" in printed and "160 features per step" in printed
-    assert "tagger, GRU 1x8" in printed  # one direction
+    assert "train 18, validation 4, test 4" in printed and "160 features per step" in printed
+    assert "tagger, GRU 2x8" in printed  # one direction
     report = printed[printed.index("test (4 clips of 3 s") :].strip()
     assert "threshold 0.50: detection precision" in report and "frame precision" in report
     assert "negatives only (3 clips, 0 min, no trigger" in report and "per hour" in report
     assert (out / "best.safetensors").is_file()
-    assert len(list((cache / "trigger").glob("*.npz"))) == 5  # and the negatives-only sets
+    assert len(list((cache / "trigger").glob("*.npz"))) == 6  # and the negatives-only sets
 
     toy_data.clear()
     assert main(["eval", str(out / "best.safetensors")]) == 0
@@ -246,6 +246,30 @@ def test_a_real_word_bank_holds_only_its_splits_speakers(monkeypatch, tmp_path):
         from bptt.config import Config
 
         tr.prepare_data(Config(task="trigger", dataset="imdb"))
+
+
+def test_hard_negatives_add_clips_without_a_trigger_to_training_only(toy_data, tmp_path):
+    from bptt.config import Config
+
+    def clip_sets(**kw):
+        return tr.raw_split(
+            "train", Config(task="trigger", max_examples=12, data=str(tmp_path), **kw)
+        )
+
+    (more, more_words), _ = clip_sets(hard_negatives=0.5)  # nothing cached yet
+    assert toy_data == ["train"]  # the bank is read once for both clip sets
+    (feats, words), _ = clip_sets()
+    assert len(feats) == len(words) == 12 and len(more) == len(more_words) == 12 + 6
+    assert all(np.array_equal(a, b) for a, b in zip(feats, more[:12], strict=False))
+    assert all(clips.TRIGGER not in [w for w, _, _ in ws] for ws in more_words[12:])
+    assert all(ws for ws in more_words[12:])  # words said (as many as fit 3 s)
+    (most, _), _ = clip_sets(hard_negatives=2.0)
+    assert len(most) == 12 + 24
+    hard = Config(task="trigger", max_examples=12, data=str(tmp_path), hard_negatives=2.0)
+    (val, _), _ = tr.raw_split("validation", hard)
+    assert len(val) == tr.CLIPS["validation"]  # validation and test stay as they are
+    with pytest.raises(BpttError, match="hard_negatives must be in"):
+        Config(task="trigger", hard_negatives=-0.5)
 
 
 def test_negatives_only_clips_hold_no_trigger_and_half_sound_alikes():

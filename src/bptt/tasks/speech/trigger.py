@@ -45,6 +45,7 @@ Shapes: N samples, T frames, D features per frame, S steps (T // STACK), C = 2.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -259,7 +260,8 @@ NEGATIVE_CLIPS = 120  # negatives-only test clips (20 minutes): false alarms per
 
 def raw_split(name: str, config, progress: bool = False, negatives_only: bool = False):
     """The clips of split ``name`` as :func:`clip_set` gives them, and its speaker count;
-    with ``config.augment``, the training split holds as many augmented clips again."""
+    with ``config.augment``, the training split holds as many augmented clips again, and
+    with ``config.hard_negatives`` h, h times as many negatives-only clips too."""
     engines = sv.dataset_engines("trigger", config.dataset)
     if config.test_engine or config.extra_engines:  # the extra engines train, never test
         engines = sv.held_out_engines(config.test_engine, config.extra_engines)
@@ -273,12 +275,18 @@ def raw_split(name: str, config, progress: bool = False, negatives_only: bool = 
         count = NEGATIVE_CLIPS
     held, share = config.test_engine, config.extra_share
     key, bank, speakers = clips.bank_for(name, engines, config.data, progress, held, share)
+    bank = functools.cache(bank) if callable(bank) else bank  # read once for every clip set
     of_split = (name, count, key, bank, config.features, config.data)
     feats = clip_set(*of_split, negatives_only, norm=config.norm)
     parts = parse_parts(config.augment) if name == "train" and not negatives_only else ()
     parts = tuple(p for p in parts if p != "specaugment")  # a time mask could hide a trigger
     if parts:
         more = clip_set(*of_split, False, parts, config.seed, config.norm)
+        feats = (feats[0] + more[0], feats[1] + more[1])
+    if name == "train" and not negatives_only and config.hard_negatives:
+        # Hard negatives: sound-alikes with no trigger to anchor them (from the plain bank).
+        of_hard = (name, round(count * config.hard_negatives), *of_split[2:])
+        more = clip_set(*of_hard, True, norm=config.norm)
         feats = (feats[0] + more[0], feats[1] + more[1])
     return feats, speakers
 
@@ -423,8 +431,10 @@ PRESET = {
     "out": "runs/trigger",
     "cell": "gru",  # as in the assignment; 3 gates instead of 4
     "hidden_size": 64,  # one direction only: the detector runs live
+    "num_layers": 2,  # a second layer halves the false alarms on unheard voices (docs)
     "bidirectional": False,  # must not read the future (build_trainer refuses True)
     "max_examples": 2000,  # 10-second training clips (5.6 hours), 249 steps each
+    "hard_negatives": 0.5,  # and 1,000 clips of sound-alikes without a trigger
     "batch_size": 32,
     "lr": 5e-3,
     "steps": 1500,  # 24 epochs
@@ -435,5 +445,5 @@ TASK = example_task(
     sys.modules[__name__],
     "trigger",
     "dataset data test_engine extra_engines extra_share features max_examples truncate norm "
-    "augment",
+    "augment hard_negatives",
 )
