@@ -99,6 +99,7 @@ def test_train_eval_and_transcribe_end_to_end(tmp_path, small_corpora, capsys):
     assert "unseen speakers" in report
     assert "greedy (best path): digit error rate" in report
     assert "prefix beam search, width 3: digit error rate" in report
+    assert "by accent, greedy digit error rate (digits): en" in report  # espeak-ng's voices
     corpora = sorted(p for p in data.iterdir() if p.is_dir())
     clips = [c for folder in corpora for c in corpus.read_corpus(folder)]
     assert len(corpora) == 3 and len(clips) == 8  # one cached corpus per split

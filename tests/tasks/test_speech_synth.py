@@ -246,6 +246,16 @@ def test_held_out_engine_voices_never_share_an_engine_with_training():
         sv.engine_voices("test", "mbrola")
 
 
+def test_by_accent_scores_each_espeak_ng_accent_worst_first():
+    errors, sizes = [0, 1, 2, 0, 3, 1, 0], [4, 4, 4, 4, 5, 5, 3]
+    accents = ["en-us", "en-us", "en-029", "en-029", "", "", "en"]
+    line = sv.by_accent(errors, sizes, accents, "error (digits)")
+    assert (
+        line == " | by accent, error (digits): en-029 0.2500 (8), en-us 0.1250 (8), en 0.0000 (3)"
+    )
+    assert sv.by_accent(errors, sizes, [""] * 7, "error") == ""  # flite, Festival: no accents
+
+
 def test_engine_of_reads_the_voice_name():
     assert sv.engine_of("festival:kal_diphone") == "festival"
     assert sv.engine_of("flite:slt") == "flite"

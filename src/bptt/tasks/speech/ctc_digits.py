@@ -147,10 +147,11 @@ def prepare_data(config, progress: bool = False) -> TaskData:
         "test": TEST_UTTERANCES,
     }
     dtype = np.dtype(config.dtype)
-    splits, folders, speakers = {}, {}, {}
+    splits, folders, speakers, accents = {}, {}, {}, {}
     for name, count in counts.items():
         specs = utterance_specs(name, count, engines, held_out, config.extra_share)
         speakers[name] = len({sv.parse_voice(s.voice).speaker for s in specs})
+        accents[name] = [sv.parse_voice(s.voice).accent for s in specs]  # "" but espeak-ng's
         clips, folders[name], _ = corpus.make_corpus(specs, config.data, progress=progress)
         feats = clip_features(clips, folders[name], config.features, config.norm)
         targets = [text_to_labels(c.text) for c in clips]
@@ -165,7 +166,10 @@ def prepare_data(config, progress: bool = False) -> TaskData:
     source = sv.corpus_line(what, voices, speakers, steps, folders["train"].parent)
     extra = {"features": config.features, "stack": STACK, "norm": config.norm}
     size, ordered = STACK * feature_size(config.features), (splits[s] for s in sv.SPLITS)
-    return TaskData(*ordered, LABELS, "ctc", input_size=size, source=source, extra=extra)
+    return TaskData(
+        *ordered, LABELS, "ctc", input_size=size, source=source, extra=extra,
+        raw={"accents": accents},
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- metrics
@@ -189,6 +193,13 @@ def metrics(model, split: Split, beam: int = 1, batch_size: int = 64) -> dict:
     """CTC loss per target label Σ_n E_n / Σ_n |y_n|, and the digit error rate and sequence
     accuracy of best path (beam 1) or prefix beam search (width ``beam``), from one forward
     pass per batch."""
+    hyps, total = decode_split(model, split, beam, batch_size)
+    labels = max(sum(len(t) for t in split.targets), 1)
+    return {"loss": total / labels, **error_rates(hyps, split.targets)}
+
+
+def decode_split(model, split: Split, beam: int = 1, batch_size: int = 64) -> tuple[list, float]:
+    """(hypothesis label ids of every utterance, in the split's order; Σ_n CTC loss E_n)."""
     from bptt.decode import ctc_greedy, ctc_prefix_beam_search
     from bptt.functional.ctc import ctc_forward
 
@@ -206,8 +217,7 @@ def metrics(model, split: Split, beam: int = 1, batch_size: int = 64) -> dict:
             ids = ctc_prefix_beam_search(lp, T_b, beam, model.blank)[0]
         for i, row in zip(idx, ids, strict=True):
             hyps[i] = row
-    labels = max(sum(len(t) for t in split.targets), 1)
-    return {"loss": total / labels, **error_rates(hyps, split.targets)}
+    return hyps, total
 
 
 # ---------------------------------------------------------------- model and training
@@ -269,6 +279,13 @@ def held_out_report(path) -> str:
             f"  {how}: digit error rate {m['digit_error_rate']:.4f}, sequence "
             f"accuracy {m['sequence_accuracy']:.4f}, loss {m['loss']:.4f}"
         )
+    hyps, _ = decode_split(model, data.test)  # greedy
+    refs = data.test.targets
+    edits = [edit_distance(list(h), list(r)) for h, r in zip(hyps, refs, strict=True)]
+    sizes = [len(r) for r in refs]
+    what = "greedy digit error rate (digits)"
+    if accents := sv.by_accent(edits, sizes, data.raw["accents"]["test"], what):
+        lines.append(f"  {accents.removeprefix(' | ')}")
     return "\n".join(lines)
 
 

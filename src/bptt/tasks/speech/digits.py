@@ -231,20 +231,8 @@ def held_out_report(path) -> str:
         f"{format_metrics(metrics(model, data.test))} "
         f"| majority class ({data.labels[majority]}): accuracy {baseline:.4f} "
         f"| worst speaker {worst}: accuracy {by_speaker[worst]:.4f}"
-        f"{by_accent(hits, data.raw['accents']['test'])}"
+        f"{sv.by_accent(~hits, np.ones(len(hits)), data.raw['accents']['test'], 'error (clips)')}"
     )
-
-
-def by_accent(hits: np.ndarray, accents: list[str]) -> str:
-    """ " | by accent: en-029 0.7826 (46), ..." over espeak-ng's accents, worst first: an
-    accent changes how a word is said, not only how a voice sounds, so a held-out
-    espeak-ng test is also a test of accents no other engine speaks. "" without them."""
-    accents = np.array(accents)  # (N,)
-    if not any(accents):
-        return ""
-    score = {a: float(hits[accents == a].mean()) for a in sorted(set(accents)) if a}
-    cells = [f"{a} {score[a]:.4f} ({np.sum(accents == a)})" for a in sorted(score, key=score.get)]
-    return f" | by accent: {', '.join(cells)}"
 
 
 def predict_checkpoint(path, text: str) -> str:

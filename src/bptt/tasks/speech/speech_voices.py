@@ -216,6 +216,18 @@ def corpus_line(what: str, voices: str, speakers: dict, features: str, folder=No
     return f"{what}, {voices} ({', '.join(counts)} speakers), {features}{cached}"
 
 
+def by_accent(errors, sizes, accents: list[str], what: str) -> str:
+    """ " | by accent, <what>: en-029 0.2376 (362), ..." : Σ errors / Σ sizes of each
+    espeak-ng accent, worst first ("" when no voice has an accent). An accent changes how
+    a word is said, not only how a voice sounds, so a held-out espeak-ng test is also a
+    test of accents that no other engine speaks."""
+    errors, sizes, accents = np.asarray(errors), np.asarray(sizes), np.array(accents)  # (N,)
+    rate = {a: errors[accents == a].sum() / sizes[accents == a].sum() for a in set(accents) if a}
+    worst = sorted(rate, key=lambda a: (-rate[a], a))
+    cells = [f"{a} {rate[a]:.4f} ({sizes[accents == a].sum()})" for a in worst]
+    return f" | by accent, {what}: {', '.join(cells)}" if cells else ""
+
+
 def engine_voices(role: str, test_engine: str, extra: tuple[str, ...] = ()) -> list[Voice]:
     """The held-out-engine protocol's voices for ``role`` ("train", "validation", "test"):
     training and validation voices come from the engines other than ``test_engine``,
