@@ -225,13 +225,15 @@ def held_out_report(path) -> str:
     speakers = np.array(data.raw["speakers"]["test"])  # (N,)
     by_speaker = {s: float(hits[speakers == s].mean()) for s in sorted(set(speakers))}
     worst = min(by_speaker, key=by_speaker.get)
+    ones = np.ones(len(hits), int)  # (N,): a clip each
+    accents = sv.by_accent(~hits, ones, data.raw["accents"]["test"], "error (clips)")
     return (
         f"test ({len(data.test)} clips, {len(by_speaker)} unseen speakers"
         f"{f' of the held-out engine {config.test_engine}' if config.test_engine else ''}): "
         f"{format_metrics(metrics(model, data.test))} "
         f"| majority class ({data.labels[majority]}): accuracy {baseline:.4f} "
         f"| worst speaker {worst}: accuracy {by_speaker[worst]:.4f}"
-        f"{sv.by_accent(~hits, np.ones(len(hits)), data.raw['accents']['test'], 'error (clips)')}"
+        f"{accents}"
     )
 
 
