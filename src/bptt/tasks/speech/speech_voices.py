@@ -217,10 +217,11 @@ def corpus_line(what: str, voices: str, speakers: dict, features: str, folder=No
 
 
 def by_accent(errors, sizes, accents: list[str], what: str) -> str:
-    """ " | by accent, <what>: en-029 0.2376 (362), ..." : Σ errors / Σ sizes of each
-    espeak-ng accent, worst first ("" when no voice has an accent). An accent changes how
-    a word is said, not only how a voice sounds, so a held-out espeak-ng test is also a
-    test of accents that no other engine speaks."""
+    """A report's accent part, ``" | by accent, <what>: en-029 0.2376 (362), ..."``:
+    Σ errors / Σ sizes of each espeak-ng accent, worst first, and each one's Σ sizes
+    ("" when no voice has an accent). An accent changes how a word is said, not only how
+    a voice sounds, so a held-out espeak-ng test is also a test of accents that no other
+    engine speaks."""
     errors, sizes, accents = np.asarray(errors), np.asarray(sizes), np.array(accents)  # (N,)
     rate = {a: errors[accents == a].sum() / sizes[accents == a].sum() for a in set(accents) if a}
     worst = sorted(rate, key=lambda a: (-rate[a], a))
