@@ -167,15 +167,6 @@ _ELSEWHERE = {
         "a server; tests/test_docs.py builds the same site with mkdocs build --strict",
         lambda: in_test_file("test_docs.py", '"mkdocs", "build", "--strict"'),
     ),
-    "bptt train --tensorboard runs/tb": (
-        "bptt train runs here; tests/test_tensorboard.py trains with --tensorboard and reads "
-        "the event files back",
-        lambda: in_test_file("test_tensorboard.py", '"--tensorboard"'),
-    ),
-    "tensorboard --logdir runs/tb": (
-        "a server; tests/test_tensorboard.py reads the event files with TensorBoard's reader",
-        lambda: in_test_file("test_tensorboard.py", "event_accumulator.EventAccumulator"),
-    ),
 }
 ELSEWHERE = {norm(command): why for command, why in _ELSEWHERE.items()}
 # The bptt commands this module runs, in this order (TINY sizes for `bptt train`).
