@@ -193,9 +193,12 @@ def metrics(model, split: Split, beam: int = 1, batch_size: int = 64) -> dict:
     """CTC loss per target label Σ_n E_n / Σ_n |y_n|, and the digit error rate and sequence
     accuracy of best path (beam 1) or prefix beam search (width ``beam``), from one forward
     pass per batch."""
-    hyps, total = decode_split(model, split, beam, batch_size)
-    labels = max(sum(len(t) for t in split.targets), 1)
-    return {"loss": total / labels, **error_rates(hyps, split.targets)}
+    return _scores(*decode_split(model, split, beam, batch_size), split.targets)
+
+
+def _scores(hyps: list, total: float, refs: list) -> dict:
+    """The metrics of hypotheses ``hyps`` whose CTC losses sum to ``total``."""
+    return {"loss": total / max(sum(len(r) for r in refs), 1), **error_rates(hyps, refs)}
 
 
 def decode_split(model, split: Split, beam: int = 1, batch_size: int = 64) -> tuple[list, float]:
@@ -272,16 +275,17 @@ def held_out_report(path) -> str:
     digits = sum(len(t) for t in data.test.targets)
     where = f"the held-out engine {config.test_engine}" if config.test_engine else "unseen speakers"
     lines = [f"test ({len(data.test)} utterances, {digits} digits, {where}):"]
+    refs, greedy = data.test.targets, []
     for beam in dict.fromkeys((1, config.beam)):
-        m = metrics(model, data.test, beam)
+        hyps, total = decode_split(model, data.test, beam)
+        greedy = hyps if beam == 1 else greedy
+        m = _scores(hyps, total, refs)
         how = "greedy (best path)" if beam == 1 else f"prefix beam search, width {beam}"
         lines.append(
             f"  {how}: digit error rate {m['digit_error_rate']:.4f}, sequence "
             f"accuracy {m['sequence_accuracy']:.4f}, loss {m['loss']:.4f}"
         )
-    hyps, _ = decode_split(model, data.test)  # greedy
-    refs = data.test.targets
-    edits = [edit_distance(list(h), list(r)) for h, r in zip(hyps, refs, strict=True)]
+    edits = [edit_distance(list(h), list(r)) for h, r in zip(greedy, refs, strict=True)]
     sizes = [len(r) for r in refs]
     what = "greedy digit error rate (digits)"
     if accents := sv.by_accent(edits, sizes, data.raw["accents"]["test"], what):
