@@ -11,6 +11,7 @@ from bptt.tasks._examples import (
     ExampleBatches,
     Split,
     best_label,
+    class_metrics,
     predict,
     predict_one,
     require_package,
@@ -85,6 +86,21 @@ def test_one_example_is_predicted_as_in_a_batch(tags):
     for x, p in zip(split.inputs, predict(model, split, batch_size=4), strict=True):
         np.testing.assert_allclose(predict_one(model, x), p, rtol=0, atol=1e-12)
     assert best_label(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"]) == "b 0.70"
+
+
+def test_class_metrics_score_the_predictions_they_are_given():
+    """class_metrics from predictions the caller made equals its own, and scores them:
+    loss the mean -log p of the target, accuracy the share of argmax hits."""
+    split = _split()
+    kwargs = {"vocab_size": 9, "embed_size": 4, "hidden_size": 6, "dtype": np.float64}
+    model = SequenceClassifier(3, "mean", rng=np.random.default_rng(2), **kwargs)
+    own = class_metrics(model, split)
+    assert class_metrics(model, split, predict(model, split)) == own
+    sure = [np.eye(3)[y] * 0.9 + 0.1 / 3 for y in split.targets]  # right, p(target) 0.9333
+    wrong = [np.roll(p, 1) for p in sure]
+    assert class_metrics(model, split, sure)["accuracy"] == 1.0
+    assert class_metrics(model, split, wrong)["accuracy"] == 0.0
+    assert class_metrics(model, split, sure)["loss"] == pytest.approx(-np.log(0.9 + 0.1 / 3))
 
 
 def test_a_missing_package_names_the_extra():

@@ -178,9 +178,10 @@ def mean_loss(probs: list[np.ndarray], split: Split) -> float:
     return total / max(count, 1)
 
 
-def class_metrics(model, split: Split) -> dict:
-    """Loss and accuracy of a one-class-per-example model on a split."""
-    probs = predict(model, split)
+def class_metrics(model, split: Split, probs: list[np.ndarray] | None = None) -> dict:
+    """Loss and accuracy of a one-class-per-example model on a split; ``probs``: its
+    predictions (:func:`predict`) where the caller has them already."""
+    probs = predict(model, split) if probs is None else probs
     hits = [int(np.argmax(p) == y) for p, y in zip(probs, split.targets, strict=True)]
     return {"loss": mean_loss(probs, split), "accuracy": float(np.mean(hits))}
 

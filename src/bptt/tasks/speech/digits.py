@@ -230,7 +230,7 @@ def held_out_report(path) -> str:
     return (
         f"test ({len(data.test)} clips, {len(by_speaker)} unseen speakers"
         f"{f' of the held-out engine {config.test_engine}' if config.test_engine else ''}): "
-        f"{format_metrics(metrics(model, data.test))} "
+        f"{format_metrics(metrics(model, data.test, probs))} "
         f"| majority class ({data.labels[majority]}): accuracy {baseline:.4f} "
         f"| worst speaker {worst}: accuracy {by_speaker[worst]:.4f}"
         f"{accents}"
