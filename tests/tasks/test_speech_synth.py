@@ -184,10 +184,22 @@ needs_festival = pytest.mark.skipif(
 
 @needs_festival
 def test_festival_voices_speak_at_16_khz_and_follow_rate_and_pitch():
+    """Every voice of FESTIVAL_VOICES whose files are installed (rab and don come from
+    Debian's contrib component, which .ci/run installs where it can), each its own speaker."""
     found = sv.voices(engines=("festival",))
-    assert {v.name for v in found} == {f"festival:{v}" for v in se.FESTIVAL_VOICES}
-    assert {v.speaker for v in found} == {"festival:kal", "festival:ked", "festival:slt"}
-    for name in ("festival:kal_diphone", "festival:cmu_us_slt_arctic_hts"):
+    on_disk = {
+        v for v in se.FESTIVAL_VOICES if list(Path("/usr/share/festival/voices").glob(f"*/{v}"))
+    }
+    assert (
+        {v.name for v in found}
+        == {f"festival:{v}" for v in on_disk}
+        >= {"festival:kal_diphone", "festival:ked_diphone", "festival:cmu_us_slt_arctic_hts"}
+    )
+    speakers = {"kal_diphone": "kal", "ked_diphone": "ked", "cmu_us_slt_arctic_hts": "slt",
+                "rab_diphone": "rab", "don_diphone": "don"}  # fmt: skip
+    assert {v.speaker for v in found} == {f"festival:{speakers[v]}" for v in on_disk}
+    names = ("kal_diphone", "cmu_us_slt_arctic_hts", "don_diphone")  # don: made at 10 kHz
+    for name in (f"festival:{v}" for v in names if v in on_disk):
         voice = sv.parse_voice(name)
         normal, slow = synth.synthesize("seven", voice, 175), synth.synthesize("seven", voice, 110)
         assert normal.dtype == np.float32 and 0.3 < len(normal) / SAMPLE_RATE < 1.5

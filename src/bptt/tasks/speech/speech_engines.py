@@ -43,8 +43,16 @@ ACCENTS = tuple(
 )
 # flite's general-domain voices (awb_time speaks only clock times; kal is kal16 at 8 kHz).
 FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
-# Festival's English voices (Debian: festvox-kallpc16k, festvox-kdlpc16k, festvox-us-slt-hts).
-FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+# Festival's English voices, those installed (Debian: festvox-kallpc16k, festvox-kdlpc16k,
+# festvox-us-slt-hts; contrib: festvox-rablpc16k, festvox-don): American kal, ked and slt,
+# British rab and don.
+FESTIVAL_VOICES = (
+    "kal_diphone",
+    "ked_diphone",
+    "cmu_us_slt_arctic_hts",
+    "rab_diphone",
+    "don_diphone",
+)
 GNUSPEECH_VOICES = ("male", "female", "large_child", "small_child", "baby")
 # MBROLA's English databases (Debian: mbrola-us1 ...; us1 female, us2 and us3 male,
 # American, en1 male, British), each said through two front ends: espeak-ng's (-v mb-us1)
@@ -85,7 +93,8 @@ PROGRAMS = {
 APT_HINT = {
     "espeak-ng": "apt-get install espeak-ng",
     "flite": "apt-get install flite",
-    "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
+    "festival": "apt-get install festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts "
+    "(and, from Debian's contrib component, festvox-rablpc16k festvox-don)",
     "gnuspeech": NODE_HINT + "@echogarden/gnuspeech-wasm itself)",
     "sam": NODE_HINT + "sam-js itself)",
     "mbrola": "apt-get install espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 "
