@@ -171,8 +171,8 @@ class Config:
     augment: str = _flag(
         "",
         "speech: training augmentations, comma-separated (vocoder, speed, tempo, pitch, reverb, "
-        "telephone, eq, noise, babble, gain, vtlp, specaugment; all: every one but vocoder, "
-        "all,vocoder: with it; default: none), see bptt.data.augment",
+        "telephone, bandwidth, eq, noise, babble, gain, vtlp, specaugment; all: every one but "
+        "vocoder and bandwidth, all,bandwidth: with it; default: none), see bptt.data.augment",
     )
     norm: str = _flag(
         "cmvn", "speech: feature normalisation per utterance", choices=("cmvn", "pcen")

@@ -68,6 +68,17 @@ def test_telephone_passes_the_voice_band_and_removes_the_rest():
         assert spectrum[int(freq * bin_of)] < 0.05 * spectrum[int(1000.0 * bin_of)], freq
 
 
+def test_bandwidth_keeps_what_lies_below_half_the_rate_and_removes_the_rest():
+    x = tone(1000.0) + tone(6000.0)  # (N,)
+    for rate, kept in ((10000, False), (16000, True), (14000, True)):
+        y = augment.bandwidth(x, rate)
+        spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y))))  # (N//2+1,)
+        bin_of = len(y) / SAMPLE_RATE
+        assert len(y) == len(x) and y.dtype == np.float32
+        low, high = spectrum[int(1000.0 * bin_of)], spectrum[int(6000.0 * bin_of)]
+        assert (high > 0.9 * low) if kept else (high < 0.01 * low), rate
+
+
 def test_noise_and_babble_are_mixed_at_the_drawn_snr():
     x = tone(500.0)
     noise = augment.coloured_noise(len(x), np.random.default_rng(0), "pink")
@@ -111,8 +122,9 @@ def test_the_chain_is_deterministic_from_the_seed_and_each_part_switches():
 def test_part_names_are_parsed_and_bad_ones_refused():
     assert augment.parse_parts("") == ()
     assert augment.parse_parts("reverb, speed") == ("speed", "reverb")
-    assert augment.parse_parts("all") == augment.ALL and "vocoder" not in augment.ALL
-    assert augment.parse_parts("vocoder,all") == augment.PARTS
+    assert augment.parse_parts("all") == augment.ALL
+    assert "vocoder" not in augment.ALL and "bandwidth" not in augment.ALL
+    assert augment.parse_parts("vocoder,all,bandwidth") == augment.PARTS
     with pytest.raises(BpttError, match=r"--augment takes a comma-separated list.*'echo'"):
         augment.parse_parts("speed,echo")
 

@@ -3,8 +3,8 @@
 A model trained on one synthesiser's voices learns that synthesiser's sound (its
 level, spectral tilt, pitch contour, silence) as much as the words. Each part below
 changes one of those, leaves the words alone, and is switched on by name
-(``--augment speed,reverb,...``; ``all``: every one but the opt-in ``vocoder``, which
-``all,vocoder`` adds). On audio, 16 kHz samples (N,):
+(``--augment speed,reverb,...``; ``all``: every one but the opt-in ``vocoder`` and
+``bandwidth``, which ``all,vocoder,bandwidth`` adds). On audio, 16 kHz samples (N,):
 
     vocoder     LPC resynthesis (source-filter): each 25 ms frame's all-pole envelope
                 G / A(z) (order 18, every 10 ms: :func:`bptt.data.audio.lpc`) kept, the
@@ -22,6 +22,9 @@ changes one of those, leaves the words alone, and is switched on by name
                 U(0.1, 0.7) s, g so the tail holds 10^(-DRR/10) of the direct energy,
                 DRR ~ U(0, 12) dB: a synthetic room impulse response
     telephone   4th-order Butterworth band-pass 300..3400 Hz, then 8 kHz and back
+    bandwidth   resampled to r and back, r ~ 8..16 kHz in steps of 500 Hz: the band above
+                r/2 gone, as in a recording made at a lower rate (Festival's don voice
+                speaks at 10 kHz); opt-in, like vocoder
     eq          an equaliser: |X(f)| × 10^(G(f)/20), G(f) = τ log2(f / 1 kHz) + Σ_k g_k
                 exp(-(log2(f / f_k))² / 2w²) dB; tilt τ ~ U(-3, 3) dB/octave, two bands
                 f_k ~ log-U(200, 6000) Hz, g_k ~ U(-8, 8) dB, w = 0.5 octave: another
@@ -60,6 +63,7 @@ AUDIO_PARTS = (
     "pitch",
     "reverb",
     "telephone",
+    "bandwidth",
     "eq",
     "noise",
     "babble",
@@ -67,7 +71,9 @@ AUDIO_PARTS = (
 )
 FEATURE_PARTS = ("vtlp", "specaugment")
 PARTS = AUDIO_PARTS + FEATURE_PARTS
-OPT_IN = ("vocoder",)  # named alone or beside "all", which leaves them out
+# Named alone or beside "all", which leaves them out: a part added to "all" would change
+# every clip that "all" augments after it (the parts draw from one generator in turn).
+OPT_IN = ("vocoder", "bandwidth")
 ALL = tuple(p for p in PARTS if p not in OPT_IN)
 ALWAYS = ("speed", "vtlp", "specaugment")  # the rest: each with probability 1/2
 SPEED_RANGE = (0.85, 1.15)
@@ -78,6 +84,7 @@ RT60_RANGE, DRR_RANGE = (0.1, 0.7), (0.0, 12.0)
 NOISE_SNR, BABBLE_SNR = (0.0, 25.0), (5.0, 20.0)
 GAIN_DB = (-20.0, 10.0)
 BAND = (300.0, 3400.0)
+BANDWIDTH_RATES = (8000, 16000, 500)  # Hz: lowest, highest, step of the recording rates
 TILT_DB, EQ_DB, EQ_BANDS = 3.0, 8.0, (200.0, 6000.0)
 F0_RANGE, PRE_EMPHASIS = (80.0, 260.0), 0.97
 
@@ -224,6 +231,13 @@ def telephone(x: np.ndarray) -> np.ndarray:
     return (y * _rms(x) / _rms(y)).astype(np.float32)
 
 
+def bandwidth(x: np.ndarray, rate: int) -> np.ndarray:
+    """``x`` (N,) as if recorded at ``rate`` Hz: resampled down and back (anti-aliased), so
+    nothing above rate/2 is left; same length."""
+    y = resample(resample(x, SAMPLE_RATE, rate), rate, SAMPLE_RATE)  # (≈N,)
+    return np.pad(y, (0, max(0, len(x) - len(y))))[: len(x)].astype(np.float32)
+
+
 def equalise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``x`` (N,) through a random equaliser (a tilt and two bands, see above), same RMS."""
     spectrum = np.fft.rfft(np.asarray(x, dtype=np.float64))  # (N//2+1,)
@@ -285,6 +299,9 @@ def augment_audio(
         y = reverb(y, rng)
     if on["telephone"]:
         y = telephone(y)
+    if on["bandwidth"]:
+        low, high, step = BANDWIDTH_RATES
+        y = bandwidth(y, step * int(rng.integers(low // step, high // step + 1)))
     if on["eq"]:
         y = equalise(y, rng)
     if on["noise"]:

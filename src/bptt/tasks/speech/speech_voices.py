@@ -24,12 +24,12 @@ different speakers. A family goes to
 (flite speakers as ``flite:<speaker>``, with ``kal`` and ``kal16`` one
 speaker; Festival's as ``festival:kal``, ``festival:ked``, ``festival:slt``,
 ``festival:rab``, ``festival:don``, all five in train: a speaker id names its engine,
-except espeak-ng's, whose ids are kept so that no voice changes split). Note that flite's kal and slt and Festival's kal_diphone and slt_arctic_hts
-are built from the same recordings (Kevin Lenzo's diphones, CMU ARCTIC's slt): across
-engines the recordings may repeat, the synthesis method does not. With espeak-ng 1.51's
-101 variants this puts 19 variants (including
-the female f1, f2, f3) in test, 9 in validation and 73 in train; a hash keeps
-each family's split when a new espeak-ng adds variants. Accents are not
+except espeak-ng's, whose ids are kept so that no voice changes split). Note that
+flite's kal and slt and Festival's kal_diphone and slt_arctic_hts are built from the same
+recordings (Kevin Lenzo's diphones, CMU ARCTIC's slt): across engines the recordings may
+repeat, the synthesis method does not. With espeak-ng 1.51's 101 variants this puts 19
+variants (including the female f1, f2, f3) in test, 9 in validation and 73 in train; a
+hash keeps each family's split when a new espeak-ng adds variants. Accents are not
 speakers and are shared by all splits: a test voice is an accent the model has
 heard, spoken by a speaker it has never heard under any accent.
 
