@@ -208,6 +208,16 @@ def test_festival_voices_speak_at_16_khz_and_follow_rate_and_pitch():
         sv.parse_voice("festival:nosuch")
 
 
+def test_a_known_voice_that_is_not_installed_gets_its_install_hint(monkeypatch):
+    monkeypatch.setattr(sv, "installed_voices", lambda engine: ("kal_diphone",))
+    with pytest.raises(BpttError, match=r"'rab_diphone' is not installed.*festvox-rablpc16k"):
+        sv.parse_voice("festival:rab_diphone")
+    with pytest.raises(BpttError, match="Festival voice must be one of kal_diphone; got 'nosuch'"):
+        sv.parse_voice("festival:nosuch")
+    with pytest.raises(BpttError, match=r"'rms' is not installed.*apt-get install flite"):
+        sv.parse_voice("flite:rms")
+
+
 @needs_festival
 def test_festival_batches_split_across_workers_give_the_same_clips(monkeypatch):
     rng = np.random.default_rng(3)

@@ -60,7 +60,10 @@ from bptt.tasks.speech.speech_engines import (
     APT_HINT,
     ENGINES,
     EXTRA_ENGINES,
+    FESTIVAL_VOICES,
+    FLITE_VOICES,
     MBROLA_VOICES,
+    PICO_VOICES,
     PROGRAMS,
     espeak_accents,
     espeak_variants,
@@ -74,6 +77,14 @@ DATASETS = {
     "default": ("espeak-ng",),
     "espeak": ("espeak-ng",),
     "espeak+flite": ("espeak-ng", "flite"),
+}
+# The voices bptt takes from each packaged engine, installed or not (a missing one gets
+# the engine's install hint).
+KNOWN_VOICES = {
+    "flite": FLITE_VOICES,
+    "festival": FESTIVAL_VOICES,
+    "mbrola": tuple(MBROLA_VOICES),
+    "pico": PICO_VOICES,
 }
 # Held out of training in the held-out-engine protocol, for validation: the first of a
 # training engine (Festival's ked: a diphone voice; flite's rms: a statistical one).
@@ -312,6 +323,11 @@ def parse_voice(name: str) -> Voice:
         installed = installed_voices(engine)
         if variant not in installed:
             who = "Festival" if engine == "festival" else engine
+            if variant in KNOWN_VOICES.get(engine, ()):  # a voice bptt uses, not installed here
+                raise BpttError(
+                    f"{who} voice {variant!r} is not installed (installed: "
+                    f"{', '.join(installed) or 'none'}); {APT_HINT[engine]}"
+                )
             raise BpttError(f"{who} voice must be one of {', '.join(installed)}; got {variant!r}")
         return Voice(engine, "", variant)
     accent, _, variant = name.partition("+")
