@@ -1,14 +1,14 @@
 """The voices of the speech engines and their fixed split by speaker.
 
 The engines (espeak-ng, flite and Festival, which a held-out test may use, and the
-training-only GnuSpeech, SAM, MBROLA, SVOX Pico and Piper) are in
+training-only GnuSpeech, SAM, MBROLA, SVOX Pico, Piper and RHVoice) are in
 :mod:`bptt.tasks.speech.speech_engines`.
 
 Voices. An espeak-ng voice is an accent (a language file: ``en-us``,
 ``en-gb-scotland``...) with a variant (a speaker: formants, pitch range,
 breath, roughness: ``m3``, ``f2``, ``whisper``, ``klatt4``...), named
 ``en-us+m3``; another engine's voice is ``<engine>:<voice>``: ``flite:slt``,
-``festival:kal_diphone``, ``mbrola:us1``, ``pico:en-GB``, ``piper:joe``.
+``festival:kal_diphone``, ``mbrola:us1``, ``pico:en-GB``, ``piper:joe``, ``rhvoice:alan``.
 
 The split by voice (fixed, documented, the same on every machine). The speaker
 is what must never be heard in training, so the split is made per *speaker
