@@ -153,8 +153,7 @@ def _piper(text: str, variant: str, length_scale: float) -> bytes:
 
 
 def _rhvoice(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
-    """WAV bytes of ``RHVoice-test -p variant`` saying ``text``: rate and pitch as percents
-    of the voice's own (100), the pitch's as pico's (71..141)."""
+    """WAV bytes of ``RHVoice-test -p variant`` saying ``text``; rate, pitch: pico's percents."""
     speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
     with tempfile.TemporaryDirectory(prefix="bptt-rhvoice-") as tmp:
         said, out = Path(tmp) / "text.txt", Path(tmp) / "clip.wav"
