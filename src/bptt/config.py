@@ -172,7 +172,8 @@ class Config:
         "",
         "speech: training augmentations, comma-separated (vocoder, speed, tempo, pitch, reverb, "
         "telephone, bandwidth, eq, noise, babble, gain, vtlp, specaugment; all: every one but "
-        "vocoder and bandwidth, all,bandwidth: with it; default: none), see bptt.data.augment",
+        "vocoder and bandwidth, all,vocoder,bandwidth: with them; default: none), see "
+        "bptt.data.augment",
     )
     norm: str = _flag(
         "cmvn", "speech: feature normalisation per utterance", choices=("cmvn", "pcen")
