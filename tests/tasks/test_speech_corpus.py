@@ -40,3 +40,19 @@ def test_corpus_writes_wavs_and_transcripts_once(tmp_path, monkeypatch):
     again, folder2, cached2 = corpus.make_corpus(specs, tmp_path)
     assert cached2 and folder2 == folder and [c.spec for c in again] == specs
     np.testing.assert_array_equal(again[1].audio(), clips[1].audio())
+
+
+def test_an_engines_revision_moves_only_its_own_corpora(monkeypatch):
+    """A change in how bptt drives one engine (ENGINE_REVISIONS) makes its corpora anew and
+    keeps every other engine's."""
+    monkeypatch.setattr(corpus, "engine_version", lambda engine: f"{engine} 1.0")
+    rng = np.random.default_rng(0)
+    festival = [synth.draw_spec("one", sv.Voice("festival", "", "kal_diphone"), rng)]
+    flite = [synth.draw_spec("one", sv.Voice("flite", "", "slt"), rng)]
+    before = {
+        e: corpus.corpus_key(specs) for e, specs in (("festival", festival), ("flite", flite))
+    }
+    revised = {**synth.ENGINE_REVISIONS, "festival": synth.ENGINE_REVISIONS["festival"] + 1}
+    monkeypatch.setattr(corpus, "ENGINE_REVISIONS", revised)
+    assert corpus.corpus_key(festival) != before["festival"]
+    assert corpus.corpus_key(flite) == before["flite"]

@@ -205,9 +205,27 @@ def test_festival_voices_speak_at_16_khz_and_follow_rate_and_pitch():
         voice = sv.parse_voice(name)
         normal, slow = synth.synthesize("seven", voice, 175), synth.synthesize("seven", voice, 110)
         assert normal.dtype == np.float32 and 0.3 < len(normal) / SAMPLE_RATE < 1.5
-        assert len(slow) > 1.3 * len(normal), name  # HTS: by resampling
+        assert len(slow) > 1.3 * len(normal), name
     with pytest.raises(BpttError, match="Festival voice must be one of"):
         sv.parse_voice("festival:nosuch")
+
+
+@needs_festival
+def test_festivals_hts_voice_takes_rate_and_pitch_apart():
+    """The HTS voice's rate is its engine's speed, so the pitch (by resampling) stays; its
+    pitch keeps the length. (Resampled for both, a fast clip was also a higher voice, its
+    formants with it.)"""
+    voice = sv.parse_voice("festival:cmu_us_slt_arctic_hts")
+    normal, fast = (
+        synth.synthesize("seven", voice, 175, 50),
+        synth.synthesize("seven", voice, 220, 50),
+    )
+    low, high = synth.synthesize("seven", voice, 175, 25), synth.synthesize("seven", voice, 175, 75)
+    assert len(fast) == pytest.approx(len(normal) * 175 / 220, rel=0.05)
+    assert _pitch(fast) == pytest.approx(_pitch(normal), rel=0.05)
+    assert len(low) == pytest.approx(len(normal), rel=0.05)
+    assert len(high) == pytest.approx(len(normal), rel=0.05)
+    assert _pitch(high) / _pitch(low) == pytest.approx(2**0.5, rel=0.08)
 
 
 def test_a_known_voice_that_is_not_installed_gets_its_install_hint(monkeypatch):

