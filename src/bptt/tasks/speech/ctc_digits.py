@@ -333,7 +333,7 @@ def transcribe(path, wav, beam: int = 1) -> str:
 
 PRESET = {
     "out": "runs/ctc-digits",
-    "hidden_size": 64,  # per direction; fits the training set already (loss 0.01 vs 0.19)
+    "hidden_size": 128,  # per direction; validation DER 0.03 against 0.05 with 64 (docs)
     "num_layers": 2,  # layer 2 reads both directions of layer 1
     "bidirectional": True,  # a digit's class is clearest once its word has ended
     "max_examples": 4000,  # training utterances of 3..7 digits (~20,000 digits)
