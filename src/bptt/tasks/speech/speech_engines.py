@@ -304,6 +304,17 @@ def installed_voices(engine: str) -> tuple[str, ...]:
 # -- the engines called in one go (their rate and pitch: speech_synth.synthesize) --
 
 
+def pitch_factor(pitch: int) -> float:
+    """2^((pitch - 50) / 100): pitch 0..99 as a frequency ratio (RHVoice's and Pico's pitch
+    percents; the resampling of Festival's HTS voice and of Piper)."""
+    return 2 ** ((pitch - 50) / 100)
+
+
+def _percents(rate: int, pitch: int) -> tuple[int, int]:
+    """RHVoice's and Pico's speed and pitch percents: 100 · rate / 175, 100 · pitch_factor."""
+    return round(100 * rate / 175), round(100 * pitch_factor(pitch))
+
+
 @cache
 def _piper_model(variant: str):
     """Piper's model of ``variant``, loaded once a process (about 0.3 s)."""
@@ -328,7 +339,7 @@ def piper_wav(text: str, variant: str, length_scale: float) -> bytes:
 
 def rhvoice_wav(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
     """WAV bytes of ``RHVoice-test -p variant`` saying ``text``; rate, pitch: pico's percents."""
-    speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
+    speed, tone = _percents(rate, pitch)
     with tempfile.TemporaryDirectory(prefix="bptt-rhvoice-") as tmp:
         said, out = Path(tmp) / "text.txt", Path(tmp) / "clip.wav"
         said.write_text(text, encoding="utf-8")
@@ -340,7 +351,7 @@ def rhvoice_wav(exe: str, text: str, variant: str, rate: int, pitch: int) -> byt
 def pico_wav(exe: str, text: str, variant: str, rate: int, pitch: int) -> bytes:
     """WAV bytes of ``pico2wave -l variant`` saying ``text`` at a rate and pitch (its markup)."""
     said = text.replace("<", " ").replace(">", " ")  # plain words, never markup
-    speed, tone = round(100 * rate / 175), round(100 * 2 ** ((pitch - 50) / 100))
+    speed, tone = _percents(rate, pitch)
     marked = f'<speed level="{speed}"><pitch level="{tone}">{said}</pitch></speed>'
     with tempfile.TemporaryDirectory(prefix="bptt-pico-") as tmp:
         out = Path(tmp) / "clip.wav"  # pico2wave writes only to a file named *.wav

@@ -38,6 +38,7 @@ from bptt.tasks.speech.speech_engines import (
     SAM_VOICES,
     pico_wav,
     piper_wav,
+    pitch_factor,
     require_engine,
     rhvoice_wav,
     run_engine,
@@ -95,13 +96,13 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
         if data is None:
             data = _festival(exe, text, variant, rate, pitch)
         if variant.endswith("_hts"):
-            speed = _pitch_factor(pitch)
+            speed = pitch_factor(pitch)
     elif engine == "pico":
         data = pico_wav(exe, text, variant, rate, pitch)
     elif engine == "rhvoice":
         data = rhvoice_wav(exe, text, variant, rate, pitch)
     elif engine == "piper":  # the rate as its length scale, the pitch by resampling
-        speed = _pitch_factor(pitch)
+        speed = pitch_factor(pitch)
         data = piper_wav(text, variant, 175 / rate * speed)
     elif voice.engine in NPM_ENGINES:
         item = (voice.engine, text, voice.variant, rate, pitch)
@@ -126,14 +127,9 @@ def synthesize(text: str, voice: Voice, rate: int = 175, pitch: int = 50) -> np.
 _FESTIVAL_READY: dict[tuple[str, str, int, int], bytes] = {}  # said in the last prefetch
 
 
-def _pitch_factor(pitch: int) -> float:
-    """The resampling that raises a voice to ``pitch`` (HTS, Piper): 2^((pitch - 50) / 100)."""
-    return 2 ** ((pitch - 50) / 100)
-
-
 def _festival_evals(variant: str, rate: int, pitch: int) -> list[str]:
     if variant.endswith("_hts"):  # hts_engine's speed, slowed by the resampling to come
-        speed = rate / 175 / _pitch_factor(pitch)
+        speed = rate / 175 / pitch_factor(pitch)
         return [f"(set! hts_engine_params (append {variant}::hts_engine_params "
                 f"'((\"-r\" {speed:.4f}))))"]  # fmt: skip
     f0 = 80 + 1.6 * pitch
