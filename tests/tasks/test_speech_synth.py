@@ -177,6 +177,22 @@ def test_flite_voices_speak_at_16_khz_and_follow_the_rate():
     assert len(slow) > 1.3 * len(normal)
 
 
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (optional)")
+def test_the_voices_that_keep_their_own_pitch_are_named_and_synth_says_so(tmp_path, capsys):
+    """flite's voices follow the pitch asked, except those of OWN_PITCH (rms), whose clips
+    come out the same bits: so the list is what flite does, and `bptt synth` tells the user."""
+    from bptt.cli import main
+
+    for name in ("flite:rms", "flite:awb", "flite:slt"):
+        low, high = (synth.synthesize("seven", sv.parse_voice(name), 175, p) for p in (20, 80))
+        assert np.array_equal(low, high) == (name in se.OWN_PITCH), name
+    wav = str(tmp_path / "s.wav")
+    for name, note in (("flite:rms", True), ("flite:awb", False)):
+        assert main(["synth", "7", "--voice", name, "--pitch", "80", "--out", wav]) == 0
+        err = capsys.readouterr().err
+        assert (f"{name} speaks at its own pitch; --pitch 80 changed nothing" in err) == note
+
+
 needs_festival = pytest.mark.skipif(
     shutil.which("text2wave") is None,
     reason="Festival is not installed (apt-get install festival festvox-kallpc16k "

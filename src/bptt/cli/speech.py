@@ -11,6 +11,7 @@ Parses, builds, calls; the speaking is :mod:`bptt.tasks.speech.speech_synth`'s.
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bptt.errors import BpttError
 
@@ -51,6 +52,7 @@ def add_parsers(sub) -> None:
 def synth(args: argparse.Namespace) -> int:
     from bptt.data.audio import SAMPLE_RATE, write_wav
     from bptt.tasks.speech import speech_synth, speech_voices
+    from bptt.tasks.speech.speech_engines import OWN_PITCH
 
     if args.list_voices:
         for split in speech_voices.SPLITS:
@@ -72,4 +74,7 @@ def synth(args: argparse.Namespace) -> int:
     )
     for word, start, end in words:
         print(f"{word}\t{start / SAMPLE_RATE:.3f}\t{end / SAMPLE_RATE:.3f}")
+    if voice.name in OWN_PITCH and args.pitch != 50:
+        print(f"note: {voice.name} speaks at its own pitch; --pitch {args.pitch} changed nothing",
+              file=sys.stderr)  # fmt: skip
     return 0

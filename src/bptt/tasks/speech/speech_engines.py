@@ -47,6 +47,10 @@ ACCENTS = tuple(
 )
 # flite's general-domain voices (awb_time speaks only clock times; kal is kal16 at 8 kHz).
 FLITE_VOICES = ("awb", "kal", "kal16", "rms", "slt")
+# Voices that keep their own pitch whatever is asked: flite's rms ignores int_f0_target_mean
+# (a median f0 of 100 Hz at 80, 160 and 240; awb, kal and slt follow it), so its clips vary
+# in rate only.
+OWN_PITCH = ("flite:rms",)
 # Festival's English voices, those installed (Debian: festvox-kallpc16k, festvox-kdlpc16k,
 # festvox-us-slt-hts; contrib: festvox-rablpc16k, festvox-don): American kal, ked and slt,
 # British rab and don.
