@@ -134,6 +134,23 @@ def test_two_threads_give_the_numbers_of_one_bit_for_bit(cell, monkeypatch) -> N
     assert_close(two, one, 0.0, f"{cell} threads 2 vs 1")
 
 
+def test_a_steps_route_decides_its_threads(monkeypatch) -> None:
+    """fused_mt runs the products on bptt's threads, fused on one, and one thread is one."""
+    w_ih, w_hh = np.zeros((64, 8), np.float32), np.zeros((64, 16), np.float32)  # (N, D), (N, H)
+    _threads.set_num_threads(2)
+    try:
+        if _threads.compiled_threads() < 2:
+            pytest.skip("numba's pool has one thread (NUMBA_NUM_THREADS=1)")
+        for route, threads in (("fused_mt", 2), ("fused", 1)):
+            monkeypatch.setenv("BPTT_ROUTES", f"step1={route}")
+            assert _step._threads(w_ih, w_hh, 1) == threads, route
+        _threads.set_num_threads(1)
+        monkeypatch.setenv("BPTT_ROUTES", "step1=fused_mt")
+        assert _step._threads(w_ih, w_hh, 1) == 1
+    finally:
+        _threads.set_num_threads(1)
+
+
 def test_the_step_probe_compares_typical_rounds_not_the_luckiest(monkeypatch) -> None:
     """A route fast once and slow otherwise (a parallel region waiting on a busy core) loses
     to a steady one for kind step1; the other kinds keep comparing the fastest rounds."""
