@@ -31,7 +31,7 @@ import numpy as np
 
 from bptt.functional.fast import _dot, _fused, _routes
 from bptt.functional.fast._jit import JIT, numba
-from bptt.functional.fast._threads import compiled_threads, get_num_threads
+from bptt.functional.fast._threads import compiled_threads, pool_threads
 from bptt.functional.fast._workspace import cell_cache
 
 MAX_ROWS = 3  # up to this many rows (batch) a step runs here; more take the sequence route
@@ -126,9 +126,9 @@ def applies(x: np.ndarray, mask, weights: tuple) -> bool:
 def _threads(w_ih: np.ndarray, w_hh: np.ndarray, B: int) -> int:
     """The threads the step's products run on: the route probe's choice, "fused" or "fused_mt".
 
-    Asks numba for its threads (``compiled_threads``, which sets numba's count: about 1.3 µs
-    a call here) only when the route is "fused_mt": this runs once a generated symbol."""
-    if get_num_threads() == 1 or numba.config.NUMBA_NUM_THREADS == 1:
+    Sets numba's count (``compiled_threads``) only when the route is "fused_mt": this runs
+    once a generated symbol, and setting it costs more than the check (``pool_threads``)."""
+    if pool_threads() == 1:
         return 1
     (N, D), H = w_ih.shape, w_hh.shape[1]
     dtype = w_ih.dtype
