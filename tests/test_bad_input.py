@@ -110,6 +110,7 @@ CASES = [
     (["train", "--text", "{root}/corpus.txt", "--lr", "nan"], "--lr must be a finite number"),
     (["train", "--text", "{root}/corpus.txt", "--clip", "-1"], "--clip must be 0"),
     (["train", "--text", "{root}/corpus.txt", "--dropout", "1"], "--dropout must be in [0, 1)"),
+    (["train", "activity", "--label-smoothing", "1"], "--label-smoothing must be in [0, 1)"),
     (["train", "--text", "{root}/corpus.txt", "--seed", "-5"], "--seed must be an integer in 0"),
     (
         ["train", "--text", "{root}/corpus.txt", "--seed", str(2**63)],

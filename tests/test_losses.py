@@ -19,12 +19,16 @@ def _data(rng, shape=(B, T, V), dtype=np.float64):
     return logits, targets
 
 
-def _torch_loss_and_grad(logits, targets, mask, reduction):
+def _torch_loss_and_grad(logits, targets, mask, reduction, label_smoothing=0.0):
     """The same loss through torch autograd; masked targets become ignore_index."""
     z = torch.tensor(logits, requires_grad=True)
     y = torch.tensor(np.where(mask, targets, -100) if mask is not None else targets)
     loss = F.cross_entropy(
-        z.reshape(-1, z.shape[-1]), y.reshape(-1), ignore_index=-100, reduction=reduction
+        z.reshape(-1, z.shape[-1]),
+        y.reshape(-1),
+        ignore_index=-100,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
     )
     loss.backward()
     return loss.item(), z.grad.numpy()
@@ -46,6 +50,30 @@ def test_matches_torch_float64(reduction, masked):
     np.testing.assert_allclose(d, ref_d, rtol=1e-12, atol=1e-12)
     if masked:
         assert np.all(d[~mask] == 0.0)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+@pytest.mark.parametrize("eps", [0.1, 0.6])
+def test_label_smoothing_matches_torch_float64(reduction, eps):
+    rng = np.random.default_rng(3)
+    logits, targets = _data(rng)
+    mask = rng.random((B, T)) < 0.6  # (B, T)
+    mask[:, 0] = True
+    loss, d = cross_entropy(logits, targets, mask, reduction=reduction, label_smoothing=eps)
+    ref_loss, ref_d = _torch_loss_and_grad(logits, targets, mask, reduction, eps)
+    assert loss == pytest.approx(ref_loss, rel=1e-12, abs=1e-12)
+    np.testing.assert_allclose(d, ref_d, rtol=1e-12, atol=1e-12)
+    assert np.all(d[~mask] == 0.0)
+    plain, _ = cross_entropy(logits, targets, mask, reduction=reduction)
+    assert loss != pytest.approx(plain, rel=1e-3)  # the smoothing is at work
+
+
+@pytest.mark.parametrize("eps", [-0.1, 1.0, 2.0])
+def test_label_smoothing_outside_zero_one_is_refused(eps):
+    rng = np.random.default_rng(4)
+    logits, targets = _data(rng)
+    with pytest.raises(BpttError, match=r"label_smoothing must be in \[0, 1\)"):
+        cross_entropy(logits, targets, label_smoothing=eps)
 
 
 def test_two_dimensional_logits_match_torch():

@@ -99,6 +99,9 @@ class Config:
         "classifier: the sequence as the final state, or the mean or max over real steps",
         choices=("last", "mean", "max"),
     )
+    label_smoothing: float = _flag(
+        0.0, "classifier: the share of the training target spread evenly over the classes"
+    )
     truncate: int = _flag(0, "keep at most this many steps of an example (0: all)")
     vocab_size: int = _flag(0, "keep the most frequent words only, specials included (0: all)")
     min_freq: int = _flag(1, "words seen fewer times in training read as <unk>")
@@ -226,7 +229,7 @@ class Config:
             raise BpttError(
                 f"seed must be an integer in 0..2**63-1 ({2**63 - 1:,}); got {self.seed}"
             )
-        for name in ("dropout", "word_dropout", "embed_dropout"):
+        for name in ("dropout", "word_dropout", "embed_dropout", "label_smoothing"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise BpttError(f"{name} must be in [0, 1); got {getattr(self, name)}")
         if self.char_size < 0:

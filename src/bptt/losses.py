@@ -13,6 +13,13 @@ and its gradient with respect to the logits, the start of BPTT:
 
 Padded steps (mask False) add nothing to E and get exactly zero gradient.
 
+With label smoothing ε (torch's ``label_smoothing``) the target is a mix of the
+one-hot and the uniform distribution, q_t = (1 - ε) onehot(y_t) + ε / V, and
+
+    E_t = -Σ_v q_t[v] log ŷ_t[v],        ∂E_t/∂z_t = ŷ_t - q_t
+
+so training never pushes a model all the way to certainty on its training data.
+
 Shapes: B batch, T time steps, V vocabulary (classes).
 """
 
@@ -31,6 +38,7 @@ def cross_entropy(
     targets: np.ndarray,
     mask: np.ndarray | None = None,
     reduction: str = "sum",
+    label_smoothing: float = 0.0,
 ) -> tuple[float, np.ndarray]:
     """Softmax cross-entropy E = Σ_{b,t real} -log softmax(z_{b,t})[y_{b,t}] and ∂E/∂z.
 
@@ -46,20 +54,24 @@ def cross_entropy(
             ``torch.nn.functional.cross_entropy(reduction="mean")`` gives with
             ``ignore_index`` at masked positions); with N = 0 the loss is 0.0;
             ``"mean_batch"``: E / B, summed over time and averaged over sequences.
+        label_smoothing: ε in [0, 1): the target (1 - ε) onehot(y) + ε / V, as
+            ``torch.nn.functional.cross_entropy(label_smoothing=ε)``; 0 is the plain loss.
 
     Returns:
         (loss, d_logits): the loss as a Python float and ∂loss/∂z, same shape
-        and dtype as ``logits``: (ŷ - onehot(y)) * scale, exactly zero at masked
-        positions.
+        and dtype as ``logits``: (ŷ - q) * scale (q = onehot(y) without smoothing),
+        exactly zero at masked positions.
 
     Raises:
         BpttError: on mismatched shapes, non-integer targets, a target outside
-            [0, V) at a real position, or an unknown reduction.
+            [0, V) at a real position, an unknown reduction, or ε outside [0, 1).
     """
     logits = np.asarray(logits)
     targets = np.asarray(targets)
     if reduction not in REDUCTIONS:
         raise BpttError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if not 0.0 <= label_smoothing < 1.0:
+        raise BpttError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
     if logits.ndim not in (2, 3):
         raise BpttError(f"logits must be (B, T, V) or (B, V), got shape {logits.shape}")
     if not np.issubdtype(logits.dtype, np.floating):
@@ -95,7 +107,10 @@ def cross_entropy(
 
     log_p = log_softmax(z)  # (N, V) log ŷ, stable for any finite logits
     n_real = int(m.sum())
+    eps = float(label_smoothing)
     total = -float(log_p[rows[m], y[m]].sum())  # E = Σ_real -log ŷ[y]
+    if eps:  # E = Σ_real -(1 - ε) log ŷ[y] - (ε / V) Σ_v log ŷ[v]
+        total = (1.0 - eps) * total - eps / V * float(log_p[m].sum())
 
     if reduction == "sum":
         scale = 1.0
@@ -105,7 +120,11 @@ def cross_entropy(
         scale = 1.0 / logits.shape[0]
 
     d = np.exp(log_p)  # (N, V) ŷ = exp(log ŷ), as torch's log-softmax backward forms it
-    d[rows, y] -= 1.0  # ŷ - onehot(y)
+    if eps:
+        d[rows, y] -= 1.0 - eps  # ŷ - q, q = (1 - ε) onehot(y) + ε / V
+        d -= eps / V
+    else:
+        d[rows, y] -= 1.0  # ŷ - onehot(y)
     d *= scale
     d[~m] = 0.0  # padding gets exactly zero gradient
     return total * scale, d.reshape(logits.shape)

@@ -12,11 +12,14 @@ from bptt.models.sequence import SequenceBatch
 LENGTHS = (5, 2, 4)  # padded to T = 5: rows 1 and 2 end early
 
 
-def _model(cell="lstm", pooling="last", layers=2, bidirectional=True, features=False, seed=0):
+def _model(
+    cell="lstm", pooling="last", layers=2, bidirectional=True, features=False, seed=0, eps=0.0
+):
     source = {"input_size": 3} if features else {"vocab_size": 9, "embed_size": 4}
     return SequenceClassifier(
         3,
         pooling,
+        label_smoothing=eps,
         hidden_size=5,
         num_layers=layers,
         cell=cell,
@@ -58,11 +61,13 @@ def test_feature_inputs_gradients_match_finite_differences():
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max"])
-def test_loss_and_gradients_equal_torch_packed_sequences(pooling):
-    """The same network in torch on packed sequences (so padding is skipped exactly)."""
+@pytest.mark.parametrize("eps", [0.0, 0.3])
+def test_loss_and_gradients_equal_torch_packed_sequences(pooling, eps):
+    """The same network in torch on packed sequences (so padding is skipped exactly); the
+    training loss label-smoothed by ``eps``, the evaluation loss plain."""
     torch = pytest.importorskip("torch")
     pack = torch.nn.utils.rnn
-    model, batch = _model("lstm", pooling), _batch()
+    model, batch = _model("lstm", pooling, eps=eps), _batch()
     loss, grads, _ = model.loss_and_grads(batch)
 
     emb, head = torch.nn.Embedding(9, 4), torch.nn.Linear(10, 3)
@@ -87,9 +92,12 @@ def test_loss_and_gradients_equal_torch_packed_sequences(pooling):
         r = out.sum(1) / lengths[:, None]
     else:
         r = out.masked_fill(~mask, -torch.inf).amax(1)
-    expected = torch.nn.functional.cross_entropy(head(r), torch.from_numpy(batch.targets))
+    logits, targets = head(r), torch.from_numpy(batch.targets)
+    expected = torch.nn.functional.cross_entropy(logits, targets, label_smoothing=eps)
+    plain = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
     expected.backward()
     assert abs(loss - expected.item()) < 1e-12
+    assert abs(model.loss(batch) - plain.item()) < 1e-12
     for name, layer in layers.items():
         for k, p in layer.named_parameters():
             np.testing.assert_allclose(grads[f"{name}.{k}"], p.grad.numpy(), rtol=0, atol=1e-12)
@@ -146,3 +154,15 @@ def test_errors_name_what_was_expected():
         model.forward(np.zeros((2, 3, 4)), np.ones((2, 3), dtype=bool))
     with pytest.raises(BpttError, match="mask has shape"):
         model.forward(np.zeros((2, 3), dtype=int), np.ones((2, 4), dtype=bool))
+
+
+def test_the_config_s_label_smoothing_reaches_the_task_s_classifier():
+    """--label-smoothing is the built model's ε (and a value outside [0, 1) is refused)."""
+    from bptt.config import Config
+    from bptt.tasks._examples import build_model
+
+    config = Config(task="activity", hidden_size=4, label_smoothing=0.25)
+    model = build_model(config, "class", 3, None, 2, np.random.default_rng(0))
+    assert model.label_smoothing == 0.25
+    with pytest.raises(BpttError, match=r"label_smoothing must be in \[0, 1\)"):
+        _model(eps=1.0)

@@ -8,6 +8,8 @@
         = max_t s_t                               "max" over real steps, per unit
     ŷ   = softmax(V r + c)                        V ≡ head.weight, c ≡ head.bias
     E   = mean_b -log ŷ_b[y_b]                    mean cross-entropy per example
+                                                  (label smoothing ε: toward (1 - ε)
+                                                  onehot(y_b) + ε / C, bptt.losses)
 
 The gradient enters BPTT where r was read: at the final state ("last"), spread
 evenly over the real steps ("mean"), or at each unit's winning step ("max").
@@ -34,17 +36,24 @@ class SequenceClassifier(SequenceModel):
     Args:
         num_classes: C.
         pooling: how the sequence becomes one vector r: "last", "mean" or "max".
+        label_smoothing: ε of the training loss (:func:`bptt.losses.cross_entropy`);
+            :meth:`loss`, which evaluation reads, stays the plain cross-entropy.
         **kwargs: the encoder's (:class:`~bptt.models.sequence.SequenceModel`):
             vocab_size or input_size, embed_size, hidden_size, num_layers,
             cell, bidirectional, dropout, dtype, rng.
     """
 
-    def __init__(self, num_classes: int, pooling: str = "last", **kwargs):
+    def __init__(
+        self, num_classes: int, pooling: str = "last", label_smoothing: float = 0.0, **kwargs
+    ):
         if pooling not in POOLINGS:
             raise BpttError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
         rng = kwargs.get("rng")
         super().__init__(**kwargs)
+        if not 0.0 <= label_smoothing < 1.0:
+            raise BpttError(f"label_smoothing must be in [0, 1); got {label_smoothing}")
         self.pooling, self.num_classes = pooling, num_classes
+        self.label_smoothing = label_smoothing
         self.layers["head"] = Linear(self.features, num_classes, dtype=self.dtype, rng=rng)
         self.head = self.layers["head"]
         self._cache: dict | None = None
@@ -94,9 +103,12 @@ class SequenceClassifier(SequenceModel):
         return len(batch.targets)
 
     def loss_and_grads(self, batch: SequenceBatch, state=None, rng=None):
-        """Mean cross-entropy per example, its gradients (keyed like params), None (no state)."""
+        """Mean cross-entropy per example (label-smoothed by ``label_smoothing``), its
+        gradients (keyed like params), None (no state)."""
         logits = self.forward(batch.inputs, batch.mask, training=True, rng=rng)  # (B, C)
-        loss, d_logits = cross_entropy(logits, batch.targets, reduction="mean")
+        loss, d_logits = cross_entropy(
+            logits, batch.targets, reduction="mean", label_smoothing=self.label_smoothing
+        )
         self.backward(d_logits)
         return loss, self.grads, None
 

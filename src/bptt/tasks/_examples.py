@@ -211,7 +211,9 @@ def build_model(
         "rng": seeded(config, rng),
     }
     if head == "class":
-        return SequenceClassifier(num_labels, config.pooling, **common)
+        return SequenceClassifier(
+            num_labels, config.pooling, label_smoothing=config.label_smoothing, **common
+        )
     if head == "tags":
         extra = extra or {}
         chars = extra.get("chars")

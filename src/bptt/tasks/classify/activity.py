@@ -112,6 +112,6 @@ PRESET = {
 TASK = class_task(
     sys.modules[__name__],
     "activity",
-    "dataset val_fraction truncate pooling",
+    "dataset val_fraction truncate pooling label_smoothing",
     per="clip",
 )

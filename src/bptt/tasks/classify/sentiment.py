@@ -104,6 +104,6 @@ TASK = class_task(
     sys.modules[__name__],
     "sentiment",
     "dataset val_fraction test_fraction max_examples truncate vocab_size min_freq "
-    "embed_size pooling vectors",
+    "embed_size pooling vectors label_smoothing",
     per="review",
 )

@@ -265,5 +265,5 @@ TASK = example_task(
     sys.modules[__name__],
     "digits",
     "dataset data test_engine extra_engines extra_share features max_examples truncate norm "
-    "augment pooling",
+    "augment pooling label_smoothing",
 )
