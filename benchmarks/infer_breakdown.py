@@ -15,8 +15,8 @@ Shapes: B batch, T time steps, D input features, H hidden units, L layers.
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads its BLAS
 
@@ -89,5 +89,14 @@ def breakdown(name: str) -> str:
 
 
 if __name__ == "__main__":
-    for config in sys.argv[1:] or ["a", "c"]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "configs", nargs="*", metavar="CONFIG",
+        help=f"configs of rnn_speed.py: {', '.join(CONFIGS)} (default: a c)",
+    )  # fmt: skip
+    configs = parser.parse_args().configs or ["a", "c"]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:  # (argparse's choices refuse an empty list for nargs="*")
+        parser.error(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
+    for config in configs:
         print(breakdown(config), flush=True)
