@@ -18,13 +18,12 @@ char-LM's second layer (16, 200, 256, 256), b (64, 100, 512, 512).
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads its BLAS
 
 import numpy as np
 
-from _timing import call_times
+from _timing import call_times, config_names
 from bptt.functional.fast._fused import real_steps
 from bptt.functional.fast._gemm import StepProduct, matmul_packed, pack, project
 from bptt.functional.fast._time_loops import lstm_forward_steps
@@ -81,7 +80,7 @@ def forwards(B: int, T: int, D: int, H: int) -> dict:
 
 
 def main() -> None:
-    for name in sys.argv[1:] or ["a", "c"]:
+    for name in config_names(__doc__, SHAPES, ["a", "c"]):
         runs = forwards(*SHAPES[name])
         best: dict[str, tuple[float, float]] = {}
         for _ in range(2):  # two rounds, every variant in each: the best of both kept

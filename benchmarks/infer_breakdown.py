@@ -15,7 +15,6 @@ Shapes: B batch, T time steps, D input features, H hidden units, L layers.
 
 from __future__ import annotations
 
-import argparse
 import os
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads its BLAS
@@ -23,7 +22,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before NumPy loads its BLAS
 import numpy as np
 
 import bptt.nn
-from _timing import call_times
+from _timing import call_times, config_names
 from bptt.functional.fast._fused import lstm_step_forward
 from bptt.functional.fast._gemm import StepProduct, project
 
@@ -89,14 +88,5 @@ def breakdown(name: str) -> str:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "configs", nargs="*", metavar="CONFIG",
-        help=f"configs of rnn_speed.py: {', '.join(CONFIGS)} (default: a c)",
-    )  # fmt: skip
-    configs = parser.parse_args().configs or ["a", "c"]
-    unknown = [c for c in configs if c not in CONFIGS]
-    if unknown:  # (argparse's choices refuse an empty list for nargs="*")
-        parser.error(f"unknown config {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
-    for config in configs:
+    for config in config_names(__doc__, CONFIGS, ["a", "c"]):
         print(breakdown(config), flush=True)

@@ -1,4 +1,5 @@
-"""The speed benchmark's bptt worker runs and speaks JSON (no timing is asserted)."""
+"""The speed benchmark's bptt worker runs and speaks JSON (no timing is asserted); every
+benchmark script answers --help."""
 
 from __future__ import annotations
 
@@ -125,3 +126,16 @@ def test_the_next_slot_waits_until_the_last_workers_threads_sleep(rnn_speed) -> 
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.parametrize(
+    "script",
+    sorted(p.name for p in SCRIPT.parent.glob("*.py") if not p.name.startswith("_")),
+)
+def test_every_benchmark_script_answers_help(script: str) -> None:
+    """``--help`` prints the script's usage (it measures nothing): a script that read its
+    arguments from sys.argv by hand once answered it with a KeyError."""
+    cmd = [sys.executable, str(SCRIPT.parent / script), "--help"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage:"), proc.stdout[:200]
