@@ -174,3 +174,23 @@ def test_the_step_probe_compares_typical_rounds_not_the_luckiest(monkeypatch) ->
     assert min(lucky, key=lucky.get) == "lucky"
     assert min(typical, key=typical.get) == "steady"
     assert "step1" in _routes.TYPICAL and "step" not in _routes.TYPICAL
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_views_reach_the_dot_kernel_contiguous(cell, monkeypatch) -> None:
+    """A step's input sliced from a longer sequence (x[:, t:t+1]) and a short sequence
+    whose x_t sits beside h_{t-1} in the LSTM's buffer are strided views; the dot kernel
+    compiled for a strided ``a`` does not vectorise (4x slower), so each must reach it
+    contiguous. Checked on the kernel's compiled signatures, not on a time."""
+    from bptt.functional.fast import _dot
+
+    monkeypatch.setenv("BPTT_ROUTES", "proj=dot,step=dot")
+    forward = CELLS[cell][0]
+    for B, T in ((2, 1), (3, 1), (1, 2), (1, 3)):
+        x, state, weights, _, _ = problem(cell, B, bias=True, dtype=np.float32)
+        long_x = np.repeat(x, 4, axis=1)  # (B, 4, D)
+        forward(long_x[:, 1 : 1 + T], state, *weights, workspace={})
+    for kernel in (_dot._dot_rows, _dot._dot_jit):
+        for signature in kernel.signatures:
+            a = signature[0]  # (M, K), the rows multiplied
+            assert a.layout == "C", f"{kernel.__name__} compiled for a {a.layout}-layout a"
