@@ -154,6 +154,12 @@ CONFIGS = [
     Config("rnn-b", "rnn", T=100, B=64, D=512, H=512, size="b"),
     # (f) bidirectional at size a, lengths from T/4 to T
     Config("lstm-f", "lstm", 100, 32, 128, 128, bidirectional=True, mask=True, size="f"),
+    # (g, h) hidden sizes users pick that are no multiple of 16 (G*H: 300, 100, 900, 200):
+    # the packed kernel's last panel is zero-padded. Not in the default run: --configs g,h.
+    Config("gru-g", "gru", T=50, B=16, D=100, H=100, size="g", default=False),
+    Config("rnn-g", "rnn", T=35, B=20, D=200, H=200, size="g", default=False),
+    Config("gru-h", "gru", T=100, B=8, D=300, H=300, size="h", default=False),
+    Config("rnn-h", "rnn", T=100, B=8, D=300, H=300, size="h", default=False),
     # Not in the default run; ask by name.
     Config("lstm-a-L2", "lstm", T=100, B=32, D=128, H=128, L=2, default=False),
     Config("lstm-tiny", "lstm", T=5, B=2, D=3, H=4, default=False),  # smoke tests
@@ -918,7 +924,8 @@ def select_configs(spec: str | None) -> list[Config]:
         if not match:
             names = ", ".join(c.name for c in CONFIGS)
             raise SystemExit(
-                f"unknown config {token!r}; expected a size (a, b, c, d, e, f, s) or one of {names}"
+                f"unknown config {token!r}; expected a size (a, b, c, d, e, f, g, h, s) "
+                f"or one of {names}"
             )
         chosen += [c for c in match if c not in chosen]
     return chosen

@@ -9,7 +9,8 @@ single column panel and many, K = 1 and K = 0. float32 sums run in another order
 BLAS's, so they agree to float32 rounding of the sum (relative to the largest |a| |w|
 sum, as a dot product's error bound).
 
-Shapes: M rows of a, K inner size, N columns of out (a multiple of 16).
+Shapes: M rows of a, K inner size, N columns of out (any: a last panel of fewer than 16
+columns is zero-padded, computed into a scratch block and its columns copied).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ compiled = pytest.mark.skipif(not _gemm.JIT, reason="numba absent or BPTT_NO_JIT
 SHAPES = [(1, 5, 16), (5, 3, 32), (7, 128, 512), (9, 7, 16), (13, 1, 48), (16, 256, 1024)]
 SHAPES += [(23, 64, 64), (32, 128, 512)]  # 32 rows: tiles 6 6 6 6 4 4; 9: 6 3
 SHAPES += [(2, 64, 256), (3, 17, 176)]  # AVX-512, 1-3 rows: eight panels a tile, then 2, 1
+SHAPES += [(1, 5, 3), (5, 7, 20), (2, 9, 100), (13, 33, 300), (50, 17, 900)]  # N % 16 != 0
 
 
 def reference(a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,16 +52,18 @@ def test_packed_product_matches_float64(shape, transposed) -> None:
 
 @compiled
 @pytest.mark.parametrize("M", [2, 3, 8, 9, 14, 32, 33, 50])
-def test_packed_rows_do_not_depend_on_their_tile(M) -> None:
+@pytest.mark.parametrize("N", [176, 170])
+def test_packed_rows_do_not_depend_on_their_tile(M, N) -> None:
     """Each row's sums run over k in order whatever tile holds the row: a row alone
-    (a one-row tile) equals, bit for bit, the same row inside M rows."""
+    (a one-row tile) equals, bit for bit, the same row inside M rows; also where the
+    last panel is zero-padded (N = 170)."""
     rng = np.random.default_rng(M)
     a = rng.standard_normal((M, 37)).astype(np.float32)  # (M, K)
     # 11 panels: a tile of eight for 1-3 rows (AVX-512), then a pair and a single
-    panels = _gemm.pack(rng.standard_normal((176, 37)).astype(np.float32))  # (11, K, 16)
-    together = np.empty((M, 176), dtype=np.float32)  # (M, N)
+    panels = _gemm.pack(rng.standard_normal((N, 37)).astype(np.float32))  # (11, K, 16)
+    together = np.empty((M, N), dtype=np.float32)  # (M, N)
     _gemm.matmul_packed(a, panels, together)
-    alone = np.empty((1, 176), dtype=np.float32)  # (1, N)
+    alone = np.empty((1, N), dtype=np.float32)  # (1, N)
     for r in range(M):
         _gemm.matmul_packed(a[r : r + 1], panels, alone)
         np.testing.assert_array_equal(together[r], alone[0], err_msg=f"row {r} of {M}")
@@ -67,7 +71,8 @@ def test_packed_rows_do_not_depend_on_their_tile(M) -> None:
 
 @compiled
 @pytest.mark.parametrize(
-    ("M", "N"), [(1, 32), (3, 48), (12, 64), (16, 32), (29, 80), (48, 16), (1, 144), (2, 272)]
+    ("M", "N"),
+    [(1, 32), (3, 48), (12, 64), (16, 32), (29, 80), (48, 16), (1, 144), (2, 272), (13, 300)],
 )
 def test_wide_tiles_equal_the_narrow_ones_bit_for_bit(M, N) -> None:
     """The AVX-512 tiles (two panels, 12/8/4/2/1 rows; eight panels, 3/2/1 rows) make
@@ -82,6 +87,26 @@ def test_wide_tiles_equal_the_narrow_ones_bit_for_bit(M, N) -> None:
     _tiles._block_rows(a, panels, narrow, 0, M, False)
     _tiles._block_rows(a, panels, wide, 0, M, True)
     np.testing.assert_array_equal(wide, narrow)
+
+
+@compiled
+@pytest.mark.parametrize("N", [7, 40, 300])
+def test_rows_split_over_threads_equal_one_thread_with_a_padded_panel(N) -> None:
+    """The packed product with its rows split over two threads (route packed_mt) gives
+    one thread's bits, the last panel's columns too, over several row blocks; a padded
+    panel's zero columns never reach out, which is exactly its N columns wide."""
+
+    rng = np.random.default_rng(N)
+    a = rng.standard_normal((130, 29)).astype(np.float32)  # (M, K), three row blocks
+    w = rng.standard_normal((N, 29)).astype(np.float32)  # (N, K)
+    panels = _gemm.pack(w)  # (⌈N/16⌉, K, 16)
+    assert panels.shape[0] == -(-N // 16) and np.all(panels[-1, :, N % 16 :] == 0)
+    one, two = (np.full((130, N), np.nan, dtype=np.float32) for _ in range(2))  # (M, N)
+    _gemm._matmul_packed_jit(a, panels, one)
+    _gemm._matmul_packed_par(a, panels, two, 2)
+    np.testing.assert_array_equal(two, one)
+    exact, scale = reference(a, w)
+    assert np.all(np.abs(one - exact) <= 4 * 29 * np.finfo(np.float32).eps * scale)
 
 
 @compiled
@@ -111,7 +136,7 @@ def test_dot_kernel_is_the_product(dtype, rows, N, K, parallel) -> None:
     [
         (np.float32, 64, 8, 100, True),
         (np.float64, 64, 8, 100, False),  # float64 keeps BLAS (and the parity tests exact)
-        (np.float32, 60, 8, 100, False),  # N not a multiple of 16
+        (np.float32, 60, 8, 100, True),  # N not a multiple of 16: the last panel padded
         (np.float32, 64, 2, 100, False),  # few rows: packed only if the probe picks it
         (np.float32, 64, 8, 3, False),  # too few steps to repay the packing
     ],

@@ -338,10 +338,29 @@ def test_dot_on_two_threads_equals_dot_on_one_bit_for_bit(monkeypatch, cell, dty
 
 @compiled
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("B", [5, 2])  # 2: AVX-512's tiles of one to three rows (else skipped)
+def test_packed_route_with_a_padded_panel_gives_the_float64_numbers(monkeypatch, cell, B) -> None:
+    """H = 10: no cell's G*H (10, 40, 30) is a multiple of 16, so every packed product
+    (projection, per-step, ∂E/∂x) ends in a zero-padded panel; float32 within rounding
+    of the float64 results, forward and backward."""
+    H = 10
+    if not (_gemm.usable(np.float32, H, B) or _gemm.thin_usable(np.float32, H, B)):
+        pytest.skip("no AVX-512 here: the packed route starts at four rows")
+    monkeypatch.setenv("BPTT_ROUTES", "proj=packed,dx=packed,step=packed")
+    assert _gemm.StepProduct(np.zeros((3 * H, H), np.float32), B, 12).route == "packed"
+    exact = layer_results(cell, np.float64, B=B, T=12, H=H)
+    assert_all_close(layer_results(cell, np.float32, B=B, T=12, H=H), exact, 5e-5, "packed")
+
+
+@compiled
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "masked"])
-def test_packed_on_two_threads_equals_packed_on_one_bit_for_bit(monkeypatch, cell, masked) -> None:
+@pytest.mark.parametrize("H", [32, 10])  # 10: every G*H ends in a zero-padded panel
+def test_packed_on_two_threads_equals_packed_on_one_bit_for_bit(
+    monkeypatch, cell, masked, H
+) -> None:
     """The compiled kernels split columns and rows over threads; each number is the same sum."""
-    B, T, D, H = 9, 12, 7, 32  # 9 rows: two row shares of unequal size (4, 5), tiles 4 and 4, 1
+    B, T, D = 9, 12, 7  # 9 rows: two row shares of unequal size (4, 5), tiles 4 and 4, 1
     monkeypatch.setenv("BPTT_ROUTES", "proj=packed,dx=packed,dw=gx,step=packed")
     _threads.set_num_threads(1)
     one = layer_results(cell, np.float32, B, T, D, H, masked)

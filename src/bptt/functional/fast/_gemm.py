@@ -10,14 +10,14 @@ below, which reads a weight packed once; (32, 128) @ (128, 512) at 69 and 88;
 packs its weights once; this is how we match it. At one to three rows nothing is
 reused, and the "dot" route (:mod:`bptt.functional.fast._dot`) reads w in place.
 
-Layout: :func:`pack` turns w (N, K) into panels (N/16, K, 16), the layout the
+Layout: :func:`pack` turns w (N, K) into panels (⌈N/16⌉, K, 16), the layout the
 register tiles of :mod:`bptt.functional.fast._tiles` read. :func:`matmul_packed`
 walks the rows of ``a`` in blocks of 48 (which stay in L2) and, within a block,
 the panels, a tile of rows at a time.
 
 The sums run over k in order, so results differ from BLAS only by float32
-rounding (BLAS splits k into blocks). Used only for float32 with N a multiple
-of 16 and numba present (:func:`usable`); everything else takes ``np.matmul``.
+rounding (BLAS splits k into blocks). Used only for float32 and numba present
+(:func:`usable`); everything else takes ``np.matmul``.
 
 Shapes: a (M, K), rows contiguous (any row stride); w (N, K); out (M, N) C-contiguous.
 """
@@ -37,37 +37,41 @@ PROBE_RUN = 32  # products in a row per call of the step probe (fewer if the seq
 
 
 def usable(dtype, n_columns: int, rows: int) -> bool:
-    """True when the compiled product applies: float32, N a multiple of 16, a few rows.
+    """True when the compiled product applies: float32, a few rows.
 
     With fewer than 4 rows a tile has too few independent sums to hide the FMA
-    latency, and BLAS's matrix-vector path does as well.
+    latency, and BLAS's matrix-vector path does as well. Any N: a last panel of
+    fewer than 16 columns is zero-padded (see :func:`pack`).
     """
-    return JIT and dtype == np.float32 and n_columns % PANEL == 0 and rows >= 4
+    return JIT and dtype == np.float32 and n_columns >= 1 and rows >= 4
 
 
 def thin_usable(dtype, n_columns: int, rows: int) -> bool:
-    """True when the packed kernel's tiles of one to three rows apply (AVX-512, float32,
-    N a multiple of 16): eight panels a tile keep 8 FMA chains in flight even at one row."""
-    return JIT and WIDE and dtype == np.float32 and n_columns % PANEL == 0 and 1 <= rows < 4
+    """True when the packed kernel's tiles of one to three rows apply (AVX-512, float32):
+    eight panels a tile keep 8 FMA chains in flight even at one row."""
+    return JIT and WIDE and dtype == np.float32 and n_columns >= 1 and 1 <= rows < 4
 
 
 def pack(w: np.ndarray) -> np.ndarray:
-    """w (N, K) -> panels (N/16, K, 16), the layout :func:`matmul_packed` reads.
+    """w (N, K) -> panels (⌈N/16⌉, K, 16), the layout :func:`matmul_packed` reads.
 
+    Where N is not a multiple of 16 the last panel's missing columns are zero; the
+    kernel computes them and does not store them (a GRU's 3H = 300 columns, an RNN's
+    H = 200: BLAS made those per-step products at 15-25 GFLOP/s on an AMD EPYC).
     From w's rows the copy is a transpose, compiled and with the panels shared over
     bptt's threads where there are several (1 MiB: about 100 µs on one core here,
     as NumPy's strided copy takes); from a transposed view, runs of 16 copied by NumPy."""
     N, K = w.shape
-    if w.T.flags.c_contiguous:  # w is a transposed view: copy runs of 16 from wᵀ (K, N)
-        return np.ascontiguousarray(w.T.reshape(K, N // PANEL, PANEL).transpose(1, 0, 2))
-    if not JIT:
-        return np.ascontiguousarray(w.reshape(N // PANEL, PANEL, K).transpose(0, 2, 1))
-    panels = np.empty((N // PANEL, K, PANEL), dtype=w.dtype)  # (N/16, K, 16)
+    P = -(-N // PANEL)  # panels, the last one padded
+    if w.T.flags.c_contiguous or not JIT:  # runs of 16 from wᵀ (K, N), zero-padded
+        w_t = w.T if N == P * PANEL else np.pad(w.T, ((0, 0), (0, P * PANEL - N)))
+        return np.ascontiguousarray(w_t.reshape(K, P, PANEL).transpose(1, 0, 2))
+    panels = np.empty((P, K, PANEL), dtype=w.dtype)  # (⌈N/16⌉, K, 16)
     threads = compiled_threads() if get_num_threads() > 1 else 1
-    if threads > 1 and N // PANEL > 1:
+    if threads > 1 and P > 1:
         _pack_par(w, panels, threads)
     else:
-        _pack_rows(w, panels, 0, N // PANEL)
+        _pack_rows(w, panels, 0, P)
     return panels
 
 
@@ -78,11 +82,15 @@ if numba is not None:
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _pack_rows(w, panels, p0, p1):
-        """panels[p] = w[16p:16p+16]ᵀ for panels p0:p1: each row of w read once, in order."""
+        """panels[p] = w[16p:16p+16]ᵀ for panels p0:p1: each row of w read once, in order;
+        the columns of a last panel past w's N rows are zero."""
         for p in range(p0, p1):
-            for i in range(PANEL):
+            filled = min(PANEL, w.shape[0] - PANEL * p)
+            for i in range(filled):
                 for k in range(w.shape[1]):
                     panels[p, k, i] = w[PANEL * p + i, k]
+            if filled < PANEL:
+                panels[p, :, filled:] = 0
 
     @numba.njit(cache=True, boundscheck=False, nogil=True, parallel=True)
     def _pack_par(w, panels, threads):
@@ -325,11 +333,12 @@ class StepProduct:
             def packing(n):
                 """The packing n of a sequence's ``steps`` products pay: whole packs of w,
                 then a share of its panels (packing costs about the same per panel)."""
-                share = n * (N // PANEL) // steps  # panels
-                for _ in range(share // (N // PANEL)):
+                n_panels = -(-N // PANEL)
+                share = n * n_panels // steps  # panels
+                for _ in range(share // n_panels):
                     pack(w)
-                if share % (N // PANEL):
-                    pack(w[: PANEL * (share % (N // PANEL))])
+                if share % n_panels:
+                    pack(w[: PANEL * (share % n_panels)])
 
             def packed(n, par=False):
                 packing(n)  # at one row a pack costs about 13 products (1 MiB weight)
@@ -378,7 +387,7 @@ class StepProduct:
         self.compiled = self.route not in ("blas", "blas_mt")
         packed_route = self.route in ("packed", "packed_mt", "packed_team")
         dot_route = self.route in ("dot", "dot_mt", "dot_team")
-        # (N/16, K, 16) and (N, K), or (0, K, 16) and (0, K) placeholders
+        # (⌈N/16⌉, K, 16) and (N, K), or (0, K, 16) and (0, K) placeholders
         self.panels = pack(w) if packed_route else np.empty((0, K, PANEL), dtype=w.dtype)
         self.rows = np.ascontiguousarray(w) if dot_route else np.empty((0, K), dtype=w.dtype)
         self.w_t = w.T  # (K, N) a view

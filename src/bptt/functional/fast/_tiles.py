@@ -1,6 +1,6 @@
 """The register tiles of the packed product ``out = a @ wᵀ`` (float32, compiled), in LLVM IR.
 
-Layout (:func:`bptt.functional.fast._gemm.pack`): w (N, K) as panels (N/16, K, 16):
+Layout (:func:`bptt.functional.fast._gemm.pack`): w (N, K) as panels (⌈N/16⌉, K, 16):
 panel p holds columns 16p .. 16p+15 of wᵀ, one row of 16 per k, so a tile reads
 each panel front to back. A tile multiplies up to 6 rows of ``a`` by a panel,
 keeping the 6 × 16 block of ``out`` in twelve 8-wide vector registers (the classic
@@ -18,12 +18,14 @@ lstm-b forward 132 against 84, lstm-c forward 92 against 36.
 
 Whatever the tile, each element of ``out`` is one chain of FMAs over k in order,
 so every tile shape gives the same bits. Shapes: a (M, K), rows contiguous (any
-row stride); panels (N/16, K, 16); out (M, N) C-contiguous.
+row stride); panels (⌈N/16⌉, K, 16); out (M, N) C-contiguous.
 """
 
 from __future__ import annotations
 
 import functools
+
+import numpy as np
 
 from bptt.functional.fast._jit import numba
 
@@ -193,8 +195,16 @@ if numba is not None:
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _block_rows(a, panels, out, r_start, r_end, wide):
-        """out[r_start:r_end] over every panel (:func:`_block_panels`)."""
-        _block_panels(a, panels, out, r_start, r_end, wide, 0, panels.shape[0])
+        """out[r_start:r_end] over every panel (:func:`_block_panels`). Where out's N is not
+        a multiple of 16, the last panel (zero-padded by ``pack``) goes to a scratch block
+        of 16 columns, since a tile stores whole panels, and its first N % 16 are copied."""
+        full = out.shape[1] // PANEL
+        _block_panels(a, panels, out, r_start, r_end, wide, 0, full)
+        if full < panels.shape[0]:
+            n, c0 = r_end - r_start, PANEL * full
+            edge = np.empty((n, PANEL), dtype=out.dtype)  # (rows, 16)
+            _block_panels(a[r_start:r_end], panels[full:], edge, 0, n, wide, 0, 1)
+            out[r_start:r_end, c0:] = edge[:, : out.shape[1] - c0]
 
     @numba.njit(cache=True, boundscheck=False, nogil=True)
     def _block_panels(a, panels, out, r_start, r_end, wide, p0, p1):

@@ -173,10 +173,13 @@ if numba is not None:
 
 def team_projects(recurrent: _gemm.StepProduct, x: np.ndarray, columns: int) -> bool:
     """Whether the forward loop makes the input projection x (T*B, D) @ (D, columns)
-    itself: a team route, and a projection the packed kernel can make (float32, columns
-    a multiple of 16, four rows or more unless the CPU has AVX-512)."""
-    return recurrent.team and (
-        _gemm.usable(x.dtype, columns, x.shape[0]) or _gemm.thin_usable(x.dtype, columns, 1)
+    itself: a team route, and a projection the packed kernel can make (float32, four
+    rows or more unless the CPU has AVX-512; columns a multiple of 16, as the team's
+    parts are whole panels)."""
+    return (
+        recurrent.team
+        and columns % _gemm.PANEL == 0
+        and (_gemm.usable(x.dtype, columns, x.shape[0]) or _gemm.thin_usable(x.dtype, columns, 1))
     )
 
 
