@@ -95,7 +95,6 @@ def test_rows_split_over_threads_equal_one_thread_with_a_padded_panel(N) -> None
     """The packed product with its rows split over two threads (route packed_mt) gives
     one thread's bits, the last panel's columns too, over several row blocks; a padded
     panel's zero columns never reach out, which is exactly its N columns wide."""
-
     rng = np.random.default_rng(N)
     a = rng.standard_normal((130, 29)).astype(np.float32)  # (M, K), three row blocks
     w = rng.standard_normal((N, 29)).astype(np.float32)  # (N, K)
