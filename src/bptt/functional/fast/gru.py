@@ -17,6 +17,7 @@ from bptt.functional.fast._workspace import (
     outputs_from,
     scratch,
     swap_copy,
+    time_major,
 )
 
 
@@ -60,7 +61,7 @@ def gru_backward(d_outputs, d_final_state, cache, state_grads=None):
     T, B, D = x_tm.shape
     H = weight_hh.shape[1]
 
-    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
+    d_out_tm = time_major(cache["workspace"], "d_out", d_outputs)  # (T, B, H); padding skipped
     real = cache["real"]  # (T, B)
     g_rec = np.zeros((B, H), dtype=h.dtype)  # (B, H) W_h^T ∂E/∂c_{t+1}
     if d_final_state is not None and d_final_state[0] is not None:

@@ -17,7 +17,13 @@ from bptt.functional.fast._time_loops import (
     lstm_forward_steps,
     team_projects,
 )
-from bptt.functional.fast._workspace import cell_cache, outputs_from, scratch, swap_copy
+from bptt.functional.fast._workspace import (
+    cell_cache,
+    outputs_from,
+    scratch,
+    swap_copy,
+    time_major,
+)
 
 
 def lstm_forward(x, state, weight_ih, weight_hh, bias_ih, bias_hh, mask, workspace):
@@ -82,7 +88,7 @@ def lstm_backward(d_outputs, d_final_state, cache, state_grads=None):
     if d_outputs.shape != (B, T, H):
         raise BpttError(f"d_outputs must be (B, T, H) = {(B, T, H)}, got {d_outputs.shape}")
 
-    d_out_tm = d_outputs.transpose(1, 0, 2)  # (T, B, H) a view; padded steps are skipped
+    d_out_tm = time_major(cache["workspace"], "d_out", d_outputs)  # (T, B, H); padding skipped
     real = cache["real"]  # (T, B)
     dh_rec = np.zeros((B, H), dtype=h.dtype)  # (B, H) weight_hh^T ∂E/∂z_{t+1}
     carry = np.zeros((B, H), dtype=h.dtype)  # (B, H) ∂E/∂h_t passed through padding
