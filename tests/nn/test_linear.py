@@ -216,6 +216,26 @@ def test_functional_embedding_scatter_adds():
     np.testing.assert_array_equal(grads["weight"], [[1, 1], [0, 0], [2, 2]])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("jit", [True, False])
+def test_embedding_scatter_is_np_add_at_bit_for_bit(dtype, jit, monkeypatch):
+    """The backward's scatter (compiled, or np.add.at without numba) adds each looked-up
+    row's gradient to its table row in order: np.add.at's sums, bit for bit, for many
+    repeats of few rows, int32 indices and a strided gradient."""
+    from bptt.functional.fast import _scatter
+
+    monkeypatch.setattr(_scatter, "JIT", jit and _scatter.JIT)
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, 7, size=(40, 30)).astype(np.int32)  # (B, T) about 170 repeats a row
+    d_y = rng.standard_normal((40, 30, 2 * E)).astype(dtype)[:, :, ::2]  # (B, T, E) strided
+    _, cache = embedding_forward(idx, np.zeros((7, E), dtype))
+    want = np.zeros((7, E), dtype)  # (V, E)
+    np.add.at(want, idx.reshape(-1), d_y.reshape(-1, E))
+    got = embedding_backward(d_y, cache)["weight"]
+    assert got.dtype == dtype
+    np.testing.assert_array_equal(got, want)
+
+
 def test_one_hot():
     out = one_hot(np.array([[0, 2], [1, 1]]), 3)  # (B, T, V)
     assert out.dtype == np.float32 and out.shape == (2, 2, 3)

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from bptt.functional.fast._gemm import weight_grad
+from bptt.functional.fast._scatter import add_rows
 
 
 def linear_forward(
@@ -98,8 +99,9 @@ def embedding_forward(indices: np.ndarray, weight: np.ndarray) -> tuple[np.ndarr
 def embedding_backward(d_y: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
     """Scatter-add ∂E/∂y back into the rows that were looked up.
 
-    A row used several times receives the sum of its gradients (``np.add.at``
-    accumulates repeated indices; plain ``+=`` would keep only one).
+    A row used several times receives the sum of its gradients, added in order
+    (:func:`bptt.functional.fast._scatter.add_rows`, as ``np.add.at`` does; plain
+    ``+=`` would keep only one).
 
     Args:
         d_y: ∂E/∂y (..., E_dim).
@@ -110,7 +112,7 @@ def embedding_backward(d_y: np.ndarray, cache: dict) -> dict[str, np.ndarray]:
     """
     E_dim = d_y.shape[-1]
     d_weight = np.zeros((cache["num_embeddings"], E_dim), dtype=d_y.dtype)  # (V, E_dim)
-    np.add.at(d_weight, cache["indices"].reshape(-1), d_y.reshape(-1, E_dim))
+    add_rows(d_weight, cache["indices"].reshape(-1), d_y.reshape(-1, E_dim))
     return {"weight": d_weight}
 
 
