@@ -537,6 +537,38 @@ def test_with_numba_or_bptt_no_jit_nothing_is_said(monkeypatch, capsys) -> None:
     assert "bptt[fast]" not in capsys.readouterr().err
 
 
+@compiled
+@pytest.mark.parametrize("module", ["bptt.functional.fast.probe_for_test", "elsewhere"])
+@pytest.mark.parametrize("tty", [True, False])
+def test_the_first_kernel_compiled_says_so_once_to_a_terminal(monkeypatch, module, tty) -> None:
+    """A kernel numba compiles (not one it loads from its cache) in a bptt module: one
+    line to a terminal's stderr, the first time only; nothing for another package's
+    kernels, nothing to a log or a captured stream. Two fresh functions are compiled
+    through numba's own event, so the listener's wiring is checked too."""
+    import io
+
+    import numba
+
+    from bptt.functional.fast import _jit
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return tty
+
+    err = Terminal()
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setattr(_jit, "_compiling_told", False)
+    for n in (1, 2):
+
+        def kernel(x):
+            return x + 1
+
+        kernel.__module__ = module  # as if defined there
+        assert numba.njit(kernel)(n) == n + 1  # compiled here: a new function, no cache
+    said = err.getvalue().count("bptt: compiling its kernels for this CPU, once")
+    assert said == (1 if tty and module.startswith("bptt.") else 0), err.getvalue()
+
+
 CELL_FUNCTIONS = {  # cell: forward, backward, gates G, state arrays
     "lstm": (lstm_forward, lstm_backward, 4, 2),
     "gru": (gru_forward, gru_backward, 3, 1),
