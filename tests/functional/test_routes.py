@@ -576,6 +576,32 @@ CELL_FUNCTIONS = {  # cell: forward, backward, gates G, state arrays
 }
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("H", [16, 10])  # G*H a multiple of 16, or a padded panel
+def test_float64_inputs_with_float32_weights_run_as_the_reference_runs_them(cell, H) -> None:
+    """The cell functions take mixed dtypes as NumPy promotes them: float64 inputs with
+    float32 weights compute in float64, each weight's gradient in its weight's dtype.
+    The fast route (whose packed kernel is float32 only, and failed to compile for
+    float64 rows) must give the reference's dtypes and numbers."""
+    forward, backward, G, arity = CELL_FUNCTIONS[cell]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 12, 7))  # (B, T, D) float64
+    w_ih = rng.standard_normal((G * H, 7)).astype(np.float32)  # (G*H, D)
+    w_hh = (0.3 * rng.standard_normal((G * H, H))).astype(np.float32)  # (G*H, H)
+    b_ih = (0.1 * rng.standard_normal(G * H)).astype(np.float32)  # (G*H,)
+    state = tuple(np.zeros((5, H), np.float32) for _ in range(arity))  # (B, H) each
+    results = []
+    for reference in (False, True):
+        with forced(reference):
+            out, final, cache = forward(x, state, w_ih, w_hh, b_ih, None)
+            d_x, d_state, grads = backward(np.ones_like(out), None, cache)
+        results.append([out, *final, d_x, *d_state, *grads.values()])
+    for k, (fast, ref) in enumerate(zip(*results, strict=True)):
+        assert fast.dtype == ref.dtype, f"result {k}: {fast.dtype} against {ref.dtype}"
+        tol = 1e-12 if fast.dtype == np.float64 else 1e-5
+        np.testing.assert_allclose(fast, ref, rtol=0, atol=tol * max(1, np.abs(ref).max()))
+
+
 @compiled
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("route, threads", [("packed", 1), ("packed_mt", 2), ("blas", 1)])

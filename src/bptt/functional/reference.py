@@ -106,6 +106,19 @@ def check_cell(
         raise BpttError(f"{cell} mask must be (B, T) = {(B, T)}, got {np.shape(mask)}")
 
 
+def _one_dtype(x, state, weights) -> tuple:
+    """x, the state and the weights in the dtype NumPy's promotion gives them together, as
+    the loop below computes: float64 inputs with float32 weights run in float64. The fast
+    route's compiled kernels take one dtype (its float32 packed kernel refused float64
+    rows). Arrays already in that dtype are passed as they are."""
+    arrays = (x, *state, *(w for w in weights if w is not None))
+    dtype = np.result_type(*arrays)
+    if all(np.asarray(a).dtype == dtype for a in arrays):
+        return x, state, weights
+    cast = lambda a: None if a is None else np.asarray(a, dtype=dtype)  # noqa: E731
+    return cast(x), tuple(cast(s) for s in state), tuple(cast(w) for w in weights)
+
+
 def as_weights(weight_ih, weight_hh, bias_ih=None, bias_hh=None) -> dict:
     """The ``weights`` dict a step function takes; a bias may be None (absent)."""
     return {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih, "bias_hh": bias_hh}
@@ -159,7 +172,11 @@ class Route:
         """
         check_cell(self.cell, self.gates, x, state, *weights, mask, self.names)
         if not reference_on():
-            return self.fast_forward(x, state, *weights, mask, workspace=workspace, **step_kwargs)
+            kinds = tuple(None if w is None else w.dtype for w in weights)
+            x, state, weights = _one_dtype(x, state, weights)
+            out = self.fast_forward(x, state, *weights, mask, workspace=workspace, **step_kwargs)
+            out[2]["weight_dtypes"] = kinds  # each gradient in its weight's dtype, as below
+            return out
         loop_weights = as_weights(*weights)
         step, kept = self.step_forward, self.stacked
         return forward_loop(
@@ -182,7 +199,12 @@ class Route:
         {"weight_ih", "weight_hh", "bias_ih", "bias_hh"} (each bias only if used).
         """
         if not cache.get("reference"):
-            return self.fast_backward(d_outputs, d_final_state, cache, state_grads)
+            d_x, d_state, grads = self.fast_backward(d_outputs, d_final_state, cache, state_grads)
+            names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            for name, kind in zip(names, cache.get("weight_dtypes", ()), strict=False):
+                if name in grads and grads[name].dtype != kind:
+                    grads[name] = grads[name].astype(kind)
+            return d_x, d_state, grads
         step, d_final = self.step_backward, d_final_state
         return backward_loop(step, d_outputs, d_final, cache, self.state, state_grads, self.total)
 
