@@ -602,6 +602,24 @@ def test_float64_inputs_with_float32_weights_run_as_the_reference_runs_them(cell
         np.testing.assert_allclose(fast, ref, rtol=0, atol=tol * max(1, np.abs(ref).max()))
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_a_state_given_as_lists_runs_on_the_fast_route(cell) -> None:
+    """The checks take a state of nested lists; the fast route (the default) makes it an
+    array of the inputs' and weights' dtype, float32 here: the outputs of that array."""
+    forward, _, G, arity = CELL_FUNCTIONS[cell]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 5, 3)).astype(np.float32)  # (B, T, D)
+    w_ih = rng.standard_normal((G * 4, 3)).astype(np.float32)  # (G*H, D)
+    w_hh = (0.3 * rng.standard_normal((G * 4, 4))).astype(np.float32)  # (G*H, H)
+    state = tuple([[0.1] * 4] * 2 for _ in range(arity))  # (B, H) lists
+    arrays = tuple(np.asarray(s, dtype=np.float32) for s in state)  # (B, H) each
+    with forced(False):
+        got = forward(x, state, w_ih, w_hh, None, None)[0]
+        want = forward(x, arrays, w_ih, w_hh, None, None)[0]
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+
+
 @compiled
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("route, threads", [("packed", 1), ("packed_mt", 2), ("blas", 1)])

@@ -110,10 +110,11 @@ def _one_dtype(x, state, weights) -> tuple:
     """x, the state and the weights in the dtype NumPy's promotion gives them together, as
     the loop below computes: float64 inputs with float32 weights run in float64. The fast
     route's compiled kernels take one dtype (its float32 packed kernel refused float64
-    rows). Arrays already in that dtype are passed as they are."""
-    arrays = (x, *state, *(w for w in weights if w is not None))
+    rows). Only arrays decide it: a state given as nested lists (which the checks take)
+    is made an array of that dtype. Arrays already in it are passed as they are."""
+    arrays = [a for a in (x, *state, *weights) if isinstance(a, np.ndarray)]
     dtype = np.result_type(*arrays)
-    if all(np.asarray(a).dtype == dtype for a in arrays):
+    if len(arrays) == 3 + len(state) and all(a.dtype == dtype for a in arrays):
         return x, state, weights
     cast = lambda a: None if a is None else np.asarray(a, dtype=dtype)  # noqa: E731
     return cast(x), tuple(cast(s) for s in state), tuple(cast(w) for w in weights)
